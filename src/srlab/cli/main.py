@@ -1,0 +1,57 @@
+"""Entry point of the ``srlab`` command.
+
+User mistakes (:class:`~srlab.errors.SrlabError`, a bad flag, a path the file system refuses) print one
+line, ``srlab: error: ...``, and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from srlab import __version__
+from srlab.cli import demo, eval as eval_cmd, models, train, upscale
+from srlab.errors import SrlabError
+
+COMMANDS = {"train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Flag mistakes (unknown flag, bad value, missing argument) in the same one-line form as the rest."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature (NoReturn)
+        message = " ".join(message.split())
+        print(f"srlab: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Sub-parsers inherit the class, so every subcommand reports flag errors in one line too.
+    parser = _Parser(prog="srlab", description="Efficient single-image super-resolution.")
+    parser.add_argument("--version", action="version", version=f"srlab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except SrlabError as e:
+        print(f"srlab: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system refused (permissions, disk full, a file where a folder goes)
+        print(f"srlab: error: {' '.join(str(e).split())} (check the path and its permissions)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("srlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""``srlab train``: train a model on a folder of HR images (or a DIV2K / benchmark layout).
+
+Settings come, in increasing precedence, from the defaults in ``TrainConfig``, the run directory's
+saved config (with ``--resume``), ``--config FILE.yaml``, the flags below, and ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srlab.cli.common import flag
+from srlab.errors import SrlabError
+from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
+from srlab.train.trainer import load_run_config, train
+
+HELP = "train a model (Adam + L1, validation PSNR/SSIM, checkpoints, resume)"
+
+# flag -> config key; flags left out keep the config's value.
+_FLAG_KEYS = {
+    "train_dir": "data.train_dir", "val_dir": "data.val_dir", "scale": "scale", "epochs": "epochs",
+    "batch_size": "data.batch_size", "patch_size": "data.patch_size", "model": "model.name", "lr": "optim.lr",
+    "out": "out", "device": "device", "seed": "seed",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "train_dir", metavar="DIR", help="training HR images (folder, DIV2K or benchmark layout)")
+    flag(parser, "val_dir", metavar="DIR", help="validation images")
+    flag(parser, "scale", type=int, metavar="S", help="upscaling factor (default 2)")
+    flag(parser, "epochs", type=int, metavar="N", help="epochs to train in all (default 100)")
+    flag(parser, "batch_size", type=int, metavar="B", help="patches per batch (default 16)")
+    flag(parser, "patch_size", type=int, metavar="P", help="HR patch side, divisible by the scale (default 128)")
+    flag(parser, "model", metavar="NAME", help="model to train (default rdsr)")
+    flag(parser, "lr", type=float, metavar="LR", help="Adam learning rate (default 5e-4)")
+    flag(parser, "out", metavar="RUN_DIR", help="run directory (default runs/<model>_x<scale>)")
+    flag(parser, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    flag(parser, "device", choices=["auto", "cpu", "cuda"], help="default auto")
+    flag(parser, "seed", type=int, help="random seed (default 0)")
+    flag(parser, "config", metavar="FILE.yaml", help="YAML file of config overrides")
+    flag(parser, "set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. optim.lr=1e-3")
+    flag(parser, "quiet", action="store_true", help="no progress bar or log echo")
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig()
+    if args.resume:
+        if args.out is None:
+            raise SrlabError("--resume needs --out RUN_DIR: the run directory to continue")
+        apply_overrides(config, load_run_config(Path(args.out)))
+    if args.config:
+        apply_overrides(config, load_yaml(args.config))
+    for name, key in _FLAG_KEYS.items():
+        value = getattr(args, name)
+        if value is not None:
+            apply_overrides(config, _nest(key, value))
+    apply_overrides(config, parse_set(args.set))
+    if args.out is None and not args.resume and not _out_given(args):
+        config.out = f"runs/{config.model.name}_x{config.scale}"
+    return config
+
+
+def _out_given(args: argparse.Namespace) -> bool:
+    return any(item.split("=", 1)[0].strip() == "out" for item in args.set) or bool(
+        args.config and "out" in load_yaml(args.config)
+    )
+
+
+def _nest(key: str, value) -> dict:
+    node: dict = {}
+    parts = key.split(".")
+    cursor = node
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return node
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    print(
+        f"done: {result.epochs} epochs, {result.iterations} iterations; "
+        f"last val PSNR {result.last_psnr:.2f} dB / SSIM {result.last_ssim:.4f}; "
+        f"best {result.best_psnr:.2f} dB (epoch {result.best_epoch}); weights in {result.run_dir}"
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""Images, degradations and datasets."""

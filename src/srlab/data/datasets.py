@@ -1,0 +1,175 @@
+"""Folder datasets in the three layouts SR users have, and the training patch sampler.
+
+Layouts (``discover_pairs`` tells them apart):
+
+- benchmark (EDSR convention): ``Set5/HR/*.png`` + ``Set5/LR_bicubic/X2/<name>x2.png`` (or ``<name>.png``);
+- DIV2K: ``DIV2K_train_HR/0001.png`` + ``DIV2K_train_LR_bicubic/X2/0001x2.png`` (point at the ``_HR``
+  folder or at the folder holding it);
+- HR only: a folder of images; the LR images are made with the degradation ``D`` (MATLAB bicubic).
+
+HR images are cropped to a multiple of the scale (top-left anchored, MATLAB's ``modcrop``), as papers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from srlab.data.io import IMAGE_EXTENSIONS, list_images, read_rgb
+from srlab.data.resize import bicubic_downscale
+from srlab.errors import SrlabError
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    name: str
+    hr: Path
+    # None: the LR image is made from the HR image with the degradation D.
+    lr: Path | None
+
+
+@dataclass(frozen=True)
+class PairedFolder:
+    name: str
+    layout: str  # "benchmark", "div2k" or "hr_only"
+    pairs: tuple[ImagePair, ...]
+
+
+def discover_pairs(root: str | Path, scale: int) -> PairedFolder:
+    root = Path(root)
+    if not root.exists():
+        raise SrlabError(f"data folder '{root}' does not exist: check the path")
+    if not root.is_dir():
+        raise SrlabError(f"'{root}' is not a folder: pass a folder of images")
+    if (root / "HR").is_dir():
+        return _with_lr_folder(root.name, "benchmark", root / "HR", root / "LR_bicubic" / f"X{scale}", scale)
+    if root.name.endswith("_HR"):
+        lr_root = root.parent / f"{root.name[:-3]}_LR_bicubic" / f"X{scale}"
+        return _with_lr_folder(root.name[:-3], "div2k", root, lr_root, scale)
+    hr_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.endswith("_HR"))
+    if len(hr_dirs) == 1:
+        return discover_pairs(hr_dirs[0], scale)
+    if len(hr_dirs) > 1:
+        raise SrlabError(
+            f"'{root}' holds several HR folders ({', '.join(p.name for p in hr_dirs)}): pass one of them"
+        )
+    hr_images = list_images(root)
+    return PairedFolder(root.name, "hr_only", tuple(ImagePair(p.stem, p, None) for p in hr_images))
+
+
+def _with_lr_folder(name: str, layout: str, hr_dir: Path, lr_dir: Path, scale: int) -> PairedFolder:
+    hr_images = list_images(hr_dir)
+    if not lr_dir.is_dir():
+        return PairedFolder(name, "hr_only", tuple(ImagePair(p.stem, p, None) for p in hr_images))
+    lr_by_stem = {p.stem: p for p in lr_dir.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS}
+    pairs = []
+    for hr in hr_images:
+        lr = lr_by_stem.get(f"{hr.stem}x{scale}") or lr_by_stem.get(hr.stem)
+        if lr is None:
+            raise SrlabError(
+                f"no LR image for '{hr}' in '{lr_dir}' (expected {hr.stem}x{scale}.png or {hr.stem}.png): "
+                "add it, or remove the LR folder to make LR images with bicubic downscaling"
+            )
+        pairs.append(ImagePair(hr.stem, hr, lr))
+    return PairedFolder(name, layout, tuple(pairs))
+
+
+def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    return image[..., : height - height % scale, : width - width % scale]
+
+
+def load_pair(pair: ImagePair, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR, HR) as float (3,H,W) in [0, 1]; HR modcropped, LR read or made with D (MATLAB, 8-bit)."""
+    hr = modcrop(read_rgb(pair.hr), scale)
+    if pair.lr is None:
+        return bicubic_downscale(hr, scale, quantize=True), hr
+    lr = read_rgb(pair.lr)
+    expected = (hr.shape[-2] // scale, hr.shape[-1] // scale)
+    if tuple(lr.shape[-2:]) != expected:
+        raise SrlabError(
+            f"LR image '{pair.lr}' is {lr.shape[-1]}x{lr.shape[-2]} but its HR image '{pair.hr}' "
+            f"needs {expected[1]}x{expected[0]} at x{scale}: check the scale or the files"
+        )
+    return lr, hr
+
+
+def _to_uint8(image: torch.Tensor) -> torch.Tensor:
+    return image.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class PatchDataset(Dataset):
+    """Random aligned LR/HR patches with flips and 90-degree rotations.
+
+    Images are decoded (and LR images made) once, at construction, and held as uint8. An item's
+    randomness comes from its index alone (see :class:`EpochSampler`), so a run is reproducible
+    whatever the number of loader workers and however often it is interrupted and resumed.
+    """
+
+    def __init__(
+        self, pairs: tuple[ImagePair, ...], *, scale: int, patch_size: int, repeat: int = 1, seed: int = 0,
+        augment: bool = True,
+    ) -> None:
+        if patch_size % scale != 0:
+            raise SrlabError(
+                f"--patch_size {patch_size} is not divisible by the scale {scale}: "
+                f"use a multiple of {scale}, e.g. {max(scale, patch_size // scale * scale)}"
+            )
+        if not pairs:
+            raise SrlabError("the training folder has no images")
+        self.scale, self.patch_size, self.repeat, self.seed, self.augment = scale, patch_size, repeat, seed, augment
+        self.images: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for pair in pairs:
+            lr, hr = load_pair(pair, scale)
+            if min(hr.shape[-2:]) < patch_size:
+                raise SrlabError(
+                    f"training image '{pair.hr}' ({hr.shape[-1]}x{hr.shape[-2]}) is smaller than "
+                    f"--patch_size {patch_size}: lower the patch size or remove the image"
+                )
+            self.images.append((_to_uint8(lr), _to_uint8(hr)))
+
+    def __len__(self) -> int:
+        return len(self.images) * self.repeat
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lr, hr = self.images[index % len(self.images)]
+        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        lr_patch = self.patch_size // self.scale
+        top = int(torch.randint(0, lr.shape[-2] - lr_patch + 1, (1,), generator=rng))
+        left = int(torch.randint(0, lr.shape[-1] - lr_patch + 1, (1,), generator=rng))
+        lr = lr[:, top:top + lr_patch, left:left + lr_patch]
+        s = self.scale
+        hr = hr[:, top * s:(top + lr_patch) * s, left * s:(left + lr_patch) * s]
+        if self.augment:
+            hflip, vflip, transpose = torch.rand(3, generator=rng) < 0.5
+            if hflip:
+                lr, hr = lr.flip(-1), hr.flip(-1)
+            if vflip:
+                lr, hr = lr.flip(-2), hr.flip(-2)
+            if transpose:  # with the flips, this gives all eight 90-degree rotations and reflections
+                lr, hr = lr.transpose(-1, -2), hr.transpose(-1, -2)
+        return lr.float().div_(255), hr.float().div_(255)
+
+
+class EpochSampler(Sampler[int]):
+    """A fresh permutation per epoch, seeded by (seed, epoch); indices are offset by the epoch so that
+    every item of every epoch draws different crops, reproducibly."""
+
+    def __init__(self, length: int, *, seed: int) -> None:
+        self.length, self.seed, self.epoch, self.start = length, seed, 0, 0
+
+    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
+        """Select the epoch; ``start`` skips its first samples (resuming in the middle of an epoch)."""
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return self.length - self.start
+
+    def __iter__(self):
+        rng = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        order = torch.randperm(self.length, generator=rng)[self.start:]
+        offset = self.epoch * self.length
+        return iter((offset + order).tolist())

@@ -1,0 +1,9 @@
+"""The one exception type for user mistakes.
+
+The CLI prints ``srlab: error: <message>`` for it and exits with status 2, without a traceback.
+A message names the thing that is wrong (a file, a flag, a model) and says how to fix it.
+"""
+
+
+class SrlabError(Exception):
+    """A user-facing error: bad input, a missing file, an incompatible checkpoint."""

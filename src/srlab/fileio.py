@@ -1,0 +1,106 @@
+"""Atomic file writing: after a write, a file holds either its old content or the complete new one.
+
+A writer fills a temporary file in the target's own folder (so the final ``os.replace`` is a
+rename within one filesystem, which is atomic), the data is fsynced, and only then is the
+temporary file moved over the target. A crash or an exception leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from srlab.errors import SrlabError
+
+__all__ = ["atomic_path", "atomic_write_bytes", "check_not_overwriting"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it over ``path`` when the block succeeds.
+
+    The temporary file exists (empty) when the block starts. It keeps ``path``'s extension, so
+    writers that pick a format from the file name still work. If the block raises, the temporary
+    file is deleted and ``path`` is left untouched.
+    """
+    target = Path(path)
+    tmp = _create_temp_file(target)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+    except BaseException:  # also KeyboardInterrupt: never leave the temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def check_not_overwriting(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise SrlabError if ``output`` is the same file as one of ``inputs``.
+
+    Paths are compared after resolving symlinks and ``..``; when both files exist they are also
+    compared by inode, which catches hard links and case-insensitive filesystems.
+    """
+    out = Path(output)
+    out_resolved = out.resolve()
+    for inp in map(Path, inputs):
+        same = inp.resolve() == out_resolved
+        if not same and out.exists() and inp.exists():
+            same = os.path.samefile(out, inp)
+        if same:
+            raise SrlabError(
+                f"refusing to overwrite input file '{inp}' with output '{out}' "
+                "(choose a different output path or folder)"
+            )
+
+
+def _create_temp_file(target: Path) -> Path:
+    # A leading dot hides the file from folder listings (list_images skips hidden files), so a
+    # half-written image is never picked up by another process. os.open with mode 0o666 lets the
+    # umask apply, so the final file gets the same permissions as a normally created one
+    # (tempfile.mkstemp would force 0o600).
+    stem = target.stem[:64]  # keep the name under filesystem limits for very long names
+    for _ in range(100):
+        tmp = target.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{target.suffix}")
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file next to {target}")
+
+
+def _fsync_file(path: Path) -> None:
+    # Without fsync, a power cut after the rename can leave an empty or partial file on disk.
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable. Best effort: Windows and some filesystems refuse to
+    # open or fsync a directory, and the data is already safely in place by now.
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

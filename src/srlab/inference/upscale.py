@@ -1,0 +1,100 @@
+"""Generic super-resolution of a tensor by any registered model.
+
+Every model declares its size requirement (``ModelInfo.size_multiple``) and how far it looks
+(``ModelInfo.receptive_radius``); this module pads the LR input to the required multiple, optionally
+splits it into tiles that overlap by at least the receptive radius, and crops the result. Tiles start
+on multiples of the size multiple and only their overlap-free cores are kept, so the tiled result
+equals the untiled one while memory stays bounded by the tile size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.errors import SrlabError
+from srlab.models.registry import spec_of
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SrlabError("--device cuda was asked for but no CUDA GPU is available: use --device cpu or auto")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise SrlabError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    height, width = x.shape[-2:]
+    pad_h, pad_w = _round_up(height, multiple) - height, _round_up(width, multiple) - width
+    if pad_h == 0 and pad_w == 0:
+        return x
+    # Reflection keeps image statistics at the border; it needs the pad to be smaller than the side.
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+@torch.inference_mode()
+def upscale_tensor(
+    model: nn.Module,
+    lr: torch.Tensor,
+    *,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+) -> torch.Tensor:
+    """Super-resolve ``lr`` ((C,H,W) or (N,C,H,W), RGB in [0, 1]) with ``model``; returns the same rank.
+
+    ``tile`` is the side of the part of each tile that is kept, in LR pixels; ``tile_overlap`` the
+    context added on every side (default: the model's receptive radius). The output is not clamped.
+    """
+    spec = spec_of(model)
+    info, scale = spec.info, spec.scale
+    single = lr.dim() == 3
+    x = lr.unsqueeze(0) if single else lr
+    if x.dim() != 4:
+        raise SrlabError(f"expected an image tensor (C,H,W) or (N,C,H,W), got shape {tuple(lr.shape)}")
+    param = next(model.parameters(), None)
+    if param is not None:
+        x = x.to(device=param.device, dtype=param.dtype)
+    height, width = x.shape[-2:]
+    multiple = max(1, info.size_multiple)
+    padded = _pad_to_multiple(x, multiple)
+
+    if tile is None or tile >= max(padded.shape[-2:]):
+        out = model(padded)
+    else:
+        if tile <= 0:
+            raise SrlabError(f"--tile must be positive, got {tile}")
+        overlap = info.receptive_radius if tile_overlap is None else tile_overlap
+        if overlap < 0:
+            raise SrlabError(f"--tile_overlap must be >= 0, got {overlap}")
+        out = _tiled(model, padded, scale, _round_up(tile, multiple), _round_up(overlap, multiple))
+    out = out[..., : height * scale, : width * scale]
+    return out[0] if single else out
+
+
+def _tiled(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
+    batch, _, height, width = x.shape
+    out: torch.Tensor | None = None
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            y0, x0 = max(0, top - overlap), max(0, left - overlap)
+            y1, x1 = min(height, top + tile + overlap), min(width, left + tile + overlap)
+            result = model(x[..., y0:y1, x0:x1])
+            if out is None:
+                out = result.new_empty(batch, result.shape[1], height * scale, width * scale)
+            core_h, core_w = min(tile, height - top), min(tile, width - left)
+            oy, ox = (top - y0) * scale, (left - x0) * scale
+            out[..., top * scale:(top + core_h) * scale, left * scale:(left + core_w) * scale] = (
+                result[..., oy:oy + core_h * scale, ox:ox + core_w * scale]
+            )
+    assert out is not None
+    return out

@@ -1,0 +1,70 @@
+"""Attention layers: channel attention (RCAN's CALayer) and enhanced spatial attention (ESA).
+
+ChannelAttention: Zhang et al., "Image Super-Resolution Using Very Deep Residual Channel Attention
+Networks" (RCAN), ECCV 2018. ESA: Liu et al., "Residual Feature Aggregation Network for Image
+Super-Resolution" (RFANet), CVPR 2020, as used by RFDN and RLFN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation over channels: global average pool, bottleneck MLP, sigmoid gate."""
+
+    def __init__(self, channels: int, *, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.squeeze = nn.Conv2d(channels, hidden, 1)
+        self.excite = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.excite(F.relu(self.squeeze(self.pool(x)))))
+        return x * gate
+
+
+class ESA(nn.Module):
+    """Enhanced spatial attention: a cheap large-receptive-field mask computed at 1/6 resolution.
+
+    The mask branch reduces channels (1x1), downsamples by 2 (strided 3x3 conv) and by 3 (7x7 max
+    pool), applies a 3x3 conv group, and is upsampled back to the input size.
+
+    ``grid_aligned=True`` pads the strided conv and the pool so that an input whose height and width
+    are multiples of 6 maps onto an exact 6x coarser grid, and upsamples by exactly 6. Then the mask
+    of a crop whose origin is a multiple of 6 equals the same region of the whole image's mask away
+    from the crop's edges, which is what lets tiled inference reproduce untiled inference. RFANet's
+    original (``grid_aligned=False``) uses unpadded layers and upsamples to the input size.
+    """
+
+    def __init__(self, channels: int, *, reduction: int = 4, grid_aligned: bool = False) -> None:
+        super().__init__()
+        hidden = channels // reduction
+        self.grid_aligned = grid_aligned
+        self.conv1 = nn.Conv2d(channels, hidden, 1)
+        self.conv_f = nn.Conv2d(hidden, hidden, 1)
+        self.conv_max = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, hidden, 3, stride=2, padding=1 if grid_aligned else 0)
+        self.conv3 = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.conv3_ = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.conv4 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reduced = self.conv1(x)
+        coarse = self.conv2(reduced)
+        if self.grid_aligned:
+            coarse = F.max_pool2d(coarse, kernel_size=7, stride=3, padding=3)
+        else:
+            coarse = F.max_pool2d(coarse, kernel_size=7, stride=3)
+        coarse = F.relu(self.conv_max(coarse))
+        coarse = F.relu(self.conv3(coarse))
+        coarse = self.conv3_(coarse)
+        if self.grid_aligned and x.shape[-2] % 6 == 0 and x.shape[-1] % 6 == 0:
+            coarse = F.interpolate(coarse, scale_factor=6, mode="bilinear", align_corners=False)
+        else:
+            coarse = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        mask = torch.sigmoid(self.conv4(coarse + self.conv_f(reduced)))
+        return x * mask

@@ -1,0 +1,165 @@
+"""The evaluation protocol: the one definition of "PSNR/SSIM" that every srlab evaluation uses.
+
+The paper protocol (``PAPER_PROTOCOL``) is the one of the SR literature, as RCAN's MATLAB script
+``Evaluate_PSNR_SSIM.m`` computes it:
+
+1. the SR output is rounded to 8-bit levels (what saving it as a PNG would do);
+2. both images go to the Y channel of BT.601 YCbCr (MATLAB ``rgb2ycbcr`` on doubles), scaled by 255
+   and kept as floats (Y is *not* rounded);
+3. ``scale`` pixels are shaved from each side;
+4. PSNR with peak 255, and Wang's SSIM (11x11 Gaussian, sigma 1.5, K = (0.01, 0.03), L = 255,
+   'valid' filtering, no downsampling);
+5. per-image values are averaged over the set (:class:`ScoreAccumulator`).
+
+All arithmetic runs in float64 on the inputs' device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from srlab.errors import SrlabError
+from srlab.metrics.color import rgb_to_y
+from srlab.metrics.psnr import psnr
+from srlab.metrics.ssim import ssim
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How an SR output is scored against its ground truth.
+
+    Attributes:
+        crop_border: pixels shaved from each side; ``None`` means "the scale factor".
+        channel: ``"y"`` (BT.601 luma, the paper protocol) or ``"rgb"`` (all three channels).
+        round_output: round the SR output to 8-bit levels first, as saving it to PNG would.
+        window_size, sigma, k1, k2: SSIM's Gaussian window and stabilising constants.
+    """
+
+    crop_border: int | None = None
+    channel: Literal["y", "rgb"] = "y"
+    round_output: bool = True
+    window_size: int = 11
+    sigma: float = 1.5
+    k1: float = 0.01
+    k2: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.channel not in ("y", "rgb"):
+            raise SrlabError(f"EvalProtocol.channel must be 'y' or 'rgb', got {self.channel!r}")
+        if self.crop_border is not None and self.crop_border < 0:
+            raise SrlabError(f"EvalProtocol.crop_border must be >= 0 or None, got {self.crop_border}")
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The names of the scores :meth:`score` returns."""
+        return (f"psnr_{self.channel}", f"ssim_{self.channel}")
+
+    def border(self, scale: int) -> int:
+        return scale if self.crop_border is None else self.crop_border
+
+    def score(self, sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
+        """PSNR and SSIM of one SR image against its HR image.
+
+        ``sr`` and ``hr`` are (3, H, W) or (1, H, W) float tensors in [0, 1] on any device, of the
+        same size (mod-crop the HR image to a multiple of ``scale`` first). A (1, H, W) image is a
+        grey picture: its Y is computed as for R = G = B.
+        """
+        sr_img, hr_img = self._prepare(sr, "sr"), self._prepare(hr, "hr")
+        if sr_img.shape != hr_img.shape:
+            raise SrlabError(
+                f"SR and HR images differ in size: sr {tuple(sr.shape)} vs hr {tuple(hr.shape)}; "
+                f"mod-crop the HR image to a multiple of the scale ({scale}) before scoring"
+            )
+        border = self.border(scale)
+        h, w = sr_img.shape[-2:]
+        if min(h, w) - 2 * border < self.window_size:
+            raise SrlabError(
+                f"a {h}x{w} image is too small to score: after shaving {border} pixels per side "
+                f"it is smaller than the {self.window_size}x{self.window_size} SSIM window"
+            )
+
+        if self.round_output:
+            # 8-bit levels, rounding half away from zero (MATLAB im2uint8); values are >= 0 here.
+            sr_img = torch.floor(sr_img.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
+        if self.channel == "y":
+            sr_img, hr_img = rgb_to_y(sr_img), rgb_to_y(hr_img)
+        elif sr_img.shape[0] == 1:
+            # A grey image scored in RGB: the three channels would be identical.
+            sr_img, hr_img = sr_img.expand(3, h, w), hr_img.expand(3, h, w)
+
+        # Scores in the 0..255 domain, as the MATLAB scripts compute them.
+        sr_img, hr_img = sr_img * 255.0, hr_img * 255.0
+        p = psnr(sr_img, hr_img, data_range=255.0, crop_border=border)
+        s = ssim(
+            sr_img, hr_img, data_range=255.0, crop_border=border, window_size=self.window_size,
+            sigma=self.sigma, k1=self.k1, k2=self.k2,
+        )
+        psnr_key, ssim_key = self.keys
+        return {psnr_key: float(p), ssim_key: float(s)}
+
+    @staticmethod
+    def _prepare(x: Tensor, name: str) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[0] not in (1, 3):
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise SrlabError(f"{name} must be a (3, H, W) or (1, H, W) tensor, got {shape}")
+        if not x.is_floating_point():
+            raise SrlabError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+        # float64 for reference-grade numbers; MPS has no float64, so score there on the CPU.
+        if x.device.type == "mps":
+            x = x.cpu()
+        return x.detach().to(torch.float64)
+
+
+PAPER_PROTOCOL = EvalProtocol()
+
+
+@dataclass
+class MeanMeter:
+    """A running mean of per-image values (one metric over one test set)."""
+
+    total: float = 0.0
+    count: int = 0
+
+    def update(self, value: float | Tensor, n: int = 1) -> None:
+        """Add ``n`` images whose (mean) value is ``value``."""
+        self.total += float(value) * n
+        self.count += n
+
+    @property
+    def mean(self) -> float:
+        if self.count == 0:
+            raise ValueError("MeanMeter.mean: no values yet")
+        return self.total / self.count
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+
+@dataclass
+class ScoreAccumulator:
+    """Scores images one by one with a protocol and averages each metric over the set."""
+
+    protocol: EvalProtocol = PAPER_PROTOCOL
+    meters: dict[str, MeanMeter] = field(default_factory=dict)
+
+    def update(self, sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
+        """Score one image pair, add it to the running means, and return its per-image scores."""
+        scores = self.protocol.score(sr, hr, scale)
+        for key, value in scores.items():
+            self.meters.setdefault(key, MeanMeter()).update(value)
+        return scores
+
+    @property
+    def count(self) -> int:
+        return max((m.count for m in self.meters.values()), default=0)
+
+    def compute(self) -> dict[str, float]:
+        """The set averages, e.g. ``{"psnr_y": ..., "ssim_y": ...}``."""
+        return {key: meter.mean for key, meter in self.meters.items()}
+
+    def reset(self) -> None:
+        self.meters.clear()

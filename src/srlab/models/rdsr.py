@@ -1,0 +1,86 @@
+"""RDSR: the study's own lightweight network ("Possible Architecture").
+
+Paper: the srlab study, "Possible Architecture" (after Moser et al., "Hitchhiker's Guide to
+Super-Resolution: Introduction and Recent Advances", TPAMI 2023). No official code exists; this
+implementation is srlab's own (Apache-2.0).
+
+Structure, exactly as drawn: a 3x3 conv (3 -> C) + ReLU gives the shallow features F0; N residual
+distillation blocks follow, each with three 3x3 conv + ReLU stages whose outputs are concatenated,
+fused by a 1x1 conv to C, gated by channel attention and added to the block input; all block outputs
+are concatenated, fused by a 1x1 conv to C, passed through ESA spatial attention and added to F0; a
+3x3 conv to 3*s^2 channels and PixelShuffle(s) give the output.
+
+Input and output are RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.layers import ESA, ChannelAttention
+from srlab.models.registry import ModelInfo, register_model
+
+
+class ResidualDistillationBlock(nn.Module):
+    def __init__(self, channels: int, *, ca_reduction: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv3 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.fuse = nn.Conv2d(3 * channels, channels, 1)
+        self.attention = ChannelAttention(channels, reduction=ca_reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f1 = F.relu(self.conv1(x))
+        f2 = F.relu(self.conv2(f1))
+        f3 = F.relu(self.conv3(f2))
+        return self.attention(self.fuse(torch.cat((f1, f2, f3), dim=1))) + x
+
+
+class RDSR(nn.Module):
+    def __init__(self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.head = nn.Conv2d(3, channels, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            ResidualDistillationBlock(channels, ca_reduction=ca_reduction) for _ in range(num_blocks)
+        )
+        self.fuse = nn.Conv2d(num_blocks * channels, channels, 1)
+        self.esa = ESA(channels, grid_aligned=True)
+        self.tail = nn.Conv2d(channels, 3 * scale * scale, 3, padding=1)
+        self.upsample = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shallow = F.relu(self.head(x))
+        features = shallow
+        outputs = []
+        for block in self.blocks:
+            features = block(features)
+            outputs.append(features)
+        fused = self.esa(self.fuse(torch.cat(outputs, dim=1))) + shallow
+        return self.upsample(self.tail(fused))
+
+
+def _info(num_blocks: int) -> ModelInfo:
+    return ModelInfo(
+        paper="srlab study, 'Possible Architecture' (residual distillation + CA + ESA)",
+        scales=(2, 3, 4),
+        # ESA works on a 6x coarser grid; aligning tiles to it makes tiled == untiled.
+        size_multiple=6,
+        # 3 convs per block + head + tail, plus ESA's ~60 px field; rounded up to the grid.
+        receptive_radius=6 * ((3 * num_blocks + 2 + 60) // 6 + 1),
+    )
+
+
+@register_model(_info(num_blocks=4))
+def rdsr_s(*, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8) -> RDSR:
+    """The CPU-friendly small variant."""
+    return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction)
+
+
+@register_model(_info(num_blocks=6))
+def rdsr(*, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16) -> RDSR:
+    """The base variant, ~0.5 M parameters like IMDN/RFDN."""
+    return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction)

@@ -1,0 +1,129 @@
+"""The model registry: every architecture registers its variants here by name.
+
+A variant is a keyword-only factory ``def name(*, scale: int, <hyper-parameters with defaults>)``
+decorated with :func:`register_model`, which also records the model's metadata as data
+(:class:`ModelInfo`). The generic inference path (padding, tiling, cropping) reads that metadata, so no
+model needs an inference script of its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from srlab.errors import SrlabError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the toolkit needs to know about an architecture, declared once beside it."""
+
+    paper: str
+    scales: tuple[int, ...] = (2, 3, 4)
+    # LR height and width must be multiples of this; the inference path pads (reflect) and crops.
+    # Tiles start at multiples of it too, so tiled inference sees the same grid as untiled.
+    size_multiple: int = 1
+    reparameterizable: bool = False
+    half_precision_safe: bool = True
+    # How far (in LR pixels) one output pixel looks into the input; the default tile overlap.
+    receptive_radius: int = 16
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a model instance was built: enough to build it again (stored in checkpoints)."""
+
+    name: str
+    scale: int
+    args: Mapping[str, Any] = field(default_factory=dict)
+    info: ModelInfo = field(default_factory=lambda: ModelInfo(paper=""))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    factory: Callable[..., nn.Module]
+    info: ModelInfo
+
+    def defaults(self) -> dict[str, Any]:
+        params = inspect.signature(self.factory).parameters
+        return {k: p.default for k, p in params.items() if k != "scale"}
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(info: ModelInfo) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a keyword-only variant factory under its function name."""
+
+    def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = factory.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        params = inspect.signature(factory).parameters.values()
+        if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params):
+            raise TypeError(f"model factory {name!r} must take keyword-only arguments")
+        if "scale" not in inspect.signature(factory).parameters:
+            raise TypeError(f"model factory {name!r} must take `scale`")
+        _REGISTRY[name] = _Entry(name, factory, info)
+        return factory
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise SrlabError(
+            f"unknown model {name!r}: choose one of {', '.join(list_models())} (see `srlab models`)"
+        ) from None
+
+
+def model_info(name: str) -> ModelInfo:
+    return model_entry(name).info
+
+
+def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None) -> nn.Module:
+    """Build a freshly initialised model; ``args`` override the variant's hyper-parameters."""
+    entry = model_entry(name)
+    if scale not in entry.info.scales:
+        raise SrlabError(
+            f"model {name!r} does not support scale {scale}: use one of {list(entry.info.scales)}"
+        )
+    defaults = entry.defaults()
+    args = dict(args or {})
+    unknown = sorted(set(args) - set(defaults))
+    if unknown:
+        raise SrlabError(
+            f"model {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}: "
+            f"its hyper-parameters are {', '.join(defaults) or 'none'}"
+        )
+    model = entry.factory(scale=scale, **args)
+    resolved = {**defaults, **args}
+    model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=entry.info)
+    return model
+
+
+def spec_of(model: nn.Module) -> ModelSpec:
+    """The spec recorded by :func:`build_model` (models built by hand get an anonymous one)."""
+    spec = getattr(model, "srlab_spec", None)
+    if spec is None:
+        scale = getattr(model, "scale", None)
+        if scale is None:
+            raise SrlabError("model was not built by srlab.create_model and has no `scale` attribute")
+        return ModelSpec(name=type(model).__name__, scale=int(scale))
+    return spec
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,141 @@
+"""Reading and writing model weights.
+
+srlab writes safetensors files whose metadata records the model (name, hyper-parameters, scale), so
+a checkpoint alone is enough to rebuild its model. It reads those and the official ``.pth`` releases
+of other projects, which wrap their state dict in various ways. Untrusted pickles are never executed:
+``.pth`` files go through ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from srlab.errors import SrlabError
+from srlab.fileio import atomic_path
+from srlab.models.registry import ModelSpec, spec_of
+
+FORMAT_VERSION = "1"
+# Keys under which other toolkits nest the weights, in order of preference (EMA weights first: they
+# are what official test scripts evaluate).
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    state_dict: dict[str, torch.Tensor]
+    # The model that wrote it, when srlab wrote it; None for foreign checkpoints.
+    model: str | None
+    scale: int | None
+    args: dict[str, Any]
+    path: Path
+
+
+def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, str] | None = None) -> None:
+    """Write the model's weights and its spec as a safetensors file, atomically."""
+    spec = spec_of(model)
+    meta = {
+        "srlab.format": FORMAT_VERSION,
+        "srlab.model": spec.name,
+        "srlab.scale": str(spec.scale),
+        "srlab.model_args": json.dumps(dict(spec.args), sort_keys=True),
+        **(metadata or {}),
+    }
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise SrlabError(f"checkpoint '{path}' does not exist: check the path given to --checkpoint")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    return _read_torch(path)
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SrlabError(f"cannot read checkpoint '{path}': not a valid safetensors file ({e})") from None
+    if "srlab.model" not in meta:
+        return Checkpoint(state, None, None, {}, path)
+    return Checkpoint(
+        state_dict=state,
+        model=meta["srlab.model"],
+        scale=int(meta["srlab.scale"]),
+        args=json.loads(meta.get("srlab.model_args", "{}")),
+        path=path,
+    )
+
+
+def _read_torch(path: Path) -> Checkpoint:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SrlabError(
+            f"cannot read checkpoint '{path}': {first_line} "
+            "(srlab loads .pth files with weights_only=True; convert pickled objects to a plain state dict)"
+        ) from None
+    return Checkpoint(_unwrap(obj, path), None, None, {}, path)
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(obj, Mapping) and not _is_state_dict(obj):
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            raise SrlabError(f"checkpoint '{path}' holds no state dict (keys: {', '.join(map(str, obj))[:200]})")
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise SrlabError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a state dict")
+    state = dict(obj)
+    # DataParallel / DistributedDataParallel wrappers prefix every key.
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _is_state_dict(obj: Mapping) -> bool:
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
+    """Load with exact key and shape matching, explaining a mismatch in one line."""
+    spec: ModelSpec = spec_of(model)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in checkpoint.state_dict]
+    unexpected = [k for k in checkpoint.state_dict if k not in expected]
+    wrong_shape = [
+        k for k in expected
+        if k in checkpoint.state_dict and tuple(checkpoint.state_dict[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or wrong_shape:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong_shape:
+            k = wrong_shape[0]
+            details.append(
+                f"{len(wrong_shape)} of another shape (e.g. {k}: {tuple(checkpoint.state_dict[k].shape)} "
+                f"vs {tuple(expected[k].shape)})"
+            )
+        raise SrlabError(
+            f"checkpoint '{checkpoint.path}' does not fit model {spec.name!r} x{spec.scale}: "
+            f"{'; '.join(details)} — pass the --model and --scale it was trained for"
+        )
+    model.load_state_dict(checkpoint.state_dict, strict=True)

@@ -1,0 +1,46 @@
+"""Shared fixtures: small real photographs (scikit-image ships them) written as image folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+BENCHMARKS = SHARED / "benchmarks"
+
+
+def needs_benchmarks() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared/benchmarks is absent (a user's clone)")
+
+
+def photo(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A scikit-image sample photo as uint8 RGB, optionally resized to (width, height)."""
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+    if size is not None:
+        image = image.resize(size, Image.BICUBIC)
+    return np.asarray(image)
+
+
+def write_folder(folder: Path, names: dict[str, tuple[str, tuple[int, int] | None]]) -> Path:
+    """Write {file stem: (photo name, size)} as PNGs into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, (name, size) in names.items():
+        Image.fromarray(photo(name, size)).save(folder / f"{stem}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_photos(tmp_path_factory) -> dict[str, Path]:
+    """train/ (4 photos, 96x72) and val/ (2 photos, 60x48) folders of real photographs."""
+    root = tmp_path_factory.mktemp("photos")
+    train = write_folder(root / "train", {
+        "astronaut": ("astronaut", (96, 72)), "rocket": ("rocket", (96, 72)),
+        "coffee": ("coffee", (96, 72)), "hubble": ("hubble_deep_field", (96, 72)),
+    })
+    val = write_folder(root / "val", {"chelsea": ("chelsea", (60, 48)), "retina": ("retina", (60, 48))})
+    return {"train": train, "val": val, "root": root}

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+import srlab
+from srlab.errors import SrlabError
+from srlab.models import build_model, count_parameters, list_models, model_info, register_model
+from srlab.models.registry import ModelInfo, spec_of
+
+
+def test_list_models_has_rdsr_variants_and_bicubic():
+    names = srlab.list_models()
+    assert {"rdsr", "rdsr_s", "bicubic"} <= set(names)
+    assert names == sorted(names)
+
+
+def test_create_model_records_its_spec():
+    model = srlab.create_model("rdsr_s", scale=3)
+    spec = spec_of(model)
+    assert (spec.name, spec.scale) == ("rdsr_s", 3)
+    assert spec.args == {"channels": 32, "num_blocks": 4, "ca_reduction": 8}
+    assert spec.info.size_multiple == 6
+
+
+def test_hyper_parameter_overrides_and_typos():
+    model = build_model("rdsr_s", scale=2, args={"channels": 16})
+    assert spec_of(model).args["channels"] == 16
+    with pytest.raises(SrlabError, match="no hyper-parameter 'chanels'"):
+        build_model("rdsr_s", scale=2, args={"chanels": 16})
+
+
+def test_unknown_model_and_unsupported_scale_are_one_line_errors():
+    with pytest.raises(SrlabError, match="unknown model 'rdsr_xl'.*srlab models") as e:
+        srlab.create_model("rdsr_xl", scale=2)
+    assert "\n" not in str(e.value)
+    with pytest.raises(SrlabError, match="does not support scale 5"):
+        srlab.create_model("rdsr", scale=5)
+
+
+def test_factories_must_be_keyword_only():
+    with pytest.raises(TypeError, match="keyword-only"):
+        @register_model(ModelInfo(paper="x"))
+        def positional_model(scale):  # pragma: no cover - rejected at registration
+            return torch.nn.Identity()
+    assert "positional_model" not in list_models()
+
+
+def test_every_model_declares_metadata():
+    for name in list_models():
+        info = model_info(name)
+        assert info.paper and info.scales and info.size_multiple >= 1 and info.receptive_radius > 0
+        assert count_parameters(build_model(name, scale=info.scales[0])) >= 0

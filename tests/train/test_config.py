@@ -1,0 +1,49 @@
+import pytest
+
+from srlab.errors import SrlabError
+from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set, validate
+
+
+def test_overrides_nested_and_typed():
+    config = TrainConfig()
+    apply_overrides(config, parse_set(["optim.lr=1e-3", "model.args.channels=64", "data.batch_size=4", "optim.betas=[0.9, 0.999]"]))
+    assert config.optim.lr == 1e-3 and config.model.args == {"channels": 64}
+    assert config.data.batch_size == 4 and config.optim.betas == (0.9, 0.999)
+    apply_overrides(config, {"optim": {"lr": 1}})  # ints are accepted for floats
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float)
+
+
+def test_unknown_keys_and_wrong_types_are_errors():
+    with pytest.raises(SrlabError, match="unknown config key 'optim.lrr'"):
+        apply_overrides(TrainConfig(), parse_set(["optim.lrr=1"]))
+    with pytest.raises(SrlabError, match="unknown config key 'scael'"):
+        apply_overrides(TrainConfig(), {"scael": 2})
+    with pytest.raises(SrlabError, match="'data.batch_size' must be int"):
+        apply_overrides(TrainConfig(), {"data": {"batch_size": "big"}})
+    with pytest.raises(SrlabError, match="key=value"):
+        parse_set(["optim.lr"])
+
+
+def test_yaml_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("scale: 4\nschedule:\n  kind: step\n")
+    config = TrainConfig()
+    apply_overrides(config, load_yaml(tmp_path / "c.yaml"))
+    assert config.scale == 4 and config.schedule.kind == "step"
+    (tmp_path / "bad.yaml").write_text("scale: [4\n")
+    with pytest.raises(SrlabError, match="not valid YAML"):
+        load_yaml(tmp_path / "bad.yaml")
+    with pytest.raises(SrlabError, match="does not exist"):
+        load_yaml(tmp_path / "none.yaml")
+
+
+def test_validate():
+    config = TrainConfig()
+    config.data.train_dir = config.data.val_dir = "x"
+    validate(config)
+    config.data.patch_size = 129
+    with pytest.raises(SrlabError, match="not divisible by the scale 2"):
+        validate(config)
+    config.data.patch_size = 128
+    config.schedule.kind = "linear"
+    with pytest.raises(SrlabError, match="unknown schedule"):
+        validate(config)

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import srlab
+import srlab.train.trainer as trainer
+from srlab.errors import SrlabError
+from srlab.train.config import TrainConfig
+from srlab.train.trainer import learning_rate, train
+
+
+def _config(tiny_photos, out, **overrides) -> TrainConfig:
+    config = TrainConfig(scale=2, epochs=overrides.pop("epochs", 2), out=str(out), seed=0)
+    config.model.name = "rdsr_s"
+    config.model.args = {"channels": 8, "num_blocks": 1}
+    config.data.train_dir, config.data.val_dir = str(tiny_photos["train"]), str(tiny_photos["val"])
+    config.data.patch_size, config.data.batch_size, config.data.repeat = 24, 4, 3
+    config.optim.lr = 2e-3
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_training_writes_run_directory_and_learns(tiny_photos, tmp_path):
+    result = train(_config(tiny_photos, tmp_path / "run", epochs=3), progress=False)
+    run = tmp_path / "run"
+    for name in ("last.safetensors", "best.safetensors", "state.pt", "config.yaml", "train.log"):
+        assert (run / name).is_file(), name
+    assert result.iterations == 3 * 3  # 12 patches / batch 4 per epoch
+    log = (run / "train.log").read_text().splitlines()
+    assert sum("val_psnr_y" in line for line in log) == 3
+    psnrs = [float(line.split("val_psnr_y ")[1].split()[0]) for line in log if "val_psnr_y" in line]
+    assert psnrs[-1] > psnrs[0]  # it learns
+    model = srlab.create_model(checkpoint=run / "last.safetensors")
+    assert model.srlab_spec.args["channels"] == 8
+    state = torch.load(run / "state.pt", weights_only=True)
+    assert state["epoch"] == 3 and math.isclose(state["last_psnr"], result.last_psnr)
+
+
+def test_refuses_to_overwrite_a_run_and_resume_needs_one(tiny_photos, tmp_path):
+    train(_config(tiny_photos, tmp_path / "run", epochs=1), progress=False)
+    with pytest.raises(SrlabError, match="already holds a run: pass --resume"):
+        train(_config(tiny_photos, tmp_path / "run", epochs=1), progress=False)
+
+
+def test_resume_to_more_epochs_equals_one_run(tiny_photos, tmp_path):
+    schedule = {"kind": "step"}
+    one = _config(tiny_photos, tmp_path / "one", epochs=2)
+    one.schedule.kind = schedule["kind"]
+    train(one, progress=False)
+    split = _config(tiny_photos, tmp_path / "split", epochs=1)
+    split.schedule.kind = schedule["kind"]
+    train(split, progress=False)
+    split.epochs = 2
+    result = train(split, resume=True, progress=False)
+    assert result.epochs == 2 and result.iterations == 6
+    a, b = _weights(tmp_path / "one" / "last.safetensors"), _weights(tmp_path / "split" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_mid_epoch_resumes_exactly(tiny_photos, tmp_path, monkeypatch):
+    reference = _config(tiny_photos, tmp_path / "ref", epochs=2, val_every_iters=2, ema_decay=0.9)
+    train(reference, progress=False)
+
+    interrupted = _config(tiny_photos, tmp_path / "int", epochs=2, val_every_iters=2, ema_decay=0.9)
+    calls = {"n": 0}
+    real_update = trainer._update_ema
+
+    def crash_at_iteration_5(ema, model, decay):
+        calls["n"] += 1
+        if calls["n"] == 5:  # after the checkpoint at iteration 4, in the middle of epoch 2
+            raise KeyboardInterrupt
+        real_update(ema, model, decay)
+
+    monkeypatch.setattr(trainer, "_update_ema", crash_at_iteration_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, progress=False)
+    assert torch.load(tmp_path / "int" / "state.pt", weights_only=True)["batches_in_epoch"] == 1
+    monkeypatch.setattr(trainer, "_update_ema", real_update)
+    train(interrupted, resume=True, progress=False)
+    a, b = _weights(tmp_path / "ref" / "last.safetensors"), _weights(tmp_path / "int" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state_a = torch.load(tmp_path / "ref" / "state.pt", weights_only=True)
+    state_b = torch.load(tmp_path / "int" / "state.pt", weights_only=True)
+    assert all(torch.equal(state_a["model"][k], state_b["model"][k]) for k in state_a["model"])
+
+
+def test_learning_rate_schedules():
+    config = TrainConfig(epochs=10)
+    config.optim.lr = 1.0
+    assert learning_rate(config, 0, 10) == 1.0
+    assert math.isclose(learning_rate(config, 100, 10), config.schedule.min_lr_ratio)
+    config.schedule.kind, config.schedule.step_epochs, config.schedule.gamma = "step", 2, 0.5
+    assert [learning_rate(config, i * 10, 10) for i in (0, 1, 2, 4)] == [1.0, 1.0, 0.5, 0.25]
+    config.schedule.warmup_iters = 4
+    assert learning_rate(config, 1, 10) == 0.5
