@@ -14,6 +14,7 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import PIL
@@ -32,15 +33,19 @@ def make_image() -> Image.Image:
     return Image.fromarray(data.astronaut()).resize((2040, 1356), Image.BICUBIC)
 
 
-def median_ms(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def median_ms(fns: dict, runs: int, warmup: int) -> dict[str, float]:
+    """Median time of each function; runs are interleaved so that load from other jobs on a
+    shared machine falls on all of them alike and the ratios stay meaningful."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def pil_downscale(img: Image.Image, scale: int) -> Image.Image:
@@ -76,8 +81,9 @@ def main() -> None:
         times = {name: [] for name in methods}
         for threads in THREADS:
             torch.set_num_threads(threads)
-            for name, fn in methods.items():
-                times[name].append(median_ms(lambda: fn(scale), args.runs, args.warmup))
+            calls = {name: (lambda fn=fn: fn(scale)) for name, fn in methods.items()}
+            for name, ms in median_ms(calls, args.runs, args.warmup).items():
+                times[name].append(ms)
         for name in methods:
             ratios = [t / p for t, p in zip(times[name], times["PIL bicubic"])]
             row = f"x{scale:<5}{name:<16}" + "".join(f"{t:>13.1f}" for t in times[name])
@@ -85,7 +91,7 @@ def main() -> None:
     torch.set_num_threads(previous)
 
     print("\nDifference from the MATLAB-exact result (srlab quantize), in 8-bit levels")
-    header = f"{'scale':<6}{'method':<16}{'max':>6}{'mean':>8}{'pixels differing':>19}"
+    header = f"{'scale':<6}{'method':<16}{'max':>6}{'mean':>8}{'values differing':>19}"
     print(header)
     print("-" * len(header))
     for scale in SCALES:
@@ -98,6 +104,27 @@ def main() -> None:
             diff = (out.double() - exact.double()).abs()
             print(f"x{scale:<5}{name:<16}{diff.max():>6.0f}{diff.mean():>8.3f}"
                   f"{100 * (diff > 0).double().mean():>18.1f}%")
+    compare_with_matlab_files()
+
+
+def compare_with_matlab_files() -> None:
+    """PIL against the MATLAB-made LR files themselves, where the benchmark folder is present."""
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
+    print(f"\nPIL bicubic against the MATLAB-made LR files of Set5 + Set14 ({root})")
+    for scale in SCALES:
+        worst, differing, total = 0, 0, 0
+        for hr_path in sorted(root.glob("*/HR/*.png")):
+            hr = Image.open(hr_path).convert("RGB")
+            hr = hr.crop((0, 0, hr.width - hr.width % scale, hr.height - hr.height % scale))
+            lr_path = hr_path.parents[1] / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
+            lr = np.asarray(Image.open(lr_path).convert("RGB"), dtype=np.int64)
+            diff = np.abs(np.asarray(pil_downscale(hr, scale), dtype=np.int64) - lr)
+            worst, differing, total = max(worst, diff.max()), differing + (diff > 0).sum(), total + diff.size
+        if total:
+            print(f"x{scale}: max {worst} levels, {100 * differing / total:.1f}% of values differ")
+        else:
+            print("benchmark images not found")
+            return
 
 
 if __name__ == "__main__":

@@ -54,7 +54,10 @@ def _write_photos(folder: Path, names: tuple[str, ...]) -> None:
         Image.fromarray(_skimage_photo(name)).convert("RGB").save(folder / f"{name}.png")
 
 
-def run_demo(out_dir: str | Path, *, scale: int = 2, epochs: int = 8, seed: int = 0, progress: bool = True) -> DemoResult:
+def run_demo(
+    out_dir: str | Path, *, scale: int = 2, epochs: int = 8, repeat: int = 240, seed: int = 0, progress: bool = True
+) -> DemoResult:
+    """Train on the sample photos (``repeat`` patches per photo and epoch) and upscale the test photo."""
     out_dir = Path(out_dir)
     data = out_dir / "data"
     _write_photos(data / "train", TRAIN_PHOTOS)
@@ -63,7 +66,7 @@ def run_demo(out_dir: str | Path, *, scale: int = 2, epochs: int = 8, seed: int 
     config.model.name = "rdsr_s"
     config.data.train_dir, config.data.val_dir = str(data / "train"), str(data / "val")
     # 7 photos x 240 patches / 16 = 105 iterations per epoch, ~14 per second on 2 cores.
-    config.data.patch_size, config.data.batch_size, config.data.repeat = 24 * scale, 16, 240
+    config.data.patch_size, config.data.batch_size, config.data.repeat = 24 * scale, 16, repeat
     config.optim.lr = 1e-3
     if (out_dir / "run" / "state.pt").exists():
         shutil.rmtree(out_dir / "run")  # the demo's own previous run: every demo trains afresh

@@ -49,3 +49,11 @@ def test_every_model_declares_metadata():
         info = model_info(name)
         assert info.paper and info.scales and info.size_multiple >= 1 and info.receptive_radius > 0
         assert count_parameters(build_model(name, scale=info.scales[0])) >= 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"channels": "wide"}, "must be int"), ({"channels": 0}, "must be >= 1"), ({"ca_reduction": 0}, "must be >= 1"),
+])
+def test_bad_hyper_parameter_values(args, message):
+    with pytest.raises(SrlabError, match=message):
+        build_model("rdsr_s", scale=2, args=args)

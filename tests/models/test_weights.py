@@ -58,3 +58,10 @@ def test_mismatches_are_one_line_errors(tmp_path):
         read_checkpoint(tmp_path / "junk.safetensors")
     with pytest.raises(SrlabError, match="does not exist"):
         read_checkpoint(tmp_path / "missing.pth")
+
+
+def test_garbage_pth_is_named_corrupt(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(SrlabError, match="not a PyTorch or safetensors checkpoint, or it is corrupt") as e:
+        read_checkpoint(tmp_path / "junk.pth")
+    assert "weights_only=False" not in str(e.value)

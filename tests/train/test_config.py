@@ -47,3 +47,27 @@ def test_validate():
     config.schedule.kind = "linear"
     with pytest.raises(SrlabError, match="unknown schedule"):
         validate(config)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("val_every", 0, "val_every must be >= 1"),
+    ("data.repeat", 0, "data.repeat must be >= 1"),
+    ("data.val_max_images", -1, "data.val_max_images must be >= 0"),
+    ("schedule.step_epochs", 0, "schedule.step_epochs must be >= 1"),
+    ("optim.lr", -1.0, "learning rate"),
+])
+def test_validate_rejects_values_that_would_crash_or_do_nothing(key, value, message):
+    config = TrainConfig()
+    config.data.train_dir = config.data.val_dir = "x"
+    apply_overrides(config, parse_set([f"{key}={value}"]))
+    with pytest.raises(SrlabError, match=message):
+        validate(config)
+
+
+def test_mappings_merge_and_tuples_are_checked():
+    config = TrainConfig()
+    apply_overrides(config, {"model": {"args": {"channels": 8, "num_blocks": 1}}})
+    apply_overrides(config, parse_set(["model.args.channels=16"]))
+    assert config.model.args == {"channels": 16, "num_blocks": 1}
+    with pytest.raises(SrlabError, match="must be a list of 2 numbers"):
+        apply_overrides(config, parse_set(["optim.betas=[a, b]"]))

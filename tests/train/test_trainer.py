@@ -100,3 +100,17 @@ def test_learning_rate_schedules():
     assert [learning_rate(config, i * 10, 10) for i in (0, 1, 2, 4)] == [1.0, 1.0, 0.5, 0.25]
     config.schedule.warmup_iters = 4
     assert learning_rate(config, 1, 10) == 0.5
+
+
+def test_resume_checks_the_model_and_works_from_another_directory(tiny_photos, tmp_path, monkeypatch):
+    config = _config(tiny_photos, tmp_path / "run", epochs=1)
+    train(config, progress=False)
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert str(tmp_path / "run") in saved and str(tiny_photos["train"]) in saved  # absolute paths
+    other = _config(tiny_photos, tmp_path / "run", epochs=2)
+    other.model.args = {"channels": 16, "num_blocks": 1}
+    with pytest.raises(SrlabError, match="cannot resume .* model.args"):
+        train(other, resume=True, progress=False)
+    monkeypatch.chdir(tmp_path)
+    relative = _config(tiny_photos, "run", epochs=2)
+    assert train(relative, resume=True, progress=False).epochs == 2

@@ -20,26 +20,27 @@ def flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
     parser.add_argument(*names, dest=name, **kwargs)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a bad value is reported as a flag error, before any work)."""
-    value = int(text)  # a ValueError makes argparse say "invalid positive_int value"
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _number(text: str, kind: type, ok, wanted: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):  # `not ok` also refuses nan
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
     return value
+
+
+# argparse types: a bad value is reported as a flag error (one line, exit 2) before any work starts.
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    return _number(text, float, lambda v: v > 0, "a positive number")
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from srlab.cli.common import add_model_flags, flag, load_model_from_flags
 from srlab.data.datasets import discover_pairs
+from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_folder
 from srlab.models.registry import spec_of
@@ -22,10 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "quiet", action="store_true", help="no progress bar")
 
 
+def _check_json_path(path: str) -> None:
+    """Fail before the (long) evaluation, not after it, if the results could not be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise SrlabError(f"--json '{target}' is a folder: give a file name, e.g. {target / 'results.json'}")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise SrlabError(f"--json '{target}': '{target.parent}' is a file, not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
     model, _ = load_model_from_flags(args)
     spec = spec_of(model)
     folders = [discover_pairs(d, spec.scale) for d in args.data]  # check every folder before the long part
+    if args.json:
+        _check_json_path(args.json)
     results = []
     print(f"{'dataset':<16} {'scale':>5} {'images':>6} {'PSNR_Y':>8} {'SSIM_Y':>7}  model")
     for folder in folders:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srlab.cli.common import flag
+from srlab.cli.common import flag, positive_float, positive_int
 from srlab.errors import SrlabError
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
 from srlab.train.trainer import load_run_config, train
@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "scale", type=int, metavar="S", help="upscaling factor (default 2)")
     flag(parser, "epochs", type=int, metavar="N", help="epochs to train in all (default 100)")
     flag(parser, "batch_size", type=int, metavar="B", help="patches per batch (default 16)")
-    flag(parser, "patch_size", type=int, metavar="P", help="HR patch side, divisible by the scale (default 128)")
+    flag(parser, "patch_size", type=positive_int, metavar="P", help="HR patch side, divisible by the scale (default 128)")
     flag(parser, "model", metavar="NAME", help="model to train (default rdsr)")
-    flag(parser, "lr", type=float, metavar="LR", help="Adam learning rate (default 5e-4)")
+    flag(parser, "lr", type=positive_float, metavar="LR", help="Adam learning rate (default 5e-4)")
     flag(parser, "out", metavar="RUN_DIR", help="run directory (default runs/<model>_x<scale>)")
     flag(parser, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
     flag(parser, "device", choices=["auto", "cpu", "cuda"], help="default auto")
@@ -47,17 +47,25 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.resume:
         if args.out is None:
             raise SrlabError("--resume needs --out RUN_DIR: the run directory to continue")
-        apply_overrides(config, load_run_config(Path(args.out)))
+        _apply(config, load_run_config(Path(args.out)), f"in '{Path(args.out) / 'config.yaml'}'")
     if args.config:
-        apply_overrides(config, load_yaml(args.config))
+        _apply(config, load_yaml(args.config), f"in --config '{args.config}'")
     for name, key in _FLAG_KEYS.items():
         value = getattr(args, name)
         if value is not None:
             apply_overrides(config, _nest(key, value))
-    apply_overrides(config, parse_set(args.set))
+    _apply(config, parse_set(args.set), "in --set")
     if args.out is None and not args.resume and not _out_given(args):
         config.out = f"runs/{config.model.name}_x{config.scale}"
     return config
+
+
+def _apply(config: TrainConfig, overrides: dict, where: str) -> None:
+    """apply_overrides, saying which source held a bad key or value."""
+    try:
+        apply_overrides(config, overrides)
+    except SrlabError as e:
+        raise SrlabError(f"{e} ({where})") from None
 
 
 def _out_given(args: argparse.Namespace) -> bool:

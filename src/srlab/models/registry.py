@@ -108,7 +108,19 @@ def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None)
             f"model {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}: "
             f"its hyper-parameters are {', '.join(defaults) or 'none'}"
         )
-    model = entry.factory(scale=scale, **args)
+    for key, value in args.items():
+        default = defaults[key]
+        if isinstance(default, (bool, int, float)) and type(value) is not type(default):
+            if not (isinstance(default, float) and type(value) is int):
+                raise SrlabError(
+                    f"hyper-parameter {key!r} of model {name!r} must be {type(default).__name__}, got {value!r}"
+                )
+        if type(default) is int and value < 1:
+            raise SrlabError(f"hyper-parameter {key!r} of model {name!r} must be >= 1, got {value}")
+    try:
+        model = entry.factory(scale=scale, **args)
+    except (ValueError, RuntimeError, ZeroDivisionError) as e:
+        raise SrlabError(f"model {name!r} cannot be built with {args}: {e}") from None
     resolved = {**defaults, **args}
     model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=entry.info)
     return model

@@ -85,10 +85,14 @@ def _read_torch(path: Path) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Unsupported global" in str(e):
+            raise SrlabError(
+                f"cannot read checkpoint '{path}': it holds pickled Python objects, which srlab does not "
+                "execute (torch.load weights_only=True); save a plain state dict of tensors instead"
+            ) from None
         raise SrlabError(
-            f"cannot read checkpoint '{path}': {first_line} "
-            "(srlab loads .pth files with weights_only=True; convert pickled objects to a plain state dict)"
+            f"cannot read checkpoint '{path}': not a PyTorch or safetensors checkpoint, or it is corrupt "
+            f"({type(e).__name__})"
         ) from None
     return Checkpoint(_unwrap(obj, path), None, None, {}, path)
 

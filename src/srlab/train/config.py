@@ -102,9 +102,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise SrlabError(f"config key '{key}' must be {hint.__name__}, got {value!r}")
         return value
     if origin is tuple:
+        wanted = f"config key '{key}' must be a list of {len(hint.__args__)} numbers, got {value!r}"
         if not isinstance(value, (list, tuple)) or len(value) != len(hint.__args__):
-            raise SrlabError(f"config key '{key}' must be a list of {len(hint.__args__)} numbers, got {value!r}")
-        return tuple(float(v) for v in value)
+            raise SrlabError(wanted)
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise SrlabError(wanted) from None
     if origin is dict:
         if not isinstance(value, dict):
             raise SrlabError(f"config key '{key}' must be a mapping, got {value!r}")
@@ -123,6 +127,9 @@ def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "") ->
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             apply_overrides(getattr(config, key), _coerce(value, hint, path), prefix=f"{path}.")
+        elif getattr(hint, "__origin__", None) is dict:
+            # Mappings merge: `--set model.args.channels=64` keeps the run's other hyper-parameters.
+            setattr(config, key, {**getattr(config, key), **_coerce(value, hint, path)})
         else:
             setattr(config, key, _coerce(value, hint, path))
 
@@ -159,12 +166,25 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def validate(config: TrainConfig) -> None:
-    if config.scale < 1:
-        raise SrlabError(f"--scale must be >= 1, got {config.scale}")
-    if config.epochs < 1:
-        raise SrlabError(f"--epochs must be >= 1, got {config.epochs}")
-    if config.data.batch_size < 1:
-        raise SrlabError(f"--batch_size must be >= 1, got {config.data.batch_size}")
+    """Reject settings that would crash or silently do nothing, naming the key to change."""
+    positive = {
+        "--scale": config.scale, "--epochs": config.epochs, "--batch_size": config.data.batch_size,
+        "--patch_size": config.data.patch_size, "data.repeat": config.data.repeat,
+        "val_every": config.val_every, "schedule.step_epochs": config.schedule.step_epochs,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise SrlabError(f"{key} must be >= 1, got {value}")
+    non_negative = {
+        "data.num_workers": config.data.num_workers, "data.val_max_images": config.data.val_max_images,
+        "val_every_iters": config.val_every_iters, "schedule.warmup_iters": config.schedule.warmup_iters,
+        "optim.weight_decay": config.optim.weight_decay, "optim.grad_clip": config.optim.grad_clip,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise SrlabError(f"{key} must be >= 0, got {value}")
+    if not config.optim.lr > 0:
+        raise SrlabError(f"the learning rate (--lr, optim.lr) must be > 0, got {config.optim.lr}")
     if config.data.patch_size % config.scale:
         raise SrlabError(
             f"--patch_size {config.data.patch_size} is not divisible by the scale {config.scale}: "

@@ -36,7 +36,7 @@ from srlab.inference.upscale import resolve_device
 from srlab.losses import build_pixel_loss
 from srlab.models.registry import build_model, count_parameters
 from srlab.models.weights import save_weights
-from srlab.train.config import TrainConfig, to_dict, validate
+from srlab.train.config import TrainConfig, apply_overrides, to_dict, validate
 
 STATE_FILE = "state.pt"
 
@@ -133,10 +133,33 @@ def load_run_config(run_dir: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def _check_resumable(config: TrainConfig, run_dir: Path) -> None:
+    """A resumed run keeps its architecture and scale: its weights fit no other."""
+    saved = TrainConfig()
+    apply_overrides(saved, load_run_config(run_dir))
+    for key, old, new in (
+        ("scale", saved.scale, config.scale),
+        ("model.name", saved.model.name, config.model.name),
+        ("model.args", saved.model.args, config.model.args),
+    ):
+        if old != new:
+            raise SrlabError(
+                f"cannot resume '{run_dir}' with {key} {new!r}: the run was trained with {key} {old!r} "
+                "(drop that setting, or start a new run with another --out)"
+            )
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     validate(config)
+    # Absolute paths in the saved config, so that a run resumes from any working directory.
+    for section, key in ((config.data, "train_dir"), (config.data, "val_dir"), (config, "out")):
+        setattr(section, key, str(Path(getattr(section, key)).expanduser().absolute()))
     run_dir = Path(config.out)
-    if not resume and (run_dir / STATE_FILE).exists():
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SrlabError(f"--out '{run_dir}' is a file: give a folder for the run")
+    if resume:
+        _check_resumable(config, run_dir)
+    elif (run_dir / STATE_FILE).exists():
         raise SrlabError(
             f"run directory '{run_dir}' already holds a run: pass --resume to continue it, or choose another --out"
         )
