@@ -55,7 +55,7 @@ def _write_photos(folder: Path, names: tuple[str, ...]) -> None:
 
 
 def run_demo(
-    out_dir: str | Path, *, scale: int = 2, epochs: int = 8, repeat: int = 240, seed: int = 0, progress: bool = True
+    out_dir: str | Path, *, scale: int = 2, epochs: int = 4, repeat: int = 240, seed: int = 0, progress: bool = True
 ) -> DemoResult:
     """Train on the sample photos (``repeat`` patches per photo and epoch) and upscale the test photo."""
     out_dir = Path(out_dir)

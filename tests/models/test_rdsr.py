@@ -42,10 +42,48 @@ def test_output_shape_for_odd_sizes(scale, size):
     assert torch.isfinite(y).all()
 
 
-def test_backward_reaches_every_parameter():
-    model = srlab.create_model("rdsr_s", scale=2)
-    model(torch.rand(2, 3, 24, 24)).mean().backward()
+@pytest.mark.parametrize("init", ["default", "bicubic"])
+def test_backward_reaches_every_parameter(init):
+    # A seed whose channel-attention bottlenecks (4 ReLU units at 32/8) are not all negative at init:
+    # such a dead gate gets no gradient whatever the wiring, and this test is about the wiring.
+    torch.manual_seed(3)
+    model = srlab.create_model("rdsr_s", scale=2, args={"init": init})
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    from conftest import photo
+
+    target = torch.from_numpy(photo("astronaut", (48, 48)).copy()).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.avg_pool2d(target, 2)
+    # The bicubic init starts the deep branch at zero: its weights get gradients from the second step on.
+    for _ in range(2):
+        optimizer.zero_grad()
+        (model(x) - target).abs().mean().backward()
+        optimizer.step()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_init_starts_as_an_interpolator(scale):
+    from conftest import photo
+    from srlab.data.resize import bicubic_downscale, bicubic_upscale
+    from srlab.inference import upscale_tensor
+    from srlab.metrics import PAPER_PROTOCOL
+
+    model = srlab.create_model("rdsr_s", scale=scale).eval()
+    flat = torch.full((1, 3, 12, 12), 0.3)
+    with torch.no_grad():
+        assert torch.allclose(model(flat)[..., scale:-scale, scale:-scale], torch.tensor(0.3), atol=1e-6)
+    hr = torch.from_numpy(photo("chelsea", (240, 180)).copy()).permute(2, 0, 1).float() / 255
+    lr = bicubic_downscale(hr, scale, quantize=True)
+    untrained = PAPER_PROTOCOL.score(upscale_tensor(model, lr), hr, scale)["psnr_y"]
+    bicubic = PAPER_PROTOCOL.score(bicubic_upscale(lr, scale, quantize=True), hr, scale)["psnr_y"]
+    assert abs(untrained - bicubic) < 0.5
+    default = srlab.create_model("rdsr_s", scale=scale, args={"init": "default"}).eval()
+    assert PAPER_PROTOCOL.score(upscale_tensor(default, lr).clamp(0, 1), hr, scale)["psnr_y"] < bicubic - 5
+
+
+def test_unknown_init_is_an_error():
+    with pytest.raises(srlab.SrlabError, match="init must be one of bicubic, default"):
+        srlab.create_model("rdsr_s", scale=2, args={"init": "xavier"})
 
 
 def test_forward_does_not_modify_its_input():
