@@ -382,3 +382,21 @@ def test_upscale_refuses_to_overwrite_an_input(tmp_path, capsys):
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     if code != 0:  # today: cat.png -> cat_x2.png is refused (cat_x2.png is an input now), exit status 1
         assert code == 1 and "refusing to overwrite" in err and "cat_x2.png" in err
+
+
+def test_upscale_out_of_memory_suggests_tiling(ckpt_x2, tiny_photos, tmp_path, capsys, monkeypatch):
+    import srlab.cli.upscale as upscale_cmd
+
+    real = upscale_cmd.upscale_tensor
+
+    def fail_on_retina(model, lr, *, tile, tile_overlap):
+        if lr.shape[-1] == 60 and not hasattr(fail_on_retina, "done"):
+            fail_on_retina.done = True  # the first image only
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(model, lr, tile=tile, tile_overlap=tile_overlap)
+
+    monkeypatch.setattr(upscale_cmd, "upscale_tensor", fail_on_retina)
+    code, _, err = run_cli(capsys, "upscale", tiny_photos["val"], "-o", tmp_path / "out", "--checkpoint", ckpt_x2)
+    assert code == 1 and "Traceback" not in err
+    assert "does not fit in memory: pass --tile" in err
+    assert len(list((tmp_path / "out").iterdir())) == 1  # the other image is still written

@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         except SrlabError as e:
             failures += 1
             print(f"srlab: error: {e}", file=sys.stderr)
+        except RuntimeError as e:  # torch.OutOfMemoryError is one; so is the CPU allocator's failure
+            if "memory" not in str(e).lower():
+                raise
+            failures += 1
+            print(f"srlab: error: '{image}' does not fit in memory: pass --tile 256 (or smaller)", file=sys.stderr)
     if failures:
         print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
         return 1
