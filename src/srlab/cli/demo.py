@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     result = run_demo(args.out, scale=args.scale, epochs=args.epochs, progress=not args.quiet)
     print(f"{TEST_PHOTO} x{args.scale} (PSNR/SSIM on Y, paper protocol):")
-    print(f"  bicubic     {result.bicubic['psnr_y']:.2f} dB  {result.bicubic['ssim_y']:.4f}")
-    print(f"  srlab rdsr_s {result.model['psnr_y']:.2f} dB  {result.model['ssim_y']:.4f}")
+    for label, scores in (("bicubic", result.bicubic), ("srlab rdsr_s", result.model)):
+        print(f"  {label:<13}{scores['psnr_y']:.2f} dB  {scores['ssim_y']:.4f}")
     print(f"wrote {result.out_dir}/comparison.png and the images beside it")
     return 0
