@@ -1,21 +1,28 @@
 import pytest
 from PIL import Image
 
-from srlab.demo import TEST_PHOTO, run_demo
+from srlab.cli.main import main
+from srlab.demo import SAMPLE_PHOTO, run_demo, sample_photo
+from srlab.models.create import list_bundled
+
+pytestmark = pytest.mark.skipif(not list_bundled(), reason="no bundled weights in this checkout")
 
 
-def test_demo_writes_images_and_scores(tmp_path):
-    result = run_demo(tmp_path, epochs=1, repeat=8, progress=False)
-    for name in ("hr", "lr", "bicubic", "srlab"):
-        assert (tmp_path / f"{TEST_PHOTO}_{name}.png").is_file()
-    hr = Image.open(tmp_path / f"{TEST_PHOTO}_hr.png")
-    assert Image.open(tmp_path / f"{TEST_PHOTO}_srlab.png").size == hr.size
-    assert Image.open(tmp_path / "comparison.png").size[0] > 3 * hr.size[0]
-    assert 30 < result.bicubic["psnr_y"] < 40 and 0 < result.model["psnr_y"] < 60
-    run_demo(tmp_path, epochs=1, repeat=8, progress=False)  # a second demo in the same folder trains afresh
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_demo_beats_bicubic_and_writes_the_comparison(tmp_path, scale):
+    result = run_demo(tmp_path, scale=scale)
+    assert result.sr["psnr_y"] > result.bicubic["psnr_y"] + 0.3
+    assert result.sr["ssim_y"] > result.bicubic["ssim_y"]
+    hr = sample_photo()
+    width = hr.shape[-1] - hr.shape[-1] % scale
+    for path in result.files[:-1]:
+        assert path.is_file()
+    assert Image.open(tmp_path / f"{SAMPLE_PHOTO}_x{scale}_hr.png").size[0] == width
+    assert Image.open(result.files[-1]).size[0] > 3 * width
 
 
-@pytest.mark.slow
-def test_full_demo_beats_bicubic(tmp_path):
-    result = run_demo(tmp_path, progress=False)
-    assert result.model["psnr_y"] > result.bicubic["psnr_y"]
+def test_demo_command_defaults_to_x4(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "chelsea x4" in out and "bicubic" in out and "srlab rdsr_s" in out
+    assert (tmp_path / "chelsea_x4_comparison.png").is_file()

@@ -344,9 +344,9 @@ def test_upscale_batch_with_one_corrupt_file(ckpt_x2, tiny_photos, tmp_path, cap
     assert "chelsea_x2.png" in out and "retina_x2.png" in out
 
 
-def test_upscale_without_model_or_checkpoint(tiny_photos, tmp_path, capsys):
+def test_upscale_without_scale_or_checkpoint(tiny_photos, tmp_path, capsys):
     argv = ["upscale", tiny_photos["val"], "-o", tmp_path / "out"]
-    assert_user_error(capsys, argv, "--checkpoint", "--model")
+    assert_user_error(capsys, argv, "--scale", "--checkpoint")
     assert not (tmp_path / "out").exists()
 
 

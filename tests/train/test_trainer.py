@@ -114,3 +114,31 @@ def test_resume_checks_the_model_and_works_from_another_directory(tiny_photos, t
     monkeypatch.chdir(tmp_path)
     relative = _config(tiny_photos, "run", epochs=2)
     assert train(relative, resume=True, progress=False).epochs == 2
+
+
+def test_warm_start_from_x2_weights(tiny_photos, tmp_path):
+    train(_config(tiny_photos, tmp_path / "x2", epochs=1), progress=False)
+    config = _config(tiny_photos, tmp_path / "x3", epochs=1)
+    config.scale, config.data.patch_size = 3, 36
+    config.init_from = str(tmp_path / "x2" / "last.safetensors")
+    config.val_every = 5  # validate only at the end, so that the log shows the state right after loading
+    train(config, progress=False)
+    log = (tmp_path / "x3" / "train.log").read_text()
+    assert "warm start from" in log and "kept the fresh init of 2: tail.bias, tail.weight" in log
+    x2 = _weights(tmp_path / "x2" / "last.safetensors")
+    x3_fresh = srlab.create_model("rdsr_s", scale=3, args={"channels": 8, "num_blocks": 1})
+    from srlab.models.weights import load_matching, read_checkpoint
+
+    loaded, skipped = load_matching(x3_fresh, read_checkpoint(tmp_path / "x2" / "last.safetensors"))
+    assert skipped == ["tail.bias", "tail.weight"]
+    assert all(torch.equal(x3_fresh.state_dict()[k], x2[k]) for k in loaded)
+
+
+def test_warm_start_from_another_architecture_is_an_error(tiny_photos, tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"foo.weight": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    config = _config(tiny_photos, tmp_path / "run", epochs=1)
+    config.init_from = str(tmp_path / "other.safetensors")
+    with pytest.raises(SrlabError, match="warm start: no tensor"):
+        train(config, progress=False)

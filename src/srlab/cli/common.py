@@ -9,7 +9,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
-from srlab.models.create import create_model
+from srlab.models.create import DEFAULT_MODEL, create_model
 
 
 def flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
@@ -44,7 +44,7 @@ def positive_float(text: str) -> float:
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    flag(parser, "model", metavar="NAME", help="registered model name (see `srlab models`)")
+    flag(parser, "model", metavar="NAME", help=f"registered model name (default {DEFAULT_MODEL} with its bundled weights)")
     flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
     flag(parser, "scale", type=int, metavar="S", help="upscaling factor (read from the checkpoint if it records one)")
     flag(parser, "device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
@@ -55,16 +55,12 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 def load_model_from_flags(args: argparse.Namespace) -> tuple[nn.Module, torch.device]:
     device = resolve_device(args.device)
     if args.checkpoint is None:
-        if args.model is None:
-            raise SrlabError("no model given: pass --checkpoint FILE (from `srlab train`) or --model bicubic")
+        name = args.model or DEFAULT_MODEL
         if args.scale is None:
-            raise SrlabError("no scale given: pass --scale S")
-        model = create_model(args.model, scale=args.scale)
-        if next(model.parameters(), None) is not None:
-            raise SrlabError(
-                f"model {args.model!r} has no bundled weights yet: pass --checkpoint FILE "
-                "(weights from `srlab train` or an official release)"
-            )
+            raise SrlabError("no scale given: pass --scale S (or a --checkpoint that records it)")
+        model = create_model(name, scale=args.scale)
+        if next(model.parameters(), None) is not None:  # a network: it needs weights
+            model = create_model(name, scale=args.scale, pretrained=True)
     else:
         model = create_model(args.model, scale=args.scale, checkpoint=args.checkpoint)
     return model.to(device).eval(), device

@@ -20,7 +20,7 @@ HELP = "train a model (Adam + L1, validation PSNR/SSIM, checkpoints, resume)"
 _FLAG_KEYS = {
     "train_dir": "data.train_dir", "val_dir": "data.val_dir", "scale": "scale", "epochs": "epochs",
     "batch_size": "data.batch_size", "patch_size": "data.patch_size", "model": "model.name", "lr": "optim.lr",
-    "out": "out", "device": "device", "seed": "seed",
+    "out": "out", "device": "device", "seed": "seed", "init_from": "init_from",
 }
 
 
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "model", metavar="NAME", help="model to train (default rdsr)")
     flag(parser, "lr", type=positive_float, metavar="LR", help="Adam learning rate (default 5e-4)")
     flag(parser, "out", metavar="RUN_DIR", help="run directory (default runs/<model>_x<scale>)")
+    flag(parser, "init_from", metavar="WEIGHTS", help="warm start from these weights where names and shapes match")
     flag(parser, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
     flag(parser, "device", choices=["auto", "cpu", "cuda"], help="default auto")
     flag(parser, "seed", type=int, help="random seed (default 0)")

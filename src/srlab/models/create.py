@@ -1,8 +1,9 @@
-"""``srlab.create_model``: the one way to get a model, fresh or with weights."""
+"""``srlab.create_model``: the one way to get a model, fresh, with bundled weights, or from a checkpoint."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +14,55 @@ from srlab.models.registry import build_model
 from srlab.models.weights import load_state_dict_strict, read_checkpoint
 
 
+# The model that `srlab upscale`, `eval` and `demo` use when none is named (bundled weights: x2/x3/x4).
+DEFAULT_MODEL = "rdsr_s"
+
+
+def bundled_weights(name: str, scale: int) -> Path | None:
+    """The weights shipped inside the package for (model, scale), if any."""
+    path = resources.files("srlab") / "weights" / f"{name}_x{scale}.safetensors"
+    return Path(str(path)) if path.is_file() else None
+
+
+def list_bundled() -> list[tuple[str, int]]:
+    folder = resources.files("srlab") / "weights"
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in folder.iterdir():
+        stem = entry.name.removesuffix(".safetensors")
+        if entry.name.endswith(".safetensors") and "_x" in stem:
+            name, _, scale = stem.rpartition("_x")
+            found.append((name, int(scale)))
+    return sorted(found)
+
+
 def create_model(
     name: str | None = None,
     *,
     scale: int | None = None,
     checkpoint: str | Path | None = None,
+    pretrained: bool = False,
     args: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """Build a registered model; with ``checkpoint`` load its weights (strict) and return it in eval mode.
+    """Build a registered model; with weights (``checkpoint``, or ``pretrained=True`` for the weights
+    bundled with srlab) it is loaded strictly and returned in eval mode.
 
     A checkpoint written by srlab records its model, hyper-parameters and scale, so ``name`` and
     ``scale`` may be left out; if given they must agree with it.
     """
+    if pretrained:
+        if checkpoint is not None:
+            raise SrlabError("give either pretrained=True (bundled weights) or a checkpoint, not both")
+        if name is None or scale is None:
+            raise SrlabError("pretrained=True needs a model name and a scale")
+        checkpoint = bundled_weights(name, scale)
+        if checkpoint is None:
+            available = ", ".join(f"{n} x{s}" for n, s in list_bundled()) or "none"
+            raise SrlabError(
+                f"srlab bundles no weights for {name!r} x{scale} (bundled: {available}): "
+                "pass --checkpoint FILE with weights from `srlab train` or an official release"
+            )
     if checkpoint is None:
         if name is None or scale is None:
             raise SrlabError("create_model needs a model name and a scale (or a checkpoint written by srlab)")

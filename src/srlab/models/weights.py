@@ -116,6 +116,20 @@ def _is_state_dict(obj: Mapping) -> bool:
     return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def load_matching(model: nn.Module, checkpoint: Checkpoint) -> tuple[list[str], list[str]]:
+    """Load the tensors whose name and shape match (a warm start); returns (loaded, skipped) names."""
+    own = model.state_dict()
+    loaded = [k for k, v in checkpoint.state_dict.items() if k in own and tuple(v.shape) == tuple(own[k].shape)]
+    skipped = sorted(set(own) - set(loaded))
+    if not loaded:
+        raise SrlabError(
+            f"warm start: no tensor of '{checkpoint.path}' fits model {spec_of(model).name!r}: "
+            "give weights of the same architecture"
+        )
+    model.load_state_dict({**own, **{k: checkpoint.state_dict[k] for k in loaded}})
+    return loaded, skipped
+
+
 def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
     """Load with exact key and shape matching, explaining a mismatch in one line."""
     spec: ModelSpec = spec_of(model)

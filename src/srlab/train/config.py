@@ -67,6 +67,9 @@ class TrainConfig:
     loss: str = "l1"
     # Exponential moving average of the weights (0: off); the EMA weights are validated and saved.
     ema_decay: float = 0.0
+    # Warm start: initialise from these weights wherever key and shape match (e.g. x2 weights for an
+    # x4 model: everything but the upsampler). Ignored when resuming.
+    init_from: str = ""
     # Validate (and checkpoint) every this many epochs; or every val_every_iters iterations if > 0.
     val_every: int = 1
     val_every_iters: int = 0

@@ -35,7 +35,7 @@ from srlab.inference.evaluate import evaluate_images
 from srlab.inference.upscale import resolve_device
 from srlab.losses import build_pixel_loss
 from srlab.models.registry import build_model, count_parameters
-from srlab.models.weights import save_weights
+from srlab.models.weights import load_matching, read_checkpoint, save_weights
 from srlab.train.config import TrainConfig, apply_overrides, to_dict, validate
 
 STATE_FILE = "state.pt"
@@ -152,8 +152,9 @@ def _check_resumable(config: TrainConfig, run_dir: Path) -> None:
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     validate(config)
     # Absolute paths in the saved config, so that a run resumes from any working directory.
-    for section, key in ((config.data, "train_dir"), (config.data, "val_dir"), (config, "out")):
-        setattr(section, key, str(Path(getattr(section, key)).expanduser().absolute()))
+    for section, key in ((config.data, "train_dir"), (config.data, "val_dir"), (config, "out"), (config, "init_from")):
+        if getattr(section, key):
+            setattr(section, key, str(Path(getattr(section, key)).expanduser().absolute()))
     run_dir = Path(config.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise SrlabError(f"--out '{run_dir}' is a file: give a folder for the run")
@@ -181,7 +182,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     )
     iters_per_epoch = len(loader)
 
-    model = build_model(config.model.name, scale=config.scale, args=config.model.args).to(device)
+    model = build_model(config.model.name, scale=config.scale, args=config.model.args)
+    warm_start = None
+    if config.init_from and not resume:
+        warm_start = load_matching(model, read_checkpoint(config.init_from))
+    model = model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay > 0 else None
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.optim.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
@@ -200,6 +205,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             f"train {len(train_folder.pairs)} images ({train_folder.layout}) val {len(val_images)} images "
             f"iters/epoch {iters_per_epoch} device {device}"
         )
+        if warm_start is not None:
+            loaded, skipped = warm_start
+            log.write(
+                f"warm start from {config.init_from}: loaded {len(loaded)} tensors, "
+                f"kept the fresh init of {len(skipped)}: {', '.join(skipped) or 'none'}"
+            )
     elif run.epoch >= config.epochs:
         log.write(f"run already trained for {run.epoch} epochs; raise --epochs to train further")
 
