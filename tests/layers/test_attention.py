@@ -1,0 +1,36 @@
+import torch
+
+from srlab.layers import ESA, ChannelAttention
+
+
+def test_channel_attention_gates_each_channel_by_its_global_context():
+    torch.manual_seed(0)
+    layer = ChannelAttention(16, reduction=4)
+    x = torch.rand(2, 16, 9, 7)
+    y = layer(x)
+    gate = y / x
+    # One gate per (image, channel), in (0, 1), the same at every position.
+    assert torch.allclose(gate, gate[..., :1, :1].expand_as(gate), atol=1e-6)
+    assert ((gate > 0) & (gate < 1)).all()
+    assert sum(p.numel() for p in layer.parameters()) == 16 * 4 + 4 + 4 * 16 + 16
+
+
+def test_esa_shapes_for_both_grids():
+    x = torch.rand(1, 16, 31, 45)
+    assert ESA(16, grid_aligned=True)(x).shape == x.shape
+    assert ESA(16, grid_aligned=False)(x).shape == x.shape  # RFANet's original needs >= 15 pixels
+
+
+def test_grid_aligned_esa_is_translation_consistent_on_the_6_pixel_grid():
+    """A crop starting on the 6-pixel grid sees the whole image's mask away from its edges (the mask's
+    reach is ~36 pixels); a crop off the grid does not."""
+    torch.manual_seed(0)
+    layer = ESA(16, grid_aligned=True)
+    x = torch.rand(1, 16, 192, 192)
+    with torch.no_grad():
+        whole = layer(x)
+        on_grid = layer(x[..., 48:144, 54:150])
+        off_grid = layer(x[..., 49:145, 55:151])
+    inner = (..., slice(36, -36), slice(36, -36))
+    assert torch.allclose(on_grid[inner], whole[..., 48:144, 54:150][inner], atol=1e-6)
+    assert not torch.allclose(off_grid[inner], whole[..., 49:145, 55:151][inner], atol=1e-4)
