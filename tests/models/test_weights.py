@@ -65,3 +65,12 @@ def test_garbage_pth_is_named_corrupt(tmp_path):
     with pytest.raises(SrlabError, match="not a PyTorch or safetensors checkpoint, or it is corrupt") as e:
         read_checkpoint(tmp_path / "junk.pth")
     assert "weights_only=False" not in str(e.value)
+
+
+def test_weights_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    save_weights(tmp_path / "w.safetensors", _model())
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask

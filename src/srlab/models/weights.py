@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from srlab.errors import SrlabError
-from srlab.fileio import atomic_path
+from srlab.fileio import atomic_write_bytes
 from srlab.models.registry import ModelSpec, spec_of
 
 FORMAT_VERSION = "1"
@@ -50,8 +50,9 @@ def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, s
         **(metadata or {}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    # Serialised in memory and written through atomic_write_bytes: safetensors' own file writer
+    # creates owner-only (0600) files.
+    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
