@@ -1,12 +1,14 @@
-"""``srlab models``: the registry, with parameter counts per scale."""
+"""``srlab models``: the registry, with parameter counts and MACs per scale."""
 
 from __future__ import annotations
 
 import argparse
 
 from srlab.models import build_model, count_parameters, list_models, model_info
+from srlab.profile import macs_720p
 
-HELP = "list the registered models and their parameter counts"
+HELP = "list the registered models with parameters and MACs (1280x720 output) per scale"
+SCALES = (2, 3, 4)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +17,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     del args
-    scales = (2, 3, 4)
-    print(f"{'model':<12} " + " ".join(f"{'params x' + str(s):>11}" for s in scales) + "  paper")
+    header = " ".join(f"{'params x' + str(s):>11}" for s in SCALES) + " " + " ".join(
+        f"{'GMACs x' + str(s):>9}" for s in SCALES
+    )
+    print(f"{'model':<18} {header}  paper")
     for name in list_models():
         info = model_info(name)
-        counts = [
-            f"{count_parameters(build_model(name, scale=s)):>11,}" if s in info.scales else f"{'-':>11}"
-            for s in scales
-        ]
-        print(f"{name:<12} " + " ".join(counts) + f"  {info.paper}")
+        params, macs = [], []
+        for scale in SCALES:
+            if scale in info.scales:
+                model = build_model(name, scale=scale)
+                params.append(f"{count_parameters(model):>11,}")
+                macs.append(f"{macs_720p(model) / 1e9:>9.2f}")
+            else:
+                params.append(f"{'-':>11}")
+                macs.append(f"{'-':>9}")
+        print(f"{name:<18} {' '.join(params)} {' '.join(macs)}  {info.paper}")
     return 0
