@@ -39,3 +39,10 @@ def test_720p_convention_and_no_real_compute():
     convs_3x3 = 3 * 32 + 4 * 3 * 32 * 32 + 32 * 48
     assert macs > 180 * 320 * 9 * convs_3x3
     assert macs == pytest.approx(8.2e9, rel=0.01)
+
+
+def test_imdn_matches_its_published_mult_adds():
+    """IMDN's paper: 158.8 / 71.5 / 40.9 G Mult-Adds at 1280x720 output."""
+    published = {2: 158.8e9, 3: 71.5e9, 4: 40.9e9}
+    for scale, value in published.items():
+        assert macs_720p(srlab.create_model("imdn", scale=scale)) == pytest.approx(value, abs=0.05e9)
