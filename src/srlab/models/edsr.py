@@ -1,0 +1,109 @@
+"""EDSR: Enhanced Deep Residual Networks (EDSR-baseline and the full EDSR).
+
+Paper: Lim, Son, Kim, Nah and Lee, "Enhanced Deep Residual Networks for Single Image
+Super-Resolution", CVPRW 2017 (NTIRE 2017). Official code: sanghyun-son/EDSR-PyTorch (MIT),
+``src/model/edsr.py`` and ``src/model/common.py``; module structure and parameter names are theirs:
+``sub_mean`` / ``add_mean`` (frozen 1x1 MeanShift convs: identity weight, bias -/+ 255 x the DIV2K
+RGB mean), ``head.0`` (3x3 conv 3 -> C), ``body.0 .. body.{n-1}`` residual blocks (``body.i.body.0``
+conv, ReLU, ``body.i.body.2`` conv, scaled by ``res_scale`` and added), ``body.n`` (3x3 conv; a
+global skip adds the head's output), ``tail.0`` (upsampler: conv to 4C + PixelShuffle(2) per factor of
+2, or conv to 9C + PixelShuffle(3)) and ``tail.1`` (3x3 conv C -> 3).
+
+The official models take RGB in [0, 255] (``rgb_range=255``); here ``forward`` takes [0, 1] and
+multiplies by 255 before ``sub_mean`` and divides by 255 after ``add_mean``. The MeanShift weights
+are parameters with ``requires_grad=False`` as in the official code, so official checkpoints load
+strictly; the paper's parameter counts are the trainable ones (they exclude these 24 numbers).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from srlab.models.registry import ModelInfo, register_model
+
+# DIV2K mean RGB (EDSR-PyTorch's MeanShift default), std 1.
+_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+_RGB_RANGE = 255.0
+
+
+class MeanShift(nn.Conv2d):
+    """A frozen 1x1 conv adding ``sign * rgb_range * mean`` to each channel."""
+
+    def __init__(self, sign: int) -> None:
+        super().__init__(3, 3, 1)
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.bias.copy_(sign * _RGB_RANGE * torch.tensor(_RGB_MEAN))
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, *, res_scale: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * self.res_scale + x
+
+
+class Upsampler(nn.Sequential):
+    def __init__(self, scale: int, channels: int) -> None:
+        layers: list[nn.Module] = []
+        if scale & (scale - 1) == 0:  # a power of two
+            for _ in range(scale.bit_length() - 1):
+                layers += [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers += [nn.Conv2d(channels, 9 * channels, 3, padding=1), nn.PixelShuffle(3)]
+        else:
+            raise ValueError(f"EDSR upsamples by powers of 2 or by 3, not {scale}")
+        super().__init__(*layers)
+
+
+class EDSR(nn.Module):
+    def __init__(self, *, scale: int, channels: int, num_blocks: int, res_scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.sub_mean = MeanShift(-1)
+        self.add_mean = MeanShift(+1)
+        self.head = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            *(ResBlock(channels, res_scale=res_scale) for _ in range(num_blocks)),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+        self.tail = nn.Sequential(Upsampler(scale, channels), nn.Conv2d(channels, 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.sub_mean(x * _RGB_RANGE))
+        x = self.body(x) + x
+        return self.add_mean(self.tail(x)) / _RGB_RANGE
+
+
+def _info(num_blocks: int) -> ModelInfo:
+    return ModelInfo(
+        paper="Lim et al., Enhanced Deep Residual Networks for Single Image Super-Resolution (CVPRW 2017)",
+        scales=(2, 3, 4),
+        size_multiple=1,
+        # head + 2 convs per block + body conv + upsampler conv + tail conv (<= 1 LR px each).
+        receptive_radius=2 * num_blocks + 8,
+        reparameterizable=False,
+        half_precision_safe=True,
+    )
+
+
+@register_model(_info(num_blocks=16))
+def edsr_baseline(*, scale: int, channels: int = 64, num_blocks: int = 16, res_scale: float = 1.0) -> EDSR:
+    """EDSR-baseline: 16 blocks, 64 channels, no residual scaling (1.37M / 1.55M / 1.52M)."""
+    return EDSR(scale=scale, channels=channels, num_blocks=num_blocks, res_scale=res_scale)
+
+
+@register_model(_info(num_blocks=32))
+def edsr(*, scale: int, channels: int = 256, num_blocks: int = 32, res_scale: float = 0.1) -> EDSR:
+    """The full EDSR: 32 blocks, 256 channels, residual scaling 0.1 (40.7M / 43.7M / 43.1M)."""
+    return EDSR(scale=scale, channels=channels, num_blocks=num_blocks, res_scale=res_scale)
