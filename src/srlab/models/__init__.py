@@ -1,6 +1,17 @@
 """The model zoo. Each architecture lives in its own module and registers its variants on import."""
 
-from srlab.models import bicubic, bsrn, imdn, rdsr, rfdn, rlfn  # noqa: F401  (explicit import list: registers the models)
+from srlab.models import (  # noqa: F401  (explicit import list: registers the models)
+    bicubic,
+    bsrn,
+    edsr,
+    espcn,
+    fsrcnn,
+    imdn,
+    rdsr,
+    rfdn,
+    rlfn,
+    srcnn,
+)
 from srlab.models.registry import (
     ModelInfo,
     ModelSpec,

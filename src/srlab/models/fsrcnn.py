@@ -76,7 +76,9 @@ def _info(paper: str) -> ModelInfo:
     )
 
 
-@register_model(_info("Dong et al., Accelerating the Super-Resolution Convolutional Neural Network (ECCV 2016)"))
+@register_model(
+    _info("Dong et al., Accelerating the Super-Resolution Convolutional Neural Network (ECCV 2016)")
+)
 def fsrcnn(*, scale: int, d: int = 56, s: int = 12, m: int = 4) -> FSRCNN:
     """FSRCNN(56, 12, 4) on the Y channel, as in the paper."""
     return FSRCNN(scale=scale, colors=1, d=d, s=s, m=m)

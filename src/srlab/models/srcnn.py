@@ -31,7 +31,9 @@ from srlab.models.registry import ModelInfo, register_model
 
 
 class SRCNN(nn.Module):
-    def __init__(self, *, scale: int, channels: int, mid_channels: int, kernels: tuple[int, int, int]) -> None:
+    def __init__(
+        self, *, scale: int, channels: int, mid_channels: int, kernels: tuple[int, int, int]
+    ) -> None:
         super().__init__()
         self.scale = scale
         k1, k2, k3 = kernels
