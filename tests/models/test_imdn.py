@@ -11,7 +11,8 @@ import srlab.models.imdn  # noqa: F401  (registers the models)
 from srlab.data.datasets import discover_pairs
 from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters
-from srlab.models.imdn import IMDB, ContrastChannelAttention
+from srlab.layers import ContrastChannelAttention
+from srlab.models.imdn import IMDB
 from srlab.models.weights import save_weights
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from srlab.cli.common import add_model_flags, flag, load_model_from_flags
+from srlab.cli.common import add_model_flags, load_model_from_flags
 from srlab.data.io import check_not_overwriting, list_images, read_image, write_image
 from srlab.data.resize import bicubic_upscale
 from srlab.errors import SrlabError

@@ -1,7 +1,8 @@
 """Attention layers: channel attention (RCAN's CALayer) and enhanced spatial attention (ESA).
 
 ChannelAttention: Zhang et al., "Image Super-Resolution Using Very Deep Residual Channel Attention
-Networks" (RCAN), ECCV 2018. ESA: Liu et al., "Residual Feature Aggregation Network for Image
+Networks" (RCAN), ECCV 2018. ContrastChannelAttention: Hui et al., "Lightweight Image
+Super-Resolution with Information Multi-distillation Network" (IMDN), ACM MM 2019, also used by BSRN. ESA: Liu et al., "Residual Feature Aggregation Network for Image
 Super-Resolution" (RFANet), CVPR 2020, as used by RFDN and RLFN.
 """
 
@@ -25,6 +26,29 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate = torch.sigmoid(self.excite(F.relu(self.squeeze(self.pool(x)))))
         return x * gate
+
+
+class ContrastChannelAttention(nn.Module):
+    """IMDN's contrast-aware channel attention (official ``CCALayer``): gate = sigmoid(MLP(std + mean)).
+
+    Parameter names follow the official code (``conv_du.0`` squeeze, ``conv_du.2`` excite). The mean and
+    population standard deviation use ``mean()`` rather than the official ``sum / (H*W)``: equal in value,
+    and no float16 overflow on large images.
+    """
+
+    def __init__(self, channels: int, *, reduction: int = 16) -> None:
+        super().__init__()
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1),
+            nn.ReLU(),
+            nn.Conv2d(channels // reduction, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+        return x * self.conv_du(std + mean)
 
 
 class ESA(nn.Module):

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers import ContrastChannelAttention
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -79,25 +80,6 @@ class BSConvU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dw(self.pw(x))
-
-
-class ContrastChannelAttention(nn.Module):
-    """CCA (official name ``CCALayer``): gate = sigmoid(MLP(std + mean)) per channel."""
-
-    def __init__(self, channels: int, *, reduction: int = 16) -> None:
-        super().__init__()
-        # Official names: conv_du.0 (squeeze), conv_du.1 ReLU, conv_du.2 (excite), conv_du.3 Sigmoid.
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()  # population std, as official
-        return x * self.conv_du(std + mean)
 
 
 class BSRNESA(nn.Module):

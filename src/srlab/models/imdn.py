@@ -30,29 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers import ContrastChannelAttention
 from srlab.models.registry import ModelInfo, register_model
 
 _NEG_SLOPE = 0.05  # the official LeakyReLU slope
-
-
-class ContrastChannelAttention(nn.Module):
-    """IMDN's CCA layer (official name ``CCALayer``): gate = sigmoid(MLP(std + mean)) per channel."""
-
-    def __init__(self, channels: int, *, reduction: int = 16) -> None:
-        super().__init__()
-        # Official names: conv_du.0 (squeeze), conv_du.1 ReLU, conv_du.2 (excite), conv_du.3 Sigmoid.
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        # Population standard deviation over the spatial dimensions, as in the official stdv_channels.
-        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
-        return x * self.conv_du(std + mean)
 
 
 class IMDB(nn.Module):
