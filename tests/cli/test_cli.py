@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from srlab.cli.main import main
 from srlab.data.io import read_image, write_image
 from srlab.data.resize import bicubic_downscale
-from srlab.models import build_model, count_parameters
+from srlab.models import build_model, count_parameters, list_models
 from conftest import BENCHMARKS, needs_benchmarks, photo, write_folder
 
 TINY = ["--model", "rdsr_s", "--set", "model.args.channels=8", "--set", "model.args.num_blocks=1"]
@@ -353,6 +353,25 @@ def test_upscale_into_the_input_folder_keeps_the_inputs(upscale_inputs, capsys):
     assert set(after) == set(originals) | {f"{Path(n).stem}_x2.png" for n in originals}
 
 
+def test_model_arg_selects_the_variant_of_a_foreign_checkpoint(tmp_path, capsys):
+    # A plain .pth state dict records no hyper-parameters: --model_arg names them.
+    torch.manual_seed(0)
+    model = build_model("rdsr_s", scale=2, args={"channels": 8, "num_blocks": 1})
+    torch.save(model.state_dict(), tmp_path / "small.pth")
+    src = write_folder(tmp_path / "in", {"cat": ("chelsea", (30, 20))})
+    common = ["upscale", src / "cat.png", "-o", tmp_path / "out", "--model", "rdsr_s", "--scale", "2",
+              "--checkpoint", tmp_path / "small.pth"]
+    code, _, stderr = run_cli(capsys, *common)
+    assert code == 2 and "does not fit model 'rdsr_s'" in stderr and stderr.count("\n") == 1
+    code, _, stderr = run_cli(capsys, *common, "--model_arg", "channels=8", "--model-arg", "num_blocks=1")
+    assert code == 0, stderr
+    assert read_image(tmp_path / "out" / "cat_x2.png").rgb.shape == (3, 40, 60)
+    code, _, stderr = run_cli(capsys, *common, "--model_arg", "channels")
+    assert code == 2 and "--model_arg expects KEY=VALUE" in stderr
+    code, _, stderr = run_cli(capsys, *common, "--model_arg", "widht=8")
+    assert code == 2 and "has no hyper-parameter 'widht'" in stderr
+
+
 def test_upscale_bicubic_matches_the_library(tmp_path, capsys):
     src = write_folder(tmp_path / "in", {"cat": ("chelsea", (30, 20))})
     code, _, stderr = run_cli(capsys, "upscale", src / "cat.png", "-o", tmp_path / "out", "--model", "bicubic",
@@ -372,12 +391,16 @@ def test_upscale_bicubic_matches_the_library(tmp_path, capsys):
 def test_models_lists_the_registry_with_counts(capsys):
     code, stdout, _ = run_cli(capsys, "models")
     assert code == 0
-    rows = {line.split()[0]: line.split() for line in stdout.splitlines()[1:] if line.strip()}
-    assert {"rdsr", "rdsr_s", "bicubic"} <= set(rows)
+    lines = stdout.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[1:-1] if line.strip()}
+    assert set(rows) == set(list_models())
     for name in ("rdsr", "rdsr_s", "bicubic"):
         counts = [int(c.replace(",", "")) for c in rows[name][1:4]]
         assert counts == [count_parameters(build_model(name, scale=s)) for s in (2, 3, 4)], name
     assert int(rows["rdsr_s"][1].replace(",", "")) > 0 and rows["bicubic"][1] == "0"
+    # The papers' convention: EDSR-baseline's 1.37M leaves out the 24 frozen MeanShift weights.
+    assert rows["edsr_baseline"][1] == "1,369,859"
+    assert lines[-1].startswith("params: as the papers count them")
 
 
 def test_help_and_version(capsys):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import yaml
 
 import torch
 from torch import nn
@@ -10,6 +13,7 @@ from torch import nn
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
 from srlab.models.create import DEFAULT_MODEL, create_model
+from srlab.models.reparam import deploy
 
 
 def flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
@@ -47,20 +51,40 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, "model", metavar="NAME", help=f"registered model name (default {DEFAULT_MODEL} with its bundled weights)")
     flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
     flag(parser, "scale", type=int, metavar="S", help="upscaling factor (read from the checkpoint if it records one)")
+    flag(
+        parser, "model_arg", action="append", default=[], metavar="KEY=VALUE",
+        help="a hyper-parameter of the model, repeatable (e.g. --model_arg channels=32 for ecbsr_etds M4C32)",
+    )
     flag(parser, "device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
     flag(parser, "tile", type=positive_int, metavar="T", help="process the LR image in T x T tiles (bounds memory)")
     flag(parser, "tile_overlap", type=non_negative_int, metavar="O", help="tile context in LR pixels (default: the model's)")
 
 
+def parse_model_args(assignments: list[str]) -> dict[str, Any]:
+    """``["channels=32", "num_modules=6"]`` -> {"channels": 32, "num_modules": 6} (values read as YAML)."""
+    parsed: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SrlabError(f"--model_arg expects KEY=VALUE, got {item!r} (e.g. --model_arg channels=32)")
+        try:
+            parsed[key.strip()] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            raise SrlabError(f"--model_arg {item!r}: {raw!r} is not a valid value") from None
+    return parsed
+
+
 def load_model_from_flags(args: argparse.Namespace) -> tuple[nn.Module, torch.device]:
     device = resolve_device(args.device)
+    model_args = parse_model_args(args.model_arg)
     if args.checkpoint is None:
         name = args.model or DEFAULT_MODEL
         if args.scale is None:
             raise SrlabError("no scale given: pass --scale S (or a --checkpoint that records it)")
-        model = create_model(name, scale=args.scale)
+        model = create_model(name, scale=args.scale, args=model_args)
         if next(model.parameters(), None) is not None:  # a network: it needs weights
-            model = create_model(name, scale=args.scale, pretrained=True)
+            model = create_model(name, scale=args.scale, pretrained=True, args=model_args)
     else:
-        model = create_model(args.model, scale=args.scale, checkpoint=args.checkpoint)
-    return model.to(device).eval(), device
+        model = create_model(args.model, scale=args.scale, checkpoint=args.checkpoint, args=model_args)
+    # Inference always runs the fused form of re-parameterisable models (identical outputs, faster).
+    return deploy(model).to(device).eval(), device

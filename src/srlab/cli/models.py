@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from srlab.models import build_model, count_parameters, list_models, model_info
+from srlab.models import build_model, deploy, list_models, model_info, paper_parameter_count
 from srlab.profile import macs_720p
 
 HELP = "list the registered models with parameters and MACs (1280x720 output) per scale"
+# Counted as the papers count: the inference (deploy) form, trainable parameters, less what a paper excludes.
+NOTE = (
+    "params: as the papers count them (inference form, trainable, see ModelInfo.uncounted_parameters); "
+    "GMACs: multiply-accumulates for a 1280x720 output"
+)
 SCALES = (2, 3, 4)
 
 
@@ -27,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
         for scale in SCALES:
             if scale in info.scales:
                 model = build_model(name, scale=scale)
-                params.append(f"{count_parameters(model):>11,}")
-                macs.append(f"{macs_720p(model) / 1e9:>9.2f}")
+                params.append(f"{paper_parameter_count(model):>11,}")
+                macs.append(f"{macs_720p(deploy(model)) / 1e9:>9.2f}")
             else:
                 params.append(f"{'-':>11}")
                 macs.append(f"{'-':>9}")
         print(f"{name:<18} {' '.join(params)} {' '.join(macs)}  {info.paper}")
+    print(NOTE)
     return 0

@@ -12,6 +12,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     rlfn,
     srcnn,
 )
+from srlab.models.reparam import deploy
 from srlab.models.registry import (
     ModelInfo,
     ModelSpec,
@@ -19,6 +20,7 @@ from srlab.models.registry import (
     count_parameters,
     list_models,
     model_info,
+    paper_parameter_count,
     register_model,
     spec_of,
 )
@@ -27,9 +29,11 @@ __all__ = [
     "ModelInfo",
     "ModelSpec",
     "build_model",
+    "deploy",
     "count_parameters",
     "list_models",
     "model_info",
+    "paper_parameter_count",
     "register_model",
     "spec_of",
 ]

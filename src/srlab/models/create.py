@@ -11,7 +11,8 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.models.registry import build_model
-from srlab.models.weights import load_state_dict_strict, read_checkpoint
+from srlab.models.reparam import deploy, has_deploy_form
+from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
 
 
 # The model that `srlab upscale`, `eval` and `demo` use when none is named (bundled weights: x2/x3/x4).
@@ -47,6 +48,9 @@ def create_model(
 ) -> nn.Module:
     """Build a registered model; with weights (``checkpoint``, or ``pretrained=True`` for the weights
     bundled with srlab) it is loaded strictly and returned in eval mode.
+
+    A re-parameterisable model comes back in the form its checkpoint holds: the training form, or the
+    fused inference form (``srlab.models.deploy``) for weights released that way.
 
     A checkpoint written by srlab records its model, hyper-parameters and scale, so ``name`` and
     ``scale`` may be left out; if given they must agree with it.
@@ -87,5 +91,11 @@ def create_model(
             f"checkpoint '{ckpt.path}' does not record its model: pass --model NAME and --scale S"
         )
     model = build_model(name, scale=scale, args=args)
+    # Re-parameterisable models load weights of either form: srlab's checkpoints say which, official
+    # releases of the fused inference form (ETDS, SPAN) are recognised by their tensor names.
+    if has_deploy_form(model) and (ckpt.form == "deploy" or (ckpt.model is None and not fits(model, ckpt))):
+        fused = deploy(model)
+        if ckpt.form == "deploy" or fits(fused, ckpt):
+            model = fused
     load_state_dict_strict(model, ckpt)
     return model.eval()

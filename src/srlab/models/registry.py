@@ -31,6 +31,9 @@ class ModelInfo:
     half_precision_safe: bool = True
     # How far (in LR pixels) one output pixel looks into the input; the default tile overlap.
     receptive_radius: int = 16
+    # Parameters the paper leaves out of its count (name substrings), beyond the frozen ones and the
+    # training-only branches that every count leaves out (see paper_parameter_count).
+    uncounted_parameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class ModelSpec:
     scale: int
     args: Mapping[str, Any] = field(default_factory=dict)
     info: ModelInfo = field(default_factory=lambda: ModelInfo(paper=""))
+    # "train": the form the factory builds; "deploy": its fused inference form (srlab.models.deploy).
+    form: str = "train"
 
 
 @dataclass(frozen=True)
@@ -139,3 +144,17 @@ def spec_of(model: nn.Module) -> ModelSpec:
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def paper_parameter_count(model: nn.Module) -> int:
+    """Parameters as the papers count them: the trainable parameters of the inference (deploy) form,
+    less any the model's paper leaves out (``ModelInfo.uncounted_parameters``)."""
+    from srlab.models.reparam import deploy  # reparam builds on this module
+
+    fused = deploy(model)
+    uncounted = spec_of(model).info.uncounted_parameters if getattr(model, "srlab_spec", None) else ()
+    return sum(
+        p.numel()
+        for name, p in fused.named_parameters()
+        if p.requires_grad and not any(part in name for part in uncounted)
+    )

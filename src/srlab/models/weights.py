@@ -37,6 +37,8 @@ class Checkpoint:
     scale: int | None
     args: dict[str, Any]
     path: Path
+    # "deploy" for the fused inference form of a re-parameterisable model (srlab.models.deploy).
+    form: str = "train"
 
 
 def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, str] | None = None) -> None:
@@ -47,6 +49,7 @@ def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, s
         "srlab.model": spec.name,
         "srlab.scale": str(spec.scale),
         "srlab.model_args": json.dumps(dict(spec.args), sort_keys=True),
+        "srlab.form": spec.form,
         **(metadata or {}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -79,6 +82,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
         scale=int(meta["srlab.scale"]),
         args=json.loads(meta.get("srlab.model_args", "{}")),
         path=path,
+        form=meta.get("srlab.form", "train"),
     )
 
 
@@ -129,6 +133,14 @@ def load_matching(model: nn.Module, checkpoint: Checkpoint) -> tuple[list[str], 
         )
     model.load_state_dict({**own, **{k: checkpoint.state_dict[k] for k in loaded}})
     return loaded, skipped
+
+
+def fits(model: nn.Module, checkpoint: Checkpoint) -> bool:
+    """Whether the checkpoint has exactly the model's tensor names and shapes."""
+    expected = model.state_dict()
+    return set(expected) == set(checkpoint.state_dict) and all(
+        tuple(checkpoint.state_dict[k].shape) == tuple(v.shape) for k, v in expected.items()
+    )
 
 
 def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
