@@ -9,7 +9,8 @@ from srlab.models.reparam import has_deploy_form, is_deployed
 from srlab.models.weights import save_weights
 
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
-HEAVY = {"edsr"}  # 40M+ parameters: one scale is enough for the slower checks
+HEAVY = {"edsr", "drcn"}  # 40M+ parameters / 19.5M MACs per HR pixel: one scale is enough for the slower checks
+LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
 
 # Parameters as the papers count them (srlab.models.paper_parameter_count: trainable parameters of the
 # inference form, less ModelInfo.uncounted_parameters), exact per scale, and the published figure they
@@ -26,6 +27,13 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "fsrcnn": ({2: 12_809, 3: 12_809, 4: 12_809}, None),
     "fsrcnn_etds": ({2: 24_683, 3: 24_683, 4: 24_683}, {2: "24.68K", 3: "24.68K", 4: "24.68K"}),
     "imdn": ({2: 694_404, 3: 703_059, 4: 715_176}, {2: "694K", 3: "703K", 4: "715K"}),
+    "drcn": ({2: 1_774_096, 3: 1_774_096, 4: 1_774_096}, {2: "1,774K", 3: "1,774K", 4: "1,774K"}),
+    "etds_t": ({2: 13_944, 3: 16_920, 4: 21_360}, {2: "13.94K", 3: "16.92K", 4: "21.36K"}),
+    "etds_s": ({2: 41_512, 3: 46_792, 4: 54_112}, {2: "41.51K", 3: "46.79K", 4: "54.11K"}),
+    "etds_m": ({2: 60_008, 3: 65_288, 4: 72_608}, {2: "60.01K", 3: "65.29K", 4: "72.61K"}),
+    "etds_l": ({2: 152_184, 3: 159_768, 4: 169_968}, {2: "152.18K", 3: "159.77K", 4: "169.97K"}),
+    # LapSRN's tables count convolution weights only (biases excluded): 813K is the x4 network.
+    "lapsrn": ({2: 406_672, 4: 812_768}, {4: "813K"}),
     "rdsr": ({2: 481_830, 3: 488_595, 4: 498_066}, None),
     "rdsr_s": ({2: 136_012, 3: 140_347, 4: 146_416}, None),
     # RFDN / RFDN-L: the official block at the paper's widths gives ~5.9% more than the paper
@@ -37,6 +45,14 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "rlfn": ({2: 526_856, 3: 533_891, 4: 543_740}, {2: "527K"}),
     "rlfn_s": ({2: 454_620, 3: 461_115, 4: 470_208}, None),
     "rlfn_ntire": ({2: 302_278, 3: 308_503, 4: 317_218}, {4: "0.317M"}),
+    "safmn": ({2: 227_820, 3: 232_695, 4: 239_520}, {2: "228K", 3: "233K", 4: "240K"}),
+    "safmn_l": ({2: 5_559_308, 3: 5_576_603, 4: 5_600_816}, {2: "5.56M", 3: "5.58M", 4: "5.60M"}),
+    "safmn_pp": ({4: 211_572}, {4: "0.212M"}),
+    "shufflemixer": ({2: 393_939, 3: 414_739, 4: 410_579}, {2: "394K", 3: "415K", 4: "411K"}),
+    "shufflemixer_tiny": ({2: 108_435, 3: 113_715, 4: 112_659}, None),
+    # SPAN: the re-parameterised (deploy) form, as for every re-parameterisable model; no paper figure read.
+    "span": ({2: 410_700, 3: 417_195, 4: 426_288}, None),
+    "span_ch28": ({4: 150_688}, None),
     "srcnn": ({2: 57_281, 3: 57_281, 4: 57_281}, {2: "57K", 3: "57K", 4: "57K"}),
 }
 
@@ -81,7 +97,7 @@ def test_forward_at_an_odd_size(name, scale):
     assert torch.equal(x, before)  # forward never mutates its input
 
 
-@pytest.mark.parametrize(("name", "scale"), [c for c in CASES if c[0] not in HEAVY] + [("edsr", 4)])
+@pytest.mark.parametrize(("name", "scale"), LIGHT_CASES + [(name, 4) for name in sorted(HEAVY)])
 def test_backward_reaches_every_trainable_parameter(name, scale):
     torch.manual_seed(0)
     model = srlab.create_model(name, scale=scale).train()
@@ -129,7 +145,7 @@ def test_deploy_form_computes_the_same_function(name, scale, tmp_path):
     assert is_deployed(loaded) and type(loaded) is type(fused)
 
 
-@pytest.mark.parametrize(("name", "scale"), [c for c in CASES if c[0] not in HEAVY] + [("edsr", 4)])
+@pytest.mark.parametrize(("name", "scale"), LIGHT_CASES + [(name, 4) for name in sorted(HEAVY)])
 def test_state_dict_round_trip(name, scale, tmp_path):
     torch.manual_seed(0)
     model = srlab.create_model(name, scale=scale).eval()
@@ -141,3 +157,26 @@ def test_state_dict_round_trip(name, scale, tmp_path):
     x = torch.rand(1, 3, 16, 18)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+@pytest.mark.parametrize(("name", "scale"), LIGHT_CASES)
+def test_cuda_matches_cpu_and_half_precision_where_declared(name, scale, monkeypatch):
+    # TF32 (cuDNN's default) alone moves random-weight outputs by ~1e-2: compare in true float32.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    torch.manual_seed(0)
+    model = srlab.deploy(srlab.create_model(name, scale=scale).eval())
+    x = torch.rand(1, 3, 24, 30)
+    with torch.no_grad():
+        expected = model(x)
+        magnitude = max(1.0, expected.abs().max().item())
+        on_gpu = model.cuda()(x.cuda()).cpu()
+        assert (on_gpu - expected).abs().max() <= 1e-4 * magnitude
+        if model_info(name).half_precision_safe:
+            half = model.half()(x.cuda().half()).float().cpu()
+            assert torch.isfinite(half).all()
+            assert (half - expected).abs().max() <= 0.05 * magnitude

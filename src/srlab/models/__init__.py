@@ -3,13 +3,19 @@
 from srlab.models import (  # noqa: F401  (explicit import list: registers the models)
     bicubic,
     bsrn,
+    drcn,
     edsr,
     espcn,
+    etds,
     fsrcnn,
     imdn,
+    lapsrn,
     rdsr,
     rfdn,
     rlfn,
+    safmn,
+    shufflemixer,
+    span,
     srcnn,
 )
 from srlab.models.reparam import deploy

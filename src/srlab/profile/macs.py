@@ -1,58 +1,96 @@
-"""Multiply-accumulate counts of convolution and linear layers, the figure SR papers tabulate.
+"""Multiply-accumulate counts, the figure SR papers tabulate as "FLOPs" or "Multi-Adds".
 
-The papers' convention (IMDN, CARN, RFDN, ...): MACs of the weighted layers for an input whose output is
-1280x720 (LR 640x360 at x2, 427x240 at x3, 320x180 at x4); element-wise operations, activations and
-attention products are not counted; a transposed convolution is counted per output pixel, as those papers do. The forward pass runs on PyTorch's ``meta`` device, so counting costs
-no arithmetic and no memory whatever the model's size.
+The papers' convention (IMDN, CARN, SAFMN, ShuffleMixer, ...), which fvcore reproduces: MACs of an
+input whose output is 1280x720 (LR 640x360 at x2, 427x240 at x3, 320x180 at x4), counting
+- convolutions: output elements x input channels per group x kernel area;
+- matrix products (linear layers, attention): one per multiply-add;
+- bilinear / nearest resizing: 4 / 1 per output element, adaptive average pooling 1 per input element
+  (fvcore's weights for them);
+and not element-wise arithmetic, activations or normalisation. One deliberate difference from fvcore: a
+transposed convolution costs what a convolution with its kernel costs at every *output* pixel, as CARN's,
+SMSR's and IMDN's tables count it (FSRCNN 6.0 / 5.0 / 4.6 G; fvcore's per-input count gives 2.87 G at x2).
+
+Operations are counted as they reach ATen (a dispatch mode), so functional calls count like modules do,
+and the forward pass runs on PyTorch's ``meta`` device: no arithmetic, no memory, whatever the model's size.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from srlab.models.registry import spec_of
 
-
-def _conv_macs(module: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
-    kernel = module.kernel_size[0] * module.kernel_size[1]
-    return output.numel() * (module.in_channels // module.groups) * kernel
+aten = torch.ops.aten
 
 
-def _transposed_conv_macs(module: nn.ConvTranspose2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
-    # The papers' convention (CARN, SMSR, IMDN tables: FSRCNN 6.0 / 5.0 / 4.6 G, LapSRN): a transposed
-    # convolution costs what a convolution with its kernel costs at every *output* pixel, s^2 times the
-    # multiplications actually done (fvcore counts those: 2.87 G for FSRCNN x2).
-    kernel = module.kernel_size[0] * module.kernel_size[1]
-    return output.numel() * (module.in_channels // module.groups) * kernel
+def _convolution(args, out) -> int:
+    weight, transposed, groups = args[1], args[6], args[8]
+    kernel = math.prod(weight.shape[2:])
+    # a transposed weight is (in, out / groups, k, k); a plain one (out, in / groups, k, k)
+    in_per_group = weight.shape[0] // groups if transposed else weight.shape[1]
+    return out.numel() * in_per_group * kernel
 
 
-def _linear_macs(module: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
-    return output.numel() * module.in_features
+def _mm(args, out) -> int:
+    a, b = args[-2], args[-1]
+    return a.shape[0] * a.shape[1] * b.shape[1]
 
 
-_COUNTERS = {nn.Conv2d: _conv_macs, nn.ConvTranspose2d: _transposed_conv_macs, nn.Linear: _linear_macs}
+def _bmm(args, out) -> int:
+    a, b = args[-2], args[-1]
+    return a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+
+
+_OPS: dict[object, Callable[[tuple, torch.Tensor], int]] = {
+    aten.convolution: _convolution,
+    aten.mm: _mm,
+    aten.addmm: _mm,
+    aten.bmm: _bmm,
+    aten.baddbmm: _bmm,
+    aten.upsample_bilinear2d: lambda args, out: 4 * out.numel(),
+    aten.upsample_nearest2d: lambda args, out: out.numel(),
+    aten._adaptive_avg_pool2d: lambda args, out: args[0].numel(),
+}
+
+
+class _Counter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        count = _OPS.get(func.overloadpacket)
+        if count is not None:
+            self.total += count(args, out)
+        return out
 
 
 def count_macs(model: nn.Module, lr_size: tuple[int, int]) -> int:
     """MACs of one forward pass of a single RGB image of ``lr_size`` (height, width)."""
     meta_model = copy.deepcopy(model).to("meta")
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        total += _COUNTERS[type(module)](module, inputs, output)
-
-    handles = [m.register_forward_hook(hook) for m in meta_model.modules() if type(m) in _COUNTERS]
+    counter = _Counter()
+    # A 1x1 adaptive average pool reaches ATen as a plain mean, which is not counted (fvcore counts the
+    # pooling layer, not means written out): count those layers where they run.
+    pooled = []
+    handles = [
+        m.register_forward_hook(lambda m, inputs, out: pooled.append(inputs[0].numel()))
+        for m in meta_model.modules()
+        if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))
+    ]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), counter:
             meta_model(torch.empty(1, 3, *lr_size, device="meta"))
     finally:
         for handle in handles:
             handle.remove()
-    return total
+    return counter.total + sum(pooled)
 
 
 def lr_size_for_720p(scale: int) -> tuple[int, int]:
