@@ -3,7 +3,7 @@ import torch
 
 import srlab
 from srlab.errors import SrlabError
-from srlab.models.weights import read_checkpoint, save_weights
+from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint, save_weights
 
 
 def _model(name="rdsr_s", scale=2, **args):
@@ -74,3 +74,26 @@ def test_weights_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_tensors_a_model_derives_itself_are_dropped_from_official_checkpoints(tmp_path):
+    class Windowed(torch.nn.Module):
+        derived_checkpoint_keys = ("*.attn_mask", "*.relative_position_index")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = 2
+            self.block = torch.nn.Conv2d(3, 3, 1)
+
+    model = Windowed()
+    official = {**model.state_dict(), "block.attn_mask": torch.zeros(4, 64, 64),
+                "block.relative_position_index": torch.zeros(64, 64, dtype=torch.long)}
+    path = tmp_path / "official.pth"
+    torch.save({"params": official}, path)
+    ckpt = read_checkpoint(path)
+    assert fits(model, ckpt)
+    load_state_dict_strict(model, ckpt)  # no error: the derived tensors are not weights
+    del official["block.bias"]
+    torch.save(official, path)
+    with pytest.raises(SrlabError, match="1 missing"):
+        load_state_dict_strict(model, read_checkpoint(path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,24 +136,32 @@ def load_matching(model: nn.Module, checkpoint: Checkpoint) -> tuple[list[str], 
     return loaded, skipped
 
 
+def weight_tensors(model: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors less those the model derives itself and does not load.
+
+    Official releases of some models also store tensors computed from the configuration or the input
+    size (SwinIR's attention masks and relative-position indices): a model lists their names as
+    ``fnmatch`` patterns in a ``derived_checkpoint_keys`` class attribute, and they are dropped here.
+    """
+    patterns = getattr(model, "derived_checkpoint_keys", ())
+    return {k: v for k, v in state.items() if not any(fnmatchcase(k, p) for p in patterns)}
+
+
 def fits(model: nn.Module, checkpoint: Checkpoint) -> bool:
     """Whether the checkpoint has exactly the model's tensor names and shapes."""
     expected = model.state_dict()
-    return set(expected) == set(checkpoint.state_dict) and all(
-        tuple(checkpoint.state_dict[k].shape) == tuple(v.shape) for k, v in expected.items()
-    )
+    state = weight_tensors(model, checkpoint.state_dict)
+    return set(expected) == set(state) and all(tuple(state[k].shape) == tuple(v.shape) for k, v in expected.items())
 
 
 def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
     """Load with exact key and shape matching, explaining a mismatch in one line."""
     spec: ModelSpec = spec_of(model)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in checkpoint.state_dict]
-    unexpected = [k for k in checkpoint.state_dict if k not in expected]
-    wrong_shape = [
-        k for k in expected
-        if k in checkpoint.state_dict and tuple(checkpoint.state_dict[k].shape) != tuple(expected[k].shape)
-    ]
+    state = weight_tensors(model, checkpoint.state_dict)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or wrong_shape:
         details = []
         if missing:
@@ -162,11 +171,10 @@ def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
         if wrong_shape:
             k = wrong_shape[0]
             details.append(
-                f"{len(wrong_shape)} of another shape (e.g. {k}: {tuple(checkpoint.state_dict[k].shape)} "
-                f"vs {tuple(expected[k].shape)})"
+                f"{len(wrong_shape)} of another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
             )
         raise SrlabError(
             f"checkpoint '{checkpoint.path}' does not fit model {spec.name!r} x{spec.scale}: "
             f"{'; '.join(details)} — pass the --model and --scale it was trained for"
         )
-    model.load_state_dict(checkpoint.state_dict, strict=True)
+    model.load_state_dict(state, strict=True)
