@@ -1,4 +1,5 @@
 import torch
+import torch.nn.functional as F
 
 from srlab.layers import ESA, ChannelAttention
 
@@ -34,3 +35,33 @@ def test_grid_aligned_esa_is_translation_consistent_on_the_6_pixel_grid():
     inner = (..., slice(36, -36), slice(36, -36))
     assert torch.allclose(on_grid[inner], whole[..., 48:144, 54:150][inner], atol=1e-6)
     assert not torch.allclose(off_grid[inner], whole[..., 49:145, 55:151][inner], atol=1e-4)
+
+
+def test_spatial_gate_by_hand():
+    from srlab.layers.attention import SpatialGate
+
+    torch.manual_seed(0)
+    gate = SpatialGate(kernel_size=3)
+    x = torch.randn(2, 5, 6, 7)
+    max_map, mean_map = x.max(dim=1, keepdim=True).values, x.sum(dim=1, keepdim=True) / 5
+    w, b = gate.conv.weight, gate.conv.bias
+    logits = F.conv2d(max_map, w[:, :1], padding=1) + F.conv2d(mean_map, w[:, 1:], padding=1) + b.view(1, -1, 1, 1)
+    assert torch.allclose(gate(x), x / (1 + torch.exp(-logits)), atol=1e-6)
+
+
+def test_mixed_attention_is_channel_then_spatial():
+    from srlab.layers.attention import MixedAttention
+
+    torch.manual_seed(0)
+    layer = MixedAttention(8, reduction=4, kernel_size=3)
+    x = torch.randn(2, 8, 5, 6)
+    mlp = lambda v: layer.excite(torch.relu(layer.squeeze(v)))  # noqa: E731
+    avg = x.flatten(2).mean(-1)[..., None, None]
+    peak = x.flatten(2).max(-1).values[..., None, None]
+    channel = x * torch.sigmoid(mlp(avg) + mlp(peak))
+    assert torch.allclose(layer(x), layer.spatial(channel), atol=1e-6)
+    # the channel gate alone rescales whole channels: a constant input keeps a constant map per channel
+    const = torch.ones(1, 8, 4, 4)
+    scaled = const * torch.sigmoid(mlp(const.mean((2, 3), keepdim=True)) + mlp(const.amax((2, 3), keepdim=True)))
+    assert torch.allclose(scaled.std(dim=(2, 3)), torch.zeros(1, 8))
+    assert sum(p.numel() for p in layer.parameters()) == (8 * 2 + 2) + (2 * 8 + 8) + (2 * 9 + 1)

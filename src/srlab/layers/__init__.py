@@ -1,5 +1,5 @@
 """Reusable network layers (attention, upsamplers) shared by the model zoo."""
 
-from srlab.layers.attention import ESA, ChannelAttention, ContrastChannelAttention
+from srlab.layers.attention import ESA, ChannelAttention, ContrastChannelAttention, MixedAttention, SpatialGate
 
-__all__ = ["ESA", "ChannelAttention", "ContrastChannelAttention"]
+__all__ = ["ESA", "ChannelAttention", "ContrastChannelAttention", "MixedAttention", "SpatialGate"]

@@ -1,9 +1,12 @@
-"""Attention layers: channel attention (RCAN's CALayer) and enhanced spatial attention (ESA).
+"""Attention layers: channel, spatial and mixed (channel then spatial) attention.
 
 ChannelAttention: Zhang et al., "Image Super-Resolution Using Very Deep Residual Channel Attention
 Networks" (RCAN), ECCV 2018. ContrastChannelAttention: Hui et al., "Lightweight Image
-Super-Resolution with Information Multi-distillation Network" (IMDN), ACM MM 2019, also used by BSRN. ESA: Liu et al., "Residual Feature Aggregation Network for Image
-Super-Resolution" (RFANet), CVPR 2020, as used by RFDN and RLFN.
+Super-Resolution with Information Multi-distillation Network" (IMDN), ACM MM 2019, also used by BSRN.
+ESA: Liu et al., "Residual Feature Aggregation Network for Image Super-Resolution" (RFANet), CVPR 2020,
+as used by RFDN and RLFN. SpatialGate and MixedAttention: Woo et al., "CBAM: Convolutional Block
+Attention Module", ECCV 2018 (official code Jongchan/attention-module, MIT; parameter names here are
+srlab's, the official ones use a BatchNorm'd BasicConv and a Linear MLP).
 """
 
 from __future__ import annotations
@@ -92,3 +95,40 @@ class ESA(nn.Module):
             coarse = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
         mask = torch.sigmoid(self.conv4(coarse + self.conv_f(reduced)))
         return x * mask
+
+
+class SpatialGate(nn.Module):
+    """Spatial attention: a k x k conv over the channel-wise max and mean maps, sigmoid, multiply.
+
+    Where ESA looks far through a strided, pooled branch, the gate weighs each position from its own
+    and its neighbours' channel statistics: cheap, and local.
+    """
+
+    def __init__(self, *, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = torch.cat((x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)), dim=1)
+        return x * torch.sigmoid(self.conv(stats))
+
+
+class MixedAttention(nn.Module):
+    """Channel then spatial attention in one module (CBAM): the channel gate's MLP is shared by the
+    average- and max-pooled descriptors, whose outputs are summed before the sigmoid."""
+
+    def __init__(self, channels: int, *, reduction: int = 16, kernel_size: int = 7) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.squeeze = nn.Conv2d(channels, hidden, 1)
+        self.excite = nn.Conv2d(hidden, channels, 1)
+        self.spatial = SpatialGate(kernel_size=kernel_size)
+
+    def _mlp(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.excite(F.relu(self.squeeze(pooled)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = x.mean(dim=(2, 3), keepdim=True)
+        peak = x.amax(dim=(2, 3), keepdim=True)
+        x = x * torch.sigmoid(self._mlp(avg) + self._mlp(peak))
+        return self.spatial(x)
