@@ -5,6 +5,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     bsrn,
     carn,
     drcn,
+    ecbsr,
     edsr,
     espcn,
     etds,
