@@ -11,8 +11,8 @@ from srlab.models.reparam import has_deploy_form, is_deployed
 from srlab.models.weights import save_weights
 
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
-# 40M+ parameters (EDSR, IPT) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
-HEAVY = {"edsr", "drcn", "ipt"}
+# 40M+ parameters (EDSR, IPT), 8M (ELAN) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
+HEAVY = {"edsr", "drcn", "elan", "ipt"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {"esrt": ".weight1.scale"}
 LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
@@ -34,6 +34,9 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "edsr_baseline": ({2: 1_369_859, 3: 1_554_499, 4: 1_517_571}, {2: "1.37M", 3: "1.55M", 4: "1.52M"}),
     # ESRT's table truncates (677,783 -> "677K", 751,767 -> "751K"); x3 rounds either way.
     "esrt": ({2: 677_783, 3: 770_263, 4: 751_767}, {3: "770K"}),
+    # ELAN-light's 582K / 590K / 601K count the trainable parameters (the shift kernels are fixed).
+    "elan_light": ({2: 582_012, 3: 590_127, 4: 601_488}, {2: "582K", 3: "590K", 4: "601K"}),
+    "elan": ({2: 8_254_092, 3: 8_278_407, 4: 8_312_448}, None),
     "espcn": ({2: 21_284, 3: 22_729, 4: 24_752}, {2: "21K", 4: "25K"}),
     "espcn_etds": ({2: 26_796, 3: 31_131, 4: 37_200}, {2: "26.80K", 3: "31.13K", 4: "37.20K"}),
     # The FSRCNN paper counts convolution weights only (12,464 -> "12K"): test_classic_cnns checks it.
@@ -46,6 +49,10 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "carn": ({2: 1_591_939, 3: 1_591_939, 4: 1_591_939}, {2: "1,592K", 3: "1,592K", 4: "1,592K"}),
     # CARN-M's 412K is a figure left over from an earlier network (test_carn: strict xfail, and why).
     "carn_m": ({2: 414_787, 3: 414_787, 4: 414_787}, None),
+    # DITN: the released DITN_Real architecture (the paper's bicubic DITN / DITN-Tiny were not released).
+    "ditn": ({2: 424_636, 3: 432_751, 4: 444_112}, None),
+    "dlgsanet_tiny": ({2: 565_710, 3: 572_205, 4: 581_298}, {2: "566K", 3: "572K", 4: "581K"}),
+    "dlgsanet_light": ({2: 745_188, 3: 751_683, 4: 760_776}, {2: "745K", 3: "752K", 4: "761K"}),
     "drcn": ({2: 1_774_096, 3: 1_774_096, 4: 1_774_096}, {2: "1,774K", 3: "1,774K", 4: "1,774K"}),
     "etds_t": ({2: 13_944, 3: 16_920, 4: 21_360}, {2: "13.94K", 3: "16.92K", 4: "21.36K"}),
     "etds_s": ({2: 41_512, 3: 46_792, 4: 54_112}, {2: "41.51K", 3: "46.79K", 4: "54.11K"}),
