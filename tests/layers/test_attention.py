@@ -65,3 +65,17 @@ def test_mixed_attention_is_channel_then_spatial():
     scaled = const * torch.sigmoid(mlp(const.mean((2, 3), keepdim=True)) + mlp(const.amax((2, 3), keepdim=True)))
     assert torch.allclose(scaled.std(dim=(2, 3)), torch.zeros(1, 8))
     assert sum(p.numel() for p in layer.parameters()) == (8 * 2 + 2) + (2 * 8 + 8) + (2 * 9 + 1)
+
+
+def test_unpadded_esa_runs_on_small_inputs_and_is_unchanged_on_large_ones():
+    torch.manual_seed(0)
+    esa = ESA(16, grid_aligned=False)
+    small = torch.rand(1, 16, 7, 3)
+    assert esa(small).shape == small.shape
+    large = torch.rand(1, 16, 15, 20)
+    reduced = esa.conv1(large)
+    coarse = F.max_pool2d(esa.conv2(reduced), kernel_size=7, stride=3)
+    coarse = esa.conv3_(F.relu(esa.conv3(F.relu(esa.conv_max(coarse)))))
+    coarse = F.interpolate(coarse, size=(15, 20), mode="bilinear", align_corners=False)
+    expected = large * torch.sigmoid(esa.conv4(coarse + esa.conv_f(reduced)))
+    assert torch.equal(esa(large), expected)  # the official computation, untouched at >= 15 px

@@ -54,6 +54,21 @@ class ContrastChannelAttention(nn.Module):
         return x * self.conv_du(std + mean)
 
 
+# The unpadded mask branch (3x3 stride-2 conv, 7x7 stride-3 pool) needs at least 15 pixels per side.
+ESA_MIN_SIDE = 15
+
+
+def pad_to_min_side(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Replicate-pad the bottom/right of ``x`` to at least ``side`` pixels per side (a no-op when larger).
+
+    Lets the original, unpadded ESA run on small images and tiles, where the official code fails.
+    """
+    pad_h, pad_w = max(0, side - x.shape[-2]), max(0, side - x.shape[-1])
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+
+
 class ESA(nn.Module):
     """Enhanced spatial attention: a cheap large-receptive-field mask computed at 1/6 resolution.
 
@@ -64,7 +79,8 @@ class ESA(nn.Module):
     are multiples of 6 maps onto an exact 6x coarser grid, and upsamples by exactly 6. Then the mask
     of a crop whose origin is a multiple of 6 equals the same region of the whole image's mask away
     from the crop's edges, which is what lets tiled inference reproduce untiled inference. RFANet's
-    original (``grid_aligned=False``) uses unpadded layers and upsamples to the input size.
+    original (``grid_aligned=False``) uses unpadded layers and upsamples to the input size; inputs under
+    15 pixels a side, where it fails, have the mask branch's input replicate-padded to 15.
     """
 
     def __init__(self, channels: int, *, reduction: int = 4, grid_aligned: bool = False) -> None:
@@ -81,7 +97,7 @@ class ESA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduced = self.conv1(x)
-        coarse = self.conv2(reduced)
+        coarse = self.conv2(reduced if self.grid_aligned else pad_to_min_side(reduced, ESA_MIN_SIDE))
         if self.grid_aligned:
             coarse = F.max_pool2d(coarse, kernel_size=7, stride=3, padding=3)
         else:

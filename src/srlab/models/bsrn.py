@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers import ContrastChannelAttention
+from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -107,7 +108,7 @@ class BSRNESA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduced = self.conv1(x)
-        coarse = F.max_pool2d(self.conv2(reduced), kernel_size=7, stride=3)
+        coarse = F.max_pool2d(self.conv2(pad_to_min_side(reduced, ESA_MIN_SIDE)), kernel_size=7, stride=3)
         coarse = F.gelu(self.conv_max(coarse))
         coarse = self.conv3_(F.gelu(self.conv3(coarse)))
         coarse = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)

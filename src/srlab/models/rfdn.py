@@ -27,7 +27,8 @@ work on [0, 1] directly.
 Deviations from the official code: the official ``RFDN`` builds its upsampler for x4 whatever
 ``upscale`` says (only x4 was released); here the upsampler follows ``scale``, so the x2/x3 paper
 variants are the networks the paper describes. The ESA's strided conv and 7x7/3 max pool are unpadded
-(as the official), so inputs must be at least 15x15 LR pixels.
+(as the official); inputs under 15x15 LR pixels, where the official code fails, have the mask branch's
+input replicate-padded to 15 (``srlab.layers.ESA``).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ releases x2/x4 weights for RLFN and RLFN-S and x4 for RLFN_ntire; x3 builds but 
 Deviation from the official code (interface only): every released checkpoint expects RGB in [0, 255]
 (the official test scripts multiply by 255 and divide the output by 255). ``forward`` here takes and
 returns RGB in [0, 1] and does that scaling inside, with a plain Python constant, so the state dict is
-unchanged. As in the official code, ESA's unpadded strided conv and 7x7 pool need LR inputs of at
-least 15x15 pixels.
+unchanged. ESA's unpadded strided conv and 7x7 pool need at least 15x15 pixels: smaller inputs (tiles,
+thumbnails), on which the official code fails, have the mask branch's input replicate-padded to 15.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
 from srlab.models.registry import ModelInfo, register_model
 
 # The released weights were trained on 0-255 images.
@@ -60,7 +61,7 @@ class RLFNESA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduced = self.conv1(x)
-        coarse = F.max_pool2d(self.conv2(reduced), kernel_size=7, stride=3)
+        coarse = F.max_pool2d(self.conv2(pad_to_min_side(reduced, ESA_MIN_SIDE)), kernel_size=7, stride=3)
         coarse = self.conv3(coarse)
         coarse = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
         mask = torch.sigmoid(self.conv4(coarse + self.conv_f(reduced)))
