@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from srlab.models import build_model, deploy, list_models, model_info, paper_parameter_count
 from srlab.profile import macs_720p
 
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         params, macs = [], []
         for scale in SCALES:
             if scale in info.scales:
-                model = build_model(name, scale=scale)
+                with torch.device("meta"):  # shapes only: no memory, no initialisation
+                    model = build_model(name, scale=scale)
                 params.append(f"{paper_parameter_count(model):>11,}")
                 macs.append(f"{macs_720p(deploy(model)) / 1e9:>9.2f}")
             else:
