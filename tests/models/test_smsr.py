@@ -240,3 +240,14 @@ def test_official_weights_set14_measured():
     # 33.6266 / 0.91790, i.e. the protocol difference does not explain the gap.
     psnr, ssim = _evaluate("Set14", even_crop=True)
     assert abs(psnr - 33.6266) <= 0.001 and abs(ssim - 0.9179) <= 0.0005
+
+
+@pytest.mark.parametrize(("scale", "dense_gmacs"), [(2, 224.1), (4, 57.2)])
+def test_mac_count_is_the_papers_dense_figure(scale, dense_gmacs):
+    # SMSR's table: (224.1) 131.6 / (57.2) 41.6 G at x2 / x4, dense in brackets; without data (meta device)
+    # the masks are unknown, so srlab counts the dense network. Training mode does not change the count.
+    from srlab.profile.macs import macs_720p
+
+    model = srlab.create_model("smsr", scale=scale)
+    assert round(macs_720p(model) / 1e9, 1) == dense_gmacs
+    assert model.training  # counting leaves the model as it was

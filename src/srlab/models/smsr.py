@@ -147,6 +147,15 @@ class SMB(nn.Module):
             outputs.append(fea)
         return self.collect(torch.cat(outputs, 1))
 
+    def forward_all_dense(self, x: torch.Tensor) -> torch.Tensor:
+        """Every channel dense at every position: the plain network, what the paper's dense MACs count."""
+        outputs = []
+        fea = x
+        for conv in self.body:
+            fea = self.relu(conv(fea))
+            outputs.append(fea)
+        return self.collect(torch.cat(outputs, 1))
+
     def forward_sparse(self, x: torch.Tensor, spa_mask: torch.Tensor) -> torch.Tensor:
         """Sparse inference for a batch: computes sparse channels only at masked positions."""
         ch_mask = self.hard_channel_mask()[0]  # (C, L, 2)
@@ -247,7 +256,11 @@ class SMM(nn.Module):
             spa = (logits[:, 1:] > logits[:, :1]).to(x.dtype)
             self.last_spatial_mask = spa.detach()
             ch = self.body.hard_channel_mask()
-            if self.sparse_inference:
+            if x.device.type == "meta":
+                # Shapes without data (srlab.profile's MAC count): masks are unknown, so count the
+                # dense network, the paper's bracketed figure; mask_statistics() gives the sparse share.
+                out = self.body.forward_all_dense(x)
+            elif self.sparse_inference:
                 out = self.body.forward_sparse(x, spa)
             else:
                 out = self.body.forward_masked(x, spa, ch)

@@ -73,8 +73,8 @@ class _Counter(TorchDispatchMode):
 
 
 def count_macs(model: nn.Module, lr_size: tuple[int, int]) -> int:
-    """MACs of one forward pass of a single RGB image of ``lr_size`` (height, width)."""
-    meta_model = copy.deepcopy(model).to("meta")
+    """MACs of one inference (eval-mode) forward pass of a single RGB image of ``lr_size`` (height, width)."""
+    meta_model = copy.deepcopy(model).to("meta").eval()
     counter = _Counter()
     # A 1x1 adaptive average pool reaches ATen as a plain mean, which is not counted (fvcore counts the
     # pooling layer, not means written out): count those layers where they run.
