@@ -11,8 +11,8 @@ from srlab.models.reparam import has_deploy_form, is_deployed
 from srlab.models.weights import save_weights
 
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
-# 40M+ parameters (EDSR, IPT), 8M (ELAN) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
-HEAVY = {"edsr", "drcn", "elan", "ipt"}
+# 40M+ parameters (EDSR, IPT), 8-12M (ELAN, SwinIR / Swin2SR classical) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
+HEAVY = {"edsr", "drcn", "elan", "ipt", "swinir", "swin2sr", "swin2sr_compressed"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {"esrt": ".weight1.scale"}
 LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
@@ -84,6 +84,13 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "span_ch28": ({4: 150_688}, None),
     # SMSR's 985K / 993K / 1006K leave out the channel-mask logits (and the frozen MeanShift).
     "smsr": ({2: 984_746, 3: 993_401, 4: 1_005_518}, {2: "985K", 3: "993K", 4: "1006K"}),
+    # SwinIR-light's 878K / 886K / 897K leave out the relative-position bias tables; the classical
+    # table counts everything. Swin2SR: no paper figure read (all parameters, buffers excluded).
+    "swinir_light": ({2: 877_752, 3: 885_867, 4: 897_228}, {2: "878K", 3: "886K", 4: "897K"}),
+    "swinir": ({2: 11_752_487, 3: 11_937_127, 4: 11_900_199}, {2: "11.75M", 3: "11.94M", 4: "11.90M"}),
+    "swin2sr_light": ({2: 1_005_348, 3: 1_013_463, 4: 1_024_824}, None),
+    "swin2sr": ({2: 12_091_571, 3: 12_276_211, 4: 12_239_283}, None),
+    "swin2sr_compressed": ({4: 12_244_598}, None),
     "srcnn": ({2: 57_281, 3: 57_281, 4: 57_281}, {2: "57K", 3: "57K", 4: "57K"}),
 }
 

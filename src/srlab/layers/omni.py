@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.swin import relative_position_index
+
 # --------------------------------------------------------------------------------------------------
 # The rearrangements R and R^-1 ("rotation"): (B, C, H, W) <-> windows (B, X, Y, w, w, C)
 
@@ -190,14 +192,6 @@ class MBConv(nn.Module):
 
 # --------------------------------------------------------------------------------------------------
 # Attention
-
-
-def relative_position_index(window_size: int) -> torch.Tensor:
-    """(w^2, w^2) index into the (2w-1)^2 relative offsets, row offset major (as the official code)."""
-    pos = torch.arange(window_size)
-    coords = torch.stack(torch.meshgrid(pos, pos, indexing="ij")).flatten(1).t()  # (w^2, 2): (row, col)
-    rel = coords[:, None, :] - coords[None, :, :] + (window_size - 1)
-    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
 
 
 class WindowAttention(nn.Module):

@@ -26,6 +26,8 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     smsr,
     span,
     srcnn,
+    swin2sr,
+    swinir,
 )
 from srlab.models.reparam import deploy
 from srlab.models.registry import (

@@ -1,0 +1,223 @@
+"""SwinIR: residual groups of shifted-window transformer blocks (lightweight and classical SR).
+
+Paper: Liang, Cao, Sun, Zhang, Van Gool, Timofte, "SwinIR: Image Restoration Using Swin Transformer",
+ICCV Workshops 2021. Official code: JingyunLiang/SwinIR (``models/network_swinir.py``), Apache-2.0. This
+implementation is written for srlab from the paper and the official structure; the window-attention
+layers live in :mod:`srlab.layers.swin`. Module and tensor names equal the official ones, so the released
+``{'params': ...}`` checkpoints load strictly.
+
+Structure: conv_first (3x3, 3 -> C); tokens (``patch_embed``: LayerNorm); ``layers``: G residual Swin
+transformer blocks (RSTB: D Swin blocks, windows 8x8 alternately shifted by 4, then a 3x3 conv, plus the
+group input); ``norm``; conv_after_body (3x3) + the shallow features; reconstruction:
+- ``pixelshuffledirect`` (SwinIR-light): one 3x3 conv to 3 s^2 channels + PixelShuffle(s);
+- ``pixelshuffle`` (classical): conv_before_upsample (3x3 -> 64, LeakyReLU 0.01), ``Upsample`` (per factor
+  2: conv 64 -> 256 + PixelShuffle(2); x3: conv 64 -> 576 + PixelShuffle(3)), conv_last (3x3 -> 3).
+
+Input and output are RGB in [0, 1]. Like the official model, forward subtracts the DIV2K mean
+(0.4488, 0.4371, 0.4040) (``img_range`` 1) and adds it back; the mean is a non-persistent buffer (the
+official one is a plain attribute, not in its state dict). The input is reflect-padded to a multiple of
+the window size (as ``check_image_size``) and the output cropped back.
+
+Deviations from the official code:
+- The shifted-window attention masks depend on the input size and are computed at forward time (cached
+  per size), never stored: the official checkpoints' ``*.attn_mask`` tensors (for its ``img_size`` 64)
+  are dropped when loading (``derived_checkpoint_keys``). ``relative_position_index`` stays a persistent
+  buffer as in the official state dict (a small configuration constant).
+- No ``img_size`` argument (only that mask and the flops() estimate used it); no stochastic depth
+  (drop_path only acts in training); only the '1conv' residual connection of these variants.
+- An input smaller than the padding it needs falls back to replicate padding (the official reflect pad
+  raises there); the generic inference path pads before calling forward, so this rarely matters.
+- Parameter counting: the SwinIR-light table (878K / 886K / 897K) leaves out the relative position bias
+  tables (24 x 225 x 6 = 32,400 entries), the classical table (11.75M / 11.94M / 11.90M) counts all
+  parameters; each variant declares its convention (``ModelInfo.uncounted_parameters``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.layers.swin import RSTB, PatchEmbed, init_swin_weights, tokens_to_map
+from srlab.models.registry import ModelInfo, register_model
+
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
+
+
+class Upsample(nn.Sequential):
+    """The official ``Upsample``: (conv 3x3 to 4C + PixelShuffle(2)) per factor 2, or conv to 9C +
+    PixelShuffle(3)."""
+
+    def __init__(self, scale: int, channels: int) -> None:
+        layers: list[nn.Module] = []
+        if scale & (scale - 1) == 0:
+            for _ in range(int(math.log2(scale))):
+                layers += [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers += [nn.Conv2d(channels, 9 * channels, 3, padding=1), nn.PixelShuffle(3)]
+        else:
+            raise ValueError(f"scale {scale} is not supported: use a power of 2 or 3")
+        super().__init__(*layers)
+
+
+class UpsampleOneStep(nn.Sequential):
+    """One 3x3 conv to 3 s^2 channels + PixelShuffle(s) (the lightweight reconstruction)."""
+
+    def __init__(self, scale: int, channels: int, out_channels: int = 3) -> None:
+        super().__init__(nn.Conv2d(channels, scale * scale * out_channels, 3, padding=1), nn.PixelShuffle(scale))
+
+
+class SwinIR(nn.Module):
+    # The official checkpoints store the shifted-window masks for their training size: srlab rebuilds them.
+    derived_checkpoint_keys = ("*.attn_mask",)
+    # 1: Swin v1 blocks (SwinIR); Swin2SR overrides with 2 (SwinV2 blocks and 1x1 patch projections).
+    block_version = 1
+
+    def __init__(
+        self,
+        *,
+        scale: int,
+        embed_dim: int,
+        num_groups: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        mlp_ratio: float,
+        upsampler: str,
+        num_feat: int = 64,
+    ) -> None:
+        super().__init__()
+        if upsampler not in self.upsamplers():
+            raise ValueError(f"upsampler must be one of {', '.join(self.upsamplers())}, got {upsampler!r}")
+        self.scale = scale
+        self.window_size = window_size
+        self.upsampler = upsampler
+        self.register_buffer("mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
+        v2 = self.block_version == 2
+        self.conv_first = nn.Conv2d(3, embed_dim, 3, padding=1)
+        self.patch_embed = PatchEmbed(embed_dim, proj=v2, norm=True)
+        self.layers = nn.ModuleList(
+            RSTB(
+                embed_dim, depth, num_heads, window_size=window_size, mlp_ratio=mlp_ratio,
+                version=self.block_version,
+            )
+            for _ in range(num_groups)
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
+        self._build_reconstruction(scale, embed_dim, num_feat)
+        init_swin_weights(self)
+
+    @staticmethod
+    def upsamplers() -> tuple[str, ...]:
+        return UPSAMPLERS
+
+    def _build_reconstruction(self, scale: int, embed_dim: int, num_feat: int) -> None:
+        if self.upsampler == "pixelshuffledirect":
+            self.upsample = UpsampleOneStep(scale, embed_dim)
+        else:
+            self.conv_before_upsample = nn.Sequential(
+                nn.Conv2d(embed_dim, num_feat, 3, padding=1), nn.LeakyReLU(inplace=True)
+            )
+            self.upsample = Upsample(scale, num_feat)
+            self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad bottom/right to a multiple of the window size (reflect, as the official model)."""
+        h, w = x.shape[-2:]
+        ws = self.window_size
+        pad_h, pad_w = (-h) % ws, (-w) % ws
+        if pad_h == 0 and pad_w == 0:
+            return x
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x_size = (x.shape[2], x.shape[3])
+        tokens = self.patch_embed(x)
+        for layer in self.layers:
+            tokens = layer(tokens, x_size)
+        return tokens_to_map(self.norm(tokens), x_size)
+
+    def reconstruct(self, features: torch.Tensor, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Deep + shallow features (B, C, H, W) -> mean-free output at scale (``lr``: the padded,
+        mean-free input; ``size``: the unpadded LR size)."""
+        if self.upsampler == "pixelshuffledirect":
+            return self.upsample(features)
+        return self.conv_last(self.upsample(self.conv_before_upsample(features)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        mean = self.mean.to(x.dtype)
+        lr = self.pad(x) - mean  # img_range 1: no rescaling
+        shallow = self.conv_first(lr)
+        features = self.conv_after_body(self.forward_features(shallow)) + shallow
+        out = self.reconstruct(features, lr, (h, w)) + mean
+        return out[..., : h * self.scale, : w * self.scale]
+
+
+def _radius(num_blocks: int, num_convs: int, window_size: int = 8) -> int:
+    """A window block moves information at most ws - 1 tokens, a 3x3 conv 1; rounded up to the window."""
+    reach = num_blocks * (window_size - 1) + num_convs
+    return -(-reach // window_size) * window_size
+
+
+_PAPER = "Liang et al., SwinIR: Image Restoration Using Swin Transformer (ICCVW 2021)"
+
+
+@register_model(
+    ModelInfo(
+        paper=_PAPER,
+        scales=(2, 3, 4),
+        size_multiple=8,
+        # 24 window blocks x 7 + conv_first, 4 group convs, conv_after_body, upsampler conv = 175 -> 176.
+        receptive_radius=_radius(24, 7),
+        # The SwinIR-light table (878K/886K/897K) leaves out the relative position bias tables.
+        uncounted_parameters=("relative_position_bias_table",),
+    )
+)
+def swinir_light(
+    *,
+    scale: int,
+    embed_dim: int = 60,
+    num_groups: int = 4,
+    depth: int = 6,
+    num_heads: int = 6,
+    window_size: int = 8,
+    mlp_ratio: float = 2.0,
+) -> SwinIR:
+    """SwinIR for lightweight SR: 4 groups of 6 blocks, 60 channels, one-step pixel-shuffle."""
+    return SwinIR(
+        scale=scale, embed_dim=embed_dim, num_groups=num_groups, depth=depth, num_heads=num_heads,
+        window_size=window_size, mlp_ratio=mlp_ratio, upsampler="pixelshuffledirect",
+    )
+
+
+@register_model(
+    ModelInfo(
+        paper=_PAPER,
+        scales=(2, 3, 4),
+        size_multiple=8,
+        # 36 window blocks x 7 + conv_first, 6 group convs, conv_after_body, conv_before_upsample and
+        # the upsampler / last convs (<= 3 LR pixels) = 264.
+        receptive_radius=_radius(36, 12),
+    )
+)
+def swinir(
+    *,
+    scale: int,
+    embed_dim: int = 180,
+    num_groups: int = 6,
+    depth: int = 6,
+    num_heads: int = 6,
+    window_size: int = 8,
+    mlp_ratio: float = 2.0,
+) -> SwinIR:
+    """SwinIR for classical SR: 6 groups of 6 blocks, 180 channels, conv + pixel-shuffle upsampler."""
+    return SwinIR(
+        scale=scale, embed_dim=embed_dim, num_groups=num_groups, depth=depth, num_heads=num_heads,
+        window_size=window_size, mlp_ratio=mlp_ratio, upsampler="pixelshuffle",
+    )
