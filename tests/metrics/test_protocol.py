@@ -216,3 +216,21 @@ def test_cuda_matches_cpu() -> None:
     sr, hr = (t.float() for t in _pair(64, 48))
     for protocol in (PAPER_PROTOCOL, EvalProtocol(channel="rgb")):
         assert protocol.score(sr.cuda(), hr.cuda(), 3) == pytest.approx(protocol.score(sr, hr, 3), abs=1e-9)
+
+
+def test_labelled_variants_y8_and_rgb() -> None:
+    from srlab.metrics.protocol import PROTOCOLS, RGB_PROTOCOL, Y8_PROTOCOL
+
+    assert PROTOCOLS["y"].keys == ("psnr_y", "ssim_y")
+    assert Y8_PROTOCOL.keys == ("psnr_y8", "ssim_y8") and RGB_PROTOCOL.keys == ("psnr_rgb", "ssim_rgb")
+    torch.manual_seed(0)
+    hr = torch.rand(3, 40, 48, dtype=torch.float64)
+    sr = (hr + 0.03 * torch.randn_like(hr)).clamp(0, 1)
+    y8 = Y8_PROTOCOL.score(sr, hr, 2)
+    # by hand: Y of both, rounded to 8-bit levels, then the usual PSNR
+    a = torch.floor(rgb_to_y(torch.floor(sr * 255 + 0.5) / 255) * 255 + 0.5)
+    b = torch.floor(rgb_to_y(hr) * 255 + 0.5)
+    assert y8["psnr_y8"] == pytest.approx(float(psnr(a, b, data_range=255.0, crop_border=2)), abs=1e-9)
+    assert y8["psnr_y8"] != pytest.approx(PAPER_PROTOCOL.score(sr, hr, 2)["psnr_y"], abs=1e-6)
+    with pytest.raises(SrlabError, match="round_y"):
+        EvalProtocol(channel="rgb", round_y=True)

@@ -11,7 +11,10 @@ The paper protocol (``PAPER_PROTOCOL``) is the one of the SR literature, as RCAN
    'valid' filtering, no downsampling);
 5. per-image values are averaged over the set (:class:`ScoreAccumulator`).
 
-All arithmetic runs in float64 on the inputs' device.
+All arithmetic runs in float64 on the inputs' device. Two labelled variants: ``Y8_PROTOCOL``, the older
+convention that rounds Y to 8 bits first (MATLAB ``rgb2ycbcr`` on uint8 images; keys ``psnr_y8``,
+``ssim_y8``), and ``RGB_PROTOCOL``, all three channels (``psnr_rgb``, ``ssim_rgb``). The Y-only
+bicubic pipeline that produced the bicubic rows copied across papers is in :mod:`srlab.metrics.legacy`.
 """
 
 from __future__ import annotations
@@ -36,12 +39,15 @@ class EvalProtocol:
         crop_border: pixels shaved from each side; ``None`` means "the scale factor".
         channel: ``"y"`` (BT.601 luma, the paper protocol) or ``"rgb"`` (all three channels).
         round_output: round the SR output to 8-bit levels first, as saving it to PNG would.
+        round_y: round Y to 8-bit levels too (both images), the older convention of scripts that
+            call ``rgb2ycbcr`` on uint8 images; labelled ``y8`` in the score names.
         window_size, sigma, k1, k2: SSIM's Gaussian window and stabilising constants.
     """
 
     crop_border: int | None = None
     channel: Literal["y", "rgb"] = "y"
     round_output: bool = True
+    round_y: bool = False
     window_size: int = 11
     sigma: float = 1.5
     k1: float = 0.01
@@ -52,11 +58,18 @@ class EvalProtocol:
             raise SrlabError(f"EvalProtocol.channel must be 'y' or 'rgb', got {self.channel!r}")
         if self.crop_border is not None and self.crop_border < 0:
             raise SrlabError(f"EvalProtocol.crop_border must be >= 0 or None, got {self.crop_border}")
+        if self.round_y and self.channel != "y":
+            raise SrlabError("EvalProtocol.round_y applies to the Y channel: use channel='y'")
+
+    @property
+    def label(self) -> str:
+        """``y``, ``y8`` (Y rounded to 8 bits) or ``rgb``: the suffix of the score names."""
+        return "y8" if self.round_y else self.channel
 
     @property
     def keys(self) -> tuple[str, str]:
         """The names of the scores :meth:`score` returns."""
-        return (f"psnr_{self.channel}", f"ssim_{self.channel}")
+        return (f"psnr_{self.label}", f"ssim_{self.label}")
 
     def border(self, scale: int) -> int:
         return scale if self.crop_border is None else self.crop_border
@@ -83,10 +96,12 @@ class EvalProtocol:
             )
 
         if self.round_output:
-            # 8-bit levels, rounding half away from zero (MATLAB im2uint8); values are >= 0 here.
-            sr_img = torch.floor(sr_img.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
+            # the SR image as saved to an 8-bit PNG (MATLAB im2uint8)
+            sr_img = _round_8bit(sr_img.clamp(0.0, 1.0))
         if self.channel == "y":
             sr_img, hr_img = rgb_to_y(sr_img), rgb_to_y(hr_img)
+            if self.round_y:
+                sr_img, hr_img = _round_8bit(sr_img), _round_8bit(hr_img)
         elif sr_img.shape[0] == 1:
             # A grey image scored in RGB: the three channels would be identical.
             sr_img, hr_img = sr_img.expand(3, h, w), hr_img.expand(3, h, w)
@@ -114,7 +129,15 @@ class EvalProtocol:
         return x.detach().to(torch.float64)
 
 
+def _round_8bit(x: Tensor) -> Tensor:
+    """8-bit levels, rounding half away from zero (MATLAB's uint8 conversion); values are >= 0 here."""
+    return torch.floor(x * 255.0 + 0.5) / 255.0
+
+
 PAPER_PROTOCOL = EvalProtocol()
+Y8_PROTOCOL = EvalProtocol(round_y=True)
+RGB_PROTOCOL = EvalProtocol(channel="rgb")
+PROTOCOLS = {"y": PAPER_PROTOCOL, "y8": Y8_PROTOCOL, "rgb": RGB_PROTOCOL}
 
 
 @dataclass
