@@ -91,6 +91,8 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "swin2sr_light": ({2: 1_005_348, 3: 1_013_463, 4: 1_024_824}, None),
     "swin2sr": ({2: 12_091_571, 3: 12_276_211, 4: 12_239_283}, None),
     "swin2sr_compressed": ({4: 12_244_598}, None),
+    # TCFDN: srlab's reconstruction of the study's hybrid distillation network (no code or figures released).
+    "tcfdn": ({2: 550_812, 3: 557_307, 4: 566_400}, None),
     "srcnn": ({2: 57_281, 3: 57_281, 4: 57_281}, {2: "57K", 3: "57K", 4: "57K"}),
 }
 

@@ -28,6 +28,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     srcnn,
     swin2sr,
     swinir,
+    tcfdn,
 )
 from srlab.models.reparam import deploy
 from srlab.models.registry import (
