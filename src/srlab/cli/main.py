@@ -11,10 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from srlab import __version__
-from srlab.cli import demo, eval as eval_cmd, models, train, upscale
+from srlab.cli import data, demo, eval as eval_cmd, models, train, upscale
 from srlab.errors import SrlabError
 
-COMMANDS = {"train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo}
+COMMANDS = {
+    "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
+}
 
 
 class _Parser(argparse.ArgumentParser):
