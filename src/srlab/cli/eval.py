@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="HR-only folder (LR made with MATLAB bicubic) or benchmark/DIV2K layout; repeatable")
     flag(parser, "json", metavar="OUT.json", help="write the results as JSON")
     flag(parser, "quiet", action="store_true", help="no progress bar")
+    flag(parser, "self_ensemble", action="store_true",
+         help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower): the papers' '+' rows")
 
 
 def _check_json_path(path: str) -> None:
@@ -41,15 +43,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         _check_json_path(args.json)
     results = []
+    suffix = " (x8 self-ensemble)" if args.self_ensemble else ""
     print(f"{'dataset':<16} {'scale':>5} {'images':>6} {'PSNR_Y':>8} {'SSIM_Y':>7}  model")
     for folder in folders:
         result = evaluate_folder(
-            model, folder, tile=args.tile, tile_overlap=args.tile_overlap, progress=not args.quiet
+            model, folder, tile=args.tile, tile_overlap=args.tile_overlap, progress=not args.quiet,
+            self_ensemble=args.self_ensemble,
         )
         results.append(result)
         print(
             f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6} "
-            f"{result.psnr_y:>8.4f} {result.ssim_y:>7.4f}  {result.model}"
+            f"{result.psnr_y:>8.4f} {result.ssim_y:>7.4f}  {result.model}{suffix}"
         )
     if args.json:
         with atomic_path(args.json) as tmp:

@@ -30,9 +30,15 @@ class DatasetResult:
     psnr_y: float
     ssim_y: float
     images: list[ImageScore] = field(default_factory=list)
+    # The x8 geometric self-ensemble ("+" rows of the papers) was used for every image.
+    self_ensemble: bool = False
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        # Recorded only when used, so plain results keep the key set of the files written before it existed.
+        if not self.self_ensemble:
+            del data["self_ensemble"]
+        return data
 
 
 def iter_folder(folder: PairedFolder, scale: int) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -51,13 +57,16 @@ def evaluate_images(
     tile_overlap: int | None = None,
     progress: bool = False,
     total: int | None = None,
+    self_ensemble: bool = False,
 ) -> tuple[dict[str, float], list[ImageScore]]:
-    """Super-resolve each LR image and score it against its HR image; returns (set means, per image)."""
+    """Super-resolve each LR image and score it against its HR image; returns (set means, per image).
+
+    ``self_ensemble`` scores the x8 geometric self-ensemble (``srlab.inference.ensemble``) instead."""
     scale = spec_of(model).scale
     accumulator = ScoreAccumulator(protocol)
     scores = []
     for name, lr, hr in tqdm(images, total=total, disable=not progress, desc="eval", leave=False):
-        sr = upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap).float()
+        sr = upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble).float()
         per_image = accumulator.update(sr, hr.to(sr.device), scale)
         scores.append(ImageScore(name, per_image["psnr_y"], per_image["ssim_y"]))
     return accumulator.compute(), scores
@@ -70,10 +79,13 @@ def evaluate_folder(
     tile: int | None = None,
     tile_overlap: int | None = None,
     progress: bool = False,
+    self_ensemble: bool = False,
 ) -> DatasetResult:
     spec = spec_of(model)
     means, scores = evaluate_images(
         model, iter_folder(folder, spec.scale), tile=tile, tile_overlap=tile_overlap, progress=progress,
-        total=len(folder.pairs),
+        total=len(folder.pairs), self_ensemble=self_ensemble,
     )
-    return DatasetResult(folder.name, spec.scale, spec.name, means["psnr_y"], means["ssim_y"], scores)
+    return DatasetResult(
+        folder.name, spec.scale, spec.name, means["psnr_y"], means["ssim_y"], scores, self_ensemble=self_ensemble
+    )

@@ -5,6 +5,9 @@ Every model declares its size requirement (``ModelInfo.size_multiple``) and how 
 splits it into tiles that overlap by at least the receptive radius, and crops the result. Tiles start
 on multiples of the size multiple and only their overlap-free cores are kept, so the tiled result
 equals the untiled one while memory stays bounded by the tile size.
+
+``self_ensemble=True`` runs that whole path (padding, tiling, cropping) on each of the eight
+rotated/flipped copies of the input and averages the results mapped back (``srlab.inference.ensemble``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import SrlabError
+from srlab.inference.ensemble import self_ensemble as _self_ensemble
 from srlab.models.registry import spec_of
 
 
@@ -49,18 +53,24 @@ def upscale_tensor(
     *,
     tile: int | None = None,
     tile_overlap: int | None = None,
+    self_ensemble: bool = False,
 ) -> torch.Tensor:
     """Super-resolve ``lr`` ((C,H,W) or (N,C,H,W), RGB in [0, 1]) with ``model``; returns the same rank.
 
     ``tile`` is the side of the part of each tile that is kept, in LR pixels; ``tile_overlap`` the
-    context added on every side (default: the model's receptive radius). The output is not clamped.
+    context added on every side (default: the model's receptive radius). ``self_ensemble`` averages
+    the x8 geometric self-ensemble (8 forward passes). The output is not clamped.
     """
+    if lr.dim() not in (3, 4):
+        raise SrlabError(f"expected an image tensor (C,H,W) or (N,C,H,W), got shape {tuple(lr.shape)}")
+    if self_ensemble:
+        return _self_ensemble(
+            lambda x: upscale_tensor(model, x, tile=tile, tile_overlap=tile_overlap), lr
+        )
     spec = spec_of(model)
     info, scale = spec.info, spec.scale
     single = lr.dim() == 3
     x = lr.unsqueeze(0) if single else lr
-    if x.dim() != 4:
-        raise SrlabError(f"expected an image tensor (C,H,W) or (N,C,H,W), got shape {tuple(lr.shape)}")
     param = next(model.parameters(), None)
     if param is not None:
         x = x.to(device=param.device, dtype=param.dtype)

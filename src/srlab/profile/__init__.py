@@ -1,5 +1,19 @@
-"""Efficiency profiles: parameters, multiply-accumulates, latency, memory."""
+"""Efficiency profiles: parameters, multiply-accumulates, activations, latency, memory."""
 
+from srlab.profile.latency import LatencyStats, measure_latency, model_latency
 from srlab.profile.macs import count_macs, macs_720p
+from srlab.profile.memory import count_activations, cpu_peak_memory, cuda_peak_memory
+from srlab.profile.report import ModelProfile, profile_model
 
-__all__ = ["count_macs", "macs_720p"]
+__all__ = [
+    "LatencyStats",
+    "ModelProfile",
+    "count_activations",
+    "count_macs",
+    "cpu_peak_memory",
+    "cuda_peak_memory",
+    "macs_720p",
+    "measure_latency",
+    "model_latency",
+    "profile_model",
+]
