@@ -166,7 +166,7 @@ def test_evaluate_images_records_the_ensemble(rdsr_s_x2):
     lr = bicubic_downscale(hr, 2, quantize=True)
     plain, _ = evaluate_images(rdsr_s_x2, [("chelsea", lr, hr)])
     ensemble, scores = evaluate_images(rdsr_s_x2, [("chelsea", lr, hr)], self_ensemble=True)
-    assert ensemble["psnr_y"] == pytest.approx(scores[0].psnr_y)
+    assert ensemble["psnr_y"] == pytest.approx(scores[0].scores["psnr_y"])
     assert ensemble["psnr_y"] > plain["psnr_y"]
 
 

@@ -1,4 +1,5 @@
-"""``srlab eval``: PSNR/SSIM (Y channel, paper protocol) of a model on one or more data sets."""
+"""``srlab eval``: PSNR/SSIM (Y channel, paper protocol) and other metrics of a model on data sets,
+at one scale or several (one table per scale)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_folder
+from srlab.metrics.protocol import PROTOCOLS
+from srlab.metrics.select import METRIC_NAMES, parse_metrics
 from srlab.models.registry import spec_of
 
 HELP = "evaluate a model on data sets (PSNR/SSIM on Y, the papers' protocol)"
@@ -24,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "quiet", action="store_true", help="no progress bar")
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower): the papers' '+' rows")
+    flag(parser, "metrics", default="psnr,ssim", metavar="LIST",
+         help=f"comma-separated, from {','.join(METRIC_NAMES)} (default psnr,ssim; each adds a JSON key)")
+    flag(parser, "protocol", default="y", choices=sorted(PROTOCOLS),
+         help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
+              "convention) or rgb (all three channels); the score names say which")
+    flag(parser, "scales", type=int, nargs="+", metavar="S",
+         help="evaluate at several scales in one run, one table each (instead of --scale)")
 
 
 def _check_json_path(path: str) -> None:
@@ -37,25 +47,48 @@ def _check_json_path(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _ = load_model_from_flags(args)
-    spec = spec_of(model)
-    folders = [discover_pairs(d, spec.scale) for d in args.data]  # check every folder before the long part
+    extra = parse_metrics(args.metrics)
+    protocol = PROTOCOLS[args.protocol]
+    if args.scales and args.scale is not None:
+        raise SrlabError("give --scale S or --scales S1 S2 ..., not both")
+    scales = list(dict.fromkeys(args.scales)) if args.scales else [args.scale]
     if args.json:
         _check_json_path(args.json)
     results = []
-    suffix = " (x8 self-ensemble)" if args.self_ensemble else ""
-    print(f"{'dataset':<16} {'scale':>5} {'images':>6} {'PSNR_Y':>8} {'SSIM_Y':>7}  model")
-    for folder in folders:
-        result = evaluate_folder(
-            model, folder, tile=args.tile, tile_overlap=args.tile_overlap, progress=not args.quiet,
-            self_ensemble=args.self_ensemble,
-        )
-        results.append(result)
-        print(
-            f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6} "
-            f"{result.psnr_y:>8.4f} {result.ssim_y:>7.4f}  {result.model}{suffix}"
-        )
+    for scale in scales:
+        args.scale = scale
+        model, _ = load_model_from_flags(args)
+        spec = spec_of(model)
+        folders = [discover_pairs(d, spec.scale) for d in args.data]  # check every folder before the long part
+        if len(scales) > 1:
+            print(f"x{spec.scale}")
+        _print_header(protocol.label, extra)
+        suffix = " (x8 self-ensemble)" if args.self_ensemble else ""
+        for folder in folders:
+            result = evaluate_folder(
+                model, folder, protocol=protocol, tile=args.tile, tile_overlap=args.tile_overlap,
+                progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=extra,
+            )
+            results.append(result)
+            values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in _columns(protocol.label, extra))
+            print(
+                f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6} {values}  "
+                f"{result.model}{suffix}"
+            )
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps({"results": [r.to_json() for r in results]}, indent=2) + "\n")
     return 0
+
+
+def _columns(label: str, extra: tuple[str, ...]) -> list[str]:
+    return [f"psnr_{label}", f"ssim_{label}", *extra]
+
+
+def _width(key: str) -> int:
+    return max(8, len(key))
+
+
+def _print_header(label: str, extra: tuple[str, ...]) -> None:
+    names = " ".join(f"{k.upper():>{_width(k)}}" for k in _columns(label, extra))
+    print(f"{'dataset':<16} {'scale':>5} {'images':>6} {names}  model")

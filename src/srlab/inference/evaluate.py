@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -11,15 +11,19 @@ from tqdm import tqdm
 
 from srlab.data.datasets import PairedFolder, load_pair
 from srlab.inference.upscale import upscale_tensor
-from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol, ScoreAccumulator
+from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol, MeanMeter, ScoreAccumulator
+from srlab.metrics.select import extra_scores
 from srlab.models.registry import spec_of
 
 
 @dataclass
 class ImageScore:
     name: str
-    psnr_y: float
-    ssim_y: float
+    # e.g. {"psnr_y": ..., "ssim_y": ..., "gmsd": ...}: the protocol's two scores, then any extra metrics
+    scores: dict[str, float]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, **self.scores}
 
 
 @dataclass
@@ -27,17 +31,26 @@ class DatasetResult:
     dataset: str
     scale: int
     model: str
-    psnr_y: float
-    ssim_y: float
+    # set means, keyed like ImageScore.scores
+    scores: dict[str, float]
     images: list[ImageScore] = field(default_factory=list)
     # The x8 geometric self-ensemble ("+" rows of the papers) was used for every image.
     self_ensemble: bool = False
 
+    @property
+    def psnr_y(self) -> float:
+        return self.scores["psnr_y"]
+
+    @property
+    def ssim_y(self) -> float:
+        return self.scores["ssim_y"]
+
     def to_json(self) -> dict:
-        data = asdict(self)
+        data = {"dataset": self.dataset, "scale": self.scale, "model": self.model, **self.scores}
+        data["images"] = [image.to_json() for image in self.images]
         # Recorded only when used, so plain results keep the key set of the files written before it existed.
-        if not self.self_ensemble:
-            del data["self_ensemble"]
+        if self.self_ensemble:
+            data["self_ensemble"] = True
         return data
 
 
@@ -58,34 +71,41 @@ def evaluate_images(
     progress: bool = False,
     total: int | None = None,
     self_ensemble: bool = False,
+    metrics: Sequence[str] = (),
 ) -> tuple[dict[str, float], list[ImageScore]]:
     """Super-resolve each LR image and score it against its HR image; returns (set means, per image).
 
     ``self_ensemble`` scores the x8 geometric self-ensemble (``srlab.inference.ensemble``) instead."""
     scale = spec_of(model).scale
     accumulator = ScoreAccumulator(protocol)
+    extra_means: dict[str, MeanMeter] = {}
     scores = []
     for name, lr, hr in tqdm(images, total=total, disable=not progress, desc="eval", leave=False):
         sr = upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble).float()
         per_image = accumulator.update(sr, hr.to(sr.device), scale)
-        scores.append(ImageScore(name, per_image["psnr_y"], per_image["ssim_y"]))
-    return accumulator.compute(), scores
+        extra = extra_scores(metrics, sr, hr.to(sr.device), scale)
+        for key, value in extra.items():
+            extra_means.setdefault(key, MeanMeter()).update(value)
+        scores.append(ImageScore(name, {**per_image, **extra}))
+    return {**accumulator.compute(), **{k: m.mean for k, m in extra_means.items()}}, scores
 
 
 def evaluate_folder(
     model: nn.Module,
     folder: PairedFolder,
     *,
+    protocol: EvalProtocol = PAPER_PROTOCOL,
     tile: int | None = None,
     tile_overlap: int | None = None,
     progress: bool = False,
     self_ensemble: bool = False,
+    metrics: Sequence[str] = (),
 ) -> DatasetResult:
+    """Score a model on one folder: the protocol's PSNR / SSIM plus the named extra ``metrics``
+    (``srlab.metrics.select``), per image and as set means."""
     spec = spec_of(model)
     means, scores = evaluate_images(
-        model, iter_folder(folder, spec.scale), tile=tile, tile_overlap=tile_overlap, progress=progress,
-        total=len(folder.pairs), self_ensemble=self_ensemble,
+        model, iter_folder(folder, spec.scale), protocol=protocol, tile=tile, tile_overlap=tile_overlap,
+        progress=progress, total=len(folder.pairs), self_ensemble=self_ensemble, metrics=metrics,
     )
-    return DatasetResult(
-        folder.name, spec.scale, spec.name, means["psnr_y"], means["ssim_y"], scores, self_ensemble=self_ensemble
-    )
+    return DatasetResult(folder.name, spec.scale, spec.name, means, scores, self_ensemble=self_ensemble)
