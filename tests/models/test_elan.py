@@ -14,7 +14,8 @@ import torch.nn.functional as F
 import srlab
 import srlab.models.elan  # noqa: F401  (registers the models)
 from srlab.models import model_info, paper_parameter_count
-from srlab.models.elan import DIV2K_MEAN, ELAN
+from srlab.layers.mean_shift import DIV2K_MEAN
+from srlab.models.elan import ELAN
 from srlab.models.weights import save_weights
 from srlab.profile.macs import lr_size_for_720p, macs_720p
 

@@ -13,7 +13,8 @@ import srlab
 import srlab.models.ipt  # noqa: F401  (registers the models)
 from srlab.errors import SrlabError
 from srlab.models import paper_parameter_count
-from srlab.models.ipt import RGB_MEAN, TASK_SCALES, forward_chop
+from srlab.layers.mean_shift import DIV2K_MEAN as RGB_MEAN
+from srlab.models.ipt import TASK_SCALES, forward_chop
 from srlab.models.registry import count_parameters
 from srlab.models.weights import save_weights
 from srlab.profile.macs import count_macs

@@ -31,6 +31,24 @@ class ChannelAttention(nn.Module):
         return x * gate
 
 
+class CALayer(nn.Module):
+    """RCAN's channel attention under its official parameter names (``conv_du.0`` squeeze, ``conv_du.2``
+    excite), as SMSR and ESRT use it; the same computation as :class:`ChannelAttention`."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv_du(self.avg_pool(x))
+
+
 class ContrastChannelAttention(nn.Module):
     """IMDN's contrast-aware channel attention (official ``CCALayer``): gate = sigmoid(MLP(std + mean)).
 

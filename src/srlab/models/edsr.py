@@ -20,23 +20,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srlab.layers.mean_shift import MeanShift
 from srlab.models.registry import ModelInfo, register_model
 
 # DIV2K mean RGB (EDSR-PyTorch's MeanShift default), std 1.
-_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 _RGB_RANGE = 255.0
-
-
-class MeanShift(nn.Conv2d):
-    """A frozen 1x1 conv adding ``sign * rgb_range * mean`` to each channel."""
-
-    def __init__(self, sign: int) -> None:
-        super().__init__(3, 3, 1)
-        with torch.no_grad():
-            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.bias.copy_(sign * _RGB_RANGE * torch.tensor(_RGB_MEAN))
-        self.weight.requires_grad_(False)
-        self.bias.requires_grad_(False)
 
 
 class ResBlock(nn.Module):
@@ -70,8 +58,8 @@ class EDSR(nn.Module):
     def __init__(self, *, scale: int, channels: int, num_blocks: int, res_scale: float) -> None:
         super().__init__()
         self.scale = scale
-        self.sub_mean = MeanShift(-1)
-        self.add_mean = MeanShift(+1)
+        self.sub_mean = MeanShift(_RGB_RANGE, sign=-1)
+        self.add_mean = MeanShift(_RGB_RANGE, sign=1)
         self.head = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1))
         self.body = nn.Sequential(
             *(ResBlock(channels, res_scale=res_scale) for _ in range(num_blocks)),

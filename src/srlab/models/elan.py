@@ -38,23 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.elan import ELAB
+from srlab.layers.mean_shift import MeanShift
 from srlab.models.registry import ModelInfo, register_model
 
 # DIV2K RGB mean of the official MeanShift (rgb_std = 1).
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 RGB_RANGE = 255.0
-
-
-class MeanShift(nn.Conv2d):
-    """A frozen 1x1 conv adding ``sign * rgb_range * mean`` (the official EDSR-style MeanShift)."""
-
-    def __init__(self, rgb_range: float, *, sign: int) -> None:
-        super().__init__(3, 3, kernel_size=1)
-        with torch.no_grad():
-            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.bias.copy_(sign * rgb_range * torch.tensor(DIV2K_MEAN))
-        for p in self.parameters():
-            p.requires_grad = False
 
 
 class ELAN(nn.Module):

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.attention import CALayer
 from srlab.layers.emha import EMHA
 from srlab.models.registry import ModelInfo, register_model
 
@@ -71,23 +72,6 @@ class ConvReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv(x))
-
-
-class CALayer(nn.Module):
-    """RCAN channel attention with the official names (``conv_du.0`` squeeze, ``conv_du.2`` excite)."""
-
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(self.avg_pool(x))
 
 
 class ResidualUnit(nn.Module):

@@ -48,10 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.mean_shift import MeanShift
 from srlab.models.registry import ModelInfo, register_model
 
 TASK_SCALES = {"sr2": 2, "sr3": 3, "sr4": 4, "denoise30": 1, "denoise50": 1, "derain": 1}
-RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K
 RGB_RANGE = 255.0
 PATCH = 48  # the official --patch_size: the size the body is built for
 CHOP_STRIDE = 12  # official forward_chop: unfold stride shave/2 with shave = patch_size/2
@@ -61,18 +61,6 @@ CHOP_BATCH = 64  # official --crop_batch_size
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-
-
-class MeanShift(nn.Conv2d):
-    """Frozen 1x1 conv adding ``sign * rgb_range * mean`` (official ``common.MeanShift``)."""
-
-    def __init__(self, rgb_range: float, sign: int) -> None:
-        super().__init__(3, 3, 1)
-        with torch.no_grad():
-            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.bias.copy_(sign * rgb_range * torch.tensor(RGB_MEAN))
-        for p in self.parameters():
-            p.requires_grad = False
 
 
 class ResBlock(nn.Module):

@@ -50,10 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.attention import CALayer
+from srlab.layers.mean_shift import MeanShift
 from srlab.models.registry import ModelInfo, register_model
 
 RGB_RANGE = 255.0
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def gumbel_softmax(logits: torch.Tensor, dim: int, tau: float) -> torch.Tensor:
@@ -61,35 +62,6 @@ def gumbel_softmax(logits: torch.Tensor, dim: int, tau: float) -> torch.Tensor:
     uniform = torch.rand_like(logits).clamp_min(torch.finfo(logits.dtype).tiny)
     gumbel = -torch.log(-torch.log(uniform))
     return ((logits + gumbel) / tau).softmax(dim)
-
-
-class MeanShift(nn.Conv2d):
-    """Frozen 1x1 conv adding ``sign * rgb_range * mean`` (the EDSR framework's MeanShift, std 1)."""
-
-    def __init__(self, rgb_range: float, rgb_mean: tuple[float, ...], sign: int) -> None:
-        super().__init__(3, 3, kernel_size=1)
-        with torch.no_grad():
-            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.bias.copy_(sign * rgb_range * torch.tensor(rgb_mean))
-        self.weight.requires_grad = False
-        self.bias.requires_grad = False
-
-
-class CALayer(nn.Module):
-    """RCAN channel attention with the official names (``conv_du.0`` squeeze, ``conv_du.2`` excite)."""
-
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(self.avg_pool(x))
 
 
 def _gather_3x3(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -275,13 +247,13 @@ class SMSR(nn.Module):
         self.scale = scale
         self.n_modules = n_modules
         # Registration order follows the official module, so state_dict() lists keys in its order.
-        self.sub_mean = MeanShift(RGB_RANGE, DIV2K_MEAN, sign=-1)
+        self.sub_mean = MeanShift(RGB_RANGE, sign=-1)
         self.collect = nn.Sequential(
             nn.Conv2d(n_feats * n_modules, n_feats, 1),
             nn.ReLU(inplace=True),
             nn.Conv2d(n_feats, n_feats, 3, padding=1),
         )
-        self.add_mean = MeanShift(RGB_RANGE, DIV2K_MEAN, sign=1)
+        self.add_mean = MeanShift(RGB_RANGE, sign=1)
         self.head = nn.Sequential(
             nn.Conv2d(3, n_feats, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(n_feats, n_feats, 3, padding=1)
         )
