@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from srlab import __version__
-from srlab.cli import data, demo, eval as eval_cmd, models, profile, train, upscale
+from srlab.cli import benchmark, data, demo, eval as eval_cmd, models, profile, train, upscale
 from srlab.errors import SrlabError
 
 COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
-    "profile": profile,
+    "profile": profile, "benchmark": benchmark,
 }
 
 

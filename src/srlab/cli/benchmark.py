@@ -1,0 +1,80 @@
+"""``srlab benchmark``: evaluate and profile several models at several scales and write a report folder
+(results.json / .csv / .md, SVG plots, zoomed visual comparisons, index.html)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from srlab.cli.common import flag, non_negative_int, parse_model_args, positive_int
+from srlab.cli.profile import lr_size
+from srlab.errors import SrlabError
+from srlab.metrics.select import METRIC_NAMES, parse_metrics
+from srlab.report.benchmark import parse_crop, run_benchmark
+
+HELP = "benchmark several models (PSNR/SSIM, parameters, MACs, CPU latency) and write an HTML report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "models", nargs="+", required=True, metavar="NAME", help="registered model names, e.g. bicubic rdsr_s")
+    flag(parser, "data", nargs="+", action="extend", required=True, metavar="DIR",
+         help="data sets: HR-only folders or benchmark/DIV2K layouts (e.g. ../shared/benchmarks/Set5)")
+    flag(parser, "scales", nargs="+", type=positive_int, default=[2, 3, 4], metavar="S", help="default: 2 3 4")
+    flag(parser, "checkpoint", nargs="+", action="extend", default=[], metavar="NAME=FILE",
+         help="weights of a model; repeatable, one file per scale or one multi-scale/official file "
+              "(default: srlab's bundled weights; bicubic needs none)")
+    flag(parser, "model_arg", nargs="+", action="extend", default=[], metavar="NAME:KEY=VALUE",
+         help="a hyper-parameter of one model, e.g. ecbsr_etds:channels=32; repeatable")
+    flag(parser, "metrics", default="psnr,ssim", metavar="LIST",
+         help=f"comma-separated, from {','.join(METRIC_NAMES)} (default psnr,ssim; extras go to the JSON/CSV)")
+    flag(parser, "images", type=non_negative_int, default=2, metavar="N",
+         help="visual comparisons of the first N images of the first data set (default 2; 0: none)")
+    flag(parser, "crop", nargs="+", action="extend", default=[], metavar="NAME:X,Y,SIZE",
+         help="compare image NAME (file stem) on the SIZE x SIZE square at column X, row Y (HR pixels) instead")
+    flag(parser, "out", required=True, metavar="DIR", help="report folder (created; index.html inside)")
+    flag(parser, "threads", type=positive_int, metavar="N",
+         help="CPU threads for the latency runs (default: torch's setting); stated in the report")
+    flag(parser, "repeats", type=positive_int, default=10, metavar="R", help="timed latency runs (default 10)")
+    flag(parser, "warmup", type=non_negative_int, default=2, metavar="W", help="untimed runs first (default 2)")
+    flag(parser, "latency_size", type=lr_size, metavar="HxW",
+         help="LR input of the latency runs (default: the one whose output is 1280x720)")
+    flag(parser, "device", default="cpu", choices=["auto", "cpu", "cuda"],
+         help="where the evaluation runs (default cpu; latency is always measured on the CPU)")
+    flag(parser, "tile", type=positive_int, metavar="T", help="evaluate in T x T LR tiles (bounds memory)")
+    flag(parser, "quiet", action="store_true", help="no progress bars")
+
+
+def _per_model(items: list[str], what: str, example: str) -> dict[str, list[str]]:
+    parsed: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, rest = item.partition("=" if what == "--checkpoint" else ":")
+        if not sep or not name.strip() or not rest.strip():
+            raise SrlabError(f"{what} expects {example.split()[0]}, got {item!r} (e.g. {what} {example.split()[1]})")
+        parsed.setdefault(name.strip(), []).append(rest.strip())
+    return parsed
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    metrics = parse_metrics(args.metrics)
+    checkpoints = _per_model(args.checkpoint, "--checkpoint", "NAME=FILE espcn=runs/espcn_x2/best.safetensors")
+    model_args: dict[str, dict[str, Any]] = {
+        name: parse_model_args(values)
+        for name, values in _per_model(args.model_arg, "--model_arg", "NAME:KEY=VALUE ecbsr_etds:channels=32").items()
+    }
+    crops = [parse_crop(text) for text in args.crop]
+    result = run_benchmark(
+        args.models, args.data, args.scales, args.out, checkpoints=checkpoints, model_args=model_args,
+        metrics=metrics, images=args.images, crops=crops, threads=args.threads, repeats=args.repeats,
+        warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
+        progress=not args.quiet,
+    )
+    out = Path(args.out)
+    print((out / "results.md").read_text(encoding="utf-8"), end="")
+    print(
+        f"wrote {out / 'index.html'} ({len(result.plots)} plots, {len(result.comparisons)} comparisons) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return 0

@@ -1,0 +1,257 @@
+"""SVG plots of a benchmark, written by srlab itself (no plotting library).
+
+- :func:`scatter_svg`: PSNR against MACs or parameters, log-scaled x axis, one labelled bubble per
+  model whose *area* is proportional to its latency (the papers' "efficiency" figure). A model with
+  zero cost (bicubic) cannot sit on a log axis: it is drawn hollow at the axis' left end, where the
+  axis carries a "0" tick behind a break mark.
+- :func:`box_svg`: the per-image PSNR of each model as a box plot (quartiles, median, whiskers to the
+  furthest value within 1.5 IQR) with every image drawn as a point beside it.
+
+Every model is one ``<g class="point">`` (scatter) or ``<g class="box">`` (box plot) carrying
+``data-model``; the axis titles are ``<text class="axis-label">``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+WIDTH, HEIGHT = 640, 420
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 30, 40, 60
+MAX_RADIUS = 22.0
+PALETTE = (
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    x: float  # MACs or parameters; 0 for a model without any (drawn at the axis' left end)
+    y: float  # PSNR
+    latency_ms: float | None  # bubble area; None: a fixed small marker
+
+
+def _attr(value: object) -> str:
+    return escape(str(value), {'"': "&quot;"})
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _nice_step(span: float, target: int = 6) -> float:
+    raw = span / max(1, target)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if factor * magnitude >= raw:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def _linear_ticks(low: float, high: float) -> tuple[float, float, list[float]]:
+    """A padded range covering [low, high] and the round ticks inside it."""
+    if not math.isfinite(low) or not math.isfinite(high):
+        low, high = 0.0, 1.0
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    pad = 0.08 * (high - low)
+    low, high = low - pad, high + pad
+    step = _nice_step(high - low)
+    first = math.ceil(low / step) * step
+    ticks = []
+    value = first
+    while value <= high + 1e-9:
+        ticks.append(round(value, 10))
+        value += step
+    return low, high, ticks
+
+
+def _log_ticks(low: float, high: float) -> tuple[float, float, list[float]]:
+    """A log range (in decades, padded) covering [low, high] and ticks at 1, 2, 5 x 10^k."""
+    lo_exp, hi_exp = math.log10(low), math.log10(high)
+    if hi_exp - lo_exp < 0.3:
+        lo_exp, hi_exp = lo_exp - 0.3, hi_exp + 0.3
+    pad = 0.08 * (hi_exp - lo_exp)
+    lo_exp, hi_exp = lo_exp - pad, hi_exp + pad
+    factors = (1, 2, 5) if hi_exp - lo_exp < 3 else (1,)
+    ticks = []
+    for exponent in range(math.floor(lo_exp), math.ceil(hi_exp) + 1):
+        for factor in factors:
+            value = factor * 10.0 ** exponent
+            if lo_exp <= math.log10(value) <= hi_exp:
+                ticks.append(value)
+    return lo_exp, hi_exp, ticks
+
+
+def _frame(title: str, x_label: str, y_label: str) -> list[str]:
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Helvetica, Arial, sans-serif" font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<text class="title" x="{WIDTH / 2:.1f}" y="22" text-anchor="middle" font-size="14" '
+        f'font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{MARGIN_LEFT}" y="{MARGIN_TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>',
+        f'<text class="axis-label" x="{MARGIN_LEFT + plot_w / 2:.1f}" y="{HEIGHT - 14}" '
+        f'text-anchor="middle">{escape(x_label)}</text>',
+        f'<text class="axis-label" x="18" y="{MARGIN_TOP + plot_h / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 18 {MARGIN_TOP + plot_h / 2:.1f})">{escape(y_label)}</text>',
+    ]
+
+
+def _y_axis(lines: list[str], ticks: Sequence[float], to_y, digits: int = 2) -> None:
+    right = WIDTH - MARGIN_RIGHT
+    for tick in ticks:
+        y = to_y(tick)
+        lines.append(f'<line x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#e5e5e5"/>')
+        lines.append(
+            f'<text class="tick" x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.{digits}f}</text>'
+        )
+
+
+def scatter_svg(points: Sequence[Point], *, title: str, x_label: str, y_label: str, note: str = "") -> str:
+    """PSNR (y) against a cost (x, log scale) with latency bubbles; returns the SVG document."""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    positive = [p.x for p in points if p.x > 0]
+    lo_exp, hi_exp, x_ticks = _log_ticks(min(positive), max(positive)) if positive else (0.0, 1.0, [1.0, 10.0])
+    has_zero = any(p.x <= 0 for p in points)
+    # A zero-cost model sits in a strip at the left end of the axis, separated by a break mark.
+    zero_strip = 36 if has_zero else 0
+    x0 = MARGIN_LEFT + zero_strip
+
+    def to_x(value: float) -> float:
+        if value <= 0:
+            return MARGIN_LEFT + zero_strip / 2
+        return x0 + (math.log10(value) - lo_exp) / (hi_exp - lo_exp) * (plot_w - zero_strip)
+
+    ys = [p.y for p in points if math.isfinite(p.y)]
+    y_low, y_high, y_ticks = _linear_ticks(min(ys, default=0.0), max(ys, default=1.0))
+
+    def to_y(value: float) -> float:
+        return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
+
+    lines = _frame(title, x_label, y_label)
+    _y_axis(lines, y_ticks, to_y)
+    bottom = MARGIN_TOP + plot_h
+    for tick in x_ticks:
+        x = to_x(tick)
+        lines.append(f'<line x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#e5e5e5"/>')
+        lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+    if has_zero:
+        x = to_x(0)
+        lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">0</text>')
+        lines.append(
+            f'<path d="M{x0 - 4} {bottom + 5} l4 -10 M{x0} {bottom + 5} l4 -10" stroke="#333" fill="none"/>'
+        )
+        lines.append(f'<line x1="{x0}" y1="{MARGIN_TOP}" x2="{x0}" y2="{bottom}" stroke="#bbb" stroke-dasharray="3 3"/>')
+
+    latencies = [p.latency_ms for p in points if p.latency_ms is not None and p.latency_ms > 0]
+    max_latency = max(latencies, default=0.0)
+    # Largest bubbles first, so small ones stay visible on top.
+    order = sorted(range(len(points)), key=lambda i: -(points[i].latency_ms or 0.0))
+    for index in order:
+        point = points[index]
+        color = PALETTE[index % len(PALETTE)]
+        x, y = to_x(point.x), to_y(point.y)
+        if point.latency_ms is not None and max_latency > 0:
+            radius = MAX_RADIUS * math.sqrt(max(point.latency_ms, 0.0) / max_latency)  # area ~ latency
+        else:
+            radius = 4.0
+        fill = "none" if point.x <= 0 else color
+        latency = "n/a" if point.latency_ms is None else f"{point.latency_ms:.2f} ms"
+        lines.append(f'<g class="point" data-model="{_attr(point.label)}">')
+        lines.append(
+            f"<title>{escape(point.label)}: x {point.x:.4g}, PSNR {point.y:.2f} dB, latency {latency}</title>"
+        )
+        lines.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.2f}" fill="{fill}" fill-opacity="0.35" '
+            f'stroke="{color}" stroke-width="1.5"/>'
+        )
+        lines.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" fill="{color}"/>')
+        offset = max(radius, 3) + 4
+        if x + offset + 6.5 * len(point.label) > WIDTH - MARGIN_RIGHT:  # no room on the right: label on the left
+            label_x, anchor = x - offset, "end"
+        else:
+            label_x, anchor = x + offset, "start"
+        lines.append(
+            f'<text class="point-label" x="{label_x:.1f}" y="{y - 4:.1f}" text-anchor="{anchor}" fill="{color}">'
+            f"{escape(point.label)}</text>"
+        )
+        lines.append("</g>")
+    if note:
+        lines.append(
+            f'<text class="note" x="{WIDTH - MARGIN_RIGHT}" y="{MARGIN_TOP - 6}" text-anchor="end" '
+            f'font-size="10" fill="#555">{escape(note)}</text>'
+        )
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"
+
+
+def _box_stats(values: np.ndarray) -> tuple[float, float, float, float, float]:
+    q1, median, q3 = (float(v) for v in np.percentile(values, [25, 50, 75]))
+    iqr = q3 - q1
+    inside = values[(values >= q1 - 1.5 * iqr) & (values <= q3 + 1.5 * iqr)]
+    return float(inside.min()), q1, median, q3, float(inside.max())
+
+
+def box_svg(groups: Sequence[tuple[str, Sequence[float]]], *, title: str, y_label: str, x_label: str = "model") -> str:
+    """One box (with its points) per model of the per-image values; returns the SVG document."""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    every = [float(v) for _, values in groups for v in values if math.isfinite(v)]
+    y_low, y_high, y_ticks = _linear_ticks(min(every, default=0.0), max(every, default=1.0))
+
+    def to_y(value: float) -> float:
+        return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
+
+    lines = _frame(title, x_label, y_label)
+    _y_axis(lines, y_ticks, to_y, digits=1 if y_high - y_low > 5 else 2)
+    slot = plot_w / max(1, len(groups))
+    box_w = min(60.0, slot * 0.4)
+    bottom = MARGIN_TOP + plot_h
+    for index, (label, values) in enumerate(groups):
+        color = PALETTE[index % len(PALETTE)]
+        centre = MARGIN_LEFT + slot * (index + 0.5)
+        data = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+        lines.append(f'<g class="box" data-model="{_attr(label)}">')
+        lines.append(
+            f'<text class="tick" x="{centre:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(label)}</text>'
+        )
+        if data.size:
+            low, q1, median, q3, high = _box_stats(data)
+            lines.append(
+                f"<title>{escape(label)}: median {median:.2f} dB, quartiles {q1:.2f} / {q3:.2f}, "
+                f"{data.size} images</title>"
+            )
+            left = centre - box_w / 2
+            lines.append(
+                f'<line x1="{centre:.1f}" y1="{to_y(high):.1f}" x2="{centre:.1f}" y2="{to_y(low):.1f}" stroke="{color}"/>'
+            )
+            for whisker in (low, high):
+                lines.append(
+                    f'<line x1="{centre - box_w / 4:.1f}" y1="{to_y(whisker):.1f}" x2="{centre + box_w / 4:.1f}" '
+                    f'y2="{to_y(whisker):.1f}" stroke="{color}"/>'
+                )
+            lines.append(
+                f'<rect x="{left:.1f}" y="{to_y(q3):.1f}" width="{box_w:.1f}" '
+                f'height="{max(to_y(q1) - to_y(q3), 0.5):.1f}" fill="{color}" fill-opacity="0.2" stroke="{color}"/>'
+            )
+            lines.append(
+                f'<line class="median" x1="{left:.1f}" y1="{to_y(median):.1f}" x2="{left + box_w:.1f}" '
+                f'y2="{to_y(median):.1f}" stroke="{color}" stroke-width="2.5"/>'
+            )
+            # Every image as a point to the right of its box, spread by a fixed (deterministic) jitter.
+            for k, value in enumerate(data):
+                jitter = ((k * 0.618034) % 1.0 - 0.5) * box_w * 0.5
+                lines.append(
+                    f'<circle class="sample" cx="{centre + box_w * 0.85 + jitter:.1f}" cy="{to_y(value):.1f}" '
+                    f'r="2.5" fill="{color}" fill-opacity="0.7"/>'
+                )
+        lines.append("</g>")
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"
