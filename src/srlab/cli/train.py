@@ -11,16 +11,17 @@ from pathlib import Path
 
 from srlab.cli.common import flag, positive_float, positive_int
 from srlab.errors import SrlabError
+from srlab.train import distributed
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
 from srlab.train.trainer import load_run_config, train
 
-HELP = "train a model (Adam + L1, validation PSNR/SSIM, checkpoints, resume)"
+HELP = "train a model (Adam + L1, validation PSNR/SSIM, checkpoints, resume; multi-GPU with torchrun)"
 
 # flag -> config key; flags left out keep the config's value.
 _FLAG_KEYS = {
     "train_dir": "data.train_dir", "val_dir": "data.val_dir", "scale": "scale", "epochs": "epochs",
     "batch_size": "data.batch_size", "patch_size": "data.patch_size", "model": "model.name", "lr": "optim.lr",
-    "out": "out", "device": "device", "seed": "seed", "init_from": "init_from",
+    "out": "out", "device": "device", "seed": "seed", "init_from": "init_from", "deterministic": "deterministic",
 }
 
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
     flag(parser, "device", choices=["auto", "cpu", "cuda"], help="default auto")
     flag(parser, "seed", type=int, help="random seed (default 0)")
+    flag(parser, "deterministic", action="store_const", const=True,
+         help="deterministic kernels, seeded RNGs: bit-identical reruns and resumes on the same hardware")
     flag(parser, "config", metavar="FILE.yaml", help="YAML file of config overrides")
     flag(parser, "set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. optim.lr=1e-3")
     flag(parser, "quiet", action="store_true", help="no progress bar or log echo")
@@ -88,6 +91,8 @@ def _nest(key: str, value) -> dict:
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     result = train(config, resume=args.resume, progress=not args.quiet)
+    if (distributed.environment() or (0,))[0] != 0:  # under torchrun, rank 0 alone reports
+        return 0
     print(
         f"done: {result.epochs} epochs, {result.iterations} iterations; "
         f"last val PSNR {result.last_psnr:.2f} dB / SSIM {result.last_ssim:.4f}; "

@@ -156,20 +156,39 @@ class PatchDataset(Dataset):
 
 class EpochSampler(Sampler[int]):
     """A fresh permutation per epoch, seeded by (seed, epoch); indices are offset by the epoch so that
-    every item of every epoch draws different crops, reproducibly."""
+    every item of every epoch draws different crops, reproducibly.
 
-    def __init__(self, length: int, *, seed: int) -> None:
+    With ``world_size`` > 1 (data-parallel training) every rank draws the same permutation and takes
+    every ``world_size``-th sample of it from position ``rank``: the ranks' slices are disjoint, and the
+    ``world_size`` per-rank batches of one step hold exactly the samples of one global batch of a single
+    process. Each rank gets the same number of samples (the last ``< world_size`` are dropped), so every
+    rank runs the same number of steps. ``start`` counts global samples, so a position saved by a run
+    on N processes resumes on any other number."""
+
+    def __init__(self, length: int, *, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise SrlabError(f"EpochSampler: rank {rank} is not in [0, world_size {world_size})")
+        if length < world_size:
+            raise SrlabError(
+                f"{length} training samples cannot be shared by {world_size} processes: "
+                "raise data.repeat or use fewer processes"
+            )
         self.length, self.seed, self.epoch, self.start = length, seed, 0, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int, *, start: int = 0) -> None:
-        """Select the epoch; ``start`` skips its first samples (resuming in the middle of an epoch)."""
+        """Select the epoch; ``start`` skips its first samples, counted over all ranks (resuming in the
+        middle of an epoch)."""
+        if start % self.world_size:
+            raise SrlabError(f"EpochSampler: start {start} is not a multiple of world_size {self.world_size}")
         self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return (self.length - self.start) // self.world_size
 
     def __iter__(self):
         rng = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
         order = torch.randperm(self.length, generator=rng)[self.start:]
+        order = order[self.rank::self.world_size][: len(self)]
         offset = self.epoch * self.length
         return iter((offset + order).tolist())

@@ -54,6 +54,11 @@ class ScheduleConfig:
     step_epochs: int = 200
     gamma: float = 0.5
     warmup_iters: int = 0
+    # The cosine spans this many epochs (0: the run's `epochs`). Set it to the final length when a run is
+    # trained in parts (`--epochs 100` now, `--epochs 300 --resume` later) so that the parts follow one
+    # curve and end with the weights of a single 300-epoch run; with 0 the curve is re-stretched to the
+    # new `epochs` on resume.
+    total_epochs: int = 0
 
 
 @dataclass
@@ -73,7 +78,13 @@ class TrainConfig:
     # Validate (and checkpoint) every this many epochs; or every val_every_iters iterations if > 0.
     val_every: int = 1
     val_every_iters: int = 0
+    # Also save the resume state (state.pt, no validation) every this many iterations (0: only when
+    # validating): bounds what a crash or a killed job loses.
+    checkpoint_every_iters: int = 0
     seed: int = 0
+    # Reproducible to the bit on the same hardware and software: deterministic kernels
+    # (torch.use_deterministic_algorithms), no cuDNN autotuning, every RNG seeded. Slower on CUDA.
+    deterministic: bool = False
     device: str = "auto"
     out: str = "runs/train"
 
@@ -181,11 +192,17 @@ def validate(config: TrainConfig) -> None:
     non_negative = {
         "data.num_workers": config.data.num_workers, "data.val_max_images": config.data.val_max_images,
         "val_every_iters": config.val_every_iters, "schedule.warmup_iters": config.schedule.warmup_iters,
+        "checkpoint_every_iters": config.checkpoint_every_iters, "schedule.total_epochs": config.schedule.total_epochs,
         "optim.weight_decay": config.optim.weight_decay, "optim.grad_clip": config.optim.grad_clip,
     }
     for key, value in non_negative.items():
         if value < 0:
             raise SrlabError(f"{key} must be >= 0, got {value}")
+    if 0 < config.schedule.total_epochs < config.epochs:
+        raise SrlabError(
+            f"schedule.total_epochs {config.schedule.total_epochs} is shorter than --epochs {config.epochs}: "
+            f"set it to at least {config.epochs}, or to 0 to make the schedule span --epochs"
+        )
     if not config.optim.lr > 0:
         raise SrlabError(f"the learning rate (--lr, optim.lr) must be > 0, got {config.optim.lr}")
     if config.data.patch_size % config.scale:

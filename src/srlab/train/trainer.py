@@ -3,8 +3,9 @@
 A run directory holds everything a run produces:
 
 - ``config.yaml``: the resolved configuration;
-- ``state.pt``: what resuming needs (weights, EMA, optimiser, position, best score), a plain
-  tensor/number dict loaded with ``weights_only=True``;
+- ``state.pt``: what resuming needs (weights, EMA, optimiser, position in the data, RNG states, best
+  score), a plain tensor/number dict loaded with ``weights_only=True``. The learning-rate schedule has
+  no state: it is a pure function of the iteration (:func:`learning_rate`);
 - ``last.safetensors`` / ``best.safetensors``: the weights evaluated at the last and the best
   validation, with the model's name, hyper-parameters and scale in their metadata;
 - ``train.log``: one line per validation.
@@ -12,19 +13,27 @@ A run directory holds everything a run produces:
 Every file is written atomically. The order of training samples and their crops depends only on the
 seed, the epoch and the position in the epoch, so a resumed run continues exactly where its last
 checkpoint left it, whether that was at the end of an epoch or in its middle.
+
+Under ``torchrun`` the same loop runs data-parallel (:mod:`srlab.train.distributed`): every process
+trains a DistributedDataParallel copy on its share of each global batch, validates its share of the
+images, and only rank 0 writes files.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -34,9 +43,12 @@ from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_images
 from srlab.inference.upscale import resolve_device
 from srlab.losses import build_pixel_loss
+from srlab.metrics.protocol import MeanMeter
 from srlab.models.registry import build_model, count_parameters
 from srlab.models.weights import load_matching, read_checkpoint, save_weights
+from srlab.train import distributed
 from srlab.train.config import TrainConfig, apply_overrides, to_dict, validate
+from srlab.train.distributed import Dist
 
 STATE_FILE = "state.pt"
 
@@ -61,10 +73,15 @@ def learning_rate(config: TrainConfig, iteration: int, iters_per_epoch: int) -> 
         return base
     if schedule.kind == "step":
         return base * schedule.gamma ** (iteration // (schedule.step_epochs * iters_per_epoch))
-    total = max(1, config.epochs * iters_per_epoch - schedule.warmup_iters)
+    total = max(1, schedule_epochs(config) * iters_per_epoch - schedule.warmup_iters)
     progress = min(1.0, (iteration - schedule.warmup_iters) / total)
     floor = base * schedule.min_lr_ratio
     return floor + (base - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def schedule_epochs(config: TrainConfig) -> int:
+    """The number of epochs the cosine curve spans."""
+    return config.schedule.total_epochs or config.epochs
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
@@ -84,8 +101,12 @@ def _plain(value):
 class _Run:
     """The mutable state of a run; its fields are exactly what ``state.pt`` stores."""
 
-    def __init__(self, model: nn.Module, ema: nn.Module | None, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self, model: nn.Module, ema: nn.Module | None, optimizer: torch.optim.Optimizer, *, rank: int = 0,
+        device: torch.device = torch.device("cpu"),
+    ) -> None:
         self.model, self.ema, self.optimizer = model, ema, optimizer
+        self.rank, self.device = rank, device
         self.epoch = 0  # completed epochs
         self.batches_in_epoch = 0  # batches done in the current epoch
         self.iteration = 0
@@ -94,8 +115,10 @@ class _Run:
         self.last_scores = {"psnr_y": math.nan, "ssim_y": math.nan}
         self.validated_at = -1  # the iteration of the last validation
 
-    def state(self) -> dict:
+    def state(self, rng: list[dict] | None = None) -> dict:
+        """``rng``: every rank's RNG states (:func:`_rng_state`), in rank order."""
         return {
+            "rng": rng,
             "model": self.model.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -120,6 +143,9 @@ class _Run:
         self.iteration, self.best_psnr, self.best_epoch = state["iteration"], state["best_psnr"], state["best_epoch"]
         self.last_scores = {"psnr_y": state["last_psnr"], "ssim_y": state["last_ssim"]}
         self.validated_at = state["validated_at"]
+        if state.get("rng") is not None:  # absent in runs saved before RNG states were
+            # A run resumed on another number of processes reuses the saved states cyclically.
+            _set_rng_state(state["rng"][self.rank % len(state["rng"])], self.device)
 
     @property
     def evaluated(self) -> nn.Module:
@@ -150,6 +176,10 @@ def _check_resumable(config: TrainConfig, run_dir: Path) -> None:
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run in ``config.out``.
+
+    Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set) this joins the process group and trains
+    data-parallel; ``config.data.batch_size`` is the global batch, split evenly across the processes."""
     validate(config)
     # Absolute paths in the saved config, so that a run resumes from any working directory.
     for section, key in ((config.data, "train_dir"), (config.data, "val_dir"), (config, "out"), (config, "init_from")):
@@ -164,9 +194,48 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         raise SrlabError(
             f"run directory '{run_dir}' already holds a run: pass --resume to continue it, or choose another --out"
         )
+    world = (distributed.environment() or (0, 1, 0))[1]
+    if config.data.batch_size % world:
+        raise SrlabError(
+            f"--batch_size {config.data.batch_size} (the global batch) is not divisible by the {world} processes: "
+            f"use a multiple of {world}"
+        )
     device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+    was_deterministic = (
+        torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    )
+    cudnn_flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    dist, device = distributed.setup(device)
+    try:
+        if config.deterministic:
+            _make_deterministic()
+        return _train(config, run_dir, dist, device, resume=resume, progress=progress and dist.is_main)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic[0], warn_only=was_deterministic[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn_flags
+        distributed.teardown(dist)
 
+
+def _make_deterministic() -> None:
+    """Deterministic kernels (an error names any op that has none), no cuDNN autotuning."""
+    # cuBLAS needs a fixed workspace for reproducible results; it is read when cuBLAS starts.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also every CUDA device
+
+
+def _train(
+    config: TrainConfig, run_dir: Path, dist: Dist, device: torch.device, *, resume: bool, progress: bool
+) -> TrainResult:
+    # Every rank seeds alike, so the ranks start from the same weights (DDP checks it by broadcasting).
+    _seed_everything(config.seed)
     train_folder = discover_pairs(config.data.train_dir, config.scale)
     val_folder = discover_pairs(config.data.val_dir, config.scale)
     train_set = PatchDataset(
@@ -174,11 +243,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         repeat=config.data.repeat, seed=config.seed,
     )
     val_pairs = val_folder.pairs[: config.data.val_max_images or None]
-    val_images = [(p.name, *load_pair(p, config.scale)) for p in val_pairs]
-    sampler = EpochSampler(len(train_set), seed=config.seed)
+    # Each rank validates every world_size-th image; the per-image scores are gathered in rank 0's order.
+    val_images = [(p.name, *load_pair(p, config.scale)) for p in val_pairs[dist.rank::dist.world_size]]
+    val_indices = list(range(len(val_pairs)))[dist.rank::dist.world_size]
+    sampler = EpochSampler(len(train_set), seed=config.seed, rank=dist.rank, world_size=dist.world_size)
     loader = DataLoader(
-        train_set, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.num_workers,
-        drop_last=len(train_set) >= config.data.batch_size, pin_memory=device.type == "cuda",
+        train_set, batch_size=config.data.batch_size // dist.world_size, sampler=sampler,
+        num_workers=config.data.num_workers, drop_last=len(train_set) >= config.data.batch_size,
+        pin_memory=device.type == "cuda",
+        # Its own generator: the loader draws a seed for its workers at every epoch, and drawing it from
+        # the global RNG would shift that RNG between an interrupted and an uninterrupted run.
+        generator=torch.Generator().manual_seed(config.seed),
     )
     iters_per_epoch = len(loader)
 
@@ -192,46 +267,86 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         model.parameters(), lr=config.optim.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
     )
     loss_fn = build_pixel_loss(config.loss)
-    run = _Run(model, ema, optimizer)
+    run = _Run(model, ema, optimizer, rank=dist.rank, device=device)
+    saved_schedule = None
     if resume:
-        run.restore(torch.load(run_dir / STATE_FILE, map_location=device, weights_only=True))
+        state = torch.load(run_dir / STATE_FILE, map_location=device, weights_only=True)
+        run.restore(state)
+        saved_schedule = state.get("schedule_epochs")
+    # The forward/backward pass goes through the DDP wrapper (it averages the gradients over the ranks);
+    # `model` itself is what is saved, validated and EMA-averaged. Every rank steps the same optimiser
+    # on the same averaged gradients, so the weights, and the EMA made from them, stay equal on all ranks.
+    net = model
+    if dist.enabled:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    log = _Log(run_dir / "train.log", echo=progress)
+    log = _Log(run_dir / "train.log", echo=progress) if dist.is_main else None
+
+    def write_log(line: str) -> None:
+        if log is not None:
+            log.write(line)
+
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+    dist.barrier()
     if not resume:
-        log.write(
+        write_log(
             f"model {config.model.name} x{config.scale} params {count_parameters(model)} "
-            f"train {len(train_folder.pairs)} images ({train_folder.layout}) val {len(val_images)} images "
+            f"train {len(train_folder.pairs)} images ({train_folder.layout}) val {len(val_pairs)} images "
             f"iters/epoch {iters_per_epoch} device {device}"
+            + (f" processes {dist.world_size} (batch {config.data.batch_size // dist.world_size} each)"
+               if dist.enabled else "")
         )
         if warm_start is not None:
             loaded, skipped = warm_start
-            log.write(
+            write_log(
                 f"warm start from {config.init_from}: loaded {len(loaded)} tensors, "
                 f"kept the fresh init of {len(skipped)}: {', '.join(skipped) or 'none'}"
             )
-    elif run.epoch >= config.epochs:
-        log.write(f"run already trained for {run.epoch} epochs; raise --epochs to train further")
+    else:
+        if run.epoch >= config.epochs:
+            write_log(f"run already trained for {run.epoch} epochs; raise --epochs to train further")
+        if config.schedule.kind == "cosine" and saved_schedule not in (None, schedule_epochs(config)):
+            write_log(
+                f"resumed: the cosine schedule now spans {schedule_epochs(config)} epochs (was {saved_schedule}); "
+                "set schedule.total_epochs to the final length up front to follow one curve"
+            )
+
+    def save(improved: bool | None) -> None:
+        """Checkpoint (rank 0 writes; the others wait). ``improved`` None: the resume state only."""
+        rng = dist.all_gather_object(_rng_state(device))
+        if dist.is_main:
+            state = run.state(rng)
+            state["schedule_epochs"] = schedule_epochs(config)
+            _save(state, run, run_dir, improved)
+        dist.barrier()
 
     def validate_and_save() -> None:
         run.evaluated.eval()
-        scores, _ = evaluate_images(run.evaluated, val_images)
+        _, mine = evaluate_images(run.evaluated, val_images)
         run.evaluated.train()
+        gathered = dist.all_gather_object([(i, s.scores) for i, s in zip(val_indices, mine)])
+        # Averaged in image order, as one process does: the mean is the single-process mean to the bit.
+        meters: dict[str, MeanMeter] = {}
+        for _, scores in sorted(pair for part in gathered for pair in part):
+            for key, value in scores.items():
+                meters.setdefault(key, MeanMeter()).update(value)
+        scores = {key: meter.mean for key, meter in meters.items()}
         run.last_scores = scores
         run.validated_at = run.iteration
         improved = scores["psnr_y"] > run.best_psnr
         if improved:
             run.best_psnr, run.best_epoch = scores["psnr_y"], run.epoch
-        _save(run, run_dir, improved)
-        log.write(
+        save(improved)
+        write_log(
             f"epoch {run.epoch} iter {run.iteration} lr {learning_rate(config, run.iteration, iters_per_epoch):.3e} "
             f"val_psnr_y {scores['psnr_y']:.4f} val_ssim_y {scores['ssim_y']:.4f} "
             f"best_psnr_y {run.best_psnr:.4f} (epoch {run.best_epoch}) time {time.perf_counter() - started:.1f}s"
         )
 
     started = time.perf_counter()
-    model.train()
+    net.train()
     while run.epoch < config.epochs:
         skip = run.batches_in_epoch  # > 0 when resuming in the middle of an epoch
         sampler.set_epoch(run.epoch, start=skip * config.data.batch_size)
@@ -242,7 +357,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 group["lr"] = learning_rate(config, run.iteration, iters_per_epoch)
             lr_batch = lr_batch.to(device, non_blocking=True)
             hr_batch = hr_batch.to(device, non_blocking=True)
-            loss = loss_fn(model(lr_batch), hr_batch)
+            loss = loss_fn(net(lr_batch), hr_batch)
             if not torch.isfinite(loss):
                 raise SrlabError(f"the loss became {loss.item()} at iteration {run.iteration}: lower --lr")
             optimizer.zero_grad(set_to_none=True)
@@ -258,6 +373,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             if config.val_every_iters and run.iteration % config.val_every_iters == 0:
                 validate_and_save()
+            elif config.checkpoint_every_iters and run.iteration % config.checkpoint_every_iters == 0:
+                save(None)
         bar.close()
         run.epoch += 1
         run.batches_in_epoch = 0
@@ -271,6 +388,30 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     )
 
 
+def _rng_state(device: torch.device) -> dict:
+    """This process's RNG states (torch, CUDA, NumPy, Python) as tensors and numbers: ``weights_only``-loadable."""
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next},
+    }
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].cpu().numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
+
+
 @torch.no_grad()
 def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for ema_p, p in zip(ema.parameters(), model.parameters()):
@@ -279,11 +420,14 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         ema_b.copy_(b)
 
 
-def _save(run: _Run, run_dir: Path, improved: bool) -> None:
+def _save(state: dict, run: _Run, run_dir: Path, improved: bool | None) -> None:
+    """Write ``state`` and, unless ``improved`` is None (a resume checkpoint only), the weights."""
     # The state goes first: if the process dies between the writes, the weights files are at most one
     # validation behind the state, never ahead of it.
     with atomic_path(run_dir / STATE_FILE) as tmp:
-        torch.save(run.state(), tmp)
+        torch.save(state, tmp)
+    if improved is None:
+        return
     metadata = {
         "srlab.epoch": str(run.epoch), "srlab.iteration": str(run.iteration),
         "srlab.val_psnr_y": f"{run.last_scores['psnr_y']:.4f}",
