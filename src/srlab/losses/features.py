@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from srlab.errors import SrlabError
-from srlab.metrics.backbones import _load_state_dict_file
+from srlab.metrics.backbones import load_torchvision_state
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -152,20 +152,7 @@ def load_vgg19_weights(model: VGG19Features, path: str | os.PathLike[str], who: 
             f"{who}: VGG19 weights not found at {path}: download torchvision's {VGG19_FILE} ({VGG19_URL}) "
             "and pass its path as feature_weights"
         )
-    state = _load_state_dict_file(path, f"{who} VGG19 weights")
-    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        detail = "; ".join(part for part in (
-            f"missing {missing[:3]}" if missing else "",
-            f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shape mismatch at {shapes[:3]}" if shapes else "",
-        ) if part)
-        raise SrlabError(f"{path} is not torchvision's VGG19 checkpoint ({detail}); pass torchvision's {VGG19_FILE}")
-    model.load_state_dict(state, strict=True)
+    load_torchvision_state(model, path, "VGG19", VGG19_FILE)
 
 
 #: RandomTanhFeatures layer names -> index

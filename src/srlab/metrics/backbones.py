@@ -160,13 +160,8 @@ def _load_state_dict_file(path: Path, what: str) -> dict[str, Tensor]:
     return state
 
 
-def load_torchvision_weights(model: FeatureExtractor, path: str | os.PathLike[str]) -> FeatureExtractor:
-    """Load a torchvision checkpoint of ``model.arch`` into ``model`` strictly (``classifier.*`` dropped)."""
-    path = Path(path)
-    expected = TORCHVISION_FILES[model.arch]
-    title = ARCH_TITLES[model.arch]
-    if not path.is_file():
-        raise SrlabError(f"{title} weights not found at {path}: pass the path of torchvision's {expected}")
+def load_torchvision_state(model: nn.Module, path: Path, title: str, expected_file: str) -> None:
+    """Load a torchvision checkpoint into ``model`` strictly (``classifier.*`` dropped), explaining a mismatch."""
     state = _load_state_dict_file(path, f"{title} weights")
     state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     own = model.state_dict()
@@ -181,8 +176,18 @@ def load_torchvision_weights(model: FeatureExtractor, path: str | os.PathLike[st
                 f"shape mismatch at {shapes[:4]}" if shapes else "",
             ) if part
         )
-        raise SrlabError(f"{path} is not torchvision's {title} checkpoint ({detail}); pass torchvision's {expected}")
+        raise SrlabError(f"{path} is not torchvision's {title} checkpoint ({detail}); pass torchvision's {expected_file}")
     model.load_state_dict(state, strict=True)
+
+
+def load_torchvision_weights(model: FeatureExtractor, path: str | os.PathLike[str]) -> FeatureExtractor:
+    """Load a torchvision checkpoint of ``model.arch`` into ``model`` strictly (``classifier.*`` dropped)."""
+    path = Path(path)
+    expected = TORCHVISION_FILES[model.arch]
+    title = ARCH_TITLES[model.arch]
+    if not path.is_file():
+        raise SrlabError(f"{title} weights not found at {path}: pass the path of torchvision's {expected}")
+    load_torchvision_state(model, path, title, expected)
     return model
 
 
