@@ -15,13 +15,15 @@ from srlab.train import distributed
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
 from srlab.train.trainer import load_run_config, train
 
-HELP = "train a model (Adam + L1, validation PSNR/SSIM, checkpoints, resume; multi-GPU with torchrun)"
+HELP = ("train a model (Adam; L1 or weighted losses incl. GAN, stages, curriculum; validation PSNR/SSIM, "
+        "checkpoints, resume; multi-GPU with torchrun)")
 
 # flag -> config key; flags left out keep the config's value.
 _FLAG_KEYS = {
     "train_dir": "data.train_dir", "val_dir": "data.val_dir", "scale": "scale", "epochs": "epochs",
     "batch_size": "data.batch_size", "patch_size": "data.patch_size", "model": "model.name", "lr": "optim.lr",
     "out": "out", "device": "device", "seed": "seed", "init_from": "init_from", "deterministic": "deterministic",
+    "amp": "amp", "compile": "compile",
 }
 
 
@@ -41,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "seed", type=int, help="random seed (default 0)")
     flag(parser, "deterministic", action="store_const", const=True,
          help="deterministic kernels, seeded RNGs: bit-identical reruns and resumes on the same hardware")
+    flag(parser, "amp", choices=["off", "bf16", "fp16"],
+         help="mixed precision of the forward pass (fp16: CUDA only, with a gradient scaler; default off)")
+    flag(parser, "compile", action="store_const", const=True, help="torch.compile the model for training")
     flag(parser, "config", metavar="FILE.yaml", help="YAML file of config overrides")
     flag(parser, "set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. optim.lr=1e-3")
     flag(parser, "quiet", action="store_true", help="no progress bar or log echo")

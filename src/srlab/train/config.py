@@ -5,6 +5,7 @@ Unknown keys are errors (a typo never passes silently). The scale is stated once
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from srlab.errors import SrlabError
+from srlab.losses.objectives import LOSS_NAMES
 
 
 @dataclass
@@ -62,6 +64,53 @@ class ScheduleConfig:
 
 
 @dataclass
+class LossTerm:
+    """One term of the objective: ``weight * loss(name, **params)`` (names: srlab.losses.LOSS_NAMES)."""
+
+    name: str = ""
+    weight: float = 1.0
+    # The loss's keyword arguments, e.g. {gan_type: ragan} for gan.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageConfig:
+    """A part of the run with its own objective and base learning rate (see srlab.train.stages)."""
+
+    epochs: int = 1
+    # Empty: the run's `losses` (or `loss`).
+    losses: list[LossTerm] = field(default_factory=list)
+    # Base learning rate of the stage (0: optim.lr); the schedule restarts at every stage.
+    lr: float = 0.0
+    # Shown in the log (default "stage K").
+    name: str = ""
+
+
+@dataclass
+class DiscriminatorOptimConfig:
+    """Adam of the discriminator(s) of a `gan` loss; its learning rate follows the generator's schedule
+    (the same warm-up / cosine / step factor applied to this base rate)."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+
+
+@dataclass
+class CurriculumConfig:
+    """Patch-difficulty curriculum (srlab.train.stages.CurriculumSampler): every epoch draws
+    ``len / fraction`` random patches and trains on the easiest ``fraction`` of them; the fraction
+    grows linearly from ``start_fraction`` (epoch 1) to 1 (epoch ``epochs + 1`` and later)."""
+
+    # off, gradient (mean squared HR gradient, low = flat = easy) or bicubic (bicubic-upscaling error of
+    # the patch, low = easy).
+    measure: str = "off"
+    start_fraction: float = 0.25
+    # Epochs over which the pool widens to every patch.
+    epochs: int = 10
+
+
+@dataclass
 class TrainConfig:
     scale: int = 2
     epochs: int = 100
@@ -69,7 +118,21 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # The objective: a weighted sum of loss terms, e.g. [{name: l1, weight: 1.0}, {name: gan, weight: 0.005,
+    # params: {gan_type: ragan}}]. Empty: the single loss `loss` (weight 1).
+    losses: list[LossTerm] = field(default_factory=list)
     loss: str = "l1"
+    # Stages run in order, each for its epochs with its own losses and base learning rate (empty: one stage).
+    stages: list[StageConfig] = field(default_factory=list)
+    # The discriminator's optimiser (only used with a gan loss).
+    d_optim: DiscriminatorOptimConfig = field(default_factory=DiscriminatorOptimConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
+    udl_head_channels: int = 32
+    # Mixed precision of the model's forward pass: off, bf16 or fp16 (fp16 with a gradient scaler; GPU only).
+    amp: str = "off"
+    # torch.compile the model for training.
+    compile: bool = False
     # Exponential moving average of the weights (0: off); the EMA weights are validated and saved.
     ema_decay: float = 0.0
     # Warm start: initialise from these weights wherever key and shape match (e.g. x2 weights for an
@@ -90,14 +153,42 @@ class TrainConfig:
 
 
 _SCHEDULES = ("cosine", "step", "constant")
-_LOSSES = ("l1", "l2", "charbonnier")
+_AMP = ("off", "bf16", "fp16")
+_MEASURES = ("off", "gradient", "bicubic")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
+def _coerce_list(value: Any, item_type: type, key: str, current: list | None) -> list:
+    """A list of mappings makes a new list; a mapping of indices (``--set stages.1.epochs=2``) edits
+    the items of the current one."""
+    if isinstance(value, (list, tuple)):
+        items = []
+        for i, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                raise SrlabError(f"config key '{key}[{i}]' must be a mapping, got {entry!r}")
+            item = item_type()
+            apply_overrides(item, entry, prefix=f"{key}.{i}.")
+            items.append(item)
+        return items
+    if isinstance(value, dict) and current is not None:
+        items = copy.deepcopy(current)
+        for index, entry in value.items():
+            i = int(index) if isinstance(index, int) or str(index).isdigit() else -1
+            if not 0 <= i < len(items):
+                raise SrlabError(
+                    f"config key '{key}.{index}': {key} has {len(items)} items (indices 0 to {len(items) - 1})"
+                )
+            if not isinstance(entry, dict):
+                raise SrlabError(f"config key '{key}.{index}' must be a mapping, got {entry!r}")
+            apply_overrides(items[i], entry, prefix=f"{key}.{i}.")
+        return items
+    raise SrlabError(f"config key '{key}' must be a list of mappings, got {value!r}")
+
+
+def _coerce(value: Any, hint: Any, key: str, current: Any = None) -> Any:
     origin = getattr(hint, "__origin__", None)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
@@ -123,6 +214,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return tuple(float(v) for v in value)
         except (TypeError, ValueError):
             raise SrlabError(wanted) from None
+    if origin is list and dataclasses.is_dataclass(hint.__args__[0]):
+        return _coerce_list(value, hint.__args__[0], key, current)
     if origin is dict:
         if not isinstance(value, dict):
             raise SrlabError(f"config key '{key}' must be a mapping, got {value!r}")
@@ -145,7 +238,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "") ->
             # Mappings merge: `--set model.args.channels=64` keeps the run's other hyper-parameters.
             setattr(config, key, {**getattr(config, key), **_coerce(value, hint, path)})
         else:
-            setattr(config, key, _coerce(value, hint, path))
+            setattr(config, key, _coerce(value, hint, path, getattr(config, key)))
 
 
 def parse_set(assignments: list[str]) -> dict[str, Any]:
@@ -177,6 +270,21 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SrlabError(f"config file '{path}' must hold a mapping of keys to values")
     return data
+
+
+def _validate_terms(terms: list[LossTerm], where: str) -> None:
+    """Names and parameter names checked without building the losses (no weights loaded here)."""
+    from srlab.losses.objectives import objective_parameters
+
+    for i, term in enumerate(terms):
+        if term.name not in LOSS_NAMES:
+            raise SrlabError(f"{where}.{i}: unknown loss {term.name!r}: use one of {', '.join(LOSS_NAMES)}")
+        if term.weight < 0:
+            raise SrlabError(f"{where}.{i} ({term.name}): the weight must be >= 0, got {term.weight}")
+        unknown = sorted(set(term.params) - set(objective_parameters(term.name)))
+        if unknown:
+            valid = ", ".join(objective_parameters(term.name)) or "none"
+            raise SrlabError(f"{where}.{i}: unknown parameter {unknown[0]!r} for loss {term.name!r}: valid are {valid}")
 
 
 def validate(config: TrainConfig) -> None:
@@ -216,7 +324,39 @@ def validate(config: TrainConfig) -> None:
         raise SrlabError("no validation data: pass --val_dir DIR")
     if config.schedule.kind not in _SCHEDULES:
         raise SrlabError(f"unknown schedule {config.schedule.kind!r}: use one of {', '.join(_SCHEDULES)}")
-    if config.loss not in _LOSSES:
-        raise SrlabError(f"unknown loss {config.loss!r}: use one of {', '.join(_LOSSES)}")
+    if config.loss not in LOSS_NAMES:
+        raise SrlabError(f"unknown loss {config.loss!r}: use one of {', '.join(LOSS_NAMES)}")
+    if config.losses and config.loss != "l1":
+        raise SrlabError(f"both loss {config.loss!r} and losses are set: keep one (losses: [{{name: {config.loss}}}])")
+    _validate_terms(config.losses, "losses")
+    for i, stage in enumerate(config.stages):
+        if stage.epochs < 1:
+            raise SrlabError(f"stages.{i}.epochs must be >= 1, got {stage.epochs}")
+        if stage.lr < 0:
+            raise SrlabError(f"stages.{i}.lr must be >= 0 (0: optim.lr), got {stage.lr}")
+        _validate_terms(stage.losses, f"stages.{i}.losses")
+    if config.stages:
+        total = sum(stage.epochs for stage in config.stages)
+        if config.epochs > total:
+            raise SrlabError(
+                f"--epochs {config.epochs} is more than the stages' {total} epochs: set epochs to {total} "
+                "(or lengthen the last stage)"
+            )
+        if config.schedule.total_epochs:
+            raise SrlabError(
+                "schedule.total_epochs does not apply to staged runs (each stage spans its epochs): set it to 0"
+            )
+    if not config.d_optim.lr > 0:
+        raise SrlabError(f"d_optim.lr must be > 0, got {config.d_optim.lr}")
+    if config.amp not in _AMP:
+        raise SrlabError(f"unknown amp {config.amp!r}: use one of {', '.join(_AMP)}")
+    if config.curriculum.measure not in _MEASURES:
+        raise SrlabError(f"unknown curriculum.measure {config.curriculum.measure!r}: use one of {', '.join(_MEASURES)}")
+    if not 0 < config.curriculum.start_fraction <= 1:
+        raise SrlabError(f"curriculum.start_fraction must be in (0, 1], got {config.curriculum.start_fraction}")
+    if config.curriculum.epochs < 0:
+        raise SrlabError(f"curriculum.epochs must be >= 0, got {config.curriculum.epochs}")
+    if config.udl_head_channels < 1:
+        raise SrlabError(f"udl_head_channels must be >= 1, got {config.udl_head_channels}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise SrlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
