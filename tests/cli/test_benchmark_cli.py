@@ -1,36 +1,21 @@
-"""``srlab benchmark``: flags to report folder, and one-line errors (exit status 2).
-
-Runs through ``srlab.cli.main.main`` once ``benchmark`` is registered there; until then through a parser
-built the same way from the module's ``add_arguments`` (same one-line error handling as ``main``)."""
+"""``srlab benchmark``: flags to report folder, and one-line errors (exit status 2)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
 
 import pytest
 import torch
 
 import srlab
 from conftest import write_folder
-from srlab.cli import benchmark as benchmark_cmd
-from srlab.cli.main import COMMANDS, _Parser, main
-from srlab.errors import SrlabError
+from srlab.cli.main import main
 from srlab.models.weights import save_weights
 
 
 def benchmark_main(argv: list[str]) -> int:
-    if "benchmark" in COMMANDS:
-        return main(["benchmark", *argv])
-    parser = _Parser(prog="srlab benchmark")
-    benchmark_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return int(benchmark_cmd.run(args) or 0)
-    except SrlabError as e:
-        print(f"srlab: error: {e}", file=sys.stderr)
-        return 2
+    return main(["benchmark", *argv])
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

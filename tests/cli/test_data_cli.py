@@ -1,8 +1,5 @@
-"""``srlab data list / verify / download`` end to end, in-process.
-
-Runs through ``srlab.cli.main.main`` once ``data`` is registered in COMMANDS; until then through a parser
-built from ``srlab.cli.data.add_arguments`` with main's error handling. Nothing touches the network:
-downloads are served from local archives by a replaced URL opener.
+"""``srlab data list / verify / download`` end to end, in-process. Nothing touches the network: downloads
+are served from local archives by a replaced URL opener.
 """
 
 from __future__ import annotations
@@ -11,7 +8,6 @@ import dataclasses
 import email.message
 import hashlib
 import io
-import sys
 import tarfile
 import urllib.error
 import urllib.response
@@ -20,10 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srlab.cli import data as data_cmd
 from srlab.cli import main as main_mod
 from srlab.data import catalog, download as dl
-from srlab.errors import SrlabError
 from conftest import BENCHMARKS, needs_benchmarks, photo
 
 
@@ -32,17 +26,7 @@ def srlab_data(capsys, *argv: str | Path) -> tuple[int, str, str]:
     argv = [str(a) for a in argv]
     capsys.readouterr()
     try:
-        if "data" in main_mod.COMMANDS:
-            code = main_mod.main(["data", *argv])
-        else:
-            parser = main_mod._Parser(prog="srlab data")
-            data_cmd.add_arguments(parser)
-            args = parser.parse_args(argv)
-            try:
-                code = data_cmd.run(args)
-            except SrlabError as e:
-                print(f"srlab: error: {e}", file=sys.stderr)
-                code = 2
+        code = main_mod.main(["data", *argv])
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()

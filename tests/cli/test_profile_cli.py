@@ -1,37 +1,20 @@
-"""``srlab profile``: the table, the JSON file, and one-line errors.
-
-Runs through ``srlab.cli.main.main`` once ``profile`` is registered there; until then through a parser
-built the same way from the module's ``add_arguments`` (same one-line error handling as ``main``).
-"""
+"""``srlab profile``: the table, the JSON file, and one-line errors."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import srlab
-from srlab.cli import profile as profile_cmd
-from srlab.cli.main import COMMANDS, _Parser, main
-from srlab.errors import SrlabError
+from srlab.cli.main import main
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.profile import count_activations, count_macs, macs_720p
 
 
 def profile_main(argv: list[str]) -> int:
-    if "profile" in COMMANDS:
-        return main(["profile", *argv])
-    parser = _Parser(prog="srlab profile")
-    profile_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return int(profile_cmd.run(args) or 0)
-    except SrlabError as e:
-        print(f"srlab: error: {e}", file=sys.stderr)
-        return 2
+    return main(["profile", *argv])
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
