@@ -13,7 +13,7 @@ from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_folder
 from srlab.metrics.protocol import PROTOCOLS
-from srlab.metrics.select import METRIC_NAMES, parse_metrics
+from srlab.metrics.select import METRIC_NAMES, MetricSet, parse_metric_weights, parse_metrics
 from srlab.models.registry import spec_of
 
 HELP = "evaluate a model on data sets (PSNR/SSIM on Y, the papers' protocol)"
@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower): the papers' '+' rows")
     flag(parser, "metrics", default="psnr,ssim", metavar="LIST",
          help=f"comma-separated, from {','.join(METRIC_NAMES)} (default psnr,ssim; each adds a JSON key)")
+    flag(parser, "metric_weights", action="append", default=[], metavar="KEY=PATH",
+         help="weight files of lpips (lpips_backbone, lpips_lin, lpips_net), dists (dists_backbone, dists) "
+              "and niqe (niqe); repeatable")
     flag(parser, "protocol", default="y", choices=sorted(PROTOCOLS),
          help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
               "convention) or rgb (all three channels); the score names say which")
@@ -48,6 +51,7 @@ def _check_json_path(path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     extra = parse_metrics(args.metrics)
+    metric_set = MetricSet(extra, parse_metric_weights(args.metric_weights))  # loads weights before the long part
     protocol = PROTOCOLS[args.protocol]
     if args.scales and args.scale is not None:
         raise SrlabError("give --scale S or --scales S1 S2 ..., not both")
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         for folder in folders:
             result = evaluate_folder(
                 model, folder, protocol=protocol, tile=args.tile, tile_overlap=args.tile_overlap,
-                progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=extra,
+                progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=metric_set,
             )
             results.append(result)
             values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in _columns(protocol.label, extra))

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from srlab.data.datasets import PairedFolder, load_pair
 from srlab.inference.upscale import upscale_tensor
 from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol, MeanMeter, ScoreAccumulator
-from srlab.metrics.select import extra_scores
+from srlab.metrics.select import MetricSet, extra_scores
 from srlab.models.registry import spec_of
 
 
@@ -71,13 +71,14 @@ def evaluate_images(
     progress: bool = False,
     total: int | None = None,
     self_ensemble: bool = False,
-    metrics: Sequence[str] = (),
+    metrics: MetricSet | Sequence[str] = (),
 ) -> tuple[dict[str, float], list[ImageScore]]:
     """Super-resolve each LR image and score it against its HR image; returns (set means, per image).
 
     ``self_ensemble`` scores the x8 geometric self-ensemble (``srlab.inference.ensemble``) instead."""
     scale = spec_of(model).scale
     accumulator = ScoreAccumulator(protocol)
+    metrics = metrics if isinstance(metrics, MetricSet) else MetricSet(metrics)
     extra_means: dict[str, MeanMeter] = {}
     scores = []
     for name, lr, hr in tqdm(images, total=total, disable=not progress, desc="eval", leave=False):
@@ -99,7 +100,7 @@ def evaluate_folder(
     tile_overlap: int | None = None,
     progress: bool = False,
     self_ensemble: bool = False,
-    metrics: Sequence[str] = (),
+    metrics: MetricSet | Sequence[str] = (),
 ) -> DatasetResult:
     """Score a model on one folder: the protocol's PSNR / SSIM plus the named extra ``metrics``
     (``srlab.metrics.select``), per image and as set means."""
