@@ -55,3 +55,36 @@ def tiny_photos(tmp_path_factory) -> dict[str, Path]:
     })
     val = write_folder(root / "val", {"chelsea": ("chelsea", (60, 48)), "retina": ("retina", (60, 48))})
     return {"train": train, "val": val, "root": root}
+
+
+def photo_tensor(img: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) or (H, W) uint8 -> (C, H, W) float64 in [0, 1]."""
+    a = img if img.ndim == 3 else img[..., None]
+    return torch.from_numpy(np.array(a)).permute(2, 0, 1).to(torch.float64) / 255.0
+
+
+# Three increasing strengths of each distortion (the metrics' monotonicity tests).
+DISTORTION_LEVELS = {"blur": (0.8, 1.6, 3.2), "noise": (4, 12, 30), "jpeg": (60, 25, 8), "bicubic": (2, 3, 4)}
+
+
+def distort(img: np.ndarray, kind: str, level: float) -> np.ndarray:
+    """A distorted copy of a uint8 photo: Gaussian blur, Gaussian noise, JPEG, or bicubic down-up."""
+    import io
+
+    from PIL import ImageFilter
+
+    pil = Image.fromarray(img)
+    if kind == "blur":
+        return np.asarray(pil.filter(ImageFilter.GaussianBlur(level)))
+    if kind == "noise":
+        rng = np.random.default_rng(0)
+        return np.clip(img + rng.normal(0, level, img.shape), 0, 255).round().astype(np.uint8)
+    if kind == "jpeg":
+        buf = io.BytesIO()
+        pil.save(buf, format="JPEG", quality=int(level))
+        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert(pil.mode))
+    if kind == "bicubic":
+        w, h = pil.size
+        small = pil.resize((round(w / level), round(h / level)), Image.BICUBIC)
+        return np.asarray(small.resize((w, h), Image.BICUBIC))
+    raise ValueError(kind)

@@ -8,15 +8,13 @@ FSIMc), so it does not compute the authors' definition.
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import photo
-from PIL import Image, ImageFilter
 
+from conftest import DISTORTION_LEVELS, distort, photo, photo_tensor
 from srlab.errors import SrlabError
 from srlab.metrics.fsim import FSIMAccumulator, fsim, fsim_fsimc, fsimc, phase_congruency
 
@@ -157,35 +155,6 @@ def feature_sim(image_ref: np.ndarray, image_dis: np.ndarray) -> tuple[float, fl
     return float(fsim_v), float(fsimc_v)
 
 
-def _t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) or (H, W) uint8 -> (C, H, W) float64 in [0, 1]."""
-    a = img if img.ndim == 3 else img[..., None]
-    return torch.from_numpy(np.array(a)).permute(2, 0, 1).to(torch.float64) / 255.0
-
-
-# Three increasing strengths of each distortion.
-LEVELS = {"blur": (0.8, 1.6, 3.2), "noise": (4, 12, 30), "jpeg": (60, 25, 8), "bicubic": (2, 3, 4)}
-
-
-def distort(img: np.ndarray, kind: str, level: float) -> np.ndarray:
-    """A distorted copy of a uint8 photo: Gaussian blur, Gaussian noise, JPEG, or bicubic down-up."""
-    pil = Image.fromarray(img)
-    if kind == "blur":
-        return np.asarray(pil.filter(ImageFilter.GaussianBlur(level)))
-    if kind == "noise":
-        rng = np.random.default_rng(0)
-        return np.clip(img + rng.normal(0, level, img.shape), 0, 255).round().astype(np.uint8)
-    if kind == "jpeg":
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=int(level))
-        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert(pil.mode))
-    if kind == "bicubic":
-        w, h = pil.size
-        small = pil.resize((round(w / level), round(h / level)), Image.BICUBIC)
-        return np.asarray(small.resize((w, h), Image.BICUBIC))
-    raise ValueError(kind)
-
-
 @pytest.mark.parametrize(
     ("name", "crop", "kind", "level"),
     [
@@ -201,7 +170,7 @@ def test_fsim_fsimc_match_featuresim_m(name, crop, kind, level) -> None:
         ref = np.ascontiguousarray(ref[crop])
     dis = distort(ref, kind, level)
     exp_fsim, exp_fsimc = feature_sim(ref, dis)
-    got_fsim, got_fsimc = fsim_fsimc(_t(ref), _t(dis))
+    got_fsim, got_fsimc = fsim_fsimc(photo_tensor(ref), photo_tensor(dis))
     assert float(got_fsim) == pytest.approx(exp_fsim, rel=1e-10)
     assert float(got_fsimc) == pytest.approx(exp_fsimc, rel=1e-10)
     assert 0.5 < float(got_fsimc) <= float(got_fsim) < 1.0
@@ -212,7 +181,7 @@ def test_fsimc_negative_chroma_similarity() -> None:
     ref = photo("coffee")[:256, :300]
     dis = np.ascontiguousarray(ref[..., ::-1])
     exp_fsim, exp_fsimc = feature_sim(ref, dis)
-    got_fsim, got_fsimc = fsim_fsimc(_t(ref), _t(dis))
+    got_fsim, got_fsimc = fsim_fsimc(photo_tensor(ref), photo_tensor(dis))
     assert float(got_fsim) == pytest.approx(exp_fsim, rel=1e-10)
     assert float(got_fsimc) == pytest.approx(exp_fsimc, rel=1e-10)
     assert float(got_fsimc) < float(got_fsim) - 0.02
@@ -223,8 +192,8 @@ def test_fsim_grey_image_fsimc_equals_fsim() -> None:
     dis = distort(ref, "jpeg", 15)
     exp_fsim, exp_fsimc = feature_sim(ref, dis)
     assert exp_fsim == exp_fsimc
-    assert float(fsim(_t(ref), _t(dis))) == pytest.approx(exp_fsim, rel=1e-10)
-    assert float(fsimc(_t(ref), _t(dis))) == pytest.approx(exp_fsim, rel=1e-10)
+    assert float(fsim(photo_tensor(ref), photo_tensor(dis))) == pytest.approx(exp_fsim, rel=1e-10)
+    assert float(fsimc(photo_tensor(ref), photo_tensor(dis))) == pytest.approx(exp_fsim, rel=1e-10)
 
 
 def test_phase_congruency_matches_phasecong2_and_is_batched() -> None:
@@ -238,9 +207,9 @@ def test_phase_congruency_matches_phasecong2_and_is_batched() -> None:
 
 def test_fsim_identical_is_one_and_monotone_in_distortion() -> None:
     ref = photo("astronaut")[100:356, 150:406]
-    assert [float(v) for v in fsim_fsimc(_t(ref), _t(ref))] == pytest.approx([1.0, 1.0], abs=1e-12)
-    for kind, levels in LEVELS.items():
-        pairs = [fsim_fsimc(_t(ref), _t(distort(ref, kind, lv))) for lv in levels]
+    assert [float(v) for v in fsim_fsimc(photo_tensor(ref), photo_tensor(ref))] == pytest.approx([1.0, 1.0], abs=1e-12)
+    for kind, levels in DISTORTION_LEVELS.items():
+        pairs = [fsim_fsimc(photo_tensor(ref), photo_tensor(distort(ref, kind, lv))) for lv in levels]
         for j in range(2):
             scores = [float(p[j]) for p in pairs]
             assert 1 > scores[0] > scores[1] > scores[2], (kind, j, scores)
@@ -249,7 +218,7 @@ def test_fsim_identical_is_one_and_monotone_in_distortion() -> None:
 def test_fsim_batch_crop_and_accumulator() -> None:
     refs = [photo("astronaut", (120, 96)), photo("coffee", (120, 96))]
     diss = [distort(r, "blur", 1.2) for r in refs]
-    x, y = torch.stack([_t(r) for r in refs]), torch.stack([_t(d) for d in diss])
+    x, y = torch.stack([photo_tensor(r) for r in refs]), torch.stack([photo_tensor(d) for d in diss])
     a, c = fsim_fsimc(x, y, crop_border=2)
     assert a.shape == c.shape == (2,)
     singles = [fsim_fsimc(x[i, :, 2:-2, 2:-2], y[i, :, 2:-2, 2:-2]) for i in range(2)]

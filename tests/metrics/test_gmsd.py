@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
 import torch
-from conftest import photo
-from PIL import Image, ImageFilter
 
+from conftest import DISTORTION_LEVELS, distort, photo, photo_tensor
 from srlab.errors import SrlabError
 from srlab.metrics.gmsd import GMSDAccumulator, gmsd
 
@@ -38,35 +36,6 @@ def gmsd_matlab(y1: np.ndarray, y2: np.ndarray) -> float:
     return float(np.std(quality_map, ddof=1))  # std2
 
 
-def _t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) or (H, W) uint8 -> (C, H, W) float64 in [0, 1]."""
-    a = img if img.ndim == 3 else img[..., None]
-    return torch.from_numpy(np.array(a)).permute(2, 0, 1).to(torch.float64) / 255.0
-
-
-# Three increasing strengths of each distortion.
-LEVELS = {"blur": (0.8, 1.6, 3.2), "noise": (4, 12, 30), "jpeg": (60, 25, 8), "bicubic": (2, 3, 4)}
-
-
-def distort(img: np.ndarray, kind: str, level: float) -> np.ndarray:
-    """A distorted copy of a uint8 photo: Gaussian blur, Gaussian noise, JPEG, or bicubic down-up."""
-    pil = Image.fromarray(img)
-    if kind == "blur":
-        return np.asarray(pil.filter(ImageFilter.GaussianBlur(level)))
-    if kind == "noise":
-        rng = np.random.default_rng(0)
-        return np.clip(img + rng.normal(0, level, img.shape), 0, 255).round().astype(np.uint8)
-    if kind == "jpeg":
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=int(level))
-        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert(pil.mode))
-    if kind == "bicubic":
-        w, h = pil.size
-        small = pil.resize((round(w / level), round(h / level)), Image.BICUBIC)
-        return np.asarray(small.resize((w, h), Image.BICUBIC))
-    raise ValueError(kind)
-
-
 def _y_ycbcr(img: np.ndarray) -> np.ndarray:
     """BT.601 Y (MATLAB rgb2ycbcr on doubles) in 0..255, written out independently of srlab."""
     rgb = img.astype(np.float64) / 255.0
@@ -88,7 +57,7 @@ def test_gmsd_matches_matlab_transcription(name, crop, kind, level) -> None:
         ref = np.ascontiguousarray(ref[crop])
     dis = distort(ref, kind, level)
     expected = gmsd_matlab(_y_ycbcr(ref), _y_ycbcr(dis))
-    got = float(gmsd(_t(dis), _t(ref)))
+    got = float(gmsd(photo_tensor(dis), photo_tensor(ref)))
     assert got == pytest.approx(expected, rel=1e-10, abs=1e-12)
     assert 0.0 < got < 0.35
 
@@ -97,25 +66,25 @@ def test_gmsd_gray_luma_and_grey_input() -> None:
     ref = photo("camera")[:, :, 0]  # a grey photograph stored as RGB
     dis = distort(ref, "blur", 2)
     expected = gmsd_matlab(ref.astype(np.float64), dis.astype(np.float64))
-    assert float(gmsd(_t(dis), _t(ref))) == pytest.approx(expected, rel=1e-10)  # one channel: used as is
+    assert float(gmsd(photo_tensor(dis), photo_tensor(ref))) == pytest.approx(expected, rel=1e-10)  # one channel: used as is
     rgb_ref, rgb_dis = np.repeat(ref[..., None], 3, 2), np.repeat(dis[..., None], 3, 2)
     # 0.299 + 0.587 + 0.114 = 1: the 'gray' luma of a grey RGB picture is the picture itself.
-    assert float(gmsd(_t(rgb_dis), _t(rgb_ref), luma="gray")) == pytest.approx(expected, rel=1e-9)
+    assert float(gmsd(photo_tensor(rgb_dis), photo_tensor(rgb_ref), luma="gray")) == pytest.approx(expected, rel=1e-9)
 
 
 def test_gmsd_identical_is_zero_and_monotone_in_distortion() -> None:
     ref = photo("astronaut")[100:356, 150:406]
-    assert float(gmsd(_t(ref), _t(ref))) == 0.0
-    for kind, levels in LEVELS.items():
-        scores = [float(gmsd(_t(distort(ref, kind, lv)), _t(ref))) for lv in levels]
+    assert float(gmsd(photo_tensor(ref), photo_tensor(ref))) == 0.0
+    for kind, levels in DISTORTION_LEVELS.items():
+        scores = [float(gmsd(photo_tensor(distort(ref, kind, lv)), photo_tensor(ref))) for lv in levels]
         assert 0 < scores[0] < scores[1] < scores[2], (kind, scores)
 
 
 def test_gmsd_batch_crop_and_accumulator() -> None:
     refs = [photo("astronaut", (96, 80)), photo("coffee", (96, 80))]
     diss = [distort(r, "noise", 8) for r in refs]
-    x = torch.stack([_t(d) for d in diss])
-    y = torch.stack([_t(r) for r in refs])
+    x = torch.stack([photo_tensor(d) for d in diss])
+    y = torch.stack([photo_tensor(r) for r in refs])
     batch = gmsd(x, y, crop_border=4)
     assert batch.shape == (2,)
     singles = [float(gmsd(x[i, :, 4:-4, 4:-4], y[i, :, 4:-4, 4:-4])) for i in range(2)]
@@ -132,9 +101,9 @@ def test_gmsd_batch_crop_and_accumulator() -> None:
 def test_gmsd_float32_input_and_user_errors() -> None:
     ref = photo("chelsea", (64, 48))
     dis = distort(ref, "blur", 1)
-    v64 = float(gmsd(_t(dis), _t(ref)))
-    assert float(gmsd(_t(dis).float(), _t(ref).float())) == pytest.approx(v64, rel=1e-6)
+    v64 = float(gmsd(photo_tensor(dis), photo_tensor(ref)))
+    assert float(gmsd(photo_tensor(dis).float(), photo_tensor(ref).float())) == pytest.approx(v64, rel=1e-6)
     with pytest.raises(SrlabError, match="differ in size"):
-        gmsd(_t(dis), _t(ref)[:, :-1])
+        gmsd(photo_tensor(dis), photo_tensor(ref)[:, :-1])
     with pytest.raises(SrlabError, match="float tensor"):
         gmsd(torch.from_numpy(np.array(dis)).permute(2, 0, 1), torch.from_numpy(np.array(ref)).permute(2, 0, 1))

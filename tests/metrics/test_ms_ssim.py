@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import io
 
 import numpy as np
 import pytest
 import torch
-from conftest import photo
-from PIL import Image, ImageFilter
 
+from conftest import DISTORTION_LEVELS, distort, photo, photo_tensor
 from srlab.errors import SrlabError
 from srlab.metrics.ms_ssim import MS_SSIM_WEIGHTS, MSSSIMAccumulator, ms_ssim
 
@@ -61,39 +59,10 @@ def msssim_matlab(img1: np.ndarray, img2: np.ndarray) -> float:
     return float(np.prod(mcs[: level - 1] ** weight[: level - 1]) * mssim[level - 1] ** weight[level - 1])
 
 
-def _t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) or (H, W) uint8 -> (C, H, W) float64 in [0, 1]."""
-    a = img if img.ndim == 3 else img[..., None]
-    return torch.from_numpy(np.array(a)).permute(2, 0, 1).to(torch.float64) / 255.0
-
-
 def _y_ycbcr(img: np.ndarray) -> np.ndarray:
     """BT.601 Y (MATLAB rgb2ycbcr on doubles) in 0..255, written out independently of srlab."""
     rgb = img.astype(np.float64) / 255.0
     return 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2] + 16.0
-
-
-# Three increasing strengths of each distortion.
-LEVELS = {"blur": (0.8, 1.6, 3.2), "noise": (4, 12, 30), "jpeg": (60, 25, 8), "bicubic": (2, 3, 4)}
-
-
-def distort(img: np.ndarray, kind: str, level: float) -> np.ndarray:
-    """A distorted copy of a uint8 photo: Gaussian blur, Gaussian noise, JPEG, or bicubic down-up."""
-    pil = Image.fromarray(img)
-    if kind == "blur":
-        return np.asarray(pil.filter(ImageFilter.GaussianBlur(level)))
-    if kind == "noise":
-        rng = np.random.default_rng(0)
-        return np.clip(img + rng.normal(0, level, img.shape), 0, 255).round().astype(np.uint8)
-    if kind == "jpeg":
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=int(level))
-        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert(pil.mode))
-    if kind == "bicubic":
-        w, h = pil.size
-        small = pil.resize((round(w / level), round(h / level)), Image.BICUBIC)
-        return np.asarray(small.resize((w, h), Image.BICUBIC))
-    raise ValueError(kind)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +80,7 @@ def test_ms_ssim_y_matches_msssim_m(name, crop, kind, level) -> None:
         ref = np.ascontiguousarray(ref[crop])
     dis = distort(ref, kind, level)
     expected = msssim_matlab(_y_ycbcr(ref), _y_ycbcr(dis))
-    got = float(ms_ssim(_t(dis), _t(ref)))
+    got = float(ms_ssim(photo_tensor(dis), photo_tensor(ref)))
     assert got == pytest.approx(expected, rel=1e-10)
     assert 0.5 < got < 1.0
 
@@ -120,21 +89,21 @@ def test_ms_ssim_rgb_is_mean_of_channels() -> None:
     ref = photo("coffee")[50:300, 100:400]
     dis = distort(ref, "blur", 2)
     expected = np.mean([msssim_matlab(ref[..., c].astype(float), dis[..., c].astype(float)) for c in range(3)])
-    assert float(ms_ssim(_t(dis), _t(ref), channel="rgb")) == pytest.approx(expected, rel=1e-10)
+    assert float(ms_ssim(photo_tensor(dis), photo_tensor(ref), channel="rgb")) == pytest.approx(expected, rel=1e-10)
 
 
 def test_ms_ssim_identical_is_one_and_monotone_in_distortion() -> None:
     ref = photo("astronaut")[100:356, 150:406]
-    assert float(ms_ssim(_t(ref), _t(ref))) == pytest.approx(1.0, abs=1e-12)
-    for kind, levels in LEVELS.items():
-        scores = [float(ms_ssim(_t(distort(ref, kind, lv)), _t(ref))) for lv in levels]
+    assert float(ms_ssim(photo_tensor(ref), photo_tensor(ref))) == pytest.approx(1.0, abs=1e-12)
+    for kind, levels in DISTORTION_LEVELS.items():
+        scores = [float(ms_ssim(photo_tensor(distort(ref, kind, lv)), photo_tensor(ref))) for lv in levels]
         assert 1 > scores[0] > scores[1] > scores[2], (kind, scores)
 
 
 def test_ms_ssim_batch_crop_and_accumulator() -> None:
     refs = [photo("astronaut", (200, 190)), photo("rocket", (200, 190))]
     diss = [distort(r, "jpeg", 30) for r in refs]
-    x, y = torch.stack([_t(d) for d in diss]), torch.stack([_t(r) for r in refs])
+    x, y = torch.stack([photo_tensor(d) for d in diss]), torch.stack([photo_tensor(r) for r in refs])
     batch = ms_ssim(x, y, crop_border=3)
     assert batch.shape == (2,)
     singles = [float(ms_ssim(x[i, :, 3:-3, 3:-3], y[i, :, 3:-3, 3:-3])) for i in range(2)]
@@ -151,12 +120,12 @@ def test_ms_ssim_too_small_is_a_clear_error_and_fewer_scales_on_request() -> Non
     ref = photo("chelsea", (200, 170))  # 170 < 176 = 11 * 2^4
     dis = distort(ref, "blur", 1)
     with pytest.raises(SrlabError, match=r"170x200 image is too small for 5 scales.*at least 176"):
-        ms_ssim(_t(dis), _t(ref))
+        ms_ssim(photo_tensor(dis), photo_tensor(ref))
     # Three scales on request: 11 * 2^2 = 44 <= 170.
-    three = float(ms_ssim(_t(dis), _t(ref), weights=MS_SSIM_WEIGHTS[:3]))
+    three = float(ms_ssim(photo_tensor(dis), photo_tensor(ref), weights=MS_SSIM_WEIGHTS[:3]))
     assert 0.5 < three < 1.0
     with pytest.raises(SrlabError, match="differ in size"):
-        ms_ssim(_t(dis), _t(ref)[:, 1:])
+        ms_ssim(photo_tensor(dis), photo_tensor(ref)[:, 1:])
 
 
 def _sewar_phase_downsample(x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +148,7 @@ def test_ms_ssim_against_sewar(name, kind, level, monkeypatch) -> None:
     ref = photo(name)
     dis = distort(ref, kind, level)
     expected = float(sewar_full_ref.msssim(_y_ycbcr(ref)[..., None], _y_ycbcr(dis)[..., None], MAX=255.0))
-    ours = float(ms_ssim(_t(dis), _t(ref)))
+    ours = float(ms_ssim(photo_tensor(dis), photo_tensor(ref)))
     assert ours == pytest.approx(expected, abs=5e-3)
     monkeypatch.setattr(ms_ssim_module, "_downsample2", _sewar_phase_downsample)
-    assert float(ms_ssim(_t(dis), _t(ref))) == pytest.approx(expected, rel=1e-10)
+    assert float(ms_ssim(photo_tensor(dis), photo_tensor(ref))) == pytest.approx(expected, rel=1e-10)
