@@ -45,3 +45,14 @@ def test_legacy_luma_is_8_bit():
     assert y.shape == (1, 30, 40)
     assert torch.equal(y * 255, torch.round(y * 255))
     assert 16 / 255 - 1e-12 <= y.min() and y.max() <= 235 / 255 + 1e-12
+
+
+def test_gtmod12_pairs_crop_hr_to_a_multiple_of_12(tmp_path):
+    from conftest import write_folder
+    from srlab.data.resize import bicubic_downscale
+    from srlab.metrics.legacy import gtmod12_pairs
+
+    folder = write_folder(tmp_path / "hr", {"cat": ("chelsea", (50, 38))})
+    ((name, lr, hr),) = gtmod12_pairs(folder, 3)
+    assert name == "cat" and hr.shape == (3, 36, 48) and lr.shape == (3, 12, 16)
+    assert torch.equal(lr, bicubic_downscale(hr, 3, quantize=True))

@@ -12,9 +12,10 @@ import srlab.models.edsr  # noqa: F401  (registers the models)
 import srlab.models.espcn  # noqa: F401  (registers the models)
 import srlab.models.fsrcnn  # noqa: F401  (registers the models)
 import srlab.models.srcnn  # noqa: F401  (registers the models)
-from srlab.data.resize import bicubic_downscale, bicubic_upscale
+from srlab.data.resize import bicubic_upscale
 from srlab.metrics.color import rgb_to_ycbcr
 from srlab.models import count_parameters
+from srlab.metrics.legacy import gtmod12_pairs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"
@@ -233,15 +234,7 @@ def test_edsr_scales_the_input_inside_forward():
 
 @functools.lru_cache(maxsize=None)
 def _etds_pairs(dataset, scale):
-    from srlab.data.datasets import discover_pairs, load_pair
-
-    pairs = []
-    for pair in discover_pairs(BENCH / dataset, scale).pairs:
-        _, hr = load_pair(pair, scale)
-        h, w = hr.shape[-2:]
-        hr = hr[..., : h - h % 12, : w - w % 12]
-        pairs.append((pair.name, bicubic_downscale(hr, scale, quantize=True), hr))
-    return tuple(pairs)
+    return tuple(gtmod12_pairs(BENCH / dataset, scale))
 
 
 def _evaluate_etds(name, scale, dataset):

@@ -9,11 +9,12 @@ import torch
 
 import srlab
 import srlab.models.ecbsr  # noqa: F401  (registers the models)
-from srlab.data.resize import bicubic_downscale, bicubic_upscale
+from srlab.data.resize import bicubic_upscale
 from srlab.metrics.color import rgb_to_ycbcr
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.ecbsr import ECBSR, ECBSRET, PlainSR
 from srlab.models.weights import save_weights
+from srlab.metrics.legacy import gtmod12_pairs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"
@@ -317,15 +318,7 @@ def test_etds_weights_do_not_fit_the_y_channel_form():
 
 @functools.lru_cache(maxsize=None)
 def _etds_pairs(dataset, scale):
-    from srlab.data.datasets import discover_pairs, load_pair
-
-    pairs = []
-    for pair in discover_pairs(BENCH / dataset, scale).pairs:
-        _, hr = load_pair(pair, scale)
-        h, w = hr.shape[-2:]
-        hr = hr[..., : h - h % 12, : w - w % 12]
-        pairs.append((pair.name, bicubic_downscale(hr, scale, quantize=True), hr))
-    return tuple(pairs)
+    return tuple(gtmod12_pairs(BENCH / dataset, scale))
 
 
 def _evaluate_etds(variant, scale, dataset):

@@ -9,11 +9,11 @@ import torch
 
 import srlab
 import srlab.models.etds  # noqa: F401  (registers the models)
-from srlab.data.resize import bicubic_downscale
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.etds import ETDS, ETDSForInference
 from srlab.models.weights import save_weights
 from srlab.profile.macs import count_macs
+from srlab.metrics.legacy import gtmod12_pairs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"
@@ -232,15 +232,7 @@ def test_official_weights_load_as_inference_form(name, scale):
 
 @functools.lru_cache(maxsize=None)
 def _etds_pairs(dataset, scale):
-    from srlab.data.datasets import discover_pairs, load_pair
-
-    pairs = []
-    for pair in discover_pairs(BENCH / dataset, scale).pairs:
-        _, hr = load_pair(pair, scale)
-        h, w = hr.shape[-2:]
-        hr = hr[..., : h - h % 12, : w - w % 12]
-        pairs.append((pair.name, bicubic_downscale(hr, scale, quantize=True), hr))
-    return tuple(pairs)
+    return tuple(gtmod12_pairs(BENCH / dataset, scale))
 
 
 @functools.lru_cache(maxsize=None)

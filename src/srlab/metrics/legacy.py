@@ -1,4 +1,5 @@
-"""The Y-only bicubic pipeline behind the bicubic rows that SR papers copy from one another.
+"""Older protocols behind published tables: the Y-only bicubic pipeline behind the bicubic rows that SR
+papers copy from one another, and the ETDS authors' "GTmod12" pairs (:func:`gtmod12_pairs`).
 
 Set5 x2 33.66 / 0.9299, Set14 x4 26.00 / 0.7027 and the rest of that table (IMDN, SMSR, SAFMN, ...)
 come from the MATLAB test code of the SRCNN / VDSR era, which works on luma alone:
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from srlab.data.datasets import discover_pairs, modcrop
 from srlab.data.io import read_image
-from srlab.data.resize import imresize
+from srlab.data.resize import bicubic_downscale, imresize
 from srlab.metrics.color import rgb_to_y
 from srlab.metrics.protocol import MeanMeter
 from srlab.metrics.psnr import psnr
@@ -76,3 +77,17 @@ def y_only_bicubic_baseline(folder: str | Path, scale: int) -> LegacyBaseline:
         psnr_mean.update(scores["psnr_y8"])
         ssim_mean.update(scores["ssim_y8"])
     return LegacyBaseline(pairs.name, scale, psnr_mean.mean, ssim_mean.mean, psnr_mean.count)
+
+
+def gtmod12_pairs(folder: str | Path, scale: int) -> list[tuple[str, Tensor, Tensor]]:
+    """(name, LR, HR) of a benchmark folder under the ETDS authors' protocol (their table, paper-results
+    §1b): BasicSR's "GTmod12" HR, cropped to a multiple of 12 rather than of the scale, with its LR made
+    from that crop by the MATLAB bicubic downscaler. Feed them to ``srlab.inference.evaluate_images``;
+    the scores are the usual Y PSNR / SSIM with ``scale`` pixels shaved."""
+    pairs = []
+    for pair in discover_pairs(folder, scale).pairs:
+        hr = read_image(pair.hr).rgb
+        h, w = hr.shape[-2:]
+        hr = hr[..., : h - h % 12, : w - w % 12]
+        pairs.append((pair.name, bicubic_downscale(hr, scale, quantize=True), hr))
+    return pairs
