@@ -16,7 +16,7 @@ three decimals, what the authors' demo feeds GMSD.m). A one-channel input is use
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.metrics.ms_ssim import prepare_pair
-from srlab.metrics.protocol import MeanMeter
+from srlab.metrics.protocol import PerImageAccumulator
 
 GMSD_C = 170.0
 _GRAY = (0.299, 0.587, 0.114)
@@ -92,28 +92,13 @@ def gmsd(
 
 
 @dataclass
-class GMSDAccumulator:
-    """Averages per-image GMSD over a set (the :class:`~srlab.metrics.protocol.MeanMeter` pattern)."""
+class GMSDAccumulator(PerImageAccumulator):
+    """Averages per-image GMSD over a set."""
 
     luma: Literal["y", "gray"] = "y"
     crop_border: int = 0
-    meter: MeanMeter = field(default_factory=MeanMeter)
 
     key = "gmsd"
 
-    def update(self, sr: Tensor, hr: Tensor) -> list[float]:
-        """Score one image or a batch; add each image to the running mean; return the per-image values."""
-        values = gmsd(sr, hr, luma=self.luma, crop_border=self.crop_border).reshape(-1).tolist()
-        for v in values:
-            self.meter.update(v)
-        return values
-
-    @property
-    def count(self) -> int:
-        return self.meter.count
-
-    def compute(self) -> dict[str, float]:
-        return {self.key: self.meter.mean}
-
-    def reset(self) -> None:
-        self.meter.reset()
+    def per_image(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return gmsd(sr, hr, luma=self.luma, crop_border=self.crop_border)

@@ -26,7 +26,7 @@ inputs' device (MPS, which has no float64, is scored on the CPU).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -35,7 +35,7 @@ from torch import Tensor
 
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
-from srlab.metrics.protocol import MeanMeter
+from srlab.metrics.protocol import PerImageAccumulator
 from srlab.metrics.psnr import shave
 from srlab.metrics.ssim import _filter_valid, gaussian_window_1d
 
@@ -165,30 +165,15 @@ def ms_ssim(
 
 
 @dataclass
-class MSSSIMAccumulator:
-    """Averages per-image MS-SSIM over a set (the :class:`~srlab.metrics.protocol.MeanMeter` pattern)."""
+class MSSSIMAccumulator(PerImageAccumulator):
+    """Averages per-image MS-SSIM over a set."""
 
     channel: Literal["y", "rgb"] = "y"
     crop_border: int = 0
-    meter: MeanMeter = field(default_factory=MeanMeter)
 
     @property
     def key(self) -> str:
         return f"ms_ssim_{self.channel}"
 
-    def update(self, sr: Tensor, hr: Tensor) -> list[float]:
-        """Score one image or a batch; add each image to the running mean; return the per-image values."""
-        values = ms_ssim(sr, hr, channel=self.channel, crop_border=self.crop_border).reshape(-1).tolist()
-        for v in values:
-            self.meter.update(v)
-        return values
-
-    @property
-    def count(self) -> int:
-        return self.meter.count
-
-    def compute(self) -> dict[str, float]:
-        return {self.key: self.meter.mean}
-
-    def reset(self) -> None:
-        self.meter.reset()
+    def per_image(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return ms_ssim(sr, hr, channel=self.channel, crop_border=self.crop_border)

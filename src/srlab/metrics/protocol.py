@@ -19,6 +19,7 @@ bicubic pipeline that produced the bicubic rows copied across papers is in :mod:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -160,6 +161,37 @@ class MeanMeter:
 
     def reset(self) -> None:
         self.total, self.count = 0.0, 0
+
+
+@dataclass
+class PerImageAccumulator(ABC):
+    """The running mean of one per-image metric over a set; a subclass names it (``key``) and scores a
+    batch (``per_image``). Used by MS-SSIM and GMSD."""
+
+    meter: MeanMeter = field(default_factory=MeanMeter, kw_only=True)
+
+    key = ""
+
+    @abstractmethod
+    def per_image(self, sr: Tensor, hr: Tensor) -> Tensor:
+        """The metric of each image of ``sr`` against ``hr``."""
+
+    def update(self, sr: Tensor, hr: Tensor) -> list[float]:
+        """Score one image or a batch; add each image to the running mean; return the per-image values."""
+        values = self.per_image(sr, hr).reshape(-1).tolist()
+        for v in values:
+            self.meter.update(v)
+        return values
+
+    @property
+    def count(self) -> int:
+        return self.meter.count
+
+    def compute(self) -> dict[str, float]:
+        return {self.key: self.meter.mean}
+
+    def reset(self) -> None:
+        self.meter.reset()
 
 
 @dataclass
