@@ -17,19 +17,17 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from srlab.data.resize import bicubic_upscale
 from srlab.errors import SrlabError
 from srlab.losses.features import RandomTanhFeatures
-from srlab.losses.objectives import LossInputs, check_pair
+from srlab.losses.base import LossInputs, Objective, check_pair, register_loss
 
 
-class ContrastiveLoss(nn.Module):
+@register_loss("contrastive")
+class ContrastiveLoss(Objective):
     """RLFN's contrastive loss on a randomly initialised, frozen conv-Tanh-conv extractor."""
-
-    needs_uncertainty: bool = False
-    adversarial: bool = False
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from srlab.errors import SrlabError
-from srlab.losses.objectives import LossInputs, check_pair
+from srlab.losses.base import LossInputs, Objective, check_pair, register_loss
 
 GAN_TYPES = ("vanilla", "lsgan", "ragan", "hinge")
 DISCRIMINATORS = ("vgg", "unet")
@@ -140,11 +140,11 @@ def discriminator_loss(gan_type: str, real: Tensor, fake: Tensor) -> Tensor:
     return 0.5 * (_bce(real - fake.mean(), 1.0) + _bce(fake - real.mean(), 0.0))
 
 
-class GANLoss(nn.Module):
+@register_loss("gan")
+class GANLoss(Objective):
     """Adversarial loss owning its ``discriminator``; ``forward`` = generator loss (see the module docstring)."""
 
-    needs_uncertainty: bool = False
-    adversarial: bool = True
+    adversarial = True
 
     def __init__(self, *, gan_type: str = "ragan", discriminator: str = "vgg", discriminator_channels: int = 64) -> None:
         super().__init__()

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from srlab.errors import SrlabError
 from srlab.losses.features import VGG19Features
-from srlab.losses.objectives import LossInputs, check_pair
+from srlab.losses.base import LossInputs, Objective, check_pair, register_loss
 
 CRITERIA = ("l1", "l2")
 
@@ -54,11 +54,9 @@ def gram_matrix(features: Tensor) -> Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-class ContentLoss(nn.Module):
+@register_loss("content")
+class ContentLoss(Objective):
     """sum_l w_l * d(VGG19_l(sr), VGG19_l(hr)), d the mean L1 (default) or mean squared difference."""
-
-    needs_uncertainty: bool = False
-    adversarial: bool = False
 
     def __init__(
         self,
@@ -85,11 +83,9 @@ class ContentLoss(nn.Module):
         return torch.stack(terms).sum()
 
 
-class TextureLoss(nn.Module):
+@register_loss("texture")
+class TextureLoss(Objective):
     """sum_l w_l * d(Gram(VGG19_l(sr)), Gram(VGG19_l(hr))), d the mean squared (default) or L1 difference."""
-
-    needs_uncertainty: bool = False
-    adversarial: bool = False
 
     def __init__(
         self,

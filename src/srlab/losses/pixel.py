@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor
 
 from srlab.errors import SrlabError
+from srlab.losses.base import LossInputs, Objective, is_number, register_loss
 
 
-class CharbonnierLoss(nn.Module):
-    """mean(sqrt((x - y)^2 + eps^2)): L1 away from zero, differentiable at zero (LapSRN)."""
+@register_loss("l1")
+class L1Loss(Objective):
+    """mean |sr - hr| (MAE)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return F.l1_loss(inputs.sr, inputs.hr)
+
+
+@register_loss("l2")
+class L2Loss(Objective):
+    """mean (sr - hr)^2 (MSE)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return F.mse_loss(inputs.sr, inputs.hr)
+
+
+@register_loss("charbonnier")
+class CharbonnierLoss(Objective):
+    """mean sqrt((sr - hr)^2 + eps^2): L1 away from zero, differentiable at zero (LapSRN)."""
 
     def __init__(self, *, eps: float = 1e-3) -> None:
         super().__init__()
-        self.eps = eps
+        if not is_number(eps) or eps <= 0:
+            raise SrlabError(f"charbonnier: eps must be a positive number, got {eps!r}")
+        self.eps = float(eps)
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((prediction - target).square() + self.eps**2).mean()
-
-
-def build_pixel_loss(name: str) -> nn.Module:
-    losses = {"l1": nn.L1Loss, "l2": nn.MSELoss, "charbonnier": CharbonnierLoss}
-    if name not in losses:
-        raise SrlabError(f"unknown loss {name!r}: use one of {', '.join(losses)}")
-    return losses[name]()
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return torch.sqrt((inputs.sr - inputs.hr).square() + self.eps**2).mean()

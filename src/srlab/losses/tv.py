@@ -10,9 +10,9 @@ The square root's gradient at 0 is taken as 0 (a subgradient), so flat images tr
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from srlab.losses.objectives import LossInputs
+from srlab.losses.base import LossInputs, Objective, register_loss
 
 
 def total_variation(y: Tensor) -> Tensor:
@@ -27,11 +27,9 @@ def total_variation(y: Tensor) -> Tensor:
     return per_image.mean()
 
 
-class TVLoss(nn.Module):
+@register_loss("tv")
+class TVLoss(Objective):
     """The study's isotropic total variation of ``sr`` (no reference image)."""
-
-    needs_uncertainty: bool = False
-    adversarial: bool = False
 
     def __init__(self) -> None:
         super().__init__()

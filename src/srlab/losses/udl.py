@@ -22,19 +22,19 @@ Laplace distribution around ``sr`` (``LossInputs.uncertainty``, (N, 1, H, W), br
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from srlab.errors import SrlabError
-from srlab.losses.objectives import LossInputs, check_pair, require_uncertainty
+from srlab.losses.base import LossInputs, Objective, check_pair, register_loss, require_uncertainty
 
 STAGES = ("estimate", "weighted")
 
 
-class UDLLoss(nn.Module):
+@register_loss("udl")
+class UDLLoss(Objective):
     """UDL: ``stage="estimate"`` (L_EU, trains sr and s) or ``"weighted"`` (L_UDL, s from a frozen model)."""
 
-    needs_uncertainty: bool = True
-    adversarial: bool = False
+    needs_uncertainty = True
 
     def __init__(self, *, stage: str = "estimate") -> None:
         super().__init__()

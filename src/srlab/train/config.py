@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from srlab.errors import SrlabError
-from srlab.losses.objectives import LOSS_NAMES
+from srlab.losses import LOSS_NAMES, objective_parameters
 
 
 @dataclass
@@ -274,8 +274,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def _validate_terms(terms: list[LossTerm], where: str) -> None:
     """Names and parameter names checked without building the losses (no weights loaded here)."""
-    from srlab.losses.objectives import objective_parameters
-
     for i, term in enumerate(terms):
         if term.name not in LOSS_NAMES:
             raise SrlabError(f"{where}.{i}: unknown loss {term.name!r}: use one of {', '.join(LOSS_NAMES)}")
