@@ -15,7 +15,7 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.carn import DIV2K_MEAN
 from srlab.models.weights import save_weights
-from srlab.profile.macs import macs_720p
+from srlab.models.complexity import macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"

@@ -10,7 +10,7 @@ from srlab.models import paper_parameter_count
 from srlab.models.ditn import ISA, UFONE
 from srlab.models.registry import model_info
 from srlab.models.weights import save_weights
-from srlab.profile.macs import macs_720p
+from srlab.models.complexity import macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

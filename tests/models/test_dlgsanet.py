@@ -11,7 +11,7 @@ from srlab.models import paper_parameter_count
 from srlab.models.dlgsanet import LayerNorm2d, SparseAttention
 from srlab.models.registry import model_info
 from srlab.models.weights import save_weights
-from srlab.profile.macs import lr_size_for_720p, macs_720p
+from srlab.models.complexity import lr_size_for_720p, macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

@@ -14,7 +14,7 @@ from srlab.data.resize import bicubic_upscale
 from srlab.metrics.color import rgb_to_ycbcr
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.weights import save_weights
-from srlab.profile.macs import macs_720p
+from srlab.models.complexity import macs_720p
 
 SCALES = (2, 3, 4)
 CONV_WEIGHTS = 9 * 256 + 3 * 9 * 256 * 256 + 9 * 256  # embedding 2, inference 1, reconstruction 2

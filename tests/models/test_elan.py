@@ -17,7 +17,7 @@ from srlab.models import model_info, paper_parameter_count
 from srlab.layers.mean_shift import DIV2K_MEAN
 from srlab.models.elan import ELAN
 from srlab.models.weights import save_weights
-from srlab.profile.macs import lr_size_for_720p, macs_720p
+from srlab.models.complexity import lr_size_for_720p, macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

@@ -9,7 +9,7 @@ import srlab.models.esrt  # noqa: F401  (registers the models)
 from srlab.models import paper_parameter_count
 from srlab.models.esrt import ARFB, ESRT
 from srlab.models.weights import save_weights
-from srlab.profile.macs import count_macs, lr_size_for_720p
+from srlab.models.complexity import count_macs, lr_size_for_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

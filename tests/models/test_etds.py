@@ -12,7 +12,7 @@ import srlab.models.etds  # noqa: F401  (registers the models)
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.etds import ETDS, ETDSForInference
 from srlab.models.weights import save_weights
-from srlab.profile.macs import count_macs
+from srlab.models.complexity import count_macs
 from srlab.metrics.legacy import gtmod12_pairs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -17,7 +17,7 @@ from srlab.layers.mean_shift import DIV2K_MEAN as RGB_MEAN
 from srlab.models.ipt import TASK_SCALES, forward_chop
 from srlab.models.registry import count_parameters
 from srlab.models.weights import save_weights
-from srlab.profile.macs import count_macs
+from srlab.models.complexity import count_macs
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

@@ -15,7 +15,7 @@ from srlab.data.resize import bicubic_upscale
 from srlab.metrics.color import rgb_to_ycbcr
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.weights import save_weights
-from srlab.profile.macs import count_macs, macs_720p
+from srlab.models.complexity import count_macs, macs_720p
 
 SCALES = (2, 4, 8)
 

@@ -10,7 +10,7 @@ import srlab.models.omnisr  # noqa: F401  (registers the models)
 from srlab.models import paper_parameter_count
 from srlab.models.registry import count_parameters, model_info
 from srlab.models.weights import save_weights
-from srlab.profile.macs import lr_size_for_720p, macs_720p
+from srlab.models.complexity import lr_size_for_720p, macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

@@ -13,7 +13,7 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.models import paper_parameter_count
 from srlab.models.safmn import SAFM, SimpleSAFM
 from srlab.models.weights import save_weights
-from srlab.profile.macs import count_macs, lr_size_for_720p, macs_720p
+from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"

@@ -246,7 +246,7 @@ def test_official_weights_set14_measured():
 def test_mac_count_is_the_papers_dense_figure(scale, dense_gmacs):
     # SMSR's table: (224.1) 131.6 / (57.2) 41.6 G at x2 / x4, dense in brackets; without data (meta device)
     # the masks are unknown, so srlab counts the dense network. Training mode does not change the count.
-    from srlab.profile.macs import macs_720p
+    from srlab.models.complexity import macs_720p
 
     model = srlab.create_model("smsr", scale=scale)
     assert round(macs_720p(model) / 1e9, 1) == dense_gmacs

@@ -9,7 +9,7 @@ import srlab.models.span  # noqa: F401  (registers the models)
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.span import SPAN, Conv3XC, SPANForInference
 from srlab.models.weights import save_weights
-from srlab.profile import count_macs, macs_720p
+from srlab.models.complexity import count_macs, macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"

@@ -13,7 +13,7 @@ import srlab
 import srlab.models.swin2sr  # noqa: F401  (registers the models)
 from srlab.models import count_parameters, model_info, paper_parameter_count
 from srlab.models.weights import save_weights
-from srlab.profile.macs import macs_720p
+from srlab.models.complexity import macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"

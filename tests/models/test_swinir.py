@@ -20,7 +20,7 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.inference.upscale import upscale_tensor
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.weights import save_weights
-from srlab.profile.macs import macs_720p
+from srlab.models.complexity import macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 BENCH = SHARED / "benchmarks"
@@ -178,7 +178,7 @@ def test_weights_round_trip(tmp_path, name):
         assert torch.equal(loaded(x), model(x))
 
 
-# MACs at 1280x720 output (srlab.profile.macs): convolutions + every matrix product (linear layers, q@k,
+# MACs at 1280x720 output (srlab.models.complexity): convolutions + every matrix product (linear layers, q@k,
 # attn@v, the position-bias MLP none here), on the input padded to the window (x3: 240x432, x4: 184x320).
 MACS_720P = {
     "swinir_light": {2: 240_910_848_000, 3: 109_249_689_600, 4: 62_710_732_800},

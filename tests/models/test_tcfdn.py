@@ -17,7 +17,7 @@ from srlab.layers import ESA
 from srlab.models import count_parameters, model_info, paper_parameter_count
 from srlab.models.tcfdn import CFF, ESTL, TCFDB
 from srlab.models.weights import save_weights
-from srlab.profile.macs import macs_720p
+from srlab.models.complexity import macs_720p
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE = SHARED / "reference" / "official-state-dicts.json"
@@ -205,7 +205,7 @@ def _analytic_macs(scale: int) -> int:
     return BLOCKS * block + p * 27 * c + p * BLOCKS * c * c + p * 9 * c * c + p * 9 * c * 3 * scale**2
 
 
-# MACs at 1280x720 output (srlab.profile.macs_720p), measured; they equal the analytic sum above.
+# MACs at 1280x720 output (srlab.models.complexity.macs_720p), measured; they equal the analytic sum above.
 # No published figure to compare with (paper's table not available offline).
 MACS_720P = {2: 142_884_811_296, 3: 64_967_274_720, 4: 37_427_944_896}
 

@@ -13,7 +13,7 @@ from torch import nn
 import srlab
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.profile import count_activations, count_macs, cpu_peak_memory, macs_720p, profile_model
-from srlab.profile.macs import lr_size_for_720p
+from srlab.models.complexity import lr_size_for_720p
 
 # ----------------------------------------------------------------------------- activations
 

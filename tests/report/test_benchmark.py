@@ -24,7 +24,7 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.models import paper_parameter_count
 from srlab.models.weights import save_weights
 from srlab.profile import count_macs
-from srlab.profile.macs import lr_size_for_720p
+from srlab.models.complexity import lr_size_for_720p
 from srlab.report import CropSpec, load_benchmark_model, run_benchmark
 from srlab.report.benchmark import auto_crop
 

@@ -30,6 +30,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     swinir,
     tcfdn,
 )
+from srlab.models.complexity import count_macs, macs_720p, paper_parameter_count
 from srlab.models.reparam import deploy
 from srlab.models.registry import (
     ModelInfo,
@@ -38,7 +39,6 @@ from srlab.models.registry import (
     count_parameters,
     list_models,
     model_info,
-    paper_parameter_count,
     register_model,
     spec_of,
 )
@@ -47,9 +47,11 @@ __all__ = [
     "ModelInfo",
     "ModelSpec",
     "build_model",
-    "deploy",
+    "count_macs",
     "count_parameters",
+    "deploy",
     "list_models",
+    "macs_720p",
     "model_info",
     "paper_parameter_count",
     "register_model",

@@ -53,7 +53,7 @@ upsampling branches, at every scale (author, nmhkahn/CARN-pytorch issues #2 and 
   weights do not reproduce the CARN-M PSNR rows to 0.01 dB (Set5 x2/x3/x4 +0.15 / +0.07 / -0.04 dB,
   Set14 x4 +0.00 dB; SSIM +0.0007..+0.0012), with rounding or with the official truncation.
 
-Mult-Adds at 1280x720 output (srlab.profile.macs): CARN 222.8 / 118.8 / 90.9 G, CARN-M 91.2 / 46.1
+Mult-Adds at 1280x720 output (srlab.models.complexity): CARN 222.8 / 118.8 / 90.9 G, CARN-M 91.2 / 46.1
 / 32.5 G at x2 / x3 / x4, equal to the paper (only the selected branch runs).
 
 Deviations from the official code: none in structure or arithmetic. ``scale`` is optional in

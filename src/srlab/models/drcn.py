@@ -30,7 +30,7 @@ Y (in [0, 1]) and the result is recombined with the bicubic Cb/Cr and converted 
 Parameter count: 1,775,121 in all; the published "1,774K" (SMSR, IMDN, CARN tables) counts
 convolution weights only, as the same tables do for VDSR (665K = 664,704 weights): 1,774,080 weights
 + the 16 ensemble weights = 1,774,096 (``ModelInfo.uncounted_parameters`` leaves out the biases).
-MACs (``srlab.profile.macs.macs_720p``, x2): 17,974.3 G, CARN's figure, which runs the reconstruction
+MACs (``srlab.models.complexity.macs_720p``, x2): 17,974.3 G, CARN's figure, which runs the reconstruction
 net for all 16 intermediate predictions; SMSR's 9,788.7 G is the count with ONE reconstruction
 (the last recursion only), 10,621,440 MACs per HR pixel x 921,600 pixels.
 

@@ -38,7 +38,7 @@ Parameter counts with ``depth=10`` (the depth that reproduces both published fig
 copied PyTorch port twtygqyy/pytorch-LapSRN): 251,024 weights (251,473 with biases); no official model
 has that form. (That port's own x4 network, depth 10 with 4x4 up-convolutions and no biases, has
 870,112 weights, so the 813K figure is the official 3x3 form.)
-MACs (``srlab.profile.macs.macs_720p``, transposed convolutions counted per output pixel): x2 / x4 /
+MACs (``srlab.models.complexity.macs_720p``, transposed convolutions counted per output pixel): x2 / x4 /
 x8 119.66 / 149.46 / 156.92 G. The counter sees the 3x3 feature up-convolution's full (2H+1)x(2W+1)
 output before the MatConvNet crop; per cropped output pixel the counts are 119.59 / 149.35 / 156.79 G,
 so x4 matches the published 149.4 G. The published x2 "29.9 G" is four times too small: it is the x2
@@ -74,7 +74,7 @@ def _bilinear_kernel(size: int) -> torch.Tensor:
 def _up_conv(in_channels: int, out_channels: int, kernel_size: int, *, bias: bool) -> nn.ConvTranspose2d:
     """A stride-2 transposed convolution; :func:`_crop_up` crops its output as MatConvNet does.
 
-    (A plain ``nn.ConvTranspose2d``, not a subclass, so that ``srlab.profile.macs`` counts it.)
+    (A plain ``nn.ConvTranspose2d``, not a subclass, so that ``srlab.models.complexity`` counts it.)
     """
     return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=2, bias=bias)
 

@@ -144,17 +144,3 @@ def spec_of(model: nn.Module) -> ModelSpec:
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def paper_parameter_count(model: nn.Module) -> int:
-    """Parameters as the papers count them: the trainable parameters of the inference (deploy) form,
-    less any the model's paper leaves out (``ModelInfo.uncounted_parameters``)."""
-    from srlab.models.reparam import deploy  # reparam builds on this module
-
-    fused = deploy(model)
-    uncounted = spec_of(model).info.uncounted_parameters if getattr(model, "srlab_spec", None) else ()
-    return sum(
-        p.numel()
-        for name, p in fused.named_parameters()
-        if p.requires_grad and not any(part in name for part in uncounted)
-    )

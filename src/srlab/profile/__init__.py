@@ -1,7 +1,7 @@
 """Efficiency profiles: parameters, multiply-accumulates, activations, latency, memory."""
 
+from srlab.models.complexity import count_macs, macs_720p  # the counter lives on the models floor
 from srlab.profile.latency import LatencyStats, measure_latency, model_latency
-from srlab.profile.macs import count_macs, macs_720p
 from srlab.profile.memory import count_activations, cpu_peak_memory, cuda_peak_memory
 from srlab.profile.report import ModelProfile, profile_model
 

@@ -3,7 +3,7 @@
 ``count_activations``: the "#Acts" column of RFDN's, IMDN's and the NTIRE efficient-SR tables: the
 number of elements of the outputs of every convolution (plain, grouped, depth-wise, transposed) in one
 forward pass. It is counted as operations reach ATen on PyTorch's ``meta`` device, like
-``srlab.profile.macs``, so functional convolutions count too and nothing is computed.
+``srlab.models.complexity``, so functional convolutions count too and nothing is computed.
 
 Peak memory of one inference (``upscale_tensor``, the generic path) after a warm-up run:
 

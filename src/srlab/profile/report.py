@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from srlab.errors import SrlabError
-from srlab.models.registry import count_parameters, paper_parameter_count, spec_of
+from srlab.models.complexity import count_macs, lr_size_for_720p, paper_parameter_count
+from srlab.models.registry import count_parameters, spec_of
 from srlab.models.reparam import deploy, is_deployed
 from srlab.profile.latency import LatencyStats, model_latency
-from srlab.profile.macs import count_macs, lr_size_for_720p
 from srlab.profile.memory import MIB, count_activations, cpu_peak_memory, cuda_peak_memory
 
 NTIRE_LR_SIZE = (256, 256)

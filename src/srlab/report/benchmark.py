@@ -25,7 +25,7 @@ import platform
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,18 @@ from srlab.data.datasets import PairedFolder, discover_pairs, load_pair
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.compare import save_comparison
-from srlab.inference.evaluate import DatasetResult, evaluate_folder
+from srlab.inference.evaluate import evaluate_folder
 from srlab.inference.upscale import resolve_device, upscale_tensor
 from srlab.metrics.protocol import PAPER_PROTOCOL
+from srlab.models.complexity import lr_size_for_720p
 from srlab.models.create import bundled_weights, create_model, list_bundled
 from srlab.models.reparam import deploy
 from srlab.models.weights import read_checkpoint
-from srlab.profile.macs import lr_size_for_720p
-from srlab.profile.report import ModelProfile, profile_model
+from srlab.profile.report import profile_model
+from srlab.report.html import write_html
+from srlab.report.plots import Point, box_svg, scatter_svg
+from srlab.report.result import BenchmarkResult, Comparison, ModelEntry, Panel, Plot
+from srlab.report.tables import write_tables
 
 BASELINE = "bicubic"
 CROP_DISPLAY = 192  # crops are zoomed (nearest neighbour) to about this many pixels
@@ -68,63 +72,6 @@ def parse_crop(text: str) -> CropSpec:
     if not match or int(match.group(4)) < 1:
         raise SrlabError(f"--crop expects NAME:X,Y,SIZE (e.g. --crop baby:100,120,64), got {text!r}")
     return CropSpec(match.group(1), int(match.group(2)), int(match.group(3)), int(match.group(4)))
-
-
-@dataclass
-class ModelEntry:
-    """One model at one scale: its weights, profile and scores on every data set."""
-
-    model: str
-    scale: int
-    weights: str
-    profile: ModelProfile
-    results: dict[str, DatasetResult] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Panel:
-    label: str
-    path: str  # crop PNG, relative to the report folder
-    psnr: float | None  # None for HR
-    ssim: float | None
-
-
-@dataclass(frozen=True)
-class Comparison:
-    dataset: str
-    image: str
-    scale: int
-    crop: tuple[int, int, int]  # (top, left, side) in HR pixels
-    overview: str  # the HR image with the crop outlined, relative path
-    strip: str  # srlab.inference.compare's full-size comparison strip, relative path
-    panels: tuple[Panel, ...]
-
-
-@dataclass(frozen=True)
-class Plot:
-    title: str
-    path: str  # relative to the report folder
-    kind: str  # "macs", "params" or "per_image"
-    scale: int
-    dataset: str
-
-
-@dataclass
-class BenchmarkResult:
-    models: list[str]
-    scales: list[int]
-    datasets: list[str]
-    entries: list[ModelEntry]
-    score_keys: tuple[str, ...]
-    meta: dict[str, Any]
-    comparisons: list[Comparison] = field(default_factory=list)
-    plots: list[Plot] = field(default_factory=list)
-
-    def entries_at(self, scale: int) -> list[ModelEntry]:
-        return [e for e in self.entries if e.scale == scale]
-
-    def entry(self, model: str, scale: int) -> ModelEntry:
-        return next(e for e in self.entries if e.model == model and e.scale == scale)
 
 
 def safe_name(text: str) -> str:
@@ -315,8 +262,6 @@ def choose_images(
 
 
 def _write_plots(result: BenchmarkResult, out: Path) -> list[Plot]:
-    from srlab.report.plots import Point, box_svg, scatter_svg
-
     plots_dir = out / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
     psnr_key = result.score_keys[0]
@@ -477,9 +422,6 @@ def run_benchmark(
 
     result.plots = _write_plots(result, out)
     result.meta["elapsed_s"] = round(time.perf_counter() - started, 1)
-
-    from srlab.report.html import write_html
-    from srlab.report.tables import write_tables
 
     write_tables(result, out)
     write_html(result, out)

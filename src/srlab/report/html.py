@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from srlab.fileio import atomic_path
+from srlab.report.result import BenchmarkResult
 from srlab.report.tables import format_latency, format_macs_g, format_params_k, latency_note
-
-if TYPE_CHECKING:
-    from srlab.report.benchmark import BenchmarkResult
 
 TITLE = "srlab benchmark report"
 

@@ -13,12 +13,9 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from srlab.fileio import atomic_path
-
-if TYPE_CHECKING:
-    from srlab.report.benchmark import BenchmarkResult
+from srlab.report.result import BenchmarkResult
 
 CSV_FIELDS = (
     "model", "scale", "dataset", "images", "weights", "params", "macs_720p", "latency_ms", "latency_iqr_ms",

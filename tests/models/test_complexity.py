@@ -3,8 +3,7 @@ import torch
 from torch import nn
 
 import srlab
-from srlab.profile import count_macs, macs_720p
-from srlab.profile.macs import lr_size_for_720p
+from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
 
 
 def test_hand_counted_layers():

@@ -1,5 +1,9 @@
-"""Multiply-accumulate counts, the figure SR papers tabulate as "FLOPs" or "Multi-Adds".
+"""What the papers tabulate about a model's cost: its parameters and its multiply-accumulates (MACs).
 
+Parameters (:func:`paper_parameter_count`): the trainable parameters of the inference (deploy) form, less
+any the model's paper leaves out (``ModelInfo.uncounted_parameters``).
+
+MACs (:func:`count_macs`, :func:`macs_720p`), the figure SR papers tabulate as "FLOPs" or "Multi-Adds".
 The papers' convention (IMDN, CARN, SAFMN, ShuffleMixer, ...), which fvcore reproduces: MACs of an
 input whose output is 1280x720 (LR 640x360 at x2, 427x240 at x3, 320x180 at x4), counting
 - convolutions: output elements x input channels per group x kernel area;
@@ -12,6 +16,9 @@ SMSR's and IMDN's tables count it (FSRCNN 6.0 / 5.0 / 4.6 G; fvcore's per-input 
 
 Operations are counted as they reach ATen (a dispatch mode), so functional calls count like modules do,
 and the forward pass runs on PyTorch's ``meta`` device: no arithmetic, no memory, whatever the model's size.
+
+This module sits on the models floor so that every layer above (profiling, inference-time routing,
+architecture search budgets) may count with it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from srlab.models.registry import spec_of
+from srlab.models.reparam import deploy
 
 aten = torch.ops.aten
 
@@ -100,3 +108,15 @@ def lr_size_for_720p(scale: int) -> tuple[int, int]:
 
 def macs_720p(model: nn.Module) -> int:
     return count_macs(model, lr_size_for_720p(spec_of(model).scale))
+
+
+def paper_parameter_count(model: nn.Module) -> int:
+    """Parameters as the papers count them: the trainable parameters of the inference (deploy) form,
+    less any the model's paper leaves out (``ModelInfo.uncounted_parameters``)."""
+    fused = deploy(model)
+    uncounted = spec_of(model).info.uncounted_parameters if getattr(model, "srlab_spec", None) else ()
+    return sum(
+        p.numel()
+        for name, p in fused.named_parameters()
+        if p.requires_grad and not any(part in name for part in uncounted)
+    )
