@@ -56,6 +56,9 @@ class Objective(nn.Module):
     needs_uncertainty: bool = False
     adversarial: bool = False
 
+    def __init__(self) -> None:  # narrows nn.Module's (*args, **kwargs): objectives take keywords only
+        super().__init__()
+
 
 _REGISTRY: dict[str, type[Objective]] = {}
 

@@ -14,9 +14,6 @@ from srlab.losses.base import LossInputs, Objective, is_number, register_loss
 class L1Loss(Objective):
     """mean |sr - hr| (MAE)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     def forward(self, inputs: LossInputs) -> Tensor:
         return F.l1_loss(inputs.sr, inputs.hr)
 
@@ -24,9 +21,6 @@ class L1Loss(Objective):
 @register_loss("l2")
 class L2Loss(Objective):
     """mean (sr - hr)^2 (MSE)."""
-
-    def __init__(self) -> None:
-        super().__init__()
 
     def forward(self, inputs: LossInputs) -> Tensor:
         return F.mse_loss(inputs.sr, inputs.hr)

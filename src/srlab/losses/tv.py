@@ -31,8 +31,5 @@ def total_variation(y: Tensor) -> Tensor:
 class TVLoss(Objective):
     """The study's isotropic total variation of ``sr`` (no reference image)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     def forward(self, inputs: LossInputs) -> Tensor:
         return total_variation(inputs.sr)
