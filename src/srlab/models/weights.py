@@ -152,7 +152,8 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             break
         inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
         if inner is None:
-            raise SrlabError(f"checkpoint '{path}' holds no state dict (keys: {', '.join(map(str, obj))[:200]})")
+            keys = f"keys: {', '.join(map(str, obj))[:200]}" if obj else "it is empty"
+            raise SrlabError(f"checkpoint '{path}' holds no state dict ({keys})")
         obj = inner
     if not isinstance(obj, Mapping) or not _is_state_dict(obj):
         raise SrlabError(
