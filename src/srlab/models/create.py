@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from srlab.errors import SrlabError
-from srlab.models.registry import build_model, list_models, model_entry
+from srlab.models.registry import build_model, model_entry
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
 
@@ -74,11 +74,6 @@ def create_model(
 
     ckpt = read_checkpoint(checkpoint)
     if ckpt.model is not None:
-        if ckpt.model not in list_models():
-            raise SrlabError(
-                f"checkpoint '{ckpt.path}' records model {ckpt.model!r}, which this srlab does not have "
-                "(see `srlab models`): it was written by another srlab version, or edited"
-            )
         if name is not None and name != ckpt.model:
             raise SrlabError(
                 f"checkpoint '{ckpt.path}' holds model {ckpt.model!r} x{ckpt.scale}, not {name!r}: "

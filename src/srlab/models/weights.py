@@ -22,7 +22,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_write_bytes
-from srlab.models.registry import ModelSpec, spec_of
+from srlab.models.registry import ModelSpec, list_models, spec_of
 
 FORMAT_VERSION = "1"
 # "train": the form a factory builds; "deploy": the fused inference form (srlab.models.deploy).
@@ -84,6 +84,11 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise SrlabError(
             f"checkpoint '{path}' has srlab format {version!r}, this srlab reads format {FORMAT_VERSION!r}: "
             "upgrade srlab, or use a checkpoint written by this version"
+        )
+    if meta["srlab.model"] not in list_models():
+        raise SrlabError(
+            f"checkpoint '{path}' records model {meta['srlab.model']!r}, which this srlab does not have "
+            "(see `srlab models`): it was written by another srlab version, or edited"
         )
     return Checkpoint(
         state_dict=state,
