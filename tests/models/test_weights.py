@@ -216,3 +216,14 @@ def test_weights_of_another_dtype_kind_are_refused(tmp_path, dtype):
     torch.save(state, tmp_path / "odd.pth")
     with pytest.raises(SrlabError, match=rf"1 of another dtype \(e.g. {key}: {dtype} vs torch.float32\)"):
         srlab.create_model("rdsr_s", scale=2, checkpoint=tmp_path / "odd.pth")
+
+
+@pytest.mark.parametrize(("convert", "kind"), [
+    (lambda t: torch.empty(t.shape, device="meta"), "a meta tensor"), (lambda t: t.to_sparse(), "a torch.sparse_coo"),
+])
+def test_tensors_without_dense_values_are_refused(tmp_path, convert, kind):
+    state = _model().state_dict()
+    state["head.weight"] = convert(state["head.weight"])
+    torch.save(state, tmp_path / "odd.pth")
+    with pytest.raises(SrlabError, match=f"holds 'head.weight' as {kind}"):
+        srlab.create_model("rdsr_s", scale=2, checkpoint=tmp_path / "odd.pth")

@@ -165,6 +165,11 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             f"checkpoint '{path}' holds a {type(obj).__name__}, not a state dict (names mapped to tensors)"
         )
     state = dict(obj)
+    # Tensors without stored values (meta) or of another layout (sparse) cannot be copied into a model.
+    odd = next((k for k, v in state.items() if v.is_meta or v.layout != torch.strided), None)
+    if odd is not None:
+        kind = "a meta tensor (no values)" if state[odd].is_meta else f"a {state[odd].layout} tensor"
+        raise SrlabError(f"checkpoint '{path}' holds {odd!r} as {kind}: save the dense weights")
     # DataParallel / DistributedDataParallel wrappers prefix every key.
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
@@ -176,9 +181,13 @@ def _is_state_dict(obj: Mapping) -> bool:
 
 
 def load_matching(model: nn.Module, checkpoint: Checkpoint) -> tuple[list[str], list[str]]:
-    """Load the tensors whose name and shape match (a warm start); returns (loaded, skipped) names."""
+    """Load the tensors whose name, shape and kind (real, integer, complex) match (a warm start); returns
+    (loaded, skipped) names."""
     own = model.state_dict()
-    loaded = [k for k, v in checkpoint.state_dict.items() if k in own and tuple(v.shape) == tuple(own[k].shape)]
+    loaded = [
+        k for k, v in checkpoint.state_dict.items()
+        if k in own and tuple(v.shape) == tuple(own[k].shape) and _kind(v) == _kind(own[k])
+    ]
     skipped = sorted(set(own) - set(loaded))
     if not loaded:
         raise SrlabError(
