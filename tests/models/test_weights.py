@@ -227,3 +227,8 @@ def test_tensors_without_dense_values_are_refused(tmp_path, convert, kind):
     torch.save(state, tmp_path / "odd.pth")
     with pytest.raises(SrlabError, match=f"holds 'head.weight' as {kind}"):
         srlab.create_model("rdsr_s", scale=2, checkpoint=tmp_path / "odd.pth")
+
+
+def test_a_folder_given_as_checkpoint(tmp_path):
+    with pytest.raises(SrlabError, match=f"checkpoint '{tmp_path}' is a folder: give the weights file in it"):
+        read_checkpoint(tmp_path)

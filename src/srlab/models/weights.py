@@ -63,6 +63,8 @@ def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, s
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
+    if path.is_dir():
+        raise SrlabError(f"checkpoint '{path}' is a folder: give the weights file in it (e.g. {path / 'best.safetensors'})")
     if not path.is_file():
         raise SrlabError(f"checkpoint '{path}' does not exist: check the path given to --checkpoint")
     if path.suffix == ".safetensors":
