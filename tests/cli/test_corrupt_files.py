@@ -176,3 +176,19 @@ def test_data_verify_with_a_corrupt_manifest_is_a_failed_input(tmp_path, capsys)
     code, out, err = run_cli(capsys, "data", "verify", "Set5", "--root", root)
     assert code == 1 and "Traceback" not in err
     assert f"Set5: {manifest}: unreadable manifest (delete it, or download Set5 again)" in out
+
+
+@pytest.mark.parametrize(("raised", "code", "line"), [
+    (KeyboardInterrupt(), 130, "srlab: interrupted"),
+    (PermissionError(13, "Permission denied", "/data/out"),
+     2, "srlab: error: [Errno 13] Permission denied: '/data/out' (check the path and its permissions)"),
+])
+def test_interrupts_and_refusals_of_the_file_system(monkeypatch, capsys, raised, code, line):
+    import srlab.cli.models as models_cmd
+
+    def fail(args):
+        raise raised
+
+    monkeypatch.setattr(models_cmd, "run", fail)
+    got, out, err = run_cli(capsys, "models")
+    assert (got, err.strip()) == (code, line)
