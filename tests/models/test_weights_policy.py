@@ -52,8 +52,9 @@ def test_no_weights_needed_fresh_where_allowed_else_one_error():
         model_with_weights("rdsr_s")
 
 
-def test_every_command_follows_the_policy(tmp_path, capsys, tiny_photos):
-    """The same question gets the same answer (and the same error) from eval, profile and benchmark."""
+def test_every_command_follows_the_policy(capsys, tiny_photos):
+    """The same question gets the same answer (and the same error) from eval and benchmark (profile: the
+    same, with a fresh initialisation allowed, tests/cli/test_profile_cli.py)."""
     from srlab.report import load_benchmark_model
 
     assert load_benchmark_model("rdsr_s", 2, args={"channels": 32})[1] == BUNDLED
@@ -63,6 +64,3 @@ def test_every_command_follows_the_policy(tmp_path, capsys, tiny_photos):
     assert main(["eval", "--model", "rdsr_s", "--scale", "2", "--model_arg", "channels=16",
                  "--data", str(tiny_photos["val"])]) == 2
     assert "drop --model_arg or pass --checkpoint FILE" in capsys.readouterr().err
-    assert main(["profile", "--model", "rdsr_s", "--scale", "2", "--model_arg", "channels=32", "--repeats", "1",
-                 "--warmup", "0", "--lr_size", "16x16", "--json", str(tmp_path / "p.json")]) == 0
-    assert '"weights": "bundled"' in (tmp_path / "p.json").read_text()
