@@ -1,6 +1,7 @@
 """The one exception type for user mistakes.
 
-The CLI prints ``srlab: error: <message>`` for it and exits with status 2, without a traceback.
+The CLI prints ``srlab: error: <message>`` for it and exits with status 2 (or 1 where a batch reports it
+for one input and goes on: see :mod:`srlab.cli.main`), without a traceback.
 A message names the thing that is wrong (a file, a flag, a model) and says how to fix it.
 """
 

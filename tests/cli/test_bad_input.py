@@ -261,12 +261,18 @@ def test_flag_mistakes_are_one_line(capsys, argv):
 
 
 def test_corrupt_image_in_eval_data(tiny_photos, tmp_path, capsys):
-    folder = tmp_path / "val"
+    folder = tmp_path / "broken_set"
     folder.mkdir()
     for p in tiny_photos["val"].iterdir():
         (folder / p.name).write_bytes(p.read_bytes())
     bad = corrupt_copy(tiny_photos["val"] / "retina.png", folder / "broken.png")
-    assert_user_error(capsys, ["eval", "--model", "bicubic", "--scale", "2", "--data", folder, "--quiet"], bad)
+    code, out, err = run_cli(capsys, "eval", "--model", "bicubic", "--scale", "2", "--data", folder,
+                             "--data", tiny_photos["val"], "--quiet")
+    assert code == 1 and "Traceback" not in err  # the data set fails, the other is still scored
+    errors = err.strip().splitlines()
+    assert len(errors) == 2 and errors[0].startswith("srlab: error:") and str(bad) in errors[0]
+    assert errors[1] == "srlab: 1 of 2 data sets failed and have no score: broken_set x2"
+    assert out.splitlines()[1].startswith(tiny_photos["val"].name)
 
 
 def test_missing_eval_data(tiny_photos, tmp_path, capsys):

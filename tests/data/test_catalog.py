@@ -435,3 +435,63 @@ def test_an_archive_placed_by_hand_is_checked_and_used_offline(tmp_path, monkeyp
 def test_manga109_has_no_automatic_download(tmp_path):
     with pytest.raises(SrlabError, match=r"Manga109: no automatic download .*manga109.org.* put its images in "):
         dl.download(["Manga109"], tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Corrupt or hand-edited state files and archives
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [
+    b"{not json", b"\xff\xfe\x00garbage", b"[]", b'{"archives": []}', b'{"files": ["Tiny/HR/img001.png"]}',
+    b'{"files": {"Tiny/HR/img001.png": 3}}', b'{"files": {"../../outside.png": "00"}}',
+    b'{"files": {"/etc/hostname": "00"}}', b'{"files": {"": "00"}}',
+])
+def test_a_corrupt_or_hostile_manifest_is_one_problem_line(tmp_path, monkeypatch, content):
+    info, _ = tiny_set(tmp_path)
+    root = tmp_path / "root"
+    write_set(root, info, scales=(2,))
+    manifest = dl.manifest_path(info, root)
+    manifest.parent.mkdir(parents=True)
+    manifest.write_bytes(content)
+    assert dl.verify(info, root) == [f"{manifest}: unreadable manifest (delete it, or download Tiny again)"]
+
+
+def test_a_download_replaces_a_corrupt_manifest(tmp_path, monkeypatch):
+    info, data = tiny_set(tmp_path)
+    use_catalog(monkeypatch, info)
+    monkeypatch.setattr(dl, "urlopen", serve({info.archives[0].url: data}))
+    root = tmp_path / "root"
+    manifest = dl.manifest_path(info, root)
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"files": ["not", "an", "object"]}')
+    assert dl.download(["Tiny"], root, log=lambda _: None) == [info]
+    assert len(json.loads(manifest.read_text())["files"]) == 6 and dl.verify(info, root) == []
+
+
+def _damaged(data: bytes, kind: str) -> bytes:
+    if kind == "zip":  # a member's bytes changed, the directory intact: fails its CRC on extraction
+        middle = bytearray(data)
+        middle[200:260] = bytes(60)
+        return bytes(middle)
+    return data[: len(data) // 2]  # a tar cut in the middle of a member
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_corrupt_archive_with_a_matching_checksum_installs_nothing(tmp_path, monkeypatch, kind):
+    """The catalog's checksum can only be checked where one is known; the archive itself may still be bad."""
+    info, data = tiny_set(tmp_path, url=f"https://example.invalid/tiny.{kind}")
+    if kind == "tar":
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as t:
+            t.add(tmp_path / "src/Tiny", arcname="tiny/Tiny")
+        data = buffer.getvalue()
+    data = _damaged(data, kind)
+    archive = dataclasses.replace(info.archives[0], size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    info = dataclasses.replace(info, archives=(archive,))
+    use_catalog(monkeypatch, info)
+    monkeypatch.setattr(dl, "urlopen", serve({archive.url: data}))
+    root = tmp_path / "root"
+    with pytest.raises(SrlabError, match=r"tiny\.(zip|tar): corrupt archive \(.+\): delete it and download it again"):
+        dl.download(["Tiny"], root, log=lambda _: None)
+    assert tree(root) == []

@@ -12,7 +12,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
-from srlab.models.create import DEFAULT_MODEL, create_model
+from srlab.models.create import DEFAULT_MODEL, model_with_weights
 from srlab.models.reparam import deploy
 
 
@@ -76,15 +76,8 @@ def parse_model_args(assignments: list[str]) -> dict[str, Any]:
 
 def load_model_from_flags(args: argparse.Namespace) -> tuple[nn.Module, torch.device]:
     device = resolve_device(args.device)
-    model_args = parse_model_args(args.model_arg)
-    if args.checkpoint is None:
-        name = args.model or DEFAULT_MODEL
-        if args.scale is None:
-            raise SrlabError("no scale given: pass --scale S (or a --checkpoint that records it)")
-        model = create_model(name, scale=args.scale, args=model_args)
-        if next(model.parameters(), None) is not None:  # a network: it needs weights
-            model = create_model(name, scale=args.scale, pretrained=True, args=model_args)
-    else:
-        model = create_model(args.model, scale=args.scale, checkpoint=args.checkpoint, args=model_args)
+    model, _ = model_with_weights(
+        args.model, scale=args.scale, checkpoint=args.checkpoint, args=parse_model_args(args.model_arg)
+    )
     # Inference always runs the fused form of re-parameterisable models (identical outputs, faster).
     return deploy(model).to(device).eval(), device

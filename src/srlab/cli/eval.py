@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from srlab.cli.common import add_model_flags, flag, load_model_from_flags
@@ -58,21 +59,28 @@ def run(args: argparse.Namespace) -> int:
     scales = list(dict.fromkeys(args.scales)) if args.scales else [args.scale]
     if args.json:
         _check_json_path(args.json)
-    results = []
+    # Every model and folder is checked before the long part: a bad one is a usage error (exit status 2).
+    runs = []
     for scale in scales:
         args.scale = scale
         model, _ = load_model_from_flags(args)
-        spec = spec_of(model)
-        folders = [discover_pairs(d, spec.scale) for d in args.data]  # check every folder before the long part
+        runs.append((model, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
+    results, failed = [], []
+    for model, folders in runs:
         if len(scales) > 1:
-            print(f"x{spec.scale}")
+            print(f"x{spec_of(model).scale}")
         _print_header(protocol.label, extra)
         suffix = " (x8 self-ensemble)" if args.self_ensemble else ""
         for folder in folders:
-            result = evaluate_folder(
-                model, folder, protocol=protocol, tile=args.tile, tile_overlap=args.tile_overlap,
-                progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=metric_set,
-            )
+            try:
+                result = evaluate_folder(
+                    model, folder, protocol=protocol, tile=args.tile, tile_overlap=args.tile_overlap,
+                    progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=metric_set,
+                )
+            except SrlabError as e:  # e.g. a corrupt image: a mean over the other images is not the set's score
+                failed.append(f"{folder.name} x{spec_of(model).scale}")
+                print(f"srlab: error: {e}", file=sys.stderr)
+                continue
             results.append(result)
             values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in _columns(protocol.label, extra))
             print(
@@ -82,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps({"results": [r.to_json() for r in results]}, indent=2) + "\n")
+    if failed:
+        total = sum(len(folders) for _, folders in runs)
+        print(f"srlab: {len(failed)} of {total} data sets failed and have no score: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

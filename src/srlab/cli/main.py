@@ -1,7 +1,20 @@
 """Entry point of the ``srlab`` command.
 
-User mistakes (:class:`~srlab.errors.SrlabError`, a bad flag, a path the file system refuses) print one
-line, ``srlab: error: ...``, and exit with status 2; no traceback.
+Exit status, one contract for every subcommand (README, "Exit codes"):
+
+- 0: everything asked for was done.
+- 1: a batch ran and some of its inputs failed; each failure is one ``srlab: error: ...`` line on stderr,
+  the other inputs were processed and their outputs written (``upscale``: an unreadable image; ``eval``:
+  a data set with a corrupt image, which gets no score; ``data verify``: a data set with problems).
+- 2: srlab refused: a usage error (a bad flag or value, a missing, corrupt or incompatible file: config,
+  checkpoint, run directory, data folder, weights of a metric), or the file system refusing a path. One
+  line, ``srlab: error: <what, and how to fix it>``, no traceback. Commands check their inputs before
+  the long work wherever they can, so this usually means nothing was written; an error that a command
+  cannot continue past (a corrupt image in ``benchmark``, whose report needs every number) exits 2 too.
+- 130: interrupted (Ctrl-C).
+
+The library raises :class:`~srlab.errors.SrlabError` for user mistakes and this function prints it. A
+traceback is a bug in srlab, never the user's mistake.
 """
 
 from __future__ import annotations

@@ -7,13 +7,11 @@ import json
 import re
 from pathlib import Path
 
-import torch
-
 from srlab.cli.common import flag, non_negative_int, parse_model_args, positive_int
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.upscale import resolve_device
-from srlab.models.create import DEFAULT_MODEL, bundled_weights, create_model
+from srlab.models.create import DEFAULT_MODEL, model_with_weights
 from srlab.models.registry import spec_of
 from srlab.profile.report import profile_model
 
@@ -44,23 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "json", metavar="OUT.json", help="also write the profile as JSON")
 
 
-def _load(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
-    model_args = parse_model_args(args.model_arg)
-    if args.checkpoint is not None:
-        return create_model(args.model, scale=args.scale, checkpoint=args.checkpoint, args=model_args), args.checkpoint
-    name = args.model or DEFAULT_MODEL
-    if args.scale is None:
-        raise SrlabError("no scale given: pass --scale S (or a --checkpoint that records it)")
-    model = create_model(name, scale=args.scale, args=model_args)  # checks the name and the scale
-    if bundled_weights(name, args.scale) is not None and not model_args:
-        return create_model(name, scale=args.scale, pretrained=True), "bundled"
-    has_parameters = next(model.parameters(), None) is not None
-    return model.eval(), "random initialisation" if has_parameters else "none (no parameters)"
-
-
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    model, weights = _load(args)
+    model, weights = model_with_weights(
+        args.model, scale=args.scale, checkpoint=args.checkpoint, args=parse_model_args(args.model_arg), fresh=True,
+    )
     if args.json:
         target = Path(args.json)
         if target.is_dir():

@@ -33,6 +33,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -248,20 +249,37 @@ def _hashes(path: Path, algorithms: Sequence[str]) -> dict[str, str]:
     return {a: d.hexdigest() for a, d in digests.items()}
 
 
+def _manifest_files(path: Path) -> dict[str, str] | None:
+    """The manifest's {relative path: SHA-256}; None when it is not one (corrupt or edited by hand).
+
+    A listed path that is absolute or climbs out of the root (``..``) makes it invalid too: verifying
+    would read a file outside the data root."""
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError):  # bad JSON or UTF-8, no "files", not an object
+        return None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return None
+    for rel in files:
+        parts = PurePosixPath(rel).parts
+        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+            return None
+    return files
+
+
 def _verify_manifest(info: DatasetInfo, root: Path) -> list[str]:
     path = manifest_path(info, root)
     if not path.is_file():
         return []
-    try:
-        files = json.loads(path.read_text())["files"]
-    except (ValueError, KeyError, TypeError):
+    files = _manifest_files(path)
+    if files is None:
         return [f"{path}: unreadable manifest (delete it, or download {info.name} again)"]
     problems = _Problems()
     for rel, expected in sorted(files.items()):
         file = root / rel
         if not file.is_file():
             problems.add(file.parent, f"{file}: missing (listed in {path.name})")
-        elif _sha256(file) != expected:
+        elif _sha256(file) != expected.lower():
             problems.add(file.parent, f"{file}: SHA-256 differs from the downloaded file ({path.name}): "
                                       "changed or corrupt")
     return problems.finish()
@@ -402,6 +420,19 @@ def _member_dest(name: str, archive: Archive) -> str | None:
 
 
 def _unpack(path: Path, archive: Archive, staging: Path) -> None:
+    try:
+        written = _extract(path, archive, staging)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
+        raise SrlabError(
+            f"{path}: corrupt archive ({' '.join(str(e).split())}): delete it and download it again"
+        ) from None
+    if not written:
+        sources = ", ".join(e.source for e in archive.extract)
+        raise SrlabError(f"{path}: no files under {sources}: not the expected archive (delete it)")
+
+
+def _extract(path: Path, archive: Archive, staging: Path) -> int:
+    """Unpack the wanted members into ``staging``; returns how many files were written."""
     written = 0
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
@@ -426,9 +457,7 @@ def _unpack(path: Path, archive: Archive, staging: Path) -> None:
                 written += 1
     else:
         raise SrlabError(f"{path}: neither a zip nor a tar archive: delete it and download it again")
-    if not written:
-        sources = ", ".join(e.source for e in archive.extract)
-        raise SrlabError(f"{path}: no files under {sources}: not the expected archive (delete it)")
+    return written
 
 
 def _prune_empty(folder: Path) -> None:
@@ -534,12 +563,7 @@ def _install(info: DatasetInfo, root: Path, archives: Sequence[Archive], done: _
         files = _hash_tree(staging)
         dests = list(dict.fromkeys(e.dest for a in archives for e in a.extract if (staging / e.dest).exists()))
         manifest = manifest_path(info, root)
-        old_files: dict[str, str] = {}
-        if manifest.is_file():
-            try:
-                old_files = json.loads(manifest.read_text()).get("files", {})
-            except ValueError:
-                old_files = {}
+        old_files = (_manifest_files(manifest) if manifest.is_file() else None) or {}  # a bad one is replaced
         for dest in dests:
             final = root / dest
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -155,7 +155,7 @@ def _load_state_dict_file(path: Path, what: str) -> dict[str, Tensor]:
         raise SrlabError(f"{what}: cannot read {path} as a PyTorch state dict ({exc.__class__.__name__}: {exc})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
         raise SrlabError(f"{what}: {path} is not a state dict of tensors")
     return state
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,21 +179,32 @@ class NiqeModel:
         path = Path(path)
         if not path.is_file():
             raise SrlabError(f"NIQE pristine model not found at {path}: " + _MISSING.split(": ", 1)[1])
+        unreadable = SrlabError(f"cannot read the NIQE pristine model {path}: not a MATLAB .mat or numpy .npz "
+                                "file, or corrupt; pass NIQE's modelparameters.mat")
         if path.suffix.lower() == ".mat":
             try:
                 import scipy.io
             except ImportError as exc:
                 raise SrlabError(f"reading {path} needs scipy (pip install scipy), or convert it to .npz") from exc
-            data = scipy.io.loadmat(str(path))
+            try:
+                data = scipy.io.loadmat(str(path))
+            except Exception:  # noqa: BLE001 - scipy raises many types for a file that is not a good .mat
+                raise unreadable from None
         elif path.suffix.lower() == ".npz":
-            with np.load(path) as z:
-                data = {k: z[k] for k in z.files}
+            try:  # allow_pickle stays False: an object array is refused, never unpickled
+                with np.load(path) as z:
+                    data = {k: z[k] for k in z.files}
+            except (ValueError, OSError, EOFError, TypeError, AttributeError, zipfile.BadZipFile, zlib.error):
+                raise unreadable from None  # TypeError / AttributeError: an .npy array, not an .npz archive
         else:
             raise SrlabError(f"NIQE pristine model {path}: expected a .mat or .npz file")
         for mu_key, cov_key in (("mu_prisparam", "cov_prisparam"), ("mu_pris_param", "cov_pris_param")):
             if mu_key in data and cov_key in data:
-                mu = torch.as_tensor(np.asarray(data[mu_key], dtype=np.float64).reshape(-1))
-                cov = torch.as_tensor(np.asarray(data[cov_key], dtype=np.float64))
+                try:
+                    mu = torch.as_tensor(np.asarray(data[mu_key], dtype=np.float64).reshape(-1))
+                    cov = torch.as_tensor(np.asarray(data[cov_key], dtype=np.float64))
+                except (ValueError, TypeError):
+                    raise SrlabError(f"{path}: {mu_key} / {cov_key} are not arrays of numbers") from None
                 return cls(mu, cov)
         keys = sorted(k for k in data if not k.startswith("__"))
         raise SrlabError(f"{path} has no mu_prisparam / cov_prisparam (keys: {keys}); pass NIQE's modelparameters.mat")

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from srlab.errors import SrlabError
-from srlab.models.registry import build_model
+from srlab.models.registry import build_model, model_entry
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
 
@@ -90,7 +90,12 @@ def create_model(
         raise SrlabError(
             f"checkpoint '{ckpt.path}' does not record its model: pass --model NAME and --scale S"
         )
-    model = build_model(name, scale=scale, args=args)
+    try:
+        model = build_model(name, scale=scale, args=args)
+    except SrlabError as e:
+        if ckpt.model is None:  # built from the caller's name, scale and args: the message names them
+            raise
+        raise SrlabError(f"checkpoint '{ckpt.path}': {e}") from None
     # Re-parameterisable models load weights of either form: srlab's checkpoints say which, official
     # releases of the fused inference form (ETDS, SPAN) are recognised by their tensor names.
     if has_deploy_form(model) and (ckpt.form == "deploy" or (ckpt.model is None and not fits(model, ckpt))):
@@ -99,3 +104,57 @@ def create_model(
             model = fused
     load_state_dict_strict(model, ckpt)
     return model.eval()
+
+
+# Where weights come from, as model_with_weights reports it (a checkpoint is reported by its path).
+BUNDLED, NO_PARAMETERS, RANDOM_INIT = "bundled", "none (no parameters)", "random initialisation"
+
+
+def model_with_weights(
+    name: str | None = None,
+    *,
+    scale: int | None = None,
+    checkpoint: str | Path | None = None,
+    args: Mapping[str, Any] | None = None,
+    fresh: bool = False,
+    checkpoint_flag: str = "--checkpoint FILE",
+    args_flag: str = "--model_arg",
+) -> tuple[nn.Module, str]:
+    """The one policy for which weights a model uses, shared by every command.
+
+    1. A ``checkpoint`` given: its weights (``name`` and ``scale`` may come from it).
+    2. Otherwise srlab's bundled weights for (``name``, default :data:`DEFAULT_MODEL`; ``scale``), if
+       ``args`` leave the hyper-parameters at the defaults those weights were trained with.
+    3. Otherwise no weights: none are needed by a model without parameters (bicubic); a network is
+       freshly initialised where ``fresh`` allows it (profiling: the numbers do not depend on the
+       weights), and is an :class:`SrlabError` naming the fix elsewhere.
+
+    ``checkpoint_flag`` and ``args_flag`` spell the flags in that error the way the calling command takes
+    them. Returns (model in eval mode, where its weights come from: the checkpoint's path,
+    :data:`BUNDLED`, :data:`NO_PARAMETERS` or :data:`RANDOM_INIT`).
+    """
+    args = dict(args or {})
+    if checkpoint is not None:
+        return create_model(name, scale=scale, checkpoint=checkpoint, args=args), str(checkpoint)
+    name = name or DEFAULT_MODEL
+    if scale is None:
+        raise SrlabError(f"no scale given: pass --scale S (or {checkpoint_flag} with weights that record it)")
+    model = create_model(name, scale=scale, args=args)  # checks the name, the scale and the args
+    defaults = model_entry(name).defaults()
+    at_defaults = all(value == defaults[key] for key, value in args.items())
+    if bundled_weights(name, scale) is not None and at_defaults:
+        return create_model(name, scale=scale, pretrained=True), BUNDLED
+    if next(model.parameters(), None) is None:
+        return model.eval(), NO_PARAMETERS
+    if fresh:
+        return model.eval(), RANDOM_INIT
+    if bundled_weights(name, scale) is not None:
+        raise SrlabError(
+            f"srlab's bundled {name} x{scale} weights are for its default hyper-parameters: drop {args_flag} "
+            f"or pass {checkpoint_flag} with weights for them"
+        )
+    bundled = ", ".join(f"{n} x{s}" for n, s in list_bundled()) or "none"
+    raise SrlabError(
+        f"model {name!r} x{scale} has no weights (srlab bundles: {bundled}): pass {checkpoint_flag} "
+        "with weights from `srlab train` or an official release"
+    )

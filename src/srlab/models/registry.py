@@ -115,7 +115,7 @@ def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None)
         )
     for key, value in args.items():
         default = defaults[key]
-        if isinstance(default, (bool, int, float)) and type(value) is not type(default):
+        if isinstance(default, (bool, int, float, str)) and type(value) is not type(default):
             if not (isinstance(default, float) and type(value) is int):
                 raise SrlabError(
                     f"hyper-parameter {key!r} of model {name!r} must be {type(default).__name__}, got {value!r}"

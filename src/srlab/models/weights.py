@@ -22,9 +22,11 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_write_bytes
-from srlab.models.registry import ModelSpec, spec_of
+from srlab.models.registry import ModelSpec, list_models, spec_of
 
 FORMAT_VERSION = "1"
+# "train": the form a factory builds; "deploy": the fused inference form (srlab.models.deploy).
+FORMS = ("train", "deploy")
 # Keys under which other toolkits nest the weights, in order of preference (EMA weights first: they
 # are what official test scripts evaluate).
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
@@ -61,6 +63,8 @@ def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, s
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
+    if path.is_dir():
+        raise SrlabError(f"checkpoint '{path}' is a folder: give the weights file in it (e.g. {path / 'best.safetensors'})")
     if not path.is_file():
         raise SrlabError(f"checkpoint '{path}' does not exist: check the path given to --checkpoint")
     if path.suffix == ".safetensors":
@@ -77,14 +81,59 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise SrlabError(f"cannot read checkpoint '{path}': not a valid safetensors file ({e})") from None
     if "srlab.model" not in meta:
         return Checkpoint(state, None, None, {}, path)
+    version = meta.get("srlab.format", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise SrlabError(
+            f"checkpoint '{path}' has srlab format {version!r}, this srlab reads format {FORMAT_VERSION!r}: "
+            "upgrade srlab, or use a checkpoint written by this version"
+        )
+    if meta["srlab.model"] not in list_models():
+        raise SrlabError(
+            f"checkpoint '{path}' records model {meta['srlab.model']!r}, which this srlab does not have "
+            "(see `srlab models`): it was written by another srlab version, or edited"
+        )
     return Checkpoint(
         state_dict=state,
         model=meta["srlab.model"],
-        scale=int(meta["srlab.scale"]),
-        args=json.loads(meta.get("srlab.model_args", "{}")),
+        scale=_recorded_scale(meta, path),
+        args=_recorded_args(meta, path),
         path=path,
-        form=meta.get("srlab.form", "train"),
+        form=_recorded_form(meta, path),
     )
+
+
+# The metadata of a checkpoint is text anyone can edit: each field is checked, and a bad one is named.
+def _bad_metadata(path: Path, key: str, value: str, wanted: str) -> SrlabError:
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return SrlabError(
+        f"checkpoint '{path}' records {key}={shown!r}, not {wanted}: the file was edited or is corrupt; "
+        "use the file `srlab train` wrote, or remove the srlab.* metadata and pass --model and --scale"
+    )
+
+
+def _recorded_scale(meta: Mapping[str, str], path: Path) -> int:
+    text = meta.get("srlab.scale", "")
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise _bad_metadata(path, "srlab.scale", text, "a positive integer")
+    return int(text)
+
+
+def _recorded_args(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
+    text = meta.get("srlab.model_args", "{}")
+    try:
+        args = json.loads(text)
+    except ValueError:
+        args = None
+    if not isinstance(args, dict):
+        raise _bad_metadata(path, "srlab.model_args", text, "a JSON object of hyper-parameters")
+    return args
+
+
+def _recorded_form(meta: Mapping[str, str], path: Path) -> str:
+    form = meta.get("srlab.form", "train")
+    if form not in FORMS:
+        raise _bad_metadata(path, "srlab.form", form, f"one of {', '.join(FORMS)}")
+    return form
 
 
 def _read_torch(path: Path) -> Checkpoint:
@@ -104,28 +153,43 @@ def _read_torch(path: Path) -> Checkpoint:
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    while isinstance(obj, Mapping) and not _is_state_dict(obj):
+    # Bounded: a pickle can nest a dict inside itself, and unwrapping it would never end.
+    for _ in range(len(_WRAPPER_KEYS) + 1):
+        if not isinstance(obj, Mapping) or _is_state_dict(obj):
+            break
         inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
         if inner is None:
-            raise SrlabError(f"checkpoint '{path}' holds no state dict (keys: {', '.join(map(str, obj))[:200]})")
+            keys = f"keys: {', '.join(map(str, obj))[:200]}" if obj else "it is empty"
+            raise SrlabError(f"checkpoint '{path}' holds no state dict ({keys})")
         obj = inner
-    if not isinstance(obj, Mapping):
-        raise SrlabError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a state dict")
+    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
+        raise SrlabError(
+            f"checkpoint '{path}' holds a {type(obj).__name__}, not a state dict (names mapped to tensors)"
+        )
     state = dict(obj)
+    # Tensors without stored values (meta) or of another layout (sparse) cannot be copied into a model.
+    odd = next((k for k, v in state.items() if v.is_meta or v.layout != torch.strided), None)
+    if odd is not None:
+        kind = "a meta tensor (no values)" if state[odd].is_meta else f"a {state[odd].layout} tensor"
+        raise SrlabError(f"checkpoint '{path}' holds {odd!r} as {kind}: save the dense weights")
     # DataParallel / DistributedDataParallel wrappers prefix every key.
-    if state and all(k.startswith("module.") for k in state):
+    if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
 
 
 def _is_state_dict(obj: Mapping) -> bool:
-    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+    return bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
 def load_matching(model: nn.Module, checkpoint: Checkpoint) -> tuple[list[str], list[str]]:
-    """Load the tensors whose name and shape match (a warm start); returns (loaded, skipped) names."""
+    """Load the tensors whose name, shape and kind (real, integer, complex) match (a warm start); returns
+    (loaded, skipped) names."""
     own = model.state_dict()
-    loaded = [k for k, v in checkpoint.state_dict.items() if k in own and tuple(v.shape) == tuple(own[k].shape)]
+    loaded = [
+        k for k, v in checkpoint.state_dict.items()
+        if k in own and tuple(v.shape) == tuple(own[k].shape) and _kind(v) == _kind(own[k])
+    ]
     skipped = sorted(set(own) - set(loaded))
     if not loaded:
         raise SrlabError(
@@ -154,6 +218,10 @@ def fits(model: nn.Module, checkpoint: Checkpoint) -> bool:
     return set(expected) == set(state) and all(tuple(state[k].shape) == tuple(v.shape) for k, v in expected.items())
 
 
+def _kind(tensor: torch.Tensor) -> str:
+    return "complex" if tensor.is_complex() else "real" if tensor.is_floating_point() else "integer"
+
+
 def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
     """Load with exact key and shape matching, explaining a mismatch in one line."""
     spec: ModelSpec = spec_of(model)
@@ -162,7 +230,10 @@ def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong_shape:
+    # Loading copies values into the model's tensors: integers, booleans or complex numbers in place of
+    # real weights would be converted silently (complex ones losing their imaginary part).
+    wrong_kind = [k for k in expected if k in state and _kind(state[k]) != _kind(expected[k])]
+    if missing or unexpected or wrong_shape or wrong_kind:
         details = []
         if missing:
             details.append(f"{len(missing)} missing (e.g. {missing[0]})")
@@ -173,6 +244,9 @@ def load_state_dict_strict(model: nn.Module, checkpoint: Checkpoint) -> None:
             details.append(
                 f"{len(wrong_shape)} of another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
             )
+        if wrong_kind:
+            k = wrong_kind[0]
+            details.append(f"{len(wrong_kind)} of another dtype (e.g. {k}: {state[k].dtype} vs {expected[k].dtype})")
         raise SrlabError(
             f"checkpoint '{checkpoint.path}' does not fit model {spec.name!r} x{spec.scale}: "
             f"{'; '.join(details)} — pass the --model and --scale it was trained for"

@@ -44,7 +44,7 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.inference.upscale import resolve_device, upscale_tensor
 from srlab.metrics.protocol import PAPER_PROTOCOL
 from srlab.models.complexity import lr_size_for_720p
-from srlab.models.create import bundled_weights, create_model, list_bundled
+from srlab.models.create import create_model, model_with_weights
 from srlab.models.reparam import deploy
 from srlab.models.weights import read_checkpoint
 from srlab.profile.report import profile_model
@@ -98,7 +98,7 @@ def _checkpoint_for_scale(
                 f"pass it as --checkpoint {ckpt.model}={path} (and add {ckpt.model} to --models)"
             )
         if ckpt.model is not None and ckpt.scale == scale:
-            return create_model(name, scale=scale, checkpoint=path, args=args), path
+            return model_with_weights(name, scale=scale, checkpoint=path, args=args)[0], path
         if ckpt.scale is None:
             unrecorded.append(path)
         else:
@@ -106,7 +106,7 @@ def _checkpoint_for_scale(
     errors = []
     for path in unrecorded:
         try:
-            return create_model(name, scale=scale, checkpoint=path, args=args), path
+            return model_with_weights(name, scale=scale, checkpoint=path, args=args)[0], path
         except SrlabError as e:
             errors.append(str(e))
     if errors:
@@ -130,20 +130,8 @@ def load_benchmark_model(
         files = [Path(p) for p in checkpoints]
         model, path = _checkpoint_for_scale(name, scale, files, args)
         return model.eval(), str(path)
-    if bundled_weights(name, scale) is not None and not args:
-        return create_model(name, scale=scale, pretrained=True), "bundled"
-    model = create_model(name, scale=scale, args=args)  # checks the name and the scale
-    if next(model.parameters(), None) is None:
-        return model.eval(), "none (no parameters)"
-    if bundled_weights(name, scale) is not None:
-        raise SrlabError(
-            f"srlab's bundled {name} x{scale} weights are for its default hyper-parameters: drop --model_arg "
-            f"{name}:... or pass --checkpoint {name}=FILE with weights for them"
-        )
-    bundled = ", ".join(f"{n} x{s}" for n, s in list_bundled()) or "none"
-    raise SrlabError(
-        f"model {name!r} x{scale} has no weights (srlab bundles: {bundled}): pass --checkpoint {name}=FILE "
-        "with weights from `srlab train` or an official release"
+    return model_with_weights(
+        name, scale=scale, args=args, checkpoint_flag=f"--checkpoint {name}=FILE", args_flag=f"--model_arg {name}:...",
     )
 
 
