@@ -93,7 +93,7 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     torch.save({"rng": rng_state(torch.device("cpu"))}, tmp_path / "state.pt")
     expected = (torch.rand(3), np.random.standard_normal(3), [random.random() for _ in range(3)])
     torch.manual_seed(9), np.random.seed(9), random.seed(9)
-    _setrng_state(torch.load(tmp_path / "state.pt", weights_only=True)["rng"], torch.device("cpu"))
+    set_rng_state(torch.load(tmp_path / "state.pt", weights_only=True)["rng"], torch.device("cpu"))
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.standard_normal(3), expected[1])
     assert [random.random() for _ in range(3)] == expected[2]

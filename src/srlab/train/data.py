@@ -24,12 +24,10 @@ class TrainData:
     # This rank's validation images (name, lr, hr) and their positions in the whole validation list.
     val_images: list[tuple[str, torch.Tensor, torch.Tensor]]
     val_indices: list[int]
+    # Batches in a whole epoch (the loader's length shrinks while it skips into an epoch).
+    iters_per_epoch: int
     # For the log's first line.
     description: str
-
-    @property
-    def iters_per_epoch(self) -> int:
-        return len(self.loader)
 
     def start_epoch(self, epoch: int, *, skip_batches: int, batch_size: int) -> None:
         """Make the loader yield ``epoch``'s batches from batch ``skip_batches`` on."""
@@ -72,4 +70,4 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         f"train {len(train_folder.pairs)} images ({train_folder.layout}) val {len(val_pairs)} images "
         f"iters/epoch {len(loader)}"
     )
-    return TrainData(loader, sampler, val_images, val_indices, description)
+    return TrainData(loader, sampler, val_images, val_indices, len(loader), description)
