@@ -129,7 +129,7 @@ def load_state(run_dir: Path, device: torch.device) -> dict:
     path = run_dir / STATE_FILE
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except OSError:
+    except (PermissionError, FileNotFoundError, IsADirectoryError):  # the file system's word, not the file's
         raise
     except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
         if "Unsupported global" in str(e):
