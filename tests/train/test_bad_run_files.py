@@ -83,6 +83,7 @@ def _shrink_a_tensor(state):
     (_set("exports", {"best.safetensors": {"digest": 3}}), "a bad record of the weight file 'best.safetensors'"),
     (_shrink_a_tensor, "does not fit this run (RuntimeError"),
     (_set("rng", [{"torch": 1}]), "does not fit this run"),
+    (_set("rng", []), "'rng' is empty"),
     (_set("optimizer", {"state": {}, "param_groups": []}), "does not fit this run (ValueError"),
 ])
 def test_a_hand_edited_state_pt(run, capsys, edit, problem):

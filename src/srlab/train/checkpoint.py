@@ -171,6 +171,8 @@ def _state_problem(state: Any) -> str | None:
     for key in ("epoch", "batches_in_epoch", "iteration", "best_epoch", "stage"):
         if state.get(key, 0) < 0:
             return f"{key!r} is negative"
+    if state.get("rng") == []:
+        return "'rng' is empty"
     if not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         return "'model' holds values that are not tensors"
     for name, record in state.get("exports", {}).items():
@@ -222,9 +224,11 @@ class RunFiles:
 
     def write(self, state: dict, evaluated: nn.Module, exports: tuple[str, ...], metadata: dict[str, str]) -> None:
         """Commit ``state`` (recording ``exports`` as ``evaluated`` with ``metadata``), then write those files."""
-        data = weights_bytes(evaluated, metadata=metadata) if exports else b""
-        record = {"digest": content_digest(data), "iteration": state["iteration"], "metadata": dict(metadata)}
-        records = {**self.exports, **{name: record for name in exports}}
+        records, data = dict(self.exports), b""
+        if exports:
+            data = weights_bytes(evaluated, metadata=metadata)
+            record = {"digest": content_digest(data), "iteration": state["iteration"], "metadata": dict(metadata)}
+            records.update({name: record for name in exports})
         with atomic_path(self.run_dir / STATE_FILE) as tmp:
             torch.save({**state, "exports": records}, tmp)
         self.exports = records
