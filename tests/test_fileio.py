@@ -23,7 +23,9 @@ def test_an_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
 
 
 def test_the_next_write_removes_leftovers_of_killed_writers_only(tmp_path):
-    leftovers = [tmp_path / ".state.0123abcd.tmp.pt", tmp_path / ".image.89abcdef.tmp.png", tmp_path / ".log.deadbeef.tmp"]
+    leftovers = [
+        tmp_path / ".state.0123abcd.tmp.pt", tmp_path / ".image.89abcdef.tmp.png", tmp_path / ".log.deadbeef.tmp",
+    ]
     others = [
         tmp_path / ".notes.tmp",  # not srlab's pattern (no 8 hex digits)
         tmp_path / "state.0123abcd.tmp.pt",  # not hidden

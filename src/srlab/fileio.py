@@ -89,7 +89,9 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
         return []
     removed = []
     for entry in entries:
-        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) and _remove_if_unlocked(entry.path):
+        if not _TEMP_NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        if _remove_if_unlocked(entry.path):
             removed.append(Path(entry.path))
     return removed
 
@@ -100,10 +102,7 @@ def _remove_if_unlocked(path: str) -> bool:
     except OSError:  # gone already (renamed by its writer, or removed by another cleaner)
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # a live writer holds it
-            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a live writer holds it
         # Under the lock the name must still be the file locked: never remove a file created since.
         if not _same_file(fd, path):
             return False

@@ -133,7 +133,9 @@ def load_state(run_dir: Path, device: torch.device) -> dict:
         raise
     except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
         if "Unsupported global" in str(e):
-            raise SrlabError(f"'{path}' holds pickled Python objects, which srlab does not execute: {_RESTORE}") from None
+            raise SrlabError(
+                f"'{path}' holds pickled Python objects, which srlab does not execute: {_RESTORE}"
+            ) from None
         raise SrlabError(f"'{path}' is not a readable checkpoint (truncated or corrupt): {_RESTORE}") from None
     problem = _state_problem(state)
     if problem:

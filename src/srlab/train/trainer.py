@@ -201,7 +201,9 @@ class _Trainer:
 
     def _warn_slow_bf16(self) -> None:
         if self.config.amp == "bf16" and self.run_state.device.type == "cpu" and not _cpu_has_native_bf16():
-            self.log.write("warning: --amp bf16 on a CPU without native bf16 (AVX512-BF16 / AMX) is slow: use --amp off")
+            self.log.write(
+                "warning: --amp bf16 on a CPU without native bf16 (AVX512-BF16 / AMX) is slow: use --amp off"
+            )
 
     def describe(self, stage: Stage) -> str:
         config = self.config
