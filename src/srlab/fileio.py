@@ -8,6 +8,7 @@ temporary file moved over the target. A crash or an exception leaves no half-wri
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,15 @@ from pathlib import Path
 
 from srlab.errors import SrlabError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "check_not_overwriting"]
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+__all__ = ["atomic_path", "atomic_write_bytes", "check_not_overwriting", "remove_stale_temp_files"]
+
+# The names _create_temp_file gives; nothing else is ever removed as a leftover.
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?")
 
 
 @contextmanager
@@ -27,7 +36,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     file is deleted and ``path`` is left untouched.
     """
     target = Path(path)
-    tmp = _create_temp_file(target)
+    remove_stale_temp_files(target.parent)
+    tmp, lock = _create_temp_file(target)
     try:
         yield tmp
         _fsync_file(tmp)
@@ -35,6 +45,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:  # also KeyboardInterrupt: never leave the temporary file behind
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)  # after the rename: until then the temporary file is locked
     _fsync_dir(target.parent)
 
 
@@ -63,7 +76,55 @@ def check_not_overwriting(output: str | os.PathLike[str], inputs: Iterable[str |
             )
 
 
-def _create_temp_file(target: Path) -> Path:
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder``; returns them.
+
+    Only names of srlab's own pattern are candidates, and of those only files no live process holds
+    locked (see the module docstring)."""
+    if fcntl is None:
+        return []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder yet (the write will say so) or an unreadable one: nothing to clean
+        return []
+    removed = []
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        if _remove_if_unlocked(entry.path):
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _remove_if_unlocked(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # gone already (renamed by its writer, or removed by another cleaner)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a live writer holds it
+        # Under the lock the name must still be the file locked: never remove a file created since.
+        if not _same_file(fd, path):
+            return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _create_temp_file(target: Path) -> tuple[Path, int | None]:
+    """A new, empty temporary file next to ``target``, and an open descriptor holding its lock."""
     # A leading dot hides the file from folder listings (list_images skips hidden files), so a
     # half-written image is never picked up by another process. os.open with mode 0o666 lets the
     # umask apply, so the final file gets the same permissions as a normally created one
@@ -75,8 +136,15 @@ def _create_temp_file(target: Path) -> Path:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             continue
+        if fcntl is None:  # Windows: no lock, and an open file could not be renamed
+            os.close(fd)
+            return tmp, None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A cleaner may have taken the file for a leftover between its creation and the lock: then
+        # the name no longer holds this file, and another name is tried.
+        if _same_file(fd, str(tmp)):
+            return tmp, fd
         os.close(fd)
-        return tmp
     raise FileExistsError(f"could not create a temporary file next to {target}")
 
 

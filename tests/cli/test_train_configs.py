@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-import srlab.train.trainer as trainer
+import srlab.train.step as step
 from srlab.cli.main import main
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml, validate
 from srlab.train.stages import check_stages
@@ -81,7 +81,7 @@ def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, 
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(_argv("esrgan_two_stage", tiny_photos, whole, "--deterministic")) == 0
     calls = {"n": 0}
-    real_step = trainer._step
+    real_step = step.backward_step
 
     def crash(*args, **kwargs):
         calls["n"] += 1
@@ -89,9 +89,9 @@ def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, 
             raise KeyboardInterrupt
         real_step(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "_step", crash)
+    monkeypatch.setattr(step, "backward_step", crash)
     assert main(_argv("esrgan_two_stage", tiny_photos, cut, "--deterministic")) != 0
-    monkeypatch.setattr(trainer, "_step", real_step)
+    monkeypatch.setattr(step, "backward_step", real_step)
     mid = torch.load(cut / "state.pt", weights_only=True)
     assert (mid["stage"], mid["iteration"]) == (1, 3) and mid["discriminators"]["gan"]
     assert main(["train", "--out", str(cut), "--resume", "--quiet"]) == 0

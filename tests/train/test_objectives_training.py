@@ -9,6 +9,7 @@ import yaml
 from safetensors.torch import load_file
 
 import srlab
+import srlab.train.step as step
 import srlab.train.trainer as trainer
 from srlab.cli.main import main
 from srlab.errors import SrlabError
@@ -73,16 +74,29 @@ def test_each_objective_trains_from_a_yaml_config_and_logs_its_terms(name, tiny_
     assert load_file(str(tmp_path / "run" / "last.safetensors")).keys() == fresh.state_dict().keys()
 
 
-def test_old_single_loss_field_still_works(tiny_photos, tmp_path):
+def test_the_old_single_loss_key_is_an_error_naming_losses(tiny_photos, tmp_path, capsys):
     config = _write(tmp_path / "c.yaml", {"loss": "charbonnier"})
+    assert main(_argv(tiny_photos, tmp_path / "run", config)) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'loss'" in err and "use losses: [{name: charbonnier, weight: 1.0}]" in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SrlabError, match=re.escape("use losses: [{name: l2, weight: 1.0}]")):
+        apply_overrides(TrainConfig(), {"loss": "l2"})
+
+
+def test_a_run_saved_with_the_old_loss_key_resumes_with_that_loss(tiny_photos, tmp_path):
+    config = _write(tmp_path / "c.yaml", {"losses": [{"name": "charbonnier"}]})
     assert main(_argv(tiny_photos, tmp_path / "run", config)) == 0
-    assert "loss_charbonnier" in _last_validation(tmp_path / "run")
-    # a run saved before `losses` existed (no such key in its config.yaml) resumes
+    # config.yaml as srlab wrote it before `losses` replaced `loss` (and before the later sections)
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     for key in ("losses", "stages", "d_optim", "curriculum", "amp", "compile", "udl_head_channels"):
         del saved[key]
+    saved["loss"] = "charbonnier"
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
     assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert "loss_charbonnier" in _last_validation(tmp_path / "run")
+    resaved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert "loss" not in resaved and resaved["losses"] == [{"name": "charbonnier", "weight": 1.0, "params": {}}]
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -109,7 +123,7 @@ def test_bad_loss_entries_are_config_errors(overrides, message):
     ({"losses": [{"name": "l3"}]}, "losses.0: unknown loss 'l3': use one of l1, l2"),
     ({"losses": [{"name": "gan", "params": {"gan_typ": "ragan"}}]}, "unknown parameter 'gan_typ' for loss 'gan'"),
     ({"losses": [{"name": "l1", "weight": -1}]}, "the weight must be >= 0"),
-    ({"loss": "l2", "losses": [{"name": "l1"}]}, "both loss 'l2' and losses are set"),
+    ({"losses": []}, "losses is empty: give at least one term"),
     ({"stages": [{"epochs": 1, "losses": [{"name": "udl", "params": {"stage": "weighted"}}]}], "epochs": 1},
      "needs an earlier stage with udl stage 'estimate'"),
     ({"stages": [{"epochs": 1}, {"epochs": 2}], "epochs": 4}, "--epochs 4 is more than the stages' 3 epochs"),
@@ -143,7 +157,7 @@ def test_gan_resume_mid_stage_restores_the_discriminator(tiny_photos, tmp_path, 
     assert main(_argv(tiny_photos, whole, config, "--deterministic", epochs=2)) == 0
 
     calls = {"n": 0}
-    real_step = trainer._step
+    real_step = step.backward_step
 
     def crash_at_step_3(*args, **kwargs):
         calls["n"] += 1
@@ -151,9 +165,9 @@ def test_gan_resume_mid_stage_restores_the_discriminator(tiny_photos, tmp_path, 
             raise KeyboardInterrupt
         real_step(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "_step", crash_at_step_3)
+    monkeypatch.setattr(step, "backward_step", crash_at_step_3)
     assert main(_argv(tiny_photos, cut, config, "--deterministic", epochs=2)) != 0  # "srlab: interrupted"
-    monkeypatch.setattr(trainer, "_step", real_step)
+    monkeypatch.setattr(step, "backward_step", real_step)
     interrupted = torch.load(cut / "state.pt", weights_only=True)
     assert interrupted["iteration"] == 2
     assert main(["train", "--out", str(cut), "--resume", "--quiet"]) == 0

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from srlab.cli.main import main
-from srlab.train.trainer import _rng_state, _set_rng_state
+from srlab.train.state import rng_state, set_rng_state
 
 TOTAL_ITERS = 36  # 12 epochs of 3 batches
 
@@ -90,10 +90,10 @@ def test_epochs_in_two_parts_equal_one_run(tiny_photos, tmp_path):
 def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     torch.manual_seed(1), np.random.seed(2), random.seed(3)
     np.random.standard_normal()  # leaves a cached Gaussian in NumPy's state
-    torch.save({"rng": _rng_state(torch.device("cpu"))}, tmp_path / "state.pt")
+    torch.save({"rng": rng_state(torch.device("cpu"))}, tmp_path / "state.pt")
     expected = (torch.rand(3), np.random.standard_normal(3), [random.random() for _ in range(3)])
     torch.manual_seed(9), np.random.seed(9), random.seed(9)
-    _set_rng_state(torch.load(tmp_path / "state.pt", weights_only=True)["rng"], torch.device("cpu"))
+    set_rng_state(torch.load(tmp_path / "state.pt", weights_only=True)["rng"], torch.device("cpu"))
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.standard_normal(3), expected[1])
     assert [random.random() for _ in range(3)] == expected[2]

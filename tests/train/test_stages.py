@@ -12,7 +12,7 @@ from srlab.cli.main import main
 from srlab.data.datasets import PatchDataset, discover_pairs
 from srlab.train.config import TrainConfig, apply_overrides
 from srlab.train.stages import CurriculumSampler, stage_at, stages
-from srlab.train.trainer import learning_rate
+from srlab.train.schedule import learning_rate
 
 STAGED = {
     "stages": [
@@ -90,7 +90,7 @@ UDL = {
 
 
 def test_udl_two_stages_end_to_end_and_resume_in_stage_two(tiny_photos, tmp_path, monkeypatch):
-    import srlab.train.trainer as trainer
+    import srlab.train.step as step
 
     config = _write(tmp_path / "udl.yaml", UDL)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -105,7 +105,7 @@ def test_udl_two_stages_end_to_end_and_resume_in_stage_two(tiny_photos, tmp_path
     assert "udl estimate" in log and "udl weighted" in log
 
     calls = {"n": 0}
-    real_step = trainer._step
+    real_step = step.backward_step
 
     def crash(*args, **kwargs):
         calls["n"] += 1
@@ -113,9 +113,9 @@ def test_udl_two_stages_end_to_end_and_resume_in_stage_two(tiny_photos, tmp_path
             raise KeyboardInterrupt
         real_step(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "_step", crash)
+    monkeypatch.setattr(step, "backward_step", crash)
     assert main(_argv(tiny_photos, cut, config, epochs=3)) != 0
-    monkeypatch.setattr(trainer, "_step", real_step)
+    monkeypatch.setattr(step, "backward_step", real_step)
     mid = torch.load(cut / "state.pt", weights_only=True)
     assert (mid["stage"], mid["iteration"]) == (1, 3)
     assert main(["train", "--out", str(cut), "--resume", "--quiet"]) == 0

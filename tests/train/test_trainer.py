@@ -5,10 +5,11 @@ import torch
 from safetensors.torch import load_file
 
 import srlab
-import srlab.train.trainer as trainer
+import srlab.train.step as step
 from srlab.errors import SrlabError
 from srlab.train.config import TrainConfig
-from srlab.train.trainer import learning_rate, train
+from srlab.train.schedule import learning_rate
+from srlab.train.trainer import train
 
 
 def _config(tiny_photos, out, **overrides) -> TrainConfig:
@@ -70,7 +71,7 @@ def test_interrupted_mid_epoch_resumes_exactly(tiny_photos, tmp_path, monkeypatc
 
     interrupted = _config(tiny_photos, tmp_path / "int", epochs=2, val_every_iters=2, ema_decay=0.9)
     calls = {"n": 0}
-    real_update = trainer._update_ema
+    real_update = step.update_ema
 
     def crash_at_iteration_5(ema, model, decay):
         calls["n"] += 1
@@ -78,11 +79,11 @@ def test_interrupted_mid_epoch_resumes_exactly(tiny_photos, tmp_path, monkeypatc
             raise KeyboardInterrupt
         real_update(ema, model, decay)
 
-    monkeypatch.setattr(trainer, "_update_ema", crash_at_iteration_5)
+    monkeypatch.setattr(step, "update_ema", crash_at_iteration_5)
     with pytest.raises(KeyboardInterrupt):
         train(interrupted, progress=False)
     assert torch.load(tmp_path / "int" / "state.pt", weights_only=True)["batches_in_epoch"] == 1
-    monkeypatch.setattr(trainer, "_update_ema", real_update)
+    monkeypatch.setattr(step, "update_ema", real_update)
     train(interrupted, resume=True, progress=False)
     a, b = _weights(tmp_path / "ref" / "last.safetensors"), _weights(tmp_path / "int" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

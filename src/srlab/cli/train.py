@@ -13,9 +13,10 @@ from srlab.cli.common import flag, positive_float, positive_int
 from srlab.errors import SrlabError
 from srlab.train import distributed
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
-from srlab.train.trainer import load_run_config, train
+from srlab.train.checkpoint import run_config
+from srlab.train.trainer import train
 
-HELP = ("train a model (Adam; L1 or weighted losses incl. GAN, stages, curriculum; validation PSNR/SSIM, "
+HELP = ("train a model (Adam; weighted losses incl. GAN, stages, curriculum; validation PSNR/SSIM, "
         "checkpoints, resume; multi-GPU with torchrun)")
 
 # flag -> config key; flags left out keep the config's value.
@@ -56,7 +57,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.resume:
         if args.out is None:
             raise SrlabError("--resume needs --out RUN_DIR: the run directory to continue")
-        _apply(config, load_run_config(Path(args.out)), f"in '{Path(args.out) / 'config.yaml'}'")
+        config = run_config(Path(args.out))
     if args.config:
         _apply(config, load_yaml(args.config), f"in --config '{args.config}'")
     for name, key in _FLAG_KEYS.items():

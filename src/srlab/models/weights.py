@@ -46,6 +46,13 @@ class Checkpoint:
 
 def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, str] | None = None) -> None:
     """Write the model's weights and its spec as a safetensors file, atomically."""
+    # Serialised in memory and written through atomic_write_bytes: safetensors' own file writer
+    # creates owner-only (0600) files.
+    atomic_write_bytes(path, weights_bytes(model, metadata=metadata))
+
+
+def weights_bytes(model: nn.Module, *, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The safetensors file :func:`save_weights` writes, as bytes."""
     spec = spec_of(model)
     meta = {
         "srlab.format": FORMAT_VERSION,
@@ -56,9 +63,7 @@ def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, s
         **(metadata or {}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    # Serialised in memory and written through atomic_write_bytes: safetensors' own file writer
-    # creates owner-only (0600) files.
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    return save(tensors, metadata=meta)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:

@@ -78,7 +78,7 @@ class StageConfig:
     """A part of the run with its own objective and base learning rate (see srlab.train.stages)."""
 
     epochs: int = 1
-    # Empty: the run's `losses` (or `loss`).
+    # Empty: the run's `losses`.
     losses: list[LossTerm] = field(default_factory=list)
     # Base learning rate of the stage (0: optim.lr); the schedule restarts at every stage.
     lr: float = 0.0
@@ -119,9 +119,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     # The objective: a weighted sum of loss terms, e.g. [{name: l1, weight: 1.0}, {name: gan, weight: 0.005,
-    # params: {gan_type: ragan}}]. Empty: the single loss `loss` (weight 1).
-    losses: list[LossTerm] = field(default_factory=list)
-    loss: str = "l1"
+    # params: {gan_type: ragan}}].
+    losses: list[LossTerm] = field(default_factory=lambda: [LossTerm(name="l1", weight=1.0)])
     # Stages run in order, each for its epochs with its own losses and base learning rate (empty: one stage).
     stages: list[StageConfig] = field(default_factory=list)
     # The discriminator's optimiser (only used with a gan loss).
@@ -228,6 +227,10 @@ def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "") ->
     hints = get_type_hints(type(config))
     for key, value in overrides.items():
         path = f"{prefix}{key}"
+        if path == "loss" and isinstance(config, TrainConfig):
+            name = value if isinstance(value, str) else "l1"
+            raise SrlabError(f"unknown config key 'loss': the objective is a list of terms: "
+                             f"use losses: [{{name: {name}, weight: 1.0}}]")
         if key not in hints:
             known = ", ".join(f"{prefix}{k}" for k in hints)
             raise SrlabError(f"unknown config key '{path}': known keys are {known}")
@@ -248,11 +251,19 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise SrlabError(f"--set expects key=value, got {item!r} (e.g. --set optim.lr=1e-3)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as e:
+            raise SrlabError(
+                f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}): close its brackets "
+                "and quotes, or quote it (e.g. --set 'key=\"text\"')"
+            ) from None
         parts = key.strip().split(".")
         node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SrlabError(f"--set {item!r}: an earlier --set gave {part!r} a value, not keys: set one of them")
         node[parts[-1]] = value
     return nested
 
@@ -263,7 +274,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise SrlabError(f"config file '{path}' does not exist")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise SrlabError(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:
         return {}
@@ -322,10 +333,8 @@ def validate(config: TrainConfig) -> None:
         raise SrlabError("no validation data: pass --val_dir DIR")
     if config.schedule.kind not in _SCHEDULES:
         raise SrlabError(f"unknown schedule {config.schedule.kind!r}: use one of {', '.join(_SCHEDULES)}")
-    if config.loss not in LOSS_NAMES:
-        raise SrlabError(f"unknown loss {config.loss!r}: use one of {', '.join(LOSS_NAMES)}")
-    if config.losses and config.loss != "l1":
-        raise SrlabError(f"both loss {config.loss!r} and losses are set: keep one (losses: [{{name: {config.loss}}}])")
+    if not config.losses:
+        raise SrlabError("losses is empty: give at least one term, e.g. losses: [{name: l1, weight: 1.0}]")
     _validate_terms(config.losses, "losses")
     for i, stage in enumerate(config.stages):
         if stage.epochs < 1:

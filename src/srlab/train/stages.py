@@ -72,7 +72,7 @@ class Stage:
 
 def _terms(losses: list[LossTerm], config: TrainConfig) -> tuple[tuple[str, float, dict[str, Any]], ...]:
     if not losses:
-        losses = config.losses or [LossTerm(name=config.loss, weight=1.0)]
+        losses = config.losses
     return tuple((t.name, float(t.weight), dict(t.params)) for t in losses)
 
 

@@ -1,0 +1,73 @@
+"""The run's data: the training loader (with its epoch or curriculum sampler) and this rank's validation images.
+
+The order of training samples and their crops depends only on the seed, the epoch and the position in
+the epoch, so a resumed run continues exactly where its last checkpoint left it, whether that was at
+the end of an epoch or in its middle (:meth:`TrainData.start_epoch`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from srlab.data.datasets import EpochSampler, PatchDataset, discover_pairs, load_pair
+from srlab.train.config import TrainConfig
+from srlab.train.distributed import Dist
+from srlab.train.stages import CurriculumSampler
+
+
+@dataclass
+class TrainData:
+    loader: DataLoader
+    sampler: EpochSampler | CurriculumSampler
+    # This rank's validation images (name, lr, hr) and their positions in the whole validation list.
+    val_images: list[tuple[str, torch.Tensor, torch.Tensor]]
+    val_indices: list[int]
+    # Batches in a whole epoch (the loader's length shrinks while it skips into an epoch).
+    iters_per_epoch: int
+    # For the log's first line.
+    description: str
+
+    def start_epoch(self, epoch: int, *, skip_batches: int, batch_size: int) -> None:
+        """Make the loader yield ``epoch``'s batches from batch ``skip_batches`` on."""
+        self.sampler.set_epoch(epoch, start=skip_batches * batch_size)
+
+    def curriculum_fraction(self) -> float | None:
+        if isinstance(self.sampler, CurriculumSampler):
+            return self.sampler.fraction(self.sampler.epoch)
+        return None
+
+
+def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainData:
+    train_folder = discover_pairs(config.data.train_dir, config.scale)
+    val_folder = discover_pairs(config.data.val_dir, config.scale)
+    train_set = PatchDataset(
+        train_folder.pairs, scale=config.scale, patch_size=config.data.patch_size,
+        repeat=config.data.repeat, seed=config.seed,
+    )
+    val_pairs = val_folder.pairs[: config.data.val_max_images or None]
+    # Each rank validates every world_size-th image; the per-image scores are gathered in rank 0's order.
+    val_images = [(p.name, *load_pair(p, config.scale)) for p in val_pairs[dist.rank::dist.world_size]]
+    val_indices = list(range(len(val_pairs)))[dist.rank::dist.world_size]
+    if config.curriculum.measure != "off":
+        sampler = CurriculumSampler(
+            train_set, seed=config.seed, measure=config.curriculum.measure,
+            start_fraction=config.curriculum.start_fraction, epochs=config.curriculum.epochs, scale=config.scale,
+            rank=dist.rank, world_size=dist.world_size,
+        )
+    else:
+        sampler = EpochSampler(len(train_set), seed=config.seed, rank=dist.rank, world_size=dist.world_size)
+    loader = DataLoader(
+        train_set, batch_size=config.data.batch_size // dist.world_size, sampler=sampler,
+        num_workers=config.data.num_workers, drop_last=len(train_set) >= config.data.batch_size,
+        pin_memory=device.type == "cuda",
+        # Its own generator: the loader draws a seed for its workers at every epoch, and drawing it from
+        # the global RNG would shift that RNG between an interrupted and an uninterrupted run.
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    description = (
+        f"train {len(train_folder.pairs)} images ({train_folder.layout}) val {len(val_pairs)} images "
+        f"iters/epoch {len(loader)}"
+    )
+    return TrainData(loader, sampler, val_images, val_indices, len(loader), description)

@@ -1,0 +1,101 @@
+"""One training step.
+
+The model's forward (under autocast with ``amp``), the weighted objective
+(:class:`srlab.losses.WeightedObjective`) on ``LossInputs(sr, hr, lr, scale, uncertainty)``, the
+generator's step; then, with a ``gan`` term, the discriminator's step on its own optimiser
+(``d_optimizer``), on the same detached ``sr``; under torchrun the discriminator's gradients are
+averaged over the ranks (the generator's by the DDP wrapper). Last, the EMA update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from srlab.errors import SrlabError
+from srlab.losses import LossInputs
+from srlab.train.config import TrainConfig
+from srlab.train.distributed import Dist
+from srlab.train.state import RunState
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def train_step(
+    run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig, dist: Dist,
+    lr: float, d_lr: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Train on one batch at learning rates ``lr`` (generator) and ``d_lr`` (discriminator); returns
+    the objective's value and its terms (with ``discriminator``: the discriminator's loss)."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(config, run.device):
+        sr, uncertainty = run.net(lr_batch)
+    if run.estimator is not None:  # udl stage 2: the frozen stage-1 estimate
+        with torch.no_grad(), _autocast(config, run.device):
+            uncertainty = run.estimator(lr_batch)[1]
+    inputs = LossInputs(sr=sr.float(), hr=hr_batch, lr=lr_batch, scale=config.scale,
+                        uncertainty=None if uncertainty is None else uncertainty.float())
+    loss, terms = run.objective(inputs)
+    if not torch.isfinite(loss):
+        raise SrlabError(f"the loss became {loss.item()} at iteration {run.iteration}: lower --lr")
+    backward_step(run.optimizer, loss, run.scaler, config.optim.grad_clip)
+    if run.d_optimizer is not None:
+        for group in run.d_optimizer.param_groups:
+            group["lr"] = d_lr
+        d_loss = run.objective.discriminator_loss(inputs)
+        run.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        average_gradients(run.d_optimizer, dist)
+        run.d_optimizer.step()
+        terms = {**terms, "discriminator": d_loss.detach()}
+    if run.ema is not None:
+        update_ema(run.ema, run.model, config.ema_decay)
+    return loss, terms
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    dtype = _AMP_DTYPES.get(config.amp)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def backward_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, scaler: torch.amp.GradScaler | None,
+                  grad_clip: float) -> None:
+    """Backward and step, through the fp16 gradient scaler when there is one; clip the gradient norm."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def average_gradients(optimizer: torch.optim.Optimizer, dist: Dist) -> None:
+    """Average the gradients over the ranks (the discriminator is not DDP-wrapped)."""
+    if not dist.enabled:
+        return
+    import torch.distributed as tdist
+
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                tdist.all_reduce(p.grad)
+                p.grad.div_(dist.world_size)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for ema_p, p in zip(ema.parameters(), model.parameters()):
+        ema_p.lerp_(p, 1 - decay)
+    for ema_b, b in zip(ema.buffers(), model.buffers()):
+        ema_b.copy_(b)
