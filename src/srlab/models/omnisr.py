@@ -16,8 +16,9 @@ inside ``forward``: it takes and returns RGB in [0, 1].
 
 Padding. Block/grid/channel attention need H and W divisible by the window (8); the official
 ``forward`` zero-pads bottom/right (zero in [-1, 1], i.e. grey) to that multiple and crops the output;
-so does this one (``size_multiple=8``, ``pad_mode='inside'``). Deviation: inputs under 15 pixels, for which the official ESA
-fails (stride-2 conv then a 7x7 max-pool), are padded to 16 instead of 8; other sizes are unchanged.
+so does this one (``size_multiple=8``, ``pad_mode='inside'``: the inference path leaves it to forward).
+Deviation: inputs under 15 pixels, for which the official ESA fails (stride-2 conv then a 7x7
+max-pool), are padded to 16 instead of 8; other sizes are unchanged.
 The grid attention's dilation is H/8 x W/8 of the *padded* size, so the output of an image depends on
 the padding, and tiled inference (as the official tester does, 64-px tiles overlapping 24) differs
 slightly from whole-image inference: grid attention and channel attention over the dilated grid are
