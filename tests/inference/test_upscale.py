@@ -72,3 +72,26 @@ def test_cuda_matches_cpu(model):
     gpu = upscale_tensor(model.cuda(), lr.cuda(), tile=12).cpu()
     model.cpu()
     assert (cpu - gpu).abs().max() < 1e-4
+
+
+def test_omnisr_through_the_path_is_its_own_forward():
+    """Issue 11: Omni-SR zero-pads to its window inside forward; the path used to reflect-pad first and
+    changed every border row of a 180x320 image (by up to 0.22)."""
+    torch.manual_seed(0)
+    model = srlab.create_model("omnisr", scale=2, args={"num_feat": 16, "res_num": 1}).eval()
+    lr = torch.rand(1, 3, 180, 320)  # 180 is not a multiple of the window (8)
+    with torch.no_grad():
+        assert torch.equal(upscale_tensor(model, lr), model(lr))
+
+
+def test_tiles_of_a_model_that_pads_inside_match_the_whole_image():
+    """The path leaves the padding to the model, tiles included: tiles start on the window grid, so the
+    last row and column of tiles are padded by the same amount as the whole image."""
+    torch.manual_seed(0)
+    args = {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2, "window_size": 4}
+    model = srlab.create_model("swinir_light", scale=2, args=args).double().eval()
+    lr = torch.rand(1, 3, 37, 30, dtype=torch.float64)
+    whole = upscale_tensor(model, lr)
+    tiled = upscale_tensor(model, lr, tile=8)
+    assert (whole - tiled).abs().max() < 1e-12
+    assert (whole - upscale_tensor(model, lr, tile=8, tile_overlap=0)).abs().max() > 1e-3

@@ -21,6 +21,15 @@ def test_create_model_records_its_spec():
     assert spec.info.size_multiple == 6
 
 
+def test_derived_metadata_is_computed_from_the_hyper_parameters_the_model_is_built_with():
+    info = ModelInfo(paper="x", size_multiple=lambda a: a["window"], receptive_radius=lambda a: 3 * a["window"])
+    resolved = info.resolve({"window": 4})
+    assert (resolved.size_multiple, resolved.receptive_radius, resolved.paper) == (4, 12, "x")
+    default, deep = build_model("rdsr_s", scale=2), build_model("rdsr_s", scale=2, args={"num_blocks": 10})
+    assert spec_of(deep).info.receptive_radius > spec_of(default).info.receptive_radius
+    assert spec_of(default).info == model_info("rdsr_s")
+
+
 def test_hyper_parameter_overrides_and_typos():
     model = build_model("rdsr_s", scale=2, args={"channels": 16})
     assert spec_of(model).args["channels"] == 16

@@ -7,8 +7,11 @@ import pytest
 import torch
 
 import srlab
+from srlab.inference.upscale import upscale_tensor
+from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.models import list_models, model_info, paper_parameter_count
 from srlab.models.reparam import has_deploy_form, is_deployed
+from srlab.models.registry import spec_of
 from srlab.models.weights import save_weights
 
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
@@ -17,6 +20,16 @@ HEAVY = {"edsr", "drcn", "elan", "ipt", "swinir", "swin2sr", "swin2sr_compressed
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {"esrt": ".weight1.scale"}
 LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
+# Reduced hyper-parameters of the heavy models, for the checks that only need their structure.
+SMALL_ARGS = {
+    "edsr": {"channels": 16, "num_blocks": 2},
+    "drcn": {"channels": 16, "recursions": 2},
+    "elan": {"c_elan": 12, "m_elan": 2},
+    "ipt": {"num_layers": 1},
+    "swinir": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
+    "swin2sr": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
+    "swin2sr_compressed": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
+}
 
 # Parameters as the papers count them (srlab.models.paper_parameter_count: trainable parameters of the
 # inference form, less ModelInfo.uncounted_parameters), exact per scale, and the published figure they
@@ -240,8 +253,6 @@ def test_cuda_matches_cpu_and_half_precision_where_declared(name, scale, monkeyp
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in HEAVY])
 def test_the_generic_inference_path_serves_every_model(name):
     # What `srlab upscale` runs: pad to the model's size multiple, tile, crop; whole and tiled.
-    from srlab.inference.upscale import upscale_tensor
-
     scale = model_info(name).scales[0]
     torch.manual_seed(0)
     model = srlab.deploy(srlab.create_model(name, scale=scale).eval())
@@ -251,3 +262,71 @@ def test_the_generic_inference_path_serves_every_model(name):
         tiled = upscale_tensor(model, x, tile=12, tile_overlap=4)
     assert whole.shape == tiled.shape == (3, 21 * scale, 27 * scale)
     assert torch.isfinite(whole).all() and torch.isfinite(tiled).all()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_the_generic_inference_path_computes_the_models_own_function(name):
+    """The path (what `srlab upscale` and `srlab eval` run) changes nothing: on a size that needs no
+    padding its output is the bare forward; on one that does, it follows the declared convention: the
+    bare forward for a model that pads inside (as its official code does), else the forward of the
+    image padded in the declared mode, cropped."""
+    info = model_info(name)
+    scale, multiple = info.scales[0], info.size_multiple
+    torch.manual_seed(0)
+    model = srlab.create_model(name, scale=scale, args=SMALL_ARGS.get(name)).double().eval()
+    aligned = torch.rand(1, 3, round_up(16, multiple), round_up(20, multiple), dtype=torch.float64)
+    unaligned = torch.rand(1, 3, 17, 23, dtype=torch.float64)  # needs padding unless the multiple is 1
+    with torch.no_grad():
+        assert (upscale_tensor(model, aligned) - model(aligned)).abs().max() <= 1e-12
+        if info.pad_mode == "inside":
+            expected = model(unaligned)
+        else:
+            expected = model(pad_to_multiple(unaligned, multiple, info.pad_mode))[..., : 17 * scale, : 23 * scale]
+        assert (upscale_tensor(model, unaligned) - expected).abs().max() <= 1e-12
+
+
+def test_models_that_pad_themselves_say_so():
+    """A model whose forward pads to its multiple must declare pad_mode 'inside', or the path would
+    pad first (in its own mode) and change the model's border rows and columns."""
+    torch.manual_seed(0)
+    for name in list_models():
+        info = model_info(name)
+        if info.size_multiple == 1:
+            continue
+        model = srlab.create_model(name, scale=info.scales[0], args=SMALL_ARGS.get(name)).eval()
+        seen = []
+        model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
+        upscale_tensor(model, torch.rand(3, info.size_multiple + 1, info.size_multiple + 1))
+        padded_by_path = seen[-1] != (info.size_multiple + 1,) * 2
+        assert padded_by_path == (info.pad_mode != "inside"), name
+
+
+def test_every_model_states_its_origin_and_licence():
+    for name in list_models():
+        info = model_info(name)
+        assert info.origin == "srlab" or info.origin.startswith(("https://", "http://")), name
+        assert info.licence in {"Apache-2.0", "MIT", "unknown"}, (name, info.licence)
+
+
+@pytest.mark.parametrize(("name", "args", "multiple"), [
+    ("swinir_light", {"window_size": 4}, 4),
+    ("swin2sr_light", {"window_size": 4}, 4),
+    ("omnisr", {"window_size": 4}, 4),
+    ("tcfdn", {"window_size": 4}, 4),
+])
+def test_the_size_multiple_follows_the_window_size(name, args, multiple):
+    small = {"swinir_light": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
+             "swin2sr_light": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
+             "omnisr": {"num_feat": 16, "res_num": 1}, "tcfdn": {"channels": 12, "num_blocks": 1, "num_heads": 2}}
+    torch.manual_seed(0)
+    default = spec_of(srlab.create_model(name, scale=2, args=small[name])).info
+    model = srlab.create_model(name, scale=2, args={**small[name], **args}).double().eval()
+    info = spec_of(model).info
+    assert model_info(name).size_multiple == default.size_multiple == 8 and info.size_multiple == multiple
+    assert info.receptive_radius < default.receptive_radius  # smaller windows reach less far
+    x = torch.rand(1, 3, 17, 19, dtype=torch.float64)  # a multiple of neither 4 nor 8
+    with torch.no_grad():
+        whole = upscale_tensor(model, x)
+        assert (whole - model(x)).abs().max() <= 1e-12
+        tiled = upscale_tensor(model, x, tile=8, tile_overlap=info.receptive_radius)
+    assert tiled.shape == whole.shape == (1, 3, 34, 38)

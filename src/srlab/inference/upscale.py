@@ -1,10 +1,12 @@
 """Generic super-resolution of a tensor by any registered model.
 
-Every model declares its size requirement (``ModelInfo.size_multiple``) and how far it looks
-(``ModelInfo.receptive_radius``); this module pads the LR input to the required multiple, optionally
-splits it into tiles that overlap by at least the receptive radius, and crops the result. Tiles start
-on multiples of the size multiple and only their overlap-free cores are kept, so the tiled result
-equals the untiled one while memory stays bounded by the tile size.
+Every model declares its size requirement (``ModelInfo.size_multiple``), how sizes that are not a
+multiple are padded (``ModelInfo.pad_mode``) and how far it looks (``ModelInfo.receptive_radius``).
+This module pads the LR input to the required multiple in that mode (or leaves it to the model, for
+models that pad inside their forward as their official code does: then the path computes exactly the
+model's own function), optionally splits it into tiles that overlap by at least the receptive radius,
+and crops the result. Tiles start on multiples of the size multiple and only their overlap-free cores
+are kept, so the tiled result equals the untiled one while memory stays bounded by the tile size.
 
 ``self_ensemble=True`` runs that whole path (padding, tiling, cropping) on each of the eight
 rotated/flipped copies of the input and averages the results mapped back (``srlab.inference.ensemble``).
@@ -13,11 +15,11 @@ rotated/flipped copies of the input and averages the results mapped back (``srla
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.inference.ensemble import self_ensemble as _self_ensemble
+from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.models.registry import spec_of
 
 
@@ -30,20 +32,6 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise SrlabError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    height, width = x.shape[-2:]
-    pad_h, pad_w = _round_up(height, multiple) - height, _round_up(width, multiple) - width
-    if pad_h == 0 and pad_w == 0:
-        return x
-    # Reflection keeps image statistics at the border; it needs the pad to be smaller than the side.
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 @torch.inference_mode()
@@ -76,7 +64,9 @@ def upscale_tensor(
         x = x.to(device=param.device, dtype=param.dtype)
     height, width = x.shape[-2:]
     multiple = max(1, info.size_multiple)
-    padded = _pad_to_multiple(x, multiple)
+    # A model that pads inside gets the image (and the last row/column of tiles) unpadded: it pads them
+    # itself, in its own mode, by the same amount, since tiles start on multiples.
+    padded = x if info.pad_mode == "inside" else pad_to_multiple(x, multiple, info.pad_mode)
 
     if tile is None or tile >= max(padded.shape[-2:]):
         out = model(padded)
@@ -86,7 +76,7 @@ def upscale_tensor(
         overlap = info.receptive_radius if tile_overlap is None else tile_overlap
         if overlap < 0:
             raise SrlabError(f"--tile_overlap must be >= 0, got {overlap}")
-        out = _tiled(model, padded, scale, _round_up(tile, multiple), _round_up(overlap, multiple))
+        out = _tiled(model, padded, scale, round_up(tile, multiple), round_up(overlap, multiple))
     out = out[..., : height * scale, : width * scale]
     return out[0] if single else out
 

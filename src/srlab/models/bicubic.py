@@ -24,7 +24,15 @@ class Bicubic(nn.Module):
         return bicubic_upscale(x, self.scale, quantize=self.matlab_uint8)
 
 
-@register_model(ModelInfo(paper="Keys (1981), MATLAB imresize bicubic", scales=(2, 3, 4, 8), receptive_radius=4))
+@register_model(
+    ModelInfo(
+        paper="Keys (1981), MATLAB imresize bicubic",
+        origin="srlab",
+        licence="Apache-2.0",
+        scales=(2, 3, 4, 8),
+        receptive_radius=4,
+    )
+)
 def bicubic(*, scale: int, matlab_uint8: bool = True) -> Bicubic:
     """MATLAB bicubic upscaling; ``matlab_uint8=False`` keeps full float precision (16-bit inputs)."""
     return Bicubic(scale=scale, matlab_uint8=matlab_uint8)

@@ -200,15 +200,17 @@ _PAPER = (
 )
 
 
-def _info(num_block: int, scales: tuple[int, ...]) -> ModelInfo:
+def _info(scales: tuple[int, ...]) -> ModelInfo:
     return ModelInfo(
         paper=_PAPER,
+        origin="https://github.com/xiaom233/BSRN",
+        licence="MIT",
         scales=scales,
         size_multiple=1,
         # Per block: four 3x3 convs (4 px) plus ESA, whose mask looks ~40 LR px away (strided conv,
         # 7x7/3 max pool, three 3x3 convs on the 1/6 grid, bilinear upsampling); + fea_conv, c2 and the
         # upsampler. CCA pools globally, so no finite overlap makes tiling exact.
-        receptive_radius=44 * num_block + 3,
+        receptive_radius=lambda a: 44 * a["num_block"] + 3,
         reparameterizable=False,
         # With mean-based CCA statistics (no large fp16 sums), float16 matches float32 to 2.2e-3 (BSRN)
         # and 2.4e-3 (BSRN-S) on Set5 baby x4 with the official weights (measured on CPU).
@@ -216,13 +218,13 @@ def _info(num_block: int, scales: tuple[int, ...]) -> ModelInfo:
     )
 
 
-@register_model(_info(8, (2, 3, 4)))
+@register_model(_info((2, 3, 4)))
 def bsrn(*, scale: int, num_feat: int = 64, num_block: int = 8) -> BSRN:
     """The paper's BSRN (official ``BSRN(num_feat=64, num_block=8)``): 332K / 340K / 352K parameters."""
     return BSRN(scale=scale, num_feat=num_feat, num_block=num_block)
 
 
-@register_model(_info(5, (4,)))
+@register_model(_info((4,)))
 def bsrn_s(*, scale: int, num_feat: int = 48, num_block: int = 5) -> BSRN:
     """BSRN-S, the NTIRE 2022 ESR entry (official ``RFDNFINALB5(num_feat=48, num_block=5)``): 156K at x4."""
     return BSRN(scale=scale, num_feat=num_feat, num_block=num_block, linear=True)

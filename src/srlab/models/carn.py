@@ -250,6 +250,8 @@ def _info() -> ModelInfo:
             "Ahn et al., Fast, Accurate, and Lightweight Super-Resolution with Cascading Residual "
             "Network, ECCV 2018"
         ),
+        origin="https://github.com/nmhkahn/CARN-pytorch",
+        licence="MIT",
         scales=(2, 3, 4),
         size_multiple=1,
         # entry 1 + 3 blocks x 6 stacked 3x3 convs + upsampling conv(s) + exit: ~22 LR pixels.

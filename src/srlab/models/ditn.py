@@ -25,7 +25,7 @@ Deviations from the official code (none change the state dict or the output):
 - the official ``LayerNorm_type`` / ``bias`` arguments of ITL/SAL are unused apart from the FFN and
   attention-output convs having no bias (kept).
 The official model takes RGB in [0, 1] (test.py divides by 255) and reflect-pads to a multiple of 8,
-then crops: so does this one (``size_multiple=8``).
+then crops: so does this one (``size_multiple=8``, ``pad_mode='inside'``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -169,28 +170,27 @@ class DITN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        p = self.patch_size
-        pad_h, pad_w = (-height) % p, (-width) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        shallow = self.sft(x)
+        shallow = self.sft(pad_to_multiple(x, self.patch_size, "reflect"))
         deep = self.conv_after_body(self.UFONE(shallow))
         out = self.upsample(deep + shallow)
         return out[..., : height * self.scale, : width * self.scale]
 
 
-# Receptive radius in LR pixels: sft 3x3 (1) + an ITL patch (7, patches are aligned to the 8-pixel
-# grid that tiles start on) + per SAL 5x5 (2) + dilated 7x7 (9) + FFN 3x3 (1) + the two 3x3 convs
-# after the body (2); 1 + 7 + 4 * 12 + 2 = 58, rounded up to the 8-pixel grid.
+# Receptive radius in LR pixels: sft 3x3 (1) + per UFONE an ITL patch (7, patches are aligned to the
+# 8-pixel grid that tiles start on) and per SAL 5x5 (2) + dilated 7x7 (9) + FFN 3x3 (1) + the two 3x3
+# convs after the body (2); 1 + 7 + 4 * 12 + 2 = 58 by default, rounded up to the 8-pixel grid.
 @register_model(
     ModelInfo(
         paper=(
             "Liu et al., Unfolding Once is Enough: A Deployment-Friendly Transformer Unit for "
             "Super-Resolution, ACM MM 2023 (released DITN_Real architecture)"
         ),
+        origin="https://github.com/yongliuy/DITN",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
-        size_multiple=8,
-        receptive_radius=64,
+        size_multiple=8,  # the unfolding's patch size (fixed)
+        pad_mode="inside",
+        receptive_radius=lambda a: round_up(1 + a["ufone_blocks"] * (7 + 12 * a["sal_blocks"]) + 2, 8),
         reparameterizable=False,
         half_precision_safe=True,
     )

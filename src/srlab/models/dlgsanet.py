@@ -216,25 +216,27 @@ class DLGSANet(nn.Module):
         return self.upsample(features) + mean
 
 
-def _info(groups: int, blocks: int) -> ModelInfo:
+def _info() -> ModelInfo:
     # The sparse attention is global (every output pixel depends on the whole image), so no finite
     # radius bounds it; the overlap covers the convolutional reach: per layer pair 3 (hyper-network
     # 7x7) + 3 (dynamic 7x7) + 1 + 1 (FFN 3x3s) + 1 (qkv 3x3), per BuildBlock a 3x3 more, plus embed,
-    # final 3x3 and upsampling conv.
+    # final 3x3 and upsampling conv (7x7: the window size).
     return ModelInfo(
         paper=(
             "Li et al., DLGSANet: Lightweight Dynamic Local and Global Self-Attention Networks for Image "
             "Super-Resolution, ICCV 2023"
         ),
+        origin="https://github.com/NeonLeexiang/DLGSANet",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
         size_multiple=1,
-        receptive_radius=groups * (9 * blocks + 1) + 3,
+        receptive_radius=lambda a: a["groups"] * ((2 * (a["window_size"] // 2) + 3) * a["blocks"] + 1) + 3,
         reparameterizable=False,
         half_precision_safe=True,
     )
 
 
-@register_model(_info(groups=3, blocks=3))
+@register_model(_info())
 def dlgsanet_tiny(
     *,
     scale: int,
@@ -259,7 +261,7 @@ def dlgsanet_tiny(
     )
 
 
-@register_model(_info(groups=4, blocks=3))
+@register_model(_info())
 def dlgsanet_light(
     *,
     scale: int,

@@ -93,10 +93,14 @@ class DRCN(nn.Module):
 @register_model(
     ModelInfo(
         paper="Kim et al., Deeply-Recursive Convolutional Network for Image Super-Resolution (CVPR 2016)",
+        # The authors' project page (MATLAB test code and models, no licence stated).
+        origin="https://cv.snu.ac.kr/research/DRCN/",
+        licence="unknown",
         scales=(2, 3, 4),
         size_multiple=1,
-        # 20 convolutions of radius 1 = 20 HR pixels (10 LR pixels at x2) plus the bicubic kernel's 2.
-        receptive_radius=12,
+        # 2 embedding + the recursions + 2 reconstruction convolutions of radius 1 = 20 HR pixels (10 LR
+        # pixels at x2) plus the bicubic kernel's 2.
+        receptive_radius=lambda a: -(-(a["recursions"] + 4) // 2) + 2,
         reparameterizable=False,
         half_precision_safe=True,
         # The papers' tables count weights only (1,774K = 1,774,080 conv weights + 16 w_d).

@@ -56,7 +56,7 @@ from torch import nn
 from srlab.data.resize import bicubic_upscale
 from srlab.metrics.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.models.reparam import conv_from, identity_kernel, merge_1x1_then_kxk
-from srlab.models.registry import ModelInfo, register_model
+from srlab.models.registry import Derived, ModelInfo, register_model
 
 _EDGE_MASKS = {
     "conv1x1-sobelx": ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0)),
@@ -345,9 +345,11 @@ class ECBSR(_ResidualShuffle):
         return ECBSRET.from_plain(plain) if self.et else plain
 
 
-def _info(paper: str, *, receptive_radius: int) -> ModelInfo:
+def _info(paper: str, *, origin: str, receptive_radius: Derived) -> ModelInfo:
     return ModelInfo(
         paper=paper,
+        origin=origin,
+        licence="Apache-2.0",
         scales=(2, 3, 4),
         size_multiple=1,
         receptive_radius=receptive_radius,
@@ -362,16 +364,23 @@ _PAPER = (
 )
 
 
-# M + 2 stacked 3x3 convolutions (one LR pixel each) and, on Y, the bicubic chroma's 2: 20 covers
-# every published variant (M <= 16).
-@register_model(_info(_PAPER, receptive_radius=20))
+# M + 2 stacked 3x3 convolutions (one LR pixel each) and, on Y, the bicubic chroma's 2.
+@register_model(
+    _info(_PAPER, origin="https://github.com/xindongzhang/ECBSR", receptive_radius=lambda a: a["num_modules"] + 4)
+)
 def ecbsr(*, scale: int, num_modules: int = 16, channels: int = 64, with_idt: bool = False) -> ECBSR:
     """ECBSR on the Y channel (default M16C64; published M4C8, M4C16, M8C16, M10C32)."""
     return ECBSR(scale=scale, num_modules=num_modules, channels=channels, colors=1, with_idt=with_idt, et=False)
 
 
-# M + 2 3x3 convolutions: 8 covers M4C16, M4C32 and M6C40.
-@register_model(_info(_PAPER + " as retrained on RGB DIV2K by the ETDS authors (CVPR 2023)", receptive_radius=8))
+# M + 2 3x3 convolutions.
+@register_model(
+    _info(
+        _PAPER + " as retrained on RGB DIV2K by the ETDS authors (CVPR 2023)",
+        origin="https://github.com/ECNUSR/ETDS",
+        receptive_radius=lambda a: a["num_modules"] + 2,
+    )
+)
 def ecbsr_etds(*, scale: int, num_modules: int = 4, channels: int = 16) -> ECBSR:
     """The ETDS authors' RGB ECBSR (loads ECNUSR/ETDS ``ECBSR_ET_M{4C16,4C32,6C40}_x{2,3,4}.pth``)."""
     return ECBSR(scale=scale, num_modules=num_modules, channels=channels, colors=3, with_idt=False, et=True)

@@ -73,25 +73,27 @@ class EDSR(nn.Module):
         return self.add_mean(self.tail(x)) / _RGB_RANGE
 
 
-def _info(num_blocks: int) -> ModelInfo:
+def _info() -> ModelInfo:
     return ModelInfo(
         paper="Lim et al., Enhanced Deep Residual Networks for Single Image Super-Resolution (CVPRW 2017)",
+        origin="https://github.com/sanghyun-son/EDSR-PyTorch",
+        licence="MIT",
         scales=(2, 3, 4),
         size_multiple=1,
         # head + 2 convs per block + body conv + upsampler conv + tail conv (<= 1 LR px each).
-        receptive_radius=2 * num_blocks + 8,
+        receptive_radius=lambda a: 2 * a["num_blocks"] + 8,
         reparameterizable=False,
         half_precision_safe=True,
     )
 
 
-@register_model(_info(num_blocks=16))
+@register_model(_info())
 def edsr_baseline(*, scale: int, channels: int = 64, num_blocks: int = 16, res_scale: float = 1.0) -> EDSR:
     """EDSR-baseline: 16 blocks, 64 channels, no residual scaling (1.37M / 1.55M / 1.52M)."""
     return EDSR(scale=scale, channels=channels, num_blocks=num_blocks, res_scale=res_scale)
 
 
-@register_model(_info(num_blocks=32))
+@register_model(_info())
 def edsr(*, scale: int, channels: int = 256, num_blocks: int = 32, res_scale: float = 0.1) -> EDSR:
     """The full EDSR: 32 blocks, 256 channels, residual scaling 0.1 (40.7M / 43.7M / 43.1M)."""
     return EDSR(scale=scale, channels=channels, num_blocks=num_blocks, res_scale=res_scale)

@@ -34,11 +34,11 @@ from collections.abc import Sequence
 from functools import reduce
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.elan import ELAB
 from srlab.layers.mean_shift import MeanShift
+from srlab.layers.padding import pad_to_multiple
 from srlab.models.registry import ModelInfo, register_model
 
 # DIV2K RGB mean of the official MeanShift (rgb_std = 1).
@@ -82,18 +82,9 @@ class ELAN(nn.Module):
         )
         self.tail = nn.Sequential(nn.Conv2d(c_elan, colors * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        pad_h, pad_w = (m - h % m) % m, (m - w % m) % m
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = self.sub_mean(self._pad(x) * RGB_RANGE)
+        x = self.sub_mean(pad_to_multiple(x, self.size_multiple, "reflect") * RGB_RANGE)
         x = self.head(x)
         x = self.body(x) + x
         x = self.add_mean(self.tail(x))
@@ -108,12 +99,15 @@ def _receptive_radius(*, m_elan: int, window: int, multiple: int) -> int:
     return -(-radius // multiple) * multiple
 
 
-def _info(paper: str, *, m_elan: int) -> ModelInfo:
+def _info(paper: str) -> ModelInfo:
     return ModelInfo(
         paper=paper,
+        origin="https://github.com/xindongzhang/ELAN",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
-        size_multiple=16,  # lcm of the window sizes 4, 8, 16; forward also pads to it itself
-        receptive_radius=_receptive_radius(m_elan=m_elan, window=16, multiple=16),
+        size_multiple=16,  # lcm of the window sizes 4, 8, 16; forward pads to it itself
+        pad_mode="inside",
+        receptive_radius=lambda a: _receptive_radius(m_elan=a["m_elan"], window=16, multiple=16),
         reparameterizable=False,
         # Unscaled Q Q^T logits (no 1/sqrt(d)) on [0, 255]-scale features: with untrained BatchNorm
         # statistics they can exceed float16's range (estimate, not measured on a GPU).
@@ -124,7 +118,7 @@ def _info(paper: str, *, m_elan: int) -> ModelInfo:
 _PAPER = "Zhang et al., Efficient Long-Range Attention Network for Image Super-resolution, ECCV 2022"
 
 
-@register_model(_info(f"{_PAPER} (ELAN-light)", m_elan=24))
+@register_model(_info(f"{_PAPER} (ELAN-light)"))
 def elan_light(
     *, scale: int, c_elan: int = 60, m_elan: int = 24, n_share: int = 1, r_expand: int = 2
 ) -> ELAN:
@@ -134,7 +128,7 @@ def elan_light(
     )
 
 
-@register_model(_info(f"{_PAPER} (ELAN)", m_elan=36))
+@register_model(_info(f"{_PAPER} (ELAN)"))
 def elan(*, scale: int, c_elan: int = 180, m_elan: int = 36, r_expand: int = 2) -> ELAN:
     """The full ELAN (configs/elan_x4.yml): 36 ELABs of 180 channels, no attention sharing.
 

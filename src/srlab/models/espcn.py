@@ -68,9 +68,11 @@ class ESPCNETDS(nn.Module):
         return torch.sigmoid(self.pixel_shuffle(self.conv3(x)))
 
 
-def _info(paper: str) -> ModelInfo:
+def _info(paper: str, *, origin: str, licence: str) -> ModelInfo:
     return ModelInfo(
         paper=paper,
+        origin=origin,
+        licence=licence,
         scales=(2, 3, 4),
         size_multiple=1,
         # 5x5 + 3x3 + 3x3 in LR pixels (2 + 1 + 1), bicubic chroma needs 2.
@@ -80,13 +82,26 @@ def _info(paper: str) -> ModelInfo:
     )
 
 
-@register_model(_info("Shi et al., Real-Time Single Image and Video Super-Resolution ... (ESPCN, CVPR 2016)"))
+# No official code was released: the origin is the PyTorch port whose names this follows.
+@register_model(
+    _info(
+        "Shi et al., Real-Time Single Image and Video Super-Resolution ... (ESPCN, CVPR 2016)",
+        origin="https://github.com/yjn870/ESPCN-pytorch",
+        licence="unknown",
+    )
+)
 def espcn(*, scale: int, channels: int = 64, mid_channels: int = 32) -> ESPCN:
     """ESPCN on the Y channel, as in the paper."""
     return ESPCN(scale=scale, channels=channels, mid_channels=mid_channels)
 
 
-@register_model(_info("ESPCN (CVPR 2016) as retrained on RGB DIV2K by the ETDS authors (CVPR 2023)"))
+@register_model(
+    _info(
+        "ESPCN (CVPR 2016) as retrained on RGB DIV2K by the ETDS authors (CVPR 2023)",
+        origin="https://github.com/ECNUSR/ETDS",
+        licence="Apache-2.0",
+    )
+)
 def espcn_etds(*, scale: int, channels: int = 64, mid_channels: int = 32) -> ESPCNETDS:
     """The ETDS authors' RGB ESPCN (loads ECNUSR/ETDS ``ESPCN_x{2,3,4}.pth``)."""
     return ESPCNETDS(scale=scale, channels=channels, mid_channels=mid_channels)

@@ -234,6 +234,8 @@ class ESRT(nn.Module):
 @register_model(
     ModelInfo(
         paper="Lu et al., Transformer for Single Image Super-Resolution (ESRT), CVPRW 2022",
+        origin="https://github.com/luissen/ESRT",
+        licence="MIT",
         scales=(2, 3, 4),
         size_multiple=1,
         # Not a strict bound: EMHA attends within segments of H/4 full-width rows. The convolutional

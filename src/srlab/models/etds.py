@@ -162,14 +162,16 @@ class ETDS(nn.Module):
         return fused
 
 
-def _info(num_block: int) -> ModelInfo:
+def _info() -> ModelInfo:
     return ModelInfo(
         paper="Chao et al., Equivalent Transformation and Dual Stream Network Construction for Mobile "
         "Image Super-Resolution, CVPR 2023",
+        origin="https://github.com/ECNUSR/ETDS",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
         size_multiple=1,
         # num_block + 2 stacked 3x3 convolutions, one LR pixel each.
-        receptive_radius=num_block + 2,
+        receptive_radius=lambda a: a["num_block"] + 2,
         reparameterizable=True,
         half_precision_safe=True,
     )
@@ -179,25 +181,25 @@ def _build(scale: int, num_block: int, num_feat: int, num_residual_feat: int) ->
     return ETDS(scale=scale, num_in_ch=3, num_block=num_block, num_feat=num_feat, num_residual_feat=num_residual_feat)
 
 
-@register_model(_info(num_block=5))
+@register_model(_info())
 def etds_t(*, scale: int, num_block: int = 5, num_feat: int = 16, num_residual_feat: int = 3) -> ETDS:
     """ETDS-T (M5C16)."""
     return _build(scale, num_block, num_feat, num_residual_feat)
 
 
-@register_model(_info(num_block=4))
+@register_model(_info())
 def etds_s(*, scale: int, num_block: int = 4, num_feat: int = 32, num_residual_feat: int = 3) -> ETDS:
     """ETDS-S (M4C32)."""
     return _build(scale, num_block, num_feat, num_residual_feat)
 
 
-@register_model(_info(num_block=6))
+@register_model(_info())
 def etds_m(*, scale: int, num_block: int = 6, num_feat: int = 32, num_residual_feat: int = 3) -> ETDS:
     """ETDS-M (M6C32)."""
     return _build(scale, num_block, num_feat, num_residual_feat)
 
 
-@register_model(_info(num_block=7))
+@register_model(_info())
 def etds_l(*, scale: int, num_block: int = 7, num_feat: int = 48, num_residual_feat: int = 3) -> ETDS:
     """ETDS-L (M7C48)."""
     return _build(scale, num_block, num_feat, num_residual_feat)

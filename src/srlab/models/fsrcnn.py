@@ -64,27 +64,40 @@ class FSRCNN(nn.Module):
         return ycbcr_to_rgb(torch.cat((y, cbcr), dim=1))
 
 
-def _info(paper: str) -> ModelInfo:
+def _info(paper: str, *, origin: str, licence: str) -> ModelInfo:
     return ModelInfo(
         paper=paper,
+        origin=origin,
+        licence=licence,
         scales=(2, 3, 4),
         size_multiple=1,
-        # 5x5 head (2) + four 3x3 (4) + the 9x9 transposed conv (4 HR px <= 2 LR px).
-        receptive_radius=8,
+        # 5x5 head (2) + m 3x3 (4) + the 9x9 transposed conv (4 HR px <= 2 LR px).
+        receptive_radius=lambda a: a["m"] + 4,
         reparameterizable=False,
         half_precision_safe=True,
     )
 
 
 @register_model(
-    _info("Dong et al., Accelerating the Super-Resolution Convolutional Neural Network (ECCV 2016)")
+    _info(
+        "Dong et al., Accelerating the Super-Resolution Convolutional Neural Network (ECCV 2016)",
+        # The authors' project page (Caffe/MATLAB code, no licence stated).
+        origin="http://mmlab.ie.cuhk.edu.hk/projects/FSRCNN.html",
+        licence="unknown",
+    )
 )
 def fsrcnn(*, scale: int, d: int = 56, s: int = 12, m: int = 4) -> FSRCNN:
     """FSRCNN(56, 12, 4) on the Y channel, as in the paper."""
     return FSRCNN(scale=scale, colors=1, d=d, s=s, m=m)
 
 
-@register_model(_info("FSRCNN (ECCV 2016) as retrained on RGB DIV2K by the ETDS authors (CVPR 2023)"))
+@register_model(
+    _info(
+        "FSRCNN (ECCV 2016) as retrained on RGB DIV2K by the ETDS authors (CVPR 2023)",
+        origin="https://github.com/ECNUSR/ETDS",
+        licence="Apache-2.0",
+    )
+)
 def fsrcnn_etds(*, scale: int, d: int = 56, s: int = 12, m: int = 4) -> FSRCNN:
     """The ETDS authors' RGB FSRCNN (loads ECNUSR/ETDS ``FSRCNN_x{2,3,4}.pth``)."""
     return FSRCNN(scale=scale, colors=3, d=d, s=s, m=m)

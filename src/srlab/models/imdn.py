@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers import ContrastChannelAttention
+from srlab.layers.padding import round_up
 from srlab.models.registry import ModelInfo, register_model
 
 _NEG_SLOPE = 0.05  # the official LeakyReLU slope
@@ -93,11 +94,13 @@ class IMDN(nn.Module):
             "Hui et al., 'Lightweight Image Super-Resolution with Information Multi-distillation Network', "
             "ACM MM 2019"
         ),
+        origin="https://github.com/Zheng222/IMDN",
+        licence="unknown",
         scales=(2, 3, 4),
         size_multiple=1,
         # 4 convs per block x 6 blocks + head, LR_conv and upsampler (3x3 each), rounded up. CCA pools
         # globally, so no finite overlap makes tiling exact; this bounds the convolutional field.
-        receptive_radius=32,
+        receptive_radius=lambda a: round_up(4 * a["num_modules"] + 3, 8),
         reparameterizable=False,
         # With mean-based CCA statistics (no large sums), float16 matches float32 to 2.4e-3 on
         # Set5 baby x4 with the official weights.

@@ -337,6 +337,8 @@ class IPT(nn.Module):
 @register_model(
     ModelInfo(
         paper="Chen et al., Pre-Trained Image Processing Transformer (IPT), CVPR 2021",
+        origin="https://github.com/huawei-noah/Pretrained-IPT",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
         # forward tiles any size into the 48x48 crops the body needs (official forward_chop).
         size_multiple=1,

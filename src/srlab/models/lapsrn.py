@@ -142,11 +142,14 @@ class LapSRN(nn.Module):
             "Lai et al., Deep Laplacian Pyramid Networks for Fast and Accurate Super-Resolution "
             "(CVPR 2017)"
         ),
+        origin="https://github.com/phoenix104104/LapSRN",
+        licence="MIT",
         scales=(2, 4, 8),
         size_multiple=1,
-        # In LR pixels at x8: input conv 1 + the coarsest level's 10 convs + up-conv 1 (12); the
-        # finer levels add 11/2 + 11/4 (+ residual convs and the bilinear image branch, < 2): < 22.
-        receptive_radius=26,
+        # In LR pixels at x8: input conv 1 + the coarsest level's depth (10) convs + up-conv 1 (12); the
+        # finer levels add 11/2 + 11/4 (+ residual convs and the bilinear image branch, < 2): < 22
+        # = 2 * depth + 2; 26 leaves a margin.
+        receptive_radius=lambda a: 2 * (a["depth"] + 3),
         reparameterizable=False,
         half_precision_safe=True,
         # The papers' tables count convolution weights only (813K = 812,768 at x4): see the docstring.

@@ -16,8 +16,9 @@ inside ``forward``: it takes and returns RGB in [0, 1].
 
 Padding. Block/grid/channel attention need H and W divisible by the window (8); the official
 ``forward`` zero-pads bottom/right (zero in [-1, 1], i.e. grey) to that multiple and crops the output;
-so does this one (``size_multiple=8``). Deviation: inputs under 15 pixels, for which the official ESA
-fails (stride-2 conv then a 7x7 max-pool), are padded to 16 instead of 8; other sizes are unchanged.
+so does this one (``size_multiple=8``, ``pad_mode='inside'``: the inference path leaves it to forward).
+Deviation: inputs under 15 pixels, for which the official ESA fails (stride-2 conv then a 7x7
+max-pool), are padded to 16 instead of 8; other sizes are unchanged.
 The grid attention's dilation is H/8 x W/8 of the *padded* size, so the output of an image depends on
 the padding, and tiled inference (as the official tester does, 64-px tiles overlapping 24) differs
 slightly from whole-image inference: grid attention and channel attention over the dilated grid are
@@ -52,10 +53,10 @@ not implemented.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.omni import OmniESA, OSABlock
+from srlab.layers.padding import pad_to_multiple
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -91,15 +92,11 @@ class OmniSR(nn.Module):
         self.output = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=bias)
         self.up = nn.Sequential(nn.Conv2d(num_feat, 3 * scale * scale, 3, padding=1, bias=bias), nn.PixelShuffle(scale))
 
-    def _padded(self, size: int) -> int:
-        w = self.window_size
-        minimum = -(-15 // w) * w  # OmniESA needs >= 15 px; the official code fails below that
-        return max(-(-size // w) * w, minimum)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         x = x * 2 - 1  # the official [-1, 1] range (Normalize(0.5, 0.5)); a new tensor
-        x = F.pad(x, (0, self._padded(w) - w, 0, self._padded(h) - h))  # zeros, as the official
+        # zeros (grey in [-1, 1]), as the official; OmniESA needs >= 15 px, the official code fails below
+        x = pad_to_multiple(x, self.window_size, "zeros", min_size=15)
         shallow = self.input(x)
         out = self.up(self.output(self.residual_layer(shallow)) + shallow)
         out = out[:, :, : h * self.scale, : w * self.scale]
@@ -115,13 +112,16 @@ _THOP_UNSEEN = ("rel_pos_bias", "temperature") + tuple(f".layer.{i}.norm." for i
 @register_model(
     ModelInfo(
         paper="Wang et al., 'Omni Aggregation Networks for Lightweight Image Super-Resolution', CVPR 2023",
+        origin="https://github.com/Francis0625/Omni-SR",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
-        # block, grid and channel attention need multiples of the window (8); forward pads too.
-        size_multiple=8,
+        # block, grid and channel attention need multiples of the window (8); forward zero-pads to it.
+        size_multiple=lambda a: a["window_size"],
+        pad_mode="inside",
         # Grid attention and grid channel attention are global over the (padded) image, so no finite
-        # radius makes tiling exact; 32 LR px bounds the local part (4 windows) and exceeds the
+        # radius makes tiling exact; 4 windows (32 LR px) bound the local part and exceed the
         # official tester's own 24-px tile overlap.
-        receptive_radius=32,
+        receptive_radius=lambda a: 4 * a["window_size"],
         reparameterizable=False,
         half_precision_safe=False,  # not verified: no official weights to test float16 with
         uncounted_parameters=_THOP_UNSEEN,

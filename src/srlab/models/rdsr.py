@@ -116,18 +116,20 @@ class RDSR(nn.Module):
         return self.upsample(self.tail(fused))
 
 
-def _info(num_blocks: int) -> ModelInfo:
+def _info() -> ModelInfo:
     return ModelInfo(
         paper="srlab study, 'Possible Architecture' (residual distillation + CA + ESA)",
+        origin="srlab",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
         # ESA works on a 6x coarser grid; aligning tiles to it makes tiled == untiled.
         size_multiple=6,
         # 3 convs per block + head + tail, plus ESA's ~60 px field; rounded up to the grid.
-        receptive_radius=6 * ((3 * num_blocks + 2 + 60) // 6 + 1),
+        receptive_radius=lambda a: 6 * ((3 * a["num_blocks"] + 2 + 60) // 6 + 1),
     )
 
 
-@register_model(_info(num_blocks=4))
+@register_model(_info())
 def rdsr_s(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic"
 ) -> RDSR:
@@ -135,7 +137,7 @@ def rdsr_s(
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
 
 
-@register_model(_info(num_blocks=6))
+@register_model(_info())
 def rdsr(
     *, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16, init: str = "bicubic"
 ) -> RDSR:

@@ -3,11 +3,14 @@
 A variant is a keyword-only factory ``def name(*, scale: int, <hyper-parameters with defaults>)``
 decorated with :func:`register_model`, which also records the model's metadata as data
 (:class:`ModelInfo`). The generic inference path (padding, tiling, cropping) reads that metadata, so no
-model needs an inference script of its own.
+model needs an inference script of its own. Metadata that follows from hyper-parameters (the size
+multiple of a window size, the receptive radius of a depth) is declared as a function of them and
+evaluated for the hyper-parameters a model is built with, so it is never stated twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +19,15 @@ from typing import Any
 from torch import nn
 
 from srlab.errors import SrlabError
+from srlab.layers import padding
+
+# A field that depends on hyper-parameters: a function of the resolved hyper-parameters (the factory's
+# defaults updated with the arguments given), e.g. ``size_multiple=lambda a: a["window_size"]``.
+Derived = Callable[[Mapping[str, Any]], int]
+# "inside": the model's forward pads to its size multiple itself, the way its official code does, and
+# crops; the inference path then passes images (and tiles) as they are. Otherwise the mode in which
+# the inference path pads the bottom/right of the image before calling the model.
+PAD_MODES = ("inside", *padding.PAD_MODES)
 
 
 @dataclass(frozen=True)
@@ -23,17 +35,34 @@ class ModelInfo:
     """What the toolkit needs to know about an architecture, declared once beside it."""
 
     paper: str
+    # Where the architecture's official code lives (URL; "srlab" for architectures that exist only
+    # here) and that code's licence (SPDX identifier; "unknown" where the authors state none).
+    origin: str = ""
+    licence: str = ""
     scales: tuple[int, ...] = (2, 3, 4)
-    # LR height and width must be multiples of this; the inference path pads (reflect) and crops.
-    # Tiles start at multiples of it too, so tiled inference sees the same grid as untiled.
-    size_multiple: int = 1
+    # LR height and width must be multiples of this; sizes that are not are padded as ``pad_mode``
+    # says and the output cropped. Tiles start at multiples of it too, so tiled inference sees the
+    # same grid as untiled.
+    size_multiple: int | Derived = 1
+    pad_mode: str = "reflect"
     reparameterizable: bool = False
     half_precision_safe: bool = True
     # How far (in LR pixels) one output pixel looks into the input; the default tile overlap.
-    receptive_radius: int = 16
+    receptive_radius: int | Derived = 16
     # Parameters the paper leaves out of its count (name substrings), beyond the frozen ones and the
     # training-only branches that every count leaves out (see paper_parameter_count).
     uncounted_parameters: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
+
+    def resolve(self, args: Mapping[str, Any]) -> ModelInfo:
+        """This info with its derived fields evaluated for the hyper-parameters ``args``."""
+        derived = {
+            f.name: value(args) for f in dataclasses.fields(self) if callable(value := getattr(self, f.name))
+        }
+        return dataclasses.replace(self, **derived)
 
 
 @dataclass(frozen=True)
@@ -95,7 +124,9 @@ def model_entry(name: str) -> _Entry:
 
 
 def model_info(name: str) -> ModelInfo:
-    return model_entry(name).info
+    """The metadata of a variant built with its default hyper-parameters."""
+    entry = model_entry(name)
+    return entry.info.resolve(entry.defaults())
 
 
 def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None) -> nn.Module:
@@ -127,7 +158,7 @@ def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None)
     except (ValueError, RuntimeError, ZeroDivisionError) as e:
         raise SrlabError(f"model {name!r} cannot be built with {args}: {e}") from None
     resolved = {**defaults, **args}
-    model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=entry.info)
+    model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=entry.info.resolve(resolved))
     return model
 
 

@@ -109,32 +109,34 @@ _PAPER = (
 )
 
 
-def _info(num_modules: int, scales: tuple[int, ...]) -> ModelInfo:
+def _info(scales: tuple[int, ...]) -> ModelInfo:
     return ModelInfo(
         paper=_PAPER,
+        origin="https://github.com/njulj/RFDN",
+        licence="MIT",
         scales=scales,
         size_multiple=1,
         # Per block: four 3x3 convs (4 px) plus ESA, whose mask looks ~40 LR px away (strided conv,
         # 7x7/3 max pool, three 3x3 convs on the 1/6 grid, bilinear upsampling); + head, LR_conv, tail.
-        receptive_radius=44 * num_modules + 4,
+        receptive_radius=lambda a: 44 * a["num_modules"] + 4,
         reparameterizable=False,
         half_precision_safe=True,
     )
 
 
-@register_model(_info(6, (2, 3, 4)))
+@register_model(_info((2, 3, 4)))
 def rfdn(*, scale: int, channels: int = 48, num_modules: int = 6) -> RFDN:
     """The paper's RFDN (nf=48, 6 RFDBs): 534K / 541K / 550K parameters; no official weights."""
     return RFDN(scale=scale, channels=channels, num_modules=num_modules)
 
 
-@register_model(_info(6, (2, 3, 4)))
+@register_model(_info((2, 3, 4)))
 def rfdn_l(*, scale: int, channels: int = 52, num_modules: int = 6) -> RFDN:
     """The paper's RFDN-L (nf=52, 6 RFDBs): 626K / 633K / 643K parameters; no official weights."""
     return RFDN(scale=scale, channels=channels, num_modules=num_modules)
 
 
-@register_model(_info(4, (4,)))
+@register_model(_info((4,)))
 def rfdn_aim(*, scale: int, channels: int = 50, num_modules: int = 4) -> RFDN:
     """The released AIM 2020 model (official ``RFDN()`` defaults, nf=50, 4 RFDBs, x4): 433,448
     parameters; its weights (``RFDN_AIM.pth``) expect [0, 255], converted inside ``forward``."""

@@ -115,19 +115,21 @@ class RLFN(nn.Module):
 _ESA_RADIUS = 32
 
 
-def _info(num_blocks: int) -> ModelInfo:
+def _info() -> ModelInfo:
     return ModelInfo(
         paper="Kong et al., 'Residual Local Feature Network for Efficient Super-Resolution', CVPRW 2022",
+        origin="https://github.com/bytedance/RLFN",
+        licence="Apache-2.0",
         scales=(2, 3, 4),
         size_multiple=1,
         # conv_1, conv_2 and the upsampler conv (3 px) plus, per block, 3 convs and one ESA.
-        receptive_radius=3 + num_blocks * (3 + _ESA_RADIUS),
+        receptive_radius=lambda a: 3 + a["num_blocks"] * (3 + _ESA_RADIUS),
         reparameterizable=False,
         half_precision_safe=True,
     )
 
 
-@register_model(_info(num_blocks=6))
+@register_model(_info())
 def rlfn(*, scale: int, channels: int = 52, num_blocks: int = 6, esa_channels: int = 16) -> RLFN:
     """RLFN (official ``RLFN(feature_channels=52)``), ~527K parameters at x2."""
     return RLFN(
@@ -139,7 +141,7 @@ def rlfn(*, scale: int, channels: int = 52, num_blocks: int = 6, esa_channels: i
     )
 
 
-@register_model(_info(num_blocks=6))
+@register_model(_info())
 def rlfn_s(*, scale: int, channels: int = 48, num_blocks: int = 6, esa_channels: int = 16) -> RLFN:
     """RLFN-S (official ``RLFN_S(feature_channels=48)``), ~455K parameters at x2."""
     return RLFN(
@@ -151,7 +153,7 @@ def rlfn_s(*, scale: int, channels: int = 48, num_blocks: int = 6, esa_channels:
     )
 
 
-@register_model(_info(num_blocks=4))
+@register_model(_info())
 def rlfn_ntire(
     *, scale: int, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4, esa_channels: int = 16
 ) -> RLFN:

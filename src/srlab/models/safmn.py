@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.models.registry import ModelInfo, register_model
+from srlab.models.registry import Derived, ModelInfo, register_model
 
 MIN_SIDE = 8  # SAFM pools to H // 8 (SAFMN's coarsest level, SAFMN++'s only one)
 
@@ -220,9 +220,11 @@ _SAFMN_BLOCK_RADIUS = 20  # 2 * 8 + 1 (pooled path) + 1 (CCM 3x3), with margin
 _SAFMNPP_BLOCK_RADIUS = 28  # 1 (proj 3x3) + 3 * 8 + 1 (pooled path, bilinear) + 1 (CCM 3x3), with margin
 
 
-def _info(paper: str, scales: tuple[int, ...], radius: int) -> ModelInfo:
+def _info(paper: str, scales: tuple[int, ...], radius: Derived, *, origin: str, licence: str) -> ModelInfo:
     return ModelInfo(
         paper=paper,
+        origin=origin,
+        licence=licence,
         scales=scales,
         size_multiple=1,  # adaptive pooling takes any size >= 8 (see the module docstring)
         receptive_radius=radius,
@@ -232,23 +234,31 @@ def _info(paper: str, scales: tuple[int, ...], radius: int) -> ModelInfo:
 
 
 _PAPER = "Sun et al., Spatially-Adaptive Feature Modulation for Efficient Image Super-Resolution, ICCV 2023"
+_OFFICIAL = {"origin": "https://github.com/sunny2109/SAFMN", "licence": "Apache-2.0"}
 
 
-@register_model(_info(_PAPER, (2, 3, 4), 8 * _SAFMN_BLOCK_RADIUS + 2))
+@register_model(_info(_PAPER, (2, 3, 4), lambda a: a["n_blocks"] * _SAFMN_BLOCK_RADIUS + 2, **_OFFICIAL))
 def safmn(*, scale: int, dim: int = 36, n_blocks: int = 8, ffn_scale: float = 2.0) -> SAFMN:
     """SAFMN, the efficient-SR model (~0.23 M parameters)."""
     return SAFMN(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale)
 
 
-@register_model(_info(_PAPER + " (SAFMN-L, classic SR)", (2, 3, 4), 16 * _SAFMN_BLOCK_RADIUS + 2))
+@register_model(
+    _info(_PAPER + " (SAFMN-L, classic SR)", (2, 3, 4), lambda a: a["n_blocks"] * _SAFMN_BLOCK_RADIUS + 2, **_OFFICIAL)
+)
 def safmn_l(*, scale: int, dim: int = 128, n_blocks: int = 16, ffn_scale: float = 2.0) -> SAFMN:
     """SAFMN-L, the large model of the paper's classic-SR comparison (~5.6 M parameters)."""
     return SAFMN(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale)
 
 
 @register_model(
-    _info("SAFMN++, NTIRE 2024 Efficient SR challenge entry (team 23) by the SAFMN authors", (4,),
-          6 * _SAFMNPP_BLOCK_RADIUS + 3)
+    _info(
+        "SAFMN++, NTIRE 2024 Efficient SR challenge entry (team 23) by the SAFMN authors",
+        (4,),
+        lambda a: a["n_blocks"] * _SAFMNPP_BLOCK_RADIUS + 3,
+        origin="https://github.com/Amazingren/NTIRE2024_ESR",
+        licence="MIT",
+    )
 )
 def safmn_pp(*, scale: int, dim: int = 36, n_blocks: int = 6, ffn_scale: float = 1.5) -> SAFMNPP:
     """SAFMN++ as released for NTIRE 2024 (x4, ~0.21 M parameters)."""

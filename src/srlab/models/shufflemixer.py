@@ -139,15 +139,16 @@ class ShuffleMixer(nn.Module):
         return residual + base
 
 
-def _info(*, kernel_size: int, n_blocks: int) -> ModelInfo:
+def _info() -> ModelInfo:
     # LR-pixel reach: head 3x3 (1) + per block two depth-wise KxK convs and one 3x3 conv; the HR tail
     # 3x3 and the bilinear base add at most 1 LR pixel each; +2 spare.
-    radius = 1 + n_blocks * (2 * (kernel_size // 2) + 1) + 2 + 2
     return ModelInfo(
         paper="Sun, Pan, Tang, 'ShuffleMixer: An Efficient ConvNet for Image Super-Resolution', NeurIPS 2022",
+        origin="https://github.com/sunny2109/ShuffleMixer",
+        licence="MIT",
         scales=(2, 3, 4),
         size_multiple=1,  # padded convs and pixel shuffle only: any input size
-        receptive_radius=radius,
+        receptive_radius=lambda a: 1 + a["n_blocks"] * (2 * (a["kernel_size"] // 2) + 1) + 2 + 2,
         reparameterizable=False,
         # LayerNorm statistics are computed by F.layer_norm (float32 accumulation under half); not
         # verified with trained weights (none are available locally).
@@ -155,7 +156,7 @@ def _info(*, kernel_size: int, n_blocks: int) -> ModelInfo:
     )
 
 
-@register_model(_info(kernel_size=3, n_blocks=5))
+@register_model(_info())
 def shufflemixer_tiny(
     *, scale: int, n_feats: int = 32, kernel_size: int = 3, n_blocks: int = 5, mlp_ratio: int = 2
 ) -> ShuffleMixer:
@@ -165,7 +166,7 @@ def shufflemixer_tiny(
     )
 
 
-@register_model(_info(kernel_size=7, n_blocks=5))
+@register_model(_info())
 def shufflemixer(
     *, scale: int, n_feats: int = 64, kernel_size: int = 7, n_blocks: int = 5, mlp_ratio: int = 2
 ) -> ShuffleMixer:

@@ -35,8 +35,8 @@ Deviations from the official code (none changes the released model's output):
     Kernels are split on every eval forward instead of in a ``_prepare`` step after ``eval()``, so
     changing weights in eval mode needs no extra call.
   * the architecture needs an even LR size (2x2 average pool, then a stride-2 transposed conv). The
-    model declares ``size_multiple=2`` so the generic inference path pads (reflect, bottom/right), and
-    forward pads odd sizes itself the same way and crops the output. The official test instead crops
+    model declares ``size_multiple=2``; forward reflect-pads odd sizes (bottom/right) itself and crops
+    the output, and the generic inference path leaves that to it. The official test instead crops
     the LR image to even size (and HR to twice that), which changes the scored images of odd-sized LR
     inputs (e.g. Set14 x2 comic, flowers, zebra).
   * the official trainer updates tau through a ``_set_tau`` method that no module defines, so its tau
@@ -52,6 +52,7 @@ from torch import nn
 
 from srlab.layers.attention import CALayer
 from srlab.layers.mean_shift import MeanShift
+from srlab.layers.padding import pad_to_multiple
 from srlab.models.registry import ModelInfo, register_model
 
 RGB_RANGE = 255.0
@@ -279,11 +280,7 @@ class SMSR(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        pad_h, pad_w = height % 2, width % 2
-        if pad_h or pad_w:
-            mode = "reflect" if height > 1 and width > 1 else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        x0 = self.sub_mean(x * RGB_RANGE)
+        x0 = self.sub_mean(pad_to_multiple(x, 2, "reflect") * RGB_RANGE)
         shallow = self.head(x0)
         features, sparsity = [], []
         fea = shallow
@@ -335,9 +332,12 @@ def mask_statistics(model: SMSR) -> dict[str, float]:
 @register_model(
     ModelInfo(
         paper="Wang et al., 'Exploring Sparsity in Image Super-Resolution for Efficient Inference', CVPR 2021",
+        origin="https://github.com/LongguangWang/SMSR",
+        licence="unknown",
         scales=(2, 3, 4),
         # 2x2 average pool then a stride-2 transposed conv in every spatial-mask branch.
         size_multiple=2,
+        pad_mode="inside",
         # head 2 + 5 SMMs x (4 convs, mask branch ~7) + collect 1 + tail 1 + bicubic 2; channel
         # attention is global, so no radius is exact.
         receptive_radius=64,

@@ -200,6 +200,8 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
     return ModelInfo(
         paper="Wan et al., Swift Parameter-free Attention Network for Efficient Super-Resolution, "
         "CVPR Workshops (NTIRE) 2024",
+        origin="https://github.com/hongyuanyu/SPAN",
+        licence="Apache-2.0",
         scales=scales,
         size_multiple=1,
         # 21 stacked 3x3 convolutions (conv_1, 6 x 3 in the blocks, conv_2, upsampler), 1 LR pixel each.

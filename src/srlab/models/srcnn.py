@@ -50,6 +50,9 @@ class SRCNN(nn.Module):
 @register_model(
     ModelInfo(
         paper="Dong et al., Image Super-Resolution Using Deep Convolutional Networks (TPAMI 2016), 9-5-5",
+        # The authors' project page (Caffe/MATLAB code, no licence stated).
+        origin="http://mmlab.ie.cuhk.edu.hk/projects/SRCNN.html",
+        licence="unknown",
         scales=(2, 3, 4),
         size_multiple=1,
         # 4 + 2 + 2 = 8 HR pixels of convolution plus the bicubic kernel's 2 LR pixels.

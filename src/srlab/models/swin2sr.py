@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.padding import pad_to_multiple
 from srlab.models.registry import ModelInfo, register_model
 from srlab.models.swinir import SwinIR, Upsample, _radius
 
@@ -82,7 +83,7 @@ class Swin2SR(SwinIR):
             raise ValueError("forward_with_aux needs the 'pixelshuffle_aux' upsampler (swin2sr_compressed)")
         h, w = x.shape[-2:]
         mean = self.mean.to(x.dtype)
-        lr = self.pad(x) - mean
+        lr = pad_to_multiple(x, self.window_size, "reflect") - mean
         shallow = self.conv_first(lr)
         features = self.conv_after_body(self.forward_features(shallow)) + shallow
         out, aux = self._aux_reconstruct(features, lr, (h, w))
@@ -92,7 +93,21 @@ class Swin2SR(SwinIR):
 _PAPER = "Conde et al., Swin2SR: SwinV2 Transformer for Compressed Image Super-Resolution and Restoration (ECCVW 2022)"
 
 
-@register_model(ModelInfo(paper=_PAPER, scales=(2, 3, 4), size_multiple=8, receptive_radius=_radius(24, 7)))
+def _info(scales: tuple[int, ...], *, other_convs: int) -> ModelInfo:
+    """Swin2SR pads to the window inside forward as SwinIR; ``other_convs``: the 3x3 convs outside the
+    residual groups (see swinir._radius)."""
+    return ModelInfo(
+        paper=_PAPER,
+        origin="https://github.com/mv-lab/swin2sr",
+        licence="Apache-2.0",
+        scales=scales,
+        size_multiple=lambda a: a["window_size"],
+        pad_mode="inside",
+        receptive_radius=_radius(other_convs),
+    )
+
+
+@register_model(_info((2, 3, 4), other_convs=3))
 def swin2sr_light(
     *,
     scale: int,
@@ -110,7 +125,7 @@ def swin2sr_light(
     )
 
 
-@register_model(ModelInfo(paper=_PAPER, scales=(2, 3, 4), size_multiple=8, receptive_radius=_radius(36, 12)))
+@register_model(_info((2, 3, 4), other_convs=6))
 def swin2sr(
     *,
     scale: int,
@@ -128,7 +143,7 @@ def swin2sr(
     )
 
 
-@register_model(ModelInfo(paper=_PAPER, scales=(4,), size_multiple=8, receptive_radius=_radius(36, 20)))
+@register_model(_info((4,), other_convs=14))
 def swin2sr_compressed(
     *,
     scale: int,

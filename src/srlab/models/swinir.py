@@ -26,7 +26,7 @@ Deviations from the official code:
 - No ``img_size`` argument (only that mask and the flops() estimate used it); no stochastic depth
   (drop_path only acts in training); only the '1conv' residual connection of these variants.
 - An input smaller than the padding it needs falls back to replicate padding (the official reflect pad
-  raises there); the generic inference path pads before calling forward, so this rarely matters.
+  raises there).
 - Parameter counting: the SwinIR-light table (878K / 886K / 897K) leaves out the relative position bias
   tables (24 x 225 x 6 = 32,400 entries), the classical table (11.75M / 11.94M / 11.90M) counts all
   parameters; each variant declares its convention (``ModelInfo.uncounted_parameters``).
@@ -35,13 +35,15 @@ Deviations from the official code:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.layers.swin import RSTB, PatchEmbed, init_swin_weights, tokens_to_map
-from srlab.models.registry import ModelInfo, register_model
+from srlab.models.registry import Derived, ModelInfo, register_model
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
@@ -125,16 +127,6 @@ class SwinIR(nn.Module):
             self.upsample = Upsample(scale, num_feat)
             self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
 
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad bottom/right to a multiple of the window size (reflect, as the official model)."""
-        h, w = x.shape[-2:]
-        ws = self.window_size
-        pad_h, pad_w = (-h) % ws, (-w) % ws
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x_size = (x.shape[2], x.shape[3])
         tokens = self.patch_embed(x)
@@ -152,17 +144,22 @@ class SwinIR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         mean = self.mean.to(x.dtype)
-        lr = self.pad(x) - mean  # img_range 1: no rescaling
+        lr = pad_to_multiple(x, self.window_size, "reflect") - mean  # as check_image_size; img_range 1
         shallow = self.conv_first(lr)
         features = self.conv_after_body(self.forward_features(shallow)) + shallow
         out = self.reconstruct(features, lr, (h, w)) + mean
         return out[..., : h * self.scale, : w * self.scale]
 
 
-def _radius(num_blocks: int, num_convs: int, window_size: int = 8) -> int:
-    """A window block moves information at most ws - 1 tokens, a 3x3 conv 1; rounded up to the window."""
-    reach = num_blocks * (window_size - 1) + num_convs
-    return -(-reach // window_size) * window_size
+def _radius(other_convs: int) -> Derived:
+    """A window block moves information at most ws - 1 tokens, a 3x3 conv 1 (one per group and
+    ``other_convs`` more); rounded up to the window."""
+
+    def radius(a: Mapping[str, Any]) -> int:
+        reach = a["num_groups"] * (a["depth"] * (a["window_size"] - 1) + 1) + other_convs
+        return round_up(reach, a["window_size"])
+
+    return radius
 
 
 _PAPER = "Liang et al., SwinIR: Image Restoration Using Swin Transformer (ICCVW 2021)"
@@ -172,9 +169,12 @@ _PAPER = "Liang et al., SwinIR: Image Restoration Using Swin Transformer (ICCVW 
     ModelInfo(
         paper=_PAPER,
         scales=(2, 3, 4),
-        size_multiple=8,
+        origin="https://github.com/JingyunLiang/SwinIR",
+        licence="Apache-2.0",
+        size_multiple=lambda a: a["window_size"],
+        pad_mode="inside",
         # 24 window blocks x 7 + conv_first, 4 group convs, conv_after_body, upsampler conv = 175 -> 176.
-        receptive_radius=_radius(24, 7),
+        receptive_radius=_radius(3),
         # The SwinIR-light table (878K/886K/897K) leaves out the relative position bias tables.
         uncounted_parameters=("relative_position_bias_table",),
     )
@@ -200,10 +200,13 @@ def swinir_light(
     ModelInfo(
         paper=_PAPER,
         scales=(2, 3, 4),
-        size_multiple=8,
+        origin="https://github.com/JingyunLiang/SwinIR",
+        licence="Apache-2.0",
+        size_multiple=lambda a: a["window_size"],
+        pad_mode="inside",
         # 36 window blocks x 7 + conv_first, 6 group convs, conv_after_body, conv_before_upsample and
         # the upsampler / last convs (<= 3 LR pixels) = 264.
-        receptive_radius=_radius(36, 12),
+        receptive_radius=_radius(6),
     )
 )
 def swinir(

@@ -46,11 +46,15 @@ stated so that nobody mistakes this model for a reproduction:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers import ESA
+from srlab.layers.padding import pad_to_multiple
 from srlab.layers.swin import (
     WindowAttention,
     init_swin_weights,
@@ -189,19 +193,9 @@ class TCFDN(nn.Module):
         self.upsampler = nn.Sequential(nn.Conv2d(channels, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
         init_swin_weights(self)  # linear layers trunc-normal (std 0.02), LayerNorms at identity
 
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad bottom/right to a multiple of the window size: reflect, or replicate where the input is
-        too small to reflect."""
-        h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.window_size, (-w) % self.window_size
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        shallow = self.fea_conv(self.pad(x))  # pad returns a new tensor or x itself, never modified
+        shallow = self.fea_conv(pad_to_multiple(x, self.window_size, "reflect"))
         features = shallow
         outputs = []
         for i in range(1, self.num_blocks + 1):
@@ -219,19 +213,22 @@ _PAPER = (
 )
 
 
-def _radius(num_blocks: int, window_size: int) -> int:
+def _radius(a: Mapping[str, Any]) -> int:
     """Per TCFDB: 3 ESTLs (window attention reaches ws - 1 tokens, the depth-wise conv 1), c4 (1) and
     ESA (~40 LR pixels through its strided conv, 7x7/3 pool and three 3x3 convs on the coarse grid);
     plus fea_conv, LR_conv and the upsampling conv."""
-    return num_blocks * (3 * window_size + 1 + 40) + 3
+    return a["num_blocks"] * (3 * a["window_size"] + 1 + 40) + 3
 
 
 @register_model(
     ModelInfo(
         paper=_PAPER,
         scales=(2, 3, 4),
-        size_multiple=8,
-        receptive_radius=_radius(6, 8),
+        origin="srlab",
+        licence="Apache-2.0",
+        size_multiple=lambda a: a["window_size"],
+        pad_mode="inside",
+        receptive_radius=_radius,
         reparameterizable=False,
         half_precision_safe=False,  # not verified: no weights to test float16 with
         # SwinIR-light's convention (the paper's own counting convention could not be checked).
