@@ -67,10 +67,11 @@ def local_weighted_sum(im: Tensor, window: Tensor) -> Tensor:
     """MATLAB ``imfilter(im, window, 'replicate')`` on an (H, W) float64 image, summing the taps one at a time
     in row-major order.
 
-    Not ``conv2d``: its BLAS kernel sums in an order that depends on the CPU's vector width. Where a neighbourhood is symmetric or flat, ``im - mu`` is zero in exact arithmetic and
-    its computed value is rounding noise whose sign decides on which side of the AGGD fit the coefficient
-    counts: one flipped sign moves a block's betas by up to ~1e-4. A fixed order of correctly rounded multiplies
-    and adds makes the features the same on every CPU (and bit-identical to ``scipy.ndimage.correlate``).
+    Not ``conv2d``: its BLAS kernel sums in an order that depends on the CPU's vector width. Where a
+    neighbourhood is symmetric or flat, ``im - mu`` is zero in exact arithmetic and its computed value is
+    rounding noise whose sign decides on which side of the AGGD fit the coefficient counts: one flipped
+    sign moves a block's betas by up to ~1e-4. A fixed order of correctly rounded multiplies and adds
+    makes the features the same on every CPU (and bit-identical to ``scipy.ndimage.correlate``).
     """
     k = window.shape[0]
     h, w = im.shape
