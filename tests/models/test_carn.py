@@ -143,7 +143,7 @@ def test_one_model_serves_every_scale(name):
         outputs = {s: model(x, s) for s in SCALES}
         default = model(x)
         explicit = model(x, model.scale)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="scales 2, 3 and 4, not 5"):
             model(x, 5)
     for s, y in outputs.items():
         assert y.shape == (1, 3, 9 * s, 11 * s)

@@ -170,7 +170,7 @@ def test_etds_checkpoint_keys_and_shapes(name, scale):
 @pytest.mark.parametrize(("paper_form", "etds"), [("fsrcnn", "fsrcnn_etds"), ("espcn", "espcn_etds")])
 def test_etds_retrains_do_not_fit_the_paper_form(paper_form, etds):
     """Why they are separate variants: RGB (3 channels) vs the paper's Y channel (and other names)."""
-    with pytest.raises(srlab.SrlabError):
+    with pytest.raises(srlab.SrlabError, match=f"does not fit model '{paper_form}' x2"):
         srlab.create_model(paper_form, scale=2, checkpoint=WEIGHTS / ETDS_FILES[etds].format(2))
 
 

@@ -306,7 +306,7 @@ def test_ecbsr_etds_zeroed_is_nearest_rgb():
 
 @needs_weights
 def test_etds_weights_do_not_fit_the_y_channel_form():
-    with pytest.raises(srlab.SrlabError):
+    with pytest.raises(srlab.SrlabError, match="does not fit model 'ecbsr' x2: 131 missing"):
         srlab.create_model("ecbsr", scale=2, checkpoint=_etds_file("M4C16", 2), args={"num_modules": 4, "channels": 16})
 
 

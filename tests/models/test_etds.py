@@ -199,7 +199,7 @@ def test_state_dict_round_trip(tmp_path, form):
 
 
 def test_invalid_channels():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need num_feat > num_residual_feat >= 3, got 3 and 3"):
         ETDS(scale=2, num_in_ch=3, num_block=2, num_feat=3, num_residual_feat=3)
 
 

@@ -135,7 +135,7 @@ def test_compressed_model_also_returns_the_auxiliary_lr_prediction():
         assert torch.equal(out, model(x))
     assert out.shape == (1, 3, 52, 64)
     assert aux.shape == (1, 3, 16, 16)  # on the window-padded LR grid, as the official output
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="forward_with_aux needs the 'pixelshuffle_aux' upsampler"):
         _model("swin2sr_light", 2).forward_with_aux(x)
 
 

@@ -188,7 +188,7 @@ def test_a_plain_or_basicsr_checkpoint_loads_strictly(tmp_path, wrap):
         assert torch.equal(loaded(x), model(x))
     state["B1.c1_r.attn.attn_mask"] = torch.zeros(4, 64, 64)  # nothing derived is accepted silently
     torch.save(state, path)
-    with pytest.raises(Exception):
+    with pytest.raises(srlab.SrlabError, match=r"1 unexpected \(e.g. B1.c1_r.attn.attn_mask\)"):
         srlab.create_model("tcfdn", scale=4, checkpoint=path)
 
 
