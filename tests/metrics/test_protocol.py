@@ -14,8 +14,8 @@ from PIL import Image
 from srlab.errors import SrlabError
 from srlab.metrics import PAPER_PROTOCOL, EvalProtocol, MeanMeter, ScoreAccumulator, psnr, ssim
 from srlab.metrics.color import rgb_to_y
+from conftest import BENCHMARKS, needs_shared
 
-BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 SET5 = BENCHMARKS / "Set5"
 SCORES = SET5 / "SR_RCAN" / "matlab_scores.txt"
 
@@ -46,7 +46,7 @@ def _sr_path(scale: int, name: str) -> Path:
     raise FileNotFoundError(f"no RCAN x{scale} output for {name} under {SET5 / 'SR_RCAN'}")
 
 
-@pytest.mark.skipif(not SCORES.exists(), reason=f"benchmark images not found at {BENCHMARKS}")
+@needs_shared(SCORES)
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_golden_matlab_rcan_set5(scale: int) -> None:
     expected = _matlab_scores()[scale]

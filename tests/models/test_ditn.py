@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -11,12 +8,8 @@ from srlab.models.ditn import ISA, UFONE
 from srlab.models.registry import model_info
 from srlab.models.weights import save_weights
 from srlab.profile.macs import macs_720p
+from conftest import OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-WEIGHTS = SHARED / "official-weights"
-
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 # sum(p.numel()) of the official DITN_Real(upscale=s) (paper-results.md §2 and the reference's
 # param_count for x2 / x4); all trainable. The paper's bicubic DITN / DITN-Tiny were not released as code,
@@ -57,7 +50,7 @@ def test_parameter_count_by_hand():
 
 
 def _official(key):
-    return json.loads(REFERENCE.read_text())[key]
+    return official_state_dicts()[key]
 
 
 @needs_reference
@@ -169,11 +162,10 @@ def test_official_format_checkpoint_loads(tmp_path):
             assert torch.equal(v, loaded.state_dict()[k])
 
 
+@needs_weights
 def test_no_official_weights_stored():
     """No DITN weights are in srlab's store (they are on Google Drive): nothing to evaluate against."""
-    if not WEIGHTS.is_dir():
-        pytest.skip("official weights not present")
-    assert not [p for p in WEIGHTS.rglob("*") if "ditn" in p.name.lower()]
+    assert not [p for p in OFFICIAL_WEIGHTS.rglob("*") if "ditn" in p.name.lower()]
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,10 +9,8 @@ from srlab.models.dlgsanet import LayerNorm2d, SparseAttention
 from srlab.models.registry import model_info
 from srlab.models.weights import save_weights
 from srlab.profile.macs import lr_size_for_720p, macs_720p
+from conftest import OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-WEIGHTS = SHARED / "official-weights"
 
 VARIANTS = {"dlgsanet_tiny": 3, "dlgsanet_light": 4}  # name -> groups (BuildBlocks)
 # sum(p.numel()) of the official DLGSANet (paper-results.md §2, "(arch)"); published (DLGSANet README
@@ -130,10 +125,10 @@ def test_state_dict_matches_official_names(name, scale):
     assert "mean" not in model.state_dict()  # the official mean is a plain attribute
 
 
-@pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
+@needs_reference
 def test_reference_has_no_dlgsanet_listing():
     """If the reference ever lists DLGSANet, this test must be extended to compare with it."""
-    assert not [k for k in json.loads(REFERENCE.read_text()) if "dlgsa" in k.lower()]
+    assert not [k for k in official_state_dicts() if "dlgsa" in k.lower()]
 
 
 def test_model_info():
@@ -250,11 +245,10 @@ def test_official_format_checkpoint_loads(tmp_path):
         assert torch.equal(v, loaded.state_dict()[k])
 
 
+@needs_weights
 def test_no_official_lightweight_weights_stored():
     """The official README says the lightweight models' weights were lost; none are in srlab's store."""
-    if not WEIGHTS.is_dir():
-        pytest.skip("official weights not present")
-    assert not [p for p in WEIGHTS.rglob("*") if "dlgsa" in p.name.lower()]
+    assert not [p for p in OFFICIAL_WEIGHTS.rglob("*") if "dlgsa" in p.name.lower()]
 
 
 def _analytic_macs(groups, scale):

@@ -4,8 +4,6 @@ No official ELAN weights were released (xindongzhang/ELAN has none; /work/shared
 none), so the published PSNR/SSIM (ELAN-light Set5 38.17 / 34.64 / 32.43 dB, 2nd-hand) cannot be checked.
 """
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +16,8 @@ from srlab.layers.mean_shift import DIV2K_MEAN
 from srlab.models.elan import ELAN
 from srlab.models.weights import save_weights
 from srlab.profile.macs import lr_size_for_720p, macs_720p
+from conftest import needs_reference, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 SCALES = (2, 3, 4)
 
@@ -49,7 +45,7 @@ FVCORE_G = {2: 201.34, 3: 89.48, 4: 53.72}
 
 @pytest.fixture(scope="module")
 def reference():
-    return json.loads(REFERENCE.read_text())
+    return official_state_dicts()
 
 
 @pytest.mark.parametrize("scale", SCALES)

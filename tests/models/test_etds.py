@@ -1,8 +1,6 @@
 """ETDS (CVPR 2023): dual-stream training form, its equivalent plain inference form, official weights."""
 
 import functools
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,14 +12,8 @@ from srlab.models.etds import ETDS, ETDSForInference
 from srlab.models.weights import save_weights
 from srlab.profile.macs import count_macs
 from srlab.metrics.legacy import gtmod12_pairs
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-
-needs_weights = pytest.mark.skipif(not (SHARED / "official-weights").is_dir(), reason="official weights not present")
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 # Registry name -> official configuration tag (M = blocks, C = channels).
 TAGS = {"etds_t": "M5C16", "etds_s": "M4C32", "etds_m": "M6C32", "etds_l": "M7C48"}
@@ -84,7 +76,7 @@ def test_macs_at_fixed_640x360_input(name, scale):
 
 
 def _reference_shapes(key):
-    entries = json.loads(REFERENCE.read_text())[key]["state_dict"]
+    entries = official_state_dicts()[key]["state_dict"]
     return {entry[0]: list(entry[1]) for entry in entries}
 
 
@@ -207,7 +199,8 @@ def test_invalid_channels():
 
 
 def _official(name, scale):
-    return srlab.create_model(name, scale=scale, checkpoint=WEIGHTS / "etds" / f"ETDS_{TAGS[name]}_x{scale}.pth")
+    path = OFFICIAL_WEIGHTS / "etds" / f"ETDS_{TAGS[name]}_x{scale}.pth"
+    return srlab.create_model(name, scale=scale, checkpoint=path)
 
 
 @needs_weights
@@ -232,7 +225,7 @@ def test_official_weights_load_as_inference_form(name, scale):
 
 @functools.lru_cache(maxsize=None)
 def _etds_pairs(dataset, scale):
-    return tuple(gtmod12_pairs(BENCH / dataset, scale))
+    return tuple(gtmod12_pairs(BENCHMARKS / dataset, scale))
 
 
 @functools.lru_cache(maxsize=None)

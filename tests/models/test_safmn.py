@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,16 +11,10 @@ from srlab.models import paper_parameter_count
 from srlab.models.safmn import SAFM, SimpleSAFM
 from srlab.models.weights import save_weights
 from srlab.profile.macs import count_macs, lr_size_for_720p, macs_720p
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-SAFMNPP_WEIGHTS = SHARED / "official-weights" / "safmn" / "team23_safmnpp.pth"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
+SAFMNPP_WEIGHTS = OFFICIAL_WEIGHTS / "safmn" / "team23_safmnpp.pth"
 
-needs_weights = pytest.mark.skipif(
-    not (SHARED / "official-weights").is_dir(), reason="official weights not present"
-)
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 VARIANTS = [("safmn", 2), ("safmn", 3), ("safmn", 4), ("safmn_l", 2), ("safmn_l", 3), ("safmn_l", 4), ("safmn_pp", 4)]
 
@@ -67,7 +58,7 @@ def test_parameter_count_by_hand():
 
 
 def _official(key):
-    return json.loads(REFERENCE.read_text())[key]
+    return official_state_dicts()[key]
 
 
 @needs_reference
@@ -243,12 +234,12 @@ MEASURED_SAFMN_PP = {"Set5": (32.019, 0.8918), "Set14": (28.583, 0.7804)}
 @needs_weights
 @pytest.mark.parametrize("dataset", ["Set5", "Set14"])
 def test_official_safmn_pp_weights(dataset):
-    if not (BENCH / dataset).is_dir():
+    if not (BENCHMARKS / dataset).is_dir():
         pytest.skip(f"{dataset} not present")
     model = srlab.create_model("safmn_pp", scale=4, checkpoint=SAFMNPP_WEIGHTS)
     ema = torch.load(SAFMNPP_WEIGHTS, map_location="cpu", weights_only=True)["params_ema"]
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.items())  # the official test's key
-    result = evaluate_folder(model, discover_pairs(BENCH / dataset, 4))
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, 4))
     assert result.psnr_y > BICUBIC_X4[dataset] + (3.0 if dataset == "Set5" else 2.0)
     if dataset == "Set5":
         assert result.psnr_y > 31.5

@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,19 +8,13 @@ from srlab.models import model_info, paper_parameter_count
 from srlab.models.shufflemixer import ChannelLayerNorm, channel_shuffle
 from srlab.models.weights import save_weights
 from srlab.profile.macs import lr_size_for_720p, macs_720p
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_shared, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights" / "shufflemixer"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
+WEIGHTS = OFFICIAL_WEIGHTS / "shufflemixer"
 
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 # The official checkpoints (shufflemixer_base_x{2,3,4}.pth, shufflemixer_tiny_x{2,3,4}.pth) are hosted on
 # Google Drive / Baidu only and are not in the shared official-weights folder.
-needs_weights = pytest.mark.skipif(
-    not (SHARED / "official-weights").is_dir() or not WEIGHTS.is_dir(),
-    reason="official ShuffleMixer weights not present (externally hosted)",
-)
+needs_weights = needs_shared(WEIGHTS)
 
 VARIANTS = ("shufflemixer_tiny", "shufflemixer")
 SCALES = (2, 3, 4)
@@ -71,7 +62,7 @@ def test_parameter_count_by_hand():
 @pytest.mark.parametrize(("name", "scale"), sorted(EXPECTED_PARAMS))
 def test_state_dict_matches_official(name, scale):
     key = f"{name}_x{scale}"
-    official = json.loads(REFERENCE.read_text())[key]
+    official = official_state_dicts()[key]
     model = srlab.create_model(name, scale=scale)
     ours = [(k, list(v.shape)) for k, v in model.state_dict().items()]
     assert ours == [(k, shape) for k, shape, *_ in official["state_dict"]]
@@ -217,7 +208,7 @@ def test_official_weights_reproduce_published(scale, dataset):
 
     path = WEIGHTS / f"shufflemixer_base_x{scale}.pth"
     model = srlab.create_model("shufflemixer", scale=scale, checkpoint=path)
-    result = evaluate_folder(model, discover_pairs(BENCH / dataset, scale))
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, scale))
     psnr, ssim = PUBLISHED[(scale, dataset)]
     assert abs(result.psnr_y - psnr) <= 0.01
     assert abs(result.ssim_y - ssim) <= 0.0005

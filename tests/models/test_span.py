@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -10,16 +7,10 @@ from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.span import SPAN, Conv3XC, SPANForInference
 from srlab.models.weights import save_weights
 from srlab.profile import count_macs, macs_720p
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-SLIM = SHARED / "official-weights" / "span" / "team38_span_ch28_slim.pth"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
+SLIM = OFFICIAL_WEIGHTS / "span" / "team38_span_ch28_slim.pth"
 
-needs_weights = pytest.mark.skipif(
-    not (SHARED / "official-weights").is_dir(), reason="official weights not present"
-)
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 VARIANTS = [("span", 2), ("span", 3), ("span", 4), ("span_ch28", 4)]
 
@@ -56,7 +47,7 @@ def test_parameter_count_by_hand():
 
 
 def _official(key):
-    return json.loads(REFERENCE.read_text())[key]
+    return official_state_dicts()[key]
 
 
 @needs_reference
@@ -192,7 +183,7 @@ def _evaluate(dataset):
 
     model = srlab.create_model("span_ch28", scale=4, checkpoint=SLIM)
     assert isinstance(model, SPANForInference) and not model.training
-    return evaluate_folder(model, discover_pairs(BENCH / dataset, 4))
+    return evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, 4))
 
 
 # The NTIRE 2024 entry is only reported on DIV2K/LSDIR (paper-results.md §6), not on Set5/Set14, and
