@@ -10,8 +10,6 @@ from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weight
 WEIGHTS = OFFICIAL_WEIGHTS / "rlfn"
 
 
-VARIANTS = ("rlfn", "rlfn_s", "rlfn_ntire")
-
 # Exact counts, sum(p.numel()): equal to the official checkpoints (x2/x4) and the official arch (x3),
 # as listed in paper-results.md §2. rlfn_ntire x2/x3 have no official counterpart (measured here).
 EXPECTED_PARAMS = {
