@@ -229,7 +229,8 @@ def test_score_matches_naive_computequality(full_rank_npz, name):
     """The features agree to ~1e-13 (above); with this model a 1e-13 change in them moves the score by at
     most ~1e-12 (measured), so 1e-9 leaves a wide margin and still catches real errors. Measured on these
     two photos: covariance over N instead of N - 1, one block dropped, or one feature off by 1e-3 move the
-    score by 4e-4 to 6e-3; one tie coefficient on the other side of the AGGD fit, by ~5e-6."""
+    score by 4e-4 to 6e-3; one block's beta off by 1e-4 (what one tie coefficient on the other side of the
+    AGGD fit does), by ~5e-6."""
     img = photo(name)
     with np.load(full_rank_npz) as z:
         expected = ml_quality(ml_rgb2gray_uint8(img.astype(np.float64)), z["mu_prisparam"], z["cov_prisparam"])
