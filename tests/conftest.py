@@ -1,13 +1,17 @@
-"""Shared fixtures: small real photographs (scikit-image ships them) written as image folders."""
+"""Shared fixtures: small real photographs (scikit-image ships them) written as image folders, and the one
+way to reach the test oracles in ../shared."""
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
@@ -19,12 +23,29 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+# ../shared holds the test oracles beside the repository (benchmarks, official weights, references); a
+# user's clone has none, and every test that reads it skips there. Tests reach it only through these names.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BENCHMARKS = SHARED / "benchmarks"
+OFFICIAL_WEIGHTS = SHARED / "official-weights"
+OFFICIAL_STATE_DICTS = SHARED / "reference" / "official-state-dicts.json"
 
 
-def needs_benchmarks() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared/benchmarks is absent (a user's clone)")
+def needs_shared(*paths: Path) -> pytest.MarkDecorator:
+    """Skip unless every one of ``paths`` (folders or files in ../shared) exists."""
+    missing = [f"../shared/{p.relative_to(SHARED).as_posix()}" for p in paths if not p.exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"{' and '.join(missing)} absent")
+
+
+needs_benchmarks = needs_shared(BENCHMARKS)
+needs_weights = needs_shared(OFFICIAL_WEIGHTS)
+needs_reference = needs_shared(OFFICIAL_STATE_DICTS)
+
+
+@functools.cache
+def official_state_dicts() -> dict:
+    """The official parameter names and shapes per model and scale (read once; do not modify)."""
+    return json.loads(OFFICIAL_STATE_DICTS.read_text())
 
 
 def photo(name: str, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -248,7 +248,7 @@ BICUBIC_MEASURED = {
 }
 
 
-@needs_benchmarks()
+@needs_benchmarks
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_eval_bicubic_on_set5_set14(scale, tmp_path, capsys):
     out_json = tmp_path / "bicubic.json"

@@ -96,7 +96,7 @@ def test_list_shows_the_catalog_and_the_status_under_a_root(capsys, tmp_path):
     assert "md5 4ace41d33c2384b97e6b320cd0afd6ba (sha256 unknown)" in out
 
 
-@needs_benchmarks()
+@needs_benchmarks
 def test_verify_the_shared_benchmarks(capsys):
     code, out, err = srlab_data(capsys, "verify", "--root", BENCHMARKS)
     assert code == 0, out + err

@@ -231,7 +231,7 @@ def test_verify_caps_the_lines_per_folder(tmp_path):
     assert problems[-1].endswith("X2: 5 more problems in this folder")
 
 
-@needs_benchmarks()
+@needs_benchmarks
 @pytest.mark.parametrize("name", ["Set5", "Set14"])
 def test_shared_benchmarks_verify(name):
     info = catalog.get(name)

@@ -136,7 +136,7 @@ def test_epoch_sampler_permutes_and_resumes_mid_epoch():
     assert [i - 30 for i in sampler] != [i - 20 for i in full]
 
 
-@needs_benchmarks()
+@needs_benchmarks
 def test_benchmark_folders_pair_up():
     for name, count in (("Set5", 5), ("Set14", 14)):
         for scale in (2, 3, 4):

@@ -14,8 +14,7 @@ from PIL import Image
 from srlab.data import resize
 from srlab.data.resize import bicubic_downscale, bicubic_upscale, imresize
 from srlab.errors import SrlabError
-
-BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
+from conftest import BENCHMARKS
 
 
 def read_png(path: Path) -> np.ndarray:

@@ -63,5 +63,5 @@ def test_emha_parameter_names_and_shapes_follow_the_official_effattention():
 
 
 def test_emha_rejects_indivisible_heads():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="divisible by num_heads, got dim=30, num_heads=4"):
         EMHA(30, num_heads=4)

@@ -177,5 +177,5 @@ def test_omni_esa_shape_and_minimum_size():
     x = torch.randn(1, 8, 16, 17)
     assert esa(x).shape == x.shape
     assert [k.split(".")[0] for k in esa.state_dict()][::2] == ["conv1", "conv_f", "conv2", "conv3", "conv4"]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="Output size is too small"):
         esa(torch.randn(1, 8, 8, 8))  # the official ESA needs >= 15 px (the model pads to 16)

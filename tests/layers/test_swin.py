@@ -212,7 +212,7 @@ def test_rstb_parameter_names_and_shapes():
 def test_mask_is_built_on_the_requested_device_and_size():
     mask = shifted_window_mask(16, 24, 8, 4, device="meta")
     assert mask.device.type == "meta" and mask.shape == (6, 64, 64)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="12x16 is not a multiple of the window size 8"):
         shifted_window_mask(12, 16, 8, 4)
     # cached: the same tensor for the same size (callers must not modify it)
     assert shifted_window_mask(16, 24, 8, 4) is shifted_window_mask(16, 24, 8, 4)

@@ -78,5 +78,5 @@ def test_float32_is_kept() -> None:
 def test_rejects_wrong_channel_count() -> None:
     with pytest.raises(ValueError, match="3, H, W"):
         rgb_to_ycbcr(torch.rand(2, 4, 4))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="floating tensor in \\[0, 1\\], got torch.uint8"):
         rgb_to_ycbcr(torch.zeros(3, 4, 4, dtype=torch.uint8))

@@ -13,7 +13,7 @@ PUBLISHED = {
 }
 
 
-@needs_benchmarks()
+@needs_benchmarks
 @pytest.mark.parametrize(("dataset", "scale"), sorted(PUBLISHED))
 def test_published_bicubic_rows_are_reproduced(dataset, scale):
     result = y_only_bicubic_baseline(BENCHMARKS / dataset, scale)
@@ -24,7 +24,7 @@ def test_published_bicubic_rows_are_reproduced(dataset, scale):
     assert abs(result.ssim_y8 - want_ssim) <= 0.001, result
 
 
-@needs_benchmarks()
+@needs_benchmarks
 def test_set14_greyscale_file_is_scored_on_its_own_values():
     # img_003 is a greyscale PNG: MATLAB code skips rgb2ycbcr for 2-D images. Taking its Y instead (range
     # 16..235) would score it 1.3 dB higher and put the set mean 0.094 dB above the published 30.24.

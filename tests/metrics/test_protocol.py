@@ -14,8 +14,8 @@ from PIL import Image
 from srlab.errors import SrlabError
 from srlab.metrics import PAPER_PROTOCOL, EvalProtocol, MeanMeter, ScoreAccumulator, psnr, ssim
 from srlab.metrics.color import rgb_to_y
+from conftest import BENCHMARKS, needs_shared
 
-BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 SET5 = BENCHMARKS / "Set5"
 SCORES = SET5 / "SR_RCAN" / "matlab_scores.txt"
 
@@ -46,7 +46,7 @@ def _sr_path(scale: int, name: str) -> Path:
     raise FileNotFoundError(f"no RCAN x{scale} output for {name} under {SET5 / 'SR_RCAN'}")
 
 
-@pytest.mark.skipif(not SCORES.exists(), reason=f"benchmark images not found at {BENCHMARKS}")
+@needs_shared(SCORES)
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_golden_matlab_rcan_set5(scale: int) -> None:
     expected = _matlab_scores()[scale]
@@ -165,7 +165,7 @@ def test_size_mismatch_raises_srlab_error() -> None:
     ],
 )
 def test_bad_inputs_raise_srlab_error(bad: torch.Tensor) -> None:
-    with pytest.raises(SrlabError):
+    with pytest.raises(SrlabError, match=r"^sr must be a (\(3, H, W\)|float tensor)"):
         PAPER_PROTOCOL.score(bad, bad, 2)
 
 
@@ -176,18 +176,18 @@ def test_too_small_raises_srlab_error() -> None:
 
 
 def test_protocol_is_frozen_and_validated() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'crop_border'"):
         PAPER_PROTOCOL.crop_border = 2  # type: ignore[misc]
-    with pytest.raises(SrlabError):
+    with pytest.raises(SrlabError, match="channel must be 'y' or 'rgb', got 'ycbcr'"):
         EvalProtocol(channel="ycbcr")  # type: ignore[arg-type]
-    with pytest.raises(SrlabError):
+    with pytest.raises(SrlabError, match="crop_border must be >= 0 or None, got -1"):
         EvalProtocol(crop_border=-1)
     assert PAPER_PROTOCOL == EvalProtocol(crop_border=None, channel="y", round_output=True)
 
 
 def test_mean_meter() -> None:
     meter = MeanMeter()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no values yet"):
         _ = meter.mean
     meter.update(1.0)
     meter.update(torch.tensor(4.0))

@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -9,16 +6,10 @@ import srlab.models.bsrn  # noqa: F401  (registers the models)
 from srlab.errors import SrlabError
 from srlab.models import count_parameters
 from srlab.models.bsrn import BSRNESA, PointwiseLinear
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights" / "bsrn"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
+WEIGHTS = OFFICIAL_WEIGHTS / "bsrn"
 
-needs_weights = pytest.mark.skipif(
-    not (SHARED / "official-weights").is_dir(), reason="official weights not present"
-)
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 CHECKPOINTS = {
     ("bsrn", 2): "net_g_BSRN_x2.pth",
@@ -56,7 +47,7 @@ def test_parameter_count_by_hand():
 
 
 def _official(key):
-    return json.loads(REFERENCE.read_text())[key]
+    return official_state_dicts()[key]
 
 
 @needs_reference
@@ -121,7 +112,7 @@ def _evaluate(name, scale, dataset):
     from srlab.inference.evaluate import evaluate_folder
 
     model = srlab.create_model(name, scale=scale, checkpoint=WEIGHTS / CHECKPOINTS[(name, scale)])
-    return evaluate_folder(model, discover_pairs(BENCH / dataset, scale))
+    return evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, scale))
 
 
 # Published PSNR/SSIM (paper-results.md §1, BSRN x4 row; standard MATLAB protocol).

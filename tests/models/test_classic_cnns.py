@@ -1,8 +1,6 @@
 """SRCNN, FSRCNN, ESPCN (paper forms and the ETDS authors' RGB retrains), EDSR-baseline and EDSR."""
 
 import functools
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,14 +14,8 @@ from srlab.data.resize import bicubic_upscale
 from srlab.metrics.color import rgb_to_ycbcr
 from srlab.models import count_parameters
 from srlab.metrics.legacy import gtmod12_pairs
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-
-needs_weights = pytest.mark.skipif(not WEIGHTS.is_dir(), reason="official weights not present")
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 SMALL = ("srcnn", "fsrcnn", "fsrcnn_etds", "espcn", "espcn_etds", "edsr_baseline")
 Y_CHANNEL = ("srcnn", "fsrcnn", "espcn")
@@ -105,7 +97,7 @@ def test_parameter_counts_by_hand():
 @needs_reference
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_edsr_baseline_state_dict_matches_official(scale):
-    official = json.loads(REFERENCE.read_text())[f"edsr_baseline_x{scale}"]
+    official = official_state_dicts()[f"edsr_baseline_x{scale}"]
     model = srlab.create_model("edsr_baseline", scale=scale)
     ours = [(k, list(v.shape)) for k, v in model.state_dict().items()]
     assert ours == [(k, shape) for k, shape, *_ in official["state_dict"]]
@@ -161,7 +153,7 @@ def test_fsrcnn_port_state_dict():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("name", sorted(ETDS_FILES))
 def test_etds_checkpoint_keys_and_shapes(name, scale):
-    ckpt = torch.load(WEIGHTS / ETDS_FILES[name].format(scale), map_location="cpu", weights_only=True)
+    ckpt = torch.load(OFFICIAL_WEIGHTS / ETDS_FILES[name].format(scale), map_location="cpu", weights_only=True)
     model = srlab.create_model(name, scale=scale)
     assert [(k, v.shape) for k, v in model.state_dict().items()] == [(k, v.shape) for k, v in ckpt.items()]
 
@@ -170,8 +162,8 @@ def test_etds_checkpoint_keys_and_shapes(name, scale):
 @pytest.mark.parametrize(("paper_form", "etds"), [("fsrcnn", "fsrcnn_etds"), ("espcn", "espcn_etds")])
 def test_etds_retrains_do_not_fit_the_paper_form(paper_form, etds):
     """Why they are separate variants: RGB (3 channels) vs the paper's Y channel (and other names)."""
-    with pytest.raises(srlab.SrlabError):
-        srlab.create_model(paper_form, scale=2, checkpoint=WEIGHTS / ETDS_FILES[etds].format(2))
+    with pytest.raises(srlab.SrlabError, match=f"does not fit model '{paper_form}' x2"):
+        srlab.create_model(paper_form, scale=2, checkpoint=OFFICIAL_WEIGHTS / ETDS_FILES[etds].format(2))
 
 
 # --- 3. forward, backward, round trip ---------------------------------------------------------------
@@ -234,13 +226,13 @@ def test_edsr_scales_the_input_inside_forward():
 
 @functools.lru_cache(maxsize=None)
 def _etds_pairs(dataset, scale):
-    return tuple(gtmod12_pairs(BENCH / dataset, scale))
+    return tuple(gtmod12_pairs(BENCHMARKS / dataset, scale))
 
 
 def _evaluate_etds(name, scale, dataset):
     from srlab.inference.evaluate import evaluate_images
 
-    model = srlab.create_model(name, scale=scale, checkpoint=WEIGHTS / ETDS_FILES[name].format(scale))
+    model = srlab.create_model(name, scale=scale, checkpoint=OFFICIAL_WEIGHTS / ETDS_FILES[name].format(scale))
     means, _ = evaluate_images(model.eval(), _etds_pairs(dataset, scale))
     return means["psnr_y"], means["ssim_y"]
 

@@ -1,22 +1,14 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
 import srlab
 import srlab.models.ditn  # noqa: F401  (registers the models)
-from srlab.models import paper_parameter_count
 from srlab.models.ditn import ISA, UFONE
 from srlab.models.registry import model_info
 from srlab.models.weights import save_weights
 from srlab.models.complexity import macs_720p
+from conftest import OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-WEIGHTS = SHARED / "official-weights"
-
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 # sum(p.numel()) of the official DITN_Real(upscale=s) (paper-results.md §2 and the reference's
 # param_count for x2 / x4); all trainable. The paper's bicubic DITN / DITN-Tiny were not released as code,
@@ -41,11 +33,6 @@ def _perturbed(model):
     return model
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_parameter_count(models, scale):
-    assert paper_parameter_count(models[scale]) == EXPECTED_PARAMS[scale]
-
-
 def test_parameter_count_by_hand():
     c, hidden, s = 60, 120, 4
     ffn = c * 2 * hidden + 2 * hidden * 9 + hidden * c
@@ -57,7 +44,7 @@ def test_parameter_count_by_hand():
 
 
 def _official(key):
-    return json.loads(REFERENCE.read_text())[key]
+    return official_state_dicts()[key]
 
 
 @needs_reference
@@ -140,14 +127,6 @@ def test_isa_by_hand():
     assert torch.allclose(attn(x), expected, atol=1e-5)
 
 
-def test_backward_reaches_every_parameter():
-    model = _perturbed(srlab.create_model("ditn", scale=2)).train()
-    model(torch.rand(1, 3, 12, 17)).mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
-
-
 def test_state_dict_round_trip(tmp_path):
     model = _perturbed(srlab.create_model("ditn", scale=3)).eval()
     path = tmp_path / "ditn.safetensors"
@@ -169,11 +148,10 @@ def test_official_format_checkpoint_loads(tmp_path):
             assert torch.equal(v, loaded.state_dict()[k])
 
 
+@needs_weights
 def test_no_official_weights_stored():
     """No DITN weights are in srlab's store (they are on Google Drive): nothing to evaluate against."""
-    if not WEIGHTS.is_dir():
-        pytest.skip("official weights not present")
-    assert not [p for p in WEIGHTS.rglob("*") if "ditn" in p.name.lower()]
+    assert not [p for p in OFFICIAL_WEIGHTS.rglob("*") if "ditn" in p.name.lower()]
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

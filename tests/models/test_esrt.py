@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -10,10 +7,8 @@ from srlab.models import paper_parameter_count
 from srlab.models.esrt import ARFB, ESRT
 from srlab.models.weights import save_weights
 from srlab.models.complexity import count_macs, lr_size_for_720p
+from conftest import needs_reference, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 SCALES = (2, 3, 4)
 # sum(p.numel()) of the official ESRT (official-state-dicts.json: param_count, all trainable).
@@ -54,7 +49,7 @@ def test_parameter_count_by_hand():
 @needs_reference
 @pytest.mark.parametrize("scale", SCALES)
 def test_state_dict_matches_official(models, scale):
-    official = json.loads(REFERENCE.read_text())[f"esrt_x{scale}"]
+    official = official_state_dicts()[f"esrt_x{scale}"]
     ours = [(k, list(v.shape)) for k, v in models[scale].state_dict().items()]
     assert ours == [(k, shape) for k, shape, *_ in official["state_dict"]]
     assert official["param_count"] == EXPECTED_PARAMS[scale]

@@ -1,7 +1,5 @@
 """IMDN (Hui et al., ACM MM 2019): parameters, official key names, shapes, and the official weights."""
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,13 +11,9 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters
 from srlab.layers import ContrastChannelAttention
 from srlab.models.imdn import IMDB
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights" / "imdn"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-needs_weights = pytest.mark.skipif(not (SHARED / "official-weights").is_dir(), reason="no official weights")
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="no official state-dict reference")
+WEIGHTS = OFFICIAL_WEIGHTS / "imdn"
 
 # Paper (IMDN-fig / SwinIR-light): 694K / 703K / 715K; exact counts = the official model and checkpoints.
 EXACT_PARAMS = {2: 694_404, 3: 703_059, 4: 715_176}
@@ -36,7 +30,7 @@ def test_parameter_count_matches_the_paper(scale):
 @needs_reference
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_state_dict_matches_the_official_keys_and_shapes(scale):
-    official = json.loads(REFERENCE.read_text())[f"imdn_x{scale}"]
+    official = official_state_dicts()[f"imdn_x{scale}"]
     expected = {key: list(shape) for key, shape, *_ in official["state_dict"]}
     ours = {key: list(t.shape) for key, t in srlab.create_model("imdn", scale=scale).state_dict().items()}
     assert list(ours) == list(expected)  # same keys, same order
@@ -88,7 +82,7 @@ def test_official_weights_reproduce_the_paper(scale, dataset):
     # Measured: x2 Set5 37.9966/0.96049, x3 Set5 34.3624/0.92698, x4 Set5 32.2114/0.89478,
     # x4 Set14 28.5869/0.78111.
     model = srlab.create_model("imdn", scale=scale, checkpoint=WEIGHTS / f"IMDN_x{scale}.pth")  # `module.` keys
-    result = evaluate_folder(model, discover_pairs(BENCH / dataset, scale))
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, scale))
     psnr, ssim = PUBLISHED[(scale, dataset)]
     assert result.psnr_y == pytest.approx(psnr, abs=0.01)
     assert result.ssim_y == pytest.approx(ssim, abs=0.0005)

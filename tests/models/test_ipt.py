@@ -2,8 +2,6 @@
 is built once and run once; key/shape and parameter checks build it on the meta device, and the
 behaviour tests use the same architecture with one encoder/decoder layer (``num_layers=1``)."""
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +16,8 @@ from srlab.models.ipt import TASK_SCALES, forward_chop
 from srlab.models.registry import count_parameters
 from srlab.models.weights import save_weights
 from srlab.models.complexity import count_macs
+from conftest import needs_reference, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
 
 SCALES = (2, 3, 4)
 # sum(p.numel()) of the official single-task models (--scale S, official-state-dicts.json), and the
@@ -62,7 +58,7 @@ def small():
 @needs_reference
 @pytest.mark.parametrize("scale", SCALES)
 def test_state_dict_matches_official(scale):
-    official = json.loads(REFERENCE.read_text())[f"ipt_x{scale}"]
+    official = official_state_dicts()[f"ipt_x{scale}"]
     state = _meta_model(scale).state_dict()
     assert [(k, list(v.shape)) for k, v in state.items()] == [(k, s) for k, s, *_ in official["state_dict"]]
     assert state["body.position_encoding.position_ids"].dtype == torch.int64

@@ -1,7 +1,5 @@
 """RFDN (Liu et al., ECCV 2020 W): the paper's RFDN / RFDN-L and the released AIM 2020 model."""
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,13 +11,9 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.layers import ESA
 from srlab.models import count_parameters
 from srlab.models.rfdn import RFDB
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights" / "rfdn"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-needs_weights = pytest.mark.skipif(not (SHARED / "official-weights").is_dir(), reason="no official weights")
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="no official state-dict reference")
+WEIGHTS = OFFICIAL_WEIGHTS / "rfdn"
 
 VARIANTS = [("rfdn", 2), ("rfdn", 3), ("rfdn", 4), ("rfdn_l", 2), ("rfdn_l", 3), ("rfdn_l", 4), ("rfdn_aim", 4)]
 
@@ -66,7 +60,7 @@ def test_parameter_count_rounds_to_the_published_figure(name, scale):
 
 @needs_reference
 def test_state_dict_matches_the_official_keys_and_shapes():
-    official = json.loads(REFERENCE.read_text())["rfdn_x4"]
+    official = official_state_dicts()["rfdn_x4"]
     expected = {key: list(shape) for key, shape, *_ in official["state_dict"]}
     ours = {key: list(t.shape) for key, t in srlab.create_model("rfdn_aim", scale=4).state_dict().items()}
     assert list(ours) == list(expected)  # same keys, same order
@@ -79,7 +73,7 @@ def test_state_dict_matches_the_official_keys_and_shapes():
 def test_paper_variants_use_the_official_names(name, scale):
     """No official state dict exists for the paper variants: their keys must be the official ones
     with blocks B1..B6 (B5/B6 named like B1..B4) and shapes scaled to their width."""
-    official = [key for key, *_ in json.loads(REFERENCE.read_text())["rfdn_x4"]["state_dict"]]
+    official = [key for key, *_ in official_state_dicts()["rfdn_x4"]["state_dict"]]
     block_keys = [key[len("B1."):] for key in official if key.startswith("B1.")]
     expected = (
         [key for key in official if key.startswith("fea_conv.")]
@@ -144,7 +138,7 @@ MEASURED_AIM = {"Set5": (32.1607, 0.89459), "Set14": (28.6503, 0.78248)}
 @pytest.mark.parametrize("dataset", sorted(MEASURED_AIM))
 def test_aim_weights_on_benchmarks(dataset):
     model = srlab.create_model("rfdn_aim", scale=4, checkpoint=WEIGHTS / "RFDN_AIM.pth")
-    result = evaluate_folder(model, discover_pairs(BENCH / dataset, 4))
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, 4))
     psnr, ssim = MEASURED_AIM[dataset]
     assert result.psnr_y == pytest.approx(psnr, abs=0.005)
     assert result.ssim_y == pytest.approx(ssim, abs=0.0002)

@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -8,18 +5,10 @@ import srlab
 import srlab.models.rlfn  # noqa: F401  (registers the models)
 from srlab.models import count_parameters
 from srlab.models.rlfn import RLFNESA
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights" / "rlfn"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
+WEIGHTS = OFFICIAL_WEIGHTS / "rlfn"
 
-needs_weights = pytest.mark.skipif(
-    not (SHARED / "official-weights").is_dir(), reason="official weights not present"
-)
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="official state-dict reference absent")
-
-VARIANTS = ("rlfn", "rlfn_s", "rlfn_ntire")
 
 # Exact counts, sum(p.numel()): equal to the official checkpoints (x2/x4) and the official arch (x3),
 # as listed in paper-results.md §2. rlfn_ntire x2/x3 have no official counterpart (measured here).
@@ -52,7 +41,7 @@ def test_parameter_count_by_hand():
 
 
 def _official(key):
-    return json.loads(REFERENCE.read_text())[key]
+    return official_state_dicts()[key]
 
 
 @needs_reference
@@ -99,7 +88,7 @@ def _evaluate(name, scale, dataset):
     from srlab.inference.evaluate import evaluate_folder
 
     model = srlab.create_model(name, scale=scale, checkpoint=WEIGHTS / f"{name}_x{scale}.pth")
-    return evaluate_folder(model, discover_pairs(BENCH / dataset, scale))
+    return evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, scale))
 
 
 # Published PSNR/SSIM (paper-results.md §1, RLFN rows; standard MATLAB protocol).

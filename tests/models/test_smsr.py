@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -7,15 +5,10 @@ import srlab
 import srlab.models.smsr  # noqa: F401  (registers the models)
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.smsr import SMB, mask_statistics
-from srlab.models.weights import save_weights
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-WEIGHTS = SHARED / "official-weights" / "smsr" / "model_1000.pt"
-needs_weights = pytest.mark.skipif(
-    not (SHARED / "official-weights").is_dir() or not BENCH.is_dir(),
-    reason="../shared/official-weights or ../shared/benchmarks is absent (a user's clone)",
-)
+WEIGHTS = OFFICIAL_WEIGHTS / "smsr" / "model_1000.pt"
+needs_weights_and_benchmarks = needs_shared(OFFICIAL_WEIGHTS, BENCHMARKS)
 
 # Paper (SMSR-fig): 985K / 993K / 1006K. That convention leaves out the 24 frozen MeanShift values and
 # the 5 x 64 x 4 x 2 = 2,560 channel-mask logits (`ch_mask`); counting the logits gives 987K at x2.
@@ -35,7 +28,7 @@ def test_paper_parameter_count(scale):
     assert count_parameters(model, trainable_only=True) == exact + ch_mask
 
 
-@pytest.mark.skipif(not WEIGHTS.is_file(), reason="official SMSR weights are absent")
+@needs_shared(WEIGHTS)
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_state_dict_matches_the_official_checkpoint(scale):
     # official-state-dicts.json has no SMSR entry; the released x2 checkpoint is the oracle. x3/x4
@@ -143,17 +136,6 @@ def test_sparse_model_equals_dense_model_random_weights():
     assert torch.allclose(sparse, dense, atol=1e-10, rtol=0)
 
 
-def test_state_dict_round_trip(tmp_path):
-    torch.manual_seed(0)
-    model = srlab.create_model("smsr", scale=4).eval()
-    path = tmp_path / "smsr.safetensors"
-    save_weights(path, model)
-    loaded = srlab.create_model(checkpoint=path)
-    x = torch.rand(1, 3, 10, 12)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model(x))
-
-
 # --- official weights -------------------------------------------------------------------------------
 
 
@@ -161,11 +143,11 @@ def _official():
     return srlab.create_model("smsr", scale=2, checkpoint=WEIGHTS)
 
 
-@needs_weights
+@needs_weights_and_benchmarks
 def test_official_sparse_path_equals_dense_path_on_a_photo():
     from srlab.data.datasets import discover_pairs, load_pair
 
-    pair = next(p for p in discover_pairs(BENCH / "Set5", 2).pairs if p.name == "butterfly")
+    pair = next(p for p in discover_pairs(BENCHMARKS / "Set5", 2).pairs if p.name == "butterfly")
     lr, _ = load_pair(pair, 2)
     model = _official()
     assert not model.training and model.sparse_inference
@@ -193,7 +175,7 @@ def _evaluate(dataset, *, even_crop=False):
 
     model = _official()
     model.sparse_inference = False  # equal to the sparse path (tested above) and faster on a CPU
-    folder = discover_pairs(BENCH / dataset, 2)
+    folder = discover_pairs(BENCHMARKS / dataset, 2)
     if not even_crop:
         return evaluate_folder(model, folder)
 
@@ -208,7 +190,7 @@ def _evaluate(dataset, *, even_crop=False):
     return means["psnr_y"], means["ssim_y"]
 
 
-@needs_weights
+@needs_weights_and_benchmarks
 def test_official_weights_reproduce_published_set5():
     # Published (paper-results.md §1, SMSR x2): 38.00 / 0.9601; measured 37.9933 / 0.96023.
     # Every Set5 x2 LR image is even-sized, so padding and the official even crop agree here.
@@ -217,7 +199,7 @@ def test_official_weights_reproduce_published_set5():
     assert abs(result.ssim_y - 0.9601) <= 0.0005
 
 
-@needs_weights
+@needs_weights_and_benchmarks
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
@@ -229,7 +211,7 @@ def test_official_weights_reproduce_published_set14_psnr():
     assert abs(result.psnr_y - 33.64) <= 0.01
 
 
-@needs_weights
+@needs_weights_and_benchmarks
 @pytest.mark.slow
 def test_official_weights_set14_measured():
     result = _evaluate("Set14")

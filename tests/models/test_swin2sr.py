@@ -1,10 +1,8 @@
 """Swin2SR (Conde et al., ECCVW 2022): parameters, official key names and shapes, official checkpoint format,
 forward contract (incl. the compressed-input model's auxiliary output) and MACs."""
 
-import json
 import math
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +12,8 @@ import srlab.models.swin2sr  # noqa: F401  (registers the models)
 from srlab.models import count_parameters, model_info, paper_parameter_count
 from srlab.models.weights import save_weights
 from srlab.models.complexity import macs_720p
+from conftest import needs_reference, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="no official state-dict reference")
 
 # No paper figure was read (paper-results.md §2 lists the official architecture's counts): exact counts of
 # all parameters, buffers (relative_coords_table, relative_position_index) excluded - the reference's
@@ -40,7 +36,7 @@ def _model(name: str, scale: int) -> torch.nn.Module:
 
 
 def _listing(prefix: str, scale: int) -> dict:
-    return json.loads(REFERENCE.read_text())[f"{prefix}_x{scale}"]
+    return official_state_dicts()[f"{prefix}_x{scale}"]
 
 
 def test_registered_scales():
@@ -135,7 +131,7 @@ def test_compressed_model_also_returns_the_auxiliary_lr_prediction():
         assert torch.equal(out, model(x))
     assert out.shape == (1, 3, 52, 64)
     assert aux.shape == (1, 3, 16, 16)  # on the window-padded LR grid, as the official output
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="forward_with_aux needs the 'pixelshuffle_aux' upsampler"):
         _model("swin2sr_light", 2).forward_with_aux(x)
 
 

@@ -1,13 +1,11 @@
 """SwinIR (Liang et al., ICCVW 2021): parameters, official key names and shapes, official checkpoint format,
 forward contract, MACs, and bounded-memory tiled inference."""
 
-import json
 import math
 import subprocess
 import sys
 import textwrap
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,12 +19,9 @@ from srlab.inference.upscale import upscale_tensor
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.weights import save_weights
 from srlab.models.complexity import macs_720p
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-BENCH = SHARED / "benchmarks"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-WEIGHTS = SHARED / "official-weights" / "swinir"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason="no official state-dict reference")
+WEIGHTS = OFFICIAL_WEIGHTS / "swinir"
 
 # registry name -> reference entry prefix
 OFFICIAL = {"swinir_light": "swinir_light", "swinir": "swinir_classical"}
@@ -71,7 +66,7 @@ def test_parameter_count_matches_the_paper(name, scale):
 
 
 def _official(name: str, scale: int) -> dict:
-    return json.loads(REFERENCE.read_text())[f"{OFFICIAL[name]}_x{scale}"]
+    return official_state_dicts()[f"{OFFICIAL[name]}_x{scale}"]
 
 
 @needs_reference
@@ -221,10 +216,10 @@ RELEASES = {
 def test_official_weights_reproduce_set5(name, scale):
     filename, psnr, ssim = RELEASES[(name, scale)]
     path = WEIGHTS / filename
-    if not path.is_file() or not (BENCH / "Set5").is_dir():
+    if not path.is_file() or not (BENCHMARKS / "Set5").is_dir():
         pytest.skip(f"{path} or the Set5 benchmark is absent (SwinIR weights are not shipped in shared/)")
     model = srlab.create_model(name, scale=scale, checkpoint=path)
-    result = evaluate_folder(model, discover_pairs(BENCH / "Set5", scale))
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / "Set5", scale))
     assert result.psnr_y == pytest.approx(psnr, abs=0.01)
     assert result.ssim_y == pytest.approx(ssim, abs=0.0005)
 

@@ -2,9 +2,7 @@
 distillation", Displays 2023): a reconstruction without official code or weights. Parameters (exact,
 analytic), structure and names, forward contract at any size, backward, checkpoints, MACs."""
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +16,8 @@ from srlab.models import count_parameters, model_info, paper_parameter_count
 from srlab.models.tcfdn import CFF, ESTL, TCFDB
 from srlab.models.weights import save_weights
 from srlab.models.complexity import macs_720p
+from conftest import OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REFERENCE = SHARED / "reference" / "official-state-dicts.json"
-WEIGHTS = SHARED / "official-weights"
 SCALES = (2, 3, 4)
 C, BLOCKS, HEADS, WS = 48, 6, 6, 8  # the registered defaults (srlab's choices; see the model docstring)
 
@@ -60,12 +56,12 @@ def test_parameter_count(scale):
     assert model_info("tcfdn").uncounted_parameters == ("relative_position_bias_table",)
 
 
+@needs_reference
+@needs_weights
 def test_no_official_reference_or_weights_exist():
     """If an official listing or release appears, this fails: then test keys, shapes and PSNR against it."""
-    if REFERENCE.is_file():
-        assert not [k for k in json.loads(REFERENCE.read_text()) if "tcf" in k.lower()]
-    if WEIGHTS.is_dir():
-        assert not [p for p in WEIGHTS.iterdir() if "tcf" in p.name.lower()]
+    assert not [k for k in official_state_dicts() if "tcf" in k.lower()]
+    assert not [p for p in OFFICIAL_WEIGHTS.iterdir() if "tcf" in p.name.lower()]
 
 
 def test_structure_and_names():
@@ -188,7 +184,7 @@ def test_a_plain_or_basicsr_checkpoint_loads_strictly(tmp_path, wrap):
         assert torch.equal(loaded(x), model(x))
     state["B1.c1_r.attn.attn_mask"] = torch.zeros(4, 64, 64)  # nothing derived is accepted silently
     torch.save(state, path)
-    with pytest.raises(Exception):
+    with pytest.raises(srlab.SrlabError, match=r"1 unexpected \(e.g. B1.c1_r.attn.attn_mask\)"):
         srlab.create_model("tcfdn", scale=4, checkpoint=path)
 
 

@@ -8,7 +8,7 @@ As the authors' MATLAB release (``niqe_release``: ``computequality.m``, ``comput
    96x96 block;
 2. at two scales (the second one is MATLAB ``imresize(im, 0.5)``, bicubic with antialiasing, on
    doubles): MSCN coefficients ``(im - mu) / (sigma + 1)`` with a 7x7 Gaussian window (sigma 7/6),
-   'replicate' borders;
+   'replicate' borders, summed in a fixed order (:func:`local_weighted_sum`);
 3. per block (96x96 at scale 1, 48x48 at scale 2), 18 features: the AGGD fit of the MSCN
    coefficients (alpha, mean of the two betas) and, for the four neighbour products (circular shifts
    (0,1), (1,0), (1,1), (1,-1) within the block), alpha, the AGGD mean, beta_left, beta_right;
@@ -63,6 +63,28 @@ def gaussian_window(size: int = 7, sigma: float = 7 / 6) -> Tensor:
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
     return g / g.sum()
+
+
+def local_weighted_sum(im: Tensor, window: Tensor) -> Tensor:
+    """MATLAB ``imfilter(im, window, 'replicate')`` on an (H, W) float64 image, summing the taps one at a time
+    in row-major order.
+
+    Not ``conv2d``: its BLAS kernel sums in an order that depends on the CPU's vector width. Where a
+    neighbourhood is symmetric or flat, ``im - mu`` is zero in exact arithmetic and its computed value is
+    rounding noise whose sign decides on which side of the AGGD fit the coefficient counts: one flipped
+    sign moves a block's betas by up to ~1e-4. A fixed order of correctly rounded multiplies and adds
+    makes the features the same on every CPU (and bit-identical to ``scipy.ndimage.correlate``).
+    """
+    k = window.shape[0]
+    h, w = im.shape
+    padded = F.pad(im[None, None], (k // 2,) * 4, mode="replicate")[0, 0]
+    total = torch.zeros_like(im)
+    term = torch.empty_like(im)
+    for i in range(k):
+        for j in range(k):
+            torch.mul(padded[i : i + h, j : j + w], window[i, j], out=term)  # no fused multiply-add
+            total += term
+    return total
 
 
 def to_gray_levels(x: Tensor) -> Tensor:
@@ -130,18 +152,16 @@ def niqe_features(gray: Tensor, block_size: int = BLOCK) -> tuple[Tensor, Tensor
             f"NIQE: a {h}x{w} image is smaller than one {block_size}x{block_size} block; score larger images"
         )
     im = gray[: rows * block_size, : cols * block_size].to(torch.float64)
-    window = gaussian_window()[None, None]
+    window = gaussian_window()
     feats, sharpness = [], None
     for scale in (1, 2):
-        x = im[None, None]
-        mu = F.conv2d(F.pad(x, (3, 3, 3, 3), mode="replicate"), window)
-        sq = F.conv2d(F.pad(x * x, (3, 3, 3, 3), mode="replicate"), window)
-        sigma = torch.sqrt((sq - mu * mu).abs())
-        structdis = ((x - mu) / (sigma + 1))[0, 0]
+        mu = local_weighted_sum(im, window)
+        sigma = torch.sqrt((local_weighted_sum(im * im, window) - mu * mu).abs())
+        structdis = (im - mu) / (sigma + 1)
         b = block_size // scale
         feats.append(block_features(_blocks(structdis, b)))
         if scale == 1:
-            sharpness = _blocks(sigma[0, 0], b).mean(dim=(1, 2))
+            sharpness = _blocks(sigma, b).mean(dim=(1, 2))
             im = imresize(im, scale=0.5)
     assert sharpness is not None
     return torch.cat(feats, dim=1), sharpness
