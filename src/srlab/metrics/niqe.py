@@ -33,6 +33,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,7 +43,11 @@ from torch import Tensor
 from srlab.data.resize import imresize
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_write_bytes
-from srlab.metrics.task import TaskMetric, as_batch
+from srlab.metrics.common import as_batch
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 BLOCK = 96
 SHARPNESS_THRESHOLD = 0.75
@@ -262,6 +267,11 @@ class NIQE:
     def __call__(self, x: Tensor) -> Tensor:
         return niqe(x, self.model, block_size=self.block_size)
 
-    def accumulator(self) -> TaskMetric:
-        """A running mean over a set: ``acc.update(sr)``, ``acc.compute() -> {"niqe": ...}``."""
-        return TaskMetric(self, self.name, reference=False, higher_is_better=False)
+
+@register_metric(
+    "niqe", higher_is_better=False, reference=False, load=lambda files: NIQE(files["niqe"]),
+    weights={"niqe": "NIQE's modelparameters.mat (or an .npz with mu_prisparam, cov_prisparam)"},
+)
+def score_niqe(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol, model: NIQE) -> float:
+    """NIQE of the SR image of a prepared pair (no reference: ``hr`` is not looked at)."""
+    return float(model(sr))
