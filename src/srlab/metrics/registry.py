@@ -183,5 +183,10 @@ class MetricSet:
         scores = {}
         for metric in self.metrics:
             loaded = {"model": self._models[metric.key]} if metric.key in self._models else {}
-            scores[metric.result_key(protocol)] = float(metric.fn(sr, hr, protocol=protocol, **loaded))
+            value = metric.fn(sr, hr, protocol=protocol, **loaded)
+            try:
+                scores[metric.result_key(protocol)] = float(value)
+            except (TypeError, ValueError) as exc:
+                what = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+                raise SrlabError(f"metric {metric.key!r} returned {what}; return one float for the image") from exc
         return scores
