@@ -158,7 +158,8 @@ def test_names_and_weight_files_are_checked():
         parse_metric_weights(["niqe"])
     with pytest.raises(SrlabError, match="--metric_weights: unknown key 'lpip'"):
         MetricSet(("psnr",), {"lpip": "x"})
-    with pytest.raises(SrlabError, match=r"metric 'dists' needs --metric_weights dists_backbone=PATH \(torchvision's vgg16"):
+    needs_vgg = r"metric 'dists' needs --metric_weights dists_backbone=PATH \(torchvision's vgg16"
+    with pytest.raises(SrlabError, match=needs_vgg):
         MetricSet(("dists",))
 
 

@@ -70,11 +70,10 @@ def test_accumulates_per_image_values_and_means():
     hr = [image("astronaut"), image("rocket")]
     sr = [bicubic_sr(h, 3) for h in hr]
     acc = ScoreAccumulator(NO_BORDER, (DETECTOR_IOU,))
-    first = [acc.update(s, h, scale=3) for s, h in zip(sr, hr)]
-    assert acc.update(sr[0], hr[0], scale=3) == first[0]
-    assert acc.count == 3 and acc.values == {"detector_iou": [first[0]["detector_iou"], first[1]["detector_iou"],
-                                                              first[0]["detector_iou"]]}
-    assert acc.compute() == {"detector_iou": pytest.approx((2 * first[0]["detector_iou"] + first[1]["detector_iou"]) / 3)}
+    first = [acc.update(s, h, scale=3)["detector_iou"] for s, h in zip(sr, hr)]
+    assert acc.update(sr[0], hr[0], scale=3) == {"detector_iou": first[0]}
+    assert acc.count == 3 and acc.values == {"detector_iou": [first[0], first[1], first[0]]}
+    assert acc.compute() == {"detector_iou": pytest.approx((2 * first[0] + first[1]) / 3)}
     acc.reset()
     assert acc.count == 0 and acc.compute() == {}
 

@@ -33,7 +33,7 @@ from torch import Tensor
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.metrics.common import shave
-from srlab.metrics.registry import get_metric
+from srlab.metrics.registry import PROTOCOL_METRICS, MetricSet
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,9 @@ class EvalProtocol:
         return "y8" if self.round_y else self.channel
 
     @property
-    def keys(self) -> tuple[str, str]:
-        """The names of the scores :meth:`score` returns."""
-        return (f"psnr_{self.label}", f"ssim_{self.label}")
+    def keys(self) -> tuple[str, ...]:
+        """The names of the scores :meth:`score` returns, ``("psnr_y", "ssim_y")`` for the paper protocol."""
+        return MetricSet(PROTOCOL_METRICS).keys(self)
 
     def border(self, scale: int) -> int:
         return scale if self.crop_border is None else self.crop_border
@@ -118,12 +118,7 @@ class EvalProtocol:
 
     def score(self, sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
         """PSNR and SSIM of one SR image against its HR image (see :meth:`prepare` for the inputs)."""
-        sr_img, hr_img = self.prepare(sr, hr, scale)
-        scores = {}
-        for key in ("psnr", "ssim"):
-            metric = get_metric(key)
-            scores[metric.result_key(self)] = float(metric.fn(sr_img, hr_img, protocol=self))
-        return scores
+        return MetricSet(PROTOCOL_METRICS).score(*self.prepare(sr, hr, scale), self)
 
     @staticmethod
     def _prepare(x: Tensor, name: str) -> Tensor:
