@@ -50,9 +50,6 @@ class DISTS(nn.Module):
         backbone_weights: torchvision's ``vgg16-397923af.pth``.
     """
 
-    name = "dists"
-    higher_is_better = False
-
     def __init__(
         self,
         *,

@@ -85,9 +85,6 @@ class LPIPS(nn.Module):
             ``vgg16-397923af.pth`` or ``squeezenet1_1-b8a52dc0.pth``).
     """
 
-    name = "lpips"
-    higher_is_better = False
-
     def __init__(
         self,
         net: str = "alex",

@@ -257,9 +257,6 @@ def niqe(
 class NIQE:
     """NIQE with its pristine model loaded once; ``NIQE(path)(x)`` as :func:`niqe`."""
 
-    name = "niqe"
-    higher_is_better = False
-
     def __init__(self, model: NiqeModel | str | os.PathLike[str] | None = None, *, block_size: int = BLOCK) -> None:
         self.model = _model(model)
         self.block_size = block_size
