@@ -14,7 +14,7 @@ from srlab.errors import SrlabError
 from srlab.inference import upscale_tensor
 from srlab.inference.ensemble import TRANSFORMS, apply_transform, invert_transform, self_ensemble
 from srlab.inference.evaluate import evaluate_images
-from srlab.metrics.protocol import PAPER_PROTOCOL, ScoreAccumulator
+from srlab.metrics import PAPER_PROTOCOL, ScoreAccumulator
 from conftest import photo
 
 

@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from srlab.errors import SrlabError
+from srlab.metrics.accumulator import ScoreAccumulator
 from srlab.metrics.dists import DISTS, dists
+from srlab.metrics.protocol import EvalProtocol
+from srlab.metrics.registry import MetricSet
 from conftest import photo
 
 VGG16_CONVS = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256),
@@ -123,11 +126,12 @@ def test_identical_images_give_zero_and_order(files):
     x = image("coffee", (96, 96))
     assert abs(float(model(x, x))) < 1e-12
     assert 0 < float(model(x, blurred(x, 0.7))) < float(model(x, blurred(x, 2.0)))
-    acc = model.accumulator()
-    acc.update(x, blurred(x))
-    acc.update(torch.stack([x, x]), torch.stack([x, blurred(x, 2.0)]))
+    metrics = MetricSet(("dists",), {"dists": str(weights), "dists_backbone": str(backbone)})
+    acc = ScoreAccumulator(EvalProtocol(crop_border=0), metrics)
+    for hr in (blurred(x), x, blurred(x, 2.0)):
+        acc.update(x, hr, scale=2)
     assert acc.count == 3 and acc.compute()["dists"] == pytest.approx(
-        (float(model(x, blurred(x))) + float(model(x, blurred(x, 2.0)))) / 3)
+        (float(model(x, blurred(x))) + float(model(x, blurred(x, 2.0)))) / 3, abs=1e-9)
 
 
 def test_vgg_names_with_l2_pooling(files):

@@ -16,7 +16,9 @@ import torch
 
 from conftest import DISTORTION_LEVELS, distort, photo, photo_tensor
 from srlab.errors import SrlabError
-from srlab.metrics.fsim import FSIMAccumulator, fsim, fsim_fsimc, fsimc, phase_congruency
+from srlab.metrics.accumulator import ScoreAccumulator
+from srlab.metrics.fsim import fsim, fsim_fsimc, fsimc, phase_congruency
+from srlab.metrics.protocol import EvalProtocol
 
 signal = pytest.importorskip("scipy.signal")
 
@@ -224,10 +226,11 @@ def test_fsim_batch_crop_and_accumulator() -> None:
     singles = [fsim_fsimc(x[i, :, 2:-2, 2:-2], y[i, :, 2:-2, 2:-2]) for i in range(2)]
     assert a.tolist() == pytest.approx([float(s[0]) for s in singles], rel=1e-12)
     assert c.tolist() == pytest.approx([float(s[1]) for s in singles], rel=1e-12)
-    acc = FSIMAccumulator(crop_border=2)
-    got = acc.update(y, x)  # (sr, hr)
-    assert got["fsim"] == pytest.approx(a.tolist(), rel=1e-12)
-    acc.update(y[1], x[1])
+    # the registered metrics (SR first, HR second) average the same per-image values
+    acc = ScoreAccumulator(EvalProtocol(crop_border=2), ("fsim", "fsimc"))
+    got = [acc.update(y[i], x[i], scale=2) for i in (0, 1)]
+    assert [g["fsim"] for g in got] == pytest.approx(a.tolist(), rel=1e-12)
+    acc.update(y[1], x[1], scale=2)
     assert acc.count == 3
     means = acc.compute()
     assert means["fsim"] == pytest.approx((float(a[0]) + 2 * float(a[1])) / 3, rel=1e-12)

@@ -9,7 +9,9 @@ import torch
 
 from conftest import DISTORTION_LEVELS, distort, photo, photo_tensor
 from srlab.errors import SrlabError
-from srlab.metrics.gmsd import GMSDAccumulator, gmsd
+from srlab.metrics.accumulator import ScoreAccumulator
+from srlab.metrics.gmsd import gmsd
+from srlab.metrics.protocol import EvalProtocol
 
 signal = pytest.importorskip("scipy.signal")
 
@@ -89,9 +91,9 @@ def test_gmsd_batch_crop_and_accumulator() -> None:
     assert batch.shape == (2,)
     singles = [float(gmsd(x[i, :, 4:-4, 4:-4], y[i, :, 4:-4, 4:-4])) for i in range(2)]
     assert batch.tolist() == pytest.approx(singles, rel=1e-12)
-    acc = GMSDAccumulator(crop_border=4)
-    assert acc.update(x, y) == pytest.approx(singles, rel=1e-12)
-    acc.update(x[0], y[0])
+    acc = ScoreAccumulator(EvalProtocol(crop_border=4), ("gmsd",))
+    assert [acc.update(x[i], y[i], scale=4)["gmsd"] for i in (0, 1)] == pytest.approx(singles, rel=1e-12)
+    acc.update(x[0], y[0], scale=4)
     assert acc.count == 3
     assert acc.compute()["gmsd"] == pytest.approx((2 * singles[0] + singles[1]) / 3, rel=1e-12)
     acc.reset()

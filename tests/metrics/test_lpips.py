@@ -22,7 +22,10 @@ import torch.nn.functional as F
 
 from srlab.errors import SrlabError
 from srlab.metrics.backbones import AlexNetFeatures, SqueezeNet11Features, VGG16Features, load_torchvision_weights
+from srlab.metrics.accumulator import ScoreAccumulator
 from srlab.metrics.lpips import LPIPS, lpips
+from srlab.metrics.protocol import EvalProtocol
+from srlab.metrics.registry import MetricSet
 from conftest import photo
 
 # torchvision's state-dict names and shapes (torchvision/models/{alexnet,vgg,squeezenet}.py); the classifier
@@ -180,16 +183,18 @@ def test_identical_images_give_zero_and_order(weights):
     assert float(model(grey, blurred(grey))) == pytest.approx(float(model(grey.expand(3, -1, -1), blurred(grey).expand(3, -1, -1))))
 
 
-def test_accumulator(weights):
+def test_registered_metric_loads_the_files_and_averages(weights):
     lin, backbone = weights["alex"]
-    model = LPIPS("alex", lin_weights=lin, backbone_weights=backbone)
+    model = LPIPS("alex", lin_weights=lin, backbone_weights=backbone).double()
     x = torch.stack([image("astronaut", (96, 96)), image("rocket", (96, 96))])
     y = torch.stack([blurred(x[0]), blurred(x[1])])
-    acc = model.accumulator()
-    per_image = acc.update(x, y)
-    acc.update(x[0], y[0])
+    metrics = MetricSet(("lpips",), {"lpips_lin": str(lin), "lpips_backbone": str(backbone)})
+    acc = ScoreAccumulator(EvalProtocol(crop_border=0), metrics)
+    per_image = [acc.update(x[i], y[i], scale=2)["lpips"] for i in (0, 1)]
+    assert per_image == pytest.approx(model(x.double(), y.double()).tolist(), rel=1e-6)
+    acc.update(x[0], y[0], scale=2)
     assert acc.count == 3
-    assert acc.compute()["lpips"] == pytest.approx((2 * per_image[0] + per_image[1]) / 3)
+    assert acc.compute()["lpips"] == pytest.approx((2 * per_image[0] + per_image[1]) / 3, rel=1e-12)
 
 
 EXPECTED_NAMES = {

@@ -10,7 +10,9 @@ import torch
 
 from conftest import DISTORTION_LEVELS, distort, photo, photo_tensor
 from srlab.errors import SrlabError
-from srlab.metrics.ms_ssim import MS_SSIM_WEIGHTS, MSSSIMAccumulator, ms_ssim
+from srlab.metrics.accumulator import ScoreAccumulator
+from srlab.metrics.ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
+from srlab.metrics.protocol import EvalProtocol
 
 signal = pytest.importorskip("scipy.signal")
 
@@ -108,10 +110,10 @@ def test_ms_ssim_batch_crop_and_accumulator() -> None:
     assert batch.shape == (2,)
     singles = [float(ms_ssim(x[i, :, 3:-3, 3:-3], y[i, :, 3:-3, 3:-3])) for i in range(2)]
     assert batch.tolist() == pytest.approx(singles, rel=1e-12)
-    acc = MSSSIMAccumulator(crop_border=3)
-    assert acc.update(x, y) == pytest.approx(singles, rel=1e-12)
+    acc = ScoreAccumulator(EvalProtocol(crop_border=3), ("ms_ssim",))
+    assert [acc.update(x[i], y[i], scale=3)["ms_ssim"] for i in (0, 1)] == pytest.approx(singles, rel=1e-12)
     assert acc.count == 2
-    assert acc.compute() == {"ms_ssim_y": pytest.approx(sum(singles) / 2, rel=1e-12)}
+    assert acc.compute() == {"ms_ssim": pytest.approx(sum(singles) / 2, rel=1e-12)}
     acc.reset()
     assert acc.count == 0
 

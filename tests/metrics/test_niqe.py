@@ -19,6 +19,7 @@ import scipy.special
 import torch
 
 from srlab.errors import SrlabError
+from srlab.metrics.accumulator import ScoreAccumulator
 from srlab.metrics.niqe import (
     NIQE,
     NUM_FEATURES,
@@ -31,6 +32,8 @@ from srlab.metrics.niqe import (
     niqe_features,
     to_gray_levels,
 )
+from srlab.metrics.protocol import EvalProtocol
+from srlab.metrics.registry import MetricSet
 from conftest import photo
 
 # ---------------------------------------------------------------- naive MATLAB transcription
@@ -289,10 +292,11 @@ def test_batch_and_accumulator(pristine_npz):
     batch = niqe(torch.stack([a, b]), pristine_npz)
     assert batch.shape == (2,)
     assert float(batch[0]) == float(niqe(a, pristine_npz))
-    acc = NIQE(pristine_npz).accumulator()
-    assert acc.update(a) == [float(batch[0])]
-    acc.update(b[None])
-    assert acc.compute() == {"niqe": pytest.approx(float(batch.mean()))}
+    # the registered metric scores the SR image (the first argument) alone
+    acc = ScoreAccumulator(EvalProtocol(crop_border=0), MetricSet(("niqe",), {"niqe": str(pristine_npz)}))
+    assert acc.update(a, b, scale=2) == {"niqe": float(batch[0])}
+    acc.update(b, a, scale=2)
+    assert acc.compute() == {"niqe": pytest.approx(float(batch.mean()), rel=1e-12)}
     grey = a[:1]
     assert float(niqe(grey, pristine_npz)) == pytest.approx(float(niqe(grey.expand(3, -1, -1), pristine_npz)))
 

@@ -238,6 +238,9 @@ def test_errors_name_the_fix(tmp_path, report):
     with pytest.raises(SrlabError, match="pass --checkpoint espcn_etds=FILE"):
         run_benchmark(["bicubic", "espcn_etds"], report["data"], [2], out, progress=False, log=None)
     assert not out.exists()
+    with pytest.raises(SrlabError, match=r"metric 'niqe' needs --metric_weights niqe=PATH \(NIQE's modelparameters"):
+        run_benchmark(["bicubic"], report["data"], [2], out, metrics=["niqe"], progress=False, log=None)
+    assert not out.exists()
     with pytest.raises(SrlabError, match="not in --models"):
         run_benchmark(["bicubic"], report["data"], [2], out, checkpoints={"espcn_etds": [x2]}, progress=False, log=None)
     with pytest.raises(SrlabError, match="does not exist"):

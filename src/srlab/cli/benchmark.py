@@ -11,7 +11,7 @@ from typing import Any
 from srlab.cli.common import flag, non_negative_int, parse_model_args, positive_int
 from srlab.cli.profile import lr_size
 from srlab.errors import SrlabError
-from srlab.metrics.select import METRIC_NAMES, parse_metrics
+from srlab.metrics.registry import metric_names, parse_metric_weights, parse_metrics, weight_keys
 from srlab.report.benchmark import parse_crop, run_benchmark
 
 HELP = "benchmark several models (PSNR/SSIM, parameters, MACs, CPU latency) and write an HTML report"
@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "model_arg", nargs="+", action="extend", default=[], metavar="NAME:KEY=VALUE",
          help="a hyper-parameter of one model, e.g. ecbsr_etds:channels=32; repeatable")
     flag(parser, "metrics", default="psnr,ssim", metavar="LIST",
-         help=f"comma-separated, from {','.join(METRIC_NAMES)} (default psnr,ssim; extras go to the JSON/CSV)")
+         help=f"comma-separated, from {','.join(metric_names())} (default psnr,ssim; extras go to the JSON/CSV)")
+    flag(parser, "metric_weights", nargs="+", action="extend", default=[], metavar="KEY=PATH",
+         help=f"weight files of the metrics that need them, keys {', '.join(weight_keys())}; repeatable")
     flag(parser, "images", type=non_negative_int, default=2, metavar="N",
          help="visual comparisons of the first N images of the first data set (default 2; 0: none)")
     flag(parser, "crop", nargs="+", action="extend", default=[], metavar="NAME:X,Y,SIZE",
@@ -59,6 +61,7 @@ def _per_model(items: list[str], what: str, example: str) -> dict[str, list[str]
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     metrics = parse_metrics(args.metrics)
+    metric_weights = parse_metric_weights(args.metric_weights)
     checkpoints = _per_model(args.checkpoint, "--checkpoint", "NAME=FILE espcn=runs/espcn_x2/best.safetensors")
     model_args: dict[str, dict[str, Any]] = {
         name: parse_model_args(values)
@@ -67,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     crops = [parse_crop(text) for text in args.crop]
     result = run_benchmark(
         args.models, args.data, args.scales, args.out, checkpoints=checkpoints, model_args=model_args,
-        metrics=metrics, images=args.images, crops=crops, threads=args.threads, repeats=args.repeats,
-        warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
+        metrics=metrics, metric_weights=metric_weights, images=args.images, crops=crops, threads=args.threads,
+        repeats=args.repeats, warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
         progress=not args.quiet,
     )
     out = Path(args.out)

@@ -14,7 +14,7 @@ from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_folder
 from srlab.metrics.protocol import PROTOCOLS
-from srlab.metrics.select import METRIC_NAMES, MetricSet, parse_metric_weights, parse_metrics
+from srlab.metrics.registry import MetricSet, metric_names, parse_metric_weights, parse_metrics, weight_keys
 from srlab.models.registry import spec_of
 
 HELP = "evaluate a model on data sets (PSNR/SSIM on Y, the papers' protocol)"
@@ -29,10 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower): the papers' '+' rows")
     flag(parser, "metrics", default="psnr,ssim", metavar="LIST",
-         help=f"comma-separated, from {','.join(METRIC_NAMES)} (default psnr,ssim; each adds a JSON key)")
+         help=f"comma-separated, from {','.join(metric_names())} (default psnr,ssim; each adds a JSON key)")
     flag(parser, "metric_weights", action="append", default=[], metavar="KEY=PATH",
-         help="weight files of lpips (lpips_backbone, lpips_lin, lpips_net), dists (dists_backbone, dists) "
-              "and niqe (niqe); repeatable")
+         help=f"weight files of the metrics that need them, keys {', '.join(weight_keys())}; repeatable")
     flag(parser, "protocol", default="y", choices=sorted(PROTOCOLS),
          help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
               "convention) or rgb (all three channels); the score names say which")
@@ -51,9 +50,9 @@ def _check_json_path(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    extra = parse_metrics(args.metrics)
-    metric_set = MetricSet(extra, parse_metric_weights(args.metric_weights))  # loads weights before the long part
+    metric_set = MetricSet(parse_metrics(args.metrics), parse_metric_weights(args.metric_weights))  # weights load here
     protocol = PROTOCOLS[args.protocol]
+    columns = metric_set.keys(protocol)
     if args.scales and args.scale is not None:
         raise SrlabError("give --scale S or --scales S1 S2 ..., not both")
     scales = list(dict.fromkeys(args.scales)) if args.scales else [args.scale]
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for model, folders in runs:
         if len(scales) > 1:
             print(f"x{spec_of(model).scale}")
-        _print_header(protocol.label, extra)
+        _print_header(columns)
         suffix = " (x8 self-ensemble)" if args.self_ensemble else ""
         for folder in folders:
             try:
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"srlab: error: {e}", file=sys.stderr)
                 continue
             results.append(result)
-            values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in _columns(protocol.label, extra))
+            values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in columns)
             print(
                 f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6} {values}  "
                 f"{result.model}{suffix}"
@@ -97,14 +96,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _columns(label: str, extra: tuple[str, ...]) -> list[str]:
-    return [f"psnr_{label}", f"ssim_{label}", *extra]
-
-
 def _width(key: str) -> int:
     return max(8, len(key))
 
 
-def _print_header(label: str, extra: tuple[str, ...]) -> None:
-    names = " ".join(f"{k.upper():>{_width(k)}}" for k in _columns(label, extra))
+def _print_header(columns: tuple[str, ...]) -> None:
+    names = " ".join(f"{k.upper():>{_width(k)}}" for k in columns)
     print(f"{'dataset':<16} {'scale':>5} {'images':>6} {names}  model")

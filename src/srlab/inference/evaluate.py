@@ -1,4 +1,5 @@
-"""Evaluating a model on folders of images with the evaluation protocol (``srlab.metrics.protocol``)."""
+"""Evaluating a model on folders of images: registered metrics (``srlab.metrics.registry``) under the
+evaluation protocol (``srlab.metrics.protocol``), kept per image and as set means."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from tqdm import tqdm
 
 from srlab.data.datasets import PairedFolder, load_pair
 from srlab.inference.upscale import upscale_tensor
-from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol, MeanMeter, ScoreAccumulator
-from srlab.metrics.select import MetricSet, extra_scores
+from srlab.metrics.accumulator import ScoreAccumulator
+from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol
+from srlab.metrics.registry import PROTOCOL_METRICS, MetricSet
 from srlab.models.registry import spec_of
 
 
 @dataclass
 class ImageScore:
     name: str
-    # e.g. {"psnr_y": ..., "ssim_y": ..., "gmsd": ...}: the protocol's two scores, then any extra metrics
+    # e.g. {"psnr_y": ..., "ssim_y": ..., "gmsd": ...}: one key per metric, in the order they were asked for
     scores: dict[str, float]
 
     def to_json(self) -> dict:
@@ -71,24 +73,19 @@ def evaluate_images(
     progress: bool = False,
     total: int | None = None,
     self_ensemble: bool = False,
-    metrics: MetricSet | Sequence[str] = (),
+    metrics: MetricSet | Sequence[str] = PROTOCOL_METRICS,
 ) -> tuple[dict[str, float], list[ImageScore]]:
-    """Super-resolve each LR image and score it against its HR image; returns (set means, per image).
+    """Super-resolve each LR image and score it against its HR image with the registered ``metrics``
+    (names, or a :class:`MetricSet` whose weights are loaded); returns (set means, per image).
 
     ``self_ensemble`` scores the x8 geometric self-ensemble (``srlab.inference.ensemble``) instead."""
     scale = spec_of(model).scale
-    accumulator = ScoreAccumulator(protocol)
-    metrics = metrics if isinstance(metrics, MetricSet) else MetricSet(metrics)
-    extra_means: dict[str, MeanMeter] = {}
+    accumulator = ScoreAccumulator(protocol, metrics)
     scores = []
     for name, lr, hr in tqdm(images, total=total, disable=not progress, desc="eval", leave=False):
         sr = upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble).float()
-        per_image = accumulator.update(sr, hr.to(sr.device), scale)
-        extra = extra_scores(metrics, sr, hr.to(sr.device), scale)
-        for key, value in extra.items():
-            extra_means.setdefault(key, MeanMeter()).update(value)
-        scores.append(ImageScore(name, {**per_image, **extra}))
-    return {**accumulator.compute(), **{k: m.mean for k, m in extra_means.items()}}, scores
+        scores.append(ImageScore(name, accumulator.update(sr, hr.to(sr.device), scale)))
+    return accumulator.compute(), scores
 
 
 def evaluate_folder(
@@ -100,10 +97,10 @@ def evaluate_folder(
     tile_overlap: int | None = None,
     progress: bool = False,
     self_ensemble: bool = False,
-    metrics: MetricSet | Sequence[str] = (),
+    metrics: MetricSet | Sequence[str] = PROTOCOL_METRICS,
 ) -> DatasetResult:
-    """Score a model on one folder: the protocol's PSNR / SSIM plus the named extra ``metrics``
-    (``srlab.metrics.select``), per image and as set means."""
+    """Score a model on one folder with the registered ``metrics`` (default PSNR and SSIM), per image
+    and as set means."""
     spec = spec_of(model)
     means, scores = evaluate_images(
         model, iter_folder(folder, spec.scale), protocol=protocol, tile=tile, tile_overlap=tile_overlap,

@@ -18,15 +18,21 @@ The user provides the alpha/beta file the ``DISTS_pytorch`` package ships (``wei
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from srlab.errors import SrlabError
 from srlab.metrics.backbones import TORCHVISION_FILES, FeatureExtractor, _load_state_dict_file, build_backbone
-from srlab.metrics.task import TaskMetric, as_batch
+from srlab.metrics.common import as_batch
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 TAPS = (3, 8, 15, 22, 29)
 CHANNELS = (3, 64, 128, 256, 512, 512)
@@ -43,9 +49,6 @@ class DISTS(nn.Module):
         weights: the ``DISTS_pytorch`` package's ``weights.pt`` (alpha, beta).
         backbone_weights: torchvision's ``vgg16-397923af.pth``.
     """
-
-    name = "dists"
-    higher_is_better = False
 
     def __init__(
         self,
@@ -113,10 +116,6 @@ class DISTS(nn.Module):
         distance = 1 - score
         return distance[0] if single else distance
 
-    def accumulator(self) -> TaskMetric:
-        """A running mean over a set: ``acc.update(sr, hr)``, ``acc.compute() -> {"dists": ...}``."""
-        return TaskMetric(self, self.name, higher_is_better=False)
-
 
 def _prepare(x: Tensor, name: str, model: nn.Module) -> Tensor:
     x = as_batch(x, name)
@@ -146,3 +145,17 @@ def dists(
     stamps = (os.path.getmtime(weights), os.path.getmtime(backbone_weights))
     model = _cached(str(Path(weights).resolve()), str(Path(backbone_weights).resolve()), stamps)
     return model(x, y)
+
+
+def load_dists(files: Mapping[str, str]) -> DISTS:
+    """The metric's model from ``--metric_weights`` files, in float64 like the other metrics."""
+    return DISTS(weights=files["dists"], backbone_weights=files["dists_backbone"]).double()
+
+
+@register_metric(
+    "dists", higher_is_better=False, best=0.0, load=load_dists,
+    weights={"dists_backbone": "torchvision's vgg16-397923af.pth", "dists": "DISTS_pytorch's weights.pt"},
+)
+def score_dists(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol, model: DISTS) -> float:
+    """DISTS of a prepared pair, in colour."""
+    return float(model(sr, hr))

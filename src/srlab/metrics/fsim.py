@@ -22,16 +22,19 @@ The FFTs and everything else run in float64 on the inputs' device (MPS: on the C
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from srlab.errors import SrlabError
+from srlab.metrics.common import prepare_pair
 from srlab.metrics.gmsd import matlab_average_downsample
-from srlab.metrics.ms_ssim import prepare_pair
-from srlab.metrics.protocol import MeanMeter
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 T1, T2, T3, T4 = 0.85, 160.0, 200.0, 200.0
 LAMBDA = 0.03
@@ -213,29 +216,14 @@ def fsimc(x: Tensor, y: Tensor, *, crop_border: int = 0) -> Tensor:
     return fsim_fsimc(x, y, crop_border=crop_border)[1]
 
 
-@dataclass
-class FSIMAccumulator:
-    """Averages per-image FSIM and FSIMc over a set (two :class:`~srlab.metrics.protocol.MeanMeter`)."""
+# FeatureSIM.m's imageRef is the HR image; the index is symmetric, the order kept for clarity.
+@register_metric("fsim", higher_is_better=True, best=1.0)
+def score_fsim(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol) -> float:
+    """FSIM (luminance) of a prepared pair."""
+    return float(fsim(hr, sr))
 
-    crop_border: int = 0
-    meters: dict[str, MeanMeter] = field(default_factory=lambda: {"fsim": MeanMeter(), "fsimc": MeanMeter()})
 
-    def update(self, sr: Tensor, hr: Tensor) -> dict[str, list[float]]:
-        """Score one image or a batch (``hr`` is the reference); return the per-image values."""
-        a, c = fsim_fsimc(hr, sr, crop_border=self.crop_border)
-        values = {"fsim": a.reshape(-1).tolist(), "fsimc": c.reshape(-1).tolist()}
-        for key, vals in values.items():
-            for v in vals:
-                self.meters[key].update(v)
-        return values
-
-    @property
-    def count(self) -> int:
-        return self.meters["fsim"].count
-
-    def compute(self) -> dict[str, float]:
-        return {key: meter.mean for key, meter in self.meters.items()}
-
-    def reset(self) -> None:
-        for meter in self.meters.values():
-            meter.reset()
+@register_metric("fsimc", higher_is_better=True, best=1.0)
+def score_fsimc(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol) -> float:
+    """FSIMc (with the I/Q chrominance) of a prepared pair."""
+    return float(fsimc(hr, sr))

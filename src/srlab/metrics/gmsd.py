@@ -16,8 +16,7 @@ three decimals, what the authors' demo feeds GMSD.m). A one-channel input is use
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +24,11 @@ from torch import Tensor
 
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
-from srlab.metrics.ms_ssim import prepare_pair
-from srlab.metrics.protocol import PerImageAccumulator
+from srlab.metrics.common import prepare_pair
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 GMSD_C = 170.0
 _GRAY = (0.299, 0.587, 0.114)
@@ -91,14 +93,7 @@ def gmsd(
     return out[0] if squeeze else out
 
 
-@dataclass
-class GMSDAccumulator(PerImageAccumulator):
-    """Averages per-image GMSD over a set."""
-
-    luma: Literal["y", "gray"] = "y"
-    crop_border: int = 0
-
-    key = "gmsd"
-
-    def per_image(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return gmsd(sr, hr, luma=self.luma, crop_border=self.crop_border)
+@register_metric("gmsd", higher_is_better=False, best=0.0)
+def score_gmsd(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol) -> float:
+    """GMSD of a prepared pair on the BT.601 Y channel."""
+    return float(gmsd(sr, hr))

@@ -29,8 +29,8 @@ from torch import Tensor
 from srlab.data.datasets import discover_pairs, modcrop
 from srlab.data.io import read_image
 from srlab.data.resize import bicubic_downscale, imresize
+from srlab.metrics.accumulator import mean_scores
 from srlab.metrics.color import rgb_to_y
-from srlab.metrics.protocol import MeanMeter
 from srlab.metrics.psnr import psnr
 from srlab.metrics.ssim import ssim
 
@@ -70,13 +70,12 @@ class LegacyBaseline:
 def y_only_bicubic_baseline(folder: str | Path, scale: int) -> LegacyBaseline:
     """The published bicubic row of a benchmark folder (any layout ``discover_pairs`` reads; only HR is used)."""
     pairs = discover_pairs(folder, scale)
-    psnr_mean, ssim_mean = MeanMeter(), MeanMeter()
+    per_image = []
     for pair in pairs.pairs:
         image = read_image(pair.hr)
-        scores = y_only_bicubic_scores(modcrop(image.rgb, scale), scale, greyscale_file=image.grayscale)
-        psnr_mean.update(scores["psnr_y8"])
-        ssim_mean.update(scores["ssim_y8"])
-    return LegacyBaseline(pairs.name, scale, psnr_mean.mean, ssim_mean.mean, psnr_mean.count)
+        per_image.append(y_only_bicubic_scores(modcrop(image.rgb, scale), scale, greyscale_file=image.grayscale))
+    means = mean_scores(per_image)
+    return LegacyBaseline(pairs.name, scale, means["psnr_y8"], means["ssim_y8"], len(per_image))
 
 
 def gtmod12_pairs(folder: str | Path, scale: int) -> list[tuple[str, Tensor, Tensor]]:

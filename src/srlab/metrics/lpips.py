@@ -20,15 +20,21 @@ the ``lpips`` package ships (``lpips/weights/v0.1/{alex,vgg,squeeze}.pth``, keys
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from srlab.errors import SrlabError
 from srlab.metrics.backbones import TORCHVISION_FILES, FeatureExtractor, _load_state_dict_file, build_backbone
-from srlab.metrics.task import TaskMetric, as_batch
+from srlab.metrics.common import as_batch
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 #: net name -> (torchvision arch, feature taps, channels per tap)
 NETS: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
@@ -78,9 +84,6 @@ class LPIPS(nn.Module):
         backbone_weights: torchvision's checkpoint (``alexnet-owt-7be5be79.pth``,
             ``vgg16-397923af.pth`` or ``squeezenet1_1-b8a52dc0.pth``).
     """
-
-    name = "lpips"
-    higher_is_better = False
 
     def __init__(
         self,
@@ -151,10 +154,6 @@ class LPIPS(nn.Module):
             total = total + self.lins[i]((nx - ny).pow(2)).mean(dim=(1, 2, 3))
         return total[0] if single else total
 
-    def accumulator(self) -> TaskMetric:
-        """A running mean over a set: ``acc.update(sr, hr)``, ``acc.compute() -> {"lpips": ...}``."""
-        return TaskMetric(self, self.name, higher_is_better=False)
-
 
 def _prepare(x: Tensor, name: str, model: nn.Module) -> Tensor:
     x = as_batch(x, name)
@@ -186,3 +185,24 @@ def lpips(
     stamps = (os.path.getmtime(lin_weights), os.path.getmtime(backbone_weights))
     model = _cached(net, str(Path(lin_weights).resolve()), str(Path(backbone_weights).resolve()), stamps)
     return model(x, y)
+
+
+def load_lpips(files: Mapping[str, str]) -> LPIPS:
+    """The metric's model from ``--metric_weights`` files, in float64 like the other metrics."""
+    return LPIPS(
+        files.get("lpips_net", "alex"), lin_weights=files["lpips_lin"], backbone_weights=files["lpips_backbone"],
+    ).double()
+
+
+@register_metric(
+    "lpips", higher_is_better=False, best=0.0, load=load_lpips,
+    weights={
+        "lpips_backbone": "torchvision's alexnet-owt-7be5be79.pth (or the VGG16 / SqueezeNet file, "
+                          "with lpips_net=vgg|squeeze)",
+        "lpips_lin": "the lpips package's lpips/weights/v0.1/alex.pth",
+    },
+    options={"lpips_net": "alex (default), vgg or squeeze"},
+)
+def score_lpips(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol, model: LPIPS) -> float:
+    """LPIPS of a prepared pair, in colour."""
+    return float(model(sr, hr))

@@ -26,8 +26,7 @@ inputs' device (MPS, which has no float64, is scored on the CPU).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,42 +34,14 @@ from torch import Tensor
 
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
-from srlab.metrics.protocol import PerImageAccumulator
-from srlab.metrics.psnr import shave
-from srlab.metrics.ssim import _filter_valid, gaussian_window_1d
+from srlab.metrics.common import filter_valid, prepare_pair
+from srlab.metrics.registry import register_metric
+from srlab.metrics.ssim import gaussian_window_1d
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def prepare_pair(x: Tensor, y: Tensor, name: str, crop_border: int = 0) -> tuple[Tensor, Tensor, bool]:
-    """Validate two images for a full-reference metric; return them as float64 (N, C, H, W).
-
-    The third value says whether the inputs were single (C, H, W) images (squeeze the result).
-    """
-    for label, t in (("x", x), ("y", y)):
-        if not isinstance(t, Tensor) or t.dim() not in (3, 4) or t.shape[-3] not in (1, 3):
-            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise SrlabError(
-                f"{name}: {label} must be a (C, H, W) or (N, C, H, W) tensor with C = 1 or 3, got {shape}"
-            )
-        if not t.is_floating_point():
-            raise SrlabError(
-                f"{name}: {label} must be a float tensor in [0, 1], got {t.dtype}; divide 8-bit images by 255"
-            )
-    if x.shape != y.shape:
-        raise SrlabError(
-            f"{name}: the images differ in size, {tuple(x.shape)} vs {tuple(y.shape)}; crop them to one size"
-        )
-    if crop_border < 0:
-        raise SrlabError(f"{name}: crop_border must be >= 0, got {crop_border}")
-    squeeze = x.dim() == 3
-    if squeeze:
-        x, y = x.unsqueeze(0), y.unsqueeze(0)
-    # float64 for reference-grade numbers; MPS has no float64, so score there on the CPU.
-    if x.device.type == "mps":
-        x, y = x.cpu(), y.cpu()
-    x, y = x.detach().to(torch.float64), y.detach().to(device=x.device, dtype=torch.float64)
-    return shave(x, crop_border), shave(y, crop_border), squeeze
 
 
 def _to_channels255(x: Tensor, channel: str) -> Tensor:
@@ -92,11 +63,11 @@ def _downsample2(x: Tensor) -> Tensor:
 
 def _ssim_cs(x: Tensor, y: Tensor, g: Tensor, c1: float, c2: float) -> tuple[Tensor, Tensor]:
     """Mean SSIM and mean contrast-structure of (B, 1, H, W) images, each of shape (B,)."""
-    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
+    mu_x, mu_y = filter_valid(x, g), filter_valid(y, g)
     mu_x2, mu_y2, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    var_x = _filter_valid(x * x, g) - mu_x2
-    var_y = _filter_valid(y * y, g) - mu_y2
-    cov_xy = _filter_valid(x * y, g) - mu_xy
+    var_x = filter_valid(x * x, g) - mu_x2
+    var_y = filter_valid(y * y, g) - mu_y2
+    cov_xy = filter_valid(x * y, g) - mu_xy
     cs_map = (2 * cov_xy + c2) / (var_x + var_y + c2)
     ssim_map = ((2 * mu_xy + c1) * (2 * cov_xy + c2)) / ((mu_x2 + mu_y2 + c1) * (var_x + var_y + c2))
     return ssim_map.mean(dim=(-3, -2, -1)), cs_map.mean(dim=(-3, -2, -1))
@@ -164,16 +135,7 @@ def ms_ssim(
     return out[0] if squeeze else out
 
 
-@dataclass
-class MSSSIMAccumulator(PerImageAccumulator):
-    """Averages per-image MS-SSIM over a set."""
-
-    channel: Literal["y", "rgb"] = "y"
-    crop_border: int = 0
-
-    @property
-    def key(self) -> str:
-        return f"ms_ssim_{self.channel}"
-
-    def per_image(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return ms_ssim(sr, hr, channel=self.channel, crop_border=self.crop_border)
+@register_metric("ms_ssim", higher_is_better=True, best=1.0)
+def score_ms_ssim(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol) -> float:
+    """MS-SSIM of a prepared pair on the Y channel (L = 255), whatever the protocol's channel."""
+    return float(ms_ssim(sr, hr, channel="y"))

@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,7 +45,11 @@ from torch import Tensor
 from srlab.data.resize import imresize
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_write_bytes
-from srlab.metrics.task import TaskMetric, as_batch
+from srlab.metrics.common import as_batch
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 BLOCK = 96
 SHARPNESS_THRESHOLD = 0.75
@@ -285,9 +290,6 @@ def niqe(
 class NIQE:
     """NIQE with its pristine model loaded once; ``NIQE(path)(x)`` as :func:`niqe`."""
 
-    name = "niqe"
-    higher_is_better = False
-
     def __init__(self, model: NiqeModel | str | os.PathLike[str] | None = None, *, block_size: int = BLOCK) -> None:
         self.model = _model(model)
         self.block_size = block_size
@@ -295,6 +297,11 @@ class NIQE:
     def __call__(self, x: Tensor) -> Tensor:
         return niqe(x, self.model, block_size=self.block_size)
 
-    def accumulator(self) -> TaskMetric:
-        """A running mean over a set: ``acc.update(sr)``, ``acc.compute() -> {"niqe": ...}``."""
-        return TaskMetric(self, self.name, reference=False, higher_is_better=False)
+
+@register_metric(
+    "niqe", higher_is_better=False, reference=False, load=lambda files: NIQE(files["niqe"]),
+    weights={"niqe": "NIQE's modelparameters.mat (or an .npz with mu_prisparam, cov_prisparam)"},
+)
+def score_niqe(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol, model: NIQE) -> float:
+    """NIQE of the SR image of a prepared pair (no reference: ``hr`` is not looked at)."""
+    return float(model(sr))

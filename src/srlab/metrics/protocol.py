@@ -9,7 +9,12 @@ The paper protocol (``PAPER_PROTOCOL``) is the one of the SR literature, as RCAN
 3. ``scale`` pixels are shaved from each side;
 4. PSNR with peak 255, and Wang's SSIM (11x11 Gaussian, sigma 1.5, K = (0.01, 0.03), L = 255,
    'valid' filtering, no downsampling);
-5. per-image values are averaged over the set (:class:`ScoreAccumulator`).
+5. per-image values are averaged over the set (:class:`srlab.metrics.accumulator.ScoreAccumulator`).
+
+Steps 1 and 3 (and the input checks) are :meth:`EvalProtocol.prepare`, the pair every registered
+metric scores (:mod:`srlab.metrics.registry`); step 2 is :meth:`EvalProtocol.channels255`, the images
+PSNR and SSIM compare; the other metrics (MS-SSIM, GMSD, FSIM on the Y channel; FSIMc, LPIPS, DISTS in
+colour; NIQE on the SR image alone) score the same prepared pair.
 
 All arithmetic runs in float64 on the inputs' device. Two labelled variants: ``Y8_PROTOCOL``, the older
 convention that rounds Y to 8 bits first (MATLAB ``rgb2ycbcr`` on uint8 images; keys ``psnr_y8``,
@@ -19,8 +24,7 @@ bicubic pipeline that produced the bicubic rows copied across papers is in :mod:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -28,8 +32,8 @@ from torch import Tensor
 
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
-from srlab.metrics.psnr import psnr
-from srlab.metrics.ssim import ssim
+from srlab.metrics.common import shave
+from srlab.metrics.registry import PROTOCOL_METRICS, MetricSet
 
 
 @dataclass(frozen=True)
@@ -68,19 +72,20 @@ class EvalProtocol:
         return "y8" if self.round_y else self.channel
 
     @property
-    def keys(self) -> tuple[str, str]:
-        """The names of the scores :meth:`score` returns."""
-        return (f"psnr_{self.label}", f"ssim_{self.label}")
+    def keys(self) -> tuple[str, ...]:
+        """The names of the scores :meth:`score` returns, ``("psnr_y", "ssim_y")`` for the paper protocol."""
+        return MetricSet(PROTOCOL_METRICS).keys(self)
 
     def border(self, scale: int) -> int:
         return scale if self.crop_border is None else self.crop_border
 
-    def score(self, sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
-        """PSNR and SSIM of one SR image against its HR image.
+    def prepare(self, sr: Tensor, hr: Tensor, scale: int) -> tuple[Tensor, Tensor]:
+        """The pair every metric scores: (3, H, W) float64 on the inputs' device, the SR image rounded to
+        8-bit levels (``round_output``), ``border(scale)`` pixels shaved from each side.
 
         ``sr`` and ``hr`` are (3, H, W) or (1, H, W) float tensors in [0, 1] on any device, of the
         same size (mod-crop the HR image to a multiple of ``scale`` first). A (1, H, W) image is a
-        grey picture: its Y is computed as for R = G = B.
+        grey picture, given as R = G = B.
         """
         sr_img, hr_img = self._prepare(sr, "sr"), self._prepare(hr, "hr")
         if sr_img.shape != hr_img.shape:
@@ -95,27 +100,25 @@ class EvalProtocol:
                 f"a {h}x{w} image is too small to score: after shaving {border} pixels per side "
                 f"it is smaller than the {self.window_size}x{self.window_size} SSIM window"
             )
-
         if self.round_output:
             # the SR image as saved to an 8-bit PNG (MATLAB im2uint8)
             sr_img = _round_8bit(sr_img.clamp(0.0, 1.0))
-        if self.channel == "y":
-            sr_img, hr_img = rgb_to_y(sr_img), rgb_to_y(hr_img)
-            if self.round_y:
-                sr_img, hr_img = _round_8bit(sr_img), _round_8bit(hr_img)
-        elif sr_img.shape[0] == 1:
-            # A grey image scored in RGB: the three channels would be identical.
+        if sr_img.shape[0] == 1:
             sr_img, hr_img = sr_img.expand(3, h, w), hr_img.expand(3, h, w)
+        return shave(sr_img, border), shave(hr_img, border)
 
-        # Scores in the 0..255 domain, as the MATLAB scripts compute them.
-        sr_img, hr_img = sr_img * 255.0, hr_img * 255.0
-        p = psnr(sr_img, hr_img, data_range=255.0, crop_border=border)
-        s = ssim(
-            sr_img, hr_img, data_range=255.0, crop_border=border, window_size=self.window_size,
-            sigma=self.sigma, k1=self.k1, k2=self.k2,
-        )
-        psnr_key, ssim_key = self.keys
-        return {psnr_key: float(p), ssim_key: float(s)}
+    def channels255(self, x: Tensor) -> Tensor:
+        """What PSNR and SSIM compare of a prepared image, in the 0..255 domain of the MATLAB scripts:
+        its Y (rounded to 8-bit levels when ``round_y``) or its three channels."""
+        if self.channel == "y":
+            x = rgb_to_y(x)
+            if self.round_y:
+                x = _round_8bit(x)
+        return x * 255.0
+
+    def score(self, sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
+        """PSNR and SSIM of one SR image against its HR image (see :meth:`prepare` for the inputs)."""
+        return MetricSet(PROTOCOL_METRICS).score(*self.prepare(sr, hr, scale), self)
 
     @staticmethod
     def _prepare(x: Tensor, name: str) -> Tensor:
@@ -161,60 +164,3 @@ class MeanMeter:
 
     def reset(self) -> None:
         self.total, self.count = 0.0, 0
-
-
-@dataclass
-class PerImageAccumulator(ABC):
-    """The running mean of one per-image metric over a set; a subclass names it (``key``) and scores a
-    batch (``per_image``). Used by MS-SSIM and GMSD."""
-
-    meter: MeanMeter = field(default_factory=MeanMeter, kw_only=True)
-
-    key = ""
-
-    @abstractmethod
-    def per_image(self, sr: Tensor, hr: Tensor) -> Tensor:
-        """The metric of each image of ``sr`` against ``hr``."""
-
-    def update(self, sr: Tensor, hr: Tensor) -> list[float]:
-        """Score one image or a batch; add each image to the running mean; return the per-image values."""
-        values = self.per_image(sr, hr).reshape(-1).tolist()
-        for v in values:
-            self.meter.update(v)
-        return values
-
-    @property
-    def count(self) -> int:
-        return self.meter.count
-
-    def compute(self) -> dict[str, float]:
-        return {self.key: self.meter.mean}
-
-    def reset(self) -> None:
-        self.meter.reset()
-
-
-@dataclass
-class ScoreAccumulator:
-    """Scores images one by one with a protocol and averages each metric over the set."""
-
-    protocol: EvalProtocol = PAPER_PROTOCOL
-    meters: dict[str, MeanMeter] = field(default_factory=dict)
-
-    def update(self, sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
-        """Score one image pair, add it to the running means, and return its per-image scores."""
-        scores = self.protocol.score(sr, hr, scale)
-        for key, value in scores.items():
-            self.meters.setdefault(key, MeanMeter()).update(value)
-        return scores
-
-    @property
-    def count(self) -> int:
-        return max((m.count for m in self.meters.values()), default=0)
-
-    def compute(self) -> dict[str, float]:
-        """The set averages, e.g. ``{"psnr_y": ..., "ssim_y": ...}``."""
-        return {key: meter.mean for key, meter in self.meters.items()}
-
-    def reset(self) -> None:
-        self.meters.clear()

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
+from srlab.metrics.common import shave
+from srlab.metrics.registry import register_metric
 
-def shave(x: Tensor, border: int) -> Tensor:
-    """Drop ``border`` pixels from each side of the last two (H, W) axes."""
-    if border < 0:
-        raise ValueError(f"crop_border must be >= 0, got {border}")
-    if border == 0:
-        return x
-    h, w = x.shape[-2:]
-    if h <= 2 * border or w <= 2 * border:
-        raise ValueError(f"crop_border={border} leaves nothing of a {h}x{w} image")
-    return x[..., border : h - border, border : w - border]
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 
 def psnr(x: Tensor, y: Tensor, *, data_range: float = 1.0, crop_border: int = 0) -> Tensor:
@@ -35,3 +32,8 @@ def psnr(x: Tensor, y: Tensor, *, data_range: float = 1.0, crop_border: int = 0)
     # 10 log10(peak^2 / 0) is +inf, which is the right answer for identical images.
     return 10.0 * torch.log10(data_range**2 / mse)
 
+
+@register_metric("psnr", higher_is_better=True, best=math.inf, labelled=True)
+def score_psnr(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol) -> float:
+    """PSNR (dB, peak 255) of a prepared pair on the protocol's channels (Y, as the papers report it)."""
+    return float(psnr(protocol.channels255(sr), protocol.channels255(hr), data_range=255.0))

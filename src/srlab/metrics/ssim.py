@@ -7,11 +7,16 @@ no downsampling; the index is the mean of the map.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from srlab.metrics.psnr import shave
+from srlab.metrics.common import filter_valid, shave
+from srlab.metrics.registry import register_metric
+
+if TYPE_CHECKING:
+    from srlab.metrics.protocol import EvalProtocol
 
 
 def gaussian_window_1d(size: int, sigma: float, *, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -22,16 +27,6 @@ def gaussian_window_1d(size: int, sigma: float, *, dtype: torch.dtype, device: t
     coords = torch.arange(size, dtype=dtype, device=device) - half
     g = torch.exp(-(coords**2) / (2.0 * sigma**2))
     return g / g.sum()
-
-
-def _filter_valid(x: Tensor, g: Tensor) -> Tensor:
-    """Separable 'valid' filtering of (B, 1, H, W) by the window ``outer(g, g)``.
-
-    The Gaussian is symmetric, so correlation (conv2d) equals MATLAB's filter2 with the rotated window.
-    """
-    n = g.numel()
-    x = F.conv2d(x, g.view(1, 1, n, 1))
-    return F.conv2d(x, g.view(1, 1, 1, n))
 
 
 def _signed_pow(t: Tensor, e: float) -> Tensor:
@@ -62,11 +57,11 @@ def ssim_map(
     x = x.reshape(b * c, 1, h, w)
     y = y.reshape(b * c, 1, h, w)
 
-    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
+    mu_x, mu_y = filter_valid(x, g), filter_valid(y, g)
     mu_x2, mu_y2, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    var_x = _filter_valid(x * x, g) - mu_x2
-    var_y = _filter_valid(y * y, g) - mu_y2
-    cov_xy = _filter_valid(x * y, g) - mu_xy
+    var_x = filter_valid(x * x, g) - mu_x2
+    var_y = filter_valid(y * y, g) - mu_y2
+    cov_xy = filter_valid(x * y, g) - mu_xy
 
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
@@ -121,3 +116,12 @@ def ssim(
     # Mean over the map of each channel, then over channels (equal-sized maps, so one mean suffices).
     per_item = smap.mean(dim=(-3, -2, -1))
     return per_item[0] if squeeze else per_item
+
+
+@register_metric("ssim", higher_is_better=True, best=1.0, labelled=True)
+def score_ssim(sr: Tensor, hr: Tensor, *, protocol: EvalProtocol) -> float:
+    """Wang's SSIM (L = 255, the protocol's window and constants) of a prepared pair on the protocol's channels."""
+    return float(ssim(
+        protocol.channels255(sr), protocol.channels255(hr), data_range=255.0, window_size=protocol.window_size,
+        sigma=protocol.sigma, k1=protocol.k1, k2=protocol.k2,
+    ))

@@ -43,6 +43,7 @@ from srlab.inference.compare import save_comparison
 from srlab.inference.evaluate import evaluate_folder
 from srlab.inference.upscale import resolve_device, upscale_tensor
 from srlab.metrics.protocol import PAPER_PROTOCOL
+from srlab.metrics.registry import PROTOCOL_METRICS, MetricSet, parse_metrics
 from srlab.models.complexity import lr_size_for_720p
 from srlab.models.create import create_model, model_with_weights
 from srlab.models.reparam import deploy
@@ -294,7 +295,8 @@ def run_benchmark(
     *,
     checkpoints: Mapping[str, Sequence[str | Path]] | None = None,
     model_args: Mapping[str, Mapping[str, Any]] | None = None,
-    metrics: Sequence[str] = (),
+    metrics: Sequence[str] = PROTOCOL_METRICS,
+    metric_weights: Mapping[str, str] | None = None,
     images: int = 2,
     crops: Sequence[CropSpec] = (),
     threads: int | None = None,
@@ -306,7 +308,10 @@ def run_benchmark(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> BenchmarkResult:
-    """Evaluate and profile every model at every scale and write the report folder ``out``."""
+    """Evaluate and profile every model at every scale and write the report folder ``out``.
+
+    ``metrics``: registered metric names (PSNR and SSIM are always scored, first); ``metric_weights``: the
+    weight files of those that need them (``--metric_weights`` keys), loaded once before the long part."""
     started = time.perf_counter()
     log = log or (lambda _: None)
     models = list(dict.fromkeys(models))
@@ -335,6 +340,7 @@ def run_benchmark(
     if len(set(datasets)) != len(datasets):
         raise SrlabError(f"two data sets share a name ({', '.join(datasets)}): give folders with distinct names")
     chosen = choose_images(folders[scales[0]], images, crops)
+    metric_set = MetricSet(parse_metrics(metrics), metric_weights)
     loaded: dict[tuple[str, int], tuple[nn.Module, str]] = {}
     for scale in scales:
         for name in models:
@@ -343,7 +349,7 @@ def run_benchmark(
             )
 
     out.mkdir(parents=True, exist_ok=True)
-    score_keys = (*PAPER_PROTOCOL.keys, *metrics)
+    score_keys = metric_set.keys(PAPER_PROTOCOL)
     entries = []
     jobs = [(scale, name) for scale in scales for name in models]
     bar = tqdm(jobs, disable=not progress, desc="benchmark", unit="model")
@@ -358,7 +364,7 @@ def run_benchmark(
         entry = ModelEntry(name, scale, weights, profile)
         with torch.inference_mode():
             for folder in folders[scale]:
-                result = evaluate_folder(runner, folder, tile=tile, progress=progress, metrics=metrics)
+                result = evaluate_folder(runner, folder, tile=tile, progress=progress, metrics=metric_set)
                 entry.results[folder.name] = result
                 log(
                     f"{name:<14} x{scale} {folder.name:<12} {result.psnr_y:8.4f} {result.ssim_y:.4f}  "
