@@ -29,14 +29,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from torch import Tensor
 
 from srlab.errors import SrlabError
 
-if TYPE_CHECKING:
-    from srlab.metrics.protocol import EvalProtocol
+
+class EvalProtocol(Protocol):
+    """What the registry needs of :class:`srlab.metrics.protocol.EvalProtocol` (which builds on this
+    module, so it is named structurally here rather than imported)."""
+
+    @property
+    def label(self) -> str: ...
+
 
 ScoreFn = Callable[..., float]
 
