@@ -24,7 +24,7 @@ from srlab.layers.mean_shift import MeanShift
 from srlab.layers.upsample import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
-# DIV2K mean RGB (EDSR-PyTorch's MeanShift default), std 1.
+# The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).
 _RGB_RANGE = 255.0
 
 

@@ -42,7 +42,7 @@ from srlab.layers.mean_shift import MeanShift
 from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
-# DIV2K RGB mean of the official MeanShift (rgb_std = 1).
+# The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).
 RGB_RANGE = 255.0
 
 
