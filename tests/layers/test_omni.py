@@ -3,8 +3,6 @@ import torch
 import torch.nn.functional as F
 
 from srlab.layers.omni import (
-    GatedConvFeedForward,
-    LayerNorm2d,
     MBConv,
     OmniESA,
     OSABlock,
@@ -129,25 +127,6 @@ def test_channel_attention_equals_hand_computation(grid):
                 mixed[ch.start : ch.stop, rows, cols] = a @ vm
         expected = ca.project_out(mixed[None])
     torch.testing.assert_close(y, expected, rtol=0, atol=1e-12)
-
-
-def test_layernorm2d_is_a_channel_layernorm():
-    ln = LayerNorm2d(6)
-    with torch.no_grad():
-        ln.weight.normal_()
-        ln.bias.normal_()
-    x = torch.randn(2, 6, 5, 7)
-    expected = F.layer_norm(x.permute(0, 2, 3, 1), (6,), ln.weight, ln.bias, eps=1e-6).permute(0, 3, 1, 2)
-    torch.testing.assert_close(ln(x), expected)
-
-
-def test_gated_feed_forward_by_hand():
-    ffn = GatedConvFeedForward(4)
-    x = torch.randn(1, 4, 5, 6)
-    hidden = ffn.dwconv(ffn.project_in(x))
-    expected = ffn.project_out(F.gelu(hidden[:, :4]) * hidden[:, 4:])
-    torch.testing.assert_close(ffn(x), expected)
-    assert ffn.project_in.bias is None and ffn.dwconv.bias is None and ffn.project_out.bias is None
 
 
 def test_mbconv_squeeze_excitation_and_residual():

@@ -10,8 +10,8 @@ import srlab
 import srlab.models.carn  # noqa: F401  (registers the models)
 from srlab.data.datasets import discover_pairs
 from srlab.inference.evaluate import evaluate_folder
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.models import count_parameters, paper_parameter_count
-from srlab.models.carn import DIV2K_MEAN
 from srlab.models.weights import save_weights
 from srlab.models.complexity import macs_720p
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_weights, official_state_dicts
@@ -95,7 +95,7 @@ def test_state_dict_matches_the_official_keys_and_shapes(name, scale):
 
 def test_mean_shift_is_frozen_and_hidden():
     model = srlab.create_model("carn_m", scale=2)
-    mean = torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1)
+    mean = torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1)
     x = torch.rand(1, 3, 5, 6)
     with torch.no_grad():
         assert torch.allclose(model.sub_mean(x), x - mean, atol=1e-7)

@@ -4,7 +4,7 @@ import torch
 import srlab
 import srlab.models.dlgsanet  # noqa: F401  (registers the models)
 from srlab.layers.dynamic_conv import dynamic_conv_macs
-from srlab.models.dlgsanet import LayerNorm2d, SparseAttention
+from srlab.models.dlgsanet import SparseAttention, channel_layer_norm
 from srlab.models.registry import model_info
 from srlab.models.weights import save_weights
 from srlab.models.complexity import lr_size_for_720p, macs_720p
@@ -190,7 +190,7 @@ def test_sparse_attention_by_hand_and_global():
 
 def test_layer_norm_matches_the_official_formula():
     torch.manual_seed(4)
-    norm = LayerNorm2d(8)
+    norm = channel_layer_norm(8)
     with torch.no_grad():
         norm.body.weight.normal_()
         norm.body.bias.normal_()

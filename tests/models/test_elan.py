@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import srlab
 import srlab.models.elan  # noqa: F401  (registers the models)
 from srlab.models import model_info, paper_parameter_count
-from srlab.layers.mean_shift import DIV2K_MEAN
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.models.elan import ELAN
 from srlab.models.weights import save_weights
 from srlab.models.complexity import lr_size_for_720p, macs_720p
@@ -85,7 +85,7 @@ def test_mean_shift_is_frozen_and_the_model_takes_and_returns_0_1():
     torch.manual_seed(0)
     model = srlab.create_model("elan_light", scale=2).eval()
     assert torch.equal(model.sub_mean.weight.flatten(1), torch.eye(3))
-    assert torch.allclose(model.add_mean.bias, 255 * torch.tensor(DIV2K_MEAN))
+    assert torch.allclose(model.add_mean.bias, 255 * torch.tensor(DIV2K_RGB_MEAN))
     assert not any(p.requires_grad for p in (*model.sub_mean.parameters(), *model.add_mean.parameters()))
     x = torch.rand(1, 3, 16, 32)
     with torch.no_grad():
@@ -96,7 +96,7 @@ def test_mean_shift_is_frozen_and_the_model_takes_and_returns_0_1():
         # an untrained-tail network returns the DIV2K mean colour, in [0, 1]
         torch.nn.init.zeros_(model.tail[0].weight)
         torch.nn.init.zeros_(model.tail[0].bias)
-        assert torch.allclose(model(x), torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1).expand(1, 3, 32, 64))
+        assert torch.allclose(model(x), torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1).expand(1, 3, 32, 64))
 
 
 @pytest.mark.parametrize("scale", SCALES)

@@ -11,7 +11,7 @@ import srlab
 import srlab.models.ipt  # noqa: F401  (registers the models)
 from srlab.errors import SrlabError
 from srlab.models import paper_parameter_count
-from srlab.layers.mean_shift import DIV2K_MEAN as RGB_MEAN
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.models.ipt import TASK_SCALES, forward_chop
 from srlab.models.registry import count_parameters
 from srlab.models.weights import save_weights
@@ -140,7 +140,7 @@ def test_input_and_output_are_in_0_1_with_the_mean_shift_inside():
         model.tail[0][1].bias.zero_()
         y = model(torch.rand(1, 3, 48, 48))
     # A zero tail leaves add_mean's DIV2K mean (in [0, 255]); forward divides it back into [0, 1].
-    torch.testing.assert_close(y, torch.tensor(RGB_MEAN).view(1, 3, 1, 1).expand(1, 3, 144, 144))
+    torch.testing.assert_close(y, torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1).expand(1, 3, 144, 144))
 
 
 def test_one_48x48_crop_is_one_official_forward(small):

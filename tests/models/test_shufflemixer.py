@@ -5,7 +5,7 @@ import torch.nn.functional as F
 import srlab
 import srlab.models.shufflemixer  # noqa: F401  (registers the models)
 from srlab.models import model_info, paper_parameter_count
-from srlab.models.shufflemixer import ChannelLayerNorm, channel_shuffle
+from srlab.models.shufflemixer import channel_layer_norm, channel_shuffle
 from srlab.models.weights import save_weights
 from srlab.models.complexity import macs_720p
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_reference, needs_shared, official_state_dicts
@@ -118,7 +118,7 @@ def test_channel_shuffle_is_the_official_permutation():
 def test_layer_norm_matches_official_formula():
     """Official BiasFree_LayerNorm: (x - mean) / sqrt(var + 1e-5) * weight over channels, per pixel."""
     torch.manual_seed(0)
-    norm = ChannelLayerNorm(16)
+    norm = channel_layer_norm(16)
     with torch.no_grad():
         norm.body.weight.normal_()
     x = torch.randn(2, 16, 5, 7, dtype=torch.float64) * 3 + 1

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.ffn import GatedFeedForward
+from srlab.layers.norm import LayerNorm2d
 from srlab.layers.swin import relative_position_index
 
 # --------------------------------------------------------------------------------------------------
@@ -85,23 +87,6 @@ class Merge(nn.Module):
 # Normalisation and residual wrappers
 
 
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of a (B, C, H, W) tensor, eps 1e-6 (official ``ops/layernorm.py``;
-    the official hand-written backward computes the same gradients as autograd does here)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        y = (x - mu) * torch.rsqrt(var + self.eps)
-        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-
-
 class PreNormResidual(nn.Module):
     """``fn(norm(x)) + x`` on channels-last windows (``nn.LayerNorm``, eps 1e-5)."""
 
@@ -115,30 +100,16 @@ class PreNormResidual(nn.Module):
 
 
 class ConvPreNormResidual(nn.Module):
-    """``fn(norm(x)) + x`` on (B, C, H, W) feature maps (:class:`LayerNorm2d`)."""
+    """``fn(norm(x)) + x`` on (B, C, H, W) feature maps (channel LayerNorm, eps 1e-6: official
+    ``ops/layernorm.py``, whose hand-written backward computes the gradients autograd computes)."""
 
     def __init__(self, dim: int, fn: nn.Module) -> None:
         super().__init__()
-        self.norm = LayerNorm2d(dim)
+        self.norm = LayerNorm2d(dim, eps=1e-6)
         self.fn = fn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(self.norm(x)) + x
-
-
-class GatedConvFeedForward(nn.Module):
-    """GDFN: 1x1 to 2*hidden, depth-wise 3x3, GELU(half) * other half, 1x1 back."""
-
-    def __init__(self, dim: int, *, mult: float = 1, bias: bool = False) -> None:
-        super().__init__()
-        hidden = int(dim * mult)
-        self.project_in = nn.Conv2d(dim, 2 * hidden, 1, bias=bias)
-        self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=bias)
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,7 +276,7 @@ class OSABlock(nn.Module):
             return WindowAttention(c, dim_head=c // 4, window_size=w, with_pe=with_pe)
 
         def ffn() -> ConvPreNormResidual:
-            return ConvPreNormResidual(c, GatedConvFeedForward(c))
+            return ConvPreNormResidual(c, GatedFeedForward(c))
 
         def channel(grid: bool) -> ConvPreNormResidual:
             return ConvPreNormResidual(c, TransposedChannelAttention(c, heads=4, window_size=w, grid=grid))

@@ -35,11 +35,13 @@ image, so tiled inference cannot reproduce untiled inference exactly.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ContrastChannelAttention
+from srlab.layers import ContrastChannelAttention, SubPixelHead
 from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
 from srlab.models.registry import ModelInfo, register_model
 
@@ -154,19 +156,6 @@ class ESDB(nn.Module):
         return out + x
 
 
-class PixelShuffleDirect(nn.Module):
-    """The official one-step upsampler: ``upsampleOneStep`` = (3x3 conv to 3*s^2, PixelShuffle(s))."""
-
-    def __init__(self, scale: int, channels: int, out_channels: int = 3) -> None:
-        super().__init__()
-        self.upsampleOneStep = nn.Sequential(
-            nn.Conv2d(channels, out_channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.upsampleOneStep(x)
-
-
 class BSRN(nn.Module):
     """BSRN (``linear=False``) and BSRN-S (``linear=True``); blocks are attributes ``B1`` .. ``BN``."""
 
@@ -181,7 +170,8 @@ class BSRN(nn.Module):
             setattr(self, f"B{i}", ESDB(num_feat, linear=linear))
         self.c1 = _pointwise(num_feat * num_block, num_feat, linear=linear)
         self.c2 = BSConvU(num_feat, num_feat, linear=linear)
-        self.upsampler = PixelShuffleDirect(scale, num_feat)
+        # the official pixelshuffledirect: keys upsampler.upsampleOneStep.0.*
+        self.upsampler = nn.Sequential(OrderedDict(upsampleOneStep=SubPixelHead(num_feat, 3, scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.fea_conv(torch.cat((x, x, x, x), dim=1))

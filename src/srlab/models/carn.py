@@ -64,31 +64,22 @@ because no weights of that form were released.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.mean_shift import MeanShift
 from srlab.models.registry import ModelInfo, register_model
 
-# The DIV2K RGB mean the official MeanShift layers remove and restore (pixel range 1).
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 BRANCH_SCALES = (2, 3, 4)
 
 
-class MeanShift(nn.Module):
-    """Adds (``sign=+1``) or subtracts (``sign=-1``) a fixed RGB mean with a frozen 1x1 conv."""
-
-    def __init__(self, mean: tuple[float, float, float], *, sign: int) -> None:
-        super().__init__()
-        self.shifter = nn.Conv2d(3, 3, 1)
-        with torch.no_grad():
-            self.shifter.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.shifter.bias.copy_(sign * torch.tensor(mean))
-        for p in self.shifter.parameters():
-            p.requires_grad = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shifter(x)
+def _mean_shift(sign: int) -> nn.Sequential:
+    """Adds (``sign=+1``) or subtracts (``sign=-1``) the DIV2K mean (pixel range 1) with a frozen 1x1
+    conv, under the official nesting ``sub_mean.shifter.weight``."""
+    return nn.Sequential(OrderedDict(shifter=MeanShift(1.0, sign=sign)))
 
 
 class ConvReLU(nn.Module):
@@ -220,8 +211,8 @@ class CARN(nn.Module):
         if channels % group:
             raise ValueError(f"channels ({channels}) must be divisible by group ({group})")
         self.scale = scale
-        self.sub_mean = MeanShift(DIV2K_MEAN, sign=-1)
-        self.add_mean = MeanShift(DIV2K_MEAN, sign=+1)
+        self.sub_mean = _mean_shift(-1)
+        self.add_mean = _mean_shift(+1)
         self.entry = nn.Conv2d(3, channels, 3, padding=1)
         if mobile:
             self.b1: nn.Module = RecursiveCascadingBlock(channels, group=group)

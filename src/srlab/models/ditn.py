@@ -35,22 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.padding import pad_to_multiple, round_up
+from srlab.layers.ffn import GatedFeedForward
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
-
-
-class FeedForward(nn.Module):
-    """Gated depth-wise FFN (Restormer's GDFN): 1x1 up to 2 * hidden, 3x3 depth-wise, GELU gate, 1x1."""
-
-    def __init__(self, dim: int, expansion: float, *, bias: bool) -> None:
-        super().__init__()
-        hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, 2 * hidden, 1, bias=bias)
-        self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=bias)
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * value)
 
 
 class ISA(nn.Module):
@@ -100,7 +87,7 @@ class ITL(nn.Module):
         self.act = nn.Tanh()
         self.conv1 = nn.Conv2d(dim, dim, 1)
         self.conv2 = nn.Conv2d(dim, dim, 1)
-        self.ffn = FeedForward(dim, expansion, bias=bias)
+        self.ffn = GatedFeedForward(dim, expansion, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.conv1(self.act(x)))
@@ -113,7 +100,7 @@ class SAL(nn.Module):
     def __init__(self, dim: int, expansion: float, *, bias: bool) -> None:
         super().__init__()
         self.SDA = SDA(dim)
-        self.ffn = FeedForward(dim, expansion, bias=bias)
+        self.ffn = GatedFeedForward(dim, expansion, bias=bias)
         self.act = nn.Tanh()
         self.conv1 = nn.Conv2d(dim, dim, 1)
         self.conv2 = nn.Conv2d(dim, dim, 1)
@@ -165,8 +152,7 @@ class DITN(nn.Module):
         unit = dict(bias=bias, itl_blocks=itl_blocks, sal_blocks=sal_blocks, patch_size=patch_size)
         self.UFONE = nn.Sequential(*(UFONE(dim, ffn_expansion_factor, **unit) for _ in range(ufone_blocks)))
         self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
-        # official UpsampleOneStep: a Sequential (conv, PixelShuffle), so its conv is "upsample.0"
-        self.upsample = nn.Sequential(nn.Conv2d(dim, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.upsample = SubPixelHead(dim, 3, scale)  # official UpsampleOneStep: keys "upsample.0.*"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

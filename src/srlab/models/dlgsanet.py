@@ -32,52 +32,22 @@ Official weights of the lightweight models are lost (official README); none are 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.dynamic_conv import IDynamicDWConv
+from srlab.layers.ffn import GatedFeedForward
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
+from srlab.layers.norm import LayerNorm2d
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
-_DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
-
-
-class WithBiasLayerNorm(nn.Module):
-    """LayerNorm over the last dimension (the official parameter holder, ``norm.body``)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, eps=1e-5)
-
-
-class LayerNorm2d(nn.Module):
-    """Channel LayerNorm of an (N, C, H, W) map, each pixel normalised over its C values."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.body = WithBiasLayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class FeedForward(nn.Module):
-    """Gated depth-wise FFN (GDFN): 1x1 up to 2 * hidden, 3x3 depth-wise, GELU gate, 1x1; no biases."""
-
-    def __init__(self, dim: int, expansion: float) -> None:
-        super().__init__()
-        hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, 2 * hidden, 1, bias=False)
-        self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=False)
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(gate) * value)
+def channel_layer_norm(dim: int) -> nn.Sequential:
+    """Channel LayerNorm (eps 1e-5, with bias) under the official nesting ``norm.body.weight``."""
+    return nn.Sequential(OrderedDict(body=LayerNorm2d(dim, eps=1e-5)))
 
 
 class IDynamicDWConvBlock(nn.Module):
@@ -124,10 +94,10 @@ class SparseAttention(nn.Module):
 class IDynamicLayerBlock(nn.Module):
     def __init__(self, dim: int, window_size: int, heads: int, expansion: float) -> None:
         super().__init__()
-        self.norm1 = LayerNorm2d(dim)
+        self.norm1 = channel_layer_norm(dim)
         self.IDynamicDWConv = IDynamicDWConvBlock(dim, window_size, heads)
-        self.norm2 = LayerNorm2d(dim)
-        self.IDynamic_ffn = FeedForward(dim, expansion)
+        self.norm2 = channel_layer_norm(dim)
+        self.IDynamic_ffn = GatedFeedForward(dim, expansion)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.IDynamicDWConv(self.norm1(x))
@@ -137,10 +107,10 @@ class IDynamicLayerBlock(nn.Module):
 class SparseAttentionLayerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, expansion: float) -> None:
         super().__init__()
-        self.norm3 = LayerNorm2d(dim)
+        self.norm3 = channel_layer_norm(dim)
         self.restormer_attn = SparseAttention(dim, heads)
-        self.norm4 = LayerNorm2d(dim)
-        self.restormer_ffn = FeedForward(dim, expansion)
+        self.norm4 = channel_layer_norm(dim)
+        self.restormer_ffn = GatedFeedForward(dim, expansion)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.restormer_attn(self.norm3(x))
@@ -191,7 +161,7 @@ class DLGSANet(nn.Module):
     ) -> None:
         super().__init__()
         self.scale = scale
-        self.register_buffer("mean", torch.tensor(_DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.overlap_embed = nn.Sequential(OverlapPatchEmbed(dim))
         self.deep_feature_extraction = nn.Sequential(
             *(
@@ -207,7 +177,7 @@ class DLGSANet(nn.Module):
             ),
             nn.Conv2d(dim, dim, 3, padding=1),
         )
-        self.upsample = nn.Sequential(nn.Conv2d(dim, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.upsample = SubPixelHead(dim, 3, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = self.mean.to(x.dtype)

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from srlab.layers.mean_shift import MeanShift
+from srlab.layers.upsample import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
-# DIV2K mean RGB (EDSR-PyTorch's MeanShift default), std 1.
+# The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).
 _RGB_RANGE = 255.0
 
 
@@ -41,19 +42,6 @@ class ResBlock(nn.Module):
         return self.body(x) * self.res_scale + x
 
 
-class Upsampler(nn.Sequential):
-    def __init__(self, scale: int, channels: int) -> None:
-        layers: list[nn.Module] = []
-        if scale & (scale - 1) == 0:  # a power of two
-            for _ in range(scale.bit_length() - 1):
-                layers += [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)]
-        elif scale == 3:
-            layers += [nn.Conv2d(channels, 9 * channels, 3, padding=1), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"EDSR upsamples by powers of 2 or by 3, not {scale}")
-        super().__init__(*layers)
-
-
 class EDSR(nn.Module):
     def __init__(self, *, scale: int, channels: int, num_blocks: int, res_scale: float) -> None:
         super().__init__()
@@ -65,7 +53,7 @@ class EDSR(nn.Module):
             *(ResBlock(channels, res_scale=res_scale) for _ in range(num_blocks)),
             nn.Conv2d(channels, channels, 3, padding=1),
         )
-        self.tail = nn.Sequential(Upsampler(scale, channels), nn.Conv2d(channels, 3, 3, padding=1))
+        self.tail = nn.Sequential(ProgressiveUpsampler(channels, scale), nn.Conv2d(channels, 3, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.sub_mean(x * _RGB_RANGE))

@@ -39,9 +39,10 @@ from torch import nn
 from srlab.layers.elan import ELAB
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.padding import pad_to_multiple
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
-# DIV2K RGB mean of the official MeanShift (rgb_std = 1).
+# The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).
 RGB_RANGE = 255.0
 
 
@@ -80,7 +81,7 @@ class ELAN(nn.Module):
                 for i in range(m_elan // (1 + n_share))
             )
         )
-        self.tail = nn.Sequential(nn.Conv2d(c_elan, colors * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.tail = SubPixelHead(c_elan, colors, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

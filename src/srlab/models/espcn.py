@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from srlab.data.resize import bicubic_upscale
+from srlab.layers.upsample import SubPixelHead
 from srlab.metrics.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.models.registry import ModelInfo, register_model
 
@@ -40,10 +41,7 @@ class ESPCN(nn.Module):
             nn.Conv2d(channels, mid_channels, 3, padding=1),
             nn.Tanh(),
         )
-        self.last_part = nn.Sequential(
-            nn.Conv2d(mid_channels, scale * scale, 3, padding=1),
-            nn.PixelShuffle(scale),
-        )
+        self.last_part = SubPixelHead(mid_channels, 1, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ycbcr = rgb_to_ycbcr(x)

@@ -45,6 +45,7 @@ from torch import nn
 
 from srlab.layers.attention import CALayer
 from srlab.layers.emha import EMHA
+from srlab.layers.upsample import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -198,27 +199,14 @@ class ESRTBody(nn.Module):
         return self.weight1(x) + self.weight2(self.alise(out))
 
 
-def _upsampler(scale: int, channels: int) -> nn.Sequential:
-    """EDSR-style ``common.Upsampler`` (conv + PixelShuffle stages, no activation)."""
-    layers: list[nn.Module] = []
-    if scale in (2, 4):
-        for _ in range(scale // 2):
-            layers += [_conv(channels, 4 * channels, 3), nn.PixelShuffle(2)]
-    elif scale == 3:
-        layers += [_conv(channels, 9 * channels, 3), nn.PixelShuffle(3)]
-    else:
-        raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
-    return nn.Sequential(*layers)
-
-
 class ESRT(nn.Module):
     def __init__(self, *, scale: int, channels: int = 32) -> None:
         super().__init__()
         self.scale = scale
-        self.up = nn.Sequential(_upsampler(scale, channels), ConvReLU(channels, 3, 3))
+        self.up = nn.Sequential(ProgressiveUpsampler(channels, scale), ConvReLU(channels, 3, 3))
         self.head = nn.Sequential(_conv(3, channels, 3))
         self.body = nn.Sequential(ESRTBody(channels))
-        self.tail = nn.Sequential(_upsampler(scale, channels), _conv(channels, 3, 3))
+        self.tail = nn.Sequential(ProgressiveUpsampler(channels, scale), _conv(channels, 3, 3))
         self.reduce = _conv(channels, channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ContrastChannelAttention
+from srlab.layers import ContrastChannelAttention, SubPixelHead
 from srlab.layers.padding import round_up
 from srlab.models.registry import ModelInfo, register_model
 
@@ -75,7 +75,7 @@ class IMDN(nn.Module):
             self.add_module(f"IMDB{i}", IMDB(channels))
         self.c = nn.Sequential(nn.Conv2d(num_modules * channels, channels, 1), nn.LeakyReLU(_NEG_SLOPE))
         self.LR_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.upsampler = nn.Sequential(nn.Conv2d(channels, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.upsampler = SubPixelHead(channels, 3, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.fea_conv(x)

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.mean_shift import MeanShift
+from srlab.layers.upsample import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
 TASK_SCALES = {"sr2": 2, "sr3": 3, "sr4": 4, "denoise30": 1, "denoise50": 1, "derain": 1}
@@ -72,19 +73,6 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + x
-
-
-def _upsampler(scale: int, channels: int) -> nn.Sequential:
-    """EDSR ``common.Upsampler``; empty for scale 1 (denoising, deraining)."""
-    layers: list[nn.Module] = []
-    if scale & (scale - 1) == 0:
-        for _ in range(int(math.log2(scale))):
-            layers += [_conv(channels, 4 * channels, 3), nn.PixelShuffle(2)]
-    elif scale == 3:
-        layers += [_conv(channels, 9 * channels, 3), nn.PixelShuffle(3)]
-    else:
-        raise ValueError(f"unsupported scale {scale}")
-    return nn.Sequential(*layers)
 
 
 class EncoderLayer(nn.Module):
@@ -293,7 +281,7 @@ class IPT(nn.Module):
             num_queries=num_queries,
         )
         self.tail = nn.ModuleList(
-            nn.Sequential(_upsampler(TASK_SCALES[t], channels), _conv(channels, 3, 3)) for t in tasks
+            nn.Sequential(ProgressiveUpsampler(channels, TASK_SCALES[t]), _conv(channels, 3, 3)) for t in tasks
         )
 
     def task_index(self, task: str | None) -> int:

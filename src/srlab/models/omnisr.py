@@ -57,6 +57,7 @@ from torch import nn
 
 from srlab.layers.omni import OmniESA, OSABlock
 from srlab.layers.padding import pad_to_multiple
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -90,7 +91,7 @@ class OmniSR(nn.Module):
         )
         self.input = nn.Conv2d(3, num_feat, 3, padding=1, bias=bias)
         self.output = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=bias)
-        self.up = nn.Sequential(nn.Conv2d(num_feat, 3 * scale * scale, 3, padding=1, bias=bias), nn.PixelShuffle(scale))
+        self.up = SubPixelHead(num_feat, 3, scale, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

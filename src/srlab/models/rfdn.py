@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ESA
+from srlab.layers import ESA, SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 _NEG_SLOPE = 0.05  # the official LeakyReLU slope
@@ -85,7 +85,7 @@ class RFDN(nn.Module):
             self.add_module(f"B{i}", RFDB(channels))
         self.c = nn.Sequential(nn.Conv2d(num_modules * channels, channels, 1), nn.LeakyReLU(_NEG_SLOPE))
         self.LR_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.upsampler = nn.Sequential(nn.Conv2d(channels, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.upsampler = SubPixelHead(channels, 3, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.rgb_range != 1.0:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 # The released weights were trained on 0-255 images.
@@ -99,7 +100,7 @@ class RLFN(nn.Module):
         for i in range(1, num_blocks + 1):
             self.add_module(f"block_{i}", RLFB(channels, mid_channels, esa_channels=esa_channels))
         self.conv_2 = _conv(channels, channels, 3)
-        self.upsampler = nn.Sequential(_conv(channels, 3 * scale * scale, 3), nn.PixelShuffle(scale))
+        self.upsampler = SubPixelHead(channels, 3, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.conv_1(x * _PIXEL_RANGE)

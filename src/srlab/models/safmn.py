@@ -41,7 +41,8 @@ float32, and overflow in float16), with the official code as here; on natural im
 ~1 and float16 agrees with float32 to ~3e-3.
 
 Deviations from the official code (none change the function in float32 or the state dict): the
-LayerNorm statistics are computed in float32 whatever the input dtype (for half precision); inputs
+LayerNorm is ``F.layer_norm`` (:class:`srlab.layers.LayerNorm2d`), whose statistics are accumulated in
+float32 for half-precision inputs (the official one computes them in the input's dtype); inputs
 smaller than 8 pixels in a side, which the official code rejects, are replicate-padded to 8 and the
 output cropped.
 """
@@ -52,26 +53,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.norm import LayerNorm2d
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import Derived, ModelInfo, register_model
 
 MIN_SIDE = 8  # SAFM pools to H // 8 (SAFMN's coarsest level, SAFMN++'s only one)
-
-
-class LayerNorm(nn.Module):
-    """LayerNorm over the channels of an (N, C, H, W) tensor (the official ``channels_first`` mode)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        mean = x32.mean(1, keepdim=True)
-        var = (x32 - mean).pow(2).mean(1, keepdim=True)
-        normed = ((x32 - mean) / torch.sqrt(var + self.eps)).to(x.dtype)
-        return self.weight[:, None, None] * normed + self.bias[:, None, None]
 
 
 class CCM(nn.Module):
@@ -112,8 +98,8 @@ class SAFM(nn.Module):
 class AttBlock(nn.Module):
     def __init__(self, dim: int, ffn_scale: float) -> None:
         super().__init__()
-        self.norm1 = LayerNorm(dim)
-        self.norm2 = LayerNorm(dim)
+        self.norm1 = LayerNorm2d(dim, eps=1e-6)
+        self.norm2 = LayerNorm2d(dim, eps=1e-6)
         self.safm = SAFM(dim)
         self.ccm = CCM(dim, ffn_scale)
 
@@ -183,7 +169,7 @@ class SAFMN(nn.Module):
         self.scale = scale
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1)
         self.feats = nn.Sequential(*(AttBlock(dim, ffn_scale) for _ in range(n_blocks)))
-        self.to_img = nn.Sequential(nn.Conv2d(dim, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.to_img = SubPixelHead(dim, 3, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -200,9 +186,7 @@ class SAFMNPP(nn.Module):
         self.scale = scale
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1, bias=False)
         self.feats = nn.Sequential(*(AttBlockPlus(dim, ffn_scale) for _ in range(n_blocks)))
-        self.to_img = nn.Sequential(
-            nn.Conv2d(dim, 3 * scale * scale, 3, padding=1, bias=False), nn.PixelShuffle(scale)
-        )
+        self.to_img = SubPixelHead(dim, 3, scale, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

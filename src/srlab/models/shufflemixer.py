@@ -18,42 +18,29 @@ Module and parameter names are the official ones, including the misspelt ``upsap
 checkpoints load strictly.
 
 Deviations from the official code (none change the function or the state dict): the channel
-LayerNorm (``BiasFree_LayerNorm``, which despite its name subtracts the mean) is computed with
-``F.layer_norm`` (eps 1e-5, weight, no bias) instead of by hand, which also keeps the variance in
-float32 under half precision; SiLUs are not in-place; the channel shuffle uses view/transpose instead of
-einops.
+LayerNorm (``BiasFree_LayerNorm``, which despite its name subtracts the mean) is
+:class:`srlab.layers.LayerNorm2d` (``F.layer_norm``; eps 1e-5, weight, no bias) instead of by hand,
+which also keeps the variance in float32 under half precision; SiLUs are not in-place; the channel
+shuffle uses view/transpose instead of einops.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.norm import LayerNorm2d
 from srlab.models.registry import ModelInfo, register_model
 
 SHUFFLE_GROUPS = 8
 
 
-class _BiasFreeLayerNorm(nn.Module):
-    """Holds the weight the official ``BiasFree_LayerNorm`` has (name ``weight``, no bias)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-
-
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of an NCHW tensor, at every pixel (mean-subtracting, no bias)."""
-
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.body = _BiasFreeLayerNorm(channels)
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.body.weight, None, self.eps)
-        return y.permute(0, 3, 1, 2)
+def channel_layer_norm(channels: int) -> nn.Sequential:
+    """Channel LayerNorm (eps 1e-5, weight, no bias) under the official nesting ``norm.body.weight``."""
+    return nn.Sequential(OrderedDict(body=LayerNorm2d(channels, eps=1e-5, bias=False)))
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -83,8 +70,8 @@ class SMLayer(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, mlp_ratio: int) -> None:
         super().__init__()
-        self.norm1 = ChannelLayerNorm(channels)
-        self.norm2 = ChannelLayerNorm(channels)
+        self.norm1 = channel_layer_norm(channels)
+        self.norm2 = channel_layer_norm(channels)
         self.spatial = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
         self.mlp1 = SplitPointMlp(channels, mlp_ratio)
         self.mlp2 = SplitPointMlp(channels, mlp_ratio)

@@ -53,6 +53,7 @@ from torch import nn
 from srlab.layers.attention import CALayer
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.padding import pad_to_multiple
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 RGB_RANGE = 255.0
@@ -259,7 +260,7 @@ class SMSR(nn.Module):
             nn.Conv2d(3, n_feats, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(n_feats, n_feats, 3, padding=1)
         )
         self.body = nn.Sequential(*(SMM(n_feats) for _ in range(n_modules)))
-        self.tail = nn.Sequential(nn.Conv2d(n_feats, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.tail = SubPixelHead(n_feats, 3, scale)
         # Training-only output: the sparsity maps of the last forward (official loss: lambda * mean).
         self.sparsity: torch.Tensor | None = None
 

@@ -46,11 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
+from srlab.layers.upsample import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 from srlab.models.reparam import conv_from, merge_1x1_then_kxk, pad_kernel
 
-# DIV2K RGB mean (official default ``rgb_mean``) and the official ``img_range``.
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
+# The official ``img_range`` (its ``rgb_mean`` is DIV2K_RGB_MEAN).
 IMG_RANGE = 255.0
 
 
@@ -145,13 +146,13 @@ class _SPANBody(nn.Module):
         self.scale = scale
         self.feature_channels = feature_channels
         c = feature_channels
-        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.conv_1 = conv(3, c)
         for i in range(1, NUM_BLOCKS + 1):
             setattr(self, f"block_{i}", SPAB(conv(c, c), conv(c, c), conv(c, c)))
         self.conv_cat = nn.Conv2d(4 * c, c, 1)
         self.conv_2 = conv(c, c)
-        self.upsampler = nn.Sequential(nn.Conv2d(c, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.upsampler = SubPixelHead(c, 3, scale)
 
     def blocks(self) -> list[SPAB]:
         return [getattr(self, f"block_{i}") for i in range(1, NUM_BLOCKS + 1)]

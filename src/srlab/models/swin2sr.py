@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.padding import pad_to_multiple
+from srlab.layers.upsample import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
-from srlab.models.swinir import SwinIR, Upsample, _radius
+from srlab.models.swinir import SwinIR, _radius
 
 
 class Swin2SR(SwinIR):
@@ -59,7 +60,7 @@ class Swin2SR(SwinIR):
         )
         self.conv_aux = nn.Conv2d(num_feat, 3, 3, padding=1)
         self.conv_after_aux = nn.Sequential(nn.Conv2d(3, num_feat, 3, padding=1), nn.LeakyReLU(inplace=True))
-        self.upsample = Upsample(scale, num_feat)
+        self.upsample = ProgressiveUpsampler(num_feat, scale)  # official Upsample
         self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
 
     def _aux_reconstruct(

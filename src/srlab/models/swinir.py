@@ -34,42 +34,19 @@ Deviations from the official code:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.layers.swin import RSTB, PatchEmbed, init_swin_weights, tokens_to_map
+from srlab.layers.upsample import ProgressiveUpsampler, SubPixelHead
 from srlab.models.registry import Derived, ModelInfo, register_model
 
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
-
-
-class Upsample(nn.Sequential):
-    """The official ``Upsample``: (conv 3x3 to 4C + PixelShuffle(2)) per factor 2, or conv to 9C +
-    PixelShuffle(3)."""
-
-    def __init__(self, scale: int, channels: int) -> None:
-        layers: list[nn.Module] = []
-        if scale & (scale - 1) == 0:
-            for _ in range(int(math.log2(scale))):
-                layers += [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)]
-        elif scale == 3:
-            layers += [nn.Conv2d(channels, 9 * channels, 3, padding=1), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"scale {scale} is not supported: use a power of 2 or 3")
-        super().__init__(*layers)
-
-
-class UpsampleOneStep(nn.Sequential):
-    """One 3x3 conv to 3 s^2 channels + PixelShuffle(s) (the lightweight reconstruction)."""
-
-    def __init__(self, scale: int, channels: int, out_channels: int = 3) -> None:
-        super().__init__(nn.Conv2d(channels, scale * scale * out_channels, 3, padding=1), nn.PixelShuffle(scale))
 
 
 class SwinIR(nn.Module):
@@ -97,7 +74,7 @@ class SwinIR(nn.Module):
         self.scale = scale
         self.window_size = window_size
         self.upsampler = upsampler
-        self.register_buffer("mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         v2 = self.block_version == 2
         self.conv_first = nn.Conv2d(3, embed_dim, 3, padding=1)
         self.patch_embed = PatchEmbed(embed_dim, proj=v2, norm=True)
@@ -119,12 +96,12 @@ class SwinIR(nn.Module):
 
     def _build_reconstruction(self, scale: int, embed_dim: int, num_feat: int) -> None:
         if self.upsampler == "pixelshuffledirect":
-            self.upsample = UpsampleOneStep(scale, embed_dim)
+            self.upsample = SubPixelHead(embed_dim, 3, scale)  # official UpsampleOneStep
         else:
             self.conv_before_upsample = nn.Sequential(
                 nn.Conv2d(embed_dim, num_feat, 3, padding=1), nn.LeakyReLU(inplace=True)
             )
-            self.upsample = Upsample(scale, num_feat)
+            self.upsample = ProgressiveUpsampler(num_feat, scale)  # official Upsample
             self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

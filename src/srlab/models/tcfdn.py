@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ESA
+from srlab.layers import ESA, SubPixelHead
 from srlab.layers.padding import pad_to_multiple
 from srlab.layers.swin import (
     WindowAttention,
@@ -190,7 +190,7 @@ class TCFDN(nn.Module):
             self.add_module(f"B{i + 1}", block)
         self.c = nn.Sequential(nn.Conv2d(num_blocks * channels, channels, 1), nn.LeakyReLU(_NEG_SLOPE))
         self.LR_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.upsampler = nn.Sequential(nn.Conv2d(channels, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.upsampler = SubPixelHead(channels, 3, scale)
         init_swin_weights(self)  # linear layers trunc-normal (std 0.02), LayerNorms at identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

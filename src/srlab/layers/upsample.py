@@ -1,0 +1,39 @@
+"""Sub-pixel (PixelShuffle) reconstruction heads.
+
+Both are ``nn.Sequential`` subclasses so that a model assigning one to its official attribute keeps the
+official state-dict keys (``upsampler.0.weight``, ``tail.0.2.bias``, ...).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class SubPixelHead(nn.Sequential):
+    """One step to the output: a 3x3 conv to ``out_channels * s^2`` channels, then PixelShuffle(s).
+
+    ESPCN's head and the usual last layer of lightweight SR networks (SwinIR's ``UpsampleOneStep``);
+    keys ``0.weight`` (and ``0.bias``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int, *, bias: bool = True) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels * scale * scale, 3, padding=1, bias=bias), nn.PixelShuffle(scale)
+        )
+
+
+class ProgressiveUpsampler(nn.Sequential):
+    """EDSR's ``common.Upsampler``: [3x3 conv C -> 4C, PixelShuffle(2)] log2(s) times, or [3x3 conv
+    C -> 9C, PixelShuffle(3)] for s = 3; the channel count C is kept. Empty for s = 1."""
+
+    def __init__(self, channels: int, scale: int) -> None:
+        if scale >= 1 and scale & (scale - 1) == 0:  # a power of two (or 1)
+            factors = [2] * (scale.bit_length() - 1)
+        elif scale == 3:
+            factors = [3]
+        else:
+            raise ValueError(f"the sub-pixel upsampler scales by powers of 2 or by 3, not {scale}")
+        layers: list[nn.Module] = []
+        for r in factors:
+            layers += [nn.Conv2d(channels, r * r * channels, 3, padding=1), nn.PixelShuffle(r)]
+        super().__init__(*layers)
