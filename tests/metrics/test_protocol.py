@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from srlab.errors import SrlabError
-from srlab.metrics import PAPER_PROTOCOL, EvalProtocol, MeanMeter, ScoreAccumulator, psnr, ssim
+from srlab.metrics import PAPER_PROTOCOL, EvalProtocol, ScoreAccumulator, psnr, ssim
 from srlab.metrics.color import rgb_to_y
 from conftest import BENCHMARKS, needs_shared
 
@@ -183,19 +183,6 @@ def test_protocol_is_frozen_and_validated() -> None:
     with pytest.raises(SrlabError, match="crop_border must be >= 0 or None, got -1"):
         EvalProtocol(crop_border=-1)
     assert PAPER_PROTOCOL == EvalProtocol(crop_border=None, channel="y", round_output=True)
-
-
-def test_mean_meter() -> None:
-    meter = MeanMeter()
-    with pytest.raises(ValueError, match="no values yet"):
-        _ = meter.mean
-    meter.update(1.0)
-    meter.update(torch.tensor(4.0))
-    meter.update(2.0, n=3)
-    assert meter.count == 5
-    assert meter.mean == pytest.approx((1 + 4 + 6) / 5)
-    meter.reset()
-    assert meter.count == 0
 
 
 def test_score_accumulator_averages_per_image_values() -> None:

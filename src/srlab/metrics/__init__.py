@@ -27,7 +27,7 @@ from srlab.metrics.gmsd import gmsd
 from srlab.metrics.lpips import LPIPS, lpips
 from srlab.metrics.ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from srlab.metrics.niqe import NIQE, NiqeModel, fit_niqe_model, niqe
-from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol, MeanMeter
+from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol
 from srlab.metrics.psnr import psnr
 from srlab.metrics.registry import Metric, MetricSet, get_metric, metric_names, register_metric
 from srlab.metrics.ssim import gaussian_window_1d, ssim, ssim_map
@@ -55,7 +55,6 @@ __all__ = [
     "phase_congruency",
     "PAPER_PROTOCOL",
     "EvalProtocol",
-    "MeanMeter",
     "ScoreAccumulator",
     "gaussian_window_1d",
     "psnr",

@@ -142,25 +142,3 @@ PAPER_PROTOCOL = EvalProtocol()
 Y8_PROTOCOL = EvalProtocol(round_y=True)
 RGB_PROTOCOL = EvalProtocol(channel="rgb")
 PROTOCOLS = {"y": PAPER_PROTOCOL, "y8": Y8_PROTOCOL, "rgb": RGB_PROTOCOL}
-
-
-@dataclass
-class MeanMeter:
-    """A running mean of per-image values (one metric over one test set)."""
-
-    total: float = 0.0
-    count: int = 0
-
-    def update(self, value: float | Tensor, n: int = 1) -> None:
-        """Add ``n`` images whose (mean) value is ``value``."""
-        self.total += float(value) * n
-        self.count += n
-
-    @property
-    def mean(self) -> float:
-        if self.count == 0:
-            raise ValueError("MeanMeter.mean: no values yet")
-        return self.total / self.count
-
-    def reset(self) -> None:
-        self.total, self.count = 0.0, 0

@@ -1,4 +1,5 @@
-"""Validation of the evaluated weights (the model, or its EMA) on the run's validation images."""
+"""Validation of the evaluated weights (the model, or its EMA) on the run's validation images, scored
+by the registered metrics (:mod:`srlab.metrics.registry`) as `srlab eval` scores them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 from srlab.inference.evaluate import evaluate_images
-from srlab.metrics.protocol import MeanMeter
+from srlab.metrics import mean_scores
 from srlab.train.distributed import Dist
 
 
@@ -22,8 +23,4 @@ def validation_scores(
     _, mine = evaluate_images(model, images)
     model.train()
     gathered = dist.all_gather_object([(i, s.scores) for i, s in zip(indices, mine)])
-    meters: dict[str, MeanMeter] = {}
-    for _, scores in sorted(pair for part in gathered for pair in part):
-        for key, value in scores.items():
-            meters.setdefault(key, MeanMeter()).update(value)
-    return {key: meter.mean for key, meter in meters.items()}
+    return mean_scores(scores for _, scores in sorted(pair for part in gathered for pair in part))
