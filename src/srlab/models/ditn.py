@@ -36,7 +36,7 @@ from torch import nn
 
 from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.layers.ffn import GatedFeedForward
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 

@@ -42,7 +42,7 @@ from srlab.layers.dynamic_conv import IDynamicDWConv
 from srlab.layers.ffn import GatedFeedForward
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.layers.norm import LayerNorm2d
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 def channel_layer_norm(dim: int) -> nn.Sequential:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from srlab.layers.mean_shift import MeanShift
-from srlab.layers.upsample import ProgressiveUpsampler
+from srlab.layers.upsamplers import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
 # The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).

@@ -39,7 +39,7 @@ from torch import nn
 from srlab.layers.elan import ELAB
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 # The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).

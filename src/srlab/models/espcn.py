@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from srlab.data.resize import bicubic_upscale
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.metrics.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.models.registry import ModelInfo, register_model
 

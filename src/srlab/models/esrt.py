@@ -45,7 +45,7 @@ from torch import nn
 
 from srlab.layers.attention import CALayer
 from srlab.layers.emha import EMHA
-from srlab.layers.upsample import ProgressiveUpsampler
+from srlab.layers.upsamplers import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
 

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.mean_shift import MeanShift
-from srlab.layers.upsample import ProgressiveUpsampler
+from srlab.layers.upsamplers import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 
 TASK_SCALES = {"sr2": 2, "sr3": 3, "sr4": 4, "denoise30": 1, "denoise50": 1, "derain": 1}

@@ -57,7 +57,7 @@ from torch import nn
 
 from srlab.layers.omni import OmniESA, OSABlock
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 # The released weights were trained on 0-255 images.

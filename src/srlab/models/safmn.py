@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.norm import LayerNorm2d
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import Derived, ModelInfo, register_model
 
 MIN_SIDE = 8  # SAFM pools to H // 8 (SAFMN's coarsest level, SAFMN++'s only one)

@@ -53,7 +53,7 @@ from torch import nn
 from srlab.layers.attention import CALayer
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 
 RGB_RANGE = 255.0

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
-from srlab.layers.upsample import SubPixelHead
+from srlab.layers.upsamplers import SubPixelHead
 from srlab.models.registry import ModelInfo, register_model
 from srlab.models.reparam import conv_from, merge_1x1_then_kxk, pad_kernel
 

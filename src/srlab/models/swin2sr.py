@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsample import ProgressiveUpsampler
+from srlab.layers.upsamplers import ProgressiveUpsampler
 from srlab.models.registry import ModelInfo, register_model
 from srlab.models.swinir import SwinIR, _radius
 

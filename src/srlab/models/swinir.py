@@ -43,7 +43,7 @@ from torch import nn
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.layers.swin import RSTB, PatchEmbed, init_swin_weights, tokens_to_map
-from srlab.layers.upsample import ProgressiveUpsampler, SubPixelHead
+from srlab.layers.upsamplers import ProgressiveUpsampler, SubPixelHead
 from srlab.models.registry import Derived, ModelInfo, register_model
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")

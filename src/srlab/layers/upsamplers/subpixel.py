@@ -1,4 +1,4 @@
-"""Sub-pixel (PixelShuffle) reconstruction heads.
+"""Sub-pixel (PixelShuffle) reconstruction heads, and their registered upsamplers.
 
 Both are ``nn.Sequential`` subclasses so that a model assigning one to its official attribute keeps the
 official state-dict keys (``upsampler.0.weight``, ``tail.0.2.bias``, ...).
@@ -7,6 +7,8 @@ official state-dict keys (``upsampler.0.weight``, ``tail.0.2.bias``, ...).
 from __future__ import annotations
 
 from torch import nn
+
+from srlab.layers.upsamplers.base import register_upsampler
 
 
 class SubPixelHead(nn.Sequential):
@@ -37,3 +39,15 @@ class ProgressiveUpsampler(nn.Sequential):
         for r in factors:
             layers += [nn.Conv2d(channels, r * r * channels, 3, padding=1), nn.PixelShuffle(r)]
         super().__init__(*layers)
+
+
+@register_upsampler("pixelshuffle")
+def pixelshuffle(*, in_channels: int, out_channels: int, scale: int, bias: bool = True) -> nn.Module:
+    """ESPCN's one-step sub-pixel head (:class:`SubPixelHead`)."""
+    return SubPixelHead(in_channels, out_channels, scale, bias=bias)
+
+
+@register_upsampler("pixelshuffle_progressive", scales=(2, 3, 4, 8))
+def pixelshuffle_progressive(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
+    """EDSR's tail: :class:`ProgressiveUpsampler` at ``in_channels``, then a 3x3 conv to ``out_channels``."""
+    return nn.Sequential(ProgressiveUpsampler(in_channels, scale), nn.Conv2d(in_channels, out_channels, 3, padding=1))
