@@ -400,6 +400,7 @@ def test_models_lists_the_registry_with_counts(capsys):
     assert int(rows["rdsr_s"][1].replace(",", "")) > 0 and rows["bicubic"][1] == "0"
     # The papers' convention: EDSR-baseline's 1.37M leaves out the 24 frozen MeanShift weights.
     assert rows["edsr_baseline"][1] == "1,369,859"
+    assert rows["swinir_light"][7] == "Apache-2.0" and rows["rdsr_s"][7] == "Apache-2.0"
     assert lines[-1].startswith("params: as the papers count them")
 
 

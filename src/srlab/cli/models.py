@@ -1,4 +1,5 @@
-"""``srlab models``: the registry, with parameter counts and MACs per scale."""
+"""``srlab models``: the registry, with parameter counts and MACs per scale and the licence of each
+architecture's official code."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     header = " ".join(f"{'params x' + str(s):>11}" for s in SCALES) + " " + " ".join(
         f"{'GMACs x' + str(s):>9}" for s in SCALES
     )
-    print(f"{'model':<18} {header}  paper")
+    print(f"{'model':<18} {header}  {'licence':<12} paper")
     for name in list_models():
         info = model_info(name)
         params, macs = [], []
@@ -40,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
             else:
                 params.append(f"{'-':>11}")
                 macs.append(f"{'-':>9}")
-        print(f"{name:<18} {' '.join(params)} {' '.join(macs)}  {info.paper}")
+        print(f"{name:<18} {' '.join(params)} {' '.join(macs)}  {info.licence:<12} {info.paper}")
     print(NOTE)
     return 0
