@@ -26,11 +26,13 @@ Images too large to hold in memory are read and written by strips with :mod:`srl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,7 @@ from srlab.fileio import atomic_path, atomic_write_bytes, check_not_overwriting
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "ImageHeader",
     "MAX_IMAGE_PIXELS",
     "LoadedImage",
     "MultiFrameWarning",
@@ -53,6 +56,8 @@ __all__ = [
     "image_from_samples",
     "is_image_file",
     "list_images",
+    "read_header",
+    "too_large_error",
     "read_image",
     "read_rgb",
     "to_samples",
@@ -144,6 +149,36 @@ def read_rgb(path: str | os.PathLike[str]) -> torch.Tensor:
 def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     """Read an image file; raises SrlabError with a one-line message if it cannot be read."""
     path = Path(path)
+    with _reading(path):
+        samples, max_value, grayscale = _decode(path)
+    return image_from_samples(samples, max_value, grayscale, path)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without decoding its pixels."""
+
+    width: int
+    height: int
+    frames: int
+    format: str  # Pillow's name: "PNG", "JPEG", "TIFF", ...
+    path: Path
+
+
+def read_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """The size, frame count and format of an image file (cheap: pixels are not decoded).
+
+    The width and height are as stored: an EXIF orientation may swap them on reading.
+    """
+    path = Path(path)
+    with _reading(path), Image.open(path) as im:
+        return ImageHeader(width=im.size[0], height=im.size[1], frames=getattr(im, "n_frames", 1),
+                           format=im.format or "", path=path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn whatever reading ``path`` raises for a missing, unreadable or corrupt file into SrlabError."""
     if not path.exists():
         raise _read_error(path, "file does not exist (check the path)")
     if path.is_dir():
@@ -151,13 +186,13 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     try:
         if path.stat().st_size == 0:
             raise _read_error(path, "file is empty (0 bytes) (re-export or re-download it)")
-        samples, max_value, grayscale = _decode(path)
+        yield
     except SrlabError:
         raise
     except UnidentifiedImageError:
         raise _read_error(path, f"not a recognised image format (save it as {_EXTENSIONS_TEXT})") from None
     except Image.DecompressionBombError:
-        raise _too_large_error(path) from None
+        raise too_large_error(path) from None
     except OSError as e:
         if e.errno is not None:  # a real I/O failure (permissions, disk), not a decoding problem
             raise _read_error(path, f"{e.strerror} (check the file and its permissions)") from None
@@ -165,8 +200,6 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     except (SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError) as e:
         # Pillow's plugins signal malformed files with all of these (PNG uses SyntaxError).
         raise _corrupt_error(path, e) from None
-
-    return image_from_samples(samples, max_value, grayscale, path)
 
 
 def image_from_samples(samples: np.ndarray, max_value: int, grayscale: bool, path: Path) -> LoadedImage:
@@ -196,7 +229,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int, bool]:
     with Image.open(path) as im:
         width, height = im.size
         if width * height > MAX_IMAGE_PIXELS:
-            raise _too_large_error(path, f"{width}x{height}")
+            raise too_large_error(path, f"{width}x{height}")
         warn_if_multiframe(path, getattr(im, "n_frames", 1))
         wide_rawmode = _wide_png_rawmode(im)
     if wide_rawmode is not None:
@@ -297,7 +330,7 @@ def _corrupt_error(path: Path, cause: BaseException) -> SrlabError:
     return _read_error(path, f"file is truncated or corrupt{detail}; re-export it as PNG or JPEG")
 
 
-def _too_large_error(path: Path, size: str | None = None) -> SrlabError:
+def too_large_error(path: Path, size: str | None = None) -> SrlabError:
     what = f"image of {size} pixels" if size else "image"
     limit = f"the {MAX_IMAGE_PIXELS}-pixel limit"
     return _read_error(path, f"{what} is over {limit} (split it into tiles or downscale it)")
