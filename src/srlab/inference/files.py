@@ -131,13 +131,14 @@ def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile
     reader = StripReader(source)
     width, height = reader.width, reader.height
     radius = spec.info.receptive_radius if tile_overlap is None else tile_overlap
-    context = _round_up(max(radius, _BICUBIC_CONTEXT), multiple)
+    has_alpha = reader.channels in (2, 4)
+    context = _round_up(max(radius, _BICUBIC_CONTEXT if has_alpha else 0), multiple)
     rows = strip_rows if strip_rows is not None else _STRIP_OUTPUT_PIXELS // (width * scale * scale)
     rows = _round_up(max(1, rows), multiple)
     # Strip bottoms congruent to the height modulo the multiple: see the module docstring.
     bottom_shift = height % multiple
     model_tile = _STREAM_TILE if tile is None else tile
-    out_channels = (1 if reader.grayscale else 3) + (reader.channels in (2, 4))
+    out_channels = (1 if reader.grayscale else 3) + has_alpha
     try:
         with atomic_path(destination) as tmp, PngWriter(
             tmp, width=width * scale, height=height * scale, channels=out_channels, bit_depth=reader.bit_depth
