@@ -32,13 +32,13 @@ from srlab.models.registry import spec_of
 __all__ = ["STREAM_ABOVE_PIXELS", "UpscaledFile", "upscale_file"]
 
 # Outputs above this many pixels are streamed when stream="auto": the whole-image path holds the
-# output about 5 times over (float32, clamped, channels, int32, uint8: ~60 bytes a pixel), so this
-# keeps it under about 2 GiB.
+# output several times over (float32 result, clamped copy, channels, rounding, int32, uint8), about
+# 96 bytes a pixel as measured with bench/bench_large_image.py, so this keeps it near 3 GiB.
 STREAM_ABOVE_PIXELS = 2**25
 # Whole-image path: bytes of memory per output pixel, for the check before reading.
-_BYTES_PER_OUTPUT_PIXEL = 64
-# A strip's output is about this many pixels (~200 MB as float32 RGB) when strip_rows is not given.
-_STRIP_OUTPUT_PIXELS = 2**24
+_BYTES_PER_OUTPUT_PIXEL = 96
+# A strip's output is about this many pixels (~800 MB at 96 bytes a pixel) when strip_rows is not given.
+_STRIP_OUTPUT_PIXELS = 2**23
 # Streamed strips run the model in tiles of this side (LR pixels) when no tile is given: a full-width
 # strip of a 16k image would otherwise make feature maps of several GiB.
 _STREAM_TILE = 256
@@ -133,8 +133,10 @@ def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile
     radius = spec.info.receptive_radius if tile_overlap is None else tile_overlap
     has_alpha = reader.channels in (2, 4)
     context = _round_up(max(radius, _BICUBIC_CONTEXT if has_alpha else 0), multiple)
-    rows = strip_rows if strip_rows is not None else _STRIP_OUTPUT_PIXELS // (width * scale * scale)
-    rows = _round_up(max(1, rows), multiple)
+    if strip_rows is None:
+        # At least twice the context, so that strips do not spend most of their time on context rows.
+        strip_rows = max(_STRIP_OUTPUT_PIXELS // (width * scale * scale), 2 * context)
+    rows = _round_up(max(1, strip_rows), multiple)
     # Strip bottoms congruent to the height modulo the multiple: see the module docstring.
     bottom_shift = height % multiple
     model_tile = _STREAM_TILE if tile is None else tile
