@@ -72,7 +72,7 @@ def run_measured(argv: list[str], threads: int) -> tuple[float, float, float]:
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_large(work: Path, sizes: list[int], scale: int, model: str, threads: int) -> list[tuple]:
+def bench_large(work: Path, sizes: list[int], scale: int, model: str, threads: int, png_compression: int) -> list[tuple]:
     rows = []
     for size in sizes:
         source = synthetic_photo(work / f"synthetic_{size}.png", size)
@@ -84,7 +84,7 @@ def bench_large(work: Path, sizes: list[int], scale: int, model: str, threads: i
             out = work / f"out_{size}_{mode}"
             seconds, cpu, peak = run_measured(
                 ["upscale", str(source), "-o", str(out), "--model", model, "--scale", str(scale),
-                 "--device", "cpu", "--stream", mode], threads)
+                 "--device", "cpu", "--stream", mode, "--png_compression", str(png_compression)], threads)
             written = next(out.iterdir())
             rows.append((f"{size}x{size}", f"{size * scale}x{size * scale}", mode, seconds, cpu, peak,
                          written.stat().st_size / 2**20))
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--model", default="bicubic")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--png_compression", type=int, default=1, help="zlib level of the large outputs")
     parser.add_argument("--batch", type=int, nargs="*", default=[100, 1000], help="batch sizes for upscale")
     parser.add_argument("--eval", type=int, default=100, help="images for the eval run (0: none)")
     parser.add_argument("--workdir", type=Path, help="where inputs are cached and outputs written")
@@ -134,12 +135,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads (torch and libvips), "
-          f"{available_memory() / 2**30:.1f} GiB available, model {args.model}")
+          f"{available_memory() / 2**30:.1f} GiB available, model {args.model}, PNG compression "
+          f"{args.png_compression} for the large outputs")
     if args.sizes:
         print(f"\n{'input':>12} {'output':>12} {'--stream':>8} {'wall s':>7} {'CPU s':>7} {'peak RSS MiB':>13} "
               f"{'PNG MiB':>8}")
         for inp, out, mode, seconds, cpu, peak, size in bench_large(work, args.sizes, args.scale, args.model,
-                                                                    args.threads):
+                                                                    args.threads, args.png_compression):
             print(f"{inp:>12} {out:>12} {mode:>8} {seconds:7.1f} {cpu:7.1f} {peak:13.0f} {size:8.0f}")
     if args.batch or args.eval:
         print(f"\n{'command':>8} {'images':>7} {'wall s':>7} {'CPU s':>7} {'peak RSS MiB':>13}   (128x96 inputs, x2)")

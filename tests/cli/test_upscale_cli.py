@@ -71,3 +71,17 @@ def test_animation_is_upscaled_from_its_first_frame_with_a_warning(tmp_path, cap
     assert f"srlab: warning: '{tmp_path / 'anim.png'}' has 2 frames (an animation or multi-page file): " \
            "only the first frame is used" in err
     assert Image.open(tmp_path / "o" / "anim_x2.png").size == (32, 24)
+
+
+def test_png_compression_changes_the_file_not_the_pixels(batch, tmp_path, capsys):
+    sizes = {}
+    for level in ("0", "9"):
+        code, _, err = run_cli(capsys, "upscale", batch / "a.png", "-o", tmp_path / level, *BICUBIC,
+                               "--png_compression", level)
+        assert (code, err) == (0, "")
+        sizes[level] = (tmp_path / level / "a_x2.png").stat().st_size
+    assert sizes["0"] > 1.5 * sizes["9"]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "0" / "a_x2.png")),
+                                  np.asarray(Image.open(tmp_path / "9" / "a_x2.png")))
+    code, _, err = run_cli(capsys, "upscale", batch, "-o", tmp_path / "o", *BICUBIC, "--png_compression", "10")
+    assert code == 2 and "--png_compression" in err

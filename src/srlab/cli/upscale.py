@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from srlab.cli.common import add_model_flags, flag, load_model_from_flags
-from srlab.data.io import check_not_overwriting, list_images
+from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
 from srlab.errors import SrlabError
 from srlab.inference.files import STREAM_ABOVE_PIXELS, upscale_file
 from srlab.models.registry import spec_of
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "stream", default="auto", choices=["auto", "always", "never"],
          help=f"read and write by strips, memory bounded by the strip (auto: outputs over "
               f"{STREAM_ABOVE_PIXELS // 2**20} Mpx); default auto")
+    flag(parser, "png_compression", type=int, default=PNG_COMPRESSION, choices=range(10), metavar="0-9",
+         help=f"zlib level of the PNGs (default {PNG_COMPRESSION}); 1 writes huge outputs several times faster")
 
 
 def output_path(out_dir: Path, image: Path, scale: int) -> Path:
@@ -72,7 +74,8 @@ def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: arg
             check_not_overwriting(destination, images)
             started = time.perf_counter()
             done = upscale_file(model, image, destination, tile=args.tile, tile_overlap=args.tile_overlap,
-                                self_ensemble=args.self_ensemble, stream=args.stream)
+                                self_ensemble=args.self_ensemble, stream=args.stream,
+                                png_compression=args.png_compression)
             written.add(destination)
             (w, h), (ow, oh) = done.size, done.out_size
             how = ", streamed" if done.streamed else ""

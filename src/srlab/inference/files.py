@@ -22,7 +22,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from srlab.data.io import atomic_path, read_header, read_image, to_samples, write_image, PngWriter
+from srlab.data.io import (
+    PNG_COMPRESSION,
+    PngWriter,
+    atomic_path,
+    read_header,
+    read_image,
+    to_samples,
+    write_image,
+)
 from srlab.data.resize import bicubic_upscale
 from srlab.data.stream import StripReader, check_fits_in_memory
 from srlab.errors import SrlabError
@@ -67,6 +75,7 @@ def upscale_file(
     self_ensemble: bool = False,
     stream: str = "auto",
     strip_rows: int | None = None,
+    png_compression: int = PNG_COMPRESSION,
 ) -> UpscaledFile:
     """Super-resolve the image file ``source`` into ``destination`` (written atomically).
 
@@ -74,12 +83,15 @@ def upscale_file(
     interpolation and kept. ``tile``/``tile_overlap``/``self_ensemble`` are as for
     :func:`upscale_tensor`. ``stream``: "auto" streams outputs over ``STREAM_ABOVE_PIXELS`` pixels,
     "always" and "never" force the choice; streaming writes PNG only. ``strip_rows`` sets the LR rows
-    a streamed strip keeps (default: about 16 Mpx of output per strip). Raises SrlabError for a file
-    that cannot be read or written, or an image that does not fit in memory.
+    a streamed strip keeps (default: about 8 Mpx of output per strip). ``png_compression`` is the zlib
+    level of PNG outputs (0-9). Raises SrlabError for a file that cannot be read or written, or an
+    image that does not fit in memory.
     """
     source, destination = Path(source), Path(destination)
     if stream not in ("auto", "always", "never"):
         raise SrlabError(f"--stream must be auto, always or never, not {stream!r}")
+    if png_compression not in range(10):
+        raise SrlabError(f"PNG compression must be 0 (none) to 9 (smallest), not {png_compression}")
     scale = spec_of(model).scale
     header = read_header(source)
     out_pixels = header.width * header.height * scale * scale
@@ -92,9 +104,10 @@ def upscale_file(
     try:
         if streamed:
             return _upscale_streamed(model, source, destination, tile=tile, tile_overlap=tile_overlap,
-                                     self_ensemble=self_ensemble, strip_rows=strip_rows)
+                                     self_ensemble=self_ensemble, strip_rows=strip_rows,
+                                     png_compression=png_compression)
         return _upscale_whole(model, source, destination, tile=tile, tile_overlap=tile_overlap,
-                              self_ensemble=self_ensemble)
+                              self_ensemble=self_ensemble, png_compression=png_compression)
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError; so is the CPU allocator's
         if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
             raise
@@ -110,12 +123,13 @@ def _run_model(model: nn.Module, lr: torch.Tensor, *, tile: int | None, tile_ove
 
 
 def _upscale_whole(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
-                   tile_overlap: int | None, self_ensemble: bool) -> UpscaledFile:
+                   tile_overlap: int | None, self_ensemble: bool, png_compression: int) -> UpscaledFile:
     scale = spec_of(model).scale
     loaded = read_image(source)
     sr = _run_model(model, loaded.rgb, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
     alpha = None if loaded.alpha is None else bicubic_upscale(loaded.alpha, scale).clamp(0, 1)
-    write_image(destination, sr.clamp(0, 1), alpha=alpha, bit_depth=loaded.bit_depth, grayscale=loaded.grayscale)
+    write_image(destination, sr.clamp(0, 1), alpha=alpha, bit_depth=loaded.bit_depth, grayscale=loaded.grayscale,
+                png_compression=png_compression)
     height, width = loaded.rgb.shape[-2:]
     return UpscaledFile(source, destination, (width, height), (width * scale, height * scale), streamed=False)
 
@@ -125,7 +139,8 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
-                      tile_overlap: int | None, self_ensemble: bool, strip_rows: int | None) -> UpscaledFile:
+                      tile_overlap: int | None, self_ensemble: bool, strip_rows: int | None,
+                      png_compression: int) -> UpscaledFile:
     spec = spec_of(model)
     scale, multiple = spec.scale, max(1, spec.info.size_multiple)
     reader = StripReader(source)
@@ -143,7 +158,8 @@ def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile
     out_channels = (1 if reader.grayscale else 3) + has_alpha
     try:
         with atomic_path(destination) as tmp, PngWriter(
-            tmp, width=width * scale, height=height * scale, channels=out_channels, bit_depth=reader.bit_depth
+            tmp, width=width * scale, height=height * scale, channels=out_channels, bit_depth=reader.bit_depth,
+            compress_level=png_compression,
         ) as png:
             for top in range(0, height, rows):
                 bottom = min(height, top + rows)
