@@ -170,7 +170,22 @@ def test_whole_image_that_does_not_fit_is_refused_before_reading(tmp_path, monke
     monkeypatch.setattr(stream, "available_memory", lambda: 2**20)
     source = write_kind(tmp_path / "rgb.png", "rgb", (64, 64))
     model = srlab.create_model("bicubic", scale=4)  # 64 x 64 x 16 x 64 bytes: 4 MiB > 1 MiB
-    with pytest.raises(SrlabError, match=r"'.*rgb.png' is 64x64: to upscale it x4 in one piece \(--stream never\) "
+    with pytest.raises(SrlabError, match=r"'.*rgb.png' is 64x64: to upscale it x4 in one piece "
                                          r"it needs about 0.0 GiB of memory and 0.0 GiB is available"):
         upscale_file(model, source, tmp_path / "out.png", stream="never")
     assert upscale_file(model, source, tmp_path / "out.png", stream="always").streamed
+
+
+def test_auto_falls_back_to_the_whole_image_when_streaming_cannot_read_the_file(tmp_path, monkeypatch):
+    import srlab.data.stream as stream
+    import srlab.inference.files as files
+
+    monkeypatch.setattr(files, "STREAM_ABOVE_PIXELS", 10)
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.fromarray(photo("chelsea", (20, 10))).convert("CMYK").save(cmyk)
+    model = srlab.create_model("bicubic", scale=2)
+    assert not upscale_file(model, cmyk, tmp_path / "out.png").streamed  # fits: read whole
+    monkeypatch.setattr(stream, "available_memory", lambda: 1000)
+    with pytest.raises(SrlabError, match=r"is 20x10: to upscale it x2 in one piece it needs .* available; crop it "
+                                         r".*; and cannot stream '.*cmyk.jpg': its pixel format \(cmyk"):
+        upscale_file(model, cmyk, tmp_path / "out2.png")

@@ -34,7 +34,14 @@ from srlab.data.io import (
 )
 from srlab.errors import SrlabError
 
-__all__ = ["EVAL_BYTES_PER_PIXEL", "StripReader", "available_memory", "check_fits_in_memory", "pyvips_available"]
+__all__ = [
+    "EVAL_BYTES_PER_PIXEL",
+    "StripReader",
+    "available_memory",
+    "check_fits_in_memory",
+    "pyvips_available",
+    "streaming_refusal",
+]
 
 try:
     import pyvips
@@ -69,7 +76,7 @@ class StripReader:
         if header.width * header.height > MAX_IMAGE_PIXELS:
             raise too_large_error(self.path, f"{header.width}x{header.height}")
         warn_if_multiframe(self.path, header.frames)
-        image = self._open()
+        image = _open_vips(self.path)
         self.width, self.height, self.channels = image.width, image.height, image.bands
         self.grayscale = _SAME_AS_READ_IMAGE[image.interpretation][2]
         self.bit_depth = 16 if image.format == "ushort" else 8
@@ -77,36 +84,6 @@ class StripReader:
         self._region = pyvips.Region.new(image)
         self._buffer = np.empty((0, self.width, self.channels), self._dtype)
         self._buffer_top = 0  # image row of self._buffer[0]
-
-    def _open(self):
-        if pyvips is None:
-            raise SrlabError(
-                f"cannot stream '{self.path}': the pyvips package is missing (pip install pyvips pyvips-binary)"
-            )
-        # The loader libvips would pick (pyvips has no wrapper for this libvips call); NULL: none.
-        if pyvips.vips_lib.vips_foreign_find_load(os.fsencode(self.path)) == pyvips.ffi.NULL:
-            raise SrlabError(f"cannot stream '{self.path}': libvips does not read this format; convert it to PNG")
-        try:
-            # fail_on="error": a truncated or corrupt file fails (when its rows are read) rather than
-            # being filled in silently, as read_image refuses it too.
-            image = pyvips.Image.new_from_file(str(self.path), access="sequential", fail_on="error")
-            orientation = image.get("orientation") if image.get_typeof("orientation") else 1
-            if orientation not in (0, 1):
-                # Rotating needs random access: libvips then decodes to a temporary file on disk
-                # (above 100 MB), so memory stays bounded, at the cost of disk space.
-                image = pyvips.Image.new_from_file(str(self.path), access="random", fail_on="error").autorot()
-        except pyvips.Error as e:
-            raise _stream_error(self.path, e) from None
-        kind = _SAME_AS_READ_IMAGE.get(image.interpretation)
-        png = image.get("vips-loader").startswith("png") if image.get_typeof("vips-loader") else False
-        if kind is None or image.format != kind[0] or image.bands not in kind[1] or (
-            image.format == "ushort" and not kind[2] and not png
-        ):
-            raise SrlabError(
-                f"cannot stream '{self.path}': its pixel format ({image.interpretation}, {image.bands} bands, "
-                f"{image.format}) is not streamed; convert it to an 8- or 16-bit RGB or grey PNG"
-            )
-        return image
 
     def rows(self, top: int, bottom: int) -> LoadedImage:
         """Rows ``[top, bottom)`` as a LoadedImage (``(3, bottom - top, width)`` rgb, alpha if any)."""
@@ -130,6 +107,45 @@ class StripReader:
         except pyvips.Error as e:
             raise _stream_error(self.path, e) from None
         return np.frombuffer(data, self._dtype).reshape(bottom - top, self.width, self.channels)
+
+
+def streaming_refusal(path: str | os.PathLike[str]) -> str | None:
+    """Why the image at ``path`` cannot be streamed (a one-line message), or None if it can be."""
+    try:
+        _open_vips(Path(path))
+    except SrlabError as e:
+        return str(e)
+    return None
+
+
+def _open_vips(path: Path):
+    """The file as a sequential libvips image, upright; SrlabError if it cannot be streamed."""
+    if pyvips is None:
+        raise SrlabError(f"cannot stream '{path}': the pyvips package is missing (pip install pyvips pyvips-binary)")
+    # The loader libvips would pick (pyvips has no wrapper for this libvips call); NULL: none.
+    if pyvips.vips_lib.vips_foreign_find_load(os.fsencode(path)) == pyvips.ffi.NULL:
+        raise SrlabError(f"cannot stream '{path}': libvips does not read this format; convert it to PNG")
+    try:
+        # fail_on="error": a truncated or corrupt file fails (when its rows are read) rather than
+        # being filled in silently, as read_image refuses it too.
+        image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error")
+        orientation = image.get("orientation") if image.get_typeof("orientation") else 1
+        if orientation not in (0, 1):
+            # Rotating needs random access: libvips then decodes to a temporary file on disk
+            # (above 100 MB), so memory stays bounded, at the cost of disk space.
+            image = pyvips.Image.new_from_file(str(path), access="random", fail_on="error").autorot()
+    except pyvips.Error as e:
+        raise _stream_error(path, e) from None
+    kind = _SAME_AS_READ_IMAGE.get(image.interpretation)
+    png = image.get("vips-loader").startswith("png") if image.get_typeof("vips-loader") else False
+    if kind is None or image.format != kind[0] or image.bands not in kind[1] or (
+        image.format == "ushort" and not kind[2] and not png
+    ):
+        raise SrlabError(
+            f"cannot stream '{path}': its pixel format ({image.interpretation}, {image.bands} bands, "
+            f"{image.format}) is not streamed; convert it to an 8- or 16-bit RGB or grey PNG"
+        )
+    return image
 
 
 def _stream_error(path: Path, error: Exception) -> SrlabError:

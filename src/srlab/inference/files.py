@@ -32,7 +32,7 @@ from srlab.data.io import (
     write_image,
 )
 from srlab.data.resize import bicubic_upscale
-from srlab.data.stream import StripReader, check_fits_in_memory
+from srlab.data.stream import StripReader, check_fits_in_memory, streaming_refusal
 from srlab.errors import SrlabError
 from srlab.inference.upscale import upscale_tensor
 from srlab.models.registry import spec_of
@@ -92,15 +92,7 @@ def upscale_file(
         raise SrlabError(f"--stream must be auto, always or never, not {stream!r}")
     if png_compression not in range(10):
         raise SrlabError(f"PNG compression must be 0 (none) to 9 (smallest), not {png_compression}")
-    scale = spec_of(model).scale
-    header = read_header(source)
-    out_pixels = header.width * header.height * scale * scale
-    streamed = stream == "always" or (stream == "auto" and out_pixels > STREAM_ABOVE_PIXELS)
-    if streamed and destination.suffix.lower() != ".png":
-        raise SrlabError(f"cannot stream into '{destination}': streamed output is PNG only (name it .png)")
-    if not streamed:
-        check_fits_in_memory(source, bytes_per_pixel=_BYTES_PER_OUTPUT_PIXEL * scale * scale,
-                             task=f"upscale it x{scale} in one piece (--stream never)")
+    streamed = _stream_or_not(source, destination, stream, spec_of(model).scale)
     try:
         if streamed:
             return _upscale_streamed(model, source, destination, tile=tile, tile_overlap=tile_overlap,
@@ -112,6 +104,29 @@ def upscale_file(
         if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
             raise
         raise SrlabError(f"'{source}' does not fit in memory: pass --tile 256 (or smaller)") from None
+
+
+def _stream_or_not(source: Path, destination: Path, stream: str, scale: int) -> bool:
+    """Whether to stream (see upscale_file); SrlabError if neither way can work."""
+    not_png = f"cannot stream into '{destination}': streamed output is PNG only (name it .png)"
+    png_out = destination.suffix.lower() == ".png"
+    if stream == "always":
+        if not png_out:
+            raise SrlabError(not_png)
+        return True
+    refusal = None
+    if stream == "auto":
+        header = read_header(source)
+        if header.width * header.height * scale * scale > STREAM_ABOVE_PIXELS:
+            refusal = streaming_refusal(source) if png_out else not_png
+            if refusal is None:
+                return True
+    try:
+        check_fits_in_memory(source, bytes_per_pixel=_BYTES_PER_OUTPUT_PIXEL * scale * scale,
+                             task=f"upscale it x{scale} in one piece")
+    except SrlabError as e:
+        raise SrlabError(f"{e}; and {refusal}" if refusal else str(e)) from None
+    return False
 
 
 def _run_model(model: nn.Module, lr: torch.Tensor, *, tile: int | None, tile_overlap: int | None,
