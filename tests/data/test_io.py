@@ -571,3 +571,14 @@ def test_single_frame_files_do_not_warn(tmp_path: Path, recwarn: pytest.Warnings
     save_frames(tmp_path / "one.png", 1)
     read_image(tmp_path / "one.png")
     assert not [w for w in recwarn if issubclass(w.category, MultiFrameWarning)]
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_png_compression_level(tmp_path: Path, bit_depth: int) -> None:
+    rgb = torch.from_numpy(skdata.astronaut()[:64, :64].copy()).permute(2, 0, 1).float() / 255
+    write_image(tmp_path / "fast.png", rgb, bit_depth=bit_depth, png_compression=0)
+    write_image(tmp_path / "small.png", rgb, bit_depth=bit_depth, png_compression=9)
+    assert (tmp_path / "fast.png").stat().st_size > 1.2 * (tmp_path / "small.png").stat().st_size
+    assert torch.equal(read_image(tmp_path / "fast.png").rgb, read_image(tmp_path / "small.png").rgb)
+    with pytest.raises(SrlabError, match=r"PNG compression must be 0 \(none\) to 9 \(smallest\), not 10"):
+        write_image(tmp_path / "x.png", rgb, png_compression=10)
