@@ -74,7 +74,8 @@ def run_measured(argv: list[str], threads: int) -> tuple[float, float, float]:
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_large(work: Path, sizes: list[str], scale: int, model: str, threads: int, png_compression: int) -> list[tuple]:
+def bench_large(work: Path, sizes: list[str], scale: int, model: str, threads: int,
+                png_compression: int) -> list[tuple]:
     rows = []
     for size in sizes:
         width, height = map(int, size.split("x"))

@@ -182,7 +182,8 @@ def test_png_writer_in_pieces_round_trips(tmp_path, channels, bit_depth):
         for top in (0, 1, 7, 18):
             png.write_rows(samples[top : {0: 1, 1: 7, 7: 18, 18: 19}[top]])
     loaded = read_image(tmp_path / "x.png")
-    stored = torch.cat([loaded.rgb[:1] if loaded.grayscale else loaded.rgb] + [a for a in [loaded.alpha] if a is not None])
+    colour = loaded.rgb[:1] if loaded.grayscale else loaded.rgb
+    stored = colour if loaded.alpha is None else torch.cat([colour, loaded.alpha])
     back = np.round(stored.permute(1, 2, 0).numpy() * (2**bit_depth - 1)).astype(np.int64)
     np.testing.assert_array_equal(back, samples)
 
