@@ -124,9 +124,9 @@ def test_strips_bound_what_the_model_sees(tmp_path):
     model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
     source = write_kind(tmp_path / "rgb.png", "rgb", (60, 90))
     upscale_file(model, source, tmp_path / "out.png", stream="always", strip_rows=10, tile=16)
-    context = model_context = 4  # bicubic's receptive radius
-    assert max(h for h, _ in seen) <= 10 + 2 * context
-    assert max(w for _, w in seen) <= 16 + 2 * model_context
+    radius = 4  # bicubic's: the context of strips (rows) and of tiles (columns)
+    assert max(h for h, _ in seen) <= 10 + 2 * radius
+    assert max(w for _, w in seen) <= 16 + 2 * radius
 
 
 def test_auto_streams_only_large_outputs(tmp_path, monkeypatch):
