@@ -391,7 +391,7 @@ def test_upscale_refuses_to_overwrite_an_input(tmp_path, capsys):
 
 
 def test_upscale_out_of_memory_suggests_tiling(ckpt_x2, tiny_photos, tmp_path, capsys, monkeypatch):
-    import srlab.cli.upscale as upscale_cmd
+    import srlab.inference.files as upscale_cmd
 
     real = upscale_cmd.upscale_tensor
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -17,6 +18,7 @@ from srlab.data.io import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
     LoadedImage,
+    MultiFrameWarning,
     check_not_overwriting,
     list_images,
     read_image,
@@ -540,3 +542,43 @@ def test_16bit_colour_falls_back_to_8bit_if_pillow_internals_change(
         img = read_image(tmp_path / "x.png")
     assert img.bit_depth == 8
     np.testing.assert_array_equal(as_hwc(img.rgb), (samples >> 8) / np.float32(255))
+
+
+# --------------------------------------------------------------------------------------- frames
+
+
+def save_frames(path: Path, count: int) -> list[np.ndarray]:
+    frames = [random_u8(6, 9, 3) for _ in range(count)]
+    images = [Image.fromarray(f) for f in frames]
+    options = {".tif": {}, ".webp": {"duration": 100, "lossless": True}}.get(path.suffix, {"duration": 100})
+    images[0].save(path, save_all=True, append_images=images[1:], **options)
+    return frames
+
+
+@pytest.mark.parametrize("name", ["anim.png", "anim.gif", "anim.webp", "pages.tif"])
+def test_multiframe_files_warn_and_read_the_first_frame(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    frames = save_frames(path, 3)
+    with pytest.warns(MultiFrameWarning, match=rf"'{re.escape(str(path))}' has 3 frames \(an animation or "
+                                               r"multi-page file\): only the first frame is used"):
+        loaded = read_image(path)
+    if name != "anim.gif":  # GIF stores a palette: the first frame comes back quantised
+        np.testing.assert_array_equal(as_hwc(loaded.rgb), frames[0] / np.float32(255))
+    assert loaded.rgb.shape == (3, 6, 9)
+
+
+def test_single_frame_files_do_not_warn(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    save_frames(tmp_path / "one.png", 1)
+    read_image(tmp_path / "one.png")
+    assert not [w for w in recwarn if issubclass(w.category, MultiFrameWarning)]
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_png_compression_level(tmp_path: Path, bit_depth: int) -> None:
+    rgb = torch.from_numpy(skdata.astronaut()[:64, :64].copy()).permute(2, 0, 1).float() / 255
+    write_image(tmp_path / "fast.png", rgb, bit_depth=bit_depth, png_compression=0)
+    write_image(tmp_path / "small.png", rgb, bit_depth=bit_depth, png_compression=9)
+    assert (tmp_path / "fast.png").stat().st_size > 1.2 * (tmp_path / "small.png").stat().st_size
+    assert torch.equal(read_image(tmp_path / "fast.png").rgb, read_image(tmp_path / "small.png").rgb)
+    with pytest.raises(SrlabError, match=r"PNG compression must be 0 \(none\) to 9 \(smallest\), not 10"):
+        write_image(tmp_path / "x.png", rgb, png_compression=10)

@@ -1,4 +1,4 @@
-"""``srlab upscale``: super-resolve image files or folders to PNGs.
+"""``srlab upscale``: super-resolve image files or folders to PNGs (:func:`srlab.inference.upscale_file`).
 
 A file that cannot be read or written is reported and the others are still processed; the exit
 status is 1 if any failed. Inputs are never overwritten.
@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
-import torch
-
 from srlab.cli.common import add_model_flags, flag, load_model_from_flags
-from srlab.data.io import check_not_overwriting, list_images, read_image, write_image
-from srlab.data.resize import bicubic_upscale
+from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
 from srlab.errors import SrlabError
-from srlab.inference.upscale import upscale_tensor
+from srlab.inference.files import STREAM_ABOVE_PIXELS, upscale_file
 from srlab.models.registry import spec_of
 
 HELP = "super-resolve images (files or folders) to PNG files"
@@ -29,26 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_flags(parser)
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower)")
+    flag(parser, "stream", default="auto", choices=["auto", "always", "never"],
+         help=f"read and write by strips, memory bounded by the strip (auto: outputs over "
+              f"{STREAM_ABOVE_PIXELS // 2**20} Mpx); default auto")
+    flag(parser, "png_compression", type=int, default=PNG_COMPRESSION, choices=range(10), metavar="0-9",
+         help=f"zlib level of the PNGs (default {PNG_COMPRESSION}); 1 writes huge outputs several times faster")
 
 
 def output_path(out_dir: Path, image: Path, scale: int) -> Path:
     return out_dir / f"{image.stem}_x{scale}.png"
-
-
-def upscale_file(model: torch.nn.Module, image: Path, destination: Path, *, tile: int | None,
-                 tile_overlap: int | None, self_ensemble: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Upscale one file; alpha is upscaled with bicubic interpolation and kept, as are grey and 16 bits."""
-    scale = spec_of(model).scale
-    loaded = read_image(image)
-    # self_ensemble is passed only when asked for: callers (and tests) that stand in for upscale_tensor
-    # with the older (model, lr, *, tile, tile_overlap) signature keep working.
-    extra = {"self_ensemble": True} if self_ensemble else {}
-    sr = upscale_tensor(model, loaded.rgb, tile=tile, tile_overlap=tile_overlap, **extra).float().cpu()
-    alpha = None
-    if loaded.alpha is not None:
-        alpha = bicubic_upscale(loaded.alpha, scale).clamp(0, 1)
-    write_image(destination, sr.clamp(0, 1), alpha=alpha, bit_depth=loaded.bit_depth, grayscale=loaded.grayscale)
-    return tuple(loaded.rgb.shape[-2:][::-1]), tuple(sr.shape[-2:][::-1])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +49,22 @@ def run(args: argparse.Namespace) -> int:
         raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the results")
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        failures = _upscale_all(model, images, out_dir, scale, args)
+    if failures:
+        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    # A warning (e.g. only an animation's first frame is used) as one line, like the errors.
+    print(f"srlab: warning: {message}", file=sys.stderr)
+
+
+def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: argparse.Namespace) -> int:
+    """Upscale every image into out_dir, reporting each failure; returns the number that failed."""
     failures, written = 0, set()
     for image in images:
         destination = output_path(out_dir, image, scale)
@@ -70,19 +73,14 @@ def run(args: argparse.Namespace) -> int:
                 raise SrlabError(f"another input already wrote '{destination}': rename one of the inputs")
             check_not_overwriting(destination, images)
             started = time.perf_counter()
-            (w, h), (ow, oh) = upscale_file(model, image, destination, tile=args.tile, tile_overlap=args.tile_overlap,
-                                            self_ensemble=args.self_ensemble)
+            done = upscale_file(model, image, destination, tile=args.tile, tile_overlap=args.tile_overlap,
+                                self_ensemble=args.self_ensemble, stream=args.stream,
+                                png_compression=args.png_compression)
             written.add(destination)
-            print(f"{image} -> {destination} ({w}x{h} -> {ow}x{oh}, {time.perf_counter() - started:.2f} s)")
+            (w, h), (ow, oh) = done.size, done.out_size
+            how = ", streamed" if done.streamed else ""
+            print(f"{image} -> {destination} ({w}x{h} -> {ow}x{oh}{how}, {time.perf_counter() - started:.2f} s)")
         except SrlabError as e:
             failures += 1
             print(f"srlab: error: {e}", file=sys.stderr)
-        except RuntimeError as e:  # torch.OutOfMemoryError is one; so is the CPU allocator's failure
-            if "memory" not in str(e).lower():
-                raise
-            failures += 1
-            print(f"srlab: error: '{image}' does not fit in memory: pass --tile 256 (or smaller)", file=sys.stderr)
-    if failures:
-        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
-        return 1
-    return 0
+    return failures

@@ -14,15 +14,25 @@ greyscale TIFFs are read at 16 bits).
 
 Colour management is not applied: ICC profiles are ignored, and CMYK is converted with Pillow's
 plain formula.
+
+Animations (APNG, animated WebP) and multi-page TIFFs: only the first frame is read, and a
+:class:`MultiFrameWarning` names the file and its frame count. SR tools compare and write single
+images (an output PNG, a pair of HR/SR frames), so the first frame is what every other tool shows;
+processing every frame would need an animated output format and a pairing rule for evaluation.
+
+Images too large to hold in memory are read and written by strips with :mod:`srlab.data.stream`;
+:class:`PngWriter` is the streaming PNG encoder both modules write 16-bit (and streamed) PNGs with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +45,24 @@ from srlab.fileio import atomic_path, atomic_write_bytes, check_not_overwriting
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "ImageHeader",
     "MAX_IMAGE_PIXELS",
+    "PNG_COMPRESSION",
     "LoadedImage",
+    "MultiFrameWarning",
+    "PngWriter",
     "atomic_path",
     "atomic_write_bytes",
     "check_not_overwriting",
+    "image_from_samples",
     "is_image_file",
     "list_images",
+    "read_header",
+    "too_large_error",
     "read_image",
     "read_rgb",
+    "to_samples",
+    "warn_if_multiframe",
     "write_image",
 ]
 
@@ -57,6 +76,10 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_IMAGE_PIX
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 _EXTENSIONS_TEXT = ", ".join(f".{e}" for e in IMAGE_EXTENSIONS)
+
+# zlib level of written PNGs: Pillow's default. Level 1 is several times faster on large noisy
+# outputs (bench/bench_large_image.py) for files about 10% larger.
+PNG_COMPRESSION = 6
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == has no single truth value
@@ -73,6 +96,10 @@ class LoadedImage:
     bit_depth: int
     grayscale: bool
     path: Path
+
+
+class MultiFrameWarning(UserWarning):
+    """An animation or multi-page file was read: only its first frame is used."""
 
 
 # --------------------------------------------------------------------------------------- listing
@@ -127,6 +154,36 @@ def read_rgb(path: str | os.PathLike[str]) -> torch.Tensor:
 def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     """Read an image file; raises SrlabError with a one-line message if it cannot be read."""
     path = Path(path)
+    with _reading(path):
+        samples, max_value, grayscale = _decode(path)
+    return image_from_samples(samples, max_value, grayscale, path)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without decoding its pixels."""
+
+    width: int
+    height: int
+    frames: int
+    format: str  # Pillow's name: "PNG", "JPEG", "TIFF", ...
+    path: Path
+
+
+def read_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """The size, frame count and format of an image file (cheap: pixels are not decoded).
+
+    The width and height are as stored: an EXIF orientation may swap them on reading.
+    """
+    path = Path(path)
+    with _reading(path), Image.open(path) as im:
+        return ImageHeader(width=im.size[0], height=im.size[1], frames=getattr(im, "n_frames", 1),
+                           format=im.format or "", path=path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn whatever reading ``path`` raises for a missing, unreadable or corrupt file into SrlabError."""
     if not path.exists():
         raise _read_error(path, "file does not exist (check the path)")
     if path.is_dir():
@@ -134,13 +191,13 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     try:
         if path.stat().st_size == 0:
             raise _read_error(path, "file is empty (0 bytes) (re-export or re-download it)")
-        samples, max_value, grayscale = _decode(path)
+        yield
     except SrlabError:
         raise
     except UnidentifiedImageError:
         raise _read_error(path, f"not a recognised image format (save it as {_EXTENSIONS_TEXT})") from None
     except Image.DecompressionBombError:
-        raise _too_large_error(path) from None
+        raise too_large_error(path) from None
     except OSError as e:
         if e.errno is not None:  # a real I/O failure (permissions, disk), not a decoding problem
             raise _read_error(path, f"{e.strerror} (check the file and its permissions)") from None
@@ -149,6 +206,9 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
         # Pillow's plugins signal malformed files with all of these (PNG uses SyntaxError).
         raise _corrupt_error(path, e) from None
 
+
+def image_from_samples(samples: np.ndarray, max_value: int, grayscale: bool, path: Path) -> LoadedImage:
+    """A LoadedImage from ``(H, W, C)`` samples (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) of ``max_value``."""
     # uint16 -> float32 first: numpy then divides in float32, as torch would.
     values = torch.from_numpy(samples.astype(np.float32) / np.float32(max_value)).permute(2, 0, 1)
     colour_channels = 1 if grayscale else 3
@@ -159,12 +219,23 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, grayscale=grayscale, path=path)
 
 
+def warn_if_multiframe(path: Path, frames: int) -> None:
+    """Say that only the first of ``frames`` frames is used (never drop frames silently)."""
+    if frames > 1:
+        warnings.warn(
+            f"'{path}' has {frames} frames (an animation or multi-page file): only the first frame is used",
+            MultiFrameWarning,
+            stacklevel=3,
+        )
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int, bool]:
     """Samples as ``(H, W, C)`` uint8/uint16 (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), max value, grey?"""
     with Image.open(path) as im:
         width, height = im.size
         if width * height > MAX_IMAGE_PIXELS:
-            raise _too_large_error(path, f"{width}x{height}")
+            raise too_large_error(path, f"{width}x{height}")
+        warn_if_multiframe(path, getattr(im, "n_frames", 1))
         wide_rawmode = _wide_png_rawmode(im)
     if wide_rawmode is not None:
         try:
@@ -264,7 +335,7 @@ def _corrupt_error(path: Path, cause: BaseException) -> SrlabError:
     return _read_error(path, f"file is truncated or corrupt{detail}; re-export it as PNG or JPEG")
 
 
-def _too_large_error(path: Path, size: str | None = None) -> SrlabError:
+def too_large_error(path: Path, size: str | None = None) -> SrlabError:
     what = f"image of {size} pixels" if size else "image"
     limit = f"the {MAX_IMAGE_PIXELS}-pixel limit"
     return _read_error(path, f"{what} is over {limit} (split it into tiles or downscale it)")
@@ -293,13 +364,14 @@ def write_image(
     alpha: torch.Tensor | None = None,
     bit_depth: int = 8,
     grayscale: bool = False,
+    png_compression: int = PNG_COMPRESSION,
 ) -> None:
     """Write ``rgb`` ((3, H, W) float in [0, 1]) to ``path``, atomically; the format follows the extension.
 
     Values are clamped to [0, 1] (NaN becomes 0) and rounded half up to 8 bits, or to 16 bits when
     ``bit_depth=16`` (PNG only). ``alpha`` ((1, H, W) or (H, W)) is written as an alpha channel;
     formats without one (JPEG, BMP) raise SrlabError rather than drop it. ``grayscale=True``
-    writes one channel, the mean of the three.
+    writes one channel, the mean of the three. ``png_compression`` is zlib's level (0-9) for PNGs.
     """
     path = Path(path)
     ext = path.suffix.lower().lstrip(".")
@@ -308,6 +380,10 @@ def write_image(
     fmt, stores_alpha, options = _OUTPUT_FORMATS[ext]
     if bit_depth not in (8, 16):
         raise SrlabError(f"cannot write image '{path}': bit depth must be 8 or 16, not {bit_depth}")
+    if png_compression not in range(10):
+        raise SrlabError(f"PNG compression must be 0 (none) to 9 (smallest), not {png_compression}")
+    if fmt == "PNG":
+        options = {**options, "compress_level": png_compression}
     if bit_depth == 16 and fmt != "PNG":
         raise SrlabError(f"cannot write image '{path}': 16-bit output needs a .png file (or use bit depth 8)")
     if alpha is not None and not stores_alpha:
@@ -315,11 +391,13 @@ def write_image(
             f"cannot write image '{path}': {fmt} has no alpha channel (write .png, .webp or .tif to keep it)"
         )
 
-    samples = _quantize(_channels_to_write(rgb, alpha, grayscale), 65535 if bit_depth == 16 else 255)
+    samples = to_samples(rgb, alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
     try:
         with atomic_path(path) as tmp:
             if bit_depth == 16:
-                tmp.write_bytes(_encode_png16(samples))
+                with PngWriter(tmp, width=samples.shape[1], height=samples.shape[0], channels=samples.shape[2],
+                               bit_depth=16, compress_level=png_compression) as png:
+                    png.write_rows(samples)
             else:
                 mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples.shape[-1]]
                 Image.fromarray(samples[..., 0] if mode == "L" else samples, mode).save(tmp, format=fmt, **options)
@@ -328,6 +406,12 @@ def write_image(
         raise SrlabError(
             f"cannot write image '{path}': {reason} (check that the folder exists and is writable)"
         ) from None
+
+
+def to_samples(rgb: torch.Tensor, *, alpha: torch.Tensor | None = None, bit_depth: int = 8,
+               grayscale: bool = False) -> np.ndarray:
+    """The ``(H, W, C)`` uint8/uint16 samples ``write_image`` stores for these arguments."""
+    return _quantize(_channels_to_write(rgb, alpha, grayscale), 65535 if bit_depth == 16 else 255)
 
 
 def _channels_to_write(rgb: torch.Tensor, alpha: torch.Tensor | None, grayscale: bool) -> torch.Tensor:
@@ -365,23 +449,73 @@ def _quantize(channels: torch.Tensor, max_value: int) -> np.ndarray:
     return np.ascontiguousarray(q.permute(1, 2, 0).numpy().astype(dtype))
 
 
-def _encode_png16(samples: np.ndarray) -> bytes:
-    """A 16-bit PNG from ``(H, W, C)`` uint16 samples, C = 1 (grey), 2 (grey+alpha), 3 (RGB), 4 (RGBA)."""
-    height, width, channels = samples.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    rows = samples.astype(">u2").reshape(height, width * channels).view(np.uint8)
-    # PNG filter 2 ("Up") on every row: each byte minus the byte above (0 above the first row),
-    # modulo 256. It is one vectorised subtraction and compresses photos far better than no filter.
-    above = np.zeros_like(rows)
-    above[1:] = rows[:-1]
-    filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
-    filtered[:, 0] = 2
-    filtered[:, 1:] = rows - above  # uint8 arithmetic wraps, which is the modulo 256
-    compressed = zlib.compress(filtered.tobytes(), 6)
-    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    step = 1 << 20  # several IDAT chunks: a chunk's length must stay under 2^31
-    idats = [_png_chunk(b"IDAT", compressed[i : i + step]) for i in range(0, max(len(compressed), 1), step)]
-    return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header), *idats, _png_chunk(b"IEND", b"")])
+class PngWriter:
+    """A PNG written row by row: memory stays bounded by the rows given at a time, not by the image.
+
+    ``with PngWriter(path, width=..., height=..., channels=..., bit_depth=...) as png:`` then
+    ``png.write_rows(samples)`` with ``(rows, width, channels)`` uint8/uint16 arrays, top to bottom,
+    ``height`` rows in all. Channels: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA. Pillow cannot write
+    16-bit colour PNGs nor encode an image it does not hold whole, hence this small encoder.
+    """
+
+    _IDAT_BYTES = 1 << 20  # compressed bytes per IDAT chunk (a chunk must stay under 2^31 bytes)
+
+    def __init__(self, path: str | os.PathLike[str], *, width: int, height: int, channels: int, bit_depth: int,
+                 compress_level: int = PNG_COMPRESSION) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in close())
+        self._width, self._height, self._channels, self._bit_depth = width, height, channels, bit_depth
+        self._rows_written = 0
+        self._previous: np.ndarray | None = None  # the last row written, for the "Up" filter
+        self._compressor = zlib.compressobj(compress_level)
+        self._pending = bytearray()
+        colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+        header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+        self._file.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header))
+
+    def __enter__(self) -> PngWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._file.close()
+
+    def write_rows(self, samples: np.ndarray) -> None:
+        expected = (self._width, self._channels)
+        if samples.ndim != 3 or samples.shape[1:] != expected:
+            raise ValueError(f"rows must be (rows, {expected[0]}, {expected[1]}), got {samples.shape}")
+        if self._rows_written + samples.shape[0] > self._height:
+            raise ValueError(f"more than the {self._height} rows declared")
+        dtype = ">u2" if self._bit_depth == 16 else np.uint8
+        rows = samples.astype(dtype).reshape(samples.shape[0], -1).view(np.uint8)
+        # PNG filter 2 ("Up") on every row: each byte minus the byte above (0 above the first row),
+        # modulo 256. It is one vectorised subtraction and compresses photos far better than no filter.
+        above = np.empty_like(rows)
+        above[0] = 0 if self._previous is None else self._previous
+        above[1:] = rows[:-1]
+        filtered = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
+        filtered[:, 0] = 2
+        np.subtract(rows, above, out=filtered[:, 1:])  # uint8 arithmetic wraps, which is the modulo 256
+        self._previous = rows[-1].copy()
+        self._rows_written += rows.shape[0]
+        self._pending += self._compressor.compress(filtered.data)
+        self._flush_chunks(self._IDAT_BYTES)
+
+    def close(self) -> None:
+        if self._rows_written != self._height:
+            self._file.close()
+            raise ValueError(f"{self._rows_written} rows written, {self._height} declared")
+        self._pending += self._compressor.flush()
+        self._flush_chunks(1)
+        self._file.write(_png_chunk(b"IEND", b""))
+        self._file.close()
+
+    def _flush_chunks(self, at_least: int) -> None:
+        while len(self._pending) >= at_least and self._pending:
+            chunk = bytes(self._pending[: self._IDAT_BYTES])
+            del self._pending[: self._IDAT_BYTES]
+            self._file.write(_png_chunk(b"IDAT", chunk))
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -1,0 +1,194 @@
+"""Super-resolving image files: read, upscale (alpha, grey and 16 bits kept), write.
+
+:func:`upscale_file` is what ``srlab upscale`` does for each input. Images whose output is small
+enough are read whole (:func:`srlab.data.io.read_image`) and upscaled in one piece. Larger ones are
+*streamed*: read by strips of rows (:class:`srlab.data.stream.StripReader`), each strip upscaled
+with :func:`srlab.inference.upscale_tensor` and its rows appended to the output PNG
+(:class:`srlab.data.io.PngWriter`), so memory is bounded by the strip, not the image.
+
+The streamed result equals the whole-image one. Each strip carries ``context`` extra rows above and
+below (the model's receptive radius, as for tiles), which are upscaled and then dropped. Strips start
+on multiples of the model's size multiple and end on rows congruent to the image height modulo it,
+so every flipped or rotated copy of the self-ensemble sees the same padding grid as the whole image.
+Alpha is upscaled with MATLAB bicubic (2 LR pixels of context suffice) as in the whole-image path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from srlab.data.io import (
+    PNG_COMPRESSION,
+    PngWriter,
+    atomic_path,
+    read_header,
+    read_image,
+    to_samples,
+    write_image,
+)
+from srlab.data.resize import bicubic_upscale
+from srlab.data.stream import StripReader, check_fits_in_memory, streaming_refusal
+from srlab.errors import SrlabError
+from srlab.inference.upscale import upscale_tensor
+from srlab.models.registry import spec_of
+
+__all__ = ["STREAM_ABOVE_PIXELS", "UpscaledFile", "upscale_file"]
+
+# Outputs above this many pixels are streamed when stream="auto": the whole-image path holds the
+# output several times over (float32 result, clamped copy, channels, rounding, int32, uint8), about
+# 96 bytes a pixel as measured with bench/bench_large_image.py, so this keeps it near 3 GiB.
+STREAM_ABOVE_PIXELS = 2**25
+# Whole-image path: bytes of memory per output pixel, for the check before reading.
+_BYTES_PER_OUTPUT_PIXEL = 96
+# A strip's output is about this many pixels (~800 MB at 96 bytes a pixel) when strip_rows is not given.
+_STRIP_OUTPUT_PIXELS = 2**23
+# Streamed strips run the model in tiles of this side (LR pixels) when no tile is given: a full-width
+# strip of a 16k image would otherwise make feature maps of several GiB.
+_STREAM_TILE = 256
+# LR rows of context MATLAB bicubic needs (its kernel reaches 2 pixels), for the alpha channel.
+_BICUBIC_CONTEXT = 2
+
+
+@dataclass(frozen=True)
+class UpscaledFile:
+    """What :func:`upscale_file` did: the sizes are (width, height)."""
+
+    source: Path
+    destination: Path
+    size: tuple[int, int]
+    out_size: tuple[int, int]
+    streamed: bool
+
+
+def upscale_file(
+    model: nn.Module,
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    self_ensemble: bool = False,
+    stream: str = "auto",
+    strip_rows: int | None = None,
+    png_compression: int = PNG_COMPRESSION,
+) -> UpscaledFile:
+    """Super-resolve the image file ``source`` into ``destination`` (written atomically).
+
+    Grey images stay grey, 16-bit PNGs stay 16-bit, and alpha is upscaled with bicubic
+    interpolation and kept. ``tile``/``tile_overlap``/``self_ensemble`` are as for
+    :func:`upscale_tensor`. ``stream``: "auto" streams outputs over ``STREAM_ABOVE_PIXELS`` pixels,
+    "always" and "never" force the choice; streaming writes PNG only. ``strip_rows`` sets the LR rows
+    a streamed strip keeps (default: about 8 Mpx of output per strip). ``png_compression`` is the zlib
+    level of PNG outputs (0-9). Raises SrlabError for a file that cannot be read or written, or an
+    image that does not fit in memory.
+    """
+    source, destination = Path(source), Path(destination)
+    if stream not in ("auto", "always", "never"):
+        raise SrlabError(f"--stream must be auto, always or never, not {stream!r}")
+    if png_compression not in range(10):
+        raise SrlabError(f"PNG compression must be 0 (none) to 9 (smallest), not {png_compression}")
+    streamed = _stream_or_not(source, destination, stream, spec_of(model).scale)
+    try:
+        if streamed:
+            return _upscale_streamed(model, source, destination, tile=tile, tile_overlap=tile_overlap,
+                                     self_ensemble=self_ensemble, strip_rows=strip_rows,
+                                     png_compression=png_compression)
+        return _upscale_whole(model, source, destination, tile=tile, tile_overlap=tile_overlap,
+                              self_ensemble=self_ensemble, png_compression=png_compression)
+    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError; so is the CPU allocator's
+        if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
+            raise
+        raise SrlabError(f"'{source}' does not fit in memory: pass --tile 256 (or smaller)") from None
+
+
+def _stream_or_not(source: Path, destination: Path, stream: str, scale: int) -> bool:
+    """Whether to stream (see upscale_file); SrlabError if neither way can work."""
+    not_png = f"cannot stream into '{destination}': streamed output is PNG only (name it .png)"
+    png_out = destination.suffix.lower() == ".png"
+    if stream == "always":
+        if not png_out:
+            raise SrlabError(not_png)
+        return True
+    refusal = None
+    if stream == "auto":
+        header = read_header(source)
+        if header.width * header.height * scale * scale > STREAM_ABOVE_PIXELS:
+            refusal = streaming_refusal(source) if png_out else not_png
+            if refusal is None:
+                return True
+    try:
+        check_fits_in_memory(source, bytes_per_pixel=_BYTES_PER_OUTPUT_PIXEL * scale * scale,
+                             task=f"upscale it x{scale} in one piece")
+    except SrlabError as e:
+        raise SrlabError(f"{e}; and {refusal}" if refusal else str(e)) from None
+    return False
+
+
+def _run_model(model: nn.Module, lr: torch.Tensor, *, tile: int | None, tile_overlap: int | None,
+               self_ensemble: bool) -> torch.Tensor:
+    # self_ensemble is passed only when asked for: stand-ins for upscale_tensor (tests) with the
+    # older (model, lr, *, tile, tile_overlap) signature keep working.
+    extra = {"self_ensemble": True} if self_ensemble else {}
+    return upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap, **extra).float().cpu()
+
+
+def _upscale_whole(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
+                   tile_overlap: int | None, self_ensemble: bool, png_compression: int) -> UpscaledFile:
+    scale = spec_of(model).scale
+    loaded = read_image(source)
+    sr = _run_model(model, loaded.rgb, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
+    alpha = None if loaded.alpha is None else bicubic_upscale(loaded.alpha, scale).clamp(0, 1)
+    write_image(destination, sr.clamp(0, 1), alpha=alpha, bit_depth=loaded.bit_depth, grayscale=loaded.grayscale,
+                png_compression=png_compression)
+    height, width = loaded.rgb.shape[-2:]
+    return UpscaledFile(source, destination, (width, height), (width * scale, height * scale), streamed=False)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
+                      tile_overlap: int | None, self_ensemble: bool, strip_rows: int | None,
+                      png_compression: int) -> UpscaledFile:
+    spec = spec_of(model)
+    scale, multiple = spec.scale, max(1, spec.info.size_multiple)
+    reader = StripReader(source)
+    width, height = reader.width, reader.height
+    radius = spec.info.receptive_radius if tile_overlap is None else tile_overlap
+    has_alpha = reader.channels in (2, 4)
+    context = _round_up(max(radius, _BICUBIC_CONTEXT if has_alpha else 0), multiple)
+    if strip_rows is None:
+        # At least twice the context, so that strips do not spend most of their time on context rows.
+        strip_rows = max(_STRIP_OUTPUT_PIXELS // (width * scale * scale), 2 * context)
+    rows = _round_up(max(1, strip_rows), multiple)
+    # Strip bottoms congruent to the height modulo the multiple: see the module docstring.
+    bottom_shift = height % multiple
+    model_tile = _STREAM_TILE if tile is None else tile
+    out_channels = (1 if reader.grayscale else 3) + has_alpha
+    try:
+        with atomic_path(destination) as tmp, PngWriter(
+            tmp, width=width * scale, height=height * scale, channels=out_channels, bit_depth=reader.bit_depth,
+            compress_level=png_compression,
+        ) as png:
+            for top in range(0, height, rows):
+                bottom = min(height, top + rows)
+                first, last = max(0, top - context), min(height, bottom + context + bottom_shift)
+                strip = reader.rows(first, last)
+                keep = slice((top - first) * scale, (bottom - first) * scale)
+                sr = _run_model(model, strip.rgb, tile=model_tile, tile_overlap=tile_overlap,
+                                self_ensemble=self_ensemble)[:, keep]
+                alpha = None if strip.alpha is None else bicubic_upscale(strip.alpha, scale)[:, keep].clamp(0, 1)
+                png.write_rows(to_samples(sr.clamp(0, 1), alpha=alpha, bit_depth=reader.bit_depth,
+                                          grayscale=reader.grayscale))
+    except OSError as e:
+        reason = e.strerror or " ".join(str(e).split())
+        raise SrlabError(
+            f"cannot write image '{destination}': {reason} (check that the folder exists and is writable)"
+        ) from None
+    return UpscaledFile(source, destination, (width, height), (width * scale, height * scale), streamed=True)
