@@ -109,3 +109,16 @@ def distort(img: np.ndarray, kind: str, level: float) -> np.ndarray:
         small = pil.resize((round(w / level), round(h / level)), Image.BICUBIC)
         return np.asarray(small.resize((w, h), Image.BICUBIC))
     raise ValueError(kind)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run ``srlab argv...`` in-process; returns (exit code, stdout, stderr)."""
+    from srlab.cli.main import main
+
+    capsys.readouterr()  # drop whatever came before
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse (--help, --version, flag errors)
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

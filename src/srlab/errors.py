@@ -8,3 +8,8 @@ A message names the thing that is wrong (a file, a flag, a model) and says how t
 
 class SrlabError(Exception):
     """A user-facing error: bad input, a missing file, an incompatible checkpoint."""
+
+
+class SrlabWarning(UserWarning):
+    """Something the user should know that does not stop the work (only an animation's first frame is
+    used, a 16-bit file read at 8 bits); the CLI prints it as one line, ``srlab: warning: ...``."""

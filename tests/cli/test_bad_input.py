@@ -12,23 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_folder
+from conftest import run_cli, write_folder
 from srlab.cli.main import main
 from srlab.models import build_model
 from srlab.models.weights import save_weights
 
 TINY_ARGS = {"channels": 8, "num_blocks": 1}
 TINY = ["--model", "rdsr_s", "--set", "model.args.channels=8", "--set", "model.args.num_blocks=1"]
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse flag errors
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_user_error(capsys, argv, *mentions: str | Path, code: int = 2) -> str:
@@ -273,6 +263,16 @@ def test_corrupt_image_in_eval_data(tiny_photos, tmp_path, capsys):
     assert len(errors) == 2 and errors[0].startswith("srlab: error:") and str(bad) in errors[0]
     assert errors[1] == "srlab: 1 of 2 data sets failed and have no score: broken_set x2"
     assert out.splitlines()[1].startswith(tiny_photos["val"].name)
+
+
+def test_eval_refuses_an_image_larger_than_memory(tiny_photos, capsys, monkeypatch):
+    # The check reads the header only: with "1 KiB available" every photo is too large to evaluate.
+    monkeypatch.setattr("srlab.data.stream.available_memory", lambda: 1024)
+    code, _, err = run_cli(capsys, "eval", "--model", "bicubic", "--scale", "2", "--data", tiny_photos["val"], "--quiet")
+    assert code == 1 and "Traceback" not in err
+    first = err.strip().splitlines()[0]
+    assert first.startswith(f"srlab: error: '{tiny_photos['val']}") and "to evaluate it it needs about" in first
+    assert first.endswith("crop it into smaller images (or free memory)")
 
 
 def test_missing_eval_data(tiny_photos, tmp_path, capsys):

@@ -9,23 +9,8 @@ import pytest
 import torch
 
 import srlab
-from conftest import write_folder
-from srlab.cli.main import main
+from conftest import run_cli, write_folder
 from srlab.models.weights import save_weights
-
-
-def benchmark_main(argv: list[str]) -> int:
-    return main(["benchmark", *argv])
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = benchmark_main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 FAST = ["--threads", "1", "--repeats", "1", "--warmup", "0", "--latency_size", "16x16", "--quiet"]
@@ -86,7 +71,7 @@ def test_report_folder(files, capsys):
 def test_one_line_errors(files, capsys, argv, message):
     argv = [a.replace("X2", str(files["x2"])) for a in argv]
     out = files["root"] / "never"
-    code, stdout, stderr = run_cli(capsys, "--data", files["data"], "--scales", "4", "--out", out, *FAST, *argv)
+    code, stdout, stderr = run_cli(capsys, "benchmark", "--data", files["data"], "--scales", "4", "--out", out, *FAST, *argv)
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("srlab: error: ") and message in lines[0], stderr

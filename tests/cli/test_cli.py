@@ -26,20 +26,9 @@ from srlab.cli.main import main
 from srlab.data.io import read_image, write_image
 from srlab.data.resize import bicubic_downscale
 from srlab.models import build_model, count_parameters, list_models
-from conftest import BENCHMARKS, needs_benchmarks, photo, write_folder
+from conftest import BENCHMARKS, needs_benchmarks, photo, run_cli, write_folder
 
 TINY = ["--model", "rdsr_s", "--set", "model.args.channels=8", "--set", "model.args.num_blocks=1"]
-
-
-def run_cli(capsys, *argv: str | Path) -> tuple[int, str, str]:
-    """Run ``srlab argv...`` in-process; returns (exit code, stdout, stderr)."""
-    capsys.readouterr()  # drop whatever came before
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse (--help, --version, flag errors)
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def train_argv(photos: dict[str, Path], out: Path, *extra: str | Path, epochs: int = 2, batch_size: int = 2):

@@ -14,22 +14,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from srlab.cli.main import main
+from conftest import run_cli
 from srlab.models import build_model
 from srlab.models.weights import save_weights
 
 TINY_ARGS = {"channels": 8, "num_blocks": 1}
 PROFILE_FAST = ["--device", "cpu", "--threads", "1", "--repeats", "1", "--warmup", "0", "--lr_size", "16x16"]
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse flag errors
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_refused(capsys, argv, *mentions) -> str:

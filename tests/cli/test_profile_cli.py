@@ -8,23 +8,9 @@ import pytest
 import torch
 
 import srlab
-from srlab.cli.main import main
+from conftest import run_cli
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.profile import count_activations, count_macs, macs_720p
-
-
-def profile_main(argv: list[str]) -> int:
-    return main(["profile", *argv])
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = profile_main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 FAST = ["--device", "cpu", "--threads", "1", "--repeats", "3", "--warmup", "1", "--lr_size", "24x32"]
@@ -33,7 +19,7 @@ FAST = ["--device", "cpu", "--threads", "1", "--repeats", "3", "--warmup", "1", 
 @pytest.mark.parametrize(("name", "scale"), [("rdsr_s", 2), ("imdn", 4), ("bicubic", 4)])
 def test_json_and_table(name, scale, tmp_path, capsys):
     out = tmp_path / "sub" / "p.json"
-    code, stdout, stderr = run_cli(capsys, "--model", name, "--scale", scale, *FAST, "--json", out)
+    code, stdout, stderr = run_cli(capsys, "profile", "--model", name, "--scale", scale, *FAST, "--json", out)
     assert code == 0, stderr
     data = json.loads(out.read_text())
     for key in ("params", "macs_720p", "macs_256", "latency_ms", "peak_memory_mb", "acts_720p", "acts_256",
@@ -67,7 +53,7 @@ def test_checkpoint_and_defaults(tmp_path, capsys):
 
     ckpt = bundled_weights("rdsr_s", 4)
     out = tmp_path / "p.json"
-    code, stdout, stderr = run_cli(capsys, "--checkpoint", ckpt, "--threads", "1", "--repeats", "1", "--warmup", "0",
+    code, stdout, stderr = run_cli(capsys, "profile", "--checkpoint", ckpt, "--threads", "1", "--repeats", "1", "--warmup", "0",
                                    "--json", out)
     assert code == 0, stderr
     data = json.loads(out.read_text())
@@ -87,21 +73,21 @@ def test_checkpoint_and_defaults(tmp_path, capsys):
     (["--model", "rdsr_s", "--scale", "2", "--threads", "-1"], "--threads"),
 ])
 def test_errors_are_one_line(argv, message, capsys):
-    code, _, stderr = run_cli(capsys, *argv)
+    code, _, stderr = run_cli(capsys, "profile", *argv)
     assert code == 2
     assert stderr.startswith("srlab: error:") and message in stderr
     assert stderr.count("\n") == 1 and "Traceback" not in stderr
 
 
 def test_json_into_a_folder_is_refused(tmp_path, capsys):
-    code, _, stderr = run_cli(capsys, "--model", "bicubic", "--scale", "2", *FAST, "--json", tmp_path)
+    code, _, stderr = run_cli(capsys, "profile", "--model", "bicubic", "--scale", "2", *FAST, "--json", tmp_path)
     assert code == 2 and "is a folder" in stderr
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda(tmp_path, capsys):
     out = tmp_path / "p.json"
-    code, _, stderr = run_cli(capsys, "--model", "rdsr_s", "--scale", "4", "--device", "cuda", "--repeats", "5",
+    code, _, stderr = run_cli(capsys, "profile", "--model", "rdsr_s", "--scale", "4", "--device", "cuda", "--repeats", "5",
                               "--json", out)
     assert code == 0, stderr
     data = json.loads(out.read_text())

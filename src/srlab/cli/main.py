@@ -14,18 +14,20 @@ Exit status, one contract for every subcommand (README, "Exit codes"):
 - 130: interrupted (Ctrl-C).
 
 The library raises :class:`~srlab.errors.SrlabError` for user mistakes and this function prints it. A
-traceback is a bug in srlab, never the user's mistake.
+traceback is a bug in srlab, never the user's mistake. The library's :class:`~srlab.errors.SrlabWarning`
+(only an animation's first frame is used, ...) is printed as one line too, ``srlab: warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from srlab import __version__
 from srlab.cli import benchmark, data, demo, eval as eval_cmd, models, profile, train, upscale
-from srlab.errors import SrlabError
+from srlab.errors import SrlabError, SrlabWarning
 
 COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
@@ -57,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return int(args.run(args) or 0)
     except SrlabError as e:
         print(f"srlab: error: {e}", file=sys.stderr)
         return 2
@@ -67,6 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("srlab: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(fallback):  # noqa: ANN001, ANN202 - warnings.showwarning's signature
+    """srlab's own warnings as one line, like its errors; other libraries' warnings as they are."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if issubclass(category, SrlabWarning):
+            print(f"srlab: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from srlab.cli.common import add_model_flags, flag, load_model_from_flags
@@ -49,18 +48,11 @@ def run(args: argparse.Namespace) -> int:
         raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the results")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    with warnings.catch_warnings():
-        warnings.showwarning = _print_warning
-        failures = _upscale_all(model, images, out_dir, scale, args)
+    failures = _upscale_all(model, images, out_dir, scale, args)
     if failures:
         print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
         return 1
     return 0
-
-
-def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
-    # A warning (e.g. only an animation's first frame is used) as one line, like the errors.
-    print(f"srlab: warning: {message}", file=sys.stderr)
 
 
 def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: argparse.Namespace) -> int:

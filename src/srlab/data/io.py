@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from srlab.errors import SrlabError
+from srlab.errors import SrlabError, SrlabWarning
 from srlab.fileio import atomic_path, atomic_write_bytes, check_not_overwriting
 
 __all__ = [
@@ -98,7 +98,7 @@ class LoadedImage:
     path: Path
 
 
-class MultiFrameWarning(UserWarning):
+class MultiFrameWarning(SrlabWarning):
     """An animation or multi-page file was read: only its first frame is used."""
 
 
@@ -243,7 +243,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int, bool]:
         except (AttributeError, TypeError, ValueError) as e:
             # A Pillow whose internals differ from what _decode_wide_png expects: fall back to
             # Pillow's own 8-bit decoding rather than failing. A corrupt file fails there too.
-            warnings.warn(f"reading 16-bit PNG '{path}' at 8-bit precision only ({e})", stacklevel=3)
+            warnings.warn(f"reading 16-bit PNG '{path}' at 8-bit precision only ({e})", SrlabWarning, stacklevel=3)
     im = _load(path)
     return _samples(_normalise_mode(im, path), path)
 

@@ -11,6 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from srlab.data.datasets import PairedFolder, load_pair
+from srlab.data.stream import EVAL_BYTES_PER_PIXEL, check_fits_in_memory
 from srlab.inference.upscale import upscale_tensor
 from srlab.metrics.accumulator import ScoreAccumulator
 from srlab.metrics.protocol import PAPER_PROTOCOL, EvalProtocol
@@ -57,8 +58,10 @@ class DatasetResult:
 
 
 def iter_folder(folder: PairedFolder, scale: int) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, LR, HR) for each image of a folder, decoded one at a time."""
+    """(name, LR, HR) for each image of a folder, decoded one at a time; an HR image too large to
+    evaluate in the available memory is refused (from its header) before it is decoded."""
     for pair in folder.pairs:
+        check_fits_in_memory(pair.hr, bytes_per_pixel=EVAL_BYTES_PER_PIXEL, task="evaluate it")
         lr, hr = load_pair(pair, scale)
         yield pair.name, lr, hr
 
