@@ -33,7 +33,7 @@ def files(tmp_path_factory):
 def test_report_folder(files, capsys):
     out = files["root"] / "report"
     code, stdout, stderr = run_cli(
-        capsys, "--models", "bicubic", "rdsr_s", "espcn_etds", "--data", files["data"], "--scales", "2", "3",
+        capsys, "benchmark", "--models", "bicubic", "rdsr_s", "espcn_etds", "--data", files["data"], "--scales", "2", "3",
         "--checkpoint", f"espcn_etds={files['x2']}", f"espcn_etds={files['pth']}",
         "--model_arg", "espcn_etds:channels=8", "espcn_etds:mid_channels=4",
         "--metrics", "psnr,ssim,gmsd", "--images", "1", "--out", out, *FAST,
