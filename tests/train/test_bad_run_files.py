@@ -89,7 +89,7 @@ def _shrink_a_tensor(state):
 def test_a_hand_edited_state_pt(run, capsys, edit, problem):
     _edit_state(run, edit)
     assert _resume(run) == 2
-    _one_line_error(capsys, str(run / "state.pt"), problem, "delete the run directory and start again")
+    _one_line_error(capsys, str(run / "state.pt"), problem, "start a new run (another --out) with --init_from its best.safetensors")
 
 
 def test_a_truncated_state_pt(run, capsys):
@@ -97,7 +97,7 @@ def test_a_truncated_state_pt(run, capsys):
     (run / "state.pt").write_bytes(data[: len(data) // 2])
     assert _resume(run) == 2
     _one_line_error(capsys, str(run / "state.pt"), "not a readable checkpoint (truncated or corrupt)",
-                    "restore it from a backup, or delete the run directory and start again")
+                    "restore it from a backup, or start a new run (another --out) with --init_from its best.safetensors")
 
 
 def test_a_state_pt_holding_pickled_objects_is_not_executed(run, capsys):
@@ -116,7 +116,7 @@ def test_a_state_pt_holding_pickled_objects_is_not_executed(run, capsys):
 def test_a_corrupt_config_yaml(run, capsys, text, problem):
     (run / "config.yaml").write_bytes(text.encode("latin-1"))
     assert _resume(run) == 2
-    _one_line_error(capsys, str(run / "config.yaml"), problem, "delete the run directory and start again")
+    _one_line_error(capsys, str(run / "config.yaml"), problem, "start a new run (another --out) with --init_from its best.safetensors")
 
 
 @pytest.mark.parametrize(("assignments", "problem"), [

@@ -61,7 +61,8 @@ CONFIG_FILE = "config.yaml"
 LAST_FILE = "last.safetensors"
 BEST_FILE = "best.safetensors"
 
-_RESTORE = "restore it from a backup, or delete the run directory and start again"
+# The weight files survive a bad state.pt or config.yaml: a new run can start from them.
+_RESTORE = "restore it from a backup, or start a new run (another --out) with --init_from its best.safetensors"
 
 
 def save_config(config: TrainConfig, run_dir: Path) -> None:
