@@ -67,3 +67,16 @@ def test_a_writer_holds_its_temporary_file_locked_until_the_rename(tmp_path):
         assert tmp.exists()
     assert target.read_bytes() == b"data"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_folder_is_scanned_for_leftovers_at_most_once_a_minute(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("srlab.fileio.time.monotonic", lambda: clock[0])
+    atomic_write_bytes(tmp_path / "a.bin", b"a")  # the first write scans
+    leftover = tmp_path / ".state.0123abcd.tmp.pt"
+    leftover.write_bytes(b"x")
+    atomic_write_bytes(tmp_path / "b.bin", b"b")
+    assert leftover.exists()  # 0 s later: not scanned again
+    clock[0] += 60.0
+    atomic_write_bytes(tmp_path / "c.bin", b"c")
+    assert not leftover.exists()

@@ -3,6 +3,14 @@
 A writer fills a temporary file in the target's own folder (so the final ``os.replace`` is a
 rename within one filesystem, which is atomic), the data is fsynced, and only then is the
 temporary file moved over the target. A crash or an exception leaves no half-written file.
+
+A kill (SIGKILL, a power cut) can leave the temporary file behind. Writes clean their folder of such
+leftovers (at its first write in a process, then at most once a minute): only names of srlab's own
+pattern (``.<stem>.<8 hex digits>.tmp<suffix>``), and only files that no live process holds. A writer
+holds an exclusive ``flock`` on its temporary file from creation to rename, and the kernel drops the
+lock with the process, so a lock test tells a live writer from a dead one whatever their age (an age
+threshold would remove a slow writer's file, and clocks drift on network file systems). Without
+``fcntl`` (Windows) leftovers are left alone.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +34,10 @@ __all__ = ["atomic_path", "atomic_write_bytes", "check_not_overwriting", "remove
 
 # The names _create_temp_file gives; nothing else is ever removed as a leftover.
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?")
+# A folder is scanned for leftovers at its first write, then at most once a minute: a batch writing
+# 100,000 outputs into one folder must not list it 100,000 times.
+_CLEAN_INTERVAL_S = 60.0
+_last_cleaned: dict[str, float] = {}
 
 
 @contextmanager
@@ -36,7 +49,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     file is deleted and ``path`` is left untouched.
     """
     target = Path(path)
-    remove_stale_temp_files(target.parent)
+    _clean_now_and_then(target.parent)
     tmp, lock = _create_temp_file(target)
     try:
         yield tmp
@@ -94,6 +107,13 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
         if _remove_if_unlocked(entry.path):
             removed.append(Path(entry.path))
     return removed
+
+
+def _clean_now_and_then(folder: Path) -> None:
+    key, now = os.path.abspath(folder), time.monotonic()
+    if now - _last_cleaned.get(key, -_CLEAN_INTERVAL_S) >= _CLEAN_INTERVAL_S:
+        remove_stale_temp_files(folder)
+        _last_cleaned[key] = now
 
 
 def _remove_if_unlocked(path: str) -> bool:
