@@ -36,6 +36,10 @@ SMALL_ARGS = {
 # must round to (paper-results.md §2; None where no paper states one). Every registered model has a row.
 PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "bicubic": ({2: 0, 3: 0, 4: 0}, None),
+    # ARM supernets (x4 only), counted at full width. ARM-CARN's 294,171 counts the 24 frozen mean-shift
+    # values too (paper-results.md §8b), so the trainable count is 24 less.
+    "arm_fsrcnn": ({4: 24_515}, {4: "24.515K"}),
+    "arm_carn": ({4: 294_147}, None),
     "bsrn": ({2: 331_628, 3: 340_283, 4: 352_400}, {4: "352K"}),
     "bsrn_s": ({4: 156_288}, {4: "0.156M"}),
     # ECBSR-M16C64: the plain form by the paper's formula; the paper prints 596K / 603K, ~1.1K more
