@@ -1,0 +1,139 @@
+"""ARM's lookup table: which subnet runs on an LR patch, from its edge score and the any-time knob eta.
+
+As in the official test (chenbong/ARM-Net ``models/USSR_model.py::test_image``, ``utils/util.py``):
+
+* Edge score of a patch: the patch as an 8-bit image (``tensor2img``: clamp to [0, 1], x 255, round),
+  converted to grey the way OpenCV's ``cvtColor(BGR2GRAY)`` does on 8-bit data (fixed point:
+  ``(9798 R + 19235 G + 3735 B + 2^14) >> 15``; equal to opencv-python 5.1 on all 2^24 colours), filtered with ``cv2.Laplacian(ksize=3)`` (the kernel
+  [[2, 0, 2], [0, -8, 0], [2, 0, 2]], border reflect-101), absolute value saturated to 255
+  (``convertScaleAbs``), mean over the patch.
+* Predicted PSNR of subnet ``j``: ``hmap_y_mean_list[j][k]`` at the bin ``k`` whose centre in
+  ``hmap_x_list[j]`` is nearest the score (first on ties).
+* Choice, by ``eta``: ``"best"`` -> the subnet of highest predicted PSNR; an integer below 100 -> that
+  subnet for every patch; a number >= 100 -> ``argmax(eta * psnr - cost_list)`` (FLOPs per 32x32 patch),
+  so a larger eta buys quality with compute. Ties go to the lower index (``np.argmax``).
+* Subnet 0 (cost 0) is bicubic upsampling (``F.interpolate(..., mode="bicubic", align_corners=False)``,
+  unclamped); subnet ``j >= 1`` is the supernet at ``model.widths[j - 1]``.
+
+A released ``arm-<name>.pth`` takes its table from the ``arm-<name>.hmap.json`` beside it
+(:func:`table_path_for`); that file is the ``hmap`` entry of the official ``.state`` as plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.errors import SrlabError
+
+# OpenCV's 8-bit BGR2GRAY weights (R, G, B) in 15-bit fixed point.
+_GRAY_FIXED_POINT = (9798, 19235, 3735)
+_GRAY_SHIFT = 15
+# cv2.Laplacian with ksize=3: the sum of the 3x3 Sobel second derivatives.
+_LAPLACIAN_3X3 = ((2, 0, 2), (0, -8, 0), (2, 0, 2))
+# An eta below this picks a fixed subnet (the official ``hmap['eta'] < 100`` test).
+FIXED_SUBNET_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ArmTable:
+    """One supernet's lookup table: per subnet (index 0 = bicubic) its FLOPs per 32x32 LR patch and the
+    mean PSNR of the validation patches in each edge-score bin (bin centres ``hmap_x``)."""
+
+    cost: np.ndarray  # [subnets]
+    hmap_x: np.ndarray  # [subnets, bins]
+    hmap_y_mean: np.ndarray  # [subnets, bins]
+    eta: str | float  # the knob the table was saved with ("best")
+
+    @property
+    def subnets(self) -> int:
+        return len(self.cost)
+
+
+def table_path_for(weights: str | Path) -> Path:
+    """The lookup table beside a released ARM checkpoint: same stem, ``.hmap.json``."""
+    weights = Path(weights)
+    return weights.with_name(weights.stem + ".hmap.json")
+
+
+def load_arm_table(path: str | Path, *, subnets: int | None = None) -> ArmTable:
+    """Reads and checks an ARM ``.hmap.json``; ``subnets``: the count the model needs (its widths + 1)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SrlabError(f"{path}: not a readable ARM lookup table (.hmap.json): {e}") from None
+    if not isinstance(data, dict):
+        raise SrlabError(f"{path}: an ARM lookup table must be a JSON object")
+    missing = [key for key in ("cost_list", "hmap_x_list", "hmap_y_mean_list", "eta") if key not in data]
+    if missing:
+        raise SrlabError(f"{path}: ARM lookup table lacks {', '.join(missing)}; use the .hmap.json released with the weights")
+    try:
+        cost = np.asarray(data["cost_list"], dtype=np.float64)
+        hmap_x = np.asarray(data["hmap_x_list"], dtype=np.float64)
+        hmap_y_mean = np.asarray(data["hmap_y_mean_list"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SrlabError(f"{path}: ARM lookup table lists must hold numbers only, in rectangular arrays") from None
+    count = len(cost)
+    if cost.ndim != 1 or hmap_x.ndim != 2 or hmap_x.shape[0] != count or hmap_y_mean.shape != hmap_x.shape:
+        raise SrlabError(
+            f"{path}: ARM lookup table shapes disagree (cost_list {cost.shape}, hmap_x_list {hmap_x.shape}, "
+            f"hmap_y_mean_list {hmap_y_mean.shape}); expected [S], [S, bins], [S, bins]"
+        )
+    if subnets is not None and count != subnets:
+        raise SrlabError(f"{path}: ARM lookup table has {count} subnets, the model needs {subnets}; is it the table of these weights?")
+    if not (np.isfinite(cost).all() and np.isfinite(hmap_x).all() and np.isfinite(hmap_y_mean).all()):
+        raise SrlabError(f"{path}: ARM lookup table holds non-finite numbers")
+    eta = data["eta"]
+    if not (eta == "best" or (isinstance(eta, (int, float)) and not isinstance(eta, bool) and math.isfinite(eta))):
+        raise SrlabError(f"{path}: ARM lookup table's eta must be \"best\" or a number, got {eta!r}")
+    return ArmTable(cost=cost, hmap_x=hmap_x, hmap_y_mean=hmap_y_mean, eta=eta)
+
+
+def edge_scores(patches: torch.Tensor) -> np.ndarray:
+    """The official edge score of each LR patch ([N, 3, h, w] RGB in [0, 1]) -> float64 [N]."""
+    pixels = torch.round(patches.detach().float().clamp(0, 1) * 255.0).to(torch.int64)
+    r, g, b = pixels.unbind(dim=1)
+    wr, wg, wb = _GRAY_FIXED_POINT
+    gray = (wr * r + wg * g + wb * b + (1 << (_GRAY_SHIFT - 1))) >> _GRAY_SHIFT
+    kernel = torch.tensor(_LAPLACIAN_3X3, dtype=torch.float64).view(1, 1, 3, 3)
+    # Integers up to 8 * 255 are exact in float64; "reflect" is OpenCV's BORDER_REFLECT_101.
+    padded = F.pad(gray.unsqueeze(1).double(), (1, 1, 1, 1), mode="reflect")
+    response = F.conv2d(padded, kernel).abs().clamp(max=255)
+    return response.flatten(1).mean(dim=1).numpy()
+
+
+def predicted_psnr(table: ArmTable, scores: np.ndarray) -> np.ndarray:
+    """[N, subnets]: each subnet's mean validation PSNR in the score bin nearest each patch's score."""
+    scores = np.asarray(scores, dtype=np.float64)
+    distance = np.abs(table.hmap_x[None, :, :] - scores[:, None, None])  # [N, S, bins]
+    nearest = distance.argmin(axis=2)
+    return np.take_along_axis(table.hmap_y_mean[None], nearest[..., None], axis=2)[..., 0]
+
+
+def choose_subnets(table: ArmTable, scores: np.ndarray, eta: str | float) -> np.ndarray:
+    """The subnet index (0 = bicubic) the official rule picks for each edge score, int64 [N]."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if eta == "best":
+        return predicted_psnr(table, scores).argmax(axis=1)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)):
+        raise ValueError(f"eta must be 'best' or a number, got {eta!r}")
+    if eta < FIXED_SUBNET_LIMIT:
+        if eta != int(eta) or not 0 <= eta < table.subnets:
+            raise ValueError(f"an eta below {FIXED_SUBNET_LIMIT} is a subnet index 0..{table.subnets - 1}, got {eta}")
+        return np.full(len(scores), int(eta), dtype=np.int64)
+    return (eta * predicted_psnr(table, scores) - table.cost[None]).argmax(axis=1)
+
+
+def run_subnet(model: nn.Module, lr: torch.Tensor, index: int) -> torch.Tensor:
+    """The SR of a batch of LR patches by table subnet ``index``: 0 bicubic, j the width ``model.widths[j-1]``."""
+    if index == 0:
+        return F.interpolate(lr, scale_factor=model.scale, mode="bicubic", align_corners=False)
+    return model(lr, width=model.widths[index - 1])
