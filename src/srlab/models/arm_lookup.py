@@ -137,3 +137,53 @@ def run_subnet(model: nn.Module, lr: torch.Tensor, index: int) -> torch.Tensor:
     if index == 0:
         return F.interpolate(lr, scale_factor=model.scale, mode="bicubic", align_corners=False)
     return model(lr, width=model.widths[index - 1])
+
+
+@dataclass(frozen=True)
+class PatchwiseResult:
+    """The official test's output: the merged SR image on the 0..255 scale (float32 [3, H, W], NOT
+    rounded), the subnet picked per patch (row-major) and the LR size the patch grid covers."""
+
+    sr: torch.Tensor
+    subnets: np.ndarray
+    covered: tuple[int, int]
+
+
+def _patch_starts(size: int, patch: int, step: int) -> list[int]:
+    return list(range(0, size - patch + 1, step))
+
+
+def arm_upscale_patches(
+    model: nn.Module, table: ArmTable, lr: torch.Tensor, eta: str | float, *, patch: int = 32, step: int = 28,
+    batch: int = 256,
+) -> PatchwiseResult:
+    """The official ARM test loop on one LR image ([3, H, W] RGB in [0, 1]), batched per subnet.
+
+    As ``USSR_model.test_image``: patches of ``patch`` at stride ``step`` from the top-left (the
+    bottom/right rows and columns no patch reaches are dropped: compare against the HR image cropped to
+    ``covered`` x scale); each SR patch is quantised to 8 bits; patches are summed and every overlap
+    band between neighbouring columns, then rows, is halved."""
+    height, width = lr.shape[-2:]
+    rows, cols = _patch_starts(height, patch, step), _patch_starts(width, patch, step)
+    if not rows or not cols:
+        raise ValueError(f"the image ({height}x{width}) is smaller than one {patch}x{patch} patch")
+    patches = torch.stack([lr[:, y : y + patch, x : x + patch] for y in rows for x in cols])
+    subnets = choose_subnets(table, edge_scores(patches), eta)
+    scale = model.scale
+    sr_patches = torch.empty(len(patches), 3, patch * scale, patch * scale)
+    with torch.no_grad():
+        for index in np.unique(subnets):
+            chosen = torch.from_numpy(np.flatnonzero(subnets == index))
+            for part in chosen.split(batch):
+                sr = run_subnet(model, patches[part], int(index)).float()
+                sr_patches[part] = torch.round(sr.clamp(0, 1) * 255.0)
+    big, hop, band = patch * scale, step * scale, (patch - step) * scale
+    covered = (rows[-1] + patch, cols[-1] + patch)
+    merged = torch.zeros(3, covered[0] * scale, covered[1] * scale)
+    for k, (y, x) in enumerate((y, x) for y in rows for x in cols):
+        merged[:, y * scale : y * scale + big, x * scale : x * scale + big] += sr_patches[k]
+    for j in range(1, len(cols)):
+        merged[:, :, j * hop : j * hop + band] /= 2
+    for i in range(1, len(rows)):
+        merged[:, i * hop : i * hop + band, :] /= 2
+    return PatchwiseResult(sr=merged, subnets=subnets, covered=covered)
