@@ -125,7 +125,6 @@ SET5_X4 = {
 }
 
 
-@pytest.mark.slow
 @needs_weights
 @needs_set5
 @pytest.mark.parametrize("name", NAMES)
@@ -308,7 +307,6 @@ PATCHWISE_SET5_X4 = [
 ]
 
 
-@pytest.mark.slow
 @needs_weights
 @needs_set5
 @pytest.mark.parametrize(("name", "knob", "psnr", "expected_counts"), PATCHWISE_SET5_X4)

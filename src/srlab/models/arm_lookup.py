@@ -4,9 +4,10 @@ As in the official test (chenbong/ARM-Net ``models/USSR_model.py::test_image``, 
 
 * Edge score of a patch: the patch as an 8-bit image (``tensor2img``: clamp to [0, 1], x 255, round),
   converted to grey the way OpenCV's ``cvtColor(BGR2GRAY)`` does on 8-bit data (fixed point:
-  ``(9798 R + 19235 G + 3735 B + 2^14) >> 15``; equal to opencv-python 5.1 on all 2^24 colours), filtered with ``cv2.Laplacian(ksize=3)`` (the kernel
-  [[2, 0, 2], [0, -8, 0], [2, 0, 2]], border reflect-101), absolute value saturated to 255
-  (``convertScaleAbs``), mean over the patch.
+  ``(9798 R + 19235 G + 3735 B + 2^14) >> 15``; equal to opencv-python 5.1 on all 2^24 colours),
+  filtered with ``cv2.Laplacian(ksize=3)`` (the kernel [[2, 0, 2], [0, -8, 0], [2, 0, 2]], border
+  reflect-101), absolute value saturated to 255 (``convertScaleAbs``), mean over the patch. (The
+  scores are computed for each patch alone, so its border rows and columns see the reflection.)
 * Predicted PSNR of subnet ``j``: ``hmap_y_mean_list[j][k]`` at the bin ``k`` whose centre in
   ``hmap_x_list[j]`` is nearest the score (first on ties).
 * Choice, by ``eta``: ``"best"`` -> the subnet of highest predicted PSNR; an integer below 100 -> that
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +76,9 @@ def load_arm_table(path: str | Path, *, subnets: int | None = None) -> ArmTable:
         raise SrlabError(f"{path}: an ARM lookup table must be a JSON object")
     missing = [key for key in ("cost_list", "hmap_x_list", "hmap_y_mean_list", "eta") if key not in data]
     if missing:
-        raise SrlabError(f"{path}: ARM lookup table lacks {', '.join(missing)}; use the .hmap.json released with the weights")
+        raise SrlabError(
+            f"{path}: ARM lookup table lacks {', '.join(missing)}; use the .hmap.json released with the weights"
+        )
     try:
         cost = np.asarray(data["cost_list"], dtype=np.float64)
         hmap_x = np.asarray(data["hmap_x_list"], dtype=np.float64)
@@ -88,7 +92,10 @@ def load_arm_table(path: str | Path, *, subnets: int | None = None) -> ArmTable:
             f"hmap_y_mean_list {hmap_y_mean.shape}); expected [S], [S, bins], [S, bins]"
         )
     if subnets is not None and count != subnets:
-        raise SrlabError(f"{path}: ARM lookup table has {count} subnets, the model needs {subnets}; is it the table of these weights?")
+        raise SrlabError(
+            f"{path}: ARM lookup table has {count} subnets, the model needs {subnets}; "
+            "is it the table of these weights?"
+        )
     if not (np.isfinite(cost).all() and np.isfinite(hmap_x).all() and np.isfinite(hmap_y_mean).all()):
         raise SrlabError(f"{path}: ARM lookup table holds non-finite numbers")
     eta = data["eta"]
@@ -107,7 +114,7 @@ def edge_scores(patches: torch.Tensor) -> np.ndarray:
     # Integers up to 8 * 255 are exact in float64; "reflect" is OpenCV's BORDER_REFLECT_101.
     padded = F.pad(gray.unsqueeze(1).double(), (1, 1, 1, 1), mode="reflect")
     response = F.conv2d(padded, kernel).abs().clamp(max=255)
-    return response.flatten(1).mean(dim=1).numpy()
+    return response.flatten(1).mean(dim=1).cpu().numpy()
 
 
 def predicted_psnr(table: ArmTable, scores: np.ndarray) -> np.ndarray:
@@ -123,7 +130,7 @@ def choose_subnets(table: ArmTable, scores: np.ndarray, eta: str | float) -> np.
     scores = np.asarray(scores, dtype=np.float64)
     if eta == "best":
         return predicted_psnr(table, scores).argmax(axis=1)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)):
+    if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
         raise ValueError(f"eta must be 'best' or a number, got {eta!r}")
     if eta < FIXED_SUBNET_LIMIT:
         if eta != int(eta) or not 0 <= eta < table.subnets:
