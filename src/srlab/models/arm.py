@@ -31,6 +31,10 @@ Parameter counts (``paper_parameter_count``: trainable): ARM-FSRCNN 24,515 (= th
 ARM-CARN 294,147 trainable + 24 frozen mean-shift values = 294,171, the paper's figure (which counts
 the frozen values).
 
+Released weights, Set5 x4 (whole image, Y, border 4; tests/models/test_arm.py): ARM-FSRCNN 29.69 /
+30.42 / 30.62 dB at widths 16 / 36 / 56, ARM-CARN 31.29 / 31.66 / 31.94 dB at 36 / 52 / 64. The table's
+``cost_list`` is 2 x the MACs of each subnet on a 32x32 patch (CARN's mean shifts not counted).
+
 Deviations from the official code: none in structure or arithmetic. The width is an argument of
 ``forward`` instead of a ``width_mult`` attribute set on every module; only the trained widths are
 accepted; the transposed conv always returns exactly ``4 x`` the input size (the official
