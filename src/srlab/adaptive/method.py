@@ -10,6 +10,7 @@ splitting, grouping, batching, merging and MAC accounting for all of them.
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -70,7 +71,11 @@ class AdaptiveMethod(nn.Module, abc.ABC):
 
     def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
         """MACs route ``index`` spends on one patch of ``patch_hw`` LR pixels."""
-        return count_macs(self.route_module(index), patch_hw)
+        module = self.route_module(index)
+        if any(p.dtype != torch.float32 for p in module.parameters()):
+            # count_macs traces a float32 input; a float64 (test) or half copy is counted as float32
+            module = copy.deepcopy(module).float()
+        return count_macs(module, patch_hw)
 
 
 _REGISTRY: dict[str, Callable[..., AdaptiveMethod]] = {}
