@@ -14,9 +14,8 @@ chenbong/ARM-Net ``models/USSR_model.py``, ``crop_cpu`` and ``combine``; both th
   is divided by 2. With ``step >= patch / 2`` (two patches overlap at most along each axis) that is the
   mean of the overlapping outputs, and a corner where four overlap is divided by 4. :func:`blend_patches`
   applies exactly this rule for any ``step``: a pixel is divided by 2 once per strip that contains it.
-  Where at most two patches overlap along an axis the result is bitwise the official loop's (the same
-  sums in the same order); with three or more (``step < patch / 2``) the sums are added in another
-  order (last-bit differences).
+  Where two patches overlap the sum is bitwise the official loop's; where four meet (corners) or with
+  ``step < patch / 2`` the same values are added in another order (last-bit differences).
   (The official code rounds each patch output to 8 bits before merging; here the merge is on the float
   outputs, and rounding belongs to saving the image.)
 """
@@ -26,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from srlab.errors import SrlabError
 
@@ -84,15 +82,6 @@ def split_patches(lr: torch.Tensor, patch: int, stride: int) -> tuple[torch.Tens
     return patches, grid
 
 
-def _strip_divisor(length: int, n: int, step: int, overlap: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Per position along one output axis: 2 ** (how many overlap strips ``[i*step, i*step + overlap)``,
-    ``i = 1 .. n-1``, contain it)."""
-    position = torch.arange(length, device=device)[:, None]
-    starts = torch.arange(1, n, device=device)[None, :] * step
-    inside = (position >= starts) & (position < starts + overlap)
-    return torch.pow(2.0, inside.sum(dim=1).to(dtype))
-
-
 def blend_patches(sr_patches: torch.Tensor, grid: PatchGrid, scale: int) -> torch.Tensor:
     """Merge the SR outputs of :func:`split_patches`' patches as the official ``combine`` does:
     (count, C, ph*scale, pw*scale) -> (N, C, covered_h*scale, covered_w*scale)."""
@@ -101,13 +90,24 @@ def blend_patches(sr_patches: torch.Tensor, grid: PatchGrid, scale: int) -> torc
         raise ValueError(
             f"expected {grid.count} patch outputs of {ph}x{pw}, got shape {tuple(sr_patches.shape)}"
         )
-    channels = sr_patches.shape[1]
+    n, channels = grid.images, sr_patches.shape[1]
     out_h, out_w = (size * scale for size in grid.covered_hw)
     step = grid.stride * scale
-    # fold sums every patch into the canvas (col2im), the official loop's "+=".
-    columns = sr_patches.reshape(grid.images, grid.rows * grid.cols, channels * ph * pw).transpose(1, 2)
-    canvas = F.fold(columns, (out_h, out_w), kernel_size=(ph, pw), stride=step)
-    kwargs = {"device": canvas.device, "dtype": canvas.dtype}
-    rows = _strip_divisor(out_h, grid.rows, step, ph - step, **kwargs)
-    cols = _strip_divisor(out_w, grid.cols, step, pw - step, **kwargs)
-    return canvas / (rows[:, None] * cols[None, :])
+    canvas = sr_patches.new_zeros(n, channels, out_h, out_w)
+    tiles = sr_patches.reshape(n, grid.rows, grid.cols, channels, ph, pw)
+    # Patches k rows (columns) apart with k * step >= patch length never overlap, so each residue class
+    # of rows and columns is added in one strided operation: k_h * k_w operations (4 for 32/28), not one
+    # per patch. (F.fold does the same sum but is several times slower on CPU.)
+    every_h, every_w = -(-ph // step), -(-pw // step)
+    for first_row in range(min(every_h, grid.rows)):
+        for first_col in range(min(every_w, grid.cols)):
+            group = tiles[:, first_row::every_h, first_col::every_w]
+            strides = (channels * out_h * out_w, every_h * step * out_w, every_w * step, out_h * out_w, out_w, 1)
+            offset = first_row * step * out_w + first_col * step
+            canvas.as_strided(group.shape, strides, offset).add_(group)
+    # The official halving of every overlap strip (exact: a division by 2).
+    for i in range(1, grid.cols):
+        canvas[..., i * step:i * step + pw - step].mul_(0.5)
+    for i in range(1, grid.rows):
+        canvas[..., i * step:i * step + ph - step, :].mul_(0.5)
+    return canvas
