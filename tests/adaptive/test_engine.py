@@ -181,3 +181,17 @@ def test_registry_errors_are_one_line():
         build_adaptive("static", scale=2, knob=0.5)
     with pytest.raises(SrlabError, match="StaticRoutes has no knob"):
         StaticRoutes(small_net()).knob = 0.5
+
+
+def test_an_empty_image_is_refused():
+    with pytest.raises(SrlabError, match="at least 1x1 pixels, got 0x40"):
+        adaptive_upscale(StaticRoutes(small_net()), torch.rand(1, 3, 0, 40))
+
+
+@pytest.mark.parametrize(("routes", "message"), [([0, 2, 1, 0], r"returned a route outside 0\.\.1"),
+                                                  ([0, -1, 1, 0], r"returned a route outside 0\.\.1"),
+                                                  ([0, 1, 1], "must return 4 int64 routes")])
+def test_a_method_routing_outside_its_routes_is_a_bug_not_a_user_error(routes, message):
+    net = small_net()
+    with pytest.raises(ValueError, match=message):
+        adaptive_upscale(FixedRoutes([net, net], routes), torch.rand(1, 3, 60, 60, dtype=torch.float64))

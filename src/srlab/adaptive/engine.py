@@ -41,12 +41,14 @@ class AdaptiveStats:
 
 
 def adaptive_upscale(
-    method: AdaptiveMethod, lr: torch.Tensor, *, patch: int = 32, stride: int = 28, batch_size: int = 64
+    method: AdaptiveMethod, lr: torch.Tensor, *, patch: int = 32, stride: int = 28, batch_size: int = 128
 ) -> tuple[torch.Tensor, AdaptiveStats]:
     """Upscale the (N, C, H, W) batch ``lr`` with ``method`` under the ClassSR/ARM patch protocol.
 
     The output covers the LR region the patch grid covers (see :mod:`srlab.adaptive.patches`). Patches are
-    grouped by route and each group runs in batches of at most ``batch_size``.
+    grouped by route and each group runs in batches of at most ``batch_size`` (larger batches run faster
+    on CPU and hold more activations: ``batch_size`` x one patch's). ``method`` runs as it is (put it in
+    eval mode first, as for any inference).
     """
     check_patching(patch, stride)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -56,12 +58,16 @@ def adaptive_upscale(
         routes = method.route(patches)
         if routes.shape != (grid.count,) or routes.dtype != torch.long:
             raise ValueError(f"{type(method).__name__}.route must return {grid.count} int64 routes, got {routes.shape}")
-        counts = torch.bincount(routes, minlength=method.num_routes)
-        if len(counts) != method.num_routes or routes.min() < 0:
+        if routes.min() < 0 or routes.max() >= method.num_routes:
             raise ValueError(f"{type(method).__name__}.route returned a route outside 0..{method.num_routes - 1}")
+        counts = torch.bincount(routes, minlength=method.num_routes)
         sr_patches = None
         for index in counts.nonzero().flatten().tolist():
-            for chunk in (routes == index).nonzero().flatten().split(batch_size):
+            members = (routes == index).nonzero().flatten()
+            if len(members) == grid.count and batch_size >= grid.count:  # one route, one batch: no gathering
+                sr_patches = method.run(index, patches)
+                break
+            for chunk in members.split(batch_size):
                 out = method.run(index, patches[chunk])
                 if sr_patches is None:
                     sr_patches = out.new_empty((grid.count, *out.shape[1:]))

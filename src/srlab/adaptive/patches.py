@@ -73,6 +73,8 @@ def split_patches(lr: torch.Tensor, patch: int, stride: int) -> tuple[torch.Tens
     if lr.dim() != 4:
         raise SrlabError(f"adaptive inference takes a (N, C, H, W) image batch, got shape {tuple(lr.shape)}")
     n, c, h, w = lr.shape
+    if h < 1 or w < 1:
+        raise SrlabError(f"adaptive inference needs an image of at least 1x1 pixels, got {h}x{w}")
     ph, pw = min(patch, h), min(patch, w)
     grid = PatchGrid(images=n, patch_hw=(ph, pw), stride=stride, rows=(h - ph) // stride + 1,
                      cols=(w - pw) // stride + 1)
