@@ -1,4 +1,11 @@
-"""Content-adaptive inference: patch-wise routing of an LR image through paths of different cost."""
+"""Content-adaptive inference: patch-wise routing of an LR image through paths of different cost.
+
+    method = build_adaptive("gradient_routes", scale=4, knob=0.05).eval()
+    sr, stats = adaptive_upscale(method, lr)  # lr: (N, C, H, W) in [0, 1]
+    stats.route_counts, stats.macs_spent, stats.macs_full
+
+A registered factory takes ``scale`` and, where the method has one, its quality/compute knob as ``knob``.
+"""
 
 from srlab.adaptive import reference  # noqa: F401  (registers the reference methods)
 from srlab.adaptive.engine import AdaptiveStats, adaptive_upscale
