@@ -1,5 +1,8 @@
+import re
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srlab.adaptive import AdaptiveMethod, adaptive_upscale, build_adaptive
@@ -163,9 +166,10 @@ def test_bad_settings_are_one_line_errors(kwargs, message):
         adaptive_upscale(StaticRoutes(small_net()), torch.rand(1, 3, 40, 40), **kwargs)
 
 
-def test_a_single_image_without_batch_dimension_is_refused():
-    with pytest.raises(SrlabError, match=r"\(N, C, H, W\) image batch, got shape \(3, 40, 40\)"):
-        adaptive_upscale(StaticRoutes(small_net()), torch.rand(3, 40, 40))
+@pytest.mark.parametrize("shape", [(3, 40, 40), (40,)])
+def test_a_single_image_without_batch_dimension_is_refused(shape):
+    with pytest.raises(SrlabError, match=rf"\(N, C, H, W\) image batch, got shape {re.escape(str(shape))}"):
+        adaptive_upscale(StaticRoutes(small_net()), torch.rand(*shape), whole_image=True)
 
 
 @pytest.mark.parametrize("knob", [-0.1, 2.5, "high", True])
@@ -195,3 +199,17 @@ def test_a_method_routing_outside_its_routes_is_a_bug_not_a_user_error(routes, m
     net = small_net()
     with pytest.raises(ValueError, match=message):
         adaptive_upscale(FixedRoutes([net, net], routes), torch.rand(1, 3, 60, 60, dtype=torch.float64))
+
+
+def test_whole_image_mode_pads_to_the_grid_and_crops_to_the_image():
+    net = small_net()
+    lr = torch.rand(1, 3, 75, 90, dtype=torch.float64)  # grid covers 60x88 of it
+    sr, stats = adaptive_upscale(StaticRoutes(net), lr, whole_image=True)
+    padded = F.pad(lr, (0, 88 + 28 - 90, 0, 88 - 75), mode="reflect")  # 88x116: grids of 3x4 patches
+    official = official_patchwise(net, padded, 32, 28, scale=2)
+    assert sr.shape == (1, 3, 150, 180) and stats.out_hw == (150, 180) and stats.grid_hw == (3, 4) and stats.route_counts == (12,)
+    torch.testing.assert_close(sr, official[..., :150, :180], rtol=0, atol=1e-13)
+    # where the grid already reaches the border nothing changes
+    fits = lr[..., :60, :88]
+    assert torch.equal(adaptive_upscale(StaticRoutes(net), fits, whole_image=True)[0],
+                       adaptive_upscale(StaticRoutes(net), fits)[0])

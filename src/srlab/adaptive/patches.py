@@ -67,14 +67,20 @@ def check_patching(patch: int, stride: int) -> None:
         )
 
 
+def check_batch(lr: torch.Tensor) -> None:
+    if lr.dim() != 4:
+        raise SrlabError(f"adaptive inference takes a (N, C, H, W) image batch, got shape {tuple(lr.shape)}")
+    if lr.shape[2] < 1 or lr.shape[3] < 1:
+        raise SrlabError(
+            f"adaptive inference needs an image of at least 1x1 pixels, got {lr.shape[2]}x{lr.shape[3]}"
+        )
+
+
 def split_patches(lr: torch.Tensor, patch: int, stride: int) -> tuple[torch.Tensor, PatchGrid]:
     """(N, C, H, W) -> patches (N * rows * cols, C, ph, pw) and their grid, as the official ``crop_cpu``."""
     check_patching(patch, stride)
-    if lr.dim() != 4:
-        raise SrlabError(f"adaptive inference takes a (N, C, H, W) image batch, got shape {tuple(lr.shape)}")
+    check_batch(lr)
     n, c, h, w = lr.shape
-    if h < 1 or w < 1:
-        raise SrlabError(f"adaptive inference needs an image of at least 1x1 pixels, got {h}x{w}")
     ph, pw = min(patch, h), min(patch, w)
     grid = PatchGrid(images=n, patch_hw=(ph, pw), stride=stride, rows=(h - ph) // stride + 1,
                      cols=(w - pw) // stride + 1)
