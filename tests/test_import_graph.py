@@ -23,7 +23,7 @@ FLOORS = (
     ("srlab", "srlab.__main__", "srlab.cli"),  # the entry points: the public API's facade, the CLI
     ("srlab.report", "srlab.demo"),
     ("srlab.train", "srlab.profile"),
-    ("srlab.inference",),
+    ("srlab.inference", "srlab.adaptive"),
     ("srlab.models", "srlab.losses"),
     ("srlab.metrics",),
     ("srlab.data",),

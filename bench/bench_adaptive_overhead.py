@@ -1,0 +1,97 @@
+"""Overhead of the adaptive engine with one route: whole-image forward vs the ClassSR/ARM patch protocol.
+
+Usage: python bench/bench_adaptive_overhead.py [--model fsrcnn_etds] [--scale 4] [--size 512]
+                                               [--batch 64 324] [--repeats 5] [--threads 2]
+
+Runs, interleaved in every repeat (medians reported), a zoo network (fresh weights, eval mode, float32)
+on a size x size LR image: (a) the static forward on the whole image, (b) ``adaptive_upscale`` with
+that network as the only route (32x32 patches, stride 28) at each ``--batch`` size, and (c) the
+engine's own work alone: splitting the image and merging the patch outputs, with no network.
+
+The patch protocol computes more than the whole image: patches overlap (32/28 per axis) and each is
+zero-padded at its own border, so the engine runs about (32/28)^2 times the pixels. The MAC ratio
+printed beside the time ratio is that inherent cost; the time ratio divided by it is the engine's
+overhead beyond the protocol's extra arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from srlab.adaptive import adaptive_upscale, blend_patches, split_patches
+from srlab.adaptive.reference import StaticRoutes
+from srlab.models.complexity import count_macs
+from srlab.models.registry import build_model
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="fsrcnn_etds")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 324])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    opts = parser.parse_args()
+    torch.set_num_threads(opts.threads)
+    torch.manual_seed(0)
+    model = build_model(opts.model, scale=opts.scale).eval()
+    method = StaticRoutes(model)
+    lr = torch.rand(1, 3, opts.size, opts.size)
+    patches, grid = split_patches(lr, 32, 28)
+    with torch.no_grad():
+        outputs = model(patches[:1]).expand(grid.count, -1, -1, -1).contiguous()
+
+    def static() -> None:
+        with torch.no_grad():
+            model(lr)
+
+    cases = {"static whole image": static}
+    for batch in opts.batch:
+        cases[f"engine, 1 route, batch {batch}"] = lambda b=batch: adaptive_upscale(method, lr, batch_size=b)
+    cases["engine: split alone"] = lambda: split_patches(lr, 32, 28)
+    cases["engine: merge alone"] = lambda: blend_patches(outputs, grid, opts.scale)
+    for fn in cases.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(opts.repeats):
+        for name, fn in cases.items():
+            times[name].append(seconds(fn))
+
+    _, stats = adaptive_upscale(method, lr)
+    macs_static = count_macs(model, (opts.size, opts.size))
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads "
+          f"(os.cpu_count() = {os.cpu_count()})")
+    print(f"{opts.model} x{opts.scale}, LR {opts.size}x{opts.size}; patches {grid.count} "
+          f"({grid.rows}x{grid.cols} of 32x32, stride 28), output {stats.out_hw[0]}x{stats.out_hw[1]}")
+    print(f"MACs: static {macs_static / 1e9:.2f} G, engine {stats.macs_spent / 1e9:.2f} G "
+          f"(ratio {stats.macs_spent / macs_static:.3f}, the protocol's overlap and per-patch borders)")
+    base = statistics.median(times["static whole image"])
+    print(f"{'case':40s} {'median s':>9s} {'vs static':>9s} {'per MAC':>8s}   ({opts.repeats} interleaved repeats)")
+    for name, values in times.items():
+        med = statistics.median(values)
+        per_mac = med / base / (stats.macs_spent / macs_static) if name.startswith("engine,") else float("nan")
+        print(f"{name:40s} {med:9.3f} {med / base:9.3f} {per_mac:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
