@@ -1,0 +1,76 @@
+"""ARM (Chen et al., "ARM: Any-Time Super-Resolution Method", ECCV 2022) through the adaptive engine.
+
+The routes are the supernet's subnets in the lookup table's order: route 0 is bicubic interpolation
+(PyTorch's, unclamped, as the official test), route j the subnet of width ``model.widths[j - 1]``, the
+last one the full network. A patch's route is the official rule
+(:func:`srlab.models.arm_lookup.choose_subnets`): the subnet that maximises ``eta * predicted PSNR -
+cost`` for the patch's edge score. The knob is ``eta`` in units of the full network's cost per patch
+(``eta = knob * cost[-1]``, the official test's ``k * cost_list[-1]``): larger spends more.
+
+As the official test, each SR patch is clamped to [0, 1] and rounded to 8-bit levels before the
+patches are merged (:meth:`ArmRouting.run`), so the merged image equals the official loop's
+(`tests/adaptive/test_arm_routing.py`, against :func:`srlab.models.arm_lookup.arm_upscale_patches`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.adaptive.method import AdaptiveMethod, register_adaptive
+from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, load_arm_table, table_path_for
+from srlab.models.create import create_model
+
+
+class _Bicubic(nn.Module):
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
+class _Subnet(nn.Module):
+    """One width of the supernet as a module of its own (shares the supernet's parameters)."""
+
+    def __init__(self, supernet: nn.Module, width: int) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, width=self.width)
+
+
+class ArmRouting(AdaptiveMethod):
+    knob_name = "eta"
+    # In units of the full network's cost: below 1e-3 every patch goes bicubic, above 1e3 to its best subnet.
+    knob_range = (1e-3, 1e3)
+
+    def __init__(self, supernet: nn.Module, table: ArmTable, *, knob: float) -> None:
+        super().__init__(scale=supernet.scale, num_routes=table.subnets, knob=knob)
+        self.table = table
+        self.routes = nn.ModuleList([_Bicubic(supernet.scale), *(_Subnet(supernet, w) for w in supernet.widths)])
+
+    def route(self, patches: torch.Tensor) -> torch.Tensor:
+        chosen = choose_subnets(self.table, edge_scores(patches), self.knob * float(self.table.cost[-1]))
+        return torch.from_numpy(chosen).to(patches.device)
+
+    def route_module(self, index: int) -> nn.Module:
+        return self.routes[index]
+
+    def run(self, index: int, patches: torch.Tensor) -> torch.Tensor:
+        return torch.round(self.routes[index](patches).clamp(0, 1) * 255.0) / 255.0
+
+
+@register_adaptive
+def arm(*, scale: int, checkpoint: str, model: str = "arm_carn", knob: float = 4.0) -> ArmRouting:
+    """An ARM supernet (``arm_carn`` or ``arm_fsrcnn``) with the released ``checkpoint`` and the lookup
+    table beside it (``<stem>.hmap.json``)."""
+    supernet = create_model(model, scale=scale, checkpoint=checkpoint)
+    table = load_arm_table(table_path_for(Path(checkpoint)), subnets=len(supernet.widths) + 1)
+    return ArmRouting(supernet, table, knob=knob)
