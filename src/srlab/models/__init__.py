@@ -18,6 +18,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     ipt,
     lapsrn,
     omnisr,
+    pcsr,
     rdsr,
     rfdn,
     rlfn,
