@@ -281,20 +281,22 @@ class PCSR(nn.Module):
         self.classifier = Sampler(dim, 2, classifier)
         mean = torch.tensor(input_mean or (0.0, 0.0, 0.0)).view(1, 3, 1, 1)
         self.register_buffer("input_mean", mean, persistent=False)
-        self._relative_costs: tuple[float, float] | None = None
+        # Computed once here (a shape-only count), not inside a forward that a MAC counter may watch.
+        self._relative_costs = self._official_costs()
 
     def relative_costs(self) -> tuple[float, float]:
         """Official ``cost_list``: (light, heavy) cost of a pixel incl. the backbone, summing to 1."""
-        if self._relative_costs is None:
-            n = _COST_LR_SIZE
-            # shapes are all the count needs: a meta copy leaves the model (and BN statistics) untouched
-            encoder = copy.deepcopy(self.encoder).to("meta").eval()
-            backbone = _official_flops(encoder, torch.empty(1, 3, n, n, device="meta"))
-            queries = (n * self.scale) ** 2
-            light = backbone + 2 * queries * self.light_sampler.imnet.macs_per_query()
-            heavy = backbone + 2 * queries * self.heavy_sampler.imnet.macs_per_query()
-            self._relative_costs = (light / (light + heavy), heavy / (light + heavy))
         return self._relative_costs
+
+    def _official_costs(self) -> tuple[float, float]:
+        n = _COST_LR_SIZE
+        # shapes are all the count needs: a meta copy leaves the model (and BN statistics) untouched
+        encoder = copy.deepcopy(self.encoder).to("meta").eval()
+        backbone = _official_flops(encoder, torch.empty(1, 3, n, n, device="meta"))
+        queries = (n * self.scale) ** 2
+        light = backbone + 2 * queries * self.light_sampler.imnet.macs_per_query()
+        heavy = backbone + 2 * queries * self.heavy_sampler.imnet.macs_per_query()
+        return light / (light + heavy), heavy / (light + heavy)
 
     def forward(self, x: torch.Tensor, *, k: float | None = None) -> torch.Tensor:
         if self.training:
