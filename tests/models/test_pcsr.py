@@ -9,7 +9,7 @@ from srlab.data.datasets import discover_pairs, load_pair
 from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
-from srlab.models.pcsr import _official_flops, _refine, hr_queries, query_vectors
+from srlab.models.pcsr import DIV2K_MEAN, _official_flops, _refine, hr_queries, query_vectors
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared, needs_weights
 
 WEIGHTS = {n: OFFICIAL_WEIGHTS / "pcsr" / f"{n}-pcsr-phase1_iter_last.pth" for n in ("carn", "fsrcnn")}
@@ -112,21 +112,35 @@ def test_forward_is_deterministic_and_chunking_changes_nothing(name):
     assert torch.equal(first, again) and torch.equal(routing.heavy, routing_chunked.heavy)
 
 
-def test_heavy_routing_is_the_backbone_plus_heavy_sampler():
+@pytest.mark.parametrize(("name", "mean"), [("pcsr_carn", DIV2K_MEAN), ("pcsr_fsrcnn", (0.0, 0.0, 0.0))])
+def test_heavy_routing_is_the_backbone_plus_heavy_sampler(name, mean):
+    # CARN runs on the image minus the DIV2K mean and adds it back; FSRCNN runs on [0, 1] as it is.
     torch.manual_seed(0)
-    model = srlab.create_model("pcsr_fsrcnn", scale=4, args={"routing": "heavy"}).eval()
+    model = srlab.create_model(name, scale=4, args={"routing": "heavy"}).eval()
     x = torch.rand(1, 3, 9, 10)
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
     with torch.no_grad():
         sr, routing = model.upscale_routed(x)
-        feat = model.encoder(x)
+        feat = model.encoder(x - mean)
         coord, cell = hr_queries((36, 40), like=feat)
         query = query_vectors(feat, coord, cell)
         base = torch.nn.functional.grid_sample(
-            x, coord.flip(-1).view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False
+            x - mean, coord.flip(-1).view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False
         )[:, :, 0, :].transpose(1, 2)
-        expected = (base + model.heavy_sampler(query)).transpose(1, 2).reshape(1, 3, 36, 40)
+        expected = (base + model.heavy_sampler(query)).transpose(1, 2).reshape(1, 3, 36, 40) + mean
     assert routing.heavy_fraction == 1.0 and not routing.refined.any()
     assert torch.equal(sr, expected)
+
+
+def test_the_official_checkpoint_layout_is_read(tmp_path):
+    # {'model': {'name', 'args', 'sd'}, 'optimizer', ...}, as the official train_pcsr.py saves it.
+    torch.manual_seed(0)
+    model = srlab.create_model("pcsr_fsrcnn", scale=4).eval()
+    path = tmp_path / "iter_last.pth"
+    sd = model.state_dict()
+    torch.save({"model": {"name": "pcsr-phase1", "args": {}, "sd": sd}, "optimizer": {"state": {}}, "iter": 1}, path)
+    loaded = srlab.create_model("pcsr_fsrcnn", scale=4, checkpoint=path)
+    assert all(torch.equal(v, sd[k]) for k, v in loaded.state_dict().items())
 
 
 @needs_weights
@@ -158,7 +172,6 @@ def test_set5_heavy_fraction_at_the_default_knob(name):
     assert heavy / pixels == pytest.approx(SET5_HEAVY_FRACTION[name], abs=5e-4)
 
 
-@pytest.mark.slow
 @needs_weights
 @needs_shared(SET5)
 @pytest.mark.parametrize(("name", "routing"), sorted(SET5_PSNR_Y))
