@@ -48,13 +48,33 @@ route, so the static count is the all-heavy upper bound.
 Parameters. All parameters, BatchNorm affine ones included (running statistics are buffers):
 ``pcsr_carn`` 168,970 = the official log's "168.97K" (``compute_num_params``); ``pcsr_fsrcnn`` 24,502.
 The log's "294.92K" is the plain CARN-M (nf 64) + upsampling baseline ``carn-x4`` the paper compares
-with, not a PCSR network.
+with, not a PCSR network (that baseline is not registered here). The FLOPs rule above, applied to the
+released ``carn-x4`` at the log's LR 276x420, gives its "130.91G" exactly.
+
+Checked against the official code (its ``models`` package run on CPU with the released weights and
+this module's cost list): identical heavy masks and bit-identical outputs at k = 0 and 1 on Set5 LR
+images and an odd-sized random input, for both variants.
+
+Measured (CPU, srlab eval: Set5 x4, PSNR on Y, whole images; tests/models/test_pcsr.py):
+
+=============  ==========  =============  ============  ==========================================
+variant        k=0 (dB)    heavy pixels   all heavy     released plain baseline (backbone + heavy)
+=============  ==========  =============  ============  ==========================================
+pcsr_carn      31.8157     40.8 %         31.8623       carn-x4 31.8229; PCSR k=0 at 70.6 % of its
+                                                        official FLOPs (58.8 % at k=1)
+pcsr_fsrcnn    30.8932     49.4 %         30.9310       fsrcnn-x4 30.6876; PCSR k=0 at 53.7 %
+=============  ==========  =============  ============  ==========================================
+
+The paper's own comparison (one Test2K image, RGB PSNR, CARN: 29.49 vs 29.48 dB at 57 % FLOPs) needs
+Test2K, which is not available here.
 
 Deviations from the official code:
 * The official test script crops 32x32 LR patches (step 28) and averages the overlaps, or runs per
   image (``--per_image``); srlab runs whole images (or srlab's tiles), i.e. the per-image mode.
 * The 3x3 mean of the refinement is an average pooling; the official code averages an unfolded
-  tensor. The two can differ in the last float bit.
+  tensor (bit-identical in the check above; not guaranteed on every backend).
+* The official cost list is measured with CUDA tensors at the first call; here it is a shape-only
+  count at build time (same numbers; float64 instead of float32 until it meets the probabilities).
 * The adaptive decision module (``adaptive_cluster``: 2-means clustering of the heavy probability
   with the ``fast_pytorch_kmeans`` package) is not offered; only the ``k`` knob.
 * Queries are computed in chunks of ``pixel_chunk`` HR pixels (the official ``pixel_batch_size``);
@@ -212,7 +232,8 @@ def query_vectors(feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -
 def bilinear_base(lr: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
     """Bilinear (border-padded) samples of ``lr`` (1, 3, h, w) at ``coord`` (n, 2) -> (1, n, 3)."""
     grid = coord.flip(-1).view(1, 1, -1, 2)
-    return F.grid_sample(lr, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0, :].transpose(1, 2)
+    base = F.grid_sample(lr, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return base[:, :, 0, :].transpose(1, 2)
 
 
 def _official_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
@@ -223,7 +244,7 @@ def _official_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
     def hook(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
         nonlocal total
         x = args[0]
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):  # per output element, both
             total += 2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):
             total += 2 * (x.numel() // x.shape[-1]) * m.in_features * m.out_features
