@@ -1,6 +1,6 @@
 """PCSR: pixel-level classification that routes each output pixel to a light or a heavy upsampler.
 
-Paper: Jeong, Kim, Lee, Cho, "Accelerating Image Super-Resolution Networks with Pixel-Level
+Paper: Jeong, Kim, Jo, Kim, "Accelerating Image Super-Resolution Networks with Pixel-Level
 Classification", ECCV 2024. Official code: 3587jjh/PCSR (no LICENSE file: licence unknown),
 ``models/pcsr.py`` (``pcsr-phase1``), ``models/sampler.py`` (``liif-sampler``), ``models/mlp.py``,
 ``models/carn.py``, ``models/fsrcnn.py``, ``models/utils.py``. Module and parameter names equal the
@@ -55,7 +55,8 @@ Checked against the official code (its ``models`` package run on CPU with the re
 this module's cost list): identical heavy masks and bit-identical outputs at k = 0 and 1 on Set5 LR
 images and an odd-sized random input, for both variants.
 
-Measured (CPU, srlab eval: Set5 x4, PSNR on Y, whole images; tests/models/test_pcsr.py):
+Measured (CPU, srlab eval: Set5 x4, PSNR on Y, whole images; the PCSR columns are asserted in
+tests/models/test_pcsr.py, the baselines were run once through the official code, not kept as tests):
 
 =============  ==========  =============  ============  ==========================================
 variant        k=0 (dB)    heavy pixels   all heavy     released plain baseline (backbone + heavy)
@@ -77,6 +78,8 @@ Deviations from the official code:
   count at build time (same numbers; float64 instead of float32 until it meets the probabilities).
 * The adaptive decision module (``adaptive_cluster``: 2-means clustering of the heavy probability
   with the ``fast_pytorch_kmeans`` package) is not offered; only the ``k`` knob.
+* The official configs score RGB PSNR (``psnr_type: rgb``); ``srlab eval`` scores Y by default
+  (``--protocol rgb`` for theirs). With ``--tile`` the refinement sees each tile's own border.
 * Queries are computed in chunks of ``pixel_chunk`` HR pixels (the official ``pixel_batch_size``);
   pixels are independent, so this changes nothing but memory.
 """
