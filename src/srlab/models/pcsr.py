@@ -425,7 +425,9 @@ def _info(paper: str, receptive_radius: int) -> ModelInfo:
         # The backbone's reach, plus one LR pixel for the bilinear base and the 3x3 refinement.
         receptive_radius=receptive_radius,
         reparameterizable=False,
-        half_precision_safe=True,
+        # In float16 the HR pixel coordinates run out of bits past 2048 pixels a side (2400: off by up
+        # to 1.7 HR pixels), picking wrong LR features and offsets; the official code keeps them float32.
+        half_precision_safe=False,
     )
 
 
