@@ -81,6 +81,10 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # Omni-SR's 772K / 780K / 792K are thop's counts, which skip the relative-position embeddings, the
     # custom LayerNorm2d and the temperatures (ModelInfo.uncounted_parameters names them; test_omnisr).
     "omnisr": ({2: 771_724, 3: 780_379, 4: 792_496}, {2: "772K", 3: "780K", 4: "792K"}),
+    # PCSR: all parameters (BatchNorm affine ones included); the official log prints 168.97K (the
+    # "294.92K" beside it is the plain CARN-M nf 64 baseline, carn-x4). No FSRCNN figure is printed.
+    "pcsr_carn": ({4: 168_970}, {4: "168.97K"}),
+    "pcsr_fsrcnn": ({4: 24_502}, None),
     "rdsr": ({2: 481_830, 3: 488_595, 4: 498_066}, None),
     "rdsr_s": ({2: 136_012, 3: 140_347, 4: 146_416}, None),
     # RFDN / RFDN-L: the official block at the paper's widths gives ~5.9% more than the paper

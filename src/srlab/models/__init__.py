@@ -19,6 +19,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     ipt,
     lapsrn,
     omnisr,
+    pcsr,
     rdsr,
     rfdn,
     rlfn,

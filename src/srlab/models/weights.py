@@ -29,7 +29,7 @@ FORMAT_VERSION = "1"
 FORMS = ("train", "deploy")
 # Keys under which other toolkits nest the weights, in order of preference (EMA weights first: they
 # are what official test scripts evaluate).
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "generator")
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net", "generator", "sd")
 
 
 @dataclass(frozen=True)

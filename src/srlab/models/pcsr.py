@@ -1,0 +1,471 @@
+"""PCSR: pixel-level classification that routes each output pixel to a light or a heavy upsampler.
+
+Paper: Jeong, Kim, Jo, Kim, "Accelerating Image Super-Resolution Networks with Pixel-Level
+Classification", ECCV 2024. Official code: 3587jjh/PCSR (no LICENSE file: licence unknown),
+``models/pcsr.py`` (``pcsr-phase1``), ``models/sampler.py`` (``liif-sampler``), ``models/mlp.py``,
+``models/carn.py``, ``models/fsrcnn.py``, ``models/utils.py``. Module and parameter names equal the
+official ones, so the released ``save/{carn,fsrcnn}-pcsr-phase1/iter_last.pth`` (``model.sd``) load
+with strict key matching.
+
+Structure. A backbone without upsampling (``encoder``) computes LR features. Every HR pixel then gets
+one query vector (LIIF-style, *without* feature unfolding or local ensemble, as the official sampler
+says): the feature of its nearest LR pixel, the offset of the HR pixel centre from that LR centre in LR
+pixel units, and the HR cell size in LR units. Three MLPs read the same query: ``classifier`` (2
+logits: light, heavy), ``light_sampler`` and ``heavy_sampler`` (RGB). The RGB of the chosen sampler is
+added to the bilinear (border-padded) upsampling of the backbone's input.
+
+* ``pcsr_carn``: CARN-M-style encoder (``nf=52``, grouped residual-E blocks, group 4, the weights of
+  each block shared three times) whose 1x1 cascade fusions are conv (no bias) + BatchNorm + ReLU (the
+  ClassSR ``BasicBlock``); heavy MLP [74]*4, light [20]*3, classifier [10, 10]. The input is the
+  [0, 1] image minus the DIV2K mean (0.4488, 0.4371, 0.4040), and the mean is added back to the output;
+  both happen inside this model, so it maps [0, 1] to [0, 1].
+* ``pcsr_fsrcnn``: FSRCNN encoder (d=48, s=12, m=4) with single-slope PReLUs and, as in the official
+  code, no activation between the four 3x3 convs (one PReLU after them); heavy MLP [58]*4, light
+  [10]*3, classifier a single linear layer. Input plain [0, 1].
+
+Routing (eval mode). ``p = softmax(classifier)``; a pixel goes to the heavy sampler iff
+``p_heavy / c_heavy**k > p_light / c_light**k`` (ties go light), where ``c`` are the official relative
+costs: the FLOPs (the official ``flops.py`` convention: 2 per multiply-add of convs and linear layers,
+2 per BatchNorm input element, 1 per PReLU input element) of the encoder on a 16x16 LR input plus those
+of each sampler on its 64x64 HR queries, normalised to sum 1. ``k`` (hyper-parameter and ``forward``
+argument, default 0 = the argmax of the classifier) is the paper's knob: larger k -> fewer heavy pixels.
+``routing="heavy"`` / ``"light"`` send every pixel one way (for the all-heavy upper bound).
+
+Refinement (eval mode, ``refinement=True`` as in the official test): a light pixel with at least one
+heavy pixel among its 3x3 neighbours (replicate padding) is replaced by the 3x3 mean of the output
+around it, except on the outermost HR rows and columns. It runs on the normalised output, before the
+mean is added back, as officially.
+
+Training mode runs the official ``forward_train``: both samplers on every pixel, mixed by the
+classifier's probabilities (``p_light * light + p_heavy * heavy``), so every parameter gets gradients.
+
+Cost. :meth:`PCSR.upscale_routed` returns the output and the per-pixel heavy mask;
+:meth:`PCSR.macs_spent` turns pixel counts into MACs (srlab convention, multiply-accumulates):
+backbone MACs + classifier MACs x all pixels + light MACs x light pixels + heavy MACs x heavy pixels.
+On the ``meta`` device (``srlab.models.count_macs``, ``srlab models``) there are no pixel values to
+route, so the static count is the all-heavy upper bound.
+
+Parameters. All parameters, BatchNorm affine ones included (running statistics are buffers):
+``pcsr_carn`` 168,970 = the official log's "168.97K" (``compute_num_params``); ``pcsr_fsrcnn`` 24,502.
+The log's "294.92K" is the plain CARN-M (nf 64) + upsampling baseline ``carn-x4`` the paper compares
+with, not a PCSR network (that baseline is not registered here). The FLOPs rule above, applied to the
+released ``carn-x4`` at the log's LR 276x420, gives its "130.91G" exactly.
+
+Checked against the official code (its ``models`` package run on CPU with the released weights and
+this module's cost list): identical heavy masks and bit-identical outputs at k = 0 and 1 on Set5 LR
+images and an odd-sized random input, for both variants.
+
+Measured (CPU, srlab eval: Set5 x4, PSNR on Y, whole images; the PCSR columns are asserted in
+tests/models/test_pcsr.py, the baselines were run once through the official code, not kept as tests):
+
+=============  ==========  =============  ============  ==========================================
+variant        k=0 (dB)    heavy pixels   all heavy     released plain baseline (backbone + heavy)
+=============  ==========  =============  ============  ==========================================
+pcsr_carn      31.8157     40.8 %         31.8623       carn-x4 31.8229; PCSR k=0 at 70.6 % of its
+                                                        official FLOPs (58.8 % at k=1)
+pcsr_fsrcnn    30.8932     49.4 %         30.9310       fsrcnn-x4 30.6876; PCSR k=0 at 53.7 %
+=============  ==========  =============  ============  ==========================================
+
+The paper's own comparison (one Test2K image, RGB PSNR, CARN: 29.49 vs 29.48 dB at 57 % FLOPs) needs
+Test2K, which is not available here.
+
+Deviations from the official code:
+* The official test script crops 32x32 LR patches (step 28) and averages the overlaps, or runs per
+  image (``--per_image``); srlab runs whole images (or srlab's tiles), i.e. the per-image mode.
+* The 3x3 mean of the refinement is an average pooling; the official code averages an unfolded
+  tensor (bit-identical in the check above; not guaranteed on every backend).
+* The official cost list is measured with CUDA tensors at the first call; here it is a shape-only
+  count at build time (same numbers; float64 instead of float32 until it meets the probabilities).
+* The adaptive decision module (``adaptive_cluster``: 2-means clustering of the heavy probability
+  with the ``fast_pytorch_kmeans`` package) is not offered; only the ``k`` knob.
+* The official configs score RGB PSNR (``psnr_type: rgb``); ``srlab eval`` scores Y by default
+  (``--protocol rgb`` for theirs). With ``--tile`` the refinement sees each tile's own border.
+* Queries are computed in chunks of ``pixel_chunk`` HR pixels (the official ``pixel_batch_size``);
+  pixels are independent, so this changes nothing but memory.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srlab.models.carn import EfficientResidualUnit, _cascade
+from srlab.models.complexity import count_macs
+from srlab.models.registry import ModelInfo, register_model
+
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+ROUTINGS = ("classifier", "heavy", "light")
+# The official cost list is measured on a 16x16 LR input (and its 64x64 HR queries at x4).
+_COST_LR_SIZE = 16
+
+
+def _fusion(in_channels: int, out_channels: int) -> nn.Sequential:
+    """ClassSR's ``BasicBlock`` as CARN-in-PCSR calls it: 1x1 conv without bias, BatchNorm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CarnBlock(nn.Module):
+    """One residual-E unit ``b1`` applied three times, with the local cascade's fusions ``c1..c3``."""
+
+    def __init__(self, channels: int, *, group: int) -> None:
+        super().__init__()
+        self.b1 = EfficientResidualUnit(channels, group=group)
+        self.c1 = _fusion(2 * channels, channels)
+        self.c2 = _fusion(3 * channels, channels)
+        self.c3 = _fusion(4 * channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3])
+
+
+class CarnEncoder(nn.Module):
+    """CARN-M features without upsampling (official ``carn`` with ``no_upsampling=True``)."""
+
+    def __init__(self, channels: int, *, group: int) -> None:
+        super().__init__()
+        self.out_dim = channels
+        self.entry = nn.Conv2d(3, channels, 3, padding=1)
+        self.b1 = CarnBlock(channels, group=group)
+        self.b2 = CarnBlock(channels, group=group)
+        self.b3 = CarnBlock(channels, group=group)
+        self.c1 = _fusion(2 * channels, channels)
+        self.c2 = _fusion(3 * channels, channels)
+        self.c3 = _fusion(4 * channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _cascade(self.entry(x), [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
+
+
+class FsrcnnEncoder(nn.Module):
+    """FSRCNN features without the deconvolution (official ``fsrcnn`` with ``no_upsampling=True``)."""
+
+    def __init__(self, d: int, s: int, m: int) -> None:
+        super().__init__()
+        self.out_dim = d
+        self.head_conv = nn.Sequential(nn.Conv2d(3, d, 5, padding=2), nn.PReLU())
+        # As officially: the m 3x3 convs follow each other with one PReLU after the last.
+        self.body_conv = nn.Sequential(
+            nn.Sequential(nn.Conv2d(d, s, 1), nn.PReLU()),
+            *[nn.Conv2d(s, s, 3, padding=1) for _ in range(m)],
+            nn.PReLU(),
+            nn.Sequential(nn.Conv2d(s, d, 1), nn.PReLU()),
+        )
+        # The official (ClassSR) initialisation: Kaiming-normal convs scaled by 0.1, zero biases.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0, mode="fan_in")
+                module.weight.data.mul_(0.1)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body_conv(self.head_conv(x))
+
+
+class MLP(nn.Module):
+    """Linear layers with ReLU between them, under the official name ``layers``."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_dim, width), nn.ReLU()]
+            in_dim = width
+        layers.append(nn.Linear(in_dim, out_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def macs_per_query(self) -> int:
+        return sum(m.in_features * m.out_features for m in self.layers if isinstance(m, nn.Linear))
+
+
+class Sampler(nn.Module):
+    """Official ``liif-sampler``: an MLP ``imnet`` over (feature, relative coordinate, relative cell)."""
+
+    def __init__(self, feat_dim: int, out_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.imnet = MLP(feat_dim + 4, out_dim, hidden)
+
+    def forward(self, query: torch.Tensor) -> torch.Tensor:
+        return self.imnet(query)
+
+
+def grid_centres(n: int, *, like: torch.Tensor) -> torch.Tensor:
+    """Centres of ``n`` cells spanning [-1, 1] (the official ``make_coord`` along one axis)."""
+    r = 1.0 / n
+    return -1 + r + (2 * r) * torch.arange(n, device=like.device).to(like.dtype)
+
+
+def hr_queries(out_size: tuple[int, int], *, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official coordinates (y, x) of every HR pixel centre, row-major (q, 2), and their cells (q, 2)."""
+    height, width = out_size
+    ys, xs = grid_centres(height, like=like), grid_centres(width, like=like)
+    coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(-1, 2)
+    cell = torch.empty_like(coord)
+    cell[:, 0], cell[:, 1] = 2 / height, 2 / width
+    return coord, cell
+
+
+def query_vectors(feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """The sampler input of one image's queries: nearest LR feature, offset and cell in LR units.
+
+    ``feat`` (1, C, h, w), ``coord``/``cell`` (n, 2) -> (1, n, C + 4).
+    """
+    h, w = feat.shape[-2:]
+    grid = coord.flip(-1).view(1, 1, -1, 2)
+    q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0, :].transpose(1, 2)
+    ys, xs = grid_centres(h, like=feat), grid_centres(w, like=feat)
+    feat_coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=0).unsqueeze(0)
+    q_coord = F.grid_sample(feat_coord, grid, mode="nearest", align_corners=False)[:, :, 0, :].transpose(1, 2)
+    rel_coord = coord.unsqueeze(0) - q_coord
+    lr_units = torch.tensor([h, w], dtype=feat.dtype, device=feat.device)
+    return torch.cat([q_feat, rel_coord * lr_units, cell.unsqueeze(0) * lr_units], dim=-1)
+
+
+def bilinear_base(lr: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
+    """Bilinear (border-padded) samples of ``lr`` (1, 3, h, w) at ``coord`` (n, 2) -> (1, n, 3)."""
+    grid = coord.flip(-1).view(1, 1, -1, 2)
+    base = F.grid_sample(lr, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return base[:, :, 0, :].transpose(1, 2)
+
+
+def _official_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """FLOPs as the official ``flops.py`` counts them (2 per multiply-add of convs and linear layers,
+    2 per BatchNorm input element, 1 per PReLU input element; no bias, ReLU or resizing)."""
+    total = 0
+
+    def hook(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        x = args[0]
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):  # per output element, both
+            total += 2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            total += 2 * (x.numel() // x.shape[-1]) * m.in_features * m.out_features
+        elif isinstance(m, nn.BatchNorm2d):
+            total += 2 * x.numel()
+        elif isinstance(m, nn.PReLU):
+            total += x.numel()
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            module(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where the pixels of one forward went: per-pixel heavy mask (N, 1, H, W) and refined mask."""
+
+    heavy: torch.Tensor
+    refined: torch.Tensor
+
+    @property
+    def heavy_fraction(self) -> float:
+        return self.heavy.float().mean().item()
+
+
+class PCSR(nn.Module):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        scale: int,
+        heavy: Sequence[int],
+        light: Sequence[int],
+        classifier: Sequence[int],
+        input_mean: Sequence[float] | None,
+        k: float,
+        routing: str,
+        refinement: bool,
+        pixel_chunk: int,
+    ) -> None:
+        super().__init__()
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
+        self.scale = scale
+        self.k, self.routing, self.refinement, self.pixel_chunk = k, routing, refinement, pixel_chunk
+        self.encoder = encoder
+        dim = encoder.out_dim
+        self.heavy_sampler = Sampler(dim, 3, heavy)
+        self.light_sampler = Sampler(dim, 3, light)
+        self.classifier = Sampler(dim, 2, classifier)
+        mean = torch.tensor(input_mean or (0.0, 0.0, 0.0)).view(1, 3, 1, 1)
+        self.register_buffer("input_mean", mean, persistent=False)
+        # Computed once here (a shape-only count), not inside a forward that a MAC counter may watch.
+        self._relative_costs = self._official_costs()
+
+    def relative_costs(self) -> tuple[float, float]:
+        """Official ``cost_list``: (light, heavy) cost of a pixel incl. the backbone, summing to 1."""
+        return self._relative_costs
+
+    def _official_costs(self) -> tuple[float, float]:
+        n = _COST_LR_SIZE
+        # shapes are all the count needs: a meta copy leaves the model (and BN statistics) untouched
+        encoder = copy.deepcopy(self.encoder).to("meta").eval()
+        backbone = _official_flops(encoder, torch.empty(1, 3, n, n, device="meta"))
+        queries = (n * self.scale) ** 2
+        light = backbone + 2 * queries * self.light_sampler.imnet.macs_per_query()
+        heavy = backbone + 2 * queries * self.heavy_sampler.imnet.macs_per_query()
+        return light / (light + heavy), heavy / (light + heavy)
+
+    def forward(self, x: torch.Tensor, *, k: float | None = None) -> torch.Tensor:
+        if self.training:
+            return self._forward_mixed(x)
+        return self.upscale_routed(x, k=k)[0]
+
+    def _forward_mixed(self, x: torch.Tensor) -> torch.Tensor:
+        """Official ``forward_train``: both samplers everywhere, mixed by the classifier's probabilities."""
+        lr = x - self.input_mean
+        feat = self.encoder(lr)
+        coord, cell = hr_queries(self._out_size(x), like=feat)
+        outs = []
+        for i in range(x.shape[0]):
+            query = query_vectors(feat[i : i + 1], coord, cell)
+            prob = F.softmax(self.classifier(query), dim=-1)
+            mixed = prob[..., 0:1] * self.light_sampler(query) + prob[..., 1:2] * self.heavy_sampler(query)
+            outs.append(mixed + bilinear_base(lr[i : i + 1], coord))
+        return self._to_image(torch.cat(outs), x) + self.input_mean
+
+    def upscale_routed(self, x: torch.Tensor, *, k: float | None = None) -> tuple[torch.Tensor, Routing]:
+        """Eval-mode SR of ``x`` (N, 3, h, w) in [0, 1] and where its pixels went (official ``forward_test``)."""
+        lr = x - self.input_mean
+        feat = self.encoder(lr)
+        coord, cell = hr_queries(self._out_size(x), like=feat)
+        preds, flags = [], []
+        for i in range(x.shape[0]):
+            pred, flag = self._route_image(feat[i : i + 1], lr[i : i + 1], coord, cell, self.k if k is None else k)
+            preds.append(pred)
+            flags.append(flag)
+        pred, heavy = self._to_image(torch.cat(preds), x), self._to_image(torch.stack(flags).unsqueeze(-1), x)
+        refined = torch.zeros_like(heavy)
+        if self.refinement:
+            pred, refined = _refine(pred, heavy)
+        return pred + self.input_mean, Routing(heavy=heavy, refined=refined)
+
+    def _route_image(
+        self, feat: torch.Tensor, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, k: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image: (1, q, 3) prediction (normalised) and (q,) bool heavy flags."""
+        q = coord.shape[0]
+        chunks = [(s, min(q, s + self.pixel_chunk)) for s in range(0, q, self.pixel_chunk)]
+        queries = [query_vectors(feat, coord[s:e], cell[s:e]) for s, e in chunks]
+        flag = torch.cat([self._decide(query, k) for query in queries], dim=1)[0]
+        pred = torch.cat([bilinear_base(lr, coord[s:e]) for s, e in chunks], dim=1)
+        if feat.is_meta:  # no values to route: count the all-heavy upper bound
+            return pred + self.heavy_sampler(torch.cat(queries, dim=1)), torch.ones_like(flag)
+        for (s, e), query in zip(chunks, queries):
+            part = flag[s:e]
+            heavy_idx, light_idx = torch.where(part)[0], torch.where(~part)[0]
+            if len(light_idx):
+                pred[:, s + light_idx] += self.light_sampler(query[:, light_idx])
+            if len(heavy_idx):
+                pred[:, s + heavy_idx] += self.heavy_sampler(query[:, heavy_idx])
+        return pred, flag
+
+    def _decide(self, query: torch.Tensor, k: float) -> torch.Tensor:
+        """(1, n) bool: whether each query goes to the heavy sampler."""
+        if self.routing != "classifier":
+            return torch.full(query.shape[:2], self.routing == "heavy", dtype=torch.bool, device=query.device)
+        prob = F.softmax(self.classifier(query), dim=-1)
+        costs = torch.tensor(self.relative_costs(), dtype=prob.dtype, device=prob.device)
+        return torch.argmax(prob / costs.pow(k), dim=-1) == 1
+
+    def _out_size(self, x: torch.Tensor) -> tuple[int, int]:
+        return x.shape[-2] * self.scale, x.shape[-1] * self.scale
+
+    def _to_image(self, pixels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(N, H*W, C) row-major pixels -> (N, C, H, W)."""
+        height, width = self._out_size(x)
+        return pixels.transpose(1, 2).reshape(x.shape[0], -1, height, width)
+
+    def macs_spent(self, lr_size: tuple[int, int], heavy_pixels: int) -> int:
+        """MACs of one eval forward of an image of ``lr_size`` that sent ``heavy_pixels`` pixels heavy:
+        backbone + classifier on every pixel + light / heavy MLP on its pixels (srlab convention)."""
+        pixels = lr_size[0] * lr_size[1] * self.scale**2
+        classifier = self.classifier.imnet.macs_per_query() if self.routing == "classifier" else 0
+        return (
+            count_macs(self.encoder, lr_size)
+            + pixels * classifier
+            + (pixels - heavy_pixels) * self.light_sampler.imnet.macs_per_query()
+            + heavy_pixels * self.heavy_sampler.imnet.macs_per_query()
+        )
+
+
+def _refine(pred: torch.Tensor, heavy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official refinement: light pixels next to a heavy one take the 3x3 mean (HR border excluded)."""
+    mean = F.avg_pool2d(F.pad(pred, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    near_heavy = F.max_pool2d(F.pad(heavy.to(pred.dtype), (1, 1, 1, 1), mode="replicate"), 3, stride=1) > 0
+    refined = ~heavy & near_heavy
+    refined[..., [0, -1], :] = False
+    refined[..., :, [0, -1]] = False
+    return torch.where(refined, mean, pred), refined
+
+
+def _info(paper: str, receptive_radius: int) -> ModelInfo:
+    return ModelInfo(
+        paper=paper,
+        origin="https://github.com/3587jjh/PCSR",
+        licence="unknown",
+        scales=(4,),
+        size_multiple=1,
+        # The backbone's reach, plus one LR pixel for the bilinear base and the 3x3 refinement.
+        receptive_radius=receptive_radius,
+        reparameterizable=False,
+        # In float16 the HR pixel coordinates run out of bits past 2048 pixels a side (2400: off by up
+        # to 1.7 HR pixels), picking wrong LR features and offsets; the official code keeps them float32.
+        half_precision_safe=False,
+    )
+
+
+PAPER = "Jeong et al., Accelerating Image Super-Resolution Networks with Pixel-Level Classification (ECCV 2024)"
+
+
+@register_model(_info(PAPER, receptive_radius=21))  # entry 1 + 3 blocks x 3 units x 2 3x3 convs + 2
+def pcsr_carn(
+    *,
+    scale: int,
+    channels: int = 52,
+    group: int = 4,
+    k: float = 0.0,
+    routing: str = "classifier",
+    refinement: bool = True,
+    pixel_chunk: int = 300_000,
+) -> PCSR:
+    """PCSR on a CARN-M backbone (released ``carn-pcsr-phase1``)."""
+    return PCSR(
+        CarnEncoder(channels, group=group), scale=scale, heavy=[74] * 4, light=[20] * 3, classifier=[10, 10],
+        input_mean=DIV2K_MEAN, k=k, routing=routing, refinement=refinement, pixel_chunk=pixel_chunk,
+    )
+
+
+@register_model(_info(PAPER, receptive_radius=8))  # 5x5 head 2 + m 3x3 convs 4 + 2
+def pcsr_fsrcnn(
+    *,
+    scale: int,
+    d: int = 48,
+    s: int = 12,
+    m: int = 4,
+    k: float = 0.0,
+    routing: str = "classifier",
+    refinement: bool = True,
+    pixel_chunk: int = 300_000,
+) -> PCSR:
+    """PCSR on an FSRCNN backbone (released ``fsrcnn-pcsr-phase1``)."""
+    return PCSR(
+        FsrcnnEncoder(d, s, m), scale=scale, heavy=[58] * 4, light=[10] * 3, classifier=[],
+        input_mean=None, k=k, routing=routing, refinement=refinement, pixel_chunk=pixel_chunk,
+    )

@@ -1,0 +1,180 @@
+"""PCSR (Jeong et al., ECCV 2024): official keys and released weights, query geometry, the k knob, the
+refinement step, routing statistics and the MACs they spend."""
+
+import pytest
+import torch
+
+import srlab
+from srlab.data.datasets import discover_pairs, load_pair
+from srlab.inference.evaluate import evaluate_folder
+from srlab.models import count_parameters, paper_parameter_count
+from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
+from srlab.models.pcsr import DIV2K_MEAN, _official_flops, _refine, hr_queries, query_vectors
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared, needs_weights
+
+WEIGHTS = {n: OFFICIAL_WEIGHTS / "pcsr" / f"{n}-pcsr-phase1_iter_last.pth" for n in ("carn", "fsrcnn")}
+SET5 = BENCHMARKS / "Set5"
+
+# Measured here (srlab eval, Y channel, border 4, whole images; CPU): default k = 0 with refinement,
+# and every pixel on the heavy path. The paper tabulates Test2K/4K/8K only (no Set5 row).
+SET5_PSNR_Y = {
+    ("carn", "classifier"): 31.8157, ("carn", "heavy"): 31.8623,
+    ("fsrcnn", "classifier"): 30.8932, ("fsrcnn", "heavy"): 30.9310,
+}
+# Fraction of Set5's HR pixels the classifier sends to the heavy sampler at k = 0.
+SET5_HEAVY_FRACTION = {"carn": 0.4084, "fsrcnn": 0.4936}
+
+
+def _released(name: str, **args) -> torch.nn.Module:
+    return srlab.create_model(f"pcsr_{name}", scale=4, checkpoint=WEIGHTS[name], args=args or None).eval()
+
+
+def _set5_lr() -> list[torch.Tensor]:
+    return [load_pair(pair, 4)[0].unsqueeze(0) for pair in discover_pairs(SET5, 4).pairs]
+
+
+def test_parameter_counts():
+    # All parameters, BatchNorm affine ones included: the official log's "168.97K" (compute_num_params).
+    carn = srlab.create_model("pcsr_carn", scale=4)
+    assert count_parameters(carn) == paper_parameter_count(carn) == 168_970
+    assert count_parameters(srlab.create_model("pcsr_fsrcnn", scale=4)) == 24_502
+
+
+@needs_weights
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_released_weights_load_strictly(name):
+    sv = torch.load(WEIGHTS[name], map_location="cpu", weights_only=True)
+    model = _released(name)
+    assert list(model.state_dict()) == list(sv["model"]["sd"])
+    assert all(torch.equal(v, sv["model"]["sd"][k]) for k, v in model.state_dict().items())
+
+
+def test_queries_are_the_official_liif_inputs():
+    # x4: every HR pixel reads the feature of LR pixel (Y // 4, X // 4); its offset from that LR centre
+    # is (2j - 3) / 4 LR pixels (j = Y % 4) and its cell is 2 / 4 LR pixels.
+    h, w = 3, 5
+    feat = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w)
+    coord, cell = hr_queries((4 * h, 4 * w), like=feat)
+    query = query_vectors(feat, coord, cell)[0].view(4 * h, 4 * w, 5)
+    ys, xs = torch.meshgrid(torch.arange(4 * h), torch.arange(4 * w), indexing="ij")
+    assert torch.equal(query[..., 0], (ys // 4 * w + xs // 4).float())
+    assert torch.allclose(query[..., 1], (2 * (ys % 4) - 3) / 4, atol=1e-6)
+    assert torch.allclose(query[..., 2], (2 * (xs % 4) - 3) / 4, atol=1e-6)
+    assert torch.allclose(query[..., 3:], torch.full((4 * h, 4 * w, 2), 0.5))
+
+
+def test_refinement_averages_light_pixels_next_to_a_heavy_one():
+    pred = torch.arange(36, dtype=torch.float64).view(1, 1, 6, 6) ** 2
+    heavy = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
+    heavy[0, 0, 2, 2] = heavy[0, 0, 0, 5] = True  # one inside, one in the corner
+    out, refined = _refine(pred, heavy)
+    expected = torch.zeros_like(heavy)
+    expected[0, 0, 1:4, 1:4] = True
+    expected[0, 0, 2, 2] = False  # the heavy pixel itself stays
+    expected[0, 0, 1, 4] = True  # the corner's only neighbour off the HR border
+    assert torch.equal(refined, expected)
+    padded = torch.nn.functional.pad(pred, (1, 1, 1, 1), mode="replicate")
+    box = padded.unfold(2, 3, 1).unfold(3, 3, 1).mean(dim=(-1, -2))
+    assert torch.allclose(out[refined], box[refined]) and torch.equal(out[~refined], pred[~refined])
+
+
+def test_relative_costs_follow_the_official_flops_convention():
+    model = srlab.create_model("pcsr_carn", scale=4)
+    light, heavy = model.relative_costs()
+    backbone = _official_flops(model.encoder.to("meta"), torch.empty(1, 3, 16, 16, device="meta"))
+    mlp = lambda dims: sum(a * b for a, b in zip(dims, dims[1:]))  # noqa: E731
+    light_flops = backbone + 2 * 64 * 64 * mlp([56, 20, 20, 20, 3])
+    heavy_flops = backbone + 2 * 64 * 64 * mlp([56, 74, 74, 74, 74, 3])
+    assert light == pytest.approx(light_flops / (light_flops + heavy_flops), rel=1e-12)
+    assert heavy == pytest.approx(heavy_flops / (light_flops + heavy_flops), rel=1e-12)
+
+
+def test_static_mac_count_is_the_all_heavy_bound():
+    # Without pixel values (meta device) nothing can be routed: `srlab models` shows the upper bound.
+    model = srlab.create_model("pcsr_carn", scale=4)
+    h, w = lr_size_for_720p(4)
+    assert macs_720p(model) == model.macs_spent((h, w), heavy_pixels=h * w * 16)
+    per_pixel = {"classifier": 56 * 10 + 10 * 10 + 10 * 2, "heavy": 56 * 74 + 3 * 74 * 74 + 74 * 3}
+    assert macs_720p(model) == count_macs(model.encoder, (h, w)) + h * w * 16 * sum(per_pixel.values())
+
+
+@pytest.mark.parametrize("name", ["pcsr_carn", "pcsr_fsrcnn"])
+def test_forward_is_deterministic_and_chunking_changes_nothing(name):
+    torch.manual_seed(0)
+    model = srlab.create_model(name, scale=4).eval()
+    chunked = srlab.create_model(name, scale=4, args={"pixel_chunk": 97}).eval()
+    chunked.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 11, 13)
+    with torch.no_grad():
+        first, routing = model.upscale_routed(x)
+        assert torch.equal(model(x), first)
+        again, routing_chunked = chunked.upscale_routed(x)
+    assert torch.equal(first, again) and torch.equal(routing.heavy, routing_chunked.heavy)
+
+
+@pytest.mark.parametrize(("name", "mean"), [("pcsr_carn", DIV2K_MEAN), ("pcsr_fsrcnn", (0.0, 0.0, 0.0))])
+def test_heavy_routing_is_the_backbone_plus_heavy_sampler(name, mean):
+    # CARN runs on the image minus the DIV2K mean and adds it back; FSRCNN runs on [0, 1] as it is.
+    torch.manual_seed(0)
+    model = srlab.create_model(name, scale=4, args={"routing": "heavy"}).eval()
+    x = torch.rand(1, 3, 9, 10)
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    with torch.no_grad():
+        sr, routing = model.upscale_routed(x)
+        feat = model.encoder(x - mean)
+        coord, cell = hr_queries((36, 40), like=feat)
+        query = query_vectors(feat, coord, cell)
+        base = torch.nn.functional.grid_sample(
+            x - mean, coord.flip(-1).view(1, 1, -1, 2), mode="bilinear", padding_mode="border", align_corners=False
+        )[:, :, 0, :].transpose(1, 2)
+        expected = (base + model.heavy_sampler(query)).transpose(1, 2).reshape(1, 3, 36, 40) + mean
+    assert routing.heavy_fraction == 1.0 and not routing.refined.any()
+    assert torch.equal(sr, expected)
+
+
+def test_the_official_checkpoint_layout_is_read(tmp_path):
+    # {'model': {'name', 'args', 'sd'}, 'optimizer', ...}, as the official train_pcsr.py saves it.
+    torch.manual_seed(0)
+    model = srlab.create_model("pcsr_fsrcnn", scale=4).eval()
+    path = tmp_path / "iter_last.pth"
+    sd = model.state_dict()
+    torch.save({"model": {"name": "pcsr-phase1", "args": {}, "sd": sd}, "optimizer": {"state": {}}, "iter": 1}, path)
+    loaded = srlab.create_model("pcsr_fsrcnn", scale=4, checkpoint=path)
+    assert all(torch.equal(v, sd[k]) for k, v in loaded.state_dict().items())
+
+
+@needs_weights
+@needs_shared(SET5)
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_larger_k_sends_fewer_pixels_heavy_and_spends_fewer_macs(name):
+    model = _released(name)
+    lr = _set5_lr()[2]  # butterfly: edges and flat areas
+    fractions, macs = [], []
+    with torch.no_grad():
+        for k in (-1.0, 0.0, 0.5, 1.0, 2.0):
+            _, routing = model.upscale_routed(lr, k=k)
+            fractions.append(routing.heavy_fraction)
+            macs.append(model.macs_spent(tuple(lr.shape[-2:]), int(routing.heavy.sum())))
+    assert fractions == sorted(fractions, reverse=True) and fractions[0] > fractions[-1]
+    assert macs == sorted(macs, reverse=True) and macs[0] > macs[-1]
+
+
+@needs_weights
+@needs_shared(SET5)
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_set5_heavy_fraction_at_the_default_knob(name):
+    model = _released(name)
+    heavy = pixels = 0
+    with torch.no_grad():
+        for lr in _set5_lr():
+            _, routing = model.upscale_routed(lr)
+            heavy, pixels = heavy + int(routing.heavy.sum()), pixels + routing.heavy.numel()
+    assert heavy / pixels == pytest.approx(SET5_HEAVY_FRACTION[name], abs=5e-4)
+
+
+@needs_weights
+@needs_shared(SET5)
+@pytest.mark.parametrize(("name", "routing"), sorted(SET5_PSNR_Y))
+def test_set5_psnr_of_the_released_weights(name, routing):
+    result = evaluate_folder(_released(name, routing=routing), discover_pairs(SET5, 4), progress=False)
+    assert result.psnr_y == pytest.approx(SET5_PSNR_Y[(name, routing)], abs=2e-3)
