@@ -100,7 +100,6 @@ def test_training_forward_keeps_the_ratio_loss_and_is_differentiable():
 MEASURED_SET5 = (32.3365, 0.8968)
 
 
-@pytest.mark.slow
 @needs_weights
 @needs_shared(BENCHMARKS / "Set5")
 def test_official_camixersr_s_on_set5():
