@@ -83,12 +83,14 @@ def test_ratio_extremes_run(ratio):
 
 
 def test_ratio_out_of_range_is_refused():
-    with pytest.raises(SrlabError, match=r"ratio \(the share of windows sent to attention\) must be in \[0, 1\], got 1.5"):
+    message = r"ratio \(the share of windows sent to attention\) must be in \[0, 1\], got 1.5"
+    with pytest.raises(SrlabError, match=message):
         srlab.create_model("camixersr_s", scale=4, args={"ratio": 1.5})
 
 
 def test_training_forward_keeps_the_ratio_loss_and_is_differentiable():
-    model = srlab.create_model("camixersr", scale=2, args={"n_feats": 12, "n_blocks": (1,), "window_size": 8}).train()
+    args = {"n_feats": 12, "n_blocks": (1,), "window_size": 8}
+    model = srlab.create_model("camixersr", scale=2, args=args).train()
     out = model(torch.rand(1, 3, 12, 20))
     assert out.shape == (1, 3, 24, 40)
     (out.mean() + model.ratio_loss).backward()
