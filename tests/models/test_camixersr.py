@@ -71,7 +71,7 @@ def test_macs_fall_with_the_ratio(ratio):
 
 def test_light_model_720p_macs_match_the_paper():
     """CAMixerSR x4 (C = 60, ratio 0.5): 54.33 G, the light-SR table prints 53.8G (1% apart: srlab counts
-    the body on the LR padded to the 16-pixel window grid, 320x192). The official ``flops()`` gives
+    the whole network on the LR padded to the 16-pixel window grid, 320x192). The official ``flops()`` gives
     85.3 G FLOPs (42.6 G MACs) on 320x180, so the table did not come from it."""
     macs = macs_720p(srlab.create_model("camixersr", scale=4))
     assert macs == 54_328_124_160
