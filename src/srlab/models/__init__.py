@@ -4,6 +4,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     arm,
     bicubic,
     bsrn,
+    camixersr,
     carn,
     ditn,
     dlgsanet,
