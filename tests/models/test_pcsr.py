@@ -9,7 +9,8 @@ from srlab.data.datasets import discover_pairs, load_pair
 from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
-from srlab.models.pcsr import DIV2K_MEAN, _official_flops, _refine, hr_queries, query_vectors
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
+from srlab.models.pcsr import _official_flops, _refine, hr_queries, query_vectors
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared, needs_weights
 
 WEIGHTS = {n: OFFICIAL_WEIGHTS / "pcsr" / f"{n}-pcsr-phase1_iter_last.pth" for n in ("carn", "fsrcnn")}
@@ -112,7 +113,7 @@ def test_forward_is_deterministic_and_chunking_changes_nothing(name):
     assert torch.equal(first, again) and torch.equal(routing.heavy, routing_chunked.heavy)
 
 
-@pytest.mark.parametrize(("name", "mean"), [("pcsr_carn", DIV2K_MEAN), ("pcsr_fsrcnn", (0.0, 0.0, 0.0))])
+@pytest.mark.parametrize(("name", "mean"), [("pcsr_carn", DIV2K_RGB_MEAN), ("pcsr_fsrcnn", (0.0, 0.0, 0.0))])
 def test_heavy_routing_is_the_backbone_plus_heavy_sampler(name, mean):
     # CARN runs on the image minus the DIV2K mean and adds it back; FSRCNN runs on [0, 1] as it is.
     torch.manual_seed(0)

@@ -94,11 +94,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.models.carn import EfficientResidualUnit, _cascade
 from srlab.models.complexity import count_macs
 from srlab.models.registry import ModelInfo, register_model
 
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 ROUTINGS = ("classifier", "heavy", "light")
 # The official cost list is measured on a 16x16 LR input (and its 64x64 HR queries at x4).
 _COST_LR_SIZE = 16
@@ -448,7 +448,7 @@ def pcsr_carn(
     """PCSR on a CARN-M backbone (released ``carn-pcsr-phase1``)."""
     return PCSR(
         CarnEncoder(channels, group=group), scale=scale, heavy=[74] * 4, light=[20] * 3, classifier=[10, 10],
-        input_mean=DIV2K_MEAN, k=k, routing=routing, refinement=refinement, pixel_chunk=pixel_chunk,
+        input_mean=DIV2K_RGB_MEAN, k=k, routing=routing, refinement=refinement, pixel_chunk=pixel_chunk,
     )
 
 
