@@ -27,14 +27,7 @@ from srlab.adaptive import adaptive_upscale, blend_patches, split_patches
 from srlab.adaptive.reference import StaticRoutes
 from srlab.models.complexity import count_macs
 from srlab.models.registry import build_model
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from machine import cpu_model  # bench/machine.py: scripts run as python bench/<name>.py
 
 
 def seconds(fn) -> float:

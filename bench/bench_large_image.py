@@ -31,14 +31,7 @@ import pyvips
 from PIL import Image
 
 from srlab.data.stream import available_memory
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from machine import cpu_model  # bench/machine.py: scripts run as python bench/<name>.py
 
 
 def synthetic_photo(path: Path, width: int, height: int) -> Path:

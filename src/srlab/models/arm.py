@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.mean_shift import MeanShift
+from srlab.models.carn import cascade
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -150,15 +151,6 @@ class SlimEfficientResidualUnit(nn.Module):
         return F.relu(self.body(x, width_mult) + x)
 
 
-def _cascade(x: torch.Tensor, units: list[nn.Module], fusions: list[nn.Module], width_mult: float) -> torch.Tensor:
-    """CARN's cascading: each unit's output joins the running concatenation, fused by a 1x1 conv."""
-    stacked = out = x
-    for unit, fuse in zip(units, fusions):
-        stacked = torch.cat((stacked, unit(out, width_mult)), dim=1)
-        out = fuse(stacked, width_mult)
-    return out
-
-
 class SlimRecursiveBlock(nn.Module):
     """CARN-M's local cascade: one efficient residual unit ``b1`` applied three times (shared)."""
 
@@ -170,7 +162,7 @@ class SlimRecursiveBlock(nn.Module):
         self.c3 = _conv_relu(4 * channels, channels, 1)
 
     def forward(self, x: torch.Tensor, width_mult: float) -> torch.Tensor:
-        return _cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3], width_mult)
+        return cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3], width_mult)
 
 
 def _upsample_stage(channels: int, group: int) -> list[nn.Module]:
@@ -219,7 +211,7 @@ class ArmCARN(_Supernet):
     def forward(self, x: torch.Tensor, width: int | None = None) -> torch.Tensor:
         mult = self.width_mult(width)
         features = self.entry(self.sub_mean(x), mult)
-        features = _cascade(features, [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3], mult)
+        features = cascade(features, [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3], mult)
         return self.add_mean(self.exit(self.upsample["up"](features, mult), mult))
 
 

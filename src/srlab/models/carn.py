@@ -128,12 +128,13 @@ class EfficientResidualUnit(nn.Module):
         return F.relu(self.body(x) + x)
 
 
-def _cascade(x: torch.Tensor, units: list[nn.Module], fusions: list[nn.Module]) -> torch.Tensor:
-    """The cascading mechanism: each unit's output joins the running concatenation, fused by 1x1."""
+def cascade(x: torch.Tensor, units: list[nn.Module], fusions: list[nn.Module], *args: object) -> torch.Tensor:
+    """The cascading mechanism: each unit's output joins the running concatenation, fused by 1x1.
+    ``args`` go to every unit and fusion (ARM's slimmable CARN passes its width multiplier)."""
     stacked = out = x
     for unit, fuse in zip(units, fusions):
-        stacked = torch.cat((stacked, unit(out)), dim=1)
-        out = fuse(stacked)
+        stacked = torch.cat((stacked, unit(out, *args)), dim=1)
+        out = fuse(stacked, *args)
     return out
 
 
@@ -150,7 +151,7 @@ class CascadingBlock(nn.Module):
         self.c3 = ConvReLU(4 * channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _cascade(x, [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
+        return cascade(x, [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
 
 
 class RecursiveCascadingBlock(nn.Module):
@@ -164,7 +165,7 @@ class RecursiveCascadingBlock(nn.Module):
         self.c3 = ConvReLU(4 * channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3])
+        return cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3])
 
 
 class UpsampleBranch(nn.Module):
@@ -230,7 +231,7 @@ class CARN(nn.Module):
 
     def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
         features = self.entry(self.sub_mean(x))
-        features = _cascade(features, [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
+        features = cascade(features, [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
         out = self.upsample(features, self.scale if scale is None else scale)
         return self.add_mean(self.exit(out))
 

@@ -95,7 +95,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
-from srlab.models.carn import EfficientResidualUnit, _cascade
+from srlab.models.carn import EfficientResidualUnit, cascade
 from srlab.models.complexity import count_macs
 from srlab.models.registry import ModelInfo, register_model
 
@@ -124,7 +124,7 @@ class CarnBlock(nn.Module):
         self.c3 = _fusion(4 * channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3])
+        return cascade(x, [self.b1, self.b1, self.b1], [self.c1, self.c2, self.c3])
 
 
 class CarnEncoder(nn.Module):
@@ -142,7 +142,7 @@ class CarnEncoder(nn.Module):
         self.c3 = _fusion(4 * channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _cascade(self.entry(x), [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
+        return cascade(self.entry(x), [self.b1, self.b2, self.b3], [self.c1, self.c2, self.c3])
 
 
 class FsrcnnEncoder(nn.Module):
