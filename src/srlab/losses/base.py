@@ -3,7 +3,8 @@
 * :class:`LossInputs` carries everything an objective may look at: ``sr`` (N, 3, H, W) in [0, 1] (the
   model's output, with its graph), ``hr`` (N, 3, H, W), ``lr`` (N, 3, h, w), the integer ``scale`` and
   ``uncertainty``: an (N, 1, H, W) log-variance map ``s`` the model predicts next to ``sr`` (UDL), or
-  None for models that predict none.
+  None for models that predict none; ``aux``: what a routing model's training forward returns next to
+  ``sr`` (e.g. ClassSR's ``class_probs``, (N, classes)), empty for the others.
 * An objective is an :class:`Objective`: an ``nn.Module`` whose ``forward(inputs: LossInputs) -> Tensor``
   returns a scalar, built with keyword-only arguments that all have defaults. Two class attributes
   say what it needs: ``needs_uncertainty`` (True: ``inputs.uncertainty`` must be given) and
@@ -31,7 +32,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor, nn
@@ -48,6 +49,7 @@ class LossInputs:
     lr: Tensor
     scale: int
     uncertainty: Tensor | None = None
+    aux: Mapping[str, Tensor] = field(default_factory=dict)
 
 
 class Objective(nn.Module):

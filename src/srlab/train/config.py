@@ -128,6 +128,9 @@ class TrainConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
     udl_head_channels: int = 32
+    # The kind of training step (srlab.train.step): supervised (one forward of an LR/HR batch), or a kind
+    # registered in srlab.train.steps (e.g. ARM's sandwich rule).
+    step: str = "supervised"
     # Mixed precision of the model's forward pass: off, bf16 or fp16 (fp16 with a gradient scaler; GPU only).
     amp: str = "off"
     # torch.compile the model for training.

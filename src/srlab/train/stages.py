@@ -130,17 +130,20 @@ class UncertaintyHead(nn.Module):
 class TrainNet(nn.Module):
     """The module the training step calls: the model and, in an estimate stage, the uncertainty head.
 
-    ``forward(lr) -> (sr, s)`` with ``s`` None without a head."""
+    ``forward(lr) -> (sr, s, aux)`` with ``s`` None without a head. A model whose training forward
+    returns ``(sr, aux)``, ``aux`` a dict of tensors (ClassSR's class probabilities), hands ``aux`` to the
+    objectives (``LossInputs.aux``); for the others ``aux`` is empty."""
 
     def __init__(self, model: nn.Module, head: UncertaintyHead | None = None) -> None:
         super().__init__()
         self.model, self.head = model, head
 
-    def forward(self, lr: Tensor) -> tuple[Tensor, Tensor | None]:
-        sr = self.model(lr)
+    def forward(self, lr: Tensor) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        out = self.model(lr)
+        sr, aux = out if isinstance(out, tuple) else (out, {})
         if self.head is None:
-            return sr, None
-        return sr, self.head(sr.detach().float(), lr.float())
+            return sr, None, aux
+        return sr, self.head(sr.detach().float(), lr.float()), aux
 
 
 class CurriculumSampler(Sampler[int]):

@@ -1,6 +1,12 @@
-"""One training step.
+"""One training step, and the registry of step kinds.
 
-The model's forward (under autocast with ``amp``), the weighted objective
+A step kind is a function ``step(run, lr_batch, hr_batch, *, config, dist, lr, d_lr) -> (loss, terms)``
+registered with :func:`register_step` under the name that the config's ``step`` field selects. A new
+kind (a mode whose step is not one forward of an LR/HR pair: ARM's sandwich rule, unsupervised,
+diffusion) is one module ``srlab/train/<kind>_step.py`` plus its import line in
+:mod:`srlab.train.steps`; it reuses :func:`backward_step`, :func:`update_ema` and the objective.
+
+``supervised`` (the default): the model's forward (under autocast with ``amp``), the weighted objective
 (:class:`srlab.losses.WeightedObjective`) on ``LossInputs(sr, hr, lr, scale, uncertainty)``, the
 generator's step; then, with a ``gan`` term, the discriminator's step on its own optimiser
 (``d_optimizer``), on the same detached ``sr``; under torchrun the discriminator's gradients are
@@ -10,6 +16,7 @@ averaged over the ranks (the generator's by the DDP wrapper). Last, the EMA upda
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -22,8 +29,39 @@ from srlab.train.state import RunState
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
+StepFunction = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+_STEPS: dict[str, StepFunction] = {}
+
+
+def register_step(name: str) -> Callable[[StepFunction], StepFunction]:
+    """Register a step kind under ``name`` (the config's ``step``)."""
+
+    def decorate(step: StepFunction) -> StepFunction:
+        if name in _STEPS:
+            raise ValueError(f"training step {name!r} is registered twice")
+        _STEPS[name] = step
+        return step
+
+    return decorate
+
+
+def step_names() -> list[str]:
+    return sorted(_STEPS)
+
 
 def train_step(
+    run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig, dist: Dist,
+    lr: float, d_lr: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One step of the kind ``config.step`` on one batch (see the module docstring)."""
+    step = _STEPS.get(config.step)
+    if step is None:
+        raise SrlabError(f"unknown training step {config.step!r}: set step to one of {', '.join(step_names())}")
+    return step(run, lr_batch, hr_batch, config=config, dist=dist, lr=lr, d_lr=d_lr)
+
+
+@register_step("supervised")
+def supervised_step(
     run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig, dist: Dist,
     lr: float, d_lr: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -31,16 +69,7 @@ def train_step(
     the objective's value and its terms (with ``discriminator``: the discriminator's loss)."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    with _autocast(config, run.device):
-        sr, uncertainty = run.net(lr_batch)
-    if run.estimator is not None:  # udl stage 2: the frozen stage-1 estimate
-        with torch.no_grad(), _autocast(config, run.device):
-            uncertainty = run.estimator(lr_batch)[1]
-    inputs = LossInputs(sr=sr.float(), hr=hr_batch, lr=lr_batch, scale=config.scale,
-                        uncertainty=None if uncertainty is None else uncertainty.float())
-    loss, terms = run.objective(inputs)
-    if not torch.isfinite(loss):
-        raise SrlabError(f"the loss became {loss.item()} at iteration {run.iteration}: lower --lr")
+    loss, terms, inputs = forward_objective(run, lr_batch, hr_batch, config=config)
     backward_step(run.optimizer, loss, run.scaler, config.optim.grad_clip)
     if run.d_optimizer is not None:
         for group in run.d_optimizer.param_groups:
@@ -54,6 +83,23 @@ def train_step(
     if run.ema is not None:
         update_ema(run.ema, run.model, config.ema_decay)
     return loss, terms
+
+
+def forward_objective(
+    run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], LossInputs]:
+    """The model's forward on ``lr_batch`` and the objective on it: (loss, terms, the objective's inputs)."""
+    with _autocast(config, run.device):
+        sr, uncertainty, aux = run.net(lr_batch)
+    if run.estimator is not None:  # udl stage 2: the frozen stage-1 estimate
+        with torch.no_grad(), _autocast(config, run.device):
+            uncertainty = run.estimator(lr_batch)[1]
+    inputs = LossInputs(sr=sr.float(), hr=hr_batch, lr=lr_batch, scale=config.scale,
+                        uncertainty=None if uncertainty is None else uncertainty.float(), aux=aux)
+    loss, terms = run.objective(inputs)
+    if not torch.isfinite(loss):
+        raise SrlabError(f"the loss became {loss.item()} at iteration {run.iteration}: lower --lr")
+    return loss, terms, inputs
 
 
 def _autocast(config: TrainConfig, device: torch.device):

@@ -43,7 +43,7 @@ from srlab.train.distributed import Dist
 from srlab.train.schedule import learning_rate, schedule_epochs
 from srlab.train.stages import Stage, check_stages, stage_at, stages
 from srlab.train.state import RunState, enter_stage, rng_state
-from srlab.train.step import train_step
+from srlab.train.steps import step_names, train_step
 from srlab.train.validate import validation_scores
 
 
@@ -63,6 +63,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set) this joins the process group and trains
     data-parallel; ``config.data.batch_size`` is the global batch, split evenly across the processes."""
+    if config.step not in step_names():
+        raise SrlabError(f"unknown training step {config.step!r}: set step to one of {', '.join(step_names())}")
     validate(config)
     check_stages(config)
     # Absolute paths in the saved config, so that a run resumes from any working directory.
