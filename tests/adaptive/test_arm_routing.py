@@ -9,6 +9,7 @@ from srlab.adaptive import adaptive_upscale, build_adaptive
 from srlab.data.io import read_rgb
 from srlab.errors import SrlabError
 from srlab.models.arm_lookup import arm_upscale_patches
+from srlab.models.create import create_model
 
 ARM = OFFICIAL_WEIGHTS / "arm"
 BUTTERFLY = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "butterflyx4.png"
@@ -16,7 +17,8 @@ pytestmark = needs_shared(ARM, BUTTERFLY)
 
 
 def _method(name: str, knob: float):
-    return build_adaptive("arm", scale=4, model=f"arm_{name}", checkpoint=str(ARM / f"arm-{name}.pth"), knob=knob)
+    checkpoint = ARM / f"arm-{name}.pth"
+    return build_adaptive("arm", create_model(f"arm_{name}", scale=4, checkpoint=checkpoint), checkpoint=checkpoint, knob=knob)
 
 
 @pytest.mark.parametrize(("name", "knob"), [("fsrcnn", 0.5), ("fsrcnn", 4.0), ("carn", 1.0), ("carn", 32.0)])

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.adaptive import AdaptiveMethod, adaptive_upscale, build_adaptive
+from srlab.adaptive import PatchRoutedMethod, adaptive_upscale, build_adaptive
 from srlab.adaptive.reference import GradientRoutes, StaticRoutes, mean_gradient_magnitude
 from srlab.errors import SrlabError
 from srlab.models.complexity import count_macs
@@ -32,7 +32,7 @@ def official_patchwise(model, lr, patch, step, scale, route_of=None):
     return official_merge(outputs, tops, lefts, patch, step, scale)[None]
 
 
-class FixedRoutes(AdaptiveMethod):
+class FixedRoutes(PatchRoutedMethod):
     """Routes given by a list, for tests: route k runs ``paths[k]``."""
 
     def __init__(self, paths, routes):
@@ -125,10 +125,9 @@ def test_each_patch_runs_its_route_and_the_macs_add_up():
 
 def test_gradient_routes_send_busy_patches_to_the_heavy_path_deterministically():
     torch.manual_seed(0)
-    lr = torch.zeros(1, 3, 60, 60)
-    lr[..., 30:, 30:] = torch.rand(3, 30, 30)  # only the bottom-right patch has texture
-    method = build_adaptive("gradient_routes", scale=2, light_args={"d": 8, "s": 4, "m": 1}, knob=0.05)
-    assert isinstance(method, GradientRoutes)
+    lr = torch.zeros(1, 3, 60, 60, dtype=torch.float64)
+    lr[..., 30:, 30:] = torch.rand(3, 30, 30, dtype=torch.float64)  # only the bottom-right patch has texture
+    method = GradientRoutes(small_net(args={"d": 8, "s": 4, "m": 1}), small_net(), threshold=0.05)
     first, stats = adaptive_upscale(method, lr)
     again, stats_again = adaptive_upscale(method, lr)
     assert torch.equal(first, again) and stats == stats_again
@@ -175,14 +174,14 @@ def test_a_single_image_without_batch_dimension_is_refused(shape):
 @pytest.mark.parametrize("knob", [-0.1, 2.5, "high", True])
 def test_a_knob_out_of_range_is_a_one_line_error(knob):
     with pytest.raises(SrlabError, match=r"threshold of adaptive method GradientRoutes must be a number in \[0.0, 2.0\]"):
-        build_adaptive("gradient_routes", scale=2, knob=knob)
+        GradientRoutes(small_net(), small_net(), threshold=knob)
 
 
 def test_registry_errors_are_one_line():
-    with pytest.raises(SrlabError, match="unknown adaptive method 'arm9': choose one of .*gradient_routes.*static"):
-        build_adaptive("arm9", scale=2)
-    with pytest.raises(SrlabError, match=r"adaptive method 'static' cannot be built with \['knob'\]"):
-        build_adaptive("static", scale=2, knob=0.5)
+    with pytest.raises(SrlabError, match="unknown adaptive method 'arm9': choose one of .*arm.*static"):
+        build_adaptive("arm9", small_net())
+    with pytest.raises(SrlabError, match="adaptive method static has no knob"):
+        build_adaptive("static", small_net(), knob=0.5)
     with pytest.raises(SrlabError, match="StaticRoutes has no knob"):
         StaticRoutes(small_net()).knob = 0.5
 

@@ -1,18 +1,20 @@
-"""Content-adaptive inference: patch-wise routing of an LR image through paths of different cost.
+"""Content-adaptive inference: models whose compute follows the image content, with one knob.
 
-    method = build_adaptive("gradient_routes", scale=4, knob=0.05).eval()
-    sr, stats = adaptive_upscale(method, lr)  # lr: (N, C, H, W) in [0, 1]
-    stats.route_counts, stats.macs_spent, stats.macs_full
+    method = adaptive_for(model, checkpoint=path, knob=1.0)  # the method the model's ModelInfo names
+    sr, stats = method.upscale(lr)  # lr: (N, C, H, W) in [0, 1]
+    stats.macs_spent, stats.macs_full, stats.histogram()
 
-A registered factory takes ``scale`` and, where the method has one, its quality/compute knob as ``knob``.
+See :mod:`srlab.adaptive.method` for the contract and :mod:`srlab.adaptive.engine` for patch routing.
 """
 
-from srlab.adaptive import arm, reference  # noqa: F401  (registers the methods)
-from srlab.adaptive.engine import AdaptiveStats, adaptive_upscale
-from srlab.adaptive.method import AdaptiveMethod, build_adaptive, list_adaptive, register_adaptive
+from srlab.adaptive import arm, camixersr, pcsr, reference, smsr  # noqa: F401  (registers the methods)
+from srlab.adaptive.engine import PatchRoutedMethod, adaptive_upscale
+from srlab.adaptive.method import (
+    AdaptiveMethod, AdaptiveModel, AdaptiveStats, adaptive_for, build_adaptive, list_adaptive, register_adaptive,
+)
 from srlab.adaptive.patches import PatchGrid, blend_patches, split_patches
 
 __all__ = [
-    "AdaptiveMethod", "AdaptiveStats", "PatchGrid", "adaptive_upscale", "blend_patches", "build_adaptive",
-    "list_adaptive", "register_adaptive", "split_patches",
+    "AdaptiveMethod", "AdaptiveModel", "AdaptiveStats", "PatchGrid", "PatchRoutedMethod", "adaptive_for", "adaptive_upscale",
+    "blend_patches", "build_adaptive", "list_adaptive", "register_adaptive", "split_patches",
 ]

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.adaptive.method import AdaptiveMethod, register_adaptive
+from srlab.adaptive.engine import PatchRoutedMethod
+from srlab.adaptive.method import register_adaptive
+from srlab.errors import SrlabError
 from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, load_arm_table, table_path_for
-from srlab.models.create import create_model
 
 
 class _Bicubic(nn.Module):
@@ -46,10 +47,11 @@ class _Subnet(nn.Module):
         return self.supernet(x, width=self.width)
 
 
-class ArmRouting(AdaptiveMethod):
+class ArmRouting(PatchRoutedMethod):
     knob_name = "eta"
     # In units of the full network's cost: below 1e-3 every patch goes bicubic, above 1e3 to its best subnet.
     knob_range = (1e-3, 1e3)
+    knob_sweep = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
 
     def __init__(self, supernet: nn.Module, table: ArmTable, *, knob: float) -> None:
         super().__init__(scale=supernet.scale, num_routes=table.subnets, knob=knob)
@@ -63,14 +65,22 @@ class ArmRouting(AdaptiveMethod):
     def route_module(self, index: int) -> nn.Module:
         return self.routes[index]
 
+    def route_names(self) -> tuple[str, ...]:
+        return ("bicubic", *(f"width {w}" for w in self.routes[1].supernet.widths))
+
     def run(self, index: int, patches: torch.Tensor) -> torch.Tensor:
         return torch.round(self.routes[index](patches).clamp(0, 1) * 255.0) / 255.0
 
 
 @register_adaptive
-def arm(*, scale: int, checkpoint: str, model: str = "arm_carn", knob: float = 4.0) -> ArmRouting:
-    """An ARM supernet (``arm_carn`` or ``arm_fsrcnn``) with the released ``checkpoint`` and the lookup
-    table beside it (``<stem>.hmap.json``)."""
-    supernet = create_model(model, scale=scale, checkpoint=checkpoint)
-    table = load_arm_table(table_path_for(Path(checkpoint)), subnets=len(supernet.widths) + 1)
-    return ArmRouting(supernet, table, knob=knob)
+def arm(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 4.0) -> ArmRouting:
+    """An ARM supernet (``arm_carn``, ``arm_fsrcnn``) with the lookup table of its released ``checkpoint``
+    (``<stem>.hmap.json`` beside it)."""
+    widths = getattr(model, "widths", None)
+    if widths is None:
+        raise SrlabError(f"adaptive method arm runs ARM supernets (arm_carn, arm_fsrcnn), not {type(model).__name__}")
+    if checkpoint is None:
+        raise SrlabError("adaptive method arm needs the supernet's lookup table: give --checkpoint FILE.pth "
+                         "with FILE.hmap.json beside it")
+    table = load_arm_table(table_path_for(checkpoint), subnets=len(widths) + 1)
+    return ArmRouting(model, table, knob=knob)

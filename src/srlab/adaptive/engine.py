@@ -2,47 +2,67 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import abc
+import copy
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from srlab.adaptive.method import AdaptiveMethod
+from srlab.adaptive.method import AdaptiveMethod, AdaptiveStats
 from srlab.adaptive.patches import blend_patches, check_batch, check_patching, split_patches
 from srlab.errors import SrlabError
+from srlab.models.complexity import count_macs
 
 
-@dataclass(frozen=True)
-class AdaptiveStats:
-    """What one adaptive inference did (no timings: those live in benchmarks)."""
+class PatchRoutedMethod(AdaptiveMethod):
+    """A method that routes LR patches (ClassSR, ARM): routes ``0 .. num_routes - 1``, by convention the
+    last one the heaviest. Subclasses implement :meth:`route` and :meth:`route_module` (and :meth:`run`
+    where a route does more than call its module); :meth:`upscale` is :func:`adaptive_upscale` with the
+    method's ``patch``, ``stride`` and ``batch_size`` (attributes; the ClassSR/ARM protocol by default)."""
 
-    route_counts: tuple[int, ...]  # patches per route: the routing histogram
-    route_macs: tuple[int, ...]  # MACs of one patch on each route
-    patch_hw: tuple[int, int]
-    grid_hw: tuple[int, int]  # patch rows and columns per image
-    out_hw: tuple[int, int]  # the SR size: the covered LR region times the scale
+    patch: int = 32
+    stride: int = 28
+    batch_size: int = 128
 
-    @property
-    def patches(self) -> int:
-        return sum(self.route_counts)
+    def __init__(self, *, scale: int, num_routes: int, knob: float | None = None) -> None:
+        super().__init__(scale=scale, knob=knob)
+        self.num_routes = num_routes
 
-    @property
-    def macs_spent(self) -> int:
-        """Sum over patches of their route's MACs (routing itself is not counted)."""
-        return sum(n * macs for n, macs in zip(self.route_counts, self.route_macs))
+    @abc.abstractmethod
+    def route(self, patches: torch.Tensor) -> torch.Tensor:
+        """(P, C, h, w) LR patches -> (P,) int64 route per patch; a pure function of the patches and knob."""
 
-    @property
-    def macs_full(self) -> int:
-        """Every patch on the heaviest route."""
-        return self.patches * max(self.route_macs)
+    @abc.abstractmethod
+    def route_module(self, index: int) -> nn.Module:
+        """The network route ``index`` runs (used by :meth:`run` and :meth:`route_macs`)."""
 
-    @property
-    def route_fractions(self) -> tuple[float, ...]:
-        return tuple(n / self.patches for n in self.route_counts)
+    def route_names(self) -> tuple[str, ...]:
+        return tuple(f"route {i}" for i in range(self.num_routes))
+
+    def run(self, index: int, patches: torch.Tensor) -> torch.Tensor:
+        """A batch of LR patches through route ``index`` -> their SR patches."""
+        return self.route_module(index)(patches)
+
+    def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
+        """MACs route ``index`` spends on one patch of ``patch_hw`` LR pixels."""
+        module = self.route_module(index)
+        if any(p.dtype != torch.float32 for p in module.parameters()):
+            # count_macs traces a float32 input; a float64 (test) or half copy is counted as float32
+            module = copy.deepcopy(module).float()
+        return count_macs(module, patch_hw)
+
+    def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
+        return adaptive_upscale(
+            self, lr, patch=self.patch, stride=self.stride, batch_size=self.batch_size, whole_image=whole_image
+        )
+
+    def full_path(self) -> nn.Module:
+        return self.route_module(self.num_routes - 1)
 
 
 def adaptive_upscale(
-    method: AdaptiveMethod,
+    method: PatchRoutedMethod,
     lr: torch.Tensor,
     *,
     patch: int = 32,
@@ -93,6 +113,8 @@ def adaptive_upscale(
     stats = AdaptiveStats(
         route_counts=tuple(counts.tolist()),
         route_macs=tuple(method.route_macs(i, grid.patch_hw) for i in range(method.num_routes)),
+        route_names=method.route_names(),
+        unit="patch",
         patch_hw=grid.patch_hw,
         grid_hw=(grid.rows, grid.cols),
         out_hw=tuple(sr.shape[-2:]),

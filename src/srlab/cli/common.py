@@ -10,9 +10,11 @@ import yaml
 import torch
 from torch import nn
 
+from srlab.adaptive import AdaptiveMethod, adaptive_for, list_adaptive
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
 from srlab.models.create import DEFAULT_MODEL, model_with_weights
+from srlab.models.registry import spec_of
 from srlab.models.reparam import deploy
 
 
@@ -81,3 +83,28 @@ def load_model_from_flags(args: argparse.Namespace) -> tuple[nn.Module, torch.de
     )
     # Inference always runs the fused form of re-parameterisable models (identical outputs, faster).
     return deploy(model).to(device).eval(), device
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float, lambda v: abs(v) != float("inf"), "a finite number")
+
+
+def add_adaptive_flags(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "adaptive", metavar="METHOD", choices=[*list_adaptive(), "off"],
+         help="content-adaptive inference: the method that runs the model (default: the model's own, for the "
+              "adaptive models of `srlab models`; `static` runs any model through the patch engine; `off` runs "
+              f"the model's plain forward); one of {', '.join(list_adaptive())}, off")
+    flag(parser, "knob", type=finite_float, metavar="VALUE",
+         help="the adaptive method's quality/compute knob (ARM eta, PCSR k, CAMixerSR ratio, ...; default: the method's)")
+
+
+def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveMethod | None:
+    """The adaptive method ``--adaptive`` / ``--knob`` ask for (or the model's own), None for plain inference."""
+    if args.adaptive == "off":
+        if args.knob is not None:
+            raise SrlabError("--knob needs adaptive inference: drop --adaptive off")
+        return None
+    method = args.adaptive or spec_of(model).info.adaptive
+    if not method and args.knob is None:
+        return None
+    return adaptive_for(model, method=method or None, checkpoint=args.checkpoint, knob=args.knob)

@@ -1,5 +1,6 @@
 """``srlab eval``: PSNR/SSIM (Y channel, paper protocol) and other metrics of a model on data sets,
-at one scale or several (one table per scale)."""
+at one scale or several (one table per scale). Content-adaptive models run through their adaptive
+method (``--knob``, ``--adaptive``), and the MACs they spent are printed and kept in the JSON."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from srlab.cli.common import add_model_flags, flag, load_model_from_flags
+from srlab.cli.common import add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
-from srlab.inference.evaluate import evaluate_folder
+from srlab.inference.evaluate import ComputeSummary, evaluate_folder
 from srlab.metrics.protocol import PROTOCOLS
 from srlab.metrics.registry import MetricSet, metric_names, parse_metric_weights, parse_metrics, weight_keys
 from srlab.models.registry import spec_of
@@ -22,6 +23,7 @@ HELP = "evaluate a model on data sets (PSNR/SSIM on Y, the papers' protocol)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_flags(parser)
+    add_adaptive_flags(parser)
     flag(parser, "data", action="append", required=True, metavar="DIR",
          help="HR-only folder (LR made with MATLAB bicubic) or benchmark/DIV2K layout; repeatable")
     flag(parser, "json", metavar="OUT.json", help="write the results as JSON")
@@ -63,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
     for scale in scales:
         args.scale = scale
         model, _ = load_model_from_flags(args)
-        runs.append((model, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
+        adaptive = adaptive_from_flags(args, model)
+        runs.append((model, adaptive, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
     results, failed = [], []
-    for model, folders in runs:
+    for model, adaptive, folders in runs:
         if len(scales) > 1:
             print(f"x{spec_of(model).scale}")
         _print_header(columns)
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 result = evaluate_folder(
                     model, folder, protocol=protocol, tile=args.tile, tile_overlap=args.tile_overlap,
                     progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=metric_set,
+                    adaptive=adaptive,
                 )
             except SrlabError as e:  # e.g. a corrupt image: a mean over the other images is not the set's score
                 failed.append(f"{folder.name} x{spec_of(model).scale}")
@@ -84,16 +88,24 @@ def run(args: argparse.Namespace) -> int:
             values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in columns)
             print(
                 f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6} {values}  "
-                f"{result.model}{suffix}"
+                f"{result.model}{suffix}{_compute_note(result.compute)}"
             )
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps({"results": [r.to_json() for r in results]}, indent=2) + "\n")
     if failed:
-        total = sum(len(folders) for _, folders in runs)
+        total = sum(len(folders) for _, _, folders in runs)
         print(f"srlab: {len(failed)} of {total} data sets failed and have no score: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _compute_note(compute: ComputeSummary | None) -> str:
+    if compute is None:
+        return ""
+    knob = "" if compute.knob_name is None else f" {compute.knob_name}={compute.knob:g}"
+    return (f" ({compute.method}{knob}: {compute.macs_spent / 1e9:.3f} of {compute.macs_full / 1e9:.3f} GMACs "
+            f"per image, {compute.macs_fraction:.1%})")
 
 
 def _width(key: str) -> int:

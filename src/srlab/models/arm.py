@@ -223,6 +223,7 @@ def _info(receptive_radius: int) -> ModelInfo:
         scales=(4,),
         size_multiple=1,
         receptive_radius=receptive_radius,
+        adaptive="arm",
     )
 
 

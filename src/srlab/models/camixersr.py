@@ -307,6 +307,7 @@ class CAMixerSR(nn.Module):
 
 def _info(paper: str, scales: tuple[int, ...]) -> ModelInfo:
     return ModelInfo(
+        adaptive="camixersr",
         paper=paper,
         origin="https://github.com/icandle/CAMixerSR",
         licence="Apache-2.0",

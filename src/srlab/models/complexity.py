@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ from srlab.models.registry import spec_of
 from srlab.models.reparam import deploy
 
 aten = torch.ops.aten
+T = TypeVar("T")
 
 
 def _convolution(args, out) -> int:
@@ -83,22 +85,29 @@ class _Counter(TorchDispatchMode):
 def count_macs(model: nn.Module, lr_size: tuple[int, int]) -> int:
     """MACs of one inference (eval-mode) forward pass of a single RGB image of ``lr_size`` (height, width)."""
     meta_model = copy.deepcopy(model).to("meta").eval()
+    with torch.no_grad():
+        return measure_macs(meta_model, lambda: meta_model(torch.empty(1, 3, *lr_size, device="meta")))[1]
+
+
+def measure_macs(model: nn.Module, call: Callable[[], T]) -> tuple[T, int]:
+    """Run ``call()`` (which runs ``model``) and count the MACs of what actually ran, by the convention
+    above: on real tensors a routed or sparse forward counts only the paths it computed."""
     counter = _Counter()
     # A 1x1 adaptive average pool reaches ATen as a plain mean, which is not counted (fvcore counts the
     # pooling layer, not means written out): count those layers where they run.
     pooled = []
     handles = [
         m.register_forward_hook(lambda m, inputs, out: pooled.append(inputs[0].numel()))
-        for m in meta_model.modules()
+        for m in model.modules()
         if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))
     ]
     try:
-        with torch.no_grad(), counter:
-            meta_model(torch.empty(1, 3, *lr_size, device="meta"))
+        with counter:
+            result = call()
     finally:
         for handle in handles:
             handle.remove()
-    return counter.total + sum(pooled)
+    return result, counter.total + sum(pooled)
 
 
 def lr_size_for_720p(scale: int) -> tuple[int, int]:

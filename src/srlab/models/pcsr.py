@@ -417,6 +417,7 @@ def _refine(pred: torch.Tensor, heavy: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def _info(paper: str, receptive_radius: int) -> ModelInfo:
     return ModelInfo(
+        adaptive="pcsr",
         paper=paper,
         origin="https://github.com/3587jjh/PCSR",
         licence="unknown",

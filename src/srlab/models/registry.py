@@ -52,6 +52,9 @@ class ModelInfo:
     # Parameters the paper leaves out of its count (name substrings), beyond the frozen ones and the
     # training-only branches that every count leaves out (see paper_parameter_count).
     uncounted_parameters: tuple[str, ...] = ()
+    # Content-adaptive models: the registered adaptive method (srlab.adaptive) that runs the model with
+    # its quality/compute knob in `srlab eval/upscale/tradeoff`; "" for static models.
+    adaptive: str = ""
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:

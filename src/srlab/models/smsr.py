@@ -332,6 +332,7 @@ def mask_statistics(model: SMSR) -> dict[str, float]:
 
 @register_model(
     ModelInfo(
+        adaptive="smsr",
         paper="Wang et al., 'Exploring Sparsity in Image Super-Resolution for Efficient Inference', CVPR 2021",
         origin="https://github.com/LongguangWang/SMSR",
         licence="unknown",
