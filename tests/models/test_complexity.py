@@ -1,9 +1,10 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import srlab
-from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
+from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p, measure_macs
 
 
 def test_hand_counted_layers():
@@ -76,3 +77,34 @@ def test_published_mult_adds(name, published):
     for scale, figure in zip((2, 3, 4), published):
         digits = len(str(figure).partition(".")[2])
         assert round(macs_720p(srlab.create_model(name, scale=scale)) / 1e9, digits) == figure
+
+
+class _EveryCountedOp(torch.nn.Module):
+    """Convolutions, a transposed one, a linear layer, matmul, einsum and pools, as functional calls too."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1, groups=1)
+        self.grouped = torch.nn.Conv2d(8, 8, 3, padding=1, groups=4)
+        self.up = torch.nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, groups=2)
+        self.linear = torch.nn.Linear(4, 6)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        y = self.up(self.grouped(torch.relu(self.conv(x))))
+        z = self.linear(y.permute(0, 2, 3, 1))
+        attn = z.flatten(1, 2) @ z.flatten(1, 2).transpose(1, 2)
+        mixed = torch.einsum("bij,bjc->bic", attn.softmax(-1), z.flatten(1, 2))
+        return mixed.mean() + self.pool(y).sum() + F.adaptive_avg_pool2d(y, 3).sum()
+
+
+def test_measured_macs_are_the_same_under_inference_mode_and_equal_the_shape_count():
+    """Under torch.inference_mode composite ops (conv2d, linear, matmul, einsum) reach the counter whole."""
+    model = _EveryCountedOp().eval()
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        _, plain = measure_macs(model, lambda: model(x))
+    with torch.inference_mode():
+        _, inference = measure_macs(model, lambda: model(x))
+        shape_count = count_macs(model, (10, 12))
+    assert plain == inference == shape_count > 0

@@ -45,17 +45,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "device", default="cpu", choices=["auto", "cpu", "cuda"],
          help="where the evaluation runs (default cpu; latency is always measured on the CPU)")
     flag(parser, "tile", type=positive_int, metavar="T", help="evaluate in T x T LR tiles (bounds memory)")
+    flag(parser, "knob", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
+         help="the knob of a content-adaptive model (ARM eta, PCSR k, CAMixerSR ratio; default: the method's), "
+              "e.g. arm_carn=1.0; adaptive models are scored through their adaptive method")
     flag(parser, "quiet", action="store_true", help="no progress bars")
 
 
 def _per_model(items: list[str], what: str, example: str) -> dict[str, list[str]]:
     parsed: dict[str, list[str]] = {}
     for item in items:
-        name, sep, rest = item.partition("=" if what == "--checkpoint" else ":")
+        name, sep, rest = item.partition(":" if what == "--model_arg" else "=")
         if not sep or not name.strip() or not rest.strip():
             raise SrlabError(f"{what} expects {example.split()[0]}, got {item!r} (e.g. {what} {example.split()[1]})")
         parsed.setdefault(name.strip(), []).append(rest.strip())
     return parsed
+
+
+def _knob(name: str, values: list[str]) -> float:
+    if len(values) > 1:
+        raise SrlabError(f"--knob {name}= is given {len(values)} times: give one value per model")
+    try:
+        return float(values[0])
+    except ValueError:
+        raise SrlabError(f"--knob {name}={values[0]}: the knob must be a number (e.g. --knob {name}=1.0)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
         for name, values in _per_model(args.model_arg, "--model_arg", "NAME:KEY=VALUE ecbsr_etds:channels=32").items()
     }
     crops = [parse_crop(text) for text in args.crop]
+    knobs = {name: _knob(name, values) for name, values in _per_model(args.knob, "--knob", "NAME=VALUE arm_carn=1.0").items()}
     result = run_benchmark(
         args.models, args.data, args.scales, args.out, checkpoints=checkpoints, model_args=model_args,
         metrics=metrics, metric_weights=metric_weights, images=args.images, crops=crops, threads=args.threads,
         repeats=args.repeats, warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
-        progress=not args.quiet,
+        knobs=knobs, progress=not args.quiet,
     )
     out = Path(args.out)
     print((out / "results.md").read_text(encoding="utf-8"), end="")

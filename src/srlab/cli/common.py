@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 import yaml
@@ -86,7 +87,7 @@ def load_model_from_flags(args: argparse.Namespace) -> tuple[nn.Module, torch.de
 
 
 def finite_float(text: str) -> float:
-    return _number(text, float, lambda v: abs(v) != float("inf"), "a finite number")
+    return _number(text, float, math.isfinite, "a finite number")
 
 
 def add_adaptive_flags(parser: argparse.ArgumentParser) -> None:

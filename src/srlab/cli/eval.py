@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         args.scale = scale
         model, _ = load_model_from_flags(args)
         adaptive = adaptive_from_flags(args, model)
+        if adaptive is not None and (args.tile or args.self_ensemble):
+            raise SrlabError("adaptive inference routes whole images: drop --tile and --self_ensemble "
+                             "(or --adaptive off for the plain model)")
         runs.append((model, adaptive, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
     results, failed = [], []
     for model, adaptive, folders in runs:

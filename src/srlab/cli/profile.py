@@ -1,4 +1,5 @@
-"""``srlab profile``: parameters, MACs, activations, latency and peak memory of one model."""
+"""``srlab profile``: parameters, MACs, activations, latency and peak memory of one model; for a
+content-adaptive model with ``--image``, also the MACs it spends on that image and its routing."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 import re
 from pathlib import Path
 
-from srlab.cli.common import flag, non_negative_int, parse_model_args, positive_int
+from srlab.cli.common import add_adaptive_flags, adaptive_from_flags, flag, non_negative_int, parse_model_args, positive_int
+from srlab.data.io import read_rgb
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.upscale import resolve_device
 from srlab.models.create import DEFAULT_MODEL, model_with_weights
 from srlab.models.registry import spec_of
+from srlab.profile.adaptive import profile_adaptive
 from srlab.profile.report import profile_model
 
 HELP = "profile a model: parameters, MACs (720p output and 256x256 LR), #Acts, latency, peak memory"
@@ -40,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "lr_size", type=lr_size, metavar="HxW",
          help="LR input for latency and memory (default: the one whose output is 1280x720, e.g. 180x320 at x4)")
     flag(parser, "json", metavar="OUT.json", help="also write the profile as JSON")
+    add_adaptive_flags(parser)
+    flag(parser, "image", metavar="LR.png",
+         help="an LR image: report the MACs a content-adaptive model spends on it and its routing histogram")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,13 +58,27 @@ def run(args: argparse.Namespace) -> int:
         if target.is_dir():
             raise SrlabError(f"--json '{target}' is a folder: give a file name, e.g. {target / 'profile.json'}")
         target.parent.mkdir(parents=True, exist_ok=True)
+    adaptive = adaptive_from_flags(args, model)
+    if args.image and adaptive is None:
+        raise SrlabError(f"--image reports what a content-adaptive model spends: {spec_of(model).name} is static "
+                         f"(use --adaptive static to see the patch engine's cost, or drop --image)")
+    lr = read_rgb(args.image) if args.image else None  # a bad image is refused before the long part
     profile = profile_model(
         model, device=device, threads=args.threads, repeats=args.repeats, warmup=args.warmup, lr_size=args.lr_size,
     )
     print(profile.table())
     print(f"weights          {weights}")
+    spent = None
+    if adaptive is not None:
+        if lr is None:
+            print("adaptive         MACs above are the full path's: give --image LR.png to see what it spends")
+        else:
+            spent = profile_adaptive(adaptive.to(device).eval(), lr, image=args.image)
+            print(spent.table())
     if args.json:
         data = {**profile.to_json(), "weights": weights, "model_args": dict(spec_of(model).args)}
+        if spent is not None:
+            data["adaptive"] = spent.to_json()
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")

@@ -1,7 +1,9 @@
 """``srlab upscale``: super-resolve image files or folders to PNGs (:func:`srlab.inference.upscale_file`).
 
 A file that cannot be read or written is reported and the others are still processed; the exit
-status is 1 if any failed. Inputs are never overwritten.
+status is 1 if any failed. Inputs are never overwritten. Content-adaptive models run through their
+adaptive method (``--knob``, ``--adaptive``; see :mod:`srlab.adaptive`) and each line tells the MACs
+the image took against the same weights' full path.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from srlab.cli.common import add_model_flags, flag, load_model_from_flags
+from srlab.adaptive import AdaptiveModel
+from srlab.cli.common import add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags
 from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
 from srlab.errors import SrlabError
 from srlab.inference.files import STREAM_ABOVE_PIXELS, upscale_file
@@ -24,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="folder for the results")
     add_model_flags(parser)
+    add_adaptive_flags(parser)
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower)")
     flag(parser, "stream", default="auto", choices=["auto", "always", "never"],
@@ -40,6 +44,11 @@ def output_path(out_dir: Path, image: Path, scale: int) -> Path:
 def run(args: argparse.Namespace) -> int:
     model, _ = load_model_from_flags(args)
     scale = spec_of(model).scale
+    adaptive = adaptive_from_flags(args, model)
+    if adaptive is not None:
+        if args.self_ensemble:
+            raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")
+        model = AdaptiveModel(adaptive, model)
     images: list[Path] = []
     for item in args.inputs:
         images.extend(list_images(item))
@@ -53,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _spent(model) -> str:
+    """An adaptive model's MACs for the image just written (all its tiles or strips)."""
+    if not isinstance(model, AdaptiveModel):
+        return ""
+    calls = model.take_calls()
+    spent, full = sum(c.macs_spent for c in calls), sum(c.macs_full for c in calls)
+    share = f" ({spent / full:.1%})" if full else ""
+    return f", {spent / 1e9:.2f} of {full / 1e9:.2f} GMACs{share}"
 
 
 def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: argparse.Namespace) -> int:
@@ -71,7 +90,8 @@ def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: arg
             written.add(destination)
             (w, h), (ow, oh) = done.size, done.out_size
             how = ", streamed" if done.streamed else ""
-            print(f"{image} -> {destination} ({w}x{h} -> {ow}x{oh}{how}, {time.perf_counter() - started:.2f} s)")
+            print(f"{image} -> {destination} ({w}x{h} -> {ow}x{oh}{how}, {time.perf_counter() - started:.2f} s"
+                  f"{_spent(model)})")
         except SrlabError as e:
             failures += 1
             print(f"srlab: error: {e}", file=sys.stderr)

@@ -47,6 +47,35 @@ def _convolution(args, out) -> int:
     return out.numel() * in_per_group * kernel
 
 
+def _conv(args, out) -> int:
+    """``aten.conv{1,2,3}d`` (input, weight, bias, stride, padding, dilation, groups)."""
+    weight = args[1]
+    return out.numel() * weight.shape[1] * math.prod(weight.shape[2:])
+
+
+def _conv_transpose(args, out) -> int:
+    """``aten.conv_transpose{1,2,3}d`` (input, weight, bias, stride, padding, output_padding, groups, ...)."""
+    weight, groups = args[1], args[6] if len(args) > 6 else 1
+    return out.numel() * (weight.shape[0] // groups) * math.prod(weight.shape[2:])
+
+
+def _linear(args, out) -> int:
+    return out.numel() * args[1].shape[1]
+
+
+def _matmul(args, out) -> int:
+    return out.numel() * args[0].shape[-1]
+
+
+def _einsum(args, out) -> int:
+    """One multiply-add per combination of all the equation's indices (einsum contracts what is not output)."""
+    inputs = args[0].replace(" ", "").split("->")[0].split(",")
+    sizes = {}
+    for letters, operand in zip(inputs, args[1]):
+        sizes.update(zip(letters, operand.shape))
+    return math.prod(sizes.values())
+
+
 def _mm(args, out) -> int:
     a, b = args[-2], args[-1]
     return a.shape[0] * a.shape[1] * b.shape[1]
@@ -57,8 +86,21 @@ def _bmm(args, out) -> int:
     return a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
 
 
+# Under torch.inference_mode composite operations (conv2d, linear, matmul) reach the counter whole
+# instead of as the convolution / mm they decompose into; both spellings are counted.
 _OPS: dict[object, Callable[[tuple, torch.Tensor], int]] = {
     aten.convolution: _convolution,
+    aten.conv1d: _conv,
+    aten.conv2d: _conv,
+    aten.conv3d: _conv,
+    aten.conv_transpose1d: _conv_transpose,
+    aten.conv_transpose2d: _conv_transpose,
+    aten.conv_transpose3d: _conv_transpose,
+    aten.linear: _linear,
+    aten.matmul: _matmul,
+    aten.einsum: _einsum,
+    # 1x1 pools are counted by the module hook below (as plain means they reach ATen uncounted)
+    aten.adaptive_avg_pool2d: lambda args, out: 0 if tuple(out.shape[-2:]) == (1, 1) else args[0].numel(),
     aten.mm: _mm,
     aten.addmm: _mm,
     aten.bmm: _bmm,
@@ -85,7 +127,9 @@ class _Counter(TorchDispatchMode):
 def count_macs(model: nn.Module, lr_size: tuple[int, int]) -> int:
     """MACs of one inference (eval-mode) forward pass of a single RGB image of ``lr_size`` (height, width)."""
     meta_model = copy.deepcopy(model).to("meta").eval()
-    with torch.no_grad():
+    # Outside inference mode every operation reaches the counter in its decomposed ATen form, whether or
+    # not the caller runs under torch.inference_mode (the meta tensors are made here).
+    with torch.inference_mode(False), torch.no_grad():
         return measure_macs(meta_model, lambda: meta_model(torch.empty(1, 3, *lr_size, device="meta")))[1]
 
 

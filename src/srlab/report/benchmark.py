@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 from tqdm import tqdm
 
+from srlab.adaptive.method import adaptive_for
 from srlab.data.datasets import PairedFolder, discover_pairs, load_pair
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
@@ -46,6 +47,7 @@ from srlab.metrics.protocol import PAPER_PROTOCOL
 from srlab.metrics.registry import PROTOCOL_METRICS, MetricSet, parse_metrics
 from srlab.models.complexity import lr_size_for_720p
 from srlab.models.create import create_model, model_with_weights
+from srlab.models.registry import spec_of
 from srlab.models.reparam import deploy
 from srlab.models.weights import read_checkpoint
 from srlab.profile.report import profile_model
@@ -305,10 +307,15 @@ def run_benchmark(
     latency_lr_size: tuple[int, int] | None = None,
     device: str = "cpu",
     tile: int | None = None,
+    knobs: Mapping[str, float] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> BenchmarkResult:
     """Evaluate and profile every model at every scale and write the report folder ``out``.
+
+    Content-adaptive models (``ModelInfo.adaptive``) are scored through their adaptive method at the
+    knob ``knobs[name]`` (default: the method's), and their results carry the MACs actually spent; the
+    profile (MACs, latency) is the full path's.
 
     ``metrics``: registered metric names (PSNR and SSIM are always scored, first); ``metric_weights``: the
     weight files of those that need them (``--metric_weights`` keys), loaded once before the long part."""
@@ -320,7 +327,8 @@ def run_benchmark(
     model_args = {k: dict(v) for k, v in (model_args or {}).items()}
     if not models or not scales or not data:
         raise SrlabError("benchmark needs at least one model (--models), scale (--scales) and data set (--data)")
-    for flag_name, given in (("--checkpoint", checkpoints), ("--model_arg", model_args)):
+    knobs = dict(knobs or {})
+    for flag_name, given in (("--checkpoint", checkpoints), ("--model_arg", model_args), ("--knob", knobs)):
         for name in given:
             if name not in models:
                 raise SrlabError(f"{flag_name} names model {name!r}, which is not in --models: add it to --models")
@@ -342,11 +350,16 @@ def run_benchmark(
     chosen = choose_images(folders[scales[0]], images, crops)
     metric_set = MetricSet(parse_metrics(metrics), metric_weights)
     loaded: dict[tuple[str, int], tuple[nn.Module, str]] = {}
+    adaptive = {}
     for scale in scales:
         for name in models:
-            loaded[name, scale] = load_benchmark_model(
+            loaded[name, scale] = model, weights = load_benchmark_model(
                 name, scale, checkpoints=checkpoints.get(name, ()), args=model_args.get(name)
             )
+            if spec_of(model).info.adaptive or name in knobs:
+                runner = deploy(model).to(eval_device).eval()
+                checkpoint = Path(weights) if Path(weights).is_file() else None
+                adaptive[name, scale] = (runner, adaptive_for(runner, checkpoint=checkpoint, knob=knobs.get(name)))
 
     out.mkdir(parents=True, exist_ok=True)
     score_keys = metric_set.keys(PAPER_PROTOCOL)
@@ -360,16 +373,20 @@ def run_benchmark(
             model, device="cpu", threads=used_threads, repeats=repeats, warmup=warmup, lr_size=latency_lr_size,
             memory=False,
         )
-        runner = deploy(model).to(eval_device).eval()
+        runner, method = adaptive.get((name, scale), (deploy(model).to(eval_device).eval(), None))
         entry = ModelEntry(name, scale, weights, profile)
         with torch.inference_mode():
             for folder in folders[scale]:
-                result = evaluate_folder(runner, folder, tile=tile, progress=progress, metrics=metric_set)
+                result = evaluate_folder(runner, folder, tile=None if method else tile, progress=progress,
+                                         metrics=metric_set, adaptive=method)
                 entry.results[folder.name] = result
+                spent = "" if result.compute is None else (
+                    f" (adaptive {result.compute.method}: {result.compute.macs_fraction:.1%} of its full-path MACs spent)"
+                )
                 log(
                     f"{name:<14} x{scale} {folder.name:<12} {result.psnr_y:8.4f} {result.ssim_y:.4f}  "
                     f"params {profile.params:,}  MACs {profile.macs_720p / 1e9:.2f} G  "
-                    f"latency {profile.latency_ms:.1f} ms ({used_threads} thread(s))"
+                    f"latency {profile.latency_ms:.1f} ms ({used_threads} thread(s)){spent}"
                 )
         entries.append(entry)
 

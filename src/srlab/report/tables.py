@@ -44,6 +44,11 @@ def records(result: BenchmarkResult) -> list[dict]:
                     "latency_threads": profile.threads,
                     "latency_lr_size": "x".join(map(str, profile.lr_size)),
                     **scores.scores,
+                    # adaptive models: mean MACs per image actually spent, and the same weights' full path
+                    **({} if scores.compute is None else {
+                        "macs_spent": scores.compute.macs_spent, "macs_full": scores.compute.macs_full,
+                        "knob": scores.compute.knob,
+                    }),
                 })
     return rows
 
@@ -67,11 +72,13 @@ def results_json(result: BenchmarkResult) -> dict:
 
 
 def results_csv(result: BenchmarkResult) -> str:
-    fields = list(CSV_FIELDS) + list(result.score_keys)
+    rows = records(result)
+    adaptive = ["macs_spent", "macs_full", "knob"] if any("macs_spent" in row for row in rows) else []
+    fields = list(CSV_FIELDS) + adaptive + list(result.score_keys)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    for row in records(result):
+    for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
     return buffer.getvalue()
 
