@@ -5,7 +5,7 @@ trade-off (tradeoff.json, tradeoff_meta.json, tradeoff.csv, PSNR-vs-MACs and PSN
         --data ../shared/benchmarks/Set14 --scale 4 --out runs/tradeoff_arm --threads 1
 
     srlab tradeoff --model pcsr_carn --checkpoint carn-pcsr-phase1_iter_last.pth --data Set5 --scale 4 \\
-        --knobs 4,2,1,0 --static carn:carn-x4_iter_last.pth --out runs/tradeoff_pcsr
+        --knobs 4,2,1,0 --static carn_m:carn_m.pth --out runs/tradeoff_pcsr
 
 Each point is one knob value (the method's sweep unless ``--knobs``), plus the same weights' full path and
 each ``--static`` network as reference points; latencies are timed side by side in the same run (see
@@ -22,7 +22,18 @@ from srlab.adaptive import adaptive_for, list_adaptive
 from srlab.cli.common import add_model_flags, flag, load_model_from_flags, non_negative_int, positive_int
 from srlab.errors import SrlabError
 from srlab.models.registry import spec_of
-from srlab.report.tradeoff import load_static, parse_knobs, run_tradeoff
+from srlab.report.tradeoff import load_static, run_tradeoff
+
+def knob_list(text: str) -> list[float]:
+    """argparse type of ``--knobs 0.1,1,10``; each value is checked against the method's range later."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers (e.g. 0.1,1,10), got {text!r}")
+    return values
+
 
 HELP = "sweep an adaptive model's knob: PSNR against MACs and CPU latency, with its full path and static networks"
 
@@ -35,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "data", action="append", required=True, metavar="DIR",
          help="HR-only folder (LR made with MATLAB bicubic) or benchmark/DIV2K layout; repeatable")
     flag(parser, "out", required=True, metavar="DIR", help="report folder (created; index.html inside)")
-    flag(parser, "knobs", type=parse_knobs, metavar="V1,V2,...",
+    flag(parser, "knobs", type=knob_list, metavar="V1,V2,...",
          help="the knob values to sweep, cheap to expensive (default: the method's sweep)")
     flag(parser, "static", action="append", default=[], metavar="NAME[:CHECKPOINT]",
          help="a static network of the same family as a reference point (default weights: srlab's); repeatable")

@@ -301,15 +301,19 @@ def curves_svg(
         lines.append(f"<title>{escape(curve.label)}</title>")
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         lines.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        labelled: list[tuple[float, float]] = []
         for (x, y), value_x, value_y, tag in zip(coords, curve.xs, curve.ys, curve.tags):
             lines.append(
                 f'<circle class="marker" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">'
                 f"<title>{escape(curve.label)} {escape(tag)}: x {value_x:.4g}, PSNR {value_y:.2f} dB</title></circle>"
             )
-            lines.append(
-                f'<text class="marker-label" x="{x + 5:.1f}" y="{y + 12:.1f}" font-size="9" fill="{color}">'
-                f"{escape(tag)}</text>"
-            )
+            # Knob values that land on one spot (the same routing) are named once; the tooltips name each.
+            if tag and all(abs(x - lx) > 12 or abs(y - ly) > 10 for lx, ly in labelled):
+                labelled.append((x, y))
+                lines.append(
+                    f'<text class="marker-label" x="{x + 5:.1f}" y="{y + 12:.1f}" font-size="9" fill="{color}">'
+                    f"{escape(tag)}</text>"
+                )
         if coords:
             x, y = coords[-1]
             anchor = "end" if x + 6.5 * len(curve.label) > WIDTH - MARGIN_RIGHT else "start"

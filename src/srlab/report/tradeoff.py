@@ -49,7 +49,7 @@ from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.evaluate import DatasetResult, evaluate_folder, iter_folder
 from srlab.inference.upscale import upscale_tensor
-from srlab.models.complexity import measure_macs
+from srlab.models.complexity import count_macs
 from srlab.models.create import model_with_weights
 from srlab.models.registry import ModelSpec, spec_of
 from srlab.profile.latency import measure_interleaved, torch_threads
@@ -106,21 +106,12 @@ class TradeoffResult:
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def parse_knobs(text: str) -> list[float]:
-    """``--knobs 0.1,1,10`` -> [0.1, 1.0, 10.0]."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise SrlabError(f"--knobs expects comma-separated numbers (e.g. --knobs 0.1,1,10), got {text!r}")
-    return values
-
-
 def knob_sweep(method: AdaptiveMethod, knobs: Sequence[float] | None = None) -> list[float | None]:
     """The knob values to visit, each checked by the method (its one-line error) before any work; a
     method without a knob has the one point ``[None]``."""
-    if method.knob_name is None and not knobs:
+    if method.knob_name is None:
+        if knobs:
+            raise SrlabError(f"adaptive method {method.method_name} has no knob: drop --knobs")
         return [None]
     sweep = list(knobs) if knobs else list(method.knob_sweep) or [method.knob]
     before = method.knob
@@ -161,19 +152,29 @@ class _AsModel(nn.Module):
 
 
 class WholeImagePath(AdaptiveMethod):
-    """A plain network on whole images as a method with one route, reporting the MACs that ran: the full
-    path or a static network scored the way an internally adaptive method's points are."""
+    """A plain network on whole images (the generic inference path) as a method with one route: the full
+    path or a static network scored the way an internally adaptive method's points are. Its MACs are
+    those of the input it runs (padded to the model's size multiple), counted once per size."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__(scale=spec_of(net).scale)
         self.net = net
+        self._macs_memo: dict[tuple[int, int], int] = {}
 
     def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
-        sr, macs = measure_macs(self.net, lambda: upscale_tensor(self.net, lr))
+        sr = upscale_tensor(self.net, lr)
+        macs = len(lr) * self._macs((lr.shape[-2], lr.shape[-1]))
         return sr, AdaptiveStats(
             route_counts=(len(lr),), route_macs=(0,), route_names=("whole image",), unit="image",
             out_hw=(sr.shape[-2], sr.shape[-1]), measured=(macs, macs),
         )
+
+    def _macs(self, lr_hw: tuple[int, int]) -> int:
+        if lr_hw not in self._macs_memo:
+            info = spec_of(self.net).info
+            multiple = 1 if info.pad_mode == "inside" else max(1, info.size_multiple)  # as upscale_tensor pads
+            self._macs_memo[lr_hw] = count_macs(self.net, tuple(-(-side // multiple) * multiple for side in lr_hw))
+        return self._macs_memo[lr_hw]
 
     def full_path(self) -> nn.Module:
         return self.net
