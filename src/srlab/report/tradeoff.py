@@ -294,7 +294,8 @@ def run_tradeoff(
     for name, static in statics:
         if spec_of(static).scale != spec.scale:
             raise SrlabError(f"--static {name} is x{spec_of(static).scale}, not x{spec.scale} like --model")
-    device = next(model.parameters()).device
+    param = next(model.parameters(), None)  # bicubic has none
+    device = torch.device("cpu") if param is None else param.device
     full = _AsModel(method.full_path(), spec).eval()
     static_models = [(name, static.to(device).eval()) for name, static in statics]
     identity = dict(model=spec.name, method=method.method_name, knob_name=method.knob_name)
