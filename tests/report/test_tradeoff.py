@@ -135,6 +135,13 @@ def test_bad_inputs_are_one_line_errors(photos, tmp_path):
     afile.write_text("x")
     with pytest.raises(SrlabError, match="--out '.*file' is a file: give a folder"):
         run_tradeoff(heavy, static, [photos], afile, **FAST)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "results.json").write_text("{}")
+    (bench / "index.html").write_text("<html></html>")
+    with pytest.raises(SrlabError, match="holds a `srlab benchmark` report, whose index.html this would replace"):
+        run_tradeoff(heavy, static, [photos], bench, **FAST)
+    assert sorted(p.name for p in bench.iterdir()) == ["index.html", "results.json"]
     x3 = build_model("fsrcnn_etds", scale=3, args={"d": 8, "s": 4, "m": 1}).eval()
     with pytest.raises(SrlabError, match="--static small is x3, not x2 like --model"):
         run_tradeoff(heavy, static, [photos], tmp_path / "b", statics=[("small", x3)], **FAST)

@@ -227,7 +227,6 @@ def _score(model: nn.Module, folder: PairedFolder, method: AdaptiveMethod, progr
         return evaluate_folder(model, folder, adaptive=method, progress=progress)
 
 
-
 def _point(result: DatasetResult, **identity) -> TradeoffPoint:
     return TradeoffPoint(
         dataset=result.dataset, psnr_y=result.psnr_y, ssim_y=result.ssim_y, macs_spent=result.compute.macs_spent,
@@ -259,6 +258,61 @@ def _at_knob(method: AdaptiveMethod, knob: float | None) -> Callable[[torch.Tens
     return run
 
 
+def _check_inputs(
+    model: nn.Module, out: Path, data: Sequence[str | Path], statics: Sequence[tuple[str, nn.Module]],
+    latency_images: int | None,
+) -> list[PairedFolder]:
+    """Everything that can be wrong, before the long part; returns the data sets."""
+    if out.exists() and not out.is_dir():
+        raise SrlabError(f"--out '{out}' is a file: give a folder for the report")
+    if (out / "results.json").is_file() and (out / "index.html").is_file():
+        raise SrlabError(f"--out '{out}' holds a `srlab benchmark` report, whose index.html this would replace: "
+                         f"give the trade-off a folder of its own, e.g. {out / 'tradeoff'}")
+    if latency_images is not None and latency_images < 1:
+        raise SrlabError(f"--latency_images must be >= 1, got {latency_images}")
+    scale = spec_of(model).scale
+    folders = [discover_pairs(d, scale) for d in data]
+    for folder in folders:
+        if not folder.pairs:
+            raise SrlabError(f"data set '{folder.name}' holds no images at x{scale}: check the folder")
+    if len({f.name for f in folders}) != len(folders):
+        raise SrlabError("two data sets share a name: give folders with distinct names")
+    for name, static in statics:
+        if spec_of(static).scale != scale:
+            raise SrlabError(f"--static {name} is x{spec_of(static).scale}, not x{scale} like --model")
+    return folders
+
+
+def _dataset_points(
+    model: nn.Module, method: AdaptiveMethod, sweep: Sequence[float | None], statics: Sequence[tuple[str, nn.Module]],
+    folder: PairedFolder, *, device: torch.device, progress: bool, **timing,
+) -> list[TradeoffPoint]:
+    """The points of one data set: the sweep, the full path, the static networks (see the module docstring)."""
+    spec = spec_of(model)
+    full = _AsModel(method.full_path(), spec).eval()
+    identity = dict(model=spec.name, method=method.method_name, knob_name=method.knob_name)
+    swept = []
+    for knob in sweep:
+        method.knob = knob
+        swept.append(_point(_score(model, folder, method, progress), knob=knob, **identity))
+    reference = [_point(_score(model, folder, full_path_scored(method, full), progress), knob=None, full_path=True,
+                        **identity)]
+    reference += [
+        _point(_score(static, folder, static_scored(method, static), progress), model=name, method=None,
+               knob_name=None, knob=None, static=True)
+        for name, static in statics
+    ]
+    runs = [_at_knob(method, knob) for knob in sweep]
+    runs += [lambda x: upscale_tensor(full, x)] + [lambda x, s=s: upscale_tensor(s, x) for _, s in statics]
+    latencies = _latencies(runs, folder, scale=spec.scale, device=device, **timing)
+    full_ms = latencies[len(sweep)]
+    for point, ms in zip(swept, latencies):
+        point.latency_ms, point.latency_full_ms = ms, full_ms
+    for point, ms in zip(reference, latencies[len(sweep):]):
+        point.latency_ms = point.latency_full_ms = ms  # they compute everything: their own full path
+    return swept + reference
+
+
 def run_tradeoff(
     model: nn.Module,
     method: AdaptiveMethod,
@@ -279,56 +333,26 @@ def run_tradeoff(
     module docstring); ``model`` is the built network ``method`` runs, ``weights`` where they came from."""
     log = log or (lambda _: None)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SrlabError(f"--out '{out}' is a file: give a folder for the report")
-    if latency_images is not None and latency_images < 1:
-        raise SrlabError(f"--latency_images must be >= 1, got {latency_images}")
-    spec = spec_of(model)
+    folders = _check_inputs(model, out, data, statics, latency_images)
     sweep = knob_sweep(method, knobs)
-    folders = [discover_pairs(d, spec.scale) for d in data]
-    for folder in folders:
-        if not folder.pairs:
-            raise SrlabError(f"data set '{folder.name}' holds no images at x{spec.scale}: check the folder")
-    if len({f.name for f in folders}) != len(folders):
-        raise SrlabError("two data sets share a name: give folders with distinct names")
-    for name, static in statics:
-        if spec_of(static).scale != spec.scale:
-            raise SrlabError(f"--static {name} is x{spec_of(static).scale}, not x{spec.scale} like --model")
     param = next(model.parameters(), None)  # bicubic has none
     device = torch.device("cpu") if param is None else param.device
-    full = _AsModel(method.full_path(), spec).eval()
-    static_models = [(name, static.to(device).eval()) for name, static in statics]
-    identity = dict(model=spec.name, method=method.method_name, knob_name=method.knob_name)
-    before = method.knob
+    statics = [(name, static.to(device).eval()) for name, static in statics]
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()[0]
     points: list[TradeoffPoint] = []
-    with torch_threads(threads) as used:
-        for folder in folders:
-            swept = []
-            for knob in sweep:
-                method.knob = knob
-                swept.append(_point(_score(model, folder, method, progress), knob=knob, **identity))
-            reference = [_point(_score(model, folder, full_path_scored(method, full), progress), knob=None,
-                                full_path=True, **identity)]
-            reference += [
-                _point(_score(static, folder, static_scored(method, static), progress), model=name, method=None,
-                       knob_name=None, knob=None, static=True)
-                for name, static in static_models
-            ]
-            runs = [_at_knob(method, knob) for knob in sweep]
-            runs += [lambda x: upscale_tensor(full, x)] + [lambda x, s=s: upscale_tensor(s, x) for _, s in static_models]
-            latencies = _latencies(runs, folder, scale=spec.scale, device=device, images=latency_images,
-                                   repeats=repeats, warmup=warmup, threads=used)
-            full_ms = latencies[len(sweep)]
-            for point, ms in zip(swept, latencies):
-                point.latency_ms, point.latency_full_ms = ms, full_ms
-            for point, ms in zip(reference, latencies[len(sweep):]):
-                point.latency_ms = point.latency_full_ms = ms
-            for point in swept + reference:
-                log(_summary(point))
-            points += swept + reference
-    method.knob = before
+    before = method.knob
+    try:
+        with torch_threads(threads) as used:
+            for folder in folders:
+                found = _dataset_points(model, method, sweep, statics, folder, device=device, progress=progress,
+                                        images=latency_images, repeats=repeats, warmup=warmup, threads=used)
+                for point in found:
+                    log(_summary(point))
+                points += found
+    finally:
+        method.knob = before
+    spec = spec_of(model)
     meta = {
         "created": started.isoformat(timespec="seconds"),
         "model": spec.name, "scale": spec.scale, "weights": weights, "method": method.method_name,
