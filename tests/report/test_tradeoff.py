@@ -150,7 +150,7 @@ def test_bad_inputs_are_one_line_errors(photos, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_curves_are_lines_through_their_markers_and_references_are_points():
+def test_curves_are_lines_through_their_markers_and_references_are_points_named_in_a_legend():
     curves = [
         Curve("a (arm)", (0.0, 0.0, 1.0, 2.0), (30.0, 30.0, 31.0, 31.5), ("eta=0.1", "eta=0.3", "eta=1", "eta=3")),
         Curve("b (pcsr)", (0.5, 1.5), (30.5, 31.2), ("k=2", "k=0")),
@@ -166,6 +166,8 @@ def test_curves_are_lines_through_their_markers_and_references_are_points():
     assert labels == ["eta=0.1", "eta=1", "eta=3"]  # the second marker sits on the first: named once
     points = [g for g in root.iter(f"{SVG}g") if g.get("class") == "point"]
     assert [g.get("data-model") for g in points] == ["static <net>"]
+    legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend-label"]
+    assert legend == ["a (arm)", "b (pcsr)", "static <net>"]
 
 
 ARM = OFFICIAL_WEIGHTS / "arm" / "arm-fsrcnn.pth"

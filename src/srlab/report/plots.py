@@ -270,11 +270,41 @@ class Curve:
     tags: tuple[str, ...]  # e.g. "eta=0.3", written beside each marker
 
 
+class _Legend:
+    """The names of a trade-off plot's curves and points, stacked in its lower right corner (curves rise
+    to the upper right, so that corner is the emptiest); an entry is its marker and its name."""
+
+    ROW = 16
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.count = len(labels)
+        self.width = 30 + 6.5 * max((len(label) for label in labels), default=0)
+        self.right = WIDTH - MARGIN_RIGHT - 8
+        self.bottom = HEIGHT - MARGIN_BOTTOM - 8
+
+    def box(self) -> list[str]:
+        if not self.count:
+            return []
+        height = self.ROW * self.count + 6
+        return [
+            f'<rect class="legend" x="{self.right - self.width:.1f}" y="{self.bottom - height:.1f}" '
+            f'width="{self.width:.1f}" height="{height}" fill="white" fill-opacity="0.85" stroke="#ccc"/>'
+        ]
+
+    def entry(self, index: int, label: str, color: str, marker: str) -> list[str]:
+        y = self.bottom - self.ROW * (self.count - index) + 5
+        x = self.right - self.width + 12
+        return [
+            f'<g transform="translate({x:.1f} {y + 5:.1f})">{marker}</g>',
+            f'<text class="legend-label" x="{x + 12:.1f}" y="{y + 9:.1f}" fill="{color}">{escape(label)}</text>',
+        ]
+
+
 def curves_svg(
     curves: Sequence[Curve], references: Sequence[Point], *, title: str, x_label: str, y_label: str, note: str = ""
 ) -> str:
     """Trade-off curves (linear axes, a line through the markers in the order given) and reference
-    points (``Point.latency_ms`` is not drawn); returns the SVG document."""
+    points (``Point.latency_ms`` is not drawn), named in a legend; returns the SVG document."""
     plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     xs = [x for c in curves for x in c.xs] + [p.x for p in references]
     ys = [y for c in curves for y in c.ys] + [p.y for p in references]
@@ -294,6 +324,8 @@ def curves_svg(
         x = to_x(tick)
         lines.append(f'<line x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#e5e5e5"/>')
         lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+    legend = _Legend([c.label for c in curves] + [p.label for p in references])
+    lines += legend.box()
     for index, curve in enumerate(curves):
         color = PALETTE[index % len(PALETTE)]
         coords = [(to_x(x), to_y(y)) for x, y in zip(curve.xs, curve.ys)]
@@ -314,13 +346,7 @@ def curves_svg(
                     f'<text class="marker-label" x="{x + 5:.1f}" y="{y + 12:.1f}" font-size="9" fill="{color}">'
                     f"{escape(tag)}</text>"
                 )
-        if coords:
-            x, y = coords[-1]
-            anchor = "end" if x + 6.5 * len(curve.label) > WIDTH - MARGIN_RIGHT else "start"
-            lines.append(
-                f'<text class="point-label" x="{x + (-6 if anchor == "end" else 6):.1f}" y="{y - 6:.1f}" '
-                f'text-anchor="{anchor}" fill="{color}">{escape(curve.label)}</text>'
-            )
+        lines += legend.entry(index, curve.label, color, f'<circle cx="0" cy="0" r="3.5" fill="{color}"/>')
         lines.append("</g>")
     for index, point in enumerate(references):
         color = PALETTE[(len(curves) + index) % len(PALETTE)]
@@ -328,11 +354,7 @@ def curves_svg(
         lines.append(f'<g class="point" data-model="{_attr(point.label)}">')
         lines.append(f"<title>{escape(point.label)}: x {point.x:.4g}, PSNR {point.y:.2f} dB</title>")
         lines.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{color}"/>')
-        anchor = "end" if x + 8 + 6.5 * len(point.label) > WIDTH - MARGIN_RIGHT else "start"
-        lines.append(
-            f'<text class="point-label" x="{x + (-8 if anchor == "end" else 8):.1f}" y="{y - 6:.1f}" '
-            f'text-anchor="{anchor}" fill="{color}">{escape(point.label)}</text>'
-        )
+        lines += legend.entry(len(curves) + index, point.label, color, f'<rect x="-4" y="-4" width="8" height="8" fill="{color}"/>')
         lines.append("</g>")
     if note:
         lines.append(
