@@ -98,7 +98,8 @@ def test_a_method_without_a_knob_is_one_point_beside_static_references(photos, t
     assert (one.psnr_y, one.macs_spent) == (full.psnr_y, full.macs_spent)  # one route: the full path itself
     assert static.method is None and 0 < static.macs_spent == static.macs_full < full.macs_spent
     assert static.latency_full_ms == static.latency_ms > 0
-    assert [g.get("data-model") for g in groups(out / "psnr_vs_macs.svg", "point")] == ["fsrcnn_etds full path", "light"]
+    references = groups(out / "psnr_vs_macs.svg", "point")
+    assert [g.get("data-model") for g in references] == ["fsrcnn_etds full path", "light"]
 
 
 def test_several_data_sets_get_their_own_plots(photos, tmp_path):
@@ -155,7 +156,8 @@ def test_curves_are_lines_through_their_markers_and_references_are_points_named_
         Curve("a (arm)", (0.0, 0.0, 1.0, 2.0), (30.0, 30.0, 31.0, 31.5), ("eta=0.1", "eta=0.3", "eta=1", "eta=3")),
         Curve("b (pcsr)", (0.5, 1.5), (30.5, 31.2), ("k=2", "k=0")),
     ]
-    root = ET.fromstring(curves_svg(curves, [Point("static <net>", 2.5, 31.6, None)], title="t", x_label="x", y_label="y"))
+    reference = Point("static <net>", 2.5, 31.6, None)
+    root = ET.fromstring(curves_svg(curves, [reference], title="t", x_label="x", y_label="y"))
     found = [g for g in root.iter(f"{SVG}g") if g.get("class") == "curve"]
     assert [g.get("data-model") for g in found] == ["a (arm)", "b (pcsr)"]
     markers = [float(m.get("cx")) for m in found[0].iter(f"{SVG}circle") if m.get("class") == "marker"]

@@ -354,7 +354,8 @@ def curves_svg(
         lines.append(f'<g class="point" data-model="{_attr(point.label)}">')
         lines.append(f"<title>{escape(point.label)}: x {point.x:.4g}, PSNR {point.y:.2f} dB</title>")
         lines.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{color}"/>')
-        lines += legend.entry(len(curves) + index, point.label, color, f'<rect x="-4" y="-4" width="8" height="8" fill="{color}"/>')
+        square = f'<rect x="-4" y="-4" width="8" height="8" fill="{color}"/>'
+        lines += legend.entry(len(curves) + index, point.label, color, square)
         lines.append("</g>")
     if note:
         lines.append(

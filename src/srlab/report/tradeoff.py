@@ -52,6 +52,7 @@ from srlab.inference.upscale import upscale_tensor
 from srlab.models.complexity import count_macs
 from srlab.models.create import model_with_weights
 from srlab.models.registry import ModelSpec, spec_of
+from srlab.models.reparam import deploy
 from srlab.profile.latency import measure_interleaved, torch_threads
 from srlab.profile.machine import cpu_model
 from srlab.report.benchmark import safe_name
@@ -115,15 +116,17 @@ def knob_sweep(method: AdaptiveMethod, knobs: Sequence[float] | None = None) -> 
         return [None]
     sweep = list(knobs) if knobs else list(method.knob_sweep) or [method.knob]
     before = method.knob
-    for value in sweep:
-        method.knob = value  # raises the method's error for a value out of its range
-    method.knob = before
+    try:
+        for value in sweep:
+            method.knob = value  # raises the method's error for a value out of its range
+    finally:
+        method.knob = before
     return sweep
 
 
 def load_static(text: str, scale: int) -> tuple[str, nn.Module]:
     """``--static NAME[:CHECKPOINT]`` -> (name, model in eval mode at ``scale``): the checkpoint's weights,
-    or srlab's bundled ones."""
+    or srlab's bundled ones; in its inference form (re-parameterised models fused), as every command runs it."""
     name, _, checkpoint = text.partition(":")
     if not name.strip():
         raise SrlabError(f"--static expects NAME or NAME:CHECKPOINT (e.g. --static carn:carn.pth), got {text!r}")
@@ -132,7 +135,7 @@ def load_static(text: str, scale: int) -> tuple[str, nn.Module]:
     )
     if spec_of(model).scale != scale:
         raise SrlabError(f"--static {text}: the weights are for x{spec_of(model).scale}, not x{scale}")
-    return name.strip(), model.eval()
+    return name.strip(), deploy(model).eval()
 
 
 # ---------------------------------------------------------------------------------------------- paths
