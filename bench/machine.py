@@ -1,9 +1,5 @@
 """What every benchmark prints beside its figures: the CPU model (machines change between sessions)."""
 
+from srlab.profile.machine import cpu_model
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+__all__ = ["cpu_model"]

@@ -28,6 +28,9 @@ class PatchRoutedMethod(AdaptiveMethod):
     def __init__(self, *, scale: int, num_routes: int, knob: float | None = None) -> None:
         super().__init__(scale=scale, knob=knob)
         self.num_routes = num_routes
+        # (route, patch size) -> MACs: a count traces the route on the meta device (a deep copy of it),
+        # which costs more than upscaling a small image; routes and their cost do not change with the knob.
+        self._route_macs_memo: dict[tuple[int, tuple[int, int]], int] = {}
 
     @abc.abstractmethod
     def route(self, patches: torch.Tensor) -> torch.Tensor:
@@ -112,7 +115,7 @@ def adaptive_upscale(
         sr = sr[..., : height * method.scale, : width * method.scale]
     stats = AdaptiveStats(
         route_counts=tuple(counts.tolist()),
-        route_macs=tuple(method.route_macs(i, grid.patch_hw) for i in range(method.num_routes)),
+        route_macs=tuple(_route_macs(method, i, grid.patch_hw) for i in range(method.num_routes)),
         route_names=method.route_names(),
         unit="patch",
         patch_hw=grid.patch_hw,
@@ -120,6 +123,13 @@ def adaptive_upscale(
         out_hw=tuple(sr.shape[-2:]),
     )
     return sr, stats
+
+
+def _route_macs(method: PatchRoutedMethod, index: int, patch_hw: tuple[int, int]) -> int:
+    key = (index, patch_hw)
+    if key not in method._route_macs_memo:
+        method._route_macs_memo[key] = method.route_macs(index, patch_hw)
+    return method._route_macs_memo[key]
 
 
 def _pad_to_grid(lr: torch.Tensor, patch: int, stride: int) -> torch.Tensor:

@@ -147,7 +147,8 @@ def evaluate_images(
         if adaptive is None:
             sr = upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble).float()
         else:
-            device = next(model.parameters()).device
+            param = next(model.parameters(), None)  # bicubic has none
+            device = lr.device if param is None else param.device
             with torch.no_grad():
                 sr, compute = adaptive.upscale(lr.unsqueeze(0).to(device), whole_image=False)
             sr = sr[0].float()

@@ -9,7 +9,7 @@ timings mean little without it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -65,26 +65,47 @@ def measure_latency(
     threads: int | None = None,
 ) -> LatencyStats:
     """Time ``run()`` ``repeats`` times after ``warmup`` untimed calls."""
+    return measure_interleaved([run], device=device, repeats=repeats, warmup=warmup, threads=threads)[0]
+
+
+def measure_interleaved(
+    runs: Sequence[Callable[[], object]],
+    *,
+    device: torch.device | str = "cpu",
+    repeats: int = 20,
+    warmup: int = 3,
+    threads: int | None = None,
+) -> list[LatencyStats]:
+    """Time several ``runs`` side by side: ``warmup`` untimed rounds, then ``repeats`` timed rounds, each
+    calling every run once in turn (A, B, A, B, ...). A change in the machine's load (a shared CPU, a clock
+    boost ending) then falls on all of them alike, and their ratios stay meaningful where a run after run
+    measurement would compare different machines. One :class:`LatencyStats` per run, in order."""
     device = torch.device(device)
     if repeats < 1:
         raise SrlabError(f"--repeats must be >= 1, got {repeats}")
     if warmup < 0:
         raise SrlabError(f"--warmup must be >= 0, got {warmup}")
-    times = []
+    times: list[list[float]] = [[] for _ in runs]
     with torch_threads(threads) as used, torch.inference_mode():
         for _ in range(warmup):
-            run()
+            for run in runs:
+                run()
         _synchronize(device)
         for _ in range(repeats):
-            _synchronize(device)
-            start = time.perf_counter()
-            run()
-            _synchronize(device)
-            times.append((time.perf_counter() - start) * 1000)
+            for run, run_times in zip(runs, times):
+                _synchronize(device)
+                start = time.perf_counter()
+                run()
+                _synchronize(device)
+                run_times.append((time.perf_counter() - start) * 1000)
+    return [_stats(run_times, warmup=warmup, threads=used, device=device) for run_times in times]
+
+
+def _stats(times: list[float], *, warmup: int, threads: int, device: torch.device) -> LatencyStats:
     q1, median, q3 = (float(v) for v in np.percentile(times, [25, 50, 75]))
     return LatencyStats(
         median_ms=median, q1_ms=q1, q3_ms=q3, iqr_ms=q3 - q1, min_ms=float(min(times)),
-        mean_ms=float(np.mean(times)), repeats=repeats, warmup=warmup, threads=used, device=str(device),
+        mean_ms=float(np.mean(times)), repeats=len(times), warmup=warmup, threads=threads, device=str(device),
     )
 
 

@@ -11,6 +11,7 @@ every image displayed.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 from srlab.fileio import atomic_path
@@ -138,17 +139,7 @@ def _comparisons_section(result: BenchmarkResult) -> list[str]:
 def render_html(result: BenchmarkResult) -> str:
     meta = result.meta
     weights = ", ".join(f"{_e(k)}: {_e(v)}" for k, v in meta.get("weights", {}).items())
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{TITLE}</title>",
-        f"<style>{_STYLE}</style>",
-        f"<script>{_SCRIPT}</script>",
-        "</head>",
-        "<body>",
-        f"<h1>{TITLE}</h1>",
+    return render_page(TITLE, [
         f'<p class="note">Models: {_e(", ".join(result.models))}; scales: {_e(", ".join(f"x{s}" for s in result.scales))}; '
         f'data sets: {_e(", ".join(result.datasets))}. Created {_e(meta.get("created", ""))} in '
         f'{_e(meta.get("elapsed_s", "?"))} s.</p>',
@@ -159,6 +150,24 @@ def render_html(result: BenchmarkResult) -> str:
         '<a href="results.csv">results.csv</a>, <a href="results.md">results.md</a>.</p>',
         *_plots_section(result),
         *_comparisons_section(result),
+    ])
+
+
+def render_page(title: str, body: Sequence[str]) -> str:
+    """A whole offline page in the reports' style: a heading ``title``, then the HTML ``body`` parts (text
+    in them escaped by the caller). The page title gains ``[N/N images loaded]`` once the page has loaded."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        f"<script>{_SCRIPT}</script>",
+        "</head>",
+        "<body>",
+        f"<h1>{_e(title)}</h1>",
+        *body,
         "</body>",
         "</html>",
     ]

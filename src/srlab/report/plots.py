@@ -6,9 +6,12 @@
   axis carries a "0" tick behind a break mark.
 - :func:`box_svg`: the per-image PSNR of each model as a box plot (quartiles, median, whiskers to the
   furthest value within 1.5 IQR) with every image drawn as a point beside it.
+- :func:`curves_svg`: trade-off curves, PSNR against a cost (MACs, latency) on linear axes, one line with
+  markers per adaptive model (a marker per knob value), and reference models as labelled squares.
 
-Every model is one ``<g class="point">`` (scatter) or ``<g class="box">`` (box plot) carrying
-``data-model``; the axis titles are ``<text class="axis-label">``.
+Every model is one ``<g class="point">`` (scatter, curve references), ``<g class="box">`` (box plot) or
+``<g class="curve">`` (trade-off curve) carrying ``data-model``; the axis titles are
+``<text class="axis-label">``.
 """
 
 from __future__ import annotations
@@ -253,5 +256,111 @@ def box_svg(groups: Sequence[tuple[str, Sequence[float]]], *, title: str, y_labe
                     f'r="2.5" fill="{color}" fill-opacity="0.7"/>'
                 )
         lines.append("</g>")
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One adaptive model's trade-off: a marker per knob value at (cost, PSNR), ``tags`` naming them."""
+
+    label: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    tags: tuple[str, ...]  # e.g. "eta=0.3", written beside each marker
+
+
+class _Legend:
+    """The names of a trade-off plot's curves and points, stacked in its lower right corner (curves rise
+    to the upper right, so that corner is the emptiest); an entry is its marker and its name."""
+
+    ROW = 16
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.count = len(labels)
+        self.width = 30 + 6.5 * max((len(label) for label in labels), default=0)
+        self.right = WIDTH - MARGIN_RIGHT - 8
+        self.bottom = HEIGHT - MARGIN_BOTTOM - 8
+
+    def box(self) -> list[str]:
+        if not self.count:
+            return []
+        height = self.ROW * self.count + 6
+        return [
+            f'<rect class="legend" x="{self.right - self.width:.1f}" y="{self.bottom - height:.1f}" '
+            f'width="{self.width:.1f}" height="{height}" fill="white" fill-opacity="0.85" stroke="#ccc"/>'
+        ]
+
+    def entry(self, index: int, label: str, color: str, marker: str) -> list[str]:
+        y = self.bottom - self.ROW * (self.count - index) + 5
+        x = self.right - self.width + 12
+        return [
+            f'<g transform="translate({x:.1f} {y + 5:.1f})">{marker}</g>',
+            f'<text class="legend-label" x="{x + 12:.1f}" y="{y + 9:.1f}" fill="{color}">{escape(label)}</text>',
+        ]
+
+
+def curves_svg(
+    curves: Sequence[Curve], references: Sequence[Point], *, title: str, x_label: str, y_label: str, note: str = ""
+) -> str:
+    """Trade-off curves (linear axes, a line through the markers in the order given) and reference
+    points (``Point.latency_ms`` is not drawn), named in a legend; returns the SVG document."""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    xs = [x for c in curves for x in c.xs] + [p.x for p in references]
+    ys = [y for c in curves for y in c.ys] + [p.y for p in references]
+    x_low, x_high, x_ticks = _linear_ticks(min(xs, default=0.0), max(xs, default=1.0))
+    y_low, y_high, y_ticks = _linear_ticks(min(ys, default=0.0), max(ys, default=1.0))
+
+    def to_x(value: float) -> float:
+        return MARGIN_LEFT + (value - x_low) / (x_high - x_low) * plot_w
+
+    def to_y(value: float) -> float:
+        return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
+
+    lines = _frame(title, x_label, y_label)
+    _y_axis(lines, y_ticks, to_y)
+    bottom = MARGIN_TOP + plot_h
+    for tick in x_ticks:
+        x = to_x(tick)
+        lines.append(f'<line x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#e5e5e5"/>')
+        lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+    legend = _Legend([c.label for c in curves] + [p.label for p in references])
+    lines += legend.box()
+    for index, curve in enumerate(curves):
+        color = PALETTE[index % len(PALETTE)]
+        coords = [(to_x(x), to_y(y)) for x, y in zip(curve.xs, curve.ys)]
+        lines.append(f'<g class="curve" data-model="{_attr(curve.label)}">')
+        lines.append(f"<title>{escape(curve.label)}</title>")
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        lines.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        labelled: list[tuple[float, float]] = []
+        for (x, y), value_x, value_y, tag in zip(coords, curve.xs, curve.ys, curve.tags):
+            lines.append(
+                f'<circle class="marker" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">'
+                f"<title>{escape(curve.label)} {escape(tag)}: x {value_x:.4g}, PSNR {value_y:.2f} dB</title></circle>"
+            )
+            # Knob values that land on one spot (the same routing) are named once; the tooltips name each.
+            if tag and all(abs(x - lx) > 12 or abs(y - ly) > 10 for lx, ly in labelled):
+                labelled.append((x, y))
+                lines.append(
+                    f'<text class="marker-label" x="{x + 5:.1f}" y="{y + 12:.1f}" font-size="9" fill="{color}">'
+                    f"{escape(tag)}</text>"
+                )
+        lines += legend.entry(index, curve.label, color, f'<circle cx="0" cy="0" r="3.5" fill="{color}"/>')
+        lines.append("</g>")
+    for index, point in enumerate(references):
+        color = PALETTE[(len(curves) + index) % len(PALETTE)]
+        x, y = to_x(point.x), to_y(point.y)
+        lines.append(f'<g class="point" data-model="{_attr(point.label)}">')
+        lines.append(f"<title>{escape(point.label)}: x {point.x:.4g}, PSNR {point.y:.2f} dB</title>")
+        lines.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{color}"/>')
+        square = f'<rect x="-4" y="-4" width="8" height="8" fill="{color}"/>'
+        lines += legend.entry(len(curves) + index, point.label, color, square)
+        lines.append("</g>")
+    if note:
+        lines.append(
+            f'<text class="note" x="{WIDTH - MARGIN_RIGHT}" y="{MARGIN_TOP - 6}" text-anchor="end" '
+            f'font-size="10" fill="#555">{escape(note)}</text>'
+        )
     lines.append("</svg>")
     return "\n".join(lines) + "\n"
