@@ -145,11 +145,8 @@ def measure_macs(model: nn.Module, call: Callable[[], T]) -> tuple[T, int]:
         for m in model.modules()
         if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))
     ]
-    # Inference mode dispatches composite ops (conv2d, linear) without decomposing them into the ATen ops
-    # counted here: the count runs outside it, in the caller's grad mode.
-    grad = torch.is_grad_enabled()
     try:
-        with torch.inference_mode(False), torch.set_grad_enabled(grad), counter:
+        with counter:  # under inference mode too: the composite ops it dispatches whole are counted
             result = call()
     finally:
         for handle in handles:
