@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.adaptive.method import AdaptiveMethod, register_adaptive
-from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, load_arm_table, table_path_for
+from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, find_arm_table
 from srlab.models.create import create_model
+from srlab.models.registry import spec_of
 
 
 class _Bicubic(nn.Module):
@@ -69,8 +70,8 @@ class ArmRouting(AdaptiveMethod):
 
 @register_adaptive
 def arm(*, scale: int, checkpoint: str, model: str = "arm_carn", knob: float = 4.0) -> ArmRouting:
-    """An ARM supernet (``arm_carn`` or ``arm_fsrcnn``) with the released ``checkpoint`` and the lookup
-    table beside it (``<stem>.hmap.json``)."""
+    """An ARM supernet (``arm_carn``, ``arm_fsrcnn``, ``arm_srresnet``) with its ``checkpoint`` and lookup
+    table: the one an srlab checkpoint carries, else ``<stem>.hmap.json`` beside it (the released ``.pth``)."""
     supernet = create_model(model, scale=scale, checkpoint=checkpoint)
-    table = load_arm_table(table_path_for(Path(checkpoint)), subnets=len(supernet.widths) + 1)
+    table = find_arm_table(Path(checkpoint), subnets=len(supernet.widths) + 1, model=spec_of(supernet).name)
     return ArmRouting(supernet, table, knob=knob)
