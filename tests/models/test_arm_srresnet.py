@@ -65,3 +65,17 @@ def test_untrained_widths_are_refused():
         with model.at_width(40):
             pass
     assert model.active_width is None
+
+
+@pytest.mark.parametrize("name", ["arm_srresnet", "arm_fsrcnn"])
+def test_initialisation_is_the_official_one(name):
+    """initialize_weights(..., 0.1): Kaiming normal (fan in) x 0.1 and zero biases on every nn.Conv2d (for
+    FSRCNN not the transposed tail conv, which keeps PyTorch's default)."""
+    torch.manual_seed(0)
+    model = srlab.create_model(name, scale=4)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(torch.count_nonzero(m.bias) == 0 for m in convs)
+    weights = torch.cat([m.weight.flatten() / (0.1 * (2 / m.weight[0].numel()) ** 0.5) for m in convs])
+    assert abs(weights.std().item() - 1) < 0.05 and abs(weights.mean().item()) < 0.05
+    if name == "arm_fsrcnn":
+        assert torch.count_nonzero(model.tail_conv.bias) == 3

@@ -18,7 +18,9 @@ outputs. Subnets (the released supernets were trained for these widths only):
   conv's output, the transposed conv's input). The ARM code's FSRCNN differs from the paper's: RGB,
   one shared PReLU slope per activation, NO activation between the four 3x3 mapping convs (one PReLU
   after the last), and a 9x9 transposed conv with padding 3 / output padding 1 (srlab's ``fsrcnn``
-  uses 4 / scale - 1, so its output is shifted by a pixel from this one).
+  uses 4 / scale - 1, so its output is shifted by a pixel from this one). Initialised as the official
+  code: the convolutions Kaiming normal x 0.1 with zero biases, the transposed conv PyTorch's default
+  (CARN-M keeps PyTorch's defaults, as the official code).
 * ``arm_carn``: single-scale x4 CARN-M (``group=4``, recursive efficient residual blocks) as in the
   ARM code, widths 36 / 52 / 64 of ``nf = 64``, every feature map slimmed. The mean shifts are plain
   frozen 1x1 convs (``sub_mean.weight``, not the CARN repository's ``sub_mean.shifter.weight``).
@@ -26,7 +28,7 @@ outputs. Subnets (the released supernets were trained for these widths only):
   norm, LeakyReLU 0.1, two x2 sub-pixel stages, HR conv, and the bilinear upsampling of the input added
   to the output) of the official ``US_MSRResNet``, widths 36 / 52 / 64 of ``nf = 64`` (the official
   ``train_us_srresnet.yml``), every feature map slimmed; x2 / x3 (one sub-pixel stage) as the official
-  code. Weights are initialised as the official code does (Kaiming normal x 0.1, zero biases). Its
+  code. Initialised as the official code: every conv Kaiming normal x 0.1, zero biases. Its
   released ``arm-srresnet.pth`` is not in srlab's shared copy, so only its structure is tested.
 
 ``forward(x, width=None)``: ``width`` is a subnet width in channels (one of ``model.widths``), None
@@ -90,6 +92,19 @@ class SlimConvTranspose2d(nn.ConvTranspose2d):
         )
 
 
+def _official_init(*modules: nn.Module) -> None:
+    """The official ``initialize_weights(..., 0.1)``: every nn.Conv2d inside ``modules`` gets Kaiming normal
+    (fan in) weights scaled by 0.1 and zero biases."""
+    for module in modules:
+        for conv in module.modules():
+            if isinstance(conv, nn.Conv2d):
+                nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
+                with torch.no_grad():
+                    conv.weight.mul_(0.1)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
+
+
 class SlimSequential(nn.Sequential):
     """A sequential that hands the width to the slimmable layers (and nested slimmable sequentials)."""
 
@@ -145,6 +160,9 @@ class ArmFSRCNN(_Supernet):
         layers += [nn.PReLU(), SlimSequential(SlimConv2d(s, nf, 1, slim_in=False, slim_out=True), nn.PReLU())]
         self.body_conv = SlimSequential(*layers)
         self.tail_conv = SlimConvTranspose2d(nf, 3, 9, stride=scale, padding=3, output_padding=1)
+        # As the official code: the convolutions (not the transposed one, which is no nn.Conv2d) start
+        # from Kaiming normal x 0.1 and zero biases.
+        _official_init(self.head_conv, self.body_conv)
 
     def forward(self, x: torch.Tensor, width: int | None = None) -> torch.Tensor:
         mult = self.width_mult(width)
@@ -270,15 +288,7 @@ class ArmSRResNet(_Supernet):
         self.pixel_shuffle = nn.PixelShuffle(factor)
         self.HRconv = SlimConv2d(nf, nf, 3, padding=1, slim_in=True, slim_out=True)
         self.conv_last = SlimConv2d(nf, 3, 3, padding=1, slim_in=True, slim_out=False)
-        self._initialise()
-
-    def _initialise(self) -> None:
-        # The official initialisation: Kaiming normal (fan in) scaled by 0.1, zero biases.
-        for conv in self.modules():
-            if isinstance(conv, nn.Conv2d):
-                nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
-                conv.weight.data.mul_(0.1)
-                nn.init.zeros_(conv.bias)
+        _official_init(self)
 
     def forward(self, x: torch.Tensor, width: int | None = None) -> torch.Tensor:
         mult = self.width_mult(width)
