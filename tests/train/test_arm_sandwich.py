@@ -1,6 +1,9 @@
 """ARM supernet training: the sandwich rule (arm_sandwich) and the official one-width rule (arm_sampled)."""
 
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -9,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import srlab
+from srlab.cli.main import main
 from srlab.errors import SrlabError
 from srlab.losses import build_weighted_objective
 from srlab.train.arm_sampled_step import arm_sampled_step, sampling_weights
@@ -102,3 +106,30 @@ def test_training_a_supernet_end_to_end(tiny_photos, tmp_path, step):
     model = srlab.create_model(checkpoint=tmp_path / "run" / "last.safetensors")
     assert type(model).__name__ == "ArmFSRCNN"
     assert set(load_file(str(tmp_path / "run" / "last.safetensors"))) == set(model.state_dict())
+
+
+@pytest.mark.slow
+def test_two_process_sandwich_training_matches_one_process(tiny_photos, tmp_path):
+    """Under torchrun (Gloo) the widths but the last accumulate locally (no_sync) and the last backward
+    averages the summed gradients: the weights equal a single process's with the same global batch."""
+    def args(out):
+        return ["train", "--train_dir", tiny_photos["train"], "--val_dir", tiny_photos["val"], "--scale", "4",
+                "--epochs", "1", "--batch_size", "4", "--patch_size", "32", "--model", "arm_fsrcnn", "--lr", "1e-3",
+                "--set", "step=arm_sandwich", "--set", "data.repeat=3", "--out", out, "--quiet"]
+
+    assert main([str(a) for a in args(tmp_path / "one")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "srlab",
+         *map(str, args(tmp_path / "two"))],
+        env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "processes 2 (batch 2 each)" in (tmp_path / "two" / "train.log").read_text()
+    one = load_file(str(tmp_path / "one" / "last.safetensors"))
+    two = load_file(str(tmp_path / "two" / "last.safetensors"))
+    assert one.keys() == two.keys()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6)
