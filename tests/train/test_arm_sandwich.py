@@ -133,3 +133,15 @@ def test_two_process_sandwich_training_matches_one_process(tiny_photos, tmp_path
     assert one.keys() == two.keys()
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, args", [("arm_carn", {}), ("arm_srresnet", {"nb": 1})])
+def test_a_sandwich_step_trains_every_supernet(name, args):
+    torch.manual_seed(0)
+    model = srlab.create_model(name, scale=4, args=args)
+    before = {k: v.clone() for k, v in model.named_parameters() if v.requires_grad}
+    _, terms = arm_sandwich_step(_run(model), torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32), config=TrainConfig(),
+                                 dist=Dist(), lr=1e-3, d_lr=0)
+    assert set(terms) == {f"l1_w{w}" for w in model.widths}
+    unchanged = [k for k, p in model.named_parameters() if p.requires_grad and torch.equal(p, before[k])]
+    assert unchanged == []
