@@ -23,7 +23,8 @@ from torch import nn
 from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import register_adaptive
 from srlab.errors import SrlabError
-from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, load_arm_table, table_path_for
+from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, find_arm_table
+from srlab.models.registry import spec_of
 
 
 class _Bicubic(nn.Module):
@@ -74,13 +75,13 @@ class ArmRouting(PatchRoutedMethod):
 
 @register_adaptive
 def arm(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 4.0) -> ArmRouting:
-    """An ARM supernet (``arm_carn``, ``arm_fsrcnn``) with the lookup table of its released ``checkpoint``
-    (``<stem>.hmap.json`` beside it)."""
+    """An ARM supernet (``arm_carn``, ``arm_fsrcnn``, ``arm_srresnet``) with the lookup table of its
+    ``checkpoint``: the one an srlab checkpoint carries, else ``<stem>.hmap.json`` beside it (released ``.pth``)."""
     widths = getattr(model, "widths", None)
     if widths is None:
-        raise SrlabError(f"adaptive method arm runs ARM supernets (arm_carn, arm_fsrcnn), not {type(model).__name__}")
+        raise SrlabError(f"adaptive method arm runs ARM supernets (arm_carn, arm_fsrcnn, arm_srresnet), not {type(model).__name__}")
     if checkpoint is None:
-        raise SrlabError("adaptive method arm needs the supernet's lookup table: give --checkpoint FILE.pth "
-                         "with FILE.hmap.json beside it")
-    table = load_arm_table(table_path_for(checkpoint), subnets=len(widths) + 1)
+        raise SrlabError("adaptive method arm needs the supernet's lookup table: give --checkpoint FILE (an srlab "
+                         "checkpoint carrying its table, or a released FILE.pth with FILE.hmap.json beside it)")
+    table = find_arm_table(Path(checkpoint), subnets=len(widths) + 1, model=spec_of(model).name)
     return ArmRouting(model, table, knob=knob)

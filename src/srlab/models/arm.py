@@ -1,4 +1,4 @@
-"""ARM supernets: width-slimmable FSRCNN and CARN-M, one network per backbone, several subnets.
+"""ARM supernets: width-slimmable FSRCNN, CARN-M and SRResNet, one network per backbone, several subnets.
 
 Paper: Chen et al., "ARM: Any-Time Super-Resolution Method", ECCV 2022. Official code:
 chenbong/ARM-Net (no licence stated), ``models/archs/{FSRCNN,CARN}_arch.py`` and ``arch_util.py``;
@@ -18,18 +18,28 @@ outputs. Subnets (the released supernets were trained for these widths only):
   conv's output, the transposed conv's input). The ARM code's FSRCNN differs from the paper's: RGB,
   one shared PReLU slope per activation, NO activation between the four 3x3 mapping convs (one PReLU
   after the last), and a 9x9 transposed conv with padding 3 / output padding 1 (srlab's ``fsrcnn``
-  uses 4 / scale - 1, so its output is shifted by a pixel from this one).
+  uses 4 / scale - 1, so its output is shifted by a pixel from this one). Initialised as the official
+  code: the convolutions Kaiming normal x 0.1 with zero biases, the transposed conv PyTorch's default
+  (CARN-M keeps PyTorch's defaults, as the official code).
 * ``arm_carn``: single-scale x4 CARN-M (``group=4``, recursive efficient residual blocks) as in the
   ARM code, widths 36 / 52 / 64 of ``nf = 64``, every feature map slimmed. The mean shifts are plain
   frozen 1x1 convs (``sub_mean.weight``, not the CARN repository's ``sub_mean.shifter.weight``).
+* ``arm_srresnet``: the modified SRResNet (MSRResNet: 16 residual blocks conv-ReLU-conv without batch
+  norm, LeakyReLU 0.1, two x2 sub-pixel stages, HR conv, and the bilinear upsampling of the input added
+  to the output) of the official ``US_MSRResNet``, widths 36 / 52 / 64 of ``nf = 64`` (the official
+  ``train_us_srresnet.yml``), every feature map slimmed; x2 / x3 (one sub-pixel stage) as the official
+  code. Initialised as the official code: every conv Kaiming normal x 0.1, zero biases. Its
+  released ``arm-srresnet.pth`` is not in srlab's shared copy, so only its structure is tested.
 
 ``forward(x, width=None)``: ``width`` is a subnet width in channels (one of ``model.widths``), None
-the full width. Subnet 0 of the ARM lookup table (cost 0) is bicubic upsampling, not a width of the
+the full width, or inside ``with model.at_width(w):`` the width ``w`` (so that a wrapper that calls
+``model(x)``, as the trainer's DDP and compile wrappers do, runs one subnet: ARM's training steps,
+:mod:`srlab.train.arm_sandwich_step`). Subnet 0 of the ARM lookup table (cost 0) is bicubic upsampling, not a width of the
 network: :func:`srlab.models.arm_lookup.run_subnet` runs any table index.
 
 Parameter counts (``paper_parameter_count``: trainable): ARM-FSRCNN 24,515 (= the paper's 24,515);
 ARM-CARN 294,147 trainable + 24 frozen mean-shift values = 294,171, the paper's figure (which counts
-the frozen values).
+the frozen values); ARM-SRResNet 1,517,571 (MSRResNet's count; the paper's table says 1.5M).
 
 Released weights, Set5 x4 (whole image, Y, border 4; tests/models/test_arm.py): ARM-FSRCNN 29.69 /
 30.42 / 30.62 dB at widths 16 / 36 / 56, ARM-CARN 31.29 / 31.66 / 31.94 dB at 36 / 52 / 64. The table's
@@ -42,6 +52,9 @@ accepted; the transposed conv always returns exactly ``4 x`` the input size (the
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +92,19 @@ class SlimConvTranspose2d(nn.ConvTranspose2d):
         )
 
 
+def _official_init(*modules: nn.Module) -> None:
+    """The official ``initialize_weights(..., 0.1)``: every nn.Conv2d inside ``modules`` gets Kaiming normal
+    (fan in) weights scaled by 0.1 and zero biases."""
+    for module in modules:
+        for conv in module.modules():
+            if isinstance(conv, nn.Conv2d):
+                nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
+                with torch.no_grad():
+                    conv.weight.mul_(0.1)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
+
+
 class SlimSequential(nn.Sequential):
     """A sequential that hands the width to the slimmable layers (and nested slimmable sequentials)."""
 
@@ -90,12 +116,26 @@ class SlimSequential(nn.Sequential):
 
 
 class _Supernet(nn.Module):
-    """Width bookkeeping shared by both supernets: ``widths`` are the trained subnet widths."""
+    """Width bookkeeping shared by the supernets: ``widths`` are the trained subnet widths."""
 
     nf: int
     widths: tuple[int, ...]
+    # The width a forward without ``width`` runs (None: the full network); set by at_width.
+    active_width: int | None = None
+
+    @contextlib.contextmanager
+    def at_width(self, width: int) -> Iterator[None]:
+        """Within the block, ``model(x)`` runs the subnet of ``width``."""
+        self.width_mult(width)  # refuses an untrained width before anything runs
+        previous, self.active_width = self.active_width, width
+        try:
+            yield
+        finally:
+            self.active_width = previous
 
     def width_mult(self, width: int | None) -> float:
+        if width is None:
+            width = self.active_width
         if width is None:
             return 1.0
         if width not in self.widths:
@@ -120,6 +160,9 @@ class ArmFSRCNN(_Supernet):
         layers += [nn.PReLU(), SlimSequential(SlimConv2d(s, nf, 1, slim_in=False, slim_out=True), nn.PReLU())]
         self.body_conv = SlimSequential(*layers)
         self.tail_conv = SlimConvTranspose2d(nf, 3, 9, stride=scale, padding=3, output_padding=1)
+        # As the official code: the convolutions (not the transposed one, which is no nn.Conv2d) start
+        # from Kaiming normal x 0.1 and zero biases.
+        _official_init(self.head_conv, self.body_conv)
 
     def forward(self, x: torch.Tensor, width: int | None = None) -> torch.Tensor:
         mult = self.width_mult(width)
@@ -215,12 +258,56 @@ class ArmCARN(_Supernet):
         return self.add_mean(self.exit(self.upsample["up"](features, mult), mult))
 
 
-def _info(receptive_radius: int) -> ModelInfo:
+class SlimResidualBlock(nn.Module):
+    """MSRResNet's block without batch norm, slimmable: conv 3x3, ReLU, conv 3x3, plus the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = SlimConv2d(channels, channels, 3, padding=1, slim_in=True, slim_out=True)
+        self.conv2 = SlimConv2d(channels, channels, 3, padding=1, slim_in=True, slim_out=True)
+
+    def forward(self, x: torch.Tensor, width_mult: float) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x, width_mult)), width_mult)
+
+
+class ArmSRResNet(_Supernet):
+    """ARM's slimmable modified SRResNet (official ``US_MSRResNet``)."""
+
+    def __init__(self, *, scale: int, nf: int, nb: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        if scale not in (2, 3, 4):
+            raise ValueError(f"ARM-SRResNet upsamples x2, x3 or x4, got x{scale}")
+        self.scale, self.nf, self.widths = scale, nf, widths
+        self.conv_first = SlimConv2d(3, nf, 3, padding=1, slim_in=False, slim_out=True)
+        self.recon_trunk = nn.ModuleList(SlimResidualBlock(nf) for _ in range(nb))
+        # x4: two x2 stages (upconv1, upconv2); x2 / x3: one stage of factor 2 / 3 (upconv1).
+        factor = 2 if scale == 4 else scale
+        self.upconv1 = SlimConv2d(nf, nf * factor**2, 3, padding=1, slim_in=True, slim_out=True)
+        if scale == 4:
+            self.upconv2 = SlimConv2d(nf, nf * factor**2, 3, padding=1, slim_in=True, slim_out=True)
+        self.pixel_shuffle = nn.PixelShuffle(factor)
+        self.HRconv = SlimConv2d(nf, nf, 3, padding=1, slim_in=True, slim_out=True)
+        self.conv_last = SlimConv2d(nf, 3, 3, padding=1, slim_in=True, slim_out=False)
+        _official_init(self)
+
+    def forward(self, x: torch.Tensor, width: int | None = None) -> torch.Tensor:
+        mult = self.width_mult(width)
+        features = F.leaky_relu(self.conv_first(x, mult), 0.1)
+        for block in self.recon_trunk:
+            features = block(features, mult)
+        features = F.leaky_relu(self.pixel_shuffle(self.upconv1(features, mult)), 0.1)
+        if self.scale == 4:
+            features = F.leaky_relu(self.pixel_shuffle(self.upconv2(features, mult)), 0.1)
+        out = self.conv_last(F.leaky_relu(self.HRconv(features, mult), 0.1), mult)
+        return out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+
+
+def _info(receptive_radius: int, scales: tuple[int, ...] = (4,)) -> ModelInfo:
     return ModelInfo(
         paper="Chen et al., ARM: Any-Time Super-Resolution Method (ECCV 2022)",
         origin="https://github.com/chenbong/ARM-Net",
         licence="unknown",
-        scales=(4,),
+        scales=scales,
         size_multiple=1,
         receptive_radius=receptive_radius,
         adaptive="arm",
@@ -239,3 +326,10 @@ def arm_fsrcnn(*, scale: int, nf: int = 56, s: int = 12, m: int = 4) -> ArmFSRCN
 def arm_carn(*, scale: int, nf: int = 64, group: int = 4) -> ArmCARN:
     """ARM-CARN supernet (slimmable CARN-M), subnets of width 36 / 52 / 64 (loads ``arm-carn.pth``)."""
     return ArmCARN(scale=scale, nf=nf, group=group, widths=(36, 52, nf))
+
+
+# SRResNet: conv_first 1 + 16 blocks x 2 + upconv1 1 + (x4) upconv2, HR conv and conv_last at 2x-4x: ~35 LR px.
+@register_model(_info(receptive_radius=36, scales=(2, 3, 4)))
+def arm_srresnet(*, scale: int, nf: int = 64, nb: int = 16) -> ArmSRResNet:
+    """ARM-SRResNet supernet (slimmable MSRResNet), subnets of width 36 / 52 / 64 (no released weights here)."""
+    return ArmSRResNet(scale=scale, nf=nf, nb=nb, widths=(36, 52, nf))

@@ -16,8 +16,11 @@ As in the official test (chenbong/ARM-Net ``models/USSR_model.py::test_image``, 
 * Subnet 0 (cost 0) is bicubic upsampling (``F.interpolate(..., mode="bicubic", align_corners=False)``,
   unclamped); subnet ``j >= 1`` is the supernet at ``model.widths[j - 1]``.
 
-A released ``arm-<name>.pth`` takes its table from the ``arm-<name>.hmap.json`` beside it
-(:func:`table_path_for`); that file is the ``hmap`` entry of the official ``.state`` as plain JSON.
+Where a checkpoint's table is (:func:`find_arm_table`): an srlab ``.safetensors`` checkpoint carries its
+table in its metadata (key :data:`TABLE_METADATA_KEY`, the same JSON document; written by ``srlab
+arm-table --out FILE.safetensors``, :mod:`srlab.models.arm_table`); any checkpoint -- a released
+``arm-<name>.pth`` in particular -- otherwise takes it from the ``<stem>.hmap.json`` beside it
+(:func:`table_path_for`). A released one is the ``hmap`` entry of the official ``.state`` as plain JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from safetensors import SafetensorError, safe_open
+
 from srlab.errors import SrlabError
 
 # OpenCV's 8-bit BGR2GRAY weights (R, G, B) in 15-bit fixed point.
@@ -42,6 +47,8 @@ _GRAY_SHIFT = 15
 _LAPLACIAN_3X3 = ((2, 0, 2), (0, -8, 0), (2, 0, 2))
 # An eta below this picks a fixed subnet (the official ``hmap['eta'] < 100`` test).
 FIXED_SUBNET_LIMIT = 100
+# The safetensors metadata key under which an srlab checkpoint carries its table (JSON, as .hmap.json).
+TABLE_METADATA_KEY = "srlab.arm_table"
 
 
 @dataclass(frozen=True)
@@ -72,35 +79,78 @@ def load_arm_table(path: str | Path, *, subnets: int | None = None) -> ArmTable:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SrlabError(f"{path}: not a readable ARM lookup table (.hmap.json): {e}") from None
+    return parse_arm_table(data, str(path), subnets=subnets)
+
+
+def carried_arm_table(checkpoint: str | Path) -> dict | None:
+    """The table document an srlab ``.safetensors`` checkpoint carries in its metadata, or None."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.suffix != ".safetensors" or not checkpoint.is_file():
+        return None
+    try:
+        with safe_open(str(checkpoint), framework="pt") as f:
+            text = (f.metadata() or {}).get(TABLE_METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SrlabError(f"cannot read checkpoint '{checkpoint}': not a valid safetensors file ({e})") from None
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise SrlabError(
+            f"{checkpoint}: its {TABLE_METADATA_KEY} metadata is not JSON (edited or corrupt); "
+            "rebuild it with srlab arm-table"
+        ) from None
+
+
+def find_arm_table(checkpoint: str | Path, *, subnets: int, model: str) -> ArmTable:
+    """The table of the supernet weights ``checkpoint``: the one it carries, else ``<stem>.hmap.json``
+    beside it, else a one-line error saying how to build one (``model``: its registered name)."""
+    carried = carried_arm_table(checkpoint)
+    if carried is not None:
+        return parse_arm_table(carried, f"{checkpoint} ({TABLE_METADATA_KEY})", subnets=subnets)
+    beside = table_path_for(checkpoint)
+    if beside.is_file():
+        return load_arm_table(beside, subnets=subnets)
+    carried_out = Path(checkpoint).with_name(Path(checkpoint).stem + ".arm.safetensors")
+    raise SrlabError(
+        f"no ARM lookup table for '{checkpoint}': it carries none and there is no '{beside}'; build one with "
+        f"srlab arm-table --model {model} --checkpoint {checkpoint} --data VAL_DIR --out {carried_out} "
+        f"(or --out {beside})"
+    )
+
+
+def parse_arm_table(data: object, where: str, *, subnets: int | None = None) -> ArmTable:
+    """Checks a table document (the JSON object of a ``.hmap.json``); ``where`` names it in errors."""
     if not isinstance(data, dict):
-        raise SrlabError(f"{path}: an ARM lookup table must be a JSON object")
+        raise SrlabError(f"{where}: an ARM lookup table must be a JSON object")
     missing = [key for key in ("cost_list", "hmap_x_list", "hmap_y_mean_list", "eta") if key not in data]
     if missing:
         raise SrlabError(
-            f"{path}: ARM lookup table lacks {', '.join(missing)}; use the .hmap.json released with the weights"
+            f"{where}: ARM lookup table lacks {', '.join(missing)}; use the .hmap.json released with the weights"
         )
     try:
         cost = np.asarray(data["cost_list"], dtype=np.float64)
         hmap_x = np.asarray(data["hmap_x_list"], dtype=np.float64)
         hmap_y_mean = np.asarray(data["hmap_y_mean_list"], dtype=np.float64)
     except (TypeError, ValueError):
-        raise SrlabError(f"{path}: ARM lookup table lists must hold numbers only, in rectangular arrays") from None
+        raise SrlabError(f"{where}: ARM lookup table lists must hold numbers only, in rectangular arrays") from None
     count = len(cost)
     if cost.ndim != 1 or hmap_x.ndim != 2 or hmap_x.shape[0] != count or hmap_y_mean.shape != hmap_x.shape:
         raise SrlabError(
-            f"{path}: ARM lookup table shapes disagree (cost_list {cost.shape}, hmap_x_list {hmap_x.shape}, "
+            f"{where}: ARM lookup table shapes disagree (cost_list {cost.shape}, hmap_x_list {hmap_x.shape}, "
             f"hmap_y_mean_list {hmap_y_mean.shape}); expected [S], [S, bins], [S, bins]"
         )
     if subnets is not None and count != subnets:
         raise SrlabError(
-            f"{path}: ARM lookup table has {count} subnets, the model needs {subnets}; "
+            f"{where}: ARM lookup table has {count} subnets, the model needs {subnets}; "
             "is it the table of these weights?"
         )
     if not (np.isfinite(cost).all() and np.isfinite(hmap_x).all() and np.isfinite(hmap_y_mean).all()):
-        raise SrlabError(f"{path}: ARM lookup table holds non-finite numbers")
+        raise SrlabError(f"{where}: ARM lookup table holds non-finite numbers")
     eta = data["eta"]
     if not (eta == "best" or (isinstance(eta, (int, float)) and not isinstance(eta, bool) and math.isfinite(eta))):
-        raise SrlabError(f"{path}: ARM lookup table's eta must be \"best\" or a number, got {eta!r}")
+        raise SrlabError(f"{where}: ARM lookup table's eta must be \"best\" or a number, got {eta!r}")
     return ArmTable(cost=cost, hmap_x=hmap_x, hmap_y_mean=hmap_y_mean, eta=eta)
 
 

@@ -4,7 +4,8 @@ A step kind is a function ``step(run, lr_batch, hr_batch, *, config, dist, lr, d
 registered with :func:`register_step` under the name that the config's ``step`` field selects. A new
 kind (a mode whose step is not one forward of an LR/HR pair: ARM's sandwich rule, unsupervised,
 diffusion) is one module ``srlab/train/<kind>_step.py`` plus its import line in
-:mod:`srlab.train.steps`; it reuses :func:`backward_step`, :func:`update_ema` and the objective.
+:mod:`srlab.train.steps`; it reuses :func:`backward_step` (or :func:`clip_and_step` after several
+backward passes), :func:`update_ema` and the objective.
 
 ``supervised`` (the default): the model's forward (under autocast with ``amp``), the weighted objective
 (:class:`srlab.losses.WeightedObjective`) on ``LossInputs(sr, hr, lr, scale, uncertainty)``, the
@@ -110,15 +111,20 @@ def _autocast(config: TrainConfig, device: torch.device):
 def backward_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, scaler: torch.amp.GradScaler | None,
                   grad_clip: float) -> None:
     """Backward and step, through the fp16 gradient scaler when there is one; clip the gradient norm."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    clip_and_step(optimizer, scaler, grad_clip)
+
+
+def clip_and_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, grad_clip: float) -> None:
+    """Step on the gradients the parameters hold (accumulated by one or several backward passes, scaled
+    by ``scaler`` when there is one), their norm clipped to ``grad_clip`` (0: not clipped)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     if scaler is None:
-        loss.backward()
         if grad_clip > 0:
             nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
         return
-    scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(params, grad_clip)
