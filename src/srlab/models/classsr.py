@@ -52,7 +52,7 @@ Data (the official ``data_scripts``): DIV2K 800 training images, each also downs
 remain): about 1.59M pairs. The sub-images are divided into three classes by the PSNR (RGB, 8-bit,
 border 4) of a reference SR network on them, with the released thresholds 27.16882 / 35.149761 dB
 (below: hard, class 3; above: simple, class 1). ``srlab data classsr-split`` does this on a folder of
-sub-images (srlab.data.difficulty).
+sub-images (srlab.data.subimages).
 
 1. Pre-train each branch on its class (official ``train_{FSRCNN,CARN,SRResNet}.yml``: L1, batch 16, HR
    patch 128, Adam betas (0.9, 0.99), cosine, 500K iterations; lr 1e-3 FSRCNN, 2e-4 CARN / SRResNet).
@@ -62,7 +62,7 @@ sub-images (srlab.data.difficulty).
 3. Fine-tune everything jointly with the same objective.
 
 The hyper-parameter ``trains`` selects the part a run trains (``srlab train`` configs
-``configs/classsr_fsrcnn_stage{1,2,3}*.yaml``, chained by ``init_from``): ``"net1"`` / ``"net2"`` /
+``configs/classsr_fsrcnn_stage{1,2,3}.yaml``, chained by ``init_from``): ``"net1"`` / ``"net2"`` /
 ``"net3"`` (stage 1: that branch alone is trainable, and the forward, training and evaluation, is that
 branch alone, so the run validates the branch it trains), ``"classifier"`` (stage 2: the branches'
 parameters are frozen, ``requires_grad=False``, and their outputs computed without a graph; like the
