@@ -147,6 +147,7 @@ def test_route_costs_are_the_branches_macs():
     macs = [method.route_macs(i, (32, 32)) for i in range(3)]
     assert macs == [count_macs(net, (32, 32)) for net in model.branches]
     assert macs[0] < macs[1] < macs[2]
+    assert method.route_names() == ("net1 (simple)", "net2 (medium)", "net3 (hard)")
     assert method.classifier_macs((32, 32)) == 8 * 8 * 128 * 3 * 16 + 3 * 64 * 128 * 128 + 64 * 128 * 32 + 32 * 3
 
 
@@ -158,3 +159,11 @@ def test_a_model_that_is_not_classsr_is_a_one_line_error():
 def test_a_knob_out_of_range_is_one_line():
     with pytest.raises(SrlabError, match=r"k of adaptive method ClassSRRouting must be a number in \[0.0, 16.0\]"):
         classsr(_model(), knob=-1.0)
+
+
+def test_whole_image_upscaling_covers_every_pixel():
+    model = _model()
+    lr = _image()[None]
+    sr, stats = adaptive_upscale(classsr(model), lr, whole_image=True)
+    assert sr.shape == (1, 3, 300, 360) and stats.out_hw == (300, 360)
+    assert torch.isfinite(sr).all() and 0 <= sr.min() and sr.max() <= 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -65,6 +66,9 @@ class ClassSRRouting(AdaptiveMethod):
     def route_module(self, index: int) -> nn.Module:
         return self.model.branches[index]
 
+    def route_names(self) -> tuple[str, ...]:
+        return ("net1 (simple)", "net2 (medium)", "net3 (hard)")
+
     def run(self, index: int, patches: torch.Tensor) -> torch.Tensor:
         return torch.round(self.model.branches[index](patches).clamp(0, 1) * 255.0) / 255.0
 
@@ -75,8 +79,10 @@ class ClassSRRouting(AdaptiveMethod):
 
 
 @register_adaptive
-def classsr(model: nn.Module, *, knob: float = 0.0) -> ClassSRRouting:
-    """A built ClassSR model (``classsr_fsrcnn``, ``classsr_carn``, ``classsr_srresnet``) routed patch by patch."""
+def classsr(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 0.0) -> ClassSRRouting:
+    """A built ClassSR model (``classsr_fsrcnn``, ``classsr_carn``, ``classsr_srresnet``) routed patch by patch.
+    ``checkpoint``: the weights the model was built with; nothing else is read (the router is the model's
+    own classifier)."""
     if not isinstance(model, ClassSR):
         raise SrlabError(
             f"adaptive method classsr runs a ClassSR model (classsr_fsrcnn, classsr_carn, classsr_srresnet), "
