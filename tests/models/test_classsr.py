@@ -8,8 +8,11 @@ import pytest
 import torch
 
 import srlab
+from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared
+from srlab.data.io import read_rgb
 from srlab.errors import SrlabError
 from srlab.models import count_parameters, paper_parameter_count
+from srlab.models.classsr import fsrcnn_branches_from_arm
 from srlab.models.complexity import count_macs
 
 NAMES = ("classsr_fsrcnn", "classsr_carn", "classsr_srresnet")
@@ -160,3 +163,20 @@ def test_other_scales_build_exact_sizes(name, scale):
 def test_fsrcnn_has_no_x2():
     with pytest.raises(SrlabError, match="does not support scale 2"):
         srlab.create_model("classsr_fsrcnn", scale=2)
+
+
+ARM_FSRCNN = OFFICIAL_WEIGHTS / "arm" / "arm-fsrcnn.pth"
+BUTTERFLY = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "butterflyx4.png"
+
+
+@needs_shared(ARM_FSRCNN, BUTTERFLY)
+def test_branches_sliced_from_the_released_arm_supernet_compute_its_subnets():
+    # ARM's FSRCNN is the ClassSR code's FSRCNN made slimmable: width d = a ClassSR branch of d channels.
+    arm = srlab.create_model("arm_fsrcnn", scale=4, checkpoint=ARM_FSRCNN)
+    model = srlab.create_model("classsr_fsrcnn", scale=4).eval()
+    missing, unexpected = model.load_state_dict(fsrcnn_branches_from_arm(arm.state_dict()), strict=False)
+    assert not unexpected and all(k.startswith("classifier.") for k in missing)
+    lr = read_rgb(BUTTERFLY)[None]
+    with torch.no_grad():
+        for net, width in zip(model.branches, (16, 36, 56)):
+            assert torch.equal(net(lr), arm(lr, width=width))

@@ -92,6 +92,8 @@ Deviations from the official code
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -268,6 +270,30 @@ class ClassSR(nn.Module):
             if self._per_patch[index]:
                 return torch.cat([net(patch[None]) for patch in x])
             return net(x)
+
+
+# ARM-FSRCNN tensors whose output channels (first dimension) / input channels (second) are the width d.
+_ARM_OUT_SLIMMED = ("head_conv.0.weight", "head_conv.0.bias", "body_conv.6.0.weight", "body_conv.6.0.bias",
+                    "tail_conv.weight")
+_ARM_IN_SLIMMED = ("body_conv.0.0.weight",)
+
+
+def fsrcnn_branches_from_arm(arm_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``net1.*`` .. ``net3.*`` of ``classsr_fsrcnn`` x4 from an ARM-FSRCNN supernet's state dict.
+
+    ARM's FSRCNN (chenbong/ARM-Net, srlab's ``arm_fsrcnn``) is the ClassSR code's FSRCNN with slimmable
+    widths: its subnet of width d runs the first d channels of every 56-channel tensor, which is exactly
+    a ClassSR branch of ``d`` = 16 / 36 / 56. The released supernet (``arm-fsrcnn.pth``) thus gives three
+    trained branches (a stage-1 substitute; tests/models/test_classsr.py checks the outputs agree)."""
+    weights = {}
+    for index, d in enumerate((16, 36, 56), start=1):
+        for key, tensor in arm_state.items():
+            if key in _ARM_OUT_SLIMMED:
+                tensor = tensor[:d]
+            elif key in _ARM_IN_SLIMMED:
+                tensor = tensor[:, :d]
+            weights[f"net{index}.{key}"] = tensor.clone()
+    return weights
 
 
 def _info(receptive_radius: int, scales: tuple[int, ...]) -> ModelInfo:
