@@ -10,7 +10,9 @@ patch divided by the full branch's. ``k = 0`` is the official argmax; a larger `
 expensive branches, so more patches take the light ones (fewer MACs, lower quality). In logits:
 ``argmax_i (logit_i - k * log c_i)``, the same decision. ClassSR's branches cost about 0.3 / 0.65 / 1 of
 the full one, so ``k = 1`` moves a patch down a class when the classifier was less than ~1.5-3x surer of
-the heavier class. ``knob_sweep`` runs from cheap (k = 4) to the official decision (k = 0).
+the heavier class. ``knob_sweep`` runs from cheap (k = 2) to the official decision (k = 0), densely
+near 0 where a classifier that is not yet confident (probabilities close to uniform) changes its
+decisions.
 
 As in the official test, each SR patch is clamped to [0, 1] and rounded to 8-bit levels before the
 patches are merged (:meth:`ClassSRRouting.run`). The merge is the engine's
@@ -44,7 +46,7 @@ class ClassSRRouting(AdaptiveMethod):
     knob_name = "k"
     knob_range = (0.0, 16.0)
     #: Trade-off curve points, cheap to expensive (k = 0: the official decision).
-    knob_sweep: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25, 0.0)
+    knob_sweep: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25, 0.1, 0.05, 0.02, 0.0)
 
     def __init__(self, model: ClassSR, *, knob: float = 0.0) -> None:
         super().__init__(scale=model.scale, num_routes=len(model.branches), knob=knob)
