@@ -78,6 +78,26 @@ Parameters (all trainable ones, classifier included; the official class measured
 The state dicts, the training forward (outputs, probabilities, BatchNorm statistics) and the eval
 forward were checked once against the official classes on random weights (equal to 6e-8 relative).
 
+Measured here (CPU, one thread; no ClassSR weights are released under a licence, so none are tested)
+-----------------------------------------------------------------------------------------------------
+Branches from the released ARM-FSRCNN supernet (:func:`fsrcnn_branches_from_arm`; bit-identical to its
+subnets), the classifier trained by ``configs/classsr_fsrcnn_stage2.yaml`` for 552 iterations (batch 32)
+on 370 sub-images of six scikit-image photos, then routed (srlab.adaptive.classsr, 32x32 patches, stride
+28; PSNR-Y of the covered region, border 4; MACs as a share of every patch on net3):
+
+=========  ==================  ==================  ==================  ==========================
+set (x4)   k = 0 (official)    k = 0.05            k = 0.1             all net1 / net2 / net3
+=========  ==================  ==================  ==================  ==========================
+Set5       30.0718 dB, 94.2 %  29.8415 dB, 81.4 %  29.4399 dB, 60.4 %  29.1961 / 29.8797 / 30.0837
+Set14      27.4793 dB, 96.0 %  27.3235 dB, 76.6 %  27.1188 dB, 50.5 %  26.7794 / 27.3315 / 27.4936
+=========  ==================  ==================  ==================  ==========================
+
+After so short a stage 2 the classifier is barely confident (class loss 1.89 of at most 2), so most
+patches go to net3 at k = 0 and the routed points do not beat the static net2 (65.1 % of the MACs);
+the official stage 2 runs 200K iterations of 96 patches on DIV2K. The whole pipeline from scratch (three
+stage-1 runs, stage 2, stage 3 on the same sub-images, about 5 minutes) runs end to end but leaves the
+branches far below bicubic; tests/train/test_classsr_training.py runs it on tinier data.
+
 Deviations from the official code
 ---------------------------------
 * The classifier pools with a global mean (the official ``AvgPool2d(H)`` equals it on the square
