@@ -110,3 +110,15 @@ def test_the_cli_names_a_missing_folder(tmp_path, capsys):
     code, _, err = run_cli(capsys, "data", "classsr-split", "--hr", tmp_path / "none", "--out", tmp_path / "o",
                            "--scale", "4", "--model", "bicubic")
     assert code != 0 and "is not a folder of images" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_corrupt_image_is_reported_and_the_others_processed(tmp_path, capsys):
+    _flat_and_noisy(tmp_path / "sub")
+    (tmp_path / "sub" / "broken.png").write_bytes(b"not a png")
+    code, out, err = run_cli(capsys, "data", "classsr-split", "--hr", tmp_path / "sub", "--out", tmp_path / "classes",
+                             "--scale", "4", "--model", "bicubic")
+    assert code == 1 and "broken.png" in err and len(err.strip().splitlines()) == 1
+    assert sum(len(list((tmp_path / "classes" / f"class{k}").iterdir())) for k in (1, 2, 3)) == 3
+    code, out, err = run_cli(capsys, "data", "subimages", "--hr", tmp_path / "sub", "--out", tmp_path / "crops",
+                             "--crop", "16", "--step", "16")
+    assert code == 1 and "broken.png" in err and "wrote 12 sub-images" in out

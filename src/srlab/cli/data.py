@@ -154,7 +154,7 @@ def _subimages(args: argparse.Namespace) -> int:
     print(f"wrote {report.written} sub-images to {args.out}")
     for name in report.skipped:
         print(f"skipped {name}: smaller than {args.crop}x{args.crop}")
-    return 0
+    return _report_failures(report.failed)
 
 
 def _classsr_split(args: argparse.Namespace) -> int:
@@ -162,4 +162,11 @@ def _classsr_split(args: argparse.Namespace) -> int:
     report = split_by_difficulty(args.hr, args.out, model=model, scale=args.scale, thresholds=tuple(args.thresholds))
     simple, medium, hard = report.counts
     print(f"class1 (simple) {simple}  class2 {medium}  class3 (hard) {hard}  -> {args.out}")
-    return 0
+    return _report_failures(report.failed)
+
+
+def _report_failures(failed: tuple[tuple[str, str], ...]) -> int:
+    """One line per image that could not be read; exit status 1 if any."""
+    for _, reason in failed:
+        print(f"srlab: error: {reason}", file=sys.stderr)
+    return 1 if failed else 0

@@ -52,6 +52,8 @@ class ExtractReport:
     written: int
     # Images smaller than one crop (the official script fails on them).
     skipped: tuple[str, ...]
+    # Images that could not be read: (name, the one-line reason); the others are processed.
+    failed: tuple[tuple[str, str], ...] = ()
 
 
 def extract_subimages(hr_dir: str | Path, out_dir: str | Path, *, crop: int = 128, step: int = 64,
@@ -62,9 +64,13 @@ def extract_subimages(hr_dir: str | Path, out_dir: str | Path, *, crop: int = 12
                          f"min_rest {min_rest}")
     sources = _images(hr_dir)
     out = _output_folder(out_dir, hr_dir)
-    written, skipped = 0, []
+    written, skipped, failed = 0, [], []
     for path in sources:
-        image = read_rgb(path)
+        try:
+            image = read_rgb(path)
+        except SrlabError as e:
+            failed.append((path.name, str(e)))
+            continue
         tops = crop_origins(image.shape[-2], crop, step, min_rest)
         lefts = crop_origins(image.shape[-1], crop, step, min_rest)
         if not tops or not lefts:
@@ -76,7 +82,7 @@ def extract_subimages(hr_dir: str | Path, out_dir: str | Path, *, crop: int = 12
                 index += 1
                 write_image(out / f"{path.stem}_s{index:03d}.png", image[:, top:top + crop, left:left + crop])
                 written += 1
-    return ExtractReport(written, tuple(skipped))
+    return ExtractReport(written, tuple(skipped), tuple(failed))
 
 
 @torch.no_grad()
@@ -101,6 +107,8 @@ def difficulty_class(value: float, thresholds: tuple[float, float] = CLASSSR_THR
 class SplitReport:
     counts: tuple[int, int, int]  # sub-images in class 1, 2, 3
     psnr: dict[str, float]
+    # Images that could not be read: (name, the one-line reason); the others are processed.
+    failed: tuple[tuple[str, str], ...] = ()
 
 
 def split_by_difficulty(hr_dir: str | Path, out_dir: str | Path, *, model: nn.Module, scale: int,
@@ -117,8 +125,14 @@ def split_by_difficulty(hr_dir: str | Path, out_dir: str | Path, *, model: nn.Mo
     counts, values, table = [0, 0, 0], {}, io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["name", "psnr", "class"])
+    failed = []
     for path in sources:
-        value = reference_psnr(model, read_rgb(path), scale)
+        try:
+            image = read_rgb(path)
+        except SrlabError as e:
+            failed.append((path.name, str(e)))
+            continue
+        value = reference_psnr(model, image, scale)
         label = difficulty_class(value, thresholds)
         with atomic_path(folders[label - 1] / path.name) as tmp:
             shutil.copyfile(path, tmp)
@@ -126,7 +140,7 @@ def split_by_difficulty(hr_dir: str | Path, out_dir: str | Path, *, model: nn.Mo
         values[path.name] = value
         writer.writerow([path.name, f"{value:.6f}", label])
     atomic_write_bytes(out / "psnr.csv", table.getvalue().encode())
-    return SplitReport(tuple(counts), values)
+    return SplitReport(tuple(counts), values, tuple(failed))
 
 
 def _images(folder: str | Path) -> list[Path]:
