@@ -35,7 +35,9 @@ def _inputs(sr=None, hr=None, *, n=2, size=32, scale=2, uncertainty=None) -> Los
     hr = torch.rand(n, 3, size, size, generator=g) if hr is None else hr
     sr = torch.rand(hr.shape, generator=g) if sr is None else sr
     lr = torch.rand(hr.shape[0], 3, hr.shape[-2] // scale, hr.shape[-1] // scale, generator=g)
-    return LossInputs(sr=sr, hr=hr, lr=lr, scale=scale, uncertainty=uncertainty)
+    # What a routing model's training forward adds (ClassSR's class probabilities; ignored by the others).
+    aux = {"class_probs": torch.full((hr.shape[0], 3), 1 / 3)}
+    return LossInputs(sr=sr, hr=hr, lr=lr, scale=scale, uncertainty=uncertainty, aux=aux)
 
 
 def test_names_come_from_the_registry():

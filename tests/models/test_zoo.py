@@ -88,6 +88,11 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "omnisr": ({2: 771_724, 3: 780_379, 4: 792_496}, {2: "772K", 3: "780K", 4: "792K"}),
     # PCSR: all parameters (BatchNorm affine ones included); the official log prints 168.97K (the
     # "294.92K" beside it is the plain CARN-M nf 64 baseline, carn-x4). No FSRCNN figure is printed.
+    # ClassSR: classifier and three branches; CARN leaves out its 72 frozen mean-shift values (the
+    # official class counts 645,476); the paper's figures as ARM's table quotes them (paper-results.md §8b).
+    "classsr_fsrcnn": ({3: 112_940, 4: 112_940}, {4: "113K"}),
+    "classsr_carn": ({2: 571_932, 3: 663_772, 4: 645_404}, {4: "645K"}),
+    "classsr_srresnet": ({2: 2_769_996, 3: 3_135_076, 4: 3_062_060}, {4: "3.1M"}),
     "pcsr_carn": ({4: 168_970}, {4: "168.97K"}),
     "pcsr_fsrcnn": ({4: 24_502}, None),
     "rdsr": ({2: 481_830, 3: 488_595, 4: 498_066}, None),
@@ -175,7 +180,8 @@ def test_backward_reaches_every_trainable_parameter(name, scale):
     if "scale" in inspect.signature(model.forward).parameters:  # multi-scale (CARN): every branch once
         sum(model(x, scale=s).square().mean() for s in model_info(name).scales).backward()
     else:
-        model(x).square().mean().backward()
+        out = model(x)  # a routing model's training forward returns (sr, aux): ClassSR
+        (out[0] if isinstance(out, tuple) else out).square().mean().backward()
     unused = UNUSED_PARAMETERS.get(name)
     missing = [
         n for n, p in model.named_parameters()

@@ -55,6 +55,10 @@ class PatchRoutedMethod(AdaptiveMethod):
             module = copy.deepcopy(module).float()
         return count_macs(module, patch_hw)
 
+    def router_macs(self, patch_hw: tuple[int, int]) -> int:
+        """MACs the router spends on one patch (a classifier; 0 for rules such as ARM's edge score)."""
+        return 0
+
     def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
         return adaptive_upscale(
             self, lr, patch=self.patch, stride=self.stride, batch_size=self.batch_size, whole_image=whole_image
@@ -118,6 +122,7 @@ def adaptive_upscale(
         route_macs=tuple(_route_macs(method, i, grid.patch_hw) for i in range(method.num_routes)),
         route_names=method.route_names(),
         unit="patch",
+        router_macs=grid.count * _route_macs(method, -1, grid.patch_hw),
         patch_hw=grid.patch_hw,
         grid_hw=(grid.rows, grid.cols),
         out_hw=tuple(sr.shape[-2:]),
@@ -126,9 +131,11 @@ def adaptive_upscale(
 
 
 def _route_macs(method: PatchRoutedMethod, index: int, patch_hw: tuple[int, int]) -> int:
+    """Route ``index``'s MACs on one patch (index -1: the router's), counted once per patch size."""
     key = (index, patch_hw)
     if key not in method._route_macs_memo:
-        method._route_macs_memo[key] = method.route_macs(index, patch_hw)
+        count = method.router_macs(patch_hw) if index < 0 else method.route_macs(index, patch_hw)
+        method._route_macs_memo[key] = count
     return method._route_macs_memo[key]
 
 

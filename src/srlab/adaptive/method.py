@@ -41,7 +41,8 @@ class AdaptiveStats:
     """What one adaptive inference did (no timings: those live in benchmarks).
 
     ``route_counts[i]`` units (patches, pixels, windows: ``unit``) went to route ``route_names[i]``, each
-    costing ``route_macs[i]``; ``shared_macs`` were spent whatever the routing (a backbone, the router).
+    costing ``route_macs[i]``; ``shared_macs`` were spent whatever the routing (a backbone the full path
+    runs too) and ``router_macs`` on deciding the routes (a classifier the full path does not run).
     A method whose cost is measured as a whole rather than per unit sets ``route_macs`` to zeros and
     gives ``measured`` = (spent, full)."""
 
@@ -51,6 +52,7 @@ class AdaptiveStats:
     unit: str
     out_hw: tuple[int, int]  # the SR size
     shared_macs: int = 0
+    router_macs: int = 0
     measured: tuple[int, int] | None = None
     patch_hw: tuple[int, int] | None = None  # patch-routed methods: the patch and the grid
     grid_hw: tuple[int, int] | None = None
@@ -64,11 +66,12 @@ class AdaptiveStats:
         """MACs of what actually ran (routing decisions included where the method counts them)."""
         if self.measured is not None:
             return self.measured[0]
-        return self.shared_macs + sum(n * macs for n, macs in zip(self.route_counts, self.route_macs))
+        routed = sum(n * macs for n, macs in zip(self.route_counts, self.route_macs))
+        return self.shared_macs + self.router_macs + routed
 
     @property
     def macs_full(self) -> int:
-        """MACs of the same weights with every unit on the heaviest route."""
+        """MACs of the same weights' full path: every unit on the heaviest route, no routing decisions."""
         if self.measured is not None:
             return self.measured[1]
         return self.shared_macs + self.units * max(self.route_macs)

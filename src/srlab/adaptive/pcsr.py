@@ -4,7 +4,7 @@ The knob is the paper's ``k``: a pixel goes heavy iff ``p_heavy / c_heavy**k > p
 (``k = 0``: the classifier's argmax, the official default; larger ``k`` sends fewer pixels heavy). The
 full path is the same weights with every pixel on the heavy sampler (no refinement then: it only touches
 light pixels). MACs follow :meth:`srlab.models.pcsr.PCSR.macs_spent`: backbone + classifier on every
-pixel + each pixel's sampler. Whole images (or srlab's tiles) are processed, as PCSR's per-image test.
+pixel + each pixel's sampler; the full path's have no classifier. Whole images (or srlab's tiles) are processed, as PCSR's per-image test.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class PcsrRouting(AdaptiveMethod):
         per_image = [int(routing.heavy[i].sum()) for i in range(lr.shape[0])]
         pixels = routing.heavy[0].numel()
         spent = sum(self.model.macs_spent(lr_hw, h) for h in per_image)
-        full = lr.shape[0] * self.model.macs_spent(lr_hw, pixels)
+        full = lr.shape[0] * self.full_path().macs_spent(lr_hw, pixels)  # no classifier on the full path
         return sr, AdaptiveStats(
             route_counts=(routing.heavy.numel() - heavy, heavy), route_macs=(0, 0), route_names=("light", "heavy"),
             unit="pixel", out_hw=(sr.shape[-2], sr.shape[-1]), measured=(spent, full),

@@ -5,6 +5,9 @@
 - ``srlab data verify --root DIR [NAME...]``: layout, counts, names, LR size = HR size // scale,
   checksums when a download recorded them; one line per problem, exit status 1 if there is any.
 - ``srlab data download NAME... --root DIR``: download, check and unpack (all or nothing per set).
+- ``srlab data subimages --hr DIR --out DIR``: crop HR images into overlapping sub-images (128 / step 64).
+- ``srlab data classsr-split --hr DIR --out DIR --scale S --model NAME [--checkpoint FILE]``: divide
+  sub-images into ClassSR's three difficulty classes by the model's PSNR on them (srlab.data.subimages).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from srlab.cli.common import flag, positive_int
+from srlab.cli.common import flag, non_negative_int, positive_int
 from srlab.data import catalog
 from srlab.data.download import download, status, verify
+from srlab.data.subimages import CLASSSR_THRESHOLDS, extract_subimages, split_by_difficulty
 from srlab.errors import SrlabError
+from srlab.models.create import create_model
 
 HELP = "list, verify and download the standard data sets (DIV2K, Flickr2K, Set5, Set14, B100, Urban100, Manga109)"
 
@@ -48,9 +53,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(p, "force", action="store_true", help="download again even when the set is complete")
     flag(p, "quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("subimages", help="crop HR images into overlapping sub-images (ClassSR / BasicSR protocol)",
+                       description="Crop every image of --hr into crop x crop sub-images <stem>_sNNN.png in --out.")
+    flag(p, "hr", required=True, metavar="DIR", help="folder of HR images")
+    flag(p, "out", required=True, metavar="DIR", help="folder for the sub-images")
+    flag(p, "crop", type=positive_int, default=128, metavar="N", help="sub-image side (default 128)")
+    flag(p, "step", type=positive_int, default=64, metavar="N", help="distance between crops (default 64)")
+    flag(p, "min_rest", type=non_negative_int, default=48, metavar="N",
+         help="add a crop flush with the border when more than N pixels remain (default 48)")
+
+    p = sub.add_parser("classsr-split", help="divide sub-images into ClassSR's difficulty classes by a model's PSNR",
+                       description="Copy every image of --hr into --out/class1 (simple), class2 or class3 (hard) by "
+                                   "the PSNR the --model reaches on it (RGB, 8-bit, border = scale); --out/psnr.csv "
+                                   "lists them.")
+    flag(p, "hr", required=True, metavar="DIR", help="folder of HR sub-images")
+    flag(p, "out", required=True, metavar="DIR", help="folder for class1/, class2/, class3/ and psnr.csv")
+    flag(p, "scale", type=positive_int, required=True, metavar="S", help="SR scale")
+    flag(p, "model", required=True, metavar="NAME", help="the reference SR network (officially MSRResNet)")
+    flag(p, "checkpoint", metavar="FILE", help="its weights")
+    flag(p, "thresholds", type=float, nargs=2, default=list(CLASSSR_THRESHOLDS), metavar=("HARD", "SIMPLE"),
+         help=f"PSNR below HARD: class 3, from SIMPLE on: class 1 (default: the official "
+              f"{CLASSSR_THRESHOLDS[0]} {CLASSSR_THRESHOLDS[1]} dB)")
+
 
 def run(args: argparse.Namespace) -> int:
-    return {"list": _list, "verify": _verify, "download": _download}[args.data_command](args)
+    commands = {"list": _list, "verify": _verify, "download": _download, "subimages": _subimages,
+                "classsr-split": _classsr_split}
+    return commands[args.data_command](args)
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -118,3 +147,26 @@ def _download(args: argparse.Namespace) -> int:
     download(args.names, root, scales=tuple(args.scale), keep_archives=args.keep_archives, force=args.force,
              progress=not args.quiet and sys.stderr.isatty())
     return 0
+
+
+def _subimages(args: argparse.Namespace) -> int:
+    report = extract_subimages(args.hr, args.out, crop=args.crop, step=args.step, min_rest=args.min_rest)
+    print(f"wrote {report.written} sub-images to {args.out}")
+    for name in report.skipped:
+        print(f"skipped {name}: smaller than {args.crop}x{args.crop}")
+    return _report_failures(report.failed)
+
+
+def _classsr_split(args: argparse.Namespace) -> int:
+    model = create_model(args.model, scale=args.scale, checkpoint=args.checkpoint).eval()
+    report = split_by_difficulty(args.hr, args.out, model=model, scale=args.scale, thresholds=tuple(args.thresholds))
+    simple, medium, hard = report.counts
+    print(f"class1 (simple) {simple}  class2 {medium}  class3 (hard) {hard}  -> {args.out}")
+    return _report_failures(report.failed)
+
+
+def _report_failures(failed: tuple[tuple[str, str], ...]) -> int:
+    """One line per image that could not be read; exit status 1 if any."""
+    for _, reason in failed:
+        print(f"srlab: error: {reason}", file=sys.stderr)
+    return 1 if failed else 0

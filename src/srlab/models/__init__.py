@@ -6,6 +6,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     bsrn,
     camixersr,
     carn,
+    classsr,
     ditn,
     dlgsanet,
     drcn,
