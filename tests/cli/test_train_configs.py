@@ -49,8 +49,11 @@ def _argv(name, tiny_photos, out, *extra):
 
 
 # Configs of models with their own end-to-end tests (the generic one trains rdsr_s): ClassSR's three stages
-# (tests/train/test_classsr_training.py).
-TESTED_ELSEWHERE = ("classsr_fsrcnn_stage1", "classsr_fsrcnn_stage2", "classsr_fsrcnn_stage3")
+# (tests/train/test_classsr_training.py), ARM's supernets (below).
+TESTED_ELSEWHERE = (
+    "classsr_fsrcnn_stage1", "classsr_fsrcnn_stage2", "classsr_fsrcnn_stage3",
+    "arm_fsrcnn_x4", "arm_carn_x4", "arm_srresnet_x4",
+)
 
 
 def test_every_example_config_is_tested():
@@ -107,3 +110,21 @@ def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, 
     da, db = a["discriminators"]["gan"], b["discriminators"]["gan"]
     assert all(torch.equal(da[k], db[k]) for k in da)
     assert not all(torch.equal(mid["discriminators"]["gan"][k], db[k]) for k in db)
+
+
+@pytest.mark.parametrize("name", TESTED_ELSEWHERE)
+def test_model_specific_configs_are_valid_as_written(name):
+    config = TrainConfig()
+    apply_overrides(config, load_yaml(CONFIGS / f"{name}.yaml"))
+    config.data.train_dir = config.data.val_dir = "x"
+    validate(config)
+
+
+def test_the_arm_recipe_trains_its_supernet_with_the_sandwich_rule(tiny_photos, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(CONFIGS / "arm_fsrcnn_x4.yaml"), "--train_dir", str(tiny_photos["train"]),
+            "--val_dir", str(tiny_photos["val"]), "--out", str(out), "--epochs", "1", "--batch_size", "4",
+            "--patch_size", "32", "--device", "cpu", "--quiet", "--set", "data.repeat=1", "--set", "val_every=1"]
+    assert main(argv) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["step"] == "arm_sandwich"
+    assert any("val_psnr_y" in line for line in (out / "train.log").read_text().splitlines())
