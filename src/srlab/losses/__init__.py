@@ -11,6 +11,8 @@ from srlab.losses import (  # noqa: F401  (explicit import list: registers the l
     tv,
     gan,
     contrastive,
+    aux_penalty,
+    pcsr,
 )
 from srlab.losses.base import (
     LossInputs,
