@@ -108,3 +108,26 @@ def test_pcsr_balance_term_changes_training(tiny_photos, tmp_path):
     changed = [k for k in runs["with"] if not torch.equal(runs["with"][k], runs["without"][k])]
     assert any(k.startswith("classifier.") for k in changed)
     assert not any(k.startswith(("encoder.", "heavy_sampler.")) for k in changed)  # frozen either way
+
+
+def _fails(argv_tail, tiny_photos, out, capsys):
+    argv = [
+        "train", "--train_dir", str(tiny_photos["train"]), "--val_dir", str(tiny_photos["val"]), "--out", str(out),
+        "--scale", "2", "--epochs", "1", "--batch_size", "4", "--patch_size", "32", "--device", "cpu", "--quiet",
+        "--model", "rdsr_s", "--set", "model.args={channels: 8, num_blocks: 1}", *argv_tail,
+    ]
+    assert main(argv) != 0
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_penalty_the_model_does_not_compute_is_a_one_line_error(tiny_photos, tmp_path, capsys):
+    lines = _fails(["--set", "losses=[{name: l1}, {name: aux_penalty, params: {key: ratio_loss}}]"],
+                   tiny_photos, tmp_path / "run", capsys)
+    assert lines == ["srlab: error: aux_penalty: the model's training forward gave no 'ratio_loss' (its aux outputs: "
+                     "none): train a model that computes it, or fix params.key"]
+
+
+def test_scheduled_step_without_anything_to_schedule_is_refused(tiny_photos, tmp_path, capsys):
+    lines = _fails(["--set", "step=scheduled"], tiny_photos, tmp_path / "run", capsys)
+    assert lines == ["srlab: error: step scheduled: neither model 'rdsr_s' nor its losses follow an epoch "
+                     "schedule: use step: supervised"]
