@@ -5,7 +5,7 @@ import srlab
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.inference.evaluate import evaluate_folder
-from srlab.models.camixersr import attended_count, hard_decision
+from srlab.models.camixersr import CAMixer, attended_count, hard_decision
 from srlab.models.complexity import count_macs, macs_720p
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared, needs_weights
 
@@ -97,12 +97,23 @@ def test_ratio_out_of_range_is_refused():
         srlab.create_model("camixersr_s", scale=4, args={"ratio": 1.5})
 
 
-def test_training_forward_keeps_the_ratio_loss_and_is_differentiable():
-    args = {"n_feats": 12, "n_blocks": (1,), "window_size": 8}
+def test_training_forward_returns_the_ratio_loss_and_is_differentiable():
+    args = {"n_feats": 12, "n_blocks": (1, 2), "window_size": 8, "ratio": 0.25}
     model = srlab.create_model("camixersr", scale=2, args=args).train()
-    out = model(torch.rand(1, 3, 12, 20))
-    assert out.shape == (1, 3, 24, 40)
-    (out.mean() + model.ratio_loss).backward()
+    decisions = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: decisions.append(out[1]))
+             for m in model.modules() if isinstance(m, CAMixer)]
+    out, aux = model(torch.rand(2, 3, 12, 20))
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == (2, 3, 24, 40) and set(aux) == {"ratio_loss"}
+    # the official 2 * ratio * (mean decision over the batch, the windows and all blocks - 0.5)^2
+    share = torch.cat(decisions, dim=1).mean()
+    assert len(decisions) == 3 and aux["ratio_loss"].item() == pytest.approx(2 * 0.25 * (share.item() - 0.5) ** 2)
+    aux["ratio_loss"].backward(retain_graph=True)
+    assert model.body[0].body[0].mixer.route.out_mask[0].weight.grad.abs().sum() > 0
+    model.zero_grad()
+    out.mean().backward()
     assert model.body[0].body[0].mixer.route.out_mask[0].weight.grad.abs().sum() > 0
 
 

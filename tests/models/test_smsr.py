@@ -3,6 +3,7 @@ import torch
 
 import srlab
 import srlab.models.smsr  # noqa: F401  (registers the models)
+from srlab.errors import SrlabError
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.smsr import SMB, mask_statistics
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared
@@ -50,7 +51,7 @@ def test_forward_shapes_at_odd_sizes(scale):
     x = torch.rand(2, 3, 17, 23)
     before = x.clone()
     model.train()
-    y = model(x)
+    y, _ = model(x)
     assert y.shape == (2, 3, 17 * scale, 23 * scale) and torch.isfinite(y).all()
     model.eval()
     with torch.no_grad():
@@ -66,7 +67,7 @@ def test_backward_reaches_every_trainable_parameter():
     torch.manual_seed(0)
     model = srlab.create_model("smsr", scale=2).train()
     model.set_tau(0.5)
-    loss = model(torch.rand(1, 3, 12, 16)).mean()
+    loss = model(torch.rand(1, 3, 12, 16))[0].mean()
     loss.backward()
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -80,18 +81,30 @@ def test_training_sparsity_term_and_gumbel_noise():
     torch.manual_seed(0)
     model = srlab.create_model("smsr", scale=2).train()
     x = torch.rand(2, 3, 8, 10)
-    y1 = model(x)
-    sparsity = model.sparsity
+    y1, aux = model(x)
+    sparsity = aux["sparsity"]
     # One map per SMM and sample: (5 * B, 64 channels * 4 layers, H, W), fractions of computed outputs.
     assert sparsity.shape == (5 * 2, 64 * 4, 8, 10)
     assert 0 <= sparsity.min() and sparsity.max() <= 1 + 1e-6
     sparsity.mean().backward(retain_graph=True)
     assert model.body[0].body.ch_mask.grad is not None and model.body[0].spa_mask[0].weight.grad is not None
-    assert not torch.equal(y1, model(x))  # Gumbel noise: masks are sampled
+    assert not torch.equal(y1, model(x)[0])  # Gumbel noise: masks are sampled
     model.eval()
     with torch.no_grad():
-        assert torch.equal(model(x), model(x))  # hard masks
-    assert model.sparsity is None
+        assert torch.equal(model(x), model(x))  # hard masks, a plain tensor
+
+
+def test_temperature_follows_the_official_schedule_down_to_its_floor():
+    model = srlab.create_model("smsr", scale=2, args={"n_feats": 16})
+    for epoch, tau in ((1, 1.0), (2, 1 - 1 / 500), (251, 0.5), (301, 0.4), (1000, 0.4)):
+        model.set_training_epoch(epoch)
+        assert all(m.tau == pytest.approx(tau) and m.body.tau == pytest.approx(tau) for m in model.body), epoch
+    # tau_floor 1 keeps tau at 1, as the released model was trained (its trainer never reached the masks)
+    fixed = srlab.create_model("smsr", scale=2, args={"n_feats": 16, "tau_floor": 1.0})
+    fixed.set_training_epoch(400)
+    assert all(m.tau == 1.0 for m in fixed.body)
+    with pytest.raises(SrlabError, match=r"tau_floor \(the lowest Gumbel-softmax temperature\) must be in \(0, 1\]"):
+        srlab.create_model("smsr", scale=2, args={"tau_floor": 0.0})
 
 
 def _random_block(seed, *, dense_fraction=0.5):

@@ -180,8 +180,9 @@ def test_backward_reaches_every_trainable_parameter(name, scale):
     if "scale" in inspect.signature(model.forward).parameters:  # multi-scale (CARN): every branch once
         sum(model(x, scale=s).square().mean() for s in model_info(name).scales).backward()
     else:
-        out = model(x)  # a routing model's training forward returns (sr, aux): ClassSR
-        (out[0] if isinstance(out, tuple) else out).square().mean().backward()
+        out = model(x)  # a routing model's training forward returns (sr, aux): aux reaches the losses too
+        sr, aux = out if isinstance(out, tuple) else (out, {})
+        sum((v.square().mean() for v in aux.values()), sr.square().mean()).backward()
     unused = UNUSED_PARAMETERS.get(name)
     missing = [
         n for n, p in model.named_parameters()

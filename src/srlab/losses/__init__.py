@@ -11,7 +11,9 @@ from srlab.losses import (  # noqa: F401  (explicit import list: registers the l
     tv,
     gan,
     contrastive,
+    aux_penalty,
     classsr,
+    pcsr,
 )
 from srlab.losses.base import (
     LossInputs,

@@ -49,6 +49,17 @@ windows attended (ratio 1): 32.3363 / 0.8969. The paper publishes no Set5 figure
 large-image table is Test2K/4K/8K). Against the official module (eval mode, the same noise or none)
 the outputs agree to 4e-5.
 
+Training (``model.train()``): every window is computed, attention on the windows the noisy hard
+decision marks complex (masked queries, keys and values) and ``v * sa`` on the others, and the forward
+returns ``(sr, {"ratio_loss": 2 * ratio * (mean decision - 0.5)^2})``, as the official training
+forward returns ``(image, ratio loss)`` (the mean decision over the batch, the windows and every block).
+``srlab train`` hands the dict to the losses (``LossInputs.aux``); the official objective is
+``l1 + ratio_loss`` (the ``aux_penalty`` loss with ``key: ratio_loss``, weight 1;
+``configs/camixersr_x4.yaml``). Checked once against the official module in training mode (same
+weights, same Gumbel draws; x2, C = 60, a 2x3x32x40 batch): SR within 1.7e-6, the ratio loss identical.
+The published ``CAMixerSR`` class never stores its ``ratio`` argument, so its own training forward
+stops with an AttributeError as released; the check set it, and srlab uses the model's ``ratio``.
+
 Variants: ``camixersr`` (C = 60, the lightweight-SR model, x2 / x3 / x4: 745,846 / 753,961 / 765,322
 parameters) and ``camixersr_s`` (C = 36, the large-image model, x4: 351,238 parameters; the released
 ``CAMixerSR_S.pth``). Input and output are RGB in [0, 1]; module and parameter names are the official
@@ -57,9 +68,6 @@ ones, so the official checkpoints (``params_ema``) load strictly.
 Deviations from the official code (none changes the state dict):
 - the deterministic decision above (official: a Gumbel sample per forward; ``gumbel_seed`` restores it);
 - the official eval-mode ``tile`` option is left out (srlab's generic tiled inference does that job);
-- training: the official forward returns ``(image, ratio loss)``; here it returns the image and keeps
-  the ratio regulariser ``2 * ratio * (mean decision - 0.5)^2`` in ``model.ratio_loss`` for a trainer
-  that adds it;
 - the window size is a hyper-parameter (official: fixed 16); the input is reflect-padded to a multiple
   of it inside the forward, as the official ``check_image_size`` does, except that a pad not smaller
   than the side (an input under 9 pixels), where the official reflect pad raises, replicates the edge;
@@ -269,7 +277,6 @@ class CAMixerSR(nn.Module):
         self.window_size = window_size
         self.ratio = ratio
         self.gumbel_seed = gumbel_seed
-        self.ratio_loss: torch.Tensor | None = None
         self.head = nn.Conv2d(3, n_feats, 3, padding=1)
         self.global_predictor = nn.Sequential(
             nn.Conv2d(n_feats, 8, 1),
@@ -281,16 +288,21 @@ class CAMixerSR(nn.Module):
         self.body_tail = nn.Conv2d(n_feats, n_feats, 3, padding=1)
         self.tail = SubPixelHead(n_feats, 3, scale)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        noisy = self.training or self.gumbel_seed is not None
-        if self.training or self.gumbel_seed is None:
-            return self._forward(x, noisy)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The SR image; in training ``(sr, {"ratio_loss": ...})`` (see the module docstring)."""
+        if self.training:
+            sr, decisions = self._forward(x, noisy=True)
+            share = torch.cat(decisions, dim=1).mean()
+            return sr, {"ratio_loss": 2 * self.ratio * (share - 0.5) ** 2}
+        if self.gumbel_seed is None:
+            return self._forward(x, noisy=False)[0]
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.gumbel_seed)
-            return self._forward(x, noisy)
+            return self._forward(x, noisy=True)[0]
 
-    def _forward(self, x: torch.Tensor, noisy: bool) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, noisy: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(SR image, every block's mean decision per image (B, 1))."""
         height, width = x.shape[-2:]
         features = self.head(pad_to_multiple(x, self.window_size, "reflect"))
         condition_global = self.global_predictor(features)
@@ -298,11 +310,8 @@ class CAMixerSR(nn.Module):
         for group in self.body:
             body, group_decisions = group(body, condition_global, self.ratio, noisy)
             decisions.extend(group_decisions)
-        if self.training:
-            share = torch.cat(decisions, dim=1).mean()
-            self.ratio_loss = 2 * self.ratio * (share - 0.5) ** 2
         out = self.tail(self.body_tail(body) + features)
-        return out[..., : height * self.scale, : width * self.scale]
+        return out[..., : height * self.scale, : width * self.scale], decisions
 
 
 def _info(paper: str, scales: tuple[int, ...]) -> ModelInfo:

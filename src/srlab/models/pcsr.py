@@ -36,8 +36,29 @@ heavy pixel among its 3x3 neighbours (replicate padding) is replaced by the 3x3 
 around it, except on the outermost HR rows and columns. It runs on the normalised output, before the
 mean is added back, as officially.
 
-Training mode runs the official ``forward_train``: both samplers on every pixel, mixed by the
-classifier's probabilities (``p_light * light + p_heavy * heavy``), so every parameter gets gradients.
+Training follows the official two phases (``train_pcsr.py``); the hyper-parameter ``trains`` selects
+what a run trains (``configs/pcsr_carn_x4_phase{0,1}.yaml``):
+
+* ``"backbone"`` (official phase 0, ``pcsr-phase0``): the encoder and the heavy sampler as a plain SR
+  network, ``heavy + bilinear base`` on every pixel, loss L1; the light sampler and the classifier are
+  frozen (``requires_grad`` False) and unused. It needs ``routing="heavy"``, so validation scores the
+  network being trained.
+* ``"classifier"`` (official phase 1, ``pcsr-phase1``, started from the phase-0 weights with
+  ``init_from``): the official ``forward_train``, both samplers on every pixel mixed by the classifier's
+  probabilities (``p_light * light + p_heavy * heavy``); the encoder and the heavy sampler are frozen and
+  kept in eval mode (the CARN encoder's BatchNorm statistics stay fixed), as officially. Loss
+  ``1000 * l1 + 3 * pcsr_average`` (the official ``loss_rgb_w``, ``loss_avg_w``).
+* ``"all"`` (default): the same mixed forward with every part trained (not an official phase).
+
+With ``"classifier"`` or ``"all"`` the training forward returns ``(sr, {"pcsr_probs": p})``, ``p`` the
+softmax of the classifier per HR pixel, (N, 2, H, W) (light, heavy), which ``srlab train`` hands to the
+losses (``pcsr_average``, srlab.losses.pcsr). The official phase-1 model also starts its light sampler
+and classifier afresh; ``init_from`` loads them from the phase-0 weights, where they are still the
+untrained initialisation of that run. The official phases crop the LR from each HR patch (bicubic);
+srlab crops aligned patches of LR images made once per image. Checked once against the official
+``pcsr-phase0`` / ``pcsr-phase1`` training forwards (CARN, same weights, frozen parts in eval mode for
+phase 1, all HR pixels of a 2x3x8x6 batch as the queries): outputs within 6e-8, probabilities and the
+phase-1 loss ``1000 * L1 + 3 * loss_avg`` identical.
 
 Cost. :meth:`PCSR.upscale_routed` returns the output and the per-pixel heavy mask;
 :meth:`PCSR.macs_spent` turns pixel counts into MACs (srlab convention, multiply-accumulates):
@@ -100,6 +121,8 @@ from srlab.models.complexity import count_macs
 from srlab.models.registry import ModelInfo, register_model
 
 ROUTINGS = ("classifier", "heavy", "light")
+#: What the ``trains`` hyper-parameter accepts (see the module docstring).
+TRAINED_PARTS = ("all", "backbone", "classifier")
 # The official cost list is measured on a 16x16 LR input (and its 64x64 HR queries at x4).
 _COST_LR_SIZE = 16
 
@@ -292,11 +315,16 @@ class PCSR(nn.Module):
         routing: str,
         refinement: bool,
         pixel_chunk: int,
+        trains: str,
     ) -> None:
         super().__init__()
         if routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
-        self.scale = scale
+        if trains not in TRAINED_PARTS:
+            raise ValueError(f"trains must be one of {', '.join(TRAINED_PARTS)}, got {trains!r}")
+        if trains == "backbone" and routing != "heavy":
+            raise ValueError("trains 'backbone' (official phase 0) trains no classifier: set routing: heavy")
+        self.scale, self.trains = scale, trains
         self.k, self.routing, self.refinement, self.pixel_chunk = k, routing, refinement, pixel_chunk
         self.encoder = encoder
         dim = encoder.out_dim
@@ -307,6 +335,23 @@ class PCSR(nn.Module):
         self.register_buffer("input_mean", mean, persistent=False)
         # Computed once here (a shape-only count), not inside a forward that a MAC counter may watch.
         self._relative_costs = self._official_costs()
+        for part in self.frozen_parts():
+            part.requires_grad_(False)
+
+    def frozen_parts(self) -> list[nn.Module]:
+        """The parts the ``trains`` setting leaves untrained (see the module docstring)."""
+        if self.trains == "backbone":
+            return [self.light_sampler, self.classifier]
+        if self.trains == "classifier":
+            return [self.encoder, self.heavy_sampler]
+        return []
+
+    def train(self, mode: bool = True) -> PCSR:
+        """As ``nn.Module.train``, but the frozen parts stay in eval mode (fixed BatchNorm statistics)."""
+        super().train(mode)
+        for part in self.frozen_parts():
+            part.eval()
+        return self
 
     def relative_costs(self) -> tuple[float, float]:
         """Official ``cost_list``: (light, heavy) cost of a pixel incl. the backbone, summing to 1."""
@@ -322,23 +367,42 @@ class PCSR(nn.Module):
         heavy = backbone + 2 * queries * self.heavy_sampler.imnet.macs_per_query()
         return light / (light + heavy), heavy / (light + heavy)
 
-    def forward(self, x: torch.Tensor, *, k: float | None = None) -> torch.Tensor:
-        if self.training:
-            return self._forward_mixed(x)
-        return self.upscale_routed(x, k=k)[0]
+    def forward(
+        self, x: torch.Tensor, *, k: float | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The SR image; in training see the module docstring (``trains``)."""
+        if not self.training:
+            return self.upscale_routed(x, k=k)[0]
+        if self.trains == "backbone":
+            return self._forward_heavy(x)
+        return self._forward_mixed(x)
 
-    def _forward_mixed(self, x: torch.Tensor) -> torch.Tensor:
-        """Official ``forward_train``: both samplers everywhere, mixed by the classifier's probabilities."""
+    def _forward_heavy(self, x: torch.Tensor) -> torch.Tensor:
+        """Official phase-0 ``forward_train``: the heavy sampler on every pixel."""
         lr = x - self.input_mean
         feat = self.encoder(lr)
         coord, cell = hr_queries(self._out_size(x), like=feat)
         outs = []
         for i in range(x.shape[0]):
             query = query_vectors(feat[i : i + 1], coord, cell)
+            outs.append(self.heavy_sampler(query) + bilinear_base(lr[i : i + 1], coord))
+        return self._to_image(torch.cat(outs), x) + self.input_mean
+
+    def _forward_mixed(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Official phase-1 ``forward_train``: both samplers everywhere, mixed by the classifier's
+        probabilities; returns (sr, {"pcsr_probs": (N, 2, H, W)})."""
+        lr = x - self.input_mean
+        feat = self.encoder(lr)
+        coord, cell = hr_queries(self._out_size(x), like=feat)
+        outs, probs = [], []
+        for i in range(x.shape[0]):
+            query = query_vectors(feat[i : i + 1], coord, cell)
             prob = F.softmax(self.classifier(query), dim=-1)
             mixed = prob[..., 0:1] * self.light_sampler(query) + prob[..., 1:2] * self.heavy_sampler(query)
             outs.append(mixed + bilinear_base(lr[i : i + 1], coord))
-        return self._to_image(torch.cat(outs), x) + self.input_mean
+            probs.append(prob)
+        sr = self._to_image(torch.cat(outs), x) + self.input_mean
+        return sr, {"pcsr_probs": self._to_image(torch.cat(probs), x)}
 
     def upscale_routed(self, x: torch.Tensor, *, k: float | None = None) -> tuple[torch.Tensor, Routing]:
         """Eval-mode SR of ``x`` (N, 3, h, w) in [0, 1] and where its pixels went (official ``forward_test``)."""
@@ -445,11 +509,13 @@ def pcsr_carn(
     routing: str = "classifier",
     refinement: bool = True,
     pixel_chunk: int = 300_000,
+    trains: str = "all",
 ) -> PCSR:
     """PCSR on a CARN-M backbone (released ``carn-pcsr-phase1``)."""
     return PCSR(
         CarnEncoder(channels, group=group), scale=scale, heavy=[74] * 4, light=[20] * 3, classifier=[10, 10],
         input_mean=DIV2K_RGB_MEAN, k=k, routing=routing, refinement=refinement, pixel_chunk=pixel_chunk,
+        trains=trains,
     )
 
 
@@ -464,9 +530,11 @@ def pcsr_fsrcnn(
     routing: str = "classifier",
     refinement: bool = True,
     pixel_chunk: int = 300_000,
+    trains: str = "all",
 ) -> PCSR:
     """PCSR on an FSRCNN backbone (released ``fsrcnn-pcsr-phase1``)."""
     return PCSR(
         FsrcnnEncoder(d, s, m), scale=scale, heavy=[58] * 4, light=[10] * 3, classifier=[],
         input_mean=None, k=k, routing=routing, refinement=refinement, pixel_chunk=pixel_chunk,
+        trains=trains,
     )

@@ -18,8 +18,9 @@ are fused by a 1x1 conv (``body.collect``) and gated by RCAN channel attention (
 
 Modes:
   * training (``model.train()``): masks are relaxed with Gumbel softmax at temperature ``tau``
-    (``model.set_tau``) and the network is computed densely; the sparsity term of the official loss
-    (``loss_SR + lambda * sparsity.mean()``) is left in ``model.sparsity`` after each forward.
+    (``model.set_tau``) and the network is computed densely; the forward returns ``(sr, {"sparsity":
+    maps})`` as the official one returns ``[sr, sparsity]``: per SMM and image, the soft fraction of
+    computed (channel, position) outputs, (5 B, 4 C, H, W). ``srlab train`` hands the dict to the losses.
   * inference (``model.eval()``): hard masks (spatial: class 1 logit > class 0; channel:
     ``softmax(ch_mask).round()``). By default (``model.sparse_inference = True``) the SMM bodies run
     the sparse convolution: dense->dense channels as an ordinary conv, and everything that involves
@@ -27,6 +28,13 @@ Modes:
     padded dense map, sparse->dense/sparse 3x3 columns gathered through a position-index map, sparse
     results scattered back into the dense map). ``sparse_inference = False`` computes the same hard-mask
     network densely (the reference the sparse path is tested against).
+
+Training recipe (official ``trainer.py``; ``configs/smsr_x2.yaml``): ``loss_SR + lambda * sparsity.mean()``
+with L1 as ``loss_SR`` and ``lambda = min((epoch - 1) / 50, 1) * 0.1``, i.e. the ``aux_penalty`` loss
+(``key: sparsity``, ``ramp_epochs: 50``) at weight 0.1, and ``tau = max(1 - (epoch - 1) / 500, 0.4)``
+per epoch. srlab's trainer has no per-epoch hook for models, so the recipe sets ``step: scheduled``
+(srlab.train.scheduled_step), which calls :meth:`SMSR.set_training_epoch` and the loss's ramp with the
+epoch being trained (counted from 1) before every step; resumed runs continue the schedule.
 
 Deviations from the official code (none changes the released model's output):
   * input and output are RGB in [0, 1]; the official network works on [0, 255], so forward scales by
@@ -39,9 +47,16 @@ Deviations from the official code (none changes the released model's output):
     the output, and the generic inference path leaves that to it. The official test instead crops
     the LR image to even size (and HR to twice that), which changes the scored images of odd-sized LR
     inputs (e.g. Set14 x2 comic, flowers, zebra).
-  * the official trainer updates tau through a ``_set_tau`` method that no module defines, so its tau
-    stays 1 throughout training; here ``set_tau`` does set it.
+  * the official trainer updates tau through a ``_set_tau`` method that no module defines (they define
+    ``_update_tau``), so its tau stays 1 throughout training; here the schedule does reach the masks.
+    ``tau_floor: 1.0`` (the schedule's lower bound) keeps tau at 1 as the released model was trained.
   * Gumbel noise uses ``rand`` clamped away from 0 instead of re-drawing until no zero occurs.
+  * training gates the input of SMB layer i with layer i - 1's channel mask (which of its input
+    channels are dense or sparse), as the official sparse inference and the eval-mode dense path do;
+    the official training forward gates it with layer i's own mask, so it trains a slightly different
+    network from the one it runs. With that gating put back, srlab's training forward equals the
+    official one on the same weights and Gumbel draws (checked once: SR within 1.5e-5 of 255, the
+    sparsity maps identical).
 """
 
 from __future__ import annotations
@@ -244,10 +259,13 @@ class SMM(nn.Module):
 
 
 class SMSR(nn.Module):
-    def __init__(self, *, scale: int, n_feats: int = 64, n_modules: int = 5) -> None:
+    def __init__(self, *, scale: int, n_feats: int = 64, n_modules: int = 5, tau_floor: float = 0.4) -> None:
         super().__init__()
+        if not 0 < tau_floor <= 1:
+            raise ValueError(f"tau_floor (the lowest Gumbel-softmax temperature) must be in (0, 1], got {tau_floor}")
         self.scale = scale
         self.n_modules = n_modules
+        self.tau_floor = tau_floor
         # Registration order follows the official module, so state_dict() lists keys in its order.
         self.sub_mean = MeanShift(RGB_RANGE, sign=-1)
         self.collect = nn.Sequential(
@@ -261,8 +279,6 @@ class SMSR(nn.Module):
         )
         self.body = nn.Sequential(*(SMM(n_feats) for _ in range(n_modules)))
         self.tail = SubPixelHead(n_feats, 3, scale)
-        # Training-only output: the sparsity maps of the last forward (official loss: lambda * mean).
-        self.sparsity: torch.Tensor | None = None
 
     @property
     def sparse_inference(self) -> bool:
@@ -274,12 +290,17 @@ class SMSR(nn.Module):
             m.sparse_inference = bool(value)
 
     def set_tau(self, tau: float) -> None:
-        """Gumbel-softmax temperature of all masks (the official schedule: max(1 - (epoch-1)/500, 0.4))."""
+        """Gumbel-softmax temperature of all masks."""
         for m in self.body:
             m.tau = tau
             m.body.tau = tau
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def set_training_epoch(self, epoch: int) -> None:
+        """The official schedule for the epoch being trained (from 1): tau = max(1 - (epoch - 1) / 500, floor)."""
+        self.set_tau(max(1 - (epoch - 1) / 500, self.tau_floor))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The SR image; in training ``(sr, {"sparsity": maps})`` (see the module docstring)."""
         height, width = x.shape[-2:]
         x0 = self.sub_mean(pad_to_multiple(x, 2, "reflect") * RGB_RANGE)
         shallow = self.head(x0)
@@ -290,11 +311,11 @@ class SMSR(nn.Module):
             features.append(fea)
             if self.training:
                 sparsity.append(spa * sparse_ch + torch.ones_like(spa) * dense_ch)
-        self.sparsity = torch.cat(sparsity) if self.training else None
         deep = self.collect(torch.cat(features, 1)) + shallow
         upsampled = F.interpolate(x0, scale_factor=self.scale, mode="bicubic", align_corners=False)
         out = self.add_mean(self.tail(deep) + upsampled) / RGB_RANGE
-        return out[..., : height * self.scale, : width * self.scale]
+        out = out[..., : height * self.scale, : width * self.scale]
+        return (out, {"sparsity": torch.cat(sparsity)}) if self.training else out
 
 
 @torch.no_grad()
@@ -350,6 +371,6 @@ def mask_statistics(model: SMSR) -> dict[str, float]:
         uncounted_parameters=("ch_mask",),
     )
 )
-def smsr(*, scale: int, n_feats: int = 64) -> SMSR:
-    """SMSR (64 features, 5 SMMs of 4 sparse 3x3 convs)."""
-    return SMSR(scale=scale, n_feats=n_feats)
+def smsr(*, scale: int, n_feats: int = 64, tau_floor: float = 0.4) -> SMSR:
+    """SMSR (64 features, 5 SMMs of 4 sparse 3x3 convs); ``tau_floor``: the temperature schedule's floor."""
+    return SMSR(scale=scale, n_feats=n_feats, tau_floor=tau_floor)
