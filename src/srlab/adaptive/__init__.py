@@ -7,7 +7,7 @@
 A registered factory takes ``scale`` and, where the method has one, its quality/compute knob as ``knob``.
 """
 
-from srlab.adaptive import arm, reference  # noqa: F401  (registers the methods)
+from srlab.adaptive import arm, rdsr, reference  # noqa: F401  (registers the methods)
 from srlab.adaptive.engine import AdaptiveStats, adaptive_upscale
 from srlab.adaptive.method import AdaptiveMethod, build_adaptive, list_adaptive, register_adaptive
 from srlab.adaptive.patches import PatchGrid, blend_patches, split_patches

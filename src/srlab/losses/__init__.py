@@ -11,6 +11,7 @@ from srlab.losses import (  # noqa: F401  (explicit import list: registers the l
     tv,
     gan,
     contrastive,
+    exits,
 )
 from srlab.losses.base import (
     LossInputs,
