@@ -30,12 +30,16 @@ CHEAP = {
 }
 
 
-def _inputs(sr=None, hr=None, *, n=2, size=32, scale=2, uncertainty=None) -> LossInputs:
+def _inputs(sr=None, hr=None, *, n=2, size=32, scale=2, uncertainty=None, aux=None) -> LossInputs:
     g = torch.Generator().manual_seed(0)
     hr = torch.rand(n, 3, size, size, generator=g) if hr is None else hr
     sr = torch.rand(hr.shape, generator=g) if sr is None else sr
     lr = torch.rand(hr.shape[0], 3, hr.shape[-2] // scale, hr.shape[-1] // scale, generator=g)
-    return LossInputs(sr=sr, hr=hr, lr=lr, scale=scale, uncertainty=uncertainty)
+    return LossInputs(sr=sr, hr=hr, lr=lr, scale=scale, uncertainty=uncertainty, aux=aux or {})
+
+
+# What a routing model's training forward hands the objectives that need it (LossInputs.aux).
+AUX = {"exit_l1": {"exit_srs": torch.rand(2, 2, 3, 32, 32)}}
 
 
 def test_names_come_from_the_registry():
@@ -54,7 +58,7 @@ def test_interface_of_every_objective(name):
         assert p.default is not inspect.Parameter.empty, (name, p.name)
     objective = build_objective(name, params=CHEAP.get(name))
     s = torch.zeros(2, 1, 32, 32) if objective.needs_uncertainty else None
-    value = objective(_inputs(uncertainty=s))
+    value = objective(_inputs(uncertainty=s, aux=AUX.get(name)))
     assert value.dim() == 0 and torch.isfinite(value)
     assert objective.adversarial == (name == "gan")
     assert objective.needs_uncertainty == (name == "udl")

@@ -90,6 +90,8 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "pcsr_fsrcnn": ({4: 24_502}, None),
     "rdsr": ({2: 481_830, 3: 488_595, 4: 498_066}, None),
     "rdsr_s": ({2: 136_012, 3: 140_347, 4: 146_416}, None),
+    # rdsr_s plus the exits' fusion corrections (7,296 at 32 channels, 4 blocks).
+    "rdsr_adaptive": ({2: 143_308, 3: 147_643, 4: 153_712}, None),
     # RFDN / RFDN-L: the official block at the paper's widths gives ~5.9% more than the paper
     # (534K/541K/550K, 626K/633K/643K); test_rfdn keeps that gap as a strict xfail.
     "rfdn": ({2: 566_364, 3: 572_859, 4: 581_952}, None),
@@ -173,7 +175,9 @@ def test_backward_reaches_every_trainable_parameter(name, scale):
     if "scale" in inspect.signature(model.forward).parameters:  # multi-scale (CARN): every branch once
         sum(model(x, scale=s).square().mean() for s in model_info(name).scales).backward()
     else:
-        model(x).square().mean().backward()
+        out = model(x)  # a routing model's training forward returns (sr, aux): aux reaches the losses too
+        sr, aux = out if isinstance(out, tuple) else (out, {})
+        sum((v.square().mean() for v in aux.values()), sr.square().mean()).backward()
     unused = UNUSED_PARAMETERS.get(name)
     missing = [
         n for n, p in model.named_parameters()
