@@ -9,6 +9,7 @@ from srlab.adaptive import adaptive_upscale, blend_patches, split_patches
 from srlab.adaptive.rdsr import LEVELS2, RdsrExitRouting, calibrate_router, exit_errors, rdsr_adaptive
 from srlab.adaptive.reference import StaticRoutes, mean_gradient_magnitude
 from srlab.errors import SrlabError
+from srlab.models import count_macs
 
 SMALL = {"channels": 8, "num_blocks": 2, "ca_reduction": 4, "router_bins": 3}
 
@@ -68,6 +69,7 @@ def test_a_patch_takes_the_exit_of_least_added_error_plus_price():
     method = rdsr_adaptive(model, knob=0.0)
     fractions = method.mac_fractions((12, 12))
     assert fractions[-1] == 1 and all(a < b for a, b in zip(fractions, fractions[1:]))
+    assert method.route_macs(2, (12, 12)) == count_macs(model, (12, 12))  # the last exit is the whole network
     flat, busy = torch.full((1, 3, 12, 12), 0.3), torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
     assert mean_gradient_magnitude(flat) < 0.01 and mean_gradient_magnitude(busy) > 0.1
     patches = torch.cat([flat, busy])

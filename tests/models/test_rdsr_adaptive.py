@@ -27,7 +27,8 @@ def test_the_bundled_rdsr_s_weights_load_and_the_full_path_is_rdsr_s():
     result = model.load_state_dict(reference.state_dict(), strict=False)
     assert result.unexpected_keys == []  # every tensor of rdsr_s has its name and shape here
     assert sorted(result.missing_keys) == sorted(
-        [f"exit_delta.{k}.{p}" for k in range(4) for p in ("bias", "weight")] + ["router_edges", "router_error"])
+        [f"exit_{part}_delta.{k}.{p}" for part in ("fuse", "tail") for k in range(4) for p in ("bias", "weight")]
+        + ["router_edges", "router_error"])
     model.eval()
     x = torch.rand(2, 3, 30, 36)
     with torch.no_grad():
@@ -39,7 +40,9 @@ def test_the_new_parameters_are_the_exit_corrections_only():
     for scale in (2, 3, 4):
         extra = count_parameters(srlab.create_model("rdsr_adaptive", scale=scale)) - count_parameters(
             srlab.create_model("rdsr_s", scale=scale))
-        assert extra == (32 + 32 + 64 + 96) * 32 + 4 * 32 == 7_296
+        fusions = (32 + 32 + 64 + 96) * 32 + 4 * 32
+        tails = 4 * (32 * 3 * scale**2 * 9 + 3 * scale**2)
+        assert extra == fusions + tails
 
 
 def test_the_training_forward_returns_every_exit_from_one_pass():
@@ -69,20 +72,22 @@ def test_an_exit_runs_only_its_blocks():
 
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_an_uncorrected_exit_is_the_full_network_when_the_later_blocks_do_nothing(k):
-    """The derived fusion stands the last computed block output in for the missing ones: exact when
-    the blocks after exit k are identities (their residual branch zeroed)."""
+    """The derived fusion stands the last computed block output in for the missing ones, and the tail is
+    the network's: exact when the blocks after exit k are identities (their residual branch zeroed)."""
     model = _small().eval()
     with torch.no_grad():
         for block in model.blocks[k:]:
             block.fuse.weight.zero_()
             block.fuse.bias.zero_()
-        for delta in model.exit_delta:
+        for delta in (*model.exit_fuse_delta, *model.exit_tail_delta):
             delta.weight.zero_()
             delta.bias.zero_()
         x = torch.rand(1, 3, 12, 18)
         assert torch.allclose(model.forward_exit(x, k), model(x), atol=1e-6, rtol=0)
-        model.exit_delta[k].bias.fill_(0.1)  # the correction is what moves the exit off the derived fusion
-        assert not torch.allclose(model.forward_exit(x, k), model(x), atol=1e-3, rtol=0)
+        for delta in (model.exit_fuse_delta[k], model.exit_tail_delta[k]):  # a correction moves the exit
+            delta.bias.fill_(0.1)
+            assert not torch.allclose(model.forward_exit(x, k), model(x), atol=1e-3, rtol=0)
+            delta.bias.zero_()
 
 
 def test_every_exit_trains_through_exit_l1():
@@ -90,7 +95,8 @@ def test_every_exit_trains_through_exit_l1():
     x, hr = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 24, 24)
     sr, aux = model(x)
     build_objective("exit_l1")(LossInputs(sr=sr, hr=hr, lr=x, scale=2, aux=aux)).backward()
-    assert all(d.weight.grad is not None and d.weight.grad.abs().sum() > 0 for d in model.exit_delta)
+    deltas = (*model.exit_fuse_delta, *model.exit_tail_delta)
+    assert all(d.weight.grad is not None and d.weight.grad.abs().sum() > 0 for d in deltas)
     assert model.blocks[0].conv1.weight.grad.abs().sum() > 0
 
 

@@ -60,7 +60,8 @@ class RdsrExitRouting(AdaptiveMethod):
         super().__init__(scale=network.scale, num_routes=network.num_exits, knob=knob)
         self.network = network
         self.exits = nn.ModuleList(_Exit(network, k) for k in range(network.num_exits))
-        self._fractions: dict[tuple[int, int], torch.Tensor] = {}
+        # MACs depend on the patch size only; counting traces the network, so once per size.
+        self._macs: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
         table = self.network.router_error
@@ -76,12 +77,17 @@ class RdsrExitRouting(AdaptiveMethod):
     def route_module(self, index: int) -> nn.Module:
         return self.exits[index]
 
+    def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
+        patch_hw = tuple(patch_hw)
+        if patch_hw not in self._macs:
+            self._macs[patch_hw] = tuple(super(RdsrExitRouting, self).route_macs(k, patch_hw)
+                                         for k in range(self.num_routes))
+        return self._macs[patch_hw][index]
+
     def mac_fractions(self, patch_hw: tuple[int, int]) -> torch.Tensor:
-        """(exits,) MACs of each exit on a patch of ``patch_hw`` over the full network's (cached per size)."""
-        if patch_hw not in self._fractions:
-            macs = torch.tensor([self.route_macs(k, patch_hw) for k in range(self.num_routes)], dtype=torch.float64)
-            self._fractions[patch_hw] = (macs / macs[-1]).float()
-        return self._fractions[patch_hw]
+        """(exits,) MACs of each exit on a patch of ``patch_hw`` over the full network's."""
+        macs = torch.tensor([self.route_macs(k, patch_hw) for k in range(self.num_routes)], dtype=torch.float64)
+        return (macs / macs[-1]).float()
 
 
 def _as_network(model: nn.Module) -> RDSRAdaptive:

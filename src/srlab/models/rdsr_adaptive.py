@@ -2,25 +2,27 @@
 
 Design. ``rdsr_adaptive`` is ``rdsr_s`` (:mod:`srlab.models.rdsr`: 32 channels, 4 residual distillation
 blocks) with an exit after every block and one before the first: exit ``k`` (``0 .. N``) runs the head
-and the first ``k`` blocks, fuses what it has, and finishes through the network's own ESA, long skip
-and tail. Exit ``N`` is the full network and uses its fusion; an earlier exit fuses its ``k`` block
-outputs (exit 0: the shallow features) with a 1x1 conv whose weight is *derived* from the full
-fusion, the missing blocks' outputs stood in for by the last one it has, plus a trained correction
-(``exit_delta.k``, zero at the start). So
+and the first ``k`` blocks, fuses what it has, and finishes through the network's ESA, long skip and
+tail. Exit ``N`` is the full network. An earlier exit fuses its ``k`` block outputs (exit 0: the
+shallow features) with a 1x1 conv whose weight is *derived* from the full fusion, the missing blocks'
+outputs stood in for by the last one it has, plus a trained correction (``exit_fuse_delta.k``), and
+its tail is the network's tail plus a trained correction (``exit_tail_delta.k``); both corrections
+start at zero. So
 
 * the weights of ``rdsr_s`` load into it unchanged (every name and shape of ``rdsr_s`` is here) and the
-  eval forward is ``rdsr_s``'s forward: the full path computes exactly what ``rdsr_s`` computes;
-* right after a warm start from ``rdsr_s`` every exit already gives a usable image (it is the full
-  network with the later blocks skipped), and training only has to adapt it;
-* the only new parameters are the corrections: 7,296 for 32 channels and 4 blocks.
+  eval forward is ``rdsr_s``'s forward: with ``rdsr_s``'s weights the full path computes exactly what
+  ``rdsr_s`` computes;
+* right after a warm start from ``rdsr_s`` every exit already gives an image (the full network with
+  the later blocks skipped), and training adapts it;
+* the new parameters are the corrections only (62,784 at x4: 7,296 for the fusions, 4 x 13,872 for
+  the tails); an exit's own tail costs no MAC, since it replaces the shared one on that exit.
 
-Why early exits and not width slimming or block skipping: an exit removes whole 3x3 layers while
-the layers that remain keep their shapes, so a batch of patches on exit ``k`` costs on a CPU what
-its MACs say (a slimmed 16-channel conv runs far below the 32-channel conv's MACs per second; a
-skipped middle block saves the same MACs as an exit but leaves the fusion to see a hole). The
-shared ESA and tail keep the exits cheap to train: everything after the blocks is ~11% of the
-full cost, the blocks ~86% (MACs of a 32x32 LR patch at x4: exit 0 / 1 / 2 / 3 / 4 = 11.6 / 33.2 /
-55.4 / 77.7 / 100 %).
+Why early exits and not width slimming or block skipping: an exit drops whole 3x3 layers while the
+layers that remain keep their shapes, so a batch of patches on exit ``k`` costs on a CPU about what
+its MACs say, and exits train together from one pass through the blocks (a slimmed layer runs fewer
+MACs per second than the full-width one, and a skipped middle block saves no more than an exit).
+The blocks are ~86% of the MACs, the head ~1%, the fusion, ESA and tail ~13% (MACs of a 32x32 LR
+patch at x4, exit 0 / 1 / 2 / 3 / 4: 11.6 / 33.2 / 55.4 / 77.7 / 100 % of the full network's).
 
 Training. The training forward returns ``(sr, {"exit_srs": (N, B, 3, H, W)})``: the full output and
 the output of every early exit, computed from one pass through the blocks; the loss ``exit_l1``
@@ -52,11 +54,14 @@ class RDSRAdaptive(RDSR):
     ) -> None:
         super().__init__(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
         self.num_exits = num_blocks + 1
-        # The trained correction of early exit k's fusion (input: max(k, 1) feature maps), zero at first.
-        self.exit_delta = nn.ModuleList(
+        # The trained corrections of early exit k's fusion (input: max(k, 1) feature maps) and tail, zero at first.
+        self.exit_fuse_delta = nn.ModuleList(
             nn.Conv2d(max(k, 1) * channels, channels, 1) for k in range(num_blocks)
         )
-        for delta in self.exit_delta:
+        self.exit_tail_delta = nn.ModuleList(
+            nn.Conv2d(channels, 3 * scale * scale, 3, padding=1) for _ in range(num_blocks)
+        )
+        for delta in (*self.exit_fuse_delta, *self.exit_tail_delta):
             nn.init.zeros_(delta.weight)
             nn.init.zeros_(delta.bias)
         self.register_buffer("router_edges", torch.full((router_bins - 1,), float("nan")))
@@ -69,17 +74,17 @@ class RDSRAdaptive(RDSR):
         per_block = self.fuse.weight.reshape(channels, blocks, channels)
         kept = max(k, 1) - 1
         derived = torch.cat((per_block[:, :kept], per_block[:, kept:].sum(dim=1, keepdim=True)), dim=1)
-        delta = self.exit_delta[k]
+        delta = self.exit_fuse_delta[k]
         return derived.reshape(delta.weight.shape) + delta.weight, self.fuse.bias + delta.bias
 
     def _finish(self, shallow: torch.Tensor, outputs: list[torch.Tensor], k: int) -> torch.Tensor:
         """Exit ``k``'s SR image from the shallow features and the first ``k`` block outputs."""
         if k == len(self.blocks):
-            fused = self.fuse(torch.cat(outputs, dim=1))
-        else:
-            weight, bias = self.exit_fusion(k)
-            fused = F.conv2d(torch.cat(outputs[:k] or [shallow], dim=1), weight, bias)
-        return self.upsample(self.tail(self.esa(fused) + shallow))
+            return self.upsample(self.tail(self.esa(self.fuse(torch.cat(outputs, dim=1))) + shallow))
+        weight, bias = self.exit_fusion(k)
+        fused = self.esa(F.conv2d(torch.cat(outputs[:k] or [shallow], dim=1), weight, bias)) + shallow
+        tail = self.exit_tail_delta[k]
+        return self.upsample(F.conv2d(fused, self.tail.weight + tail.weight, self.tail.bias + tail.bias, padding=1))
 
     def forward_exit(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """The SR image of exit ``k`` (``num_blocks``: the full network); computes only what it needs."""
