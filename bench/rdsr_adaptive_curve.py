@@ -131,7 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--calibrate", type=Path, nargs="+", help="folders of HR images (not the test sets)")
-    parser.add_argument("--crop", type=int, default=0, help="calibrate on one random crop of this many LR pixels a side per image")
+    parser.add_argument("--crop", type=int, default=0,
+                        help="calibrate on one random crop of this many LR pixels a side per image (0: whole images)")
     parser.add_argument("--save", type=Path)
     parser.add_argument("--benchmarks", type=Path, default=Path("../shared/benchmarks"))
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])

@@ -75,7 +75,8 @@ def test_a_patch_takes_the_exit_of_least_added_error_plus_price():
     patches = torch.cat([flat, busy])
     for knob in (0.0, 1.0, 5.0, 20.0, 100.0, 1e4):
         method.knob = knob
-        expected = [int(torch.argmin(torch.tensor(row) + knob * fractions)) for row in ([0.0, 0.0, 0.0], [30.0, 10.0, 0.0])]
+        rows = ([0.0, 0.0, 0.0], [30.0, 10.0, 0.0])  # the flat patch's bin, the busy patch's
+        expected = [int(torch.argmin(torch.tensor(row) + knob * fractions)) for row in rows]
         assert method.route(patches).tolist() == expected
     method.knob = 0.0
     assert method.route(patches).tolist() == [0, 2]  # a free exit is taken; the busy patch stays on the full path
@@ -135,5 +136,5 @@ def test_an_uncalibrated_router_and_another_model_are_one_line_errors():
         adaptive_upscale(rdsr_adaptive(model, knob=1.0), _image(), patch=12, stride=10)
     with pytest.raises(SrlabError, match="adaptive method rdsr_adaptive runs an rdsr_adaptive model, got RDSR"):
         rdsr_adaptive(srlab.create_model("rdsr_s", scale=2), knob=1.0)
-    with pytest.raises(SrlabError, match=r"price of adaptive method RdsrExitRouting must be a number in \[0.0, 10000.0\]"):
+    with pytest.raises(SrlabError, match=r"price of adaptive method RdsrExitRouting must be a number in \[0.0, 10000"):
         rdsr_adaptive(model, knob=-1.0)

@@ -27,8 +27,9 @@ class ExitL1Loss(Objective):
                 "use rdsr_adaptive, or drop exit_l1 from the losses"
             )
         if exits.dim() != 5 or exits.shape[1:] != inputs.hr.shape:
+            hr_shape = ", ".join(map(str, inputs.hr.shape))
             raise SrlabError(
-                f"the exit_l1 loss: aux['exit_srs'] must be shaped (exits, *hr.shape) = (E, {', '.join(map(str, inputs.hr.shape))}), "
+                f"the exit_l1 loss: aux['exit_srs'] must be shaped (exits, *hr.shape) = (E, {hr_shape}), "
                 f"got {tuple(exits.shape)}"
             )
         return F.l1_loss(exits.float(), inputs.hr.expand_as(exits))

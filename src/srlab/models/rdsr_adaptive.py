@@ -22,12 +22,12 @@ layers that remain keep their shapes, so a batch of patches on exit ``k`` costs 
 MACs say (measured, 128 patches of 32x32 at x4, 1 thread, two runs: time fractions 0.10-0.13 / 0.22 /
 0.54-0.55 / 0.71-0.86 / 1 for MAC fractions 0.12 / 0.33 / 0.55 / 0.78 / 1; a slimmed conv's speed per
 MAC depends on the width: a 24-channel 3x3 conv ran at about half the MACs per second of the 16- and
-32-channel ones here). All exits train from one pass
-through the blocks with a plain loss, and the full path keeps ``rdsr_s``'s weights and function; width
-slimming needs a sandwich-rule step and retrains the full width, and skipping a middle block saves no
-more than an exit while its later blocks see inputs they were not trained on. The blocks are ~86% of
-the MACs, the head ~1%, the fusion, ESA and tail ~13% (MACs of a 32x32 LR patch at x4, exit 0 / 1 / 2 /
-3 / 4: 11.6 / 33.2 / 55.4 / 77.7 / 100 % of the full network's).
+32-channel ones here). All exits train from one pass through the blocks with a plain loss, and the
+full path keeps ``rdsr_s``'s weights and function; width slimming needs a sandwich-rule step and
+retrains the full width, and skipping a middle block saves no more than an exit while its later
+blocks see inputs they were not trained on. The blocks are ~86% of the MACs, the head ~1%, the
+fusion, ESA and tail ~13% (MACs of a 32x32 LR patch at x4, exit 0 / 1 / 2 / 3 / 4: 11.6 / 33.2 / 55.4
+/ 77.7 / 100 % of the full network's).
 
 Training. The training forward returns ``(sr, {"exit_srs": (N, B, 3, H, W)})``: the full output and
 the output of every early exit, computed from one pass through the blocks; the loss ``exit_l1``
@@ -35,17 +35,19 @@ the output of every early exit, computed from one pass through the blocks; the l
 runs the full path only.
 
 Routing. The router (:mod:`srlab.adaptive.rdsr`) sends each LR patch to one exit by its edge score
-and a table calibrated on patches of other images than the test sets: for score bins (``router_edges``) the mean squared error
-that each exit adds to the full path's (``router_error``, Y channel, [0, 1] units). Both are buffers,
-saved with the weights; they are NaN until :func:`srlab.adaptive.rdsr.calibrate_router` fills them.
+and a table calibrated on patches of images other than the test sets: for score bins
+(``router_edges``) the mean squared error that each exit adds to the full path's (``router_error``, Y
+channel, [0, 1] units). Both are buffers, saved with the weights; they are NaN until
+:func:`srlab.adaptive.rdsr.calibrate_router` fills them.
 
-Measured (``bench/rdsr_adaptive_curve.py``; x4, 7 + 3 epochs on the wallpaper proxy set from the bundled
-``rdsr_s``, router calibrated on one 144x144 LR crop of each wallpaper photo; Set14, PSNR-Y of the patch-wise output, 32/28 patches):
-the full path 27.408 dB (bundled ``rdsr_s`` 27.395; whole image, ``srlab eval``: 27.5558 / 0.7556, rdsr_s
-27.5556 / 0.7554); price 8: 27.383 dB at 93.8% of the MACs, 16:
-27.249 dB at 80.0%, 32: 27.010 dB at 57.4%, 64: 26.680 dB at 28.5%. Every patch on one exit instead:
-exit 3 27.164 dB at 77.7%, exit 2 26.818 dB at 55.4%: routing by content buys 0.1-0.2 dB at equal MACs.
-Set14 and Set5 are small, detailed images; flatter, larger photos leave more patches to early exits.
+Measured (``bench/rdsr_adaptive_curve.py``; x4, 7 + 3 epochs on the wallpaper proxy set from the
+bundled ``rdsr_s``, router calibrated on one 144x144 LR crop of each wallpaper photo; Set14, PSNR-Y of
+the patch-wise output, 32/28 patches): the full path 27.408 dB (bundled ``rdsr_s`` 27.395; whole
+image, ``srlab eval``: 27.5558 / 0.7556, ``rdsr_s`` 27.5556 / 0.7554); price 8: 27.383 dB at 93.8% of
+the MACs, 16: 27.249 dB at 80.0%, 32: 27.010 dB at 57.4%, 64: 26.680 dB at 28.5%. Every patch on one
+exit instead: exit 3 27.164 dB at 77.7%, exit 2 26.818 dB at 55.4%, so routing by content beats a
+fixed exit of about the same cost by 0.09-0.19 dB. Set14 and Set5 are small, detailed images; the
+curve on larger, flatter photos is not measured here.
 """
 
 from __future__ import annotations
