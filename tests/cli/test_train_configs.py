@@ -12,7 +12,8 @@ from srlab.train.config import TrainConfig, apply_overrides, load_yaml, validate
 from srlab.train.stages import check_stages
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty")
+NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty",
+         "rdsr_adaptive_x4")
 
 # Tiny: a 3k-parameter model, 8 patches of 32 per epoch, one epoch per stage, no downloads.
 TINY = (
@@ -31,6 +32,8 @@ PER_CONFIG = {
     "udl_two_stage": ("--epochs", "2", "--set", "stages.0.epochs=1", "--set", "stages.1.epochs=1",
                       "--set", "udl_head_channels=4"),
     "curriculum_difficulty": ("--epochs", "2", "--set", "curriculum.epochs=1"),
+    # its own model (exit_l1 needs exits), without the x4 warm start (the tiny model shares no shape with it)
+    "rdsr_adaptive_x4": ("--epochs", "2", "--model", "rdsr_adaptive", "--init_from", ""),
 }
 EXPECTED_TERMS = {
     "esrgan_two_stage": ["loss_l1", "loss_content", "loss_gan", "loss_discriminator"],
@@ -38,6 +41,7 @@ EXPECTED_TERMS = {
     "rfdn_l1_then_l2": ["loss_l1"],
     "udl_two_stage": ["loss_udl"],
     "curriculum_difficulty": ["loss_l1", "curriculum_fraction 0.300"],
+    "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1"],
 }
 
 

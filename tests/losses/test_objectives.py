@@ -45,6 +45,7 @@ AUX = {
     "average_loss": {"class_probs": torch.full((2, 3), 1 / 3)},
     "aux_penalty": {"ratio_loss": torch.tensor(0.01)},
     "pcsr_average": {"pcsr_probs": torch.full((2, 2, 32, 32), 0.5)},
+    "exit_l1": {"exit_srs": torch.rand(2, 2, 3, 32, 32)},
 }
 
 

@@ -14,6 +14,7 @@ from srlab.losses import (  # noqa: F401  (explicit import list: registers the l
     aux_penalty,
     classsr,
     pcsr,
+    exits,
 )
 from srlab.losses.base import (
     LossInputs,

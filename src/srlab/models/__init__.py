@@ -23,6 +23,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     omnisr,
     pcsr,
     rdsr,
+    rdsr_adaptive,
     rfdn,
     rlfn,
     safmn,

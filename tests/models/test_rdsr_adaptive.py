@@ -1,0 +1,127 @@
+"""rdsr_adaptive: rdsr_s with early exits; its full path is rdsr_s, its exits share everything but a correction."""
+
+import pytest
+import torch
+
+import srlab
+from srlab.errors import SrlabError
+from srlab.losses import LossInputs, build_objective
+from srlab.models import count_parameters
+from srlab.models.weights import save_weights
+
+SMALL = {"channels": 8, "num_blocks": 3, "ca_reduction": 4}
+
+
+def _small(scale=2, seed=0):
+    torch.manual_seed(seed)
+    model = srlab.create_model("rdsr_adaptive", scale=scale, args=SMALL)
+    with torch.no_grad():  # nothing trivially zero (the interpolator init zeroes the fusion, the deltas start at 0)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def test_the_bundled_rdsr_s_weights_load_and_the_full_path_is_rdsr_s():
+    reference = srlab.create_model("rdsr_s", scale=4, pretrained=True).eval()
+    model = srlab.create_model("rdsr_adaptive", scale=4)
+    result = model.load_state_dict(reference.state_dict(), strict=False)
+    assert result.unexpected_keys == []  # every tensor of rdsr_s has its name and shape here
+    assert sorted(result.missing_keys) == sorted(
+        [f"exit_{part}_delta.{k}.{p}" for part in ("fuse", "tail") for k in range(4) for p in ("bias", "weight")]
+        + ["router_edges", "router_error"])
+    model.eval()
+    x = torch.rand(2, 3, 30, 36)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+        assert torch.equal(model.forward_exit(x, 4), reference(x))
+
+
+def test_the_new_parameters_are_the_exit_corrections_only():
+    for scale in (2, 3, 4):
+        extra = count_parameters(srlab.create_model("rdsr_adaptive", scale=scale)) - count_parameters(
+            srlab.create_model("rdsr_s", scale=scale))
+        fusions = (32 + 32 + 64 + 96) * 32 + 4 * 32
+        tails = 4 * (32 * 3 * scale**2 * 9 + 3 * scale**2)
+        assert extra == fusions + tails
+
+
+def test_the_training_forward_returns_every_exit_from_one_pass():
+    model = _small()
+    x = torch.rand(2, 3, 12, 18)
+    model.train()
+    sr, aux = model(x)
+    assert set(aux) == {"exit_srs"} and aux["exit_srs"].shape == (3, 2, 3, 24, 36)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(sr, model(x), atol=1e-6, rtol=0)
+        for k in range(3):
+            assert torch.allclose(aux["exit_srs"][k], model.forward_exit(x, k), atol=1e-6, rtol=0)
+
+
+def test_an_exit_runs_only_its_blocks():
+    model = _small().eval()
+    ran = []
+    for i, block in enumerate(model.blocks):
+        block.register_forward_hook(lambda m, inp, out, i=i: ran.append(i))
+    with torch.no_grad():
+        for k in range(model.num_exits):
+            ran.clear()
+            model.forward_exit(torch.rand(1, 3, 12, 12), k)
+            assert ran == list(range(k))
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_an_uncorrected_exit_is_the_full_network_when_the_later_blocks_do_nothing(k):
+    """The derived fusion stands the last computed block output in for the missing ones, and the tail is
+    the network's: exact when the blocks after exit k are identities (their residual branch zeroed)."""
+    model = _small().eval()
+    with torch.no_grad():
+        for block in model.blocks[k:]:
+            block.fuse.weight.zero_()
+            block.fuse.bias.zero_()
+        for delta in (*model.exit_fuse_delta, *model.exit_tail_delta):
+            delta.weight.zero_()
+            delta.bias.zero_()
+        x = torch.rand(1, 3, 12, 18)
+        assert torch.allclose(model.forward_exit(x, k), model(x), atol=1e-6, rtol=0)
+        for delta in (model.exit_fuse_delta[k], model.exit_tail_delta[k]):  # a correction moves the exit
+            delta.bias.fill_(0.1)
+            assert not torch.allclose(model.forward_exit(x, k), model(x), atol=1e-3, rtol=0)
+            delta.bias.zero_()
+
+
+def test_every_exit_trains_through_exit_l1():
+    model = _small().train()
+    x, hr = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 24, 24)
+    sr, aux = model(x)
+    build_objective("exit_l1")(LossInputs(sr=sr, hr=hr, lr=x, scale=2, aux=aux)).backward()
+    deltas = (*model.exit_fuse_delta, *model.exit_tail_delta)
+    assert all(d.weight.grad is not None and d.weight.grad.abs().sum() > 0 for d in deltas)
+    assert model.blocks[0].conv1.weight.grad.abs().sum() > 0
+
+
+def test_exit_l1_is_the_mean_l1_of_the_exits_and_needs_them():
+    hr = torch.zeros(1, 3, 4, 4)
+    exits = torch.stack([torch.full_like(hr, 0.2), torch.full_like(hr, 0.4)])
+    inputs = LossInputs(sr=hr, hr=hr, lr=hr[..., :2, :2], scale=2, aux={"exit_srs": exits})
+    assert build_objective("exit_l1")(inputs).item() == pytest.approx(0.3)
+    with pytest.raises(SrlabError, match="the exit_l1 loss needs a model with early exits"):
+        build_objective("exit_l1")(LossInputs(sr=hr, hr=hr, lr=hr, scale=2))
+    with pytest.raises(SrlabError, match=r"aux\['exit_srs'\] must be shaped \(exits, \*hr.shape\)"):
+        build_objective("exit_l1")(LossInputs(sr=hr, hr=hr, lr=hr, scale=2, aux={"exit_srs": exits[0]}))
+
+
+def test_an_exit_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"exit must be in 0..3, got 4"):
+        _small().forward_exit(torch.rand(1, 3, 6, 6), 4)
+
+
+def test_the_router_table_starts_uncalibrated_and_is_saved_with_the_weights(tmp_path):
+    model = _small()
+    assert torch.isnan(model.router_error).all() and model.router_error.shape == (12, 4)
+    with torch.no_grad():
+        model.router_edges.copy_(torch.linspace(0, 1, 11))
+        model.router_error.copy_(torch.arange(48.0).reshape(12, 4))
+    save_weights(tmp_path / "w.safetensors", model)
+    loaded = srlab.create_model(checkpoint=tmp_path / "w.safetensors")
+    assert torch.equal(loaded.router_error, model.router_error) and torch.equal(loaded.router_edges, model.router_edges)
