@@ -44,7 +44,7 @@ def test_the_full_route_equals_the_static_models_patchwise_output():
     lr = _image()
     sr, stats = adaptive_upscale(method, lr, patch=12, stride=10)
     static, _ = adaptive_upscale(StaticRoutes(model), lr, patch=12, stride=10)
-    assert stats.route_counts == (0, 0, stats.patches)
+    assert stats.route_counts == (0, 0, stats.units)
     assert torch.equal(sr, static)
 
 

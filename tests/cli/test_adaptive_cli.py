@@ -91,3 +91,14 @@ def test_bad_adaptive_flags_are_one_line_errors(capsys, two_images, argv, messag
     code, _, stderr = run_cli(capsys, "eval", "--data", two_images, "--quiet", *argv)
     assert code == 2 and len(stderr.strip().splitlines()) == 1
     assert re.search(message, stderr), stderr
+
+
+def test_the_bundled_adaptive_rdsr_reproduces_its_measured_curve(capsys, tmp_path):
+    """srlab's own adaptive network (weights bundled, router calibrated on the proxy photos): Set5 x4."""
+    for knob, psnr, share in (("0", 29.9961, 1.0), ("8", 29.9344, 0.867), ("32", 29.5460, 0.410)):
+        out = tmp_path / f"rdsr_{knob}.json"
+        code, _, _ = run_cli(capsys, "eval", "--model", "rdsr_adaptive", "--scale", "4", "--data", SET5,
+                             "--knob", knob, "--json", out, "--quiet")
+        result = json.loads(out.read_text())["results"][0]
+        assert code == 0 and round(result["psnr_y"], 4) == psnr
+        assert result["macs_spent"] / result["macs_full"] == pytest.approx(share, abs=5e-4)
