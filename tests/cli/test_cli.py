@@ -464,3 +464,15 @@ def test_upscale_self_ensemble_matches_the_library(tmp_path, capsys):
     assert got.shape == (3, 52, 68)
     assert (got - expected).abs().max().item() <= 0.5 / 255 + 1e-5
     assert (got - plain).abs().max().item() >= 2 / 255  # the ensemble really ran
+
+
+def test_a_closed_pipe_ends_the_output_quietly():
+    """`srlab models | head -1`: the reader leaves early; no error line, exit 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "srlab", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # the pipe closes before the table is written out
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and stderr == ""

@@ -21,6 +21,7 @@ traceback is a bug in srlab, never the user's mistake. The library's :class:`~sr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SrlabError as e:
         print(f"srlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`srlab models | head`): nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit; the pipe is gone
+        return 0
     except OSError as e:  # the file system refused (permissions, disk full, a file where a folder goes)
         print(f"srlab: error: {' '.join(str(e).split())} (check the path and its permissions)", file=sys.stderr)
         return 2
