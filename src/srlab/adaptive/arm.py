@@ -23,6 +23,7 @@ from torch import nn
 from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import register_adaptive
 from srlab.errors import SrlabError
+from srlab.models.arm import Subnet
 from srlab.models.arm_lookup import ArmTable, choose_subnets, edge_scores, find_arm_table
 from srlab.models.registry import spec_of
 
@@ -36,18 +37,6 @@ class _Bicubic(nn.Module):
         return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-class _Subnet(nn.Module):
-    """One width of the supernet as a module of its own (shares the supernet's parameters)."""
-
-    def __init__(self, supernet: nn.Module, width: int) -> None:
-        super().__init__()
-        self.supernet = supernet
-        self.width = width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet(x, width=self.width)
-
-
 class ArmRouting(PatchRoutedMethod):
     knob_name = "eta"
     # In units of the full network's cost: below 1e-3 every patch goes bicubic, above 1e3 to its best subnet.
@@ -57,7 +46,7 @@ class ArmRouting(PatchRoutedMethod):
     def __init__(self, supernet: nn.Module, table: ArmTable, *, knob: float) -> None:
         super().__init__(scale=supernet.scale, num_routes=table.subnets, knob=knob)
         self.table = table
-        self.routes = nn.ModuleList([_Bicubic(supernet.scale), *(_Subnet(supernet, w) for w in supernet.widths)])
+        self.routes = nn.ModuleList([_Bicubic(supernet.scale), *(Subnet(supernet, w) for w in supernet.widths)])
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
         chosen = choose_subnets(self.table, edge_scores(patches), self.knob * float(self.table.cost[-1]))

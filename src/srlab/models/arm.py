@@ -115,6 +115,19 @@ class SlimSequential(nn.Sequential):
         return x
 
 
+class Subnet(nn.Module):
+    """One width of a supernet as a module of its own (shares the supernet's parameters): what routes,
+    MAC counts and width sampling run."""
+
+    def __init__(self, supernet: nn.Module, width: int) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, width=self.width)
+
+
 class _Supernet(nn.Module):
     """Width bookkeeping shared by the supernets: ``widths`` are the trained subnet widths."""
 

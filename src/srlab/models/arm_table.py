@@ -44,6 +44,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path, atomic_write_bytes
+from srlab.models.arm import Subnet
 from srlab.models.arm_lookup import TABLE_METADATA_KEY, edge_scores, run_subnet
 from srlab.models.complexity import count_macs
 from srlab.models.weights import weights_bytes
@@ -121,16 +122,8 @@ def score_patches(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, batch
 
 def subnet_costs(model: nn.Module, patch: int = PATCH) -> list[float]:
     """``cost_list``: 0 (bicubic), then 2 x the MACs of each width on a ``patch`` x ``patch`` LR patch."""
-    return [0.0] + [float(2 * count_macs(_AtWidth(model, w), (patch, patch))) for w in model.widths]
+    return [0.0] + [float(2 * count_macs(Subnet(model, w), (patch, patch))) for w in model.widths]
 
-
-class _AtWidth(nn.Module):
-    def __init__(self, supernet: nn.Module, width: int) -> None:
-        super().__init__()
-        self.supernet, self.width = supernet, width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet(x, width=self.width)
 
 
 def _centres(edges: np.ndarray) -> np.ndarray:

@@ -118,6 +118,13 @@ def _y_axis(lines: list[str], ticks: Sequence[float], to_y, digits: int = 2) -> 
         )
 
 
+def _x_axis(lines: list[str], ticks: Sequence[float], to_x, bottom: float) -> None:
+    for tick in ticks:
+        x = to_x(tick)
+        lines.append(f'<line x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#e5e5e5"/>')
+        lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+
+
 def scatter_svg(points: Sequence[Point], *, title: str, x_label: str, y_label: str, note: str = "") -> str:
     """PSNR (y) against a cost (x, log scale) with latency bubbles; returns the SVG document."""
     plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
@@ -142,10 +149,7 @@ def scatter_svg(points: Sequence[Point], *, title: str, x_label: str, y_label: s
     lines = _frame(title, x_label, y_label)
     _y_axis(lines, y_ticks, to_y)
     bottom = MARGIN_TOP + plot_h
-    for tick in x_ticks:
-        x = to_x(tick)
-        lines.append(f'<line x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#e5e5e5"/>')
-        lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+    _x_axis(lines, x_ticks, to_x, bottom)
     if has_zero:
         x = to_x(0)
         lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">0</text>')
@@ -320,10 +324,7 @@ def curves_svg(
     lines = _frame(title, x_label, y_label)
     _y_axis(lines, y_ticks, to_y)
     bottom = MARGIN_TOP + plot_h
-    for tick in x_ticks:
-        x = to_x(tick)
-        lines.append(f'<line x1="{x:.1f}" y1="{MARGIN_TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#e5e5e5"/>')
-        lines.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+    _x_axis(lines, x_ticks, to_x, bottom)
     legend = _Legend([c.label for c in curves] + [p.label for p in references])
     lines += legend.box()
     for index, curve in enumerate(curves):

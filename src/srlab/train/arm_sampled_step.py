@@ -18,6 +18,7 @@ import weakref
 import torch
 from torch import nn
 
+from srlab.models.arm import Subnet
 from srlab.models.complexity import count_macs
 from srlab.train.arm_sandwich_step import iteration_rng, supernet_of, train_widths
 from srlab.train.config import TrainConfig
@@ -31,19 +32,11 @@ COST_PATCH = (32, 32)
 _weights_of: weakref.WeakKeyDictionary[nn.Module, list[float]] = weakref.WeakKeyDictionary()
 
 
-class _AtWidth(nn.Module):
-    def __init__(self, supernet: nn.Module, width: int) -> None:
-        super().__init__()
-        self.supernet, self.width = supernet, width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet(x, width=self.width)
-
 
 def sampling_weights(supernet: nn.Module) -> list[float]:
     """Each width's cost squared (MACs on a 32x32 patch: proportional to the official FLOPs), cached."""
     if supernet not in _weights_of:
-        _weights_of[supernet] = [float(count_macs(_AtWidth(supernet, w), COST_PATCH)) ** 2 for w in supernet.widths]
+        _weights_of[supernet] = [float(count_macs(Subnet(supernet, w), COST_PATCH)) ** 2 for w in supernet.widths]
     return _weights_of[supernet]
 
 
