@@ -41,7 +41,7 @@ class ArmRouting(PatchRoutedMethod):
     knob_name = "eta"
     # In units of the full network's cost: below 1e-3 every patch goes bicubic, above 1e3 to its best subnet.
     knob_range = (1e-3, 1e3)
-    knob_sweep = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
+    knob_sweep = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0, 100.0)
 
     def __init__(self, supernet: nn.Module, table: ArmTable, *, knob: float) -> None:
         super().__init__(scale=supernet.scale, num_routes=table.subnets, knob=knob)

@@ -2,7 +2,7 @@
 
 Exit status, one contract for every subcommand (README, "Exit codes"):
 
-- 0: everything asked for was done.
+- 0: everything asked for was done (or the reader of stdout left early: ``srlab models | head``).
 - 1: a batch ran and some of its inputs failed; each failure is one ``srlab: error: ...`` line on stderr,
   the other inputs were processed and their outputs written (``upscale``: an unreadable image; ``eval``:
   a data set with a corrupt image, which gets no score; ``data verify``: a data set with problems).
