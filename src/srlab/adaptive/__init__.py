@@ -11,8 +11,9 @@ from srlab.adaptive import arm, reference  # noqa: F401  (registers the methods)
 from srlab.adaptive.engine import AdaptiveStats, adaptive_upscale
 from srlab.adaptive.method import AdaptiveMethod, build_adaptive, list_adaptive, register_adaptive
 from srlab.adaptive.patches import PatchGrid, blend_patches, split_patches
+from srlab.adaptive.regions import RegionStats, adaptive_upscale_regions
 
 __all__ = [
-    "AdaptiveMethod", "AdaptiveStats", "PatchGrid", "adaptive_upscale", "blend_patches", "build_adaptive",
-    "list_adaptive", "register_adaptive", "split_patches",
+    "AdaptiveMethod", "AdaptiveStats", "PatchGrid", "RegionStats", "adaptive_upscale", "adaptive_upscale_regions",
+    "blend_patches", "build_adaptive", "list_adaptive", "register_adaptive", "split_patches",
 ]

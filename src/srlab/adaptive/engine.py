@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from srlab.adaptive.costs import route_macs
 from srlab.adaptive.method import AdaptiveMethod
 from srlab.adaptive.patches import blend_patches, check_batch, check_patching, split_patches
 from srlab.errors import SrlabError
@@ -92,7 +93,7 @@ def adaptive_upscale(
         sr = sr[..., : height * method.scale, : width * method.scale]
     stats = AdaptiveStats(
         route_counts=tuple(counts.tolist()),
-        route_macs=tuple(method.route_macs(i, grid.patch_hw) for i in range(method.num_routes)),
+        route_macs=tuple(route_macs(method, i, grid.patch_hw) for i in range(method.num_routes)),
         patch_hw=grid.patch_hw,
         grid_hw=(grid.rows, grid.cols),
         out_hw=tuple(sr.shape[-2:]),
