@@ -82,6 +82,11 @@ Deviations from the official code:
   (``--protocol rgb`` for theirs). With ``--tile`` the refinement sees each tile's own border.
 * Queries are computed in chunks of ``pixel_chunk`` HR pixels (the official ``pixel_batch_size``);
   pixels are independent, so this changes nothing but memory.
+* In eval mode the MLPs run on blocks of 4096 queries (``_MLP_ROWS``: ~3x faster on CPU, the blocks' activations
+  staying in cache), and each sampler reads only its own pixels' queries, a block at a time. A matrix product
+  over fewer rows may round differently: a few output values in 10^5 differ by one float32 ulp (6e-8) from
+  one product over the whole chunk (the form checked bit for bit against the official code above); no
+  8-bit output or score changes in the tests.
 """
 
 from __future__ import annotations
@@ -102,6 +107,9 @@ from srlab.models.registry import ModelInfo, register_model
 ROUTINGS = ("classifier", "heavy", "light")
 # The official cost list is measured on a 16x16 LR input (and its 64x64 HR queries at x4).
 _COST_LR_SIZE = 16
+# Inference runs the MLPs on blocks of this many queries: a block's activations (74 floats a query in the
+# heavy MLP) stay in the CPU cache, ~3x faster on CPU than one matrix product over a whole image's queries.
+_MLP_ROWS = 4096
 
 
 def _fusion(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -183,7 +191,9 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        if torch.is_grad_enabled() or x.is_meta or x.shape[-2] <= _MLP_ROWS:
+            return self.layers(x)
+        return torch.cat([self.layers(rows) for rows in x.split(_MLP_ROWS, dim=-2)], dim=-2)
 
     def macs_per_query(self) -> int:
         return sum(m.in_features * m.out_features for m in self.layers if isinstance(m, nn.Linear))
@@ -369,11 +379,8 @@ class PCSR(nn.Module):
             return pred + self.heavy_sampler(torch.cat(queries, dim=1)), torch.ones_like(flag)
         for (s, e), query in zip(chunks, queries):
             part = flag[s:e]
-            heavy_idx, light_idx = torch.where(part)[0], torch.where(~part)[0]
-            if len(light_idx):
-                pred[:, s + light_idx] += self.light_sampler(query[:, light_idx])
-            if len(heavy_idx):
-                pred[:, s + heavy_idx] += self.heavy_sampler(query[:, heavy_idx])
+            _add_sampled(pred[0, s:e], query[0], self.light_sampler, torch.where(~part)[0])
+            _add_sampled(pred[0, s:e], query[0], self.heavy_sampler, torch.where(part)[0])
         return pred, flag
 
     def _decide(self, query: torch.Tensor, k: float) -> torch.Tensor:
@@ -403,6 +410,17 @@ class PCSR(nn.Module):
             + (pixels - heavy_pixels) * self.light_sampler.imnet.macs_per_query()
             + heavy_pixels * self.heavy_sampler.imnet.macs_per_query()
         )
+
+
+def _add_sampled(out: torch.Tensor, query: torch.Tensor, sampler: nn.Module, members: torch.Tensor) -> None:
+    """``out[members] += sampler(query[members])`` for (q, C) ``out`` and ``query``, a block of rows at a time
+    (gathered rows stay in the cache); when the sampler takes every row, nothing is gathered or scattered."""
+    if len(members) == len(query):
+        for start in range(0, len(query), _MLP_ROWS):
+            out[start : start + _MLP_ROWS] += sampler(query[start : start + _MLP_ROWS])
+        return
+    for rows in members.split(_MLP_ROWS):
+        out.index_add_(0, rows, sampler(query.index_select(0, rows)))
 
 
 def _refine(pred: torch.Tensor, heavy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

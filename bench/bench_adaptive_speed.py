@@ -1,0 +1,215 @@
+"""Content-adaptive inference against the full path of the same weights: PSNR, MACs and wall-clock.
+
+Usage: python bench/bench_adaptive_speed.py --photos DIR [--full] [--threads 1 2] [--repeats N]
+                                            [--methods arm pcsr] [--crop N]
+
+DIR holds HR photographs not used for training, e.g. the five validation photos of the proxy set:
+``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``. Each photo is
+reduced x4 (MATLAB bicubic, 8-bit) to its LR input. The default run is short (a centre crop of
+``--crop`` LR pixels, 3 repeats, 1 thread); ``--full`` runs whole photos, 5 repeats, 1 and 2 threads.
+
+Methods, x4, released weights (../shared/official-weights):
+
+* ARM-CARN (``arm/arm-carn.pth`` and its lookup table) at several eta, run by
+  :func:`srlab.adaptive.adaptive_upscale_regions` (32x32 blocks routed by ARM's official rule, each
+  route run on merged rectangles with 4 LR pixels of context, no overlap: an UPSCALING mode, not the
+  32/28 evaluation protocol, which costs 1.31x the pixels and 0.06 dB at full width by itself). Full
+  path: the full-width supernet on the whole image in one forward (the fastest static way here).
+* PCSR-CARN (``pcsr/carn-pcsr-phase1_iter_last.pth``) at several k (negative k sends more pixels
+  heavy). Full path: the same network with every pixel on the heavy sampler (``routing="heavy"``, no
+  classifier), the same whole-image forward.
+
+For each photo, threads setting and case the cases run interleaved (full, knob 1, knob 2, ...) in
+every repeat after one warm-up; the time ratio is the full path's median over the case's. PSNR is on
+Y, 4-pixel border shaved, outputs rounded to 8 bits. MACs: ARM, the windows run (margins included)
+over the full-width supernet on the whole image; PCSR, ``PCSR.macs_spent`` over its all-heavy count.
+The summary takes, per method, the cheapest knob whose mean PSNR change over the photos is >= -0.03 dB
+and says whether it reaches >= 50 % fewer MACs and >= 1.6x lower wall-clock.
+
+Measured (Intel Xeon AVX-512/AMX, 2 cores shared with other jobs; torch 2.13 CPU), filled in below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from srlab.adaptive import adaptive_upscale_regions, build_adaptive
+from srlab.data.io import list_images, read_rgb
+from srlab.data.resize import imresize
+from srlab.metrics.color import rgb_to_y
+from srlab.metrics.psnr import psnr
+from srlab.models.complexity import count_macs
+from srlab.models.create import create_model
+from machine import cpu_model  # bench/machine.py: scripts run as python bench/<name>.py
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "official-weights"
+SCALE = 4
+LOSS_LIMIT_DB = 0.03
+MAC_TARGET = 0.5  # spent / full at most
+SPEED_TARGET = 1.6  # full time / adaptive time at least
+
+
+@dataclass
+class Case:
+    """One way to upscale: ``run(lr) -> (sr, macs)``, ``macs()`` counting what that run spent (outside the
+    timed call); the first case of a method is its full path."""
+
+    name: str
+    knob: float | None
+    run: object
+    psnr: dict[str, float] = field(default_factory=dict)  # per photo
+    macs: dict[str, float] = field(default_factory=dict)  # per photo, MACs spent
+    times: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # (photo, threads) -> seconds
+
+
+def arm_cases(knobs: list[float]) -> list[Case]:
+    checkpoint = WEIGHTS / "arm" / "arm-carn.pth"
+    method = build_adaptive("arm", scale=SCALE, model="arm_carn", checkpoint=str(checkpoint), knob=1.0).eval()
+    supernet = method.routes[-1].supernet
+
+    def full(lr):
+        return supernet(lr), lambda: count_macs(supernet, tuple(lr.shape[-2:]))
+
+    def adaptive(knob):
+        def run(lr):
+            method.knob = knob
+            sr, stats = adaptive_upscale_regions(method, lr)
+            return sr, lambda: stats.macs_spent
+        return run
+
+    return [Case("ARM-CARN full width, whole image", None, full)] + [
+        Case(f"ARM-CARN eta {knob:g}", knob, adaptive(knob)) for knob in knobs
+    ]
+
+
+def pcsr_cases(knobs: list[float]) -> list[Case]:
+    checkpoint = WEIGHTS / "pcsr" / "carn-pcsr-phase1_iter_last.pth"
+    routed = create_model("pcsr_carn", scale=SCALE, checkpoint=str(checkpoint)).eval()
+    heavy = copy.deepcopy(routed)
+    heavy.routing = "heavy"
+
+    def full(lr):
+        sr, _ = heavy.upscale_routed(lr)
+        return sr, lambda: heavy.macs_spent(tuple(lr.shape[-2:]), lr.shape[-2] * lr.shape[-1] * SCALE**2)
+
+    def adaptive(knob):
+        def run(lr):
+            sr, routing = routed.upscale_routed(lr, k=knob)
+            return sr, lambda: routed.macs_spent(tuple(lr.shape[-2:]), int(routing.heavy.sum()))
+        return run
+
+    return [Case("PCSR-CARN all heavy", None, full)] + [Case(f"PCSR-CARN k {knob:g}", knob, adaptive(knob)) for knob in knobs]
+
+
+def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """HR (1, 3, H, W) cut to a multiple of the scale (and to a centre crop of ``crop`` LR pixels), and its LR."""
+    hr = read_rgb(path)[None]
+    h, w = (side // SCALE * SCALE for side in hr.shape[-2:])
+    if crop is not None:
+        ch, cw = min(h, crop * SCALE), min(w, crop * SCALE)
+        top, left = (h - ch) // 2 // SCALE * SCALE, (w - cw) // 2 // SCALE * SCALE
+        hr = hr[..., top : top + ch, left : left + cw]
+    else:
+        hr = hr[..., :h, :w]
+    return hr, imresize(hr, scale=1 / SCALE, quantize=True)
+
+
+def psnr_y(sr: torch.Tensor, hr: torch.Tensor) -> float:
+    sr = torch.round(sr.clamp(0, 1) * 255) / 255
+    return psnr(rgb_to_y(sr.double()), rgb_to_y(hr.double()), crop_border=SCALE).item()
+
+
+def measure(cases: list[Case], photos: dict[str, tuple[torch.Tensor, torch.Tensor]], threads: list[int],
+            repeats: int) -> None:
+    for name, (hr, lr) in photos.items():
+        with torch.no_grad():
+            for case in cases:  # quality and MACs once (also the warm-up, which fills the MAC caches)
+                sr, macs = case.run(lr)
+                case.psnr[name], case.macs[name] = psnr_y(sr, hr), macs()
+            for count in threads:
+                torch.set_num_threads(count)
+                for case in cases:
+                    case.run(lr)  # warm-up at this thread count
+                for _ in range(repeats):
+                    for case in cases:
+                        start = time.perf_counter()
+                        case.run(lr)
+                        case.times.setdefault((name, count), []).append(time.perf_counter() - start)
+        print(f"  measured {name} {tuple(lr.shape[-2:])}", file=sys.stderr, flush=True)
+
+
+def report(cases: list[Case], photos: list[str], threads: list[int]) -> None:
+    full = cases[0]
+    print(f"\n{full.name} vs its adaptive knobs (time ratio = full / case, medians; MACs = case / full)")
+    header = f"{'photo':14s} {'case':34s} {'PSNR-Y':>8s} {'dPSNR':>8s} {'MACs':>6s}" + "".join(
+        f" {f'x{t}thr':>7s} {f'{t}thr s':>7s}" for t in threads)
+    print(header)
+    for photo in photos:
+        for case in cases:
+            cells = [f"{photo:14s} {case.name:34s} {case.psnr[photo]:8.4f} {case.psnr[photo] - full.psnr[photo]:+8.4f}",
+                     f"{case.macs[photo] / full.macs[photo]:6.3f}"]
+            for t in threads:
+                own = statistics.median(case.times[(photo, t)])
+                cells.append(f"{statistics.median(full.times[(photo, t)]) / own:7.2f} {own:7.3f}")
+            print(" ".join(cells))
+    print(f"\nover the {len(photos)} photos (dPSNR mean / worst; MACs and times summed over photos):")
+    rows = []
+    for case in cases[1:]:
+        deltas = [case.psnr[p] - full.psnr[p] for p in photos]
+        macs = sum(case.macs.values()) / sum(full.macs.values())
+        speed = {t: sum(statistics.median(full.times[(p, t)]) for p in photos)
+                 / sum(statistics.median(case.times[(p, t)]) for p in photos) for t in threads}
+        rows.append((case, statistics.mean(deltas), min(deltas), macs, speed))
+        print(f"  {case.name:34s} dPSNR {statistics.mean(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {macs:.3f}  "
+              + "  ".join(f"{t} thr x{speed[t]:.2f}" for t in threads))
+    within = [row for row in rows if row[1] >= -LOSS_LIMIT_DB]
+    if not within:
+        print(f"  TARGET: no knob within {LOSS_LIMIT_DB} dB of the full path: not met")
+        return
+    case, mean_delta, _, macs, speed = min(within, key=lambda row: row[3])
+    verdict = [f"MACs {1 - macs:.0%} fewer ({'met' if macs <= MAC_TARGET else 'NOT met'}, target >= 50%)"]
+    verdict += [f"{t} thread(s) x{speed[t]:.2f} ({'met' if speed[t] >= SPEED_TARGET else 'NOT met'}, target >= 1.6x)"
+                for t in threads]
+    print(f"  TARGET at the cheapest knob within {LOSS_LIMIT_DB} dB ({case.name}, {mean_delta:+.4f} dB): "
+          + "; ".join(verdict))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, required=True, help="folder of HR photos not used for training")
+    parser.add_argument("--full", action="store_true", help="whole photos, 5 repeats, 1 and 2 threads")
+    parser.add_argument("--crop", type=int, default=128, help="quick mode: centre crop, LR pixels a side")
+    parser.add_argument("--threads", type=int, nargs="+")
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr"], default=["arm", "pcsr"])
+    parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
+    parser.add_argument("--pcsr-k", type=float, nargs="+", default=[-0.5, -0.25, 0.0, 0.5])
+    opts = parser.parse_args()
+    threads = opts.threads or ([1, 2] if opts.full else [1])
+    repeats = opts.repeats or (5 if opts.full else 3)
+    paths = list_images(opts.photos)
+    if not paths:
+        sys.exit(f"bench_adaptive_speed: error: no images in {opts.photos} (make them with "
+                 "bash ../shared/datasets/make_wallpaper_photos.sh OUT; pass --photos OUT/val/HR)")
+    photos = {p.stem: load_photo(p, None if opts.full else opts.crop) for p in paths}
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {threads} (os.cpu_count() = {os.cpu_count()})")
+    print(f"photos: {opts.photos} ({len(photos)}; LR sizes "
+          + ", ".join(f"{lr.shape[-2]}x{lr.shape[-1]}" for _, lr in photos.values())
+          + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
+    for method in opts.methods:
+        cases = arm_cases(opts.arm_eta) if method == "arm" else pcsr_cases(opts.pcsr_k)
+        measure(cases, photos, threads, repeats)
+        report(cases, list(photos), threads)
+
+
+if __name__ == "__main__":
+    main()
