@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from srlab.adaptive import adaptive_upscale_regions, build_adaptive
+from srlab.adaptive import adaptive_upscale, adaptive_upscale_regions, build_adaptive
 from srlab.data.io import list_images, read_rgb
 from srlab.data.resize import imresize
 from srlab.metrics.color import rgb_to_y
@@ -71,13 +71,18 @@ class Case:
     times: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # (photo, threads) -> seconds
 
 
-def arm_cases(knobs: list[float]) -> list[Case]:
+def channels_last(lr: torch.Tensor) -> torch.Tensor:
+    """The whole-image forwards take channels-last input: 1.3-1.5x faster CPU convolutions (see the docstring)."""
+    return lr.contiguous(memory_format=torch.channels_last)
+
+
+def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
     checkpoint = WEIGHTS / "arm" / "arm-carn.pth"
     method = build_adaptive("arm", scale=SCALE, model="arm_carn", checkpoint=str(checkpoint), knob=1.0).eval()
     supernet = method.routes[-1].supernet
 
     def full(lr):
-        return supernet(lr), lambda: count_macs(supernet, tuple(lr.shape[-2:]))
+        return supernet(channels_last(lr)), lambda: count_macs(supernet, tuple(lr.shape[-2:]))
 
     def adaptive(knob):
         def run(lr):
@@ -86,28 +91,41 @@ def arm_cases(knobs: list[float]) -> list[Case]:
             return sr, lambda: stats.macs_spent
         return run
 
-    return [Case("ARM-CARN full width, whole image", None, full)] + [
-        Case(f"ARM-CARN eta {knob:g}", knob, adaptive(knob)) for knob in knobs
-    ]
+    def protocol(lr):
+        method.knob = protocol_knob
+        sr, stats = adaptive_upscale(method, lr, whole_image=True, batch_size=64)
+        return sr, lambda: stats.macs_spent
+
+    cases = [Case("ARM-CARN full width, whole image", None, full)]
+    cases += [Case(f"ARM-CARN eta {knob:g}", knob, adaptive(knob)) for knob in knobs]
+    if protocol_knob is not None:
+        cases.append(Case(f"ARM-CARN eta {protocol_knob:g} 32/28 protocol", protocol_knob, protocol))
+    return cases
 
 
 def pcsr_cases(knobs: list[float]) -> list[Case]:
     checkpoint = WEIGHTS / "pcsr" / "carn-pcsr-phase1_iter_last.pth"
     routed = create_model("pcsr_carn", scale=SCALE, checkpoint=str(checkpoint)).eval()
-    heavy = copy.deepcopy(routed)
-    heavy.routing = "heavy"
+    heavy, light = copy.deepcopy(routed), copy.deepcopy(routed)
+    heavy.routing, light.routing = "heavy", "light"
 
     def full(lr):
-        sr, _ = heavy.upscale_routed(lr)
+        sr, _ = heavy.upscale_routed(channels_last(lr))
         return sr, lambda: heavy.macs_spent(tuple(lr.shape[-2:]), lr.shape[-2] * lr.shape[-1] * SCALE**2)
 
     def adaptive(knob):
         def run(lr):
-            sr, routing = routed.upscale_routed(lr, k=knob)
+            sr, routing = routed.upscale_routed(channels_last(lr), k=knob)
             return sr, lambda: routed.macs_spent(tuple(lr.shape[-2:]), int(routing.heavy.sum()))
         return run
 
-    return [Case("PCSR-CARN all heavy", None, full)] + [Case(f"PCSR-CARN k {knob:g}", knob, adaptive(knob)) for knob in knobs]
+    def all_light(lr):
+        sr, _ = light.upscale_routed(channels_last(lr))
+        return sr, lambda: light.macs_spent(tuple(lr.shape[-2:]), 0)
+
+    cases = [Case("PCSR-CARN all heavy", None, full)]
+    cases += [Case(f"PCSR-CARN k {knob:g}", knob, adaptive(knob)) for knob in knobs]
+    return cases + [Case("PCSR-CARN all light (the floor)", None, all_light)]
 
 
 def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +189,7 @@ def report(cases: list[Case], photos: list[str], threads: list[int]) -> None:
         rows.append((case, statistics.mean(deltas), min(deltas), macs, speed))
         print(f"  {case.name:34s} dPSNR {statistics.mean(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {macs:.3f}  "
               + "  ".join(f"{t} thr x{speed[t]:.2f}" for t in threads))
-    within = [row for row in rows if row[1] >= -LOSS_LIMIT_DB]
+    within = [row for row in rows if row[0].knob is not None and row[1] >= -LOSS_LIMIT_DB]
     if not within:
         print(f"  TARGET: no knob within {LOSS_LIMIT_DB} dB of the full path: not met")
         return
@@ -192,6 +210,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr"], default=["arm", "pcsr"])
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
+    parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
+                        help="also run the 32/28 evaluation protocol at this eta (for comparison)")
     parser.add_argument("--pcsr-k", type=float, nargs="+", default=[-0.5, -0.25, 0.0, 0.5])
     opts = parser.parse_args()
     threads = opts.threads or ([1, 2] if opts.full else [1])
@@ -206,7 +226,7 @@ def main() -> None:
           + ", ".join(f"{lr.shape[-2]}x{lr.shape[-1]}" for _, lr in photos.values())
           + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
     for method in opts.methods:
-        cases = arm_cases(opts.arm_eta) if method == "arm" else pcsr_cases(opts.pcsr_k)
+        cases = arm_cases(opts.arm_eta, opts.arm_protocol_eta) if method == "arm" else pcsr_cases(opts.pcsr_k)
         measure(cases, photos, threads, repeats)
         report(cases, list(photos), threads)
 
