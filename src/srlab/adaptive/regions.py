@@ -13,7 +13,9 @@ and computes less and better:
   last block the patch that ends at the image border (so a method calibrated on 32x32 patches, like
   ARM's lookup table, always sees 32x32 patches).
 * Regions: the blocks of one route are merged into rectangles (runs of neighbouring blocks in a row,
-  runs with the same columns in successive rows joined), each at most ``region`` LR pixels a side.
+  runs with the same columns in successive rows joined), each at most ``region`` LR pixels a side (128
+  by default: ARM-CARN's full width runs ~1.2x faster on 128-pixel tiles than on a whole 255x189 image
+  on a 1-thread CPU, its activations staying closer to the cache).
 * Context: each rectangle runs with ``margin`` LR pixels of the real image around it (cut at the image
   border, where the network's own zero padding then matches the whole-image forward's) and only its
   own pixels are kept. No blending: every output pixel comes from exactly one run. With a margin as
@@ -126,7 +128,7 @@ def adaptive_upscale_regions(
     *,
     block: int = 32,
     margin: int = 4,
-    region: int = 256,
+    region: int = 128,
     batch_size: int = 64,
     channels_last: bool = True,
 ) -> tuple[torch.Tensor, RegionStats]:
