@@ -4,14 +4,18 @@ Usage: python bench/bench_adaptive_overhead.py [--model fsrcnn_etds] [--scale 4]
                                                [--batch 64 324] [--repeats 5] [--threads 2]
 
 Runs, interleaved in every repeat (medians reported), a zoo network (fresh weights, eval mode, float32)
-on a size x size LR image: (a) the static forward on the whole image, (b) ``adaptive_upscale`` with
-that network as the only route (32x32 patches, stride 28) at each ``--batch`` size, and (c) the
-engine's own work alone: splitting the image and merging the patch outputs, with no network.
+on a size x size LR image: (a) the static forward on the whole image, in the default and in the
+channels-last memory order, (b) ``adaptive_upscale`` with that network as the only route (32x32
+patches, stride 28) at each ``--batch`` size, (c) the engine's own work alone: splitting the image and
+merging the patch outputs, with no network, and (d) the upscaling region mode
+(``adaptive_upscale_regions``: 32x32 blocks routed, one route here, run as 128-pixel regions with 4
+pixels of context, channels-last, no overlap).
 
 The patch protocol computes more than the whole image: patches overlap (32/28 per axis) and each is
 zero-padded at its own border, so the engine runs about (32/28)^2 times the pixels. The MAC ratio
 printed beside the time ratio is that inherent cost; the time ratio divided by it is the engine's
-overhead beyond the protocol's extra arithmetic.
+overhead beyond the protocol's extra arithmetic. The region mode computes only the margins twice
+(its MAC ratio is printed too).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 
 import torch
 
-from srlab.adaptive import adaptive_upscale, blend_patches, split_patches
+from srlab.adaptive import adaptive_upscale, adaptive_upscale_regions, blend_patches, split_patches
 from srlab.adaptive.reference import StaticRoutes
 from srlab.models.complexity import count_macs
 from srlab.models.registry import build_model
@@ -58,9 +62,16 @@ def main() -> None:
         with torch.no_grad():
             model(lr)
 
-    cases = {"static whole image": static}
+    lr_cl = lr.contiguous(memory_format=torch.channels_last)
+
+    def static_cl() -> None:
+        with torch.no_grad():
+            model(lr_cl)
+
+    cases = {"static whole image": static, "static whole image, channels-last": static_cl}
     for batch in opts.batch:
         cases[f"engine, 1 route, batch {batch}"] = lambda b=batch: adaptive_upscale(method, lr, batch_size=b)
+    cases["engine, region mode, 1 route"] = lambda: adaptive_upscale_regions(method, lr)
     cases["engine: split alone"] = lambda: split_patches(lr, 32, 28)
     cases["engine: merge alone"] = lambda: blend_patches(outputs, grid, opts.scale)
     for fn in cases.values():  # warm-up
@@ -71,18 +82,21 @@ def main() -> None:
             times[name].append(seconds(fn))
 
     _, stats = adaptive_upscale(method, lr)
+    _, region_stats = adaptive_upscale_regions(method, lr)
     macs_static = count_macs(model, (opts.size, opts.size))
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"(os.cpu_count() = {os.cpu_count()})")
     print(f"{opts.model} x{opts.scale}, LR {opts.size}x{opts.size}; patches {grid.count} "
           f"({grid.rows}x{grid.cols} of 32x32, stride 28), output {stats.out_hw[0]}x{stats.out_hw[1]}")
     print(f"MACs: static {macs_static / 1e9:.2f} G, engine {stats.macs_spent / 1e9:.2f} G "
-          f"(ratio {stats.macs_spent / macs_static:.3f}, the protocol's overlap and per-patch borders)")
+          f"(ratio {stats.macs_spent / macs_static:.3f}, the protocol's overlap and per-patch borders), "
+          f"region mode {region_stats.macs_spent / 1e9:.2f} G (ratio {region_stats.macs_spent / macs_static:.3f})")
     base = statistics.median(times["static whole image"])
     print(f"{'case':40s} {'median s':>9s} {'vs static':>9s} {'per MAC':>8s}   ({opts.repeats} interleaved repeats)")
     for name, values in times.items():
         med = statistics.median(values)
-        per_mac = med / base / (stats.macs_spent / macs_static) if name.startswith("engine,") else float("nan")
+        spent = region_stats.macs_spent if "region" in name else stats.macs_spent
+        per_mac = med / base / (spent / macs_static) if name.startswith("engine,") else float("nan")
         print(f"{name:40s} {med:9.3f} {med / base:9.3f} {per_mac:8.3f}")
 
 
