@@ -8,8 +8,8 @@ on a size x size LR image: (a) the static forward on the whole image, in the def
 channels-last memory order, (b) ``adaptive_upscale`` with that network as the only route (32x32
 patches, stride 28) at each ``--batch`` size, (c) the engine's own work alone: splitting the image and
 merging the patch outputs, with no network, and (d) the upscaling region mode
-(``adaptive_upscale_regions``: 32x32 blocks routed, one route here, run as 128-pixel regions with 4
-pixels of context, channels-last, no overlap).
+(``adaptive_upscale_regions``: 32x32 blocks routed, one route here, run as ``--region``-pixel regions
+with 4 pixels of context, channels-last, no overlap).
 
 The patch protocol computes more than the whole image: patches overlap (32/28 per axis) and each is
 zero-padded at its own border, so the engine runs about (32/28)^2 times the pixels. The MAC ratio
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 324])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--region", type=int, nargs="+", default=[128, 512], help="region-mode region sizes (LR pixels)")
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
@@ -71,7 +72,8 @@ def main() -> None:
     cases = {"static whole image": static, "static whole image, channels-last": static_cl}
     for batch in opts.batch:
         cases[f"engine, 1 route, batch {batch}"] = lambda b=batch: adaptive_upscale(method, lr, batch_size=b)
-    cases["engine, region mode, 1 route"] = lambda: adaptive_upscale_regions(method, lr)
+    for region in opts.region:
+        cases[f"engine, region mode {region}, 1 route"] = lambda r=region: adaptive_upscale_regions(method, lr, region=r)
     cases["engine: split alone"] = lambda: split_patches(lr, 32, 28)
     cases["engine: merge alone"] = lambda: blend_patches(outputs, grid, opts.scale)
     for fn in cases.values():  # warm-up
@@ -82,7 +84,7 @@ def main() -> None:
             times[name].append(seconds(fn))
 
     _, stats = adaptive_upscale(method, lr)
-    _, region_stats = adaptive_upscale_regions(method, lr)
+    region_macs = {region: adaptive_upscale_regions(method, lr, region=region)[1].macs_spent for region in opts.region}
     macs_static = count_macs(model, (opts.size, opts.size))
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"(os.cpu_count() = {os.cpu_count()})")
@@ -90,12 +92,12 @@ def main() -> None:
           f"({grid.rows}x{grid.cols} of 32x32, stride 28), output {stats.out_hw[0]}x{stats.out_hw[1]}")
     print(f"MACs: static {macs_static / 1e9:.2f} G, engine {stats.macs_spent / 1e9:.2f} G "
           f"(ratio {stats.macs_spent / macs_static:.3f}, the protocol's overlap and per-patch borders), "
-          f"region mode {region_stats.macs_spent / 1e9:.2f} G (ratio {region_stats.macs_spent / macs_static:.3f})")
+          + ", ".join(f"region mode {r}: {m / 1e9:.2f} G (ratio {m / macs_static:.3f})" for r, m in region_macs.items()))
     base = statistics.median(times["static whole image"])
     print(f"{'case':40s} {'median s':>9s} {'vs static':>9s} {'per MAC':>8s}   ({opts.repeats} interleaved repeats)")
     for name, values in times.items():
         med = statistics.median(values)
-        spent = region_stats.macs_spent if "region" in name else stats.macs_spent
+        spent = next((m for r, m in region_macs.items() if f"region mode {r}," in name), stats.macs_spent)
         per_mac = med / base / (spent / macs_static) if name.startswith("engine,") else float("nan")
         print(f"{name:40s} {med:9.3f} {med / base:9.3f} {per_mac:8.3f}")
 

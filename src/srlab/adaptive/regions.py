@@ -117,9 +117,15 @@ def _routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int
     _, c, h, w = image.shape
     bh, bw = min(block, h), min(block, w)
     tops, lefts = _block_starts(h, block), _block_starts(w, block)
-    windows = image[0].unfold(1, bh, 1).unfold(2, bw, 1)  # (C, h - bh + 1, w - bw + 1, bh, bw), a view
-    patches = windows[:, tops][:, :, lefts].permute(1, 2, 0, 3, 4).reshape(-1, c, bh, bw)
+    # Rows, then columns, gathered from the contiguous image (an index into an unfolded view is ~10x slower).
+    rows = image[0][:, (tops[:, None] + torch.arange(bh)).flatten()]
+    grid = rows[..., (lefts[:, None] + torch.arange(bw)).flatten()]  # (C, rows * bh, cols * bw)
+    patches = grid.view(c, len(tops), bh, len(lefts), bw).permute(1, 3, 0, 2, 4).reshape(-1, c, bh, bw)
     return patches, len(tops), len(lefts)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
 
 
 def adaptive_upscale_regions(
@@ -176,8 +182,13 @@ def adaptive_upscale_regions(
                 if channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 out = method.run(route, batch)
+                if len(chunk) == n * len(jobs) == 1 and out.shape[-2:] == (height * scale, width * scale):
+                    sr = out  # one window, the whole image: nothing to paste
+                    break
                 if sr is None:
-                    sr = out.new_empty((n, out.shape[1], height * scale, width * scale))
+                    # in the outputs' memory order, so that pasting copies runs of memory, not scattered values
+                    sr = torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
+                                     device=out.device, memory_format=_memory_format(out))
                 for k, (i, y0, x0, dy, dx, h, w) in enumerate(chunk):
                     sr[i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
                         out[k, :, dy * scale : (dy + h) * scale, dx * scale : (dx + w) * scale]
