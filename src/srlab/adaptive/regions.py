@@ -2,8 +2,9 @@
 
 The ClassSR/ARM protocol (:mod:`srlab.adaptive.engine`) runs 32x32 patches at stride 28 and averages
 the overlaps: (32/28)^2 = 1.31x the arithmetic of the image, and every patch sees zero padding at its
-own border, which costs PSNR near the seams (ARM-CARN x4 on 1020-pixel photos: 0.06 dB below the
-whole-image forward with every patch on the full network). That is the published protocol and stays
+own border, which costs PSNR near the seams (ARM-CARN x4 on the 1020-pixel proxy validation photos:
+0.04-0.12 dB below the whole-image forward at eta 4, nearly every patch on the full network;
+bench/bench_adaptive_speed.py). That is the published protocol and stays
 the one for evaluation. :func:`adaptive_upscale_regions` is an UPSCALING mode that routes the same way
 and computes less and better:
 
