@@ -125,3 +125,14 @@ def test_the_batch_size_does_not_change_the_image():
 def test_bad_settings_are_one_line_errors(kwargs, message):
     with pytest.raises(SrlabError, match=message):
         adaptive_upscale_regions(StaticRoutes(Radius1(0).eval()), torch.rand(1, 3, 40, 40), **kwargs)
+
+
+def test_one_region_covering_the_image_is_the_static_forward():
+    net = Radius1(0).double().eval()
+    lr = torch.rand(1, 3, 40, 50, dtype=torch.float64)
+    sr, stats = adaptive_upscale_regions(StaticRoutes(net), lr, region=64)
+    assert stats.windows == ((0, 40, 50, 1),) and stats.macs_spent == stats.macs_full
+    with torch.no_grad():
+        torch.testing.assert_close(sr, net(lr), rtol=0, atol=1e-13)
+    plain, _ = adaptive_upscale_regions(StaticRoutes(net), lr, region=64, channels_last=False)
+    torch.testing.assert_close(plain, sr, rtol=0, atol=1e-13)
