@@ -126,7 +126,10 @@ def _routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+    """Channels-last for a channels-last tensor (one that is not also plainly contiguous), else the default."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def adaptive_upscale_regions(
@@ -164,7 +167,9 @@ def adaptive_upscale_regions(
             patches, rows, cols = _routing_patches(lr[image : image + 1], block)
             routes = method.route(patches)
             if routes.shape != (rows * cols,) or routes.dtype != torch.long:
-                raise ValueError(f"{type(method).__name__}.route must return {rows * cols} int64 routes, got {routes.shape}")
+                raise ValueError(
+                    f"{type(method).__name__}.route must return {rows * cols} int64 routes, got {routes.shape}"
+                )
             if routes.min() < 0 or routes.max() >= method.num_routes:
                 raise ValueError(f"{type(method).__name__}.route returned a route outside 0..{method.num_routes - 1}")
             for index, count in enumerate(torch.bincount(routes, minlength=method.num_routes).tolist()):
@@ -174,7 +179,10 @@ def adaptive_upscale_regions(
                 left, right = part.col0 * block, min(part.col1 * block, width)
                 y0, y1 = max(top - margin, 0), min(bottom + margin, height)
                 x0, x1 = max(left - margin, 0), min(right + margin, width)
-                jobs[(part.route, y1 - y0, x1 - x0)].append((image, y0, x0, top - y0, left - x0, bottom - top, right - left))
+                # where the window is, and where in it the region's own pixels are
+                jobs[(part.route, y1 - y0, x1 - x0)].append(
+                    (image, y0, x0, top - y0, left - x0, bottom - top, right - left)
+                )
         sr = None
         for (route, win_h, win_w), windows in jobs.items():
             for start in range(0, len(windows), batch_size):
