@@ -109,8 +109,7 @@ def merge_blocks(routes: torch.Tensor, max_blocks: int) -> list[Region]:
 
 def _block_starts(size: int, block: int) -> torch.Tensor:
     """Tops (lefts) of the routing patches: every ``block``, the last one ending at the border."""
-    starts = torch.arange(0, size, block).clamp(max=max(size - block, 0))
-    return starts
+    return torch.arange(0, size, block).clamp(max=max(size - block, 0))
 
 
 def _routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int, int]:
@@ -119,8 +118,9 @@ def _routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int
     bh, bw = min(block, h), min(block, w)
     tops, lefts = _block_starts(h, block), _block_starts(w, block)
     # Rows, then columns, gathered from the contiguous image (an index into an unfolded view is ~10x slower).
-    rows = image[0][:, (tops[:, None] + torch.arange(bh)).flatten()]
-    grid = rows[..., (lefts[:, None] + torch.arange(bw)).flatten()]  # (C, rows * bh, cols * bw)
+    row_index = (tops[:, None] + torch.arange(bh)).flatten().to(image.device)
+    col_index = (lefts[:, None] + torch.arange(bw)).flatten().to(image.device)
+    grid = image[0][:, row_index][..., col_index]  # (C, rows * bh, cols * bw)
     patches = grid.view(c, len(tops), bh, len(lefts), bw).permute(1, 3, 0, 2, 4).reshape(-1, c, bh, bw)
     return patches, len(tops), len(lefts)
 
