@@ -32,16 +32,17 @@ and says whether it reaches >= 50 % fewer MACs and >= 1.6x lower wall-clock.
 
 Measured 2026-12-05 (lscpu: "Intel(R) Xeon(R) Processor", AVX-512/AMX, 2 cores, KVM, shared with other
 jobs; torch 2.13 CPU), ``--full --repeats 3`` on the five validation photos (LR 159-204 x 255), while
-the machine was nearly idle (load < 1.5; an earlier run under load 4-5 gave the same 1-thread ratios
-and meaningless 2-thread ones, up to 20x apart between repeats). Summary lines (mean / worst dPSNR):
+the machine was nearly idle (load < 1.5; ARM at commit 2ad17a5, PCSR at 5a82d93 (its model code unchanged since); a second quiet
+ARM run agreed within 0.05 in every ratio; a run under load 4-5 gave similar 1-thread ratios and
+meaningless 2-thread ones, up to 20x apart between repeats). Summary lines (mean / worst dPSNR):
 
   ARM-CARN   full width, tiles      +0.0012 / -0.0010 dB  MACs 1.079  1 thr x1.00  2 thr x1.00
-             (the whole-image forward is 0.85-0.96x as fast as the 128-pixel tiles: tiles are the reference)
-             eta 1                  -0.6223 / -0.8902 dB  MACs 0.323  1 thr x2.18  2 thr x2.15
-             eta 1.5                -0.0682 / -0.1976 dB  MACs 0.769  1 thr x1.31  2 thr x1.32
-             eta 2                  -0.0055 / -0.0175 dB  MACs 0.965  1 thr x1.13  2 thr x1.10
-             eta 4                  +0.0004 / -0.0022 dB  MACs 0.980  1 thr x1.13  2 thr x1.12
-             eta 4, 32/28 protocol  -0.0768 / -0.1162 dB  MACs 1.223  1 thr x0.50  2 thr x0.51
+             (the whole-image forward is 0.84-0.99x as fast as the 128-pixel tiles: tiles are the reference)
+             eta 1                  -0.6223 / -0.8902 dB  MACs 0.323  1 thr x2.15  2 thr x2.19
+             eta 1.5                -0.0682 / -0.1976 dB  MACs 0.769  1 thr x1.28  2 thr x1.33
+             eta 2                  -0.0055 / -0.0175 dB  MACs 0.965  1 thr x1.09  2 thr x1.12
+             eta 4                  +0.0004 / -0.0022 dB  MACs 0.980  1 thr x1.09  2 thr x1.14
+             eta 4, 32/28 protocol  -0.0768 / -0.1162 dB  MACs 1.223  1 thr x0.49  2 thr x0.52
   PCSR-CARN  k -0.5                 -0.0296 / -0.0469 dB  MACs 0.902  1 thr x0.93  2 thr x0.91
              k -0.25                -0.0515 / -0.0720 dB  MACs 0.792  1 thr x0.97  2 thr x0.96
              k 0 (official default) -0.0788 / -0.1169 dB  MACs 0.689  1 thr x1.01  2 thr x1.01
@@ -51,7 +52,7 @@ and meaningless 2-thread ones, up to 20x apart between repeats). Summary lines (
 Targets (<= 0.03 dB loss, >= 50 % fewer MACs, >= 1.6x lower wall-clock at 1 and 2 threads): NOT met by
 either method on these photos, and not for lack of engine speed:
 
-* ARM-CARN: the cheapest knob within 0.03 dB is eta 2 (3.5 % fewer MACs, x1.13 / x1.10). The released
+* ARM-CARN: the cheapest knob within 0.03 dB is eta 2 (3.5 % fewer MACs, x1.09 / x1.12). The released
   lookup table sends a block to bicubic (0-31 % of these photos' blocks, costing <= 0.002 dB), to the
   36-wide subnet, or to the 52/64-wide ones; at the etas that pick the 36-wide subnet for most blocks
   it costs 0.15-0.89 dB a photo (mean 0.62), and no eta in between saves half the MACs without it. Where
@@ -72,7 +73,7 @@ What was made faster on the way (both sides of every comparison gain; same outpu
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
   and x0.5 time at full width (the protocol row above);
 * channels-last input: ARM-CARN 1.26x (width 64) to 1.5x (width 36) faster per forward;
-* 128-pixel tiles with 4 pixels of context for the full path: 1.04-1.18x faster than the whole image;
+* 128-pixel tiles with 4 pixels of context for the full path: 1.01-1.19x faster than the whole image;
 * PCSR: MLPs on 4096-query blocks (3x faster MLPs; one float32 ulp in a few outputs in 10^5), samplers
   gathering their own rows a block at a time, query features gathered as rows (identical values):
   all heavy 1.86 s -> 0.96 s, k 0 1.25 s -> 0.88 s at 1 thread, 1.28 -> 0.55 s and 0.89 -> 0.51 s at 2
