@@ -32,9 +32,9 @@ and says whether it reaches >= 50 % fewer MACs and >= 1.6x lower wall-clock.
 
 Measured 2026-12-05 (lscpu: "Intel(R) Xeon(R) Processor", AVX-512/AMX, 2 cores, KVM, shared with other
 jobs; torch 2.13 CPU), ``--full --repeats 3`` on the five validation photos (LR 159-204 x 255), while
-the machine was nearly idle (load < 1.5; ARM at commit 2ad17a5, PCSR at 5a82d93 (its model code unchanged since); a second quiet
-ARM run agreed within 0.05 in every ratio; a run under load 4-5 gave similar 1-thread ratios and
-meaningless 2-thread ones, up to 20x apart between repeats). Summary lines (mean / worst dPSNR):
+the machine was nearly idle (load < 1.5; ARM at commit 2ad17a5, PCSR at 5a82d93, its model code
+unchanged since; a second quiet ARM run agreed within 0.05 in every ratio; a run under load 4-5 gave
+similar 1-thread ratios and meaningless 2-thread ones, up to 20x apart between repeats). Summary lines (mean / worst dPSNR):
 
   ARM-CARN   full width, tiles      +0.0012 / -0.0010 dB  MACs 1.079  1 thr x1.00  2 thr x1.00
              (the whole-image forward is 0.84-0.99x as fast as the 128-pixel tiles: tiles are the reference)
