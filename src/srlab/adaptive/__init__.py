@@ -13,8 +13,10 @@ from srlab.adaptive.method import (
     AdaptiveMethod, AdaptiveModel, AdaptiveStats, adaptive_for, build_adaptive, list_adaptive, register_adaptive,
 )
 from srlab.adaptive.patches import PatchGrid, blend_patches, split_patches
+from srlab.adaptive.regions import RegionStats, adaptive_upscale_regions
 
 __all__ = [
-    "AdaptiveMethod", "AdaptiveModel", "AdaptiveStats", "PatchGrid", "PatchRoutedMethod", "adaptive_for", "adaptive_upscale",
+    "AdaptiveMethod", "AdaptiveModel", "AdaptiveStats", "PatchGrid", "PatchRoutedMethod", "RegionStats", "adaptive_for",
+    "adaptive_upscale", "adaptive_upscale_regions",
     "blend_patches", "build_adaptive", "list_adaptive", "register_adaptive", "split_patches",
 ]

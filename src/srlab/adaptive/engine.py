@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.adaptive.costs import route_macs
 from srlab.adaptive.method import AdaptiveMethod, AdaptiveStats
 from srlab.adaptive.patches import blend_patches, check_batch, check_patching, split_patches
+from srlab.adaptive.regions import adaptive_upscale_regions
 from srlab.errors import SrlabError
 from srlab.models.complexity import count_macs
 
@@ -28,9 +30,6 @@ class PatchRoutedMethod(AdaptiveMethod):
     def __init__(self, *, scale: int, num_routes: int, knob: float | None = None) -> None:
         super().__init__(scale=scale, knob=knob)
         self.num_routes = num_routes
-        # (route, patch size) -> MACs: a count traces the route on the meta device (a deep copy of it),
-        # which costs more than upscaling a small image; routes and their cost do not change with the knob.
-        self._route_macs_memo: dict[tuple[int, tuple[int, int]], int] = {}
 
     @abc.abstractmethod
     def route(self, patches: torch.Tensor) -> torch.Tensor:
@@ -60,8 +59,17 @@ class PatchRoutedMethod(AdaptiveMethod):
         return 0
 
     def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
-        return adaptive_upscale(
-            self, lr, patch=self.patch, stride=self.stride, batch_size=self.batch_size, whole_image=whole_image
+        """``whole_image=False``: the published ClassSR/ARM protocol (:func:`adaptive_upscale`, for
+        evaluation); True: the region mode (:func:`srlab.adaptive.regions.adaptive_upscale_regions`: the same
+        routing of 32x32 blocks, no overlap, merged regions run in context; the fast way to upscale)."""
+        if not whole_image:
+            return adaptive_upscale(self, lr, patch=self.patch, stride=self.stride, batch_size=self.batch_size)
+        sr, regions = adaptive_upscale_regions(self, lr, block=self.patch)
+        router = regions.blocks * route_macs(self, -1, (self.patch, self.patch))
+        return sr, AdaptiveStats(
+            route_counts=regions.route_counts, route_macs=(0,) * self.num_routes, route_names=self.route_names(),
+            unit="block", out_hw=regions.out_hw, router_macs=router, measured=(regions.macs_spent + router, regions.macs_full),
+            grid_hw=regions.grid_hw,
         )
 
     def full_path(self) -> nn.Module:
@@ -119,24 +127,15 @@ def adaptive_upscale(
         sr = sr[..., : height * method.scale, : width * method.scale]
     stats = AdaptiveStats(
         route_counts=tuple(counts.tolist()),
-        route_macs=tuple(_route_macs(method, i, grid.patch_hw) for i in range(method.num_routes)),
+        route_macs=tuple(route_macs(method, i, grid.patch_hw) for i in range(method.num_routes)),
         route_names=method.route_names(),
         unit="patch",
-        router_macs=grid.count * _route_macs(method, -1, grid.patch_hw),
+        router_macs=grid.count * route_macs(method, -1, grid.patch_hw),
         patch_hw=grid.patch_hw,
         grid_hw=(grid.rows, grid.cols),
         out_hw=tuple(sr.shape[-2:]),
     )
     return sr, stats
-
-
-def _route_macs(method: PatchRoutedMethod, index: int, patch_hw: tuple[int, int]) -> int:
-    """Route ``index``'s MACs on one patch (index -1: the router's), counted once per patch size."""
-    key = (index, patch_hw)
-    if key not in method._route_macs_memo:
-        count = method.router_macs(patch_hw) if index < 0 else method.route_macs(index, patch_hw)
-        method._route_macs_memo[key] = count
-    return method._route_macs_memo[key]
 
 
 def _pad_to_grid(lr: torch.Tensor, patch: int, stride: int) -> torch.Tensor:

@@ -103,6 +103,11 @@ Deviations from the official code:
   (``--protocol rgb`` for theirs). With ``--tile`` the refinement sees each tile's own border.
 * Queries are computed in chunks of ``pixel_chunk`` HR pixels (the official ``pixel_batch_size``);
   pixels are independent, so this changes nothing but memory.
+* In eval mode the MLPs run on blocks of 4096 queries (``_MLP_ROWS``: ~3x faster on CPU, the blocks' activations
+  staying in cache), and each sampler reads only its own pixels' queries, a block at a time. A matrix product
+  over fewer rows may round differently: a few output values in 10^5 differ by one float32 ulp (6e-8) from
+  one product over the whole chunk (the form checked bit for bit against the official code above); no
+  8-bit output or score changes in the tests.
 """
 
 from __future__ import annotations
@@ -125,6 +130,9 @@ ROUTINGS = ("classifier", "heavy", "light")
 TRAINED_PARTS = ("all", "backbone", "classifier")
 # The official cost list is measured on a 16x16 LR input (and its 64x64 HR queries at x4).
 _COST_LR_SIZE = 16
+# Inference runs the MLPs on blocks of this many queries: a block's activations (74 floats a query in the
+# heavy MLP) stay in the CPU cache, ~3x faster on CPU than one matrix product over a whole image's queries.
+_MLP_ROWS = 4096
 
 
 def _fusion(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -206,7 +214,9 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        if torch.is_grad_enabled() or x.is_meta or x.shape[-2] <= _MLP_ROWS:
+            return self.layers(x)
+        return torch.cat([self.layers(rows) for rows in x.split(_MLP_ROWS, dim=-2)], dim=-2)
 
     def macs_per_query(self) -> int:
         return sum(m.in_features * m.out_features for m in self.layers if isinstance(m, nn.Linear))
@@ -246,13 +256,18 @@ def query_vectors(feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -
     """
     h, w = feat.shape[-2:]
     grid = coord.flip(-1).view(1, 1, -1, 2)
-    q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0, :].transpose(1, 2)
+    # The official code samples the features and the LR pixel centres with grid_sample(mode="nearest").
+    # Sampling a map of flat pixel indices picks the same LR pixels (indices are exact in float32 up to
+    # 2^24 pixels); the rows are then gathered from a (h * w, C) table, faster than sampling C channels
+    # and transposing them (the same values: both copy the chosen pixels).
+    index_map = torch.arange(h * w, device=feat.device).to(feat.dtype).view(1, 1, h, w)
+    nearest = F.grid_sample(index_map, grid, mode="nearest", align_corners=False).view(-1).long()
+    q_feat = feat[0].permute(1, 2, 0).reshape(h * w, -1).index_select(0, nearest)
     ys, xs = grid_centres(h, like=feat), grid_centres(w, like=feat)
-    feat_coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=0).unsqueeze(0)
-    q_coord = F.grid_sample(feat_coord, grid, mode="nearest", align_corners=False)[:, :, 0, :].transpose(1, 2)
-    rel_coord = coord.unsqueeze(0) - q_coord
+    feat_coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(h * w, 2)
+    rel_coord = coord - feat_coord.index_select(0, nearest)
     lr_units = torch.tensor([h, w], dtype=feat.dtype, device=feat.device)
-    return torch.cat([q_feat, rel_coord * lr_units, cell.unsqueeze(0) * lr_units], dim=-1)
+    return torch.cat([q_feat, rel_coord * lr_units, cell * lr_units], dim=-1).unsqueeze(0)
 
 
 def bilinear_base(lr: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
@@ -433,11 +448,8 @@ class PCSR(nn.Module):
             return pred + self.heavy_sampler(torch.cat(queries, dim=1)), torch.ones_like(flag)
         for (s, e), query in zip(chunks, queries):
             part = flag[s:e]
-            heavy_idx, light_idx = torch.where(part)[0], torch.where(~part)[0]
-            if len(light_idx):
-                pred[:, s + light_idx] += self.light_sampler(query[:, light_idx])
-            if len(heavy_idx):
-                pred[:, s + heavy_idx] += self.heavy_sampler(query[:, heavy_idx])
+            _add_sampled(pred[0, s:e], query[0], self.light_sampler, torch.where(~part)[0])
+            _add_sampled(pred[0, s:e], query[0], self.heavy_sampler, torch.where(part)[0])
         return pred, flag
 
     def _decide(self, query: torch.Tensor, k: float) -> torch.Tensor:
@@ -467,6 +479,17 @@ class PCSR(nn.Module):
             + (pixels - heavy_pixels) * self.light_sampler.imnet.macs_per_query()
             + heavy_pixels * self.heavy_sampler.imnet.macs_per_query()
         )
+
+
+def _add_sampled(out: torch.Tensor, query: torch.Tensor, sampler: nn.Module, members: torch.Tensor) -> None:
+    """``out[members] += sampler(query[members])`` for (q, C) ``out`` and ``query``, a block of rows at a time
+    (gathered rows stay in the cache); when the sampler takes every row, nothing is gathered or scattered."""
+    if len(members) == len(query):
+        for start in range(0, len(query), _MLP_ROWS):
+            out[start : start + _MLP_ROWS] += sampler(query[start : start + _MLP_ROWS])
+        return
+    for rows in members.split(_MLP_ROWS):
+        out.index_add_(0, rows, sampler(query.index_select(0, rows)))
 
 
 def _refine(pred: torch.Tensor, heavy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,310 @@
+"""Content-adaptive inference against the full path of the same weights: PSNR, MACs and wall-clock.
+
+Usage: python bench/bench_adaptive_speed.py --photos DIR [--full] [--threads 1 2] [--repeats N]
+                                            [--methods arm pcsr] [--crop N]
+
+DIR holds HR photographs not used for training, e.g. the five validation photos of the proxy set:
+``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``. Each photo is
+reduced x4 (MATLAB bicubic, 8-bit) to its LR input. The default run is short (a centre crop of
+``--crop`` LR pixels, 3 repeats, 1 thread); ``--full`` runs whole photos, 5 repeats, 1 and 2 threads.
+
+Methods, x4, released weights (../shared/official-weights):
+
+* ARM-CARN (``arm/arm-carn.pth`` and its lookup table) at several eta, run by
+  :func:`srlab.adaptive.adaptive_upscale_regions` (32x32 blocks routed by ARM's official rule, each
+  route run on merged rectangles of at most 128 LR pixels with 4 LR pixels of context, no overlap:
+  an UPSCALING mode, not the 32/28 evaluation protocol, which costs 1.2-1.4x the whole image's MACs
+  and 0.04-0.12 dB at full width by itself; that protocol is run at one eta for comparison). Full
+  path: the full-width supernet, (a) on the whole image in one forward and (b) on the same 128-pixel
+  regions as the adaptive mode (StaticRoutes through the region mode); the time reference is the
+  faster of the two on each photo and thread count, PSNR and MACs are (a)'s.
+* PCSR-CARN (``pcsr/carn-pcsr-phase1_iter_last.pth``) at several k (negative k sends more pixels
+  heavy). Full path: the same network with every pixel on the heavy sampler (``routing="heavy"``, no
+  classifier), the same whole-image forward. "all light" (every pixel light) is the floor of its MACs.
+
+Every forward gets channels-last input (1.3-1.5x faster CPU convolutions for CARN-M's grouped convs).
+For each photo and threads setting the cases run interleaved (full, knob 1, knob 2, ...) in every
+repeat after one warm-up; medians. PSNR is on Y, 4-pixel border shaved, outputs rounded to 8 bits.
+MACs: ARM, the windows run (margins included) over the full-width supernet on the whole image; PCSR,
+``PCSR.macs_spent`` over its all-heavy count.
+The summary takes, per method, the cheapest knob whose mean PSNR change over the photos is >= -0.03 dB
+and says whether it reaches >= 50 % fewer MACs and >= 1.6x lower wall-clock.
+
+Measured 2026-12-05 (lscpu: "Intel(R) Xeon(R) Processor", AVX-512/AMX, 2 cores, KVM, shared with other
+jobs; torch 2.13 CPU), ``--full --repeats 3`` on the five validation photos (LR 159-204 x 255), while
+the machine was nearly idle (load < 1.5; ARM at commit 2ad17a5, PCSR at 5a82d93, its model code
+unchanged since; a second quiet ARM run agreed within 0.05 in every ratio; a run under load 4-5 gave
+similar 1-thread ratios and meaningless 2-thread ones, up to 20x apart between repeats). Summary lines (mean / worst dPSNR):
+
+  ARM-CARN   full width, tiles      +0.0012 / -0.0010 dB  MACs 1.079  1 thr x1.00  2 thr x1.00
+             (the whole-image forward is 0.84-0.99x as fast as the 128-pixel tiles: tiles are the reference)
+             eta 1                  -0.6223 / -0.8902 dB  MACs 0.323  1 thr x2.15  2 thr x2.19
+             eta 1.5                -0.0682 / -0.1976 dB  MACs 0.769  1 thr x1.28  2 thr x1.33
+             eta 2                  -0.0055 / -0.0175 dB  MACs 0.965  1 thr x1.09  2 thr x1.12
+             eta 4                  +0.0004 / -0.0022 dB  MACs 0.980  1 thr x1.09  2 thr x1.14
+             eta 4, 32/28 protocol  -0.0768 / -0.1162 dB  MACs 1.223  1 thr x0.49  2 thr x0.52
+  PCSR-CARN  k -0.5                 -0.0296 / -0.0469 dB  MACs 0.902  1 thr x0.93  2 thr x0.91
+             k -0.25                -0.0515 / -0.0720 dB  MACs 0.792  1 thr x0.97  2 thr x0.96
+             k 0 (official default) -0.0788 / -0.1169 dB  MACs 0.689  1 thr x1.01  2 thr x1.01
+             k 0.5                  -0.1396 / -0.2368 dB  MACs 0.586  1 thr x1.08  2 thr x1.06
+             all light (the floor)  -0.4812 / -0.7270 dB  MACs 0.467  1 thr x1.38  2 thr x1.34
+
+Targets (<= 0.03 dB loss, >= 50 % fewer MACs, >= 1.6x lower wall-clock at 1 and 2 threads): NOT met by
+either method on these photos, and not for lack of engine speed:
+
+* ARM-CARN: the cheapest knob within 0.03 dB is eta 2 (3.5 % fewer MACs, x1.09 / x1.12). The released
+  lookup table sends a block to bicubic (0-31 % of these photos' blocks, costing <= 0.002 dB), to the
+  36-wide subnet, or to the 52/64-wide ones; at the etas that pick the 36-wide subnet for most blocks
+  it costs 0.15-0.89 dB a photo (mean 0.62), and no eta in between saves half the MACs without it. Where
+  the MACs are saved (eta 1, 0.32 of the MACs) the time saving is x2.2, not x3.1: the 36-wide subnet
+  runs at ~60 % of the full width's MAC rate (CARN-M's grouped 3x3 convs with 9 channels a group, the
+  1x1 cascade fusions, pixel shuffles; whole 128x128 image, channels-last, 7 interleaved repeats:
+  0.596 s at width 36 vs 1.118 s at 64 for 1/3 of the MACs). The engine itself costs ~nothing here
+  (one route, one window: the same time as the static forward, bench_adaptive_overhead.py).
+* PCSR-CARN: the MAC target is out of reach by construction: the CARN backbone and the per-pixel
+  classifier are spent on every pixel, so even every pixel on the light sampler leaves 0.467 of the
+  all-heavy MACs (and loses 0.48 dB). Within 0.03 dB only k -0.5 qualifies (10 % fewer MACs), and it
+  is slower than the all-heavy path: where the time goes (Wood, 771k HR pixels, 1 thread, medians of 3):
+  all heavy 913 ms = backbone 391 + query vectors 129 + heavy MLP 315 + refinement 36 + bilinear base
+  5 + the rest; routed at k 0 (28 % heavy) 831 ms: the classifier MLP (55 ms) and the decision (39 ms)
+  and the light MLP (~58 ms) take back most of the 72 % of the heavy MLP saved.
+
+What was made faster on the way (both sides of every comparison gain; same outputs unless said):
+* the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
+  and x0.5 time at full width (the protocol row above);
+* channels-last input: ARM-CARN 1.26x (width 64) to 1.5x (width 36) faster per forward;
+* 128-pixel tiles with 4 pixels of context for the full path: 1.01-1.19x faster than the whole image;
+* PCSR: MLPs on 4096-query blocks (3x faster MLPs; one float32 ulp in a few outputs in 10^5), samplers
+  gathering their own rows a block at a time, query features gathered as rows (identical values):
+  all heavy 1.86 s -> 0.96 s, k 0 1.25 s -> 0.88 s at 1 thread, 1.28 -> 0.55 s and 0.89 -> 0.51 s at 2
+  threads (Wood, old code with NCHW input vs new code with channels-last input, 3 interleaved repeats).
+  Before this, PCSR's adaptive path looked 1.5x faster than its all-heavy path mainly because the heavy
+  MLP ran 3x slower than it can.
+
+What remains: a 2K test set from photographs of a Debian package not used for training was not built
+(the proxy validation photos are 1020 pixels wide); cheaper ARM knobs need a table or subnets that lose
+less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from srlab.adaptive import adaptive_upscale, adaptive_upscale_regions, build_adaptive
+from srlab.adaptive.reference import StaticRoutes
+from srlab.data.io import list_images, read_rgb
+from srlab.data.resize import imresize
+from srlab.metrics.color import rgb_to_y
+from srlab.metrics.psnr import psnr
+from srlab.models.complexity import count_macs
+from srlab.models.create import create_model
+from machine import cpu_model  # bench/machine.py: scripts run as python bench/<name>.py
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "official-weights"
+SCALE = 4
+LOSS_LIMIT_DB = 0.03
+MAC_TARGET = 0.5  # spent / full at most
+SPEED_TARGET = 1.6  # full time / adaptive time at least
+
+
+@dataclass
+class Case:
+    """One way to upscale: ``run(lr) -> (sr, macs)``, ``macs()`` counting what that run spent (outside the
+    timed call)."""
+
+    name: str
+    knob: float | None
+    run: object
+    mac_reference: bool = False  # the full path: PSNR and MACs are compared with its own
+    static: bool = False  # a static full path: the fastest of these is the time reference
+    psnr: dict[str, float] = field(default_factory=dict)  # per photo
+    macs: dict[str, float] = field(default_factory=dict)  # per photo, MACs spent
+    times: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # (photo, threads) -> seconds
+
+
+def channels_last(lr: torch.Tensor) -> torch.Tensor:
+    """The whole-image forwards take channels-last input: 1.3-1.5x faster CPU convolutions (see the docstring)."""
+    return lr.contiguous(memory_format=torch.channels_last)
+
+
+def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
+    checkpoint = WEIGHTS / "arm" / "arm-carn.pth"
+    method = build_adaptive("arm", scale=SCALE, model="arm_carn", checkpoint=str(checkpoint), knob=1.0).eval()
+    supernet = method.routes[-1].supernet
+    static = StaticRoutes(supernet)  # the full width on every block
+
+    def full(lr):  # the fastest static way measured here: 128-pixel tiles with 4 pixels of context
+        sr, stats = adaptive_upscale_regions(static, lr)
+        return sr, lambda: stats.macs_spent
+
+    def whole(lr):
+        return supernet(channels_last(lr)), lambda: count_macs(supernet, tuple(lr.shape[-2:]))
+
+    def adaptive(knob):
+        def run(lr):
+            method.knob = knob
+            sr, stats = adaptive_upscale_regions(method, lr)
+            return sr, lambda: stats.macs_spent
+        return run
+
+    def protocol(lr):
+        method.knob = protocol_knob
+        sr, stats = adaptive_upscale(method, lr, whole_image=True, batch_size=64)
+        return sr, lambda: stats.macs_spent
+
+    cases = [Case("ARM-CARN full width, whole image", None, whole, mac_reference=True, static=True),
+             Case("ARM-CARN full width, tiles", None, full, static=True)]
+    cases += [Case(f"ARM-CARN eta {knob:g}", knob, adaptive(knob)) for knob in knobs]
+    if protocol_knob is not None:
+        cases.append(Case(f"ARM-CARN eta {protocol_knob:g} 32/28 protocol", protocol_knob, protocol))
+    return cases
+
+
+def pcsr_cases(knobs: list[float]) -> list[Case]:
+    checkpoint = WEIGHTS / "pcsr" / "carn-pcsr-phase1_iter_last.pth"
+    routed = create_model("pcsr_carn", scale=SCALE, checkpoint=str(checkpoint)).eval()
+    heavy, light = copy.deepcopy(routed), copy.deepcopy(routed)
+    heavy.routing, light.routing = "heavy", "light"
+
+    def full(lr):
+        sr, _ = heavy.upscale_routed(channels_last(lr))
+        return sr, lambda: heavy.macs_spent(tuple(lr.shape[-2:]), lr.shape[-2] * lr.shape[-1] * SCALE**2)
+
+    def adaptive(knob):
+        def run(lr):
+            sr, routing = routed.upscale_routed(channels_last(lr), k=knob)
+            return sr, lambda: routed.macs_spent(tuple(lr.shape[-2:]), int(routing.heavy.sum()))
+        return run
+
+    def all_light(lr):
+        sr, _ = light.upscale_routed(channels_last(lr))
+        return sr, lambda: light.macs_spent(tuple(lr.shape[-2:]), 0)
+
+    cases = [Case("PCSR-CARN all heavy", None, full, mac_reference=True, static=True)]
+    cases += [Case(f"PCSR-CARN k {knob:g}", knob, adaptive(knob)) for knob in knobs]
+    return cases + [Case("PCSR-CARN all light (the floor)", None, all_light)]
+
+
+def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """HR (1, 3, H, W) cut to a multiple of the scale (and to a centre crop of ``crop`` LR pixels), and its LR."""
+    hr = read_rgb(path)[None]
+    h, w = (side // SCALE * SCALE for side in hr.shape[-2:])
+    if crop is not None:
+        ch, cw = min(h, crop * SCALE), min(w, crop * SCALE)
+        top, left = (h - ch) // 2 // SCALE * SCALE, (w - cw) // 2 // SCALE * SCALE
+        hr = hr[..., top : top + ch, left : left + cw]
+    else:
+        hr = hr[..., :h, :w]
+    return hr, imresize(hr, scale=1 / SCALE, quantize=True)
+
+
+def psnr_y(sr: torch.Tensor, hr: torch.Tensor) -> float:
+    sr = torch.round(sr.clamp(0, 1) * 255) / 255
+    return psnr(rgb_to_y(sr.double()), rgb_to_y(hr.double()), crop_border=SCALE).item()
+
+
+def measure(cases: list[Case], photos: dict[str, tuple[torch.Tensor, torch.Tensor]], threads: list[int],
+            repeats: int) -> None:
+    for name, (hr, lr) in photos.items():
+        with torch.no_grad():
+            for case in cases:  # quality and MACs once (also the warm-up, which fills the MAC caches)
+                sr, macs = case.run(lr)
+                case.psnr[name], case.macs[name] = psnr_y(sr, hr), macs()
+            for count in threads:
+                torch.set_num_threads(count)
+                for case in cases:
+                    case.run(lr)  # warm-up at this thread count
+                for _ in range(repeats):
+                    for case in cases:
+                        start = time.perf_counter()
+                        case.run(lr)
+                        case.times.setdefault((name, count), []).append(time.perf_counter() - start)
+        print(f"  measured {name} {tuple(lr.shape[-2:])}", file=sys.stderr, flush=True)
+
+
+def report(cases: list[Case], photos: list[str], threads: list[int]) -> None:
+    reference = next(case for case in cases if case.mac_reference)  # the full path: PSNR and MACs
+    statics = [case for case in cases if case.static]
+
+    def fastest(photo: str, count: int) -> float:
+        """The fastest full static way on this photo at this thread count (median seconds)."""
+        return min(statistics.median(case.times[(photo, count)]) for case in statics)
+
+    print(f"\n{reference.name}: dPSNR and MACs against it; time ratio = the fastest of "
+          f"{' / '.join(case.name for case in statics)} over the case (medians)")
+    header = f"{'photo':14s} {'case':34s} {'PSNR-Y':>8s} {'dPSNR':>8s} {'MACs':>6s}" + "".join(
+        f" {f'x{t}thr':>7s} {f'{t}thr s':>7s}" for t in threads)
+    print(header)
+    for photo in photos:
+        for case in cases:
+            cells = [f"{photo:14s} {case.name:34s} {case.psnr[photo]:8.4f}",
+                     f"{case.psnr[photo] - reference.psnr[photo]:+8.4f} {case.macs[photo] / reference.macs[photo]:6.3f}"]
+            for t in threads:
+                own = statistics.median(case.times[(photo, t)])
+                cells.append(f"{fastest(photo, t) / own:7.2f} {own:7.3f}")
+            print(" ".join(cells))
+    print(f"\nover the {len(photos)} photos (dPSNR mean / worst; MACs and times summed over photos):")
+    rows = []
+    for case in cases:
+        if case is reference:
+            continue
+        deltas = [case.psnr[p] - reference.psnr[p] for p in photos]
+        macs = sum(case.macs.values()) / sum(reference.macs.values())
+        speed = {t: sum(fastest(p, t) for p in photos) / sum(statistics.median(case.times[(p, t)]) for p in photos)
+                 for t in threads}
+        rows.append((case, statistics.mean(deltas), min(deltas), macs, speed))
+        print(f"  {case.name:34s} dPSNR {statistics.mean(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {macs:.3f}  "
+              + "  ".join(f"{t} thr x{speed[t]:.2f}" for t in threads))
+    within = [row for row in rows if row[0].knob is not None and row[1] >= -LOSS_LIMIT_DB]
+    if not within:
+        print(f"  TARGET: no knob within {LOSS_LIMIT_DB} dB of the full path: not met")
+        return
+    case, mean_delta, _, macs, speed = min(within, key=lambda row: row[3])
+    verdict = [f"MACs {1 - macs:.0%} fewer ({'met' if macs <= MAC_TARGET else 'NOT met'}, target >= 50%)"]
+    verdict += [f"{t} thread(s) x{speed[t]:.2f} ({'met' if speed[t] >= SPEED_TARGET else 'NOT met'}, target >= 1.6x)"
+                for t in threads]
+    print(f"  TARGET at the cheapest knob within {LOSS_LIMIT_DB} dB ({case.name}, {mean_delta:+.4f} dB): "
+          + "; ".join(verdict))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, required=True, help="folder of HR photos not used for training")
+    parser.add_argument("--full", action="store_true", help="whole photos, 5 repeats, 1 and 2 threads")
+    parser.add_argument("--crop", type=int, default=128, help="quick mode: centre crop, LR pixels a side")
+    parser.add_argument("--threads", type=int, nargs="+")
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr"], default=["arm", "pcsr"])
+    parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
+    parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
+                        help="also run the 32/28 evaluation protocol at this eta (for comparison)")
+    parser.add_argument("--pcsr-k", type=float, nargs="+", default=[-0.5, -0.25, 0.0, 0.5])
+    opts = parser.parse_args()
+    threads = opts.threads or ([1, 2] if opts.full else [1])
+    repeats = opts.repeats or (5 if opts.full else 3)
+    paths = list_images(opts.photos)
+    if not paths:
+        sys.exit(f"bench_adaptive_speed: error: no images in {opts.photos} (make them with "
+                 "bash ../shared/datasets/make_wallpaper_photos.sh OUT; pass --photos OUT/val/HR)")
+    photos = {p.stem: load_photo(p, None if opts.full else opts.crop) for p in paths}
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {threads} (os.cpu_count() = {os.cpu_count()})")
+    print(f"photos: {opts.photos} ({len(photos)}; LR sizes "
+          + ", ".join(f"{lr.shape[-2]}x{lr.shape[-1]}" for _, lr in photos.values())
+          + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
+    for method in opts.methods:
+        cases = arm_cases(opts.arm_eta, opts.arm_protocol_eta) if method == "arm" else pcsr_cases(opts.pcsr_k)
+        measure(cases, photos, threads, repeats)
+        report(cases, list(photos), threads)
+
+
+if __name__ == "__main__":
+    main()
