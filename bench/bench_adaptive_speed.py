@@ -1,7 +1,7 @@
 """Content-adaptive inference against the full path of the same weights: PSNR, MACs and wall-clock.
 
 Usage: python bench/bench_adaptive_speed.py --photos DIR [--full] [--threads 1 2] [--repeats N]
-                                            [--methods arm pcsr] [--crop N]
+                                            [--methods arm pcsr rdsr] [--crop N]
 
 DIR holds HR photographs not used for training, e.g. the five validation photos of the proxy set:
 ``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``. Each photo is
@@ -68,6 +68,15 @@ either method on these photos, and not for lack of engine speed:
   all heavy 913 ms = backbone 391 + query vectors 129 + heavy MLP 315 + refinement 36 + bilinear base
   5 + the rest; routed at k 0 (28 % heavy) 831 ms: the classifier MLP (55 ms) and the decision (39 ms)
   and the light MLP (~58 ms) take back most of the 72 % of the heavy MLP saved.
+
+* rdsr_adaptive (srlab's own, bundled weights; ``--methods rdsr --full --repeats 3``, load < 1, full path =
+  its last exit, whole image or 128-pixel tiles): price 4 -0.0064 / -0.0292 dB, MACs 0.943, x1.07 / x1.04;
+  price 8 -0.19 / -0.57 dB, 0.688, x1.22 / x1.03; price 16 -0.75 / -1.55 dB, 0.288, x2.58 / x2.25;
+  price 32 -0.93 / -1.66 dB, 0.216, x3.26 / x2.87. Time follows MACs here (early exits keep the layer
+  shapes), so the engine turns saved MACs into seconds; the quality side fails: its router was calibrated
+  on the error added in 8-bit levels, and on these smooth photos (full path 38-47 dB) a small absolute
+  error is a large PSNR loss. A router that prices the relative error (or calibrated on such photos) is
+  the next step.
 
 What was made faster on the way (both sides of every comparison gain; same outputs unless said):
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
@@ -138,8 +147,8 @@ def channels_last(lr: torch.Tensor) -> torch.Tensor:
 
 def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
     checkpoint = WEIGHTS / "arm" / "arm-carn.pth"
-    method = build_adaptive("arm", scale=SCALE, model="arm_carn", checkpoint=str(checkpoint), knob=1.0).eval()
-    supernet = method.routes[-1].supernet
+    supernet = create_model("arm_carn", scale=SCALE, checkpoint=checkpoint).eval()
+    method = build_adaptive("arm", supernet, checkpoint=checkpoint, knob=1.0).eval()
     static = StaticRoutes(supernet)  # the full width on every block
 
     def full(lr):  # the fastest static way measured here: 128-pixel tiles with 4 pixels of context
@@ -192,6 +201,31 @@ def pcsr_cases(knobs: list[float]) -> list[Case]:
     cases = [Case("PCSR-CARN all heavy", None, full, mac_reference=True, static=True)]
     cases += [Case(f"PCSR-CARN k {knob:g}", knob, adaptive(knob)) for knob in knobs]
     return cases + [Case("PCSR-CARN all light (the floor)", None, all_light)]
+
+
+def rdsr_cases(knobs: list[float]) -> list[Case]:
+    """srlab's own ``rdsr_adaptive`` (bundled weights): early exits routed per 32x32 block."""
+    network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
+    method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
+    static = StaticRoutes(network)  # the full path (every block on the last exit) on 128-pixel tiles
+
+    def whole(lr):
+        return network(channels_last(lr)), lambda: count_macs(network, tuple(lr.shape[-2:]))
+
+    def tiles(lr):
+        sr, stats = adaptive_upscale_regions(static, lr)
+        return sr, lambda: stats.macs_spent
+
+    def adaptive(knob):
+        def run(lr):
+            method.knob = knob
+            sr, stats = adaptive_upscale_regions(method, lr)
+            return sr, lambda: stats.macs_spent
+        return run
+
+    cases = [Case("rdsr_adaptive full path, whole image", None, whole, mac_reference=True, static=True),
+             Case("rdsr_adaptive full path, tiles", None, tiles, static=True)]
+    return cases + [Case(f"rdsr_adaptive price {knob:g}", knob, adaptive(knob)) for knob in knobs]
 
 
 def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,7 +317,8 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128, help="quick mode: centre crop, LR pixels a side")
     parser.add_argument("--threads", type=int, nargs="+")
     parser.add_argument("--repeats", type=int)
-    parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr"], default=["arm", "pcsr"])
+    parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
+    parser.add_argument("--rdsr-price", type=float, nargs="+", default=[4.0, 8.0, 16.0, 32.0])
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
                         help="also run the 32/28 evaluation protocol at this eta (for comparison)")
@@ -301,7 +336,8 @@ def main() -> None:
           + ", ".join(f"{lr.shape[-2]}x{lr.shape[-1]}" for _, lr in photos.values())
           + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
     for method in opts.methods:
-        cases = arm_cases(opts.arm_eta, opts.arm_protocol_eta) if method == "arm" else pcsr_cases(opts.pcsr_k)
+        cases = {"arm": lambda: arm_cases(opts.arm_eta, opts.arm_protocol_eta), "pcsr": lambda: pcsr_cases(opts.pcsr_k),
+                 "rdsr": lambda: rdsr_cases(opts.rdsr_price)}[method]()
         measure(cases, photos, threads, repeats)
         report(cases, list(photos), threads)
 
