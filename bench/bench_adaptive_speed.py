@@ -145,18 +145,17 @@ def channels_last(lr: torch.Tensor) -> torch.Tensor:
     return lr.contiguous(memory_format=torch.channels_last)
 
 
-def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
-    checkpoint = WEIGHTS / "arm" / "arm-carn.pth"
-    supernet = create_model("arm_carn", scale=SCALE, checkpoint=checkpoint).eval()
-    method = build_adaptive("arm", supernet, checkpoint=checkpoint, knob=1.0).eval()
-    static = StaticRoutes(supernet)  # the full width on every block
-
-    def full(lr):  # the fastest static way measured here: 128-pixel tiles with 4 pixels of context
-        sr, stats = adaptive_upscale_regions(static, lr)
-        return sr, lambda: stats.macs_spent
+def region_cases(label: str, network: torch.nn.Module, method, knobs: list[float]) -> list[Case]:
+    """The full path (``network``) on the whole image and on 128-pixel tiles (the region mode, one route),
+    and ``method`` in the region mode at each knob."""
+    static = StaticRoutes(network)
 
     def whole(lr):
-        return supernet(channels_last(lr)), lambda: count_macs(supernet, tuple(lr.shape[-2:]))
+        return network(channels_last(lr)), lambda: count_macs(network, tuple(lr.shape[-2:]))
+
+    def tiles(lr):  # often the fastest static way: 128-pixel tiles with 4 pixels of context
+        sr, stats = adaptive_upscale_regions(static, lr)
+        return sr, lambda: stats.macs_spent
 
     def adaptive(knob):
         def run(lr):
@@ -165,14 +164,22 @@ def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
             return sr, lambda: stats.macs_spent
         return run
 
+    cases = [Case(f"{label}, whole image", None, whole, mac_reference=True, static=True),
+             Case(f"{label}, tiles", None, tiles, static=True)]
+    return cases + [Case(f"{method.method_name} {method.knob_name} {knob:g}", knob, adaptive(knob)) for knob in knobs]
+
+
+def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
+    checkpoint = WEIGHTS / "arm" / "arm-carn.pth"
+    supernet = create_model("arm_carn", scale=SCALE, checkpoint=checkpoint).eval()
+    method = build_adaptive("arm", supernet, checkpoint=checkpoint, knob=1.0).eval()
+    cases = region_cases("ARM-CARN full width", supernet, method, knobs)
+
     def protocol(lr):
         method.knob = protocol_knob
         sr, stats = adaptive_upscale(method, lr, whole_image=True, batch_size=64)
         return sr, lambda: stats.macs_spent
 
-    cases = [Case("ARM-CARN full width, whole image", None, whole, mac_reference=True, static=True),
-             Case("ARM-CARN full width, tiles", None, full, static=True)]
-    cases += [Case(f"ARM-CARN eta {knob:g}", knob, adaptive(knob)) for knob in knobs]
     if protocol_knob is not None:
         cases.append(Case(f"ARM-CARN eta {protocol_knob:g} 32/28 protocol", protocol_knob, protocol))
     return cases
@@ -207,25 +214,7 @@ def rdsr_cases(knobs: list[float]) -> list[Case]:
     """srlab's own ``rdsr_adaptive`` (bundled weights): early exits routed per 32x32 block."""
     network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
     method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
-    static = StaticRoutes(network)  # the full path (every block on the last exit) on 128-pixel tiles
-
-    def whole(lr):
-        return network(channels_last(lr)), lambda: count_macs(network, tuple(lr.shape[-2:]))
-
-    def tiles(lr):
-        sr, stats = adaptive_upscale_regions(static, lr)
-        return sr, lambda: stats.macs_spent
-
-    def adaptive(knob):
-        def run(lr):
-            method.knob = knob
-            sr, stats = adaptive_upscale_regions(method, lr)
-            return sr, lambda: stats.macs_spent
-        return run
-
-    cases = [Case("rdsr_adaptive full path, whole image", None, whole, mac_reference=True, static=True),
-             Case("rdsr_adaptive full path, tiles", None, tiles, static=True)]
-    return cases + [Case(f"rdsr_adaptive price {knob:g}", knob, adaptive(knob)) for knob in knobs]
+    return region_cases("rdsr_adaptive full path", network, method, knobs)
 
 
 def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -118,6 +118,17 @@ def _y_axis(lines: list[str], ticks: Sequence[float], to_y, digits: int = 2) -> 
         )
 
 
+def _close(lines: list[str], note: str) -> str:
+    """The note (top right), the end of the SVG, the text."""
+    if note:
+        lines.append(
+            f'<text class="note" x="{WIDTH - MARGIN_RIGHT}" y="{MARGIN_TOP - 6}" text-anchor="end" '
+            f'font-size="10" fill="#555">{escape(note)}</text>'
+        )
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"
+
+
 def _x_axis(lines: list[str], ticks: Sequence[float], to_x, bottom: float) -> None:
     for tick in ticks:
         x = to_x(tick)
@@ -191,13 +202,7 @@ def scatter_svg(points: Sequence[Point], *, title: str, x_label: str, y_label: s
             f"{escape(point.label)}</text>"
         )
         lines.append("</g>")
-    if note:
-        lines.append(
-            f'<text class="note" x="{WIDTH - MARGIN_RIGHT}" y="{MARGIN_TOP - 6}" text-anchor="end" '
-            f'font-size="10" fill="#555">{escape(note)}</text>'
-        )
-    lines.append("</svg>")
-    return "\n".join(lines) + "\n"
+    return _close(lines, note)
 
 
 def _box_stats(values: np.ndarray) -> tuple[float, float, float, float, float]:
@@ -358,10 +363,4 @@ def curves_svg(
         square = f'<rect x="-4" y="-4" width="8" height="8" fill="{color}"/>'
         lines += legend.entry(len(curves) + index, point.label, color, square)
         lines.append("</g>")
-    if note:
-        lines.append(
-            f'<text class="note" x="{WIDTH - MARGIN_RIGHT}" y="{MARGIN_TOP - 6}" text-anchor="end" '
-            f'font-size="10" fill="#555">{escape(note)}</text>'
-        )
-    lines.append("</svg>")
-    return "\n".join(lines) + "\n"
+    return _close(lines, note)
