@@ -40,7 +40,7 @@ def test_a_static_model_through_the_patch_engine(photos, tmp_path, capsys):
     ([], "model 'rdsr_s' is not content-adaptive and has no knob"),
     (["--adaptive", "static", "--knobs", "1,2"], "adaptive method static has no knob: drop --knobs"),
     (["--adaptive", "static", "--knobs", "one"], "argument --knobs: must be comma-separated numbers"),
-    (["--adaptive", "static", "--tile", "16"], "adaptive inference routes whole images: drop --tile"),
+    (["--adaptive", "static", "--tile", "16"], "unrecognized arguments: --tile 16"),
     (["--adaptive", "static", "--static", "nosuchnet"], "nosuchnet"),
     (["--adaptive", "static", "--latency_images", "0"], "must be a positive integer, got '0'"),
 ])

@@ -50,7 +50,8 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a positive number")
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
+def add_model_flags(parser: argparse.ArgumentParser, *, tiles: bool = True) -> None:
+    """``--model --checkpoint --scale --model_arg --device``, and ``--tile --tile_overlap`` with ``tiles``."""
     flag(parser, "model", metavar="NAME", help=f"registered model name (default {DEFAULT_MODEL} with its bundled weights)")
     flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
     flag(parser, "scale", type=int, metavar="S", help="upscaling factor (read from the checkpoint if it records one)")
@@ -59,6 +60,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="a hyper-parameter of the model, repeatable (e.g. --model_arg channels=32 for ecbsr_etds M4C32)",
     )
     flag(parser, "device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
+    if not tiles:  # commands whose inference routes whole images
+        parser.set_defaults(tile=None, tile_overlap=None)
+        return
     flag(parser, "tile", type=positive_int, metavar="T", help="process the LR image in T x T tiles (bounds memory)")
     flag(parser, "tile_overlap", type=non_negative_int, metavar="O", help="tile context in LR pixels (default: the model's)")
 

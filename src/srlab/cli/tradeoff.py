@@ -39,7 +39,7 @@ HELP = "sweep an adaptive model's knob: PSNR against MACs and CPU latency, with 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_flags(parser)
+    add_model_flags(parser, tiles=False)
     flag(parser, "adaptive", metavar="METHOD", choices=list_adaptive(),
          help=f"the adaptive method that runs the model (default: the model's own; `static` runs any model "
               f"through the patch engine); one of {', '.join(list_adaptive())}")
@@ -60,8 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.tile is not None:
-        raise SrlabError("adaptive inference routes whole images: drop --tile")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SrlabError(f"--out '{out}' is a file: give a folder for the report")
