@@ -31,6 +31,23 @@ OFFICIAL_WEIGHTS = SHARED / "official-weights"
 OFFICIAL_STATE_DICTS = SHARED / "reference" / "official-state-dicts.json"
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def config_as_written(name: str):
+    """``configs/<name>.yaml`` applied to the defaults and checked as `srlab train` checks it (with
+    placeholder data folders): a TrainConfig, or the SrlabError a user would see."""
+    from srlab.train.config import TrainConfig, apply_overrides, load_yaml, validate
+    from srlab.train.stages import check_stages
+
+    config = TrainConfig()
+    apply_overrides(config, load_yaml(CONFIGS / f"{name}.yaml"))
+    config.data.train_dir = config.data.val_dir = "x"
+    validate(config)
+    check_stages(config)
+    return config
+
+
 def needs_shared(*paths: Path) -> pytest.MarkDecorator:
     """Skip unless every one of ``paths`` (folders or files in ../shared) exists."""
     missing = [f"../shared/{p.relative_to(SHARED).as_posix()}" for p in paths if not p.exists()]

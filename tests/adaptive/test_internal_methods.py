@@ -96,3 +96,20 @@ def test_the_adaptive_model_wrapper_keeps_the_stats_of_every_call():
         wrapper(torch.rand(1, 3, 8, 8))
     calls = wrapper.take_calls()
     assert len(calls) == 2 and wrapper.calls == [] and wrapper.srlab_spec.name == "pcsr_fsrcnn"
+
+
+def test_full_path_macs_are_counted_once_per_size_not_on_every_image(monkeypatch):
+    """A meta-device count takes longer than a CAMixerSR forward: it must not run (and be timed) per image."""
+    import srlab.adaptive.costs as costs
+    import srlab.models.pcsr as pcsr_module
+
+    traced = []
+    for module in (costs, pcsr_module):
+        real = module.count_macs
+        monkeypatch.setattr(module, "count_macs", lambda net, hw, real=real: traced.append(hw) or real(net, hw))
+    camixer = adaptive_for(_built("camixersr_s", n_feats=12, n_blocks=(1, 1)), knob=0.25)
+    pcsr = adaptive_for(_built("pcsr_fsrcnn"))
+    for _ in range(3):
+        camixer.upscale(torch.rand(1, 3, 32, 32))
+        pcsr.upscale(torch.rand(1, 3, 12, 10))
+    assert sorted(traced) == [(12, 10), (32, 32)]  # PCSR's backbone once, CAMixerSR's full path once

@@ -1,17 +1,14 @@
 """The example configs in configs/ load, validate and train end to end (made tiny with --set)."""
 
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 import srlab.train.step as step
+from conftest import CONFIGS, config_as_written
 from srlab.cli.main import main
-from srlab.train.config import TrainConfig, apply_overrides, load_yaml, validate
-from srlab.train.stages import check_stages
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty",
          "rdsr_adaptive_x4")
 
@@ -66,13 +63,9 @@ def test_every_example_config_is_tested():
     assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(NAMES + TESTED_ELSEWHERE)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_example_config_is_valid_as_written(name):
-    config = TrainConfig()
-    apply_overrides(config, load_yaml(CONFIGS / f"{name}.yaml"))
-    config.data.train_dir = config.data.val_dir = "x"
-    validate(config)
-    check_stages(config)
+@pytest.mark.parametrize("name", sorted(NAMES + TESTED_ELSEWHERE))
+def test_every_config_is_valid_as_written(name):
+    assert config_as_written(name).epochs >= 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -116,14 +109,6 @@ def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, 
     da, db = a["discriminators"]["gan"], b["discriminators"]["gan"]
     assert all(torch.equal(da[k], db[k]) for k in da)
     assert not all(torch.equal(mid["discriminators"]["gan"][k], db[k]) for k in db)
-
-
-@pytest.mark.parametrize("name", TESTED_ELSEWHERE)
-def test_model_specific_configs_are_valid_as_written(name):
-    config = TrainConfig()
-    apply_overrides(config, load_yaml(CONFIGS / f"{name}.yaml"))
-    config.data.train_dir = config.data.val_dir = "x"
-    validate(config)
 
 
 def test_the_arm_recipe_trains_its_supernet_with_the_sandwich_rule(tiny_photos, tmp_path):

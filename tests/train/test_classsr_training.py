@@ -10,15 +10,14 @@ import pytest
 import torch
 
 import srlab
+from conftest import CONFIGS, config_as_written
 from srlab.adaptive import adaptive_upscale
 from srlab.adaptive.classsr import ClassSRRouting, classsr
 from srlab.cli.main import main
 from srlab.data.io import list_images, read_rgb
 from srlab.data.subimages import extract_subimages, reference_psnr, split_by_difficulty
 from srlab.models.weights import read_checkpoint
-from srlab.train.config import TrainConfig, apply_overrides, load_yaml, validate
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 STAGES = ("classsr_fsrcnn_stage1", "classsr_fsrcnn_stage2", "classsr_fsrcnn_stage3")
 # Tiny: 48x48 HR sub-images (LR 12x12), batches of 4, one epoch per run.
 TINY = ("--patch_size", "48", "--batch_size", "4", "--epochs", "1", "--device", "cpu", "--quiet",
@@ -27,10 +26,7 @@ TINY = ("--patch_size", "48", "--batch_size", "4", "--epochs", "1", "--device", 
 
 @pytest.mark.parametrize("name", STAGES)
 def test_the_stage_configs_are_valid_as_written(name):
-    config = TrainConfig()
-    apply_overrides(config, load_yaml(CONFIGS / f"{name}.yaml"))
-    config.data.train_dir = config.data.val_dir = "x"
-    validate(config)
+    config = config_as_written(name)
     assert config.model.name == "classsr_fsrcnn" and config.scale == 4
     srlab.create_model(config.model.name, scale=config.scale, args=config.model.args)
 

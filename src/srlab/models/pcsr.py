@@ -350,6 +350,8 @@ class PCSR(nn.Module):
         self.register_buffer("input_mean", mean, persistent=False)
         # Computed once here (a shape-only count), not inside a forward that a MAC counter may watch.
         self._relative_costs = self._official_costs()
+        # LR size -> the backbone's MACs (a meta-device trace, too slow to repeat on every image)
+        self._encoder_macs: dict[tuple[int, int], int] = {}
         for part in self.frozen_parts():
             part.requires_grad_(False)
 
@@ -473,8 +475,11 @@ class PCSR(nn.Module):
         backbone + classifier on every pixel + light / heavy MLP on its pixels (srlab convention)."""
         pixels = lr_size[0] * lr_size[1] * self.scale**2
         classifier = self.classifier.imnet.macs_per_query() if self.routing == "classifier" else 0
+        size = (int(lr_size[0]), int(lr_size[1]))
+        if size not in self._encoder_macs:
+            self._encoder_macs[size] = count_macs(self.encoder, size)
         return (
-            count_macs(self.encoder, lr_size)
+            self._encoder_macs[size]
             + pixels * classifier
             + (pixels - heavy_pixels) * self.light_sampler.imnet.macs_per_query()
             + heavy_pixels * self.heavy_sampler.imnet.macs_per_query()
