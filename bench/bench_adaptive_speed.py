@@ -210,9 +210,12 @@ def pcsr_cases(knobs: list[float]) -> list[Case]:
     return cases + [Case("PCSR-CARN all light (the floor)", None, all_light)]
 
 
-def rdsr_cases(knobs: list[float]) -> list[Case]:
-    """srlab's own ``rdsr_adaptive`` (bundled weights): early exits routed per 32x32 block."""
-    network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
+def rdsr_cases(knobs: list[float], weights: str | None) -> list[Case]:
+    """srlab's own ``rdsr_adaptive`` (bundled weights, or ``weights``): early exits routed per 32x32 block."""
+    if weights:
+        network = create_model("rdsr_adaptive", scale=SCALE, checkpoint=weights).eval()
+    else:
+        network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
     method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
     return region_cases("rdsr_adaptive full path", network, method, knobs)
 
@@ -307,7 +310,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
-    parser.add_argument("--rdsr-price", type=float, nargs="+", default=[4.0, 8.0, 16.0, 32.0])
+    parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
+    parser.add_argument("--rdsr-weights", help="rdsr_adaptive x4 weights with a trained router (default: bundled)")
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
                         help="also run the 32/28 evaluation protocol at this eta (for comparison)")
@@ -326,7 +330,7 @@ def main() -> None:
           + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
     for method in opts.methods:
         cases = {"arm": lambda: arm_cases(opts.arm_eta, opts.arm_protocol_eta), "pcsr": lambda: pcsr_cases(opts.pcsr_k),
-                 "rdsr": lambda: rdsr_cases(opts.rdsr_price)}[method]()
+                 "rdsr": lambda: rdsr_cases(opts.rdsr_loss, opts.rdsr_weights)}[method]()
         measure(cases, photos, threads, repeats)
         report(cases, list(photos), threads)
 

@@ -1,15 +1,15 @@
 """The quality/compute curve of rdsr_adaptive under the ClassSR/ARM patch protocol, against rdsr_s.
 
 Usage: python bench/rdsr_adaptive_curve.py --weights runs/rdsr_adaptive_x4/last.safetensors \
-           [--calibrate data/wallpaper/val data/wallpaper/train --crop 144 \
+           [--calibrate data/wallpaper/train [--crop 0] [--stride 16] [--steps 4000] \
             --save runs/rdsr_adaptive_x4/calibrated.safetensors] \
-           [--benchmarks ../shared/benchmarks] [--sets Set5 Set14] [--knobs 64 16 4 1 0] [--threads 1]
+           [--benchmarks ../shared/benchmarks] [--sets Set5 Set14] [--knobs 0.5 0.1 0.03 0] [--threads 1]
 
-1. With ``--calibrate DIR [DIR ...]`` (HR images; LR made by srlab's MATLAB-exact bicubic degradation), fills
-   the router's table from those images' patches (never from the test sets) and, with ``--save``, writes
-   the calibrated weights. Otherwise the weights must hold a calibrated table. (The wallpaper set's five
-   validation photos are smooth: their busiest patch scores lie below most of Set14's, so the busy bins
-   need the training photos too; ``--crop`` keeps that to a minute.)
+1. With ``--calibrate DIR [DIR ...]`` (HR images; LR made by srlab's MATLAB-exact bicubic degradation),
+   trains the router (:func:`srlab.adaptive.rdsr.calibrate_router`) on those images' 32x32 LR patches
+   at ``--stride`` (never on the test sets) and, with ``--save``, writes the weights with it. Otherwise
+   the weights must hold a trained router. ``--crop N`` takes one random (seeded) N x N LR crop per
+   image instead of the whole image.
 2. For each benchmark set (x``scale``: LR_bicubic/X<s>/<name>x<s>.png beside HR/<name>.png): PSNR/SSIM (Y,
    paper protocol) of the patch-wise output (32x32 LR patches, stride 28, on the region the grid
    covers) of the bundled rdsr_s, of rdsr_adaptive's full path, of every exit on every patch, and of
@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--calibrate", type=Path, nargs="+", help="folders of HR images (not the test sets)")
     parser.add_argument("--crop", type=int, default=0,
                         help="calibrate on one random crop of this many LR pixels a side per image (0: whole images)")
+    parser.add_argument("--stride", type=int, default=16, help="calibration patches' stride (LR pixels)")
+    parser.add_argument("--steps", type=int, default=4000, help="router training steps")
     parser.add_argument("--save", type=Path)
     parser.add_argument("--benchmarks", type=Path, default=Path("../shared/benchmarks"))
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
@@ -144,15 +146,13 @@ def main() -> None:
     scale = network.scale
     if opts.calibrate:
         pairs = calibration_pairs(opts.calibrate, scale, opts.crop)
-        calibrate_router(network, pairs)
-        print(f"router calibrated on {len(pairs)} images of {', '.join(map(str, opts.calibrate))} (crop {opts.crop})")
+        start = time.perf_counter()
+        loss = calibrate_router(network, pairs, stride=opts.stride, steps=opts.steps)
+        print(f"router trained on {len(pairs)} images of {', '.join(map(str, opts.calibrate))} (crop {opts.crop}, "
+              f"stride {opts.stride}, {opts.steps} steps, last loss {loss:.3f}) in {time.perf_counter() - start:.0f} s")
         if opts.save:
             save_weights(opts.save, network)
     print(f"{cpu_model()}, {opts.threads} thread(s); x{scale}; weights {opts.weights}")
-    print("router edges", [round(v, 4) for v in network.router_edges.tolist()])
-    print("added error per bin and exit (8-bit levels^2):")
-    for row in network.router_error.tolist():
-        print("   ", " ".join(f"{v * 255**2:8.2f}" for v in row))
     print("exit  MAC fraction  seconds per 128 patches  time fraction")
     times = exit_times(network)
     for k, (fraction, seconds) in enumerate(times):
@@ -163,7 +163,7 @@ def main() -> None:
         rows = [("rdsr_s (bundled)", reference)]
         rows += [(f"exit {k}" + (" (full path)" if k == network.num_exits - 1 else ""), _Fixed(network, k))
                  for k in range(network.num_exits)]
-        rows += [(f"router price {knob:g}", rdsr_adaptive(network, knob=knob)) for knob in opts.knobs]
+        rows += [(f"router loss {knob:g} dB", rdsr_adaptive(network, knob=knob)) for knob in opts.knobs]
         print(f"\n{name} x{scale} ({len(pairs)} images), patch-wise 32/28:")
         print(f"{'':22s} {'PSNR-Y':>8s} {'SSIM-Y':>7s} {'MACs':>6s} {'time s':>7s}  patches per exit")
         for label, method in rows:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import srlab
+from srlab.adaptive.rdsr import budget_routes
 from srlab.data.io import list_images, read_rgb
 from srlab.data.resize import imresize
 from srlab.metrics.color import rgb_to_y
@@ -34,23 +35,28 @@ from srlab.models.complexity import count_macs
 SCALE, BLOCK = 4, 32
 
 
-def block_errors(network, hr: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(blocks, exits) summed squared Y error per 32x32 LR block, and the number of scored pixels."""
+def block_errors(network, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per 32x32 LR block and exit (blocks, exits): the summed squared Y error against the HR image, and
+    the summed squared Y difference to the full path's output (8-bit levels); and the scored pixels."""
     lr = imresize(hr, scale=1 / SCALE, quantize=True)
-    y_hr = rgb_to_y(hr) * 255
     side = BLOCK * SCALE
     h, w = hr.shape[-2:]
     rows, cols = math.ceil(h / side), math.ceil(w / side)
-    errors = []
+
+    def per_block(squared: torch.Tensor) -> torch.Tensor:
+        squared = squared.clone()
+        squared[..., :SCALE, :] = squared[..., -SCALE:, :] = 0
+        squared[..., :, :SCALE] = squared[..., :, -SCALE:] = 0
+        squared = F.pad(squared, (0, cols * side - w, 0, rows * side - h))
+        return squared.reshape(rows, side, cols, side).sum(dim=(1, 3)).flatten()
+
     with torch.no_grad():
-        for k in range(network.num_exits):
-            sr = network.forward_exit(lr, k).clamp(0, 1).mul(255).round() / 255
-            err = (rgb_to_y(sr) * 255 - y_hr) ** 2
-            err[..., :SCALE, :] = err[..., -SCALE:, :] = 0
-            err[..., :, :SCALE] = err[..., :, -SCALE:] = 0
-            err = F.pad(err, (0, cols * side - w, 0, rows * side - h))
-            errors.append(err.reshape(rows, side, cols, side).sum(dim=(1, 3)).flatten())
-    return torch.stack(errors, dim=1).double(), (h - 2 * SCALE) * (w - 2 * SCALE)
+        ys = [rgb_to_y(network.forward_exit(lr, k).clamp(0, 1).mul(255).round() / 255) * 255
+              for k in range(network.num_exits)]
+    y_hr = rgb_to_y(hr) * 255
+    errors = torch.stack([per_block((y - y_hr) ** 2) for y in ys], dim=1).double()
+    diffs = torch.stack([per_block((y - ys[-1]) ** 2) for y in ys], dim=1).double()
+    return errors, diffs, (h - 2 * SCALE) * (w - 2 * SCALE)
 
 
 def oracle_routes(errors: torch.Tensor, shares: torch.Tensor, loss_db: float) -> tuple[torch.Tensor, float]:
@@ -84,11 +90,12 @@ def main() -> None:
     exit_macs = [count_macs(_Exit(network, k), (BLOCK, BLOCK)) for k in range(network.num_exits)]
     shares = torch.tensor(exit_macs, dtype=torch.float64) / exit_macs[-1]
     print("exit MAC shares: " + " ".join(f"{s:.3f}" for s in shares.tolist()))
-    spent, blocks = 0.0, 0
+    spent, blocks, photos = 0.0, 0, []
     for path in list_images(opts.photos):
         hr = read_rgb(path)[None]
         hr = hr[..., : hr.shape[-2] // SCALE * SCALE, : hr.shape[-1] // SCALE * SCALE]
-        errors, pixels = block_errors(network, hr)
+        errors, diffs, pixels = block_errors(network, hr)
+        photos.append((errors, diffs))
         choice, added = oracle_routes(errors, shares, opts.loss_db)
         full = float(errors[:, -1].sum())
         psnr_full = 10 * math.log10(255**2 * pixels / full)
@@ -97,7 +104,17 @@ def main() -> None:
         spent, blocks = spent + float(shares[choice].sum()), blocks + len(choice)
         print(f"{path.stem:<14} full path {psnr_full:.3f} dB, oracle {psnr:.3f} dB at {share:.3f} of the MACs; "
               f"blocks per exit {torch.bincount(choice, minlength=network.num_exits).tolist()}")
-    print(f"all {blocks} blocks: {spent / blocks:.3f} of the MACs within {opts.loss_db} dB")
+    print(f"oracle, all {blocks} blocks: {spent / blocks:.3f} of the MACs within {opts.loss_db} dB")
+    print("difference-exact router (each exit's difference to the full path and the full path's error known;"
+          " budget_routes at each budget): budget, MACs, mean / worst loss over the photos")
+    for budget in (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1):
+        spent, losses = 0.0, []
+        for errors, diffs in photos:
+            routes = budget_routes(diffs, errors[:, -1], shares, budget)
+            full = float(errors[:, -1].sum())
+            losses.append(10 * math.log10(float(errors.gather(1, routes[:, None]).sum()) / full))
+            spent += float(shares[routes].sum())
+        print(f"  {budget:5.2f} dB  MACs {spent / blocks:.3f}  loss {sum(losses) / len(losses):.4f} / {max(losses):.4f} dB")
 
 
 class _Exit(torch.nn.Module):

@@ -94,11 +94,12 @@ def test_bad_adaptive_flags_are_one_line_errors(capsys, two_images, argv, messag
 
 
 def test_the_bundled_adaptive_rdsr_reproduces_its_measured_curve(capsys, tmp_path):
-    """srlab's own adaptive network (weights bundled, router calibrated on the proxy photos): Set5 x4."""
-    for knob, psnr, share in (("0", 29.9961, 1.0), ("8", 29.9344, 0.867), ("32", 29.5460, 0.410)):
+    """srlab's own adaptive network (weights bundled, router trained on the proxy photos): Set5 x4. The
+    full path exactly; routed, within a few routes (the router's float predictions decide near ties)."""
+    for knob, psnr, share in (("0", 30.0701, 1.004), ("0.03", 29.9739, 0.714), ("0.5", 29.3150, 0.206)):
         out = tmp_path / f"rdsr_{knob}.json"
         code, _, _ = run_cli(capsys, "eval", "--model", "rdsr_adaptive", "--scale", "4", "--data", SET5,
                              "--knob", knob, "--json", out, "--quiet")
         result = json.loads(out.read_text())["results"][0]
-        assert code == 0 and round(result["psnr_y"], 4) == psnr
-        assert result["macs_spent"] / result["macs_full"] == pytest.approx(share, abs=5e-4)
+        assert code == 0 and result["psnr_y"] == pytest.approx(psnr, abs=1e-4 if knob == "0" else 5e-3)
+        assert result["macs_spent"] / result["macs_full"] == pytest.approx(share, abs=5e-4 if knob == "0" else 5e-3)

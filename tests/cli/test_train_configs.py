@@ -38,7 +38,7 @@ EXPECTED_TERMS = {
     "rfdn_l1_then_l2": ["loss_l1"],
     "udl_two_stage": ["loss_udl"],
     "curriculum_difficulty": ["loss_l1", "curriculum_fraction 0.300"],
-    "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1"],
+    "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1", "loss_exit_l1_2"],
 }
 
 

@@ -28,7 +28,8 @@ def test_the_bundled_rdsr_s_weights_load_and_the_full_path_is_rdsr_s():
     assert result.unexpected_keys == []  # every tensor of rdsr_s has its name and shape here
     assert sorted(result.missing_keys) == sorted(
         [f"exit_{part}_delta.{k}.{p}" for part in ("fuse", "tail") for k in range(4) for p in ("bias", "weight")]
-        + ["router_edges", "router_error"])
+        + [f"router.{name}" for name in srlab.create_model("rdsr_adaptive", scale=4).router.state_dict()]
+        + ["router_trained"])
     model.eval()
     x = torch.rand(2, 3, 30, 36)
     with torch.no_grad():
@@ -36,13 +37,15 @@ def test_the_bundled_rdsr_s_weights_load_and_the_full_path_is_rdsr_s():
         assert torch.equal(model.forward_exit(x, 4), reference(x))
 
 
-def test_the_new_parameters_are_the_exit_corrections_only():
+def test_the_new_parameters_are_the_exit_corrections_and_the_router():
     for scale in (2, 3, 4):
-        extra = count_parameters(srlab.create_model("rdsr_adaptive", scale=scale)) - count_parameters(
-            srlab.create_model("rdsr_s", scale=scale))
+        model = srlab.create_model("rdsr_adaptive", scale=scale)
+        extra = count_parameters(model) - count_parameters(srlab.create_model("rdsr_s", scale=scale))
         fusions = (32 + 32 + 64 + 96) * 32 + 4 * 32
         tails = 4 * (32 * 3 * scale**2 * 9 + 3 * scale**2)
-        assert extra == fusions + tails
+        router = (3 * 16 * 9 + 16) + (16 * 32 * 9 + 32) + (32 * 32 * 9 + 32) + (64 * 5 + 5)
+        assert count_parameters(model.router) == router
+        assert extra == fusions + tails + router
 
 
 def test_the_training_forward_returns_every_exit_from_one_pass():
@@ -111,17 +114,32 @@ def test_exit_l1_is_the_mean_l1_of_the_exits_and_needs_them():
         build_objective("exit_l1")(LossInputs(sr=hr, hr=hr, lr=hr, scale=2, aux={"exit_srs": exits[0]}))
 
 
+def test_exit_l1_towards_the_full_output_distills_and_sends_no_gradient_to_it():
+    hr = torch.zeros(1, 3, 4, 4)
+    sr = torch.full_like(hr, 0.5).requires_grad_()
+    exits = torch.stack([torch.full_like(hr, 0.2), torch.full_like(hr, 0.4)]).requires_grad_()
+    inputs = LossInputs(sr=sr, hr=hr, lr=hr[..., :2, :2], scale=2, aux={"exit_srs": exits})
+    loss = build_objective("exit_l1", params={"target": "full"})(inputs)
+    assert loss.item() == pytest.approx(0.2)  # (0.3 + 0.1) / 2
+    loss.backward()
+    assert sr.grad is None and exits.grad.abs().sum() > 0
+    with pytest.raises(SrlabError, match="the exit_l1 loss: target must be one of hr, full, got 'lr'"):
+        build_objective("exit_l1", params={"target": "lr"})
+
+
 def test_an_exit_out_of_range_is_refused():
     with pytest.raises(ValueError, match=r"exit must be in 0..3, got 4"):
         _small().forward_exit(torch.rand(1, 3, 6, 6), 4)
 
 
-def test_the_router_table_starts_uncalibrated_and_is_saved_with_the_weights(tmp_path):
+def test_the_router_starts_untrained_and_is_saved_with_the_weights(tmp_path):
     model = _small()
-    assert torch.isnan(model.router_error).all() and model.router_error.shape == (12, 4)
+    assert not bool(model.router_trained)
     with torch.no_grad():
-        model.router_edges.copy_(torch.linspace(0, 1, 11))
-        model.router_error.copy_(torch.arange(48.0).reshape(12, 4))
+        model.router_trained.fill_(True)
     save_weights(tmp_path / "w.safetensors", model)
     loaded = srlab.create_model(checkpoint=tmp_path / "w.safetensors")
-    assert torch.equal(loaded.router_error, model.router_error) and torch.equal(loaded.router_edges, model.router_edges)
+    assert bool(loaded.router_trained)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.router.state_dict().values(), model.router.state_dict().values()))
+    diffs, full = loaded.router.predict(torch.rand(5, 3, 16, 16))
+    assert diffs.shape == (5, 4) and (diffs[:, -1] == 0).all() and (diffs >= 0).all() and full.shape == (5,)

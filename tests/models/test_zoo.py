@@ -98,7 +98,7 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "rdsr": ({2: 481_830, 3: 488_595, 4: 498_066}, None),
     "rdsr_s": ({2: 136_012, 3: 140_347, 4: 146_416}, None),
     # rdsr_s plus the exits' fusion and tail corrections (7,296 + 4 x the tail: 62,784 at x4).
-    "rdsr_adaptive": ({2: 157_180, 3: 178_855, 4: 209_200}, None),
+    "rdsr_adaptive": ({2: 157_180, 3: 178_855, 4: 209_200}, None),  # + its router (14,661), trained apart
     # RFDN / RFDN-L: the official block at the paper's widths gives ~5.9% more than the paper
     # (534K/541K/550K, 626K/633K/643K); test_rfdn keeps that gap as a strict xfail.
     "rfdn": ({2: 566_364, 3: 572_859, 4: 581_952}, None),

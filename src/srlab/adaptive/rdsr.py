@@ -4,23 +4,26 @@ Routes are the exits of :class:`srlab.models.rdsr_adaptive.RDSRAdaptive`: route 
 the first ``k`` blocks, the last route is the full network. The engine runs every route's patches as
 one batch, and an exit keeps the shapes of the layers it runs, so the MACs it saves are CPU time saved.
 
-The router is a lookup, deterministic and nearly free: a patch's edge score (mean |dx| + |dy| of the
-LR patch, :func:`srlab.adaptive.reference.mean_gradient_magnitude`) picks a score bin, and the model's
-calibration table gives, per bin, the mean squared error (Y, in 8-bit levels squared) that each exit
-adds to the full network's. The patch takes the exit that minimises
+The knob is the PSNR an image may lose, in dB (``loss``): the router (the model's
+:class:`~srlab.models.rdsr_adaptive.ExitRouter`) predicts for each patch of the image the squared
+difference each exit's output would have to the full path's, ``d[p, k]``, and the full path's own
+squared error ``e[p]``; the image may add ``(10 ** (loss / 10) - 1) * sum(e)`` of squared error, and the
+patches take the exits that spend the fewest MACs within that budget: ``argmin_k d[p, k] + lam *
+macs[k]``, with the largest price ``lam`` whose routing stays within the budget (bisection; routing
+by a price is what spends the budget where it saves the most MACs). Knob 0 puts every patch on the full
+path. The budget is per call of :meth:`RdsrExitRouting.route`: one image in the region mode and in
+``srlab eval`` (which routes one image at a time).
 
-    added error + knob * MAC fraction of the exit
+Why the difference to the full path and not the error against the ground truth: the difference is a
+function of the LR patch alone, so the router learns it from any image and without noise; the error
+against the ground truth that an exit adds is this difference on average (the full path's error is
+uncorrelated with what it computes from the input, as far as it is the best estimate), but for one
+patch it also holds the ground truth's unpredictable part. Measured with per-patch errors known
+(``bench/rdsr_adaptive_oracle.py``), an oracle that also uses that part saves more MACs than any
+router can.
 
-so the knob is the price of compute: how many squared 8-bit levels of added error one full network's
-worth of MACs is worth. Knob 0: the most accurate exit (the full network where it is the best);
-larger knobs move patches to cheaper exits, flat patches first; a huge knob puts every patch on
-exit 0. Minimising the sum of added errors at a price is what maximises the image's PSNR for the
-MACs spent, as far as the table predicts the patches.
-
-:func:`calibrate_router` fills the table from calibration images (never the test sets) and stores it in
-the model's buffers, so it is saved and loaded with the weights. ``knob_sweep`` and the default price
-(8: within 0.03 dB of the full path on Set14 x4) come from the measured curve
-(``bench/rdsr_adaptive_curve.py``; figures in :mod:`srlab.models.rdsr_adaptive`).
+:func:`calibrate_router` trains the router on calibration images (never the test sets) and marks it
+trained; it is saved and loaded with the weights.
 """
 
 from __future__ import annotations
@@ -29,17 +32,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import register_adaptive
 from srlab.adaptive.patches import split_patches
-from srlab.adaptive.reference import mean_gradient_magnitude
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
-from srlab.models.rdsr_adaptive import RDSRAdaptive
+from srlab.models.complexity import count_macs
+from srlab.models.rdsr_adaptive import ROUTER_EPS, RDSRAdaptive
 
-LEVELS2 = 255.0**2  # the table's [0, 1] squared errors in squared 8-bit levels
+LEVELS2 = 255.0**2  # squared errors of [0, 1] images in squared 8-bit levels
 
 
 class _Exit(nn.Module):
@@ -55,10 +59,10 @@ class _Exit(nn.Module):
 
 
 class RdsrExitRouting(PatchRoutedMethod):
-    knob_name = "price"
-    knob_range = (0.0, 1e4)
-    # Cheap to expensive: from most patches on early exits down to the most accurate exit everywhere.
-    knob_sweep = (64.0, 32.0, 16.0, 8.0, 0.0)
+    knob_name = "loss"
+    knob_range = (0.0, 10.0)
+    # Cheap to expensive: the PSNR each image may lose, in dB; 0 is the full path everywhere.
+    knob_sweep = (0.5, 0.2, 0.1, 0.05, 0.03, 0.0)
 
     def __init__(self, network: RDSRAdaptive, *, knob: float) -> None:
         super().__init__(scale=network.scale, num_routes=network.num_exits, knob=knob)
@@ -66,17 +70,17 @@ class RdsrExitRouting(PatchRoutedMethod):
         self.exits = nn.ModuleList(_Exit(network, k) for k in range(network.num_exits))
         # MACs depend on the patch size only; counting traces the network, so once per size.
         self._macs: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._router_macs: dict[tuple[int, int], int] = {}
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
-        table = self.network.router_error
-        if torch.isnan(table).any() or torch.isnan(self.network.router_edges).any():
+        if not bool(self.network.router_trained):
             raise SrlabError(
-                "this rdsr_adaptive model's router is not calibrated: run "
-                "srlab.adaptive.rdsr.calibrate_router on validation images, or load weights saved after it"
+                "this rdsr_adaptive model's router is not trained: run srlab.adaptive.rdsr.calibrate_router "
+                "on calibration images (bench/rdsr_adaptive_curve.py --calibrate), or load weights saved after it"
             )
-        bins = torch.bucketize(mean_gradient_magnitude(patches).float(), self.network.router_edges.float())
-        price = self.knob * self.mac_fractions(tuple(patches.shape[-2:])).to(table.device)
-        return torch.argmin(table[bins].float() * LEVELS2 + price, dim=1).to(patches.device)
+        diffs, full = self.network.router.predict(patches.float())
+        routes = budget_routes(diffs, full, self.mac_fractions(tuple(patches.shape[-2:])).double(), self.knob)
+        return routes.to(patches.device)
 
     def route_module(self, index: int) -> nn.Module:
         return self.exits[index]
@@ -88,10 +92,47 @@ class RdsrExitRouting(PatchRoutedMethod):
                                          for k in range(self.num_routes))
         return self._macs[patch_hw][index]
 
+    def router_macs(self, patch_hw: tuple[int, int]) -> int:
+        patch_hw = tuple(patch_hw)
+        if patch_hw not in self._router_macs:
+            self._router_macs[patch_hw] = count_macs(self.network.router, patch_hw)
+        return self._router_macs[patch_hw]
+
     def mac_fractions(self, patch_hw: tuple[int, int]) -> torch.Tensor:
         """(exits,) MACs of each exit on a patch of ``patch_hw`` over the full network's."""
         macs = torch.tensor([self.route_macs(k, patch_hw) for k in range(self.num_routes)], dtype=torch.float64)
         return (macs / macs[-1]).float()
+
+
+def budget_routes(diffs: torch.Tensor, full: torch.Tensor, costs: torch.Tensor, loss_db: float) -> torch.Tensor:
+    """(P,) exits of least total cost whose added squared error stays within the budget ``loss_db`` allows.
+
+    ``diffs`` (P, E): each exit's added squared error per patch (0 on the last exit); ``full`` (P,): the
+    last exit's squared error; ``costs`` (E,) increasing, the last the most. Each patch takes ``argmin_k
+    diffs[p, k] + lam * costs[k]`` (ties to the costlier exit) for the largest ``lam`` (bisection, 60
+    halvings) whose total added error is at most ``(10 ** (loss_db / 10) - 1) * full.sum()``."""
+    last = diffs.shape[1] - 1
+    budget = (10 ** (loss_db / 10) - 1) * float(full.sum())
+    # Reversed so that argmin's first minimum is the costliest exit: an exit must earn its place.
+    reversed_diffs, reversed_costs = diffs.flip(1), costs.flip(0)
+
+    def routes_at(lam: float) -> torch.Tensor:
+        return last - torch.argmin(reversed_diffs + lam * reversed_costs, dim=1)
+
+    def added(routes: torch.Tensor) -> float:
+        return float(diffs.gather(1, routes[:, None]).sum())
+
+    cheapest = torch.zeros(len(diffs), dtype=torch.long)
+    if budget <= 0 or len(diffs) == 0:
+        return torch.full((len(diffs),), last, dtype=torch.long)
+    if added(cheapest) <= budget:
+        return cheapest
+    # At ``high`` every patch is on exit 0: a price above any saving in error per cost of a step.
+    low, high = 0.0, float(diffs.max()) / float((costs[1:] - costs[0]).min()) + 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if added(routes_at(middle)) <= budget else (low, middle)
+    return routes_at(low)
 
 
 def _as_network(model: nn.Module) -> RDSRAdaptive:
@@ -104,21 +145,23 @@ def _as_network(model: nn.Module) -> RDSRAdaptive:
 
 
 @register_adaptive
-def rdsr_adaptive(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 8.0) -> RdsrExitRouting:
-    """The exits of a built (and calibrated) ``rdsr_adaptive`` model, routed at price ``knob``."""
+def rdsr_adaptive(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 0.03) -> RdsrExitRouting:
+    """The exits of a built ``rdsr_adaptive`` model (its router trained), routed so that each image loses
+    at most ``knob`` dB of PSNR as its router predicts."""
     return RdsrExitRouting(_as_network(model), knob=knob)
 
 
 @torch.no_grad()
-def exit_errors(
-    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = 32, stride: int = 28,
+def exit_targets(
+    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = 32, stride: int = 16,
     batch_size: int = 64,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per patch of the (LR (3, h, w), HR (3, h*s, w*s)) ``pairs``: its edge score (P,) and the mean
-    squared error on Y of every exit's clamped output against the HR patch (P, exits), in [0, 1] units."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the router learns, per patch of the (LR (3, h, w), HR (3, h*s, w*s)) ``pairs``: the LR patches
+    (P, 3, patch, patch), the mean squared Y difference of every exit's clamped output to the full path's
+    (P, exits) and the full path's mean squared Y error against the HR patch (P,), in 8-bit levels squared."""
     network = _as_network(model)
     scale = network.scale
-    scores, errors = [], []
+    lr_all, diffs, errors = [], [], []
     for lr, hr in pairs:
         if tuple(hr.shape[-2:]) != (lr.shape[-2] * scale, lr.shape[-1] * scale):
             raise SrlabError(
@@ -126,51 +169,72 @@ def exit_errors(
             )
         lr_patches, _ = split_patches(lr[None], patch, stride)
         hr_patches, _ = split_patches(hr[None], patch * scale, stride * scale)
-        hr_y = rgb_to_y(hr_patches)
-        scores.append(mean_gradient_magnitude(lr_patches))
-        per_exit = []
-        for k in range(network.num_exits):
-            sr = torch.cat([network.forward_exit(chunk, k) for chunk in lr_patches.split(batch_size)])
-            per_exit.append((rgb_to_y(sr.clamp(0, 1)) - hr_y).square().flatten(1).mean(dim=1))
-        errors.append(torch.stack(per_exit, dim=1))
-    if not scores:
-        raise SrlabError("router calibration needs at least one validation image")
-    return torch.cat(scores), torch.cat(errors)
+        outputs = [
+            rgb_to_y(torch.cat([network.forward_exit(chunk, k) for chunk in lr_patches.split(batch_size)]).clamp(0, 1))
+            for k in range(network.num_exits)
+        ]
+        lr_all.append(lr_patches)
+        diffs.append(torch.stack([(y - outputs[-1]).square().flatten(1).mean(dim=1) for y in outputs], dim=1))
+        errors.append((outputs[-1] - rgb_to_y(hr_patches)).square().flatten(1).mean(dim=1))
+    if not lr_all:
+        raise SrlabError("router calibration needs at least one calibration image")
+    return torch.cat(lr_all), torch.cat(diffs) * LEVELS2, torch.cat(errors) * LEVELS2
 
 
-def _weighted_quantiles(scores: torch.Tensor, weights: torch.Tensor, bins: int) -> torch.Tensor:
-    """The ``bins - 1`` scores that split the patches into ``bins`` groups of equal total weight."""
-    order = scores.argsort()
-    mass = weights[order].cumsum(0)
-    if mass[-1] <= 0:  # no exit adds error anywhere: equal counts
-        mass = torch.arange(1, len(scores) + 1, dtype=scores.dtype)
-    levels = torch.arange(1, bins, dtype=scores.dtype) / bins * mass[-1]
-    return scores[order][torch.searchsorted(mass, levels).clamp(max=len(scores) - 1)]
-
-
-@torch.no_grad()
 def calibrate_router(
-    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = 32, stride: int = 28
-) -> None:
-    """Fill ``model``'s router table from calibration ``pairs`` (see :func:`exit_errors`): score bins that
-    share the error exit 0 adds equally (so the bins are finest where routing decides the most, the
-    busy patches, and not where most patches are, the flat ones), and per bin the mean error each
-    exit adds to the full network's. The model runs in eval mode; it is left in eval mode."""
+    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = 32, stride: int = 16,
+    steps: int = 4000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
+) -> float:
+    """Train ``model``'s router on calibration ``pairs`` (see :func:`exit_targets`; overlapping patches,
+    ``stride``) and mark it trained: Adam with a cosine schedule, random flips and transposes of the
+    patches; the squared differences are fitted in log space (they are exact functions of the patch), the
+    full path's error with a Poisson loss (its prediction is then its mean: the ground truth's
+    unpredictable part averages out over an image). Deterministic for a ``seed``; the global random state
+    is left as it was. Returns the last step's loss. The model is left in eval mode."""
     network = _as_network(model).eval()
-    scores, errors = exit_errors(network, pairs, patch=patch, stride=stride)
-    bins = network.router_error.shape[0]
-    if len(scores) < bins:
-        raise SrlabError(f"router calibration needs at least {bins} patches, got {len(scores)}: give more images")
-    added = (errors - errors[:, -1:]).double()
-    edges = _weighted_quantiles(scores.double(), added[:, 0].clamp(min=0), bins).float()
-    index = torch.bucketize(scores, edges)
-    table = torch.full((bins, network.num_exits), float("nan"), dtype=torch.float64)
-    for b in range(bins):
-        members = added[index == b]
-        if len(members):
-            table[b] = members.mean(dim=0)
-    # A bin no patch fell into (tied scores) borrows the costliest errors seen: it never routes cheaper.
-    empty = torch.isnan(table[:, 0])
-    table[empty] = table[~empty].amax(dim=0)
-    network.router_edges.copy_(edges)
-    network.router_error.copy_(table.float())
+    patches, diffs, errors = exit_targets(network, pairs, patch=patch, stride=stride)
+    if len(patches) < 2:
+        raise SrlabError(
+            f"router calibration needs at least 2 patches of {patch}x{patch}, got {len(patches)}: "
+            "give more or larger images"
+        )
+    log_diffs = (diffs[:, :-1] + ROUTER_EPS).log()
+    router = network.router
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in router.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                layer.reset_parameters()
+    router.requires_grad_(True)
+    optimizer = torch.optim.Adam(router.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    router.train()
+    loss = torch.zeros(())
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                index = torch.randint(len(patches), (min(batch_size, len(patches)),), generator=generator)
+                out = router(_dihedral(patches[index], generator))
+                poisson = (out[:, -1].exp() - errors[index] * out[:, -1]).mean()
+                loss = F.mse_loss(out[:, :-1], log_diffs[index]) + poisson
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+    finally:
+        router.requires_grad_(False)
+    router.eval()
+    network.router_trained.fill_(True)
+    return float(loss.detach())
+
+
+def _dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``x`` flipped left-right, up-down and transposed, each with probability 1/2 (the exits' errors are
+    nearly invariant to these: the network is trained on flipped and transposed patches)."""
+    flips = torch.rand(3, generator=generator) < 0.5
+    if flips[0]:
+        x = x.flip(-1)
+    if flips[1]:
+        x = x.flip(-2)
+    return x.transpose(-1, -2) if flips[2] else x

@@ -1,0 +1,58 @@
+"""``srlab rdsr-router``: train an ``rdsr_adaptive`` model's router on calibration images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from srlab.adaptive.rdsr import calibrate_router
+from srlab.cli.common import flag, positive_int
+from srlab.data.datasets import discover_pairs, load_pair
+from srlab.errors import SrlabError
+from srlab.fileio import check_not_overwriting
+from srlab.models.create import create_model
+from srlab.models.weights import save_weights
+
+HELP = "train the router of an rdsr_adaptive model (what each exit would lose, predicted per LR patch)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "checkpoint", required=True, metavar="FILE", help="rdsr_adaptive weights (.safetensors from srlab train)")
+    flag(parser, "data", required=True, metavar="DIR",
+         help="calibration images, never the test sets: HR only, HR + LR_bicubic/X<S>, or a DIV2K-style _HR folder")
+    flag(parser, "out", required=True, metavar="FILE", help="FILE.safetensors: the weights with the trained router")
+    flag(parser, "stride", type=positive_int, default=16, metavar="T", help="between 32x32 LR patches (default 16)")
+    flag(parser, "steps", type=positive_int, default=4000, metavar="N", help="training steps (default 4000)")
+    flag(parser, "seed", type=int, default=0, metavar="N", help="default 0 (the training is deterministic for a seed)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise SrlabError(f"--out '{out}' must end in .safetensors (the weights with their router)")
+    check_not_overwriting(out, [args.checkpoint])
+    model = create_model(checkpoint=args.checkpoint)
+    folder = discover_pairs(args.data, model.scale)
+    failures: list[tuple[str, str]] = []
+
+    def readable_pairs():
+        for pair in folder.pairs:
+            try:
+                yield load_pair(pair, model.scale)
+            except SrlabError as e:
+                failures.append((pair.name, str(e)))
+
+    start = time.perf_counter()
+    try:
+        loss = calibrate_router(model, readable_pairs(), stride=args.stride, steps=args.steps, seed=args.seed)
+    finally:
+        for name, problem in failures:
+            print(f"srlab: error: {name}: {problem}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(out, model)
+    used = len(folder.pairs) - len(failures)
+    print(f"router trained on {used} images ({args.steps} steps, final loss {loss:.3f}) in {time.perf_counter() - start:.0f} s")
+    print(f"wrote {out}")
+    return 1 if failures else 0

@@ -1,0 +1,54 @@
+"""``srlab rdsr-router``: train an rdsr_adaptive model's router from a folder, then route with it."""
+
+import json
+import shutil
+
+import torch
+
+import srlab
+from conftest import run_cli
+from srlab.models.weights import save_weights
+
+SMALL = {"channels": 8, "num_blocks": 2, "ca_reduction": 4, "router_width": 4}
+
+
+def _weights(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "adaptive.safetensors"
+    save_weights(path, srlab.create_model("rdsr_adaptive", scale=2, args=SMALL))
+    return path
+
+
+def test_the_router_trains_from_a_folder_and_a_bad_image_is_reported(capsys, tmp_path, tiny_photos):
+    weights = _weights(tmp_path)
+    data = tmp_path / "calibration"
+    shutil.copytree(tiny_photos["train"], data)  # 96x72 HR: two 32x32 LR patches each at x2
+    (data / "broken.png").write_bytes(b"not a png")
+    routed = tmp_path / "routed.safetensors"
+    code, out, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", data, "--out", routed,
+                             "--steps", 30)
+    assert code == 1 and f"wrote {routed}" in out and "router trained on 4 images" in out
+    assert len(err.strip().splitlines()) == 1 and "broken" in err
+    model = srlab.create_model(checkpoint=routed)
+    assert bool(model.router_trained) and not bool(srlab.create_model(checkpoint=weights).router_trained)
+    result = tmp_path / "eval.json"
+    code, _, err = run_cli(capsys, "eval", "--checkpoint", routed, "--data", tiny_photos["val"], "--knob", "0.1",
+                           "--json", result, "--quiet")
+    assert code == 0, err
+    scored = json.loads(result.read_text())["results"][0]
+    assert 0 < scored["macs_spent"] and scored["adaptive"]["knob_name"] == "loss"
+
+
+def test_bad_router_training_input_is_a_one_line_error(capsys, tmp_path, tiny_photos):
+    weights = _weights(tmp_path)
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                           "--out", tmp_path / "routed.pth")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "must end in .safetensors" in err
+    other = tmp_path / "rdsr_s.safetensors"
+    save_weights(other, srlab.create_model("rdsr_s", scale=2))
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", other, "--data", tiny_photos["train"],
+                           "--out", tmp_path / "routed.safetensors")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "runs an rdsr_adaptive model, got RDSR" in err
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                           "--out", weights)
+    assert code != 0 and len(err.strip().splitlines()) == 1
