@@ -20,6 +20,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     imdn,
     ipt,
     lapsrn,
+    lut,
     omnisr,
     pcsr,
     rdsr,

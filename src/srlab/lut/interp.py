@@ -1,0 +1,171 @@
+"""Look-up-table inference: sampled tables, simplex interpolation and the rotation ensemble.
+
+A LUT super-resolution model maps the ``k`` pixels of a small receptive field (its *field*) to the
+``s x s`` output pixels of the field's top-left pixel. The table stores that map only at inputs that
+are multiples of ``q = 2**interval`` (``levels = 256 / q + 1`` values per tap: 17 for the 4-bit tables
+of SR-LUT and MuLUT), and inference interpolates between the ``k + 1`` vertices of the k-simplex that
+holds the input (Jo & Kim, CVPR 2021, Eq. 3 and Table 3): with the low bits ``f`` of the taps sorted in
+decreasing order ``f_(1) >= ... >= f_(k)``, the vertices are the base sample and the samples reached by
+adding one step to the taps in that order, weighted ``q - f_(1), f_(1) - f_(2), ..., f_(k)``. The
+weights are integers and the tables int8, so the interpolated values are exact integers (``/ q``).
+
+Since the weights and vertex steps depend only on the low bits, they are tabulated once for all ``q**k``
+low-bit combinations (:func:`simplex_tables`); inference is then two gathers and one
+``embedding_bag`` (a weighted sum of table rows) per pixel, vectorised in torch on any device.
+
+The rotation ensemble (:func:`rotation_ensemble_sum`) runs the table on the four rotations of the image,
+each padded at its bottom/right the way the official code pads it, and sums the results rotated back.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Field:
+    """A receptive field: tap offsets (row, column) from the output's LR pixel, first tap most
+    significant in the table index, and how far the image is padded at its bottom and right."""
+
+    name: str
+    taps: tuple[tuple[int, int], ...]
+    pad_bottom: int
+    pad_right: int
+
+
+# SR-LUT's S (2x2), F (1x3) and V (1x2) fields (yhjo09/SR-LUT `3_Test_using_LUT/Test_Model_{S,F,V}.py`)
+# and MuLUT's dilated D and Y-shaped fields (ddlee-cn/MuLUT `sr/4_test_lut.py`).
+FIELDS = {
+    "S": Field("S", ((0, 0), (0, 1), (1, 0), (1, 1)), 1, 1),
+    "D": Field("D", ((0, 0), (0, 2), (2, 0), (2, 2)), 2, 2),
+    "Y": Field("Y", ((0, 0), (1, 1), (1, 2), (2, 1)), 2, 2),
+    "F": Field("F", ((0, 0), (0, 1), (0, 2)), 0, 2),
+    "V": Field("V", ((0, 0), (0, 1)), 0, 1),
+}
+
+
+def field_named(name: str) -> Field:
+    try:
+        return FIELDS[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown receptive field {name!r}: choose one of {', '.join(FIELDS)}") from None
+
+
+def field_radius(name: str) -> int:
+    """How far (LR pixels) the rotation ensemble of a field reaches in every direction."""
+    return max(max(dy, dx) for dy, dx in field_named(name).taps)
+
+
+def interval_of(levels: int) -> int:
+    """``log2(q)`` for a table with ``levels`` samples per tap (``levels = 2**(8 - interval) + 1``)."""
+    interval = next((b for b in range(9) if 2 ** (8 - b) + 1 == levels), None)
+    if interval is None:
+        raise ValueError(f"levels must be 2**b + 1 for b in 0..8 (17 for 4-bit sampling), got {levels}")
+    return interval
+
+
+@dataclass(frozen=True)
+class SimplexTables:
+    """For every combination of the taps' low bits (row ``sum(f_i * q**(taps-1-i))``): the taps in the
+    order the simplex adds them (``order``), the ``taps + 1`` vertex weights and the vertices' index steps
+    from the base sample. The interpolated value is ``sum_j weights[j] * lut[base + steps[j]] / q``."""
+
+    order: torch.Tensor
+    weights: torch.Tensor
+    steps: torch.Tensor
+
+    def to(self, device: torch.device) -> SimplexTables:
+        return SimplexTables(self.order.to(device), self.weights.to(device), self.steps.to(device))
+
+
+@functools.cache
+def simplex_tables(taps: int, interval: int, *, srlut_order: bool = False) -> SimplexTables:
+    """The simplex tables of ``taps``-tap fields sampled every ``2**interval`` levels (on the CPU).
+    ``srlut_order`` reproduces the simplex choice of SR-LUT's 4-D test code."""
+    q, levels = 2**interval, 2 ** (8 - interval) + 1
+    low = torch.cartesian_prod(*[torch.arange(q)] * taps).reshape(-1, taps)  # first tap most significant
+    order = torch.sort(low, dim=1, descending=True, stable=True).indices
+    if srlut_order and taps == 4:
+        # SR-LUT's test code reaches the simplex (c, a, d, b) for every c > d >= b with b < a <= c, but it
+        # is that ordering's simplex only when a >= d: for c > d > a > b it takes the wrong one (MuLUT's
+        # test code notes and fixes this). Its released tables are reproduced with its choice.
+        fa, fb, fc, fd = low.unbind(1)
+        wrong = (fa > fb) & (fc >= fa) & (fd >= fb) & (fc > fd)
+        order = torch.where(wrong[:, None], torch.tensor([2, 0, 3, 1]), order)
+    strides = levels ** torch.arange(taps - 1, -1, -1)
+    steps = torch.cat([torch.zeros(len(low), 1, dtype=torch.long), strides[order].cumsum(1)], dim=1)
+    return SimplexTables(order, _vertex_weights(low.gather(1, order), q).float(), steps)
+
+
+def _vertex_weights(ordered: torch.Tensor, q: int) -> torch.Tensor:
+    """``q - f_(1), f_(1) - f_(2), ..., f_(k)`` from the low parts in simplex order ``(N, k)``."""
+    return torch.cat([q - ordered[:, :1], ordered[:, :-1] - ordered[:, 1:], ordered[:, -1:]], dim=1)
+
+
+def interpolate(
+    image: torch.Tensor,
+    lut: torch.Tensor,
+    field: Field,
+    interval: int,
+    tables: SimplexTables,
+    out_height: int,
+    out_width: int,
+) -> torch.Tensor:
+    """``q`` times the interpolated table output at each of the ``out_height x out_width`` pixels of
+    ``image`` ((B, H, W) float, integer values 0..255, padded so every tap lies inside), as
+    ``(B, h, w, rows)`` where ``rows = lut.shape[1]``.
+
+    Differentiable in ``lut``, and in ``image`` where it requires a gradient (a LUT stage fed by another,
+    in LUT-aware fine-tuning): the vertex weights are then the differences of the taps' low parts,
+    ``image - q * floor(image / q)``, which equal the tabulated integer weights in value.
+    """
+    q, levels = 2**interval, 2 ** (8 - interval) + 1
+    pixels = image.detach().long()
+    high, low = pixels >> interval, pixels & (q - 1)
+    base = torch.zeros((), dtype=torch.long, device=image.device)
+    key = torch.zeros((), dtype=torch.long, device=image.device)
+    for dy, dx in field.taps:
+        base = base * levels + high[:, dy : dy + out_height, dx : dx + out_width]
+        key = key * q + low[:, dy : dy + out_height, dx : dx + out_width]
+    key = key.reshape(-1)
+    vertices = base.reshape(-1, 1) + tables.steps.index_select(0, key)
+    if image.requires_grad:
+        fraction = image - q * high.to(image.dtype)
+        taps = torch.stack([fraction[:, dy : dy + out_height, dx : dx + out_width] for dy, dx in field.taps], -1)
+        weights = _vertex_weights(taps.reshape(-1, len(field.taps)).gather(1, tables.order.index_select(0, key)), q)
+    else:
+        weights = tables.weights.index_select(0, key)
+    out = F.embedding_bag(vertices, lut, mode="sum", per_sample_weights=weights.to(lut.dtype))
+    return out.reshape(*base.shape, lut.shape[1])
+
+
+def rotation_ensemble_sum(
+    image: torch.Tensor,
+    lut: torch.Tensor,
+    field: Field,
+    interval: int,
+    scale: int,
+    *,
+    pad_mode: str,
+    srlut_order: bool = False,
+) -> torch.Tensor:
+    """``q`` times the sum of the table's interpolated outputs over the four rotations of ``image``
+    ((B, H, W) float, integer values 0..255), each rotation padded at its bottom/right in ``pad_mode``
+    ("reflect": SR-LUT, "replicate": MuLUT) and rotated back; ``(B, H * scale, W * scale)``."""
+    tables = simplex_tables(len(field.taps), interval, srlut_order=srlut_order).to(image.device)
+    batch, height, width = image.shape
+    total = None
+    for turns in range(4):
+        rotated = torch.rot90(image, turns, dims=(1, 2))
+        h, w = rotated.shape[1:]
+        padded = F.pad(rotated[:, None], (0, field.pad_right, 0, field.pad_bottom), mode=pad_mode)[:, 0]
+        out = interpolate(padded, lut, field, interval, tables, h, w)  # (B, h, w, s*s)
+        blocks = out.reshape(batch, h, w, scale, scale)
+        # Rotating the block grid and each block back rotates the assembled image back.
+        blocks = torch.rot90(blocks, -turns, dims=(1, 2)).rot90(-turns, dims=(3, 4))
+        total = blocks if total is None else total + blocks
+    return total.permute(0, 1, 3, 2, 4).reshape(batch, height * scale, width * scale)
