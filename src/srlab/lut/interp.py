@@ -10,11 +10,11 @@ adding one step to the taps in that order, weighted ``q - f_(1), f_(1) - f_(2), 
 weights are integers and the tables int8, so the interpolated values are exact integers (``/ q``).
 
 Since the weights and vertex steps depend only on the low bits, they are tabulated once for all ``q**k``
-low-bit combinations (:func:`simplex_tables`); inference is then two gathers and one
+low-bit combinations (:func:`simplex_tables`); inference is then gathers from those tables and one
 ``embedding_bag`` (a weighted sum of table rows) per pixel, vectorised in torch on any device.
 
-The rotation ensemble (:func:`rotation_ensemble_sum`) runs the table on the four rotations of the image,
-each padded at its bottom/right the way the official code pads it, and sums the results rotated back.
+The rotation ensemble (:func:`rotation_ensemble_sum`) sums the table's outputs over the four rotations
+of the image, each padded at its bottom/right the way the official code pads it, rotated back.
 """
 
 from __future__ import annotations
@@ -83,9 +83,13 @@ class SimplexTables:
 
 
 @functools.cache
-def simplex_tables(taps: int, interval: int, *, srlut_order: bool = False) -> SimplexTables:
-    """The simplex tables of ``taps``-tap fields sampled every ``2**interval`` levels (on the CPU).
+def simplex_tables(
+    taps: int, interval: int, *, srlut_order: bool = False, device: torch.device | str = "cpu"
+) -> SimplexTables:
+    """The simplex tables of ``taps``-tap fields sampled every ``2**interval`` levels, on ``device``.
     ``srlut_order`` reproduces the simplex choice of SR-LUT's 4-D test code."""
+    if torch.device(device) != torch.device("cpu"):
+        return simplex_tables(taps, interval, srlut_order=srlut_order).to(torch.device(device))
     q, levels = 2**interval, 2 ** (8 - interval) + 1
     low = torch.cartesian_prod(*[torch.arange(q)] * taps).reshape(-1, taps)  # first tap most significant
     order = torch.sort(low, dim=1, descending=True, stable=True).indices
@@ -98,7 +102,7 @@ def simplex_tables(taps: int, interval: int, *, srlut_order: bool = False) -> Si
         order = torch.where(wrong[:, None], torch.tensor([2, 0, 3, 1]), order)
     strides = levels ** torch.arange(taps - 1, -1, -1)
     steps = torch.cat([torch.zeros(len(low), 1, dtype=torch.long), strides[order].cumsum(1)], dim=1)
-    return SimplexTables(order, _vertex_weights(low.gather(1, order), q).float(), steps)
+    return SimplexTables(order.int(), _vertex_weights(low.gather(1, order), q).float(), steps.int())
 
 
 def _vertex_weights(ordered: torch.Tensor, q: int) -> torch.Tensor:
@@ -106,46 +110,56 @@ def _vertex_weights(ordered: torch.Tensor, q: int) -> torch.Tensor:
     return torch.cat([q - ordered[:, :1], ordered[:, :-1] - ordered[:, 1:], ordered[:, -1:]], dim=1)
 
 
-def interpolate(
-    image: torch.Tensor,
-    lut: torch.Tensor,
-    field: Field,
+def rotated_taps(field: Field, turns: int) -> tuple[tuple[int, int], ...]:
+    """The field's taps, as offsets in the original image, for its run on the image rotated
+    ``turns`` x 90 degrees counter-clockwise (``torch.rot90(image, turns)``)."""
+    turn = {0: lambda dy, dx: (dy, dx), 1: lambda dy, dx: (dx, -dy), 2: lambda dy, dx: (-dy, -dx),
+            3: lambda dy, dx: (-dx, dy)}[turns % 4]
+    return tuple(turn(dy, dx) for dy, dx in field.taps)
+
+
+def stack_rotations(lut: torch.Tensor, scale: int) -> torch.Tensor:
+    """The table four times, ``(4 * entries, scale**2)``: block ``r`` holds each output block turned back
+    by ``r`` quarter turns, so that the outputs of the four rotations add up in the original frame."""
+    cells = torch.arange(scale * scale, device=lut.device).reshape(scale, scale)
+    return torch.cat([lut[:, torch.rot90(cells, -turns, dims=(0, 1)).reshape(-1)] for turns in range(4)])
+
+
+def _vertices_and_weights(
+    padded: torch.Tensor,
+    pixels: torch.Tensor,
+    taps: tuple[tuple[int, int], ...],
+    margin: int,
     interval: int,
     tables: SimplexTables,
-    out_height: int,
-    out_width: int,
-) -> torch.Tensor:
-    """``q`` times the interpolated table output at each of the ``out_height x out_width`` pixels of
-    ``image`` ((B, H, W) float, integer values 0..255, padded so every tap lies inside), as
-    ``(B, h, w, rows)`` where ``rows = lut.shape[1]``.
-
-    Differentiable in ``lut``, and in ``image`` where it requires a gradient (a LUT stage fed by another,
-    in LUT-aware fine-tuning): the vertex weights are then the differences of the taps' low parts,
-    ``image - q * floor(image / q)``, which equal the tabulated integer weights in value.
-    """
+    first_entry: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every pixel of the unpadded image, the simplex vertices (rows of the stacked table, from
+    ``first_entry``) and their weights, ``(N, taps + 1)`` each."""
     q, levels = 2**interval, 2 ** (8 - interval) + 1
-    pixels = image.detach().long()
+    height, width = padded.shape[1] - 2 * margin, padded.shape[2] - 2 * margin
+
+    def window(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+        return x[:, margin + dy : margin + dy + height, margin + dx : margin + dx + width]
+
     high, low = pixels >> interval, pixels & (q - 1)
-    base = torch.zeros((), dtype=torch.long, device=image.device)
-    key = torch.zeros((), dtype=torch.long, device=image.device)
-    for dy, dx in field.taps:
-        base = base * levels + high[:, dy : dy + out_height, dx : dx + out_width]
-        key = key * q + low[:, dy : dy + out_height, dx : dx + out_width]
+    base = key = torch.zeros((), dtype=pixels.dtype, device=pixels.device)
+    for dy, dx in taps:
+        base = base * levels + window(high, dy, dx)
+        key = key * q + window(low, dy, dx)
     key = key.reshape(-1)
-    vertices = base.reshape(-1, 1) + tables.steps.index_select(0, key)
-    if image.requires_grad:
-        fraction = image - q * high.to(image.dtype)
-        taps = torch.stack([fraction[:, dy : dy + out_height, dx : dx + out_width] for dy, dx in field.taps], -1)
-        weights = _vertex_weights(taps.reshape(-1, len(field.taps)).gather(1, tables.order.index_select(0, key)), q)
-    else:
-        weights = tables.weights.index_select(0, key)
-    out = F.embedding_bag(vertices, lut, mode="sum", per_sample_weights=weights.to(lut.dtype))
-    return out.reshape(*base.shape, lut.shape[1])
+    vertices = tables.steps.index_select(0, key).add_(base.reshape(-1, 1) + first_entry)
+    if padded.requires_grad:
+        # LUT-aware fine-tuning: the weights as differences of the taps' low parts, a function of the input
+        fraction = padded - q * high.to(padded.dtype)
+        low_parts = torch.stack([window(fraction, dy, dx) for dy, dx in taps], -1).reshape(-1, len(taps))
+        return vertices, _vertex_weights(low_parts.gather(1, tables.order.index_select(0, key).long()), q)
+    return vertices, tables.weights.index_select(0, key)
 
 
 def rotation_ensemble_sum(
     image: torch.Tensor,
-    lut: torch.Tensor,
+    stacked_lut: torch.Tensor,
     field: Field,
     interval: int,
     scale: int,
@@ -155,17 +169,29 @@ def rotation_ensemble_sum(
 ) -> torch.Tensor:
     """``q`` times the sum of the table's interpolated outputs over the four rotations of ``image``
     ((B, H, W) float, integer values 0..255), each rotation padded at its bottom/right in ``pad_mode``
-    ("reflect": SR-LUT, "replicate": MuLUT) and rotated back; ``(B, H * scale, W * scale)``."""
-    tables = simplex_tables(len(field.taps), interval, srlut_order=srlut_order).to(image.device)
+    ("reflect": SR-LUT, "replicate": MuLUT) and rotated back; ``(B, H * scale, W * scale)``.
+
+    ``stacked_lut`` is :func:`stack_rotations` of the table. Instead of rotating the image four times,
+    each rotation's taps are read at their rotated offsets in the image padded on every side (padding
+    one side commutes with rotating), and its outputs come from its block of the stacked table, turned
+    back already: one weighted sum of ``4 x (taps + 1)`` table rows per pixel. Differentiable in the
+    table, and in ``image`` where it requires a gradient (a stage fed by another, in LUT-aware
+    fine-tuning): the vertex weights are then the differences of the taps' low parts
+    ``image - q * floor(image / q)``, equal in value to the tabulated integer weights.
+    """
+    tables = simplex_tables(len(field.taps), interval, srlut_order=srlut_order, device=image.device)
+    margin = field_radius(field.name)
+    padded = F.pad(image[:, None], (margin,) * 4, mode=pad_mode)[:, 0]
+    pixels = padded.detach().to(torch.int32)
+    entries = stacked_lut.shape[0] // 4
+    parts = [
+        _vertices_and_weights(padded, pixels, rotated_taps(field, turns), margin, interval, tables, turns * entries)
+        for turns in range(4)
+    ]
+    vertices = torch.cat([v for v, _ in parts], dim=1)
+    weights = torch.cat([w for _, w in parts], dim=1).to(stacked_lut.dtype)
+    total = F.embedding_bag(vertices, stacked_lut, mode="sum", per_sample_weights=weights)
     batch, height, width = image.shape
-    total = None
-    for turns in range(4):
-        rotated = torch.rot90(image, turns, dims=(1, 2))
-        h, w = rotated.shape[1:]
-        padded = F.pad(rotated[:, None], (0, field.pad_right, 0, field.pad_bottom), mode=pad_mode)[:, 0]
-        out = interpolate(padded, lut, field, interval, tables, h, w)  # (B, h, w, s*s)
-        blocks = out.reshape(batch, h, w, scale, scale)
-        # Rotating the block grid and each block back rotates the assembled image back.
-        blocks = torch.rot90(blocks, -turns, dims=(1, 2)).rot90(-turns, dims=(3, 4))
-        total = blocks if total is None else total + blocks
-    return total.permute(0, 1, 3, 2, 4).reshape(batch, height * scale, width * scale)
+    return total.reshape(batch, height, width, scale, scale).permute(0, 1, 3, 2, 4).reshape(
+        batch, height * scale, width * scale
+    )

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from srlab.errors import SrlabError
-from srlab.lut.interp import field_named, field_radius, interval_of, rotation_ensemble_sum
+from srlab.lut.interp import field_named, field_radius, interval_of, rotation_ensemble_sum, stack_rotations
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -54,9 +54,22 @@ class _QuantizeTable(nn.Module):
         return self.values.index_select(0, (total.reshape(-1).long() - self.lo)).reshape(total.shape)
 
 
-def _table_tensor(lut: torch.Tensor) -> torch.Tensor:
-    # embedding_bag runs in float32/float64; half-precision models keep exact integer sums in float32.
-    return lut if lut.dtype in (torch.float32, torch.float64) else lut.float()
+class _RotationStacks:
+    """The rotation-stacked form of a model's tables (:func:`srlab.lut.interp.stack_rotations`), built
+    again only when a table changes (its version, storage, device or dtype) or a gradient is recorded."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[tuple, torch.Tensor]] = {}
+
+    def get(self, name: str, table: nn.Parameter, scale: int) -> torch.Tensor:
+        # embedding_bag runs in float32/float64; half-precision models keep exact integer sums in float32.
+        lut = table if table.dtype in (torch.float32, torch.float64) else table.float()
+        if torch.is_grad_enabled() and table.requires_grad:
+            return stack_rotations(lut, scale)
+        key = (table._version, table.data_ptr(), lut.dtype, lut.device)
+        if name not in self._built or self._built[name][0] != key:
+            self._built[name] = (key, stack_rotations(lut.detach(), scale))
+        return self._built[name][1]
 
 
 class SRLUT(nn.Module):
@@ -71,6 +84,7 @@ class SRLUT(nn.Module):
         lo, hi = -4 * q * 128, 4 * q * 127
         total = torch.arange(lo, hi + 1, dtype=torch.float64)
         self.to_image = _QuantizeTable(lo, hi, torch.round(torch.clip(total / q / 255.0, 0, 1) * 255) / 255)
+        self.stacks = _RotationStacks()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -78,7 +92,7 @@ class SRLUT(nn.Module):
         if min(h, w) <= pad:
             raise SrlabError(f"sr_lut ({self.field.name}) needs images of at least {pad + 1}x{pad + 1} pixels, got {w}x{h}")
         pixels = _pixels(x).to(self.lut.device)
-        lut = _table_tensor(self.lut)
+        lut = self.stacks.get("lut", self.lut, self.scale)
         total = rotation_ensemble_sum(
             pixels, lut, self.field, self.interval, self.scale, pad_mode="reflect", srlut_order=self.srlut_order
         )
@@ -107,6 +121,7 @@ class MuLUT(nn.Module):
         total = torch.arange(lo, hi + 1, dtype=torch.float64)
         self.to_pixels = _QuantizeTable(lo, hi, torch.round(torch.clip(torch.clip(total / q / count + 127, 0, 255), 0, 255)))
         self.to_image = _QuantizeTable(lo, hi, torch.round(torch.clip(total / q / len(modes), 0, 255)) / 255)
+        self.stacks = _RotationStacks()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -114,10 +129,11 @@ class MuLUT(nn.Module):
         q = 2**self.interval
         for stage in range(1, self.stages + 1):
             last = stage == self.stages
+            scale = self.scale if last else 1
             total = sum(
                 rotation_ensemble_sum(
-                    image, _table_tensor(self.luts[f"s{stage}_{mode}"]), field_named(mode), self.interval,
-                    self.scale if last else 1, pad_mode="replicate",
+                    image, self.stacks.get(f"s{stage}_{mode}", self.luts[f"s{stage}_{mode}"], scale),
+                    field_named(mode), self.interval, scale, pad_mode="replicate",
                 )
                 for mode in self.modes
             )
