@@ -125,38 +125,6 @@ def stack_rotations(lut: torch.Tensor, scale: int) -> torch.Tensor:
     return torch.cat([lut[:, torch.rot90(cells, -turns, dims=(0, 1)).reshape(-1)] for turns in range(4)])
 
 
-def _vertices_and_weights(
-    padded: torch.Tensor,
-    pixels: torch.Tensor,
-    taps: tuple[tuple[int, int], ...],
-    margin: int,
-    interval: int,
-    tables: SimplexTables,
-    first_entry: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every pixel of the unpadded image, the simplex vertices (rows of the stacked table, from
-    ``first_entry``) and their weights, ``(N, taps + 1)`` each."""
-    q, levels = 2**interval, 2 ** (8 - interval) + 1
-    height, width = padded.shape[1] - 2 * margin, padded.shape[2] - 2 * margin
-
-    def window(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-        return x[:, margin + dy : margin + dy + height, margin + dx : margin + dx + width]
-
-    high, low = pixels >> interval, pixels & (q - 1)
-    base = key = torch.zeros((), dtype=pixels.dtype, device=pixels.device)
-    for dy, dx in taps:
-        base = base * levels + window(high, dy, dx)
-        key = key * q + window(low, dy, dx)
-    key = key.reshape(-1)
-    vertices = tables.steps.index_select(0, key).add_(base.reshape(-1, 1) + first_entry)
-    if padded.requires_grad:
-        # LUT-aware fine-tuning: the weights as differences of the taps' low parts, a function of the input
-        fraction = padded - q * high.to(padded.dtype)
-        low_parts = torch.stack([window(fraction, dy, dx) for dy, dx in taps], -1).reshape(-1, len(taps))
-        return vertices, _vertex_weights(low_parts.gather(1, tables.order.index_select(0, key).long()), q)
-    return vertices, tables.weights.index_select(0, key)
-
-
 def rotation_ensemble_sum(
     image: torch.Tensor,
     stacked_lut: torch.Tensor,
@@ -179,19 +147,41 @@ def rotation_ensemble_sum(
     fine-tuning): the vertex weights are then the differences of the taps' low parts
     ``image - q * floor(image / q)``, equal in value to the tabulated integer weights.
     """
-    tables = simplex_tables(len(field.taps), interval, srlut_order=srlut_order, device=image.device)
+    taps, q, levels = len(field.taps), 2**interval, 2 ** (8 - interval) + 1
+    tables = simplex_tables(taps, interval, srlut_order=srlut_order, device=image.device)
     margin = field_radius(field.name)
     padded = F.pad(image[:, None], (margin,) * 4, mode=pad_mode)[:, 0]
-    pixels = padded.detach().to(torch.int32)
-    entries = stacked_lut.shape[0] // 4
-    parts = [
-        _vertices_and_weights(padded, pixels, rotated_taps(field, turns), margin, interval, tables, turns * entries)
-        for turns in range(4)
-    ]
-    vertices = torch.cat([v for v, _ in parts], dim=1)
-    weights = torch.cat([w for _, w in parts], dim=1).to(stacked_lut.dtype)
-    total = F.embedding_bag(vertices, stacked_lut, mode="sum", per_sample_weights=weights)
     batch, height, width = image.shape
+
+    def window(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+        return x[:, margin + dy : margin + dy + height, margin + dx : margin + dx + width]
+
+    pixels = padded.detach().to(torch.int32)
+    high, low = pixels >> interval, pixels & (q - 1)
+    entries = stacked_lut.shape[0] // 4
+    bases, keys = [], []
+    for turns in range(4):
+        base = key = torch.zeros((), dtype=torch.int32, device=image.device)
+        for dy, dx in rotated_taps(field, turns):
+            base = base * levels + window(high, dy, dx)
+            key = key * q + window(low, dy, dx)
+        bases.append(base + turns * entries)  # rotation `turns` reads its block of the stacked table
+        keys.append(key)
+    # (pixel, rotation) rows: the simplex vertices of all four rotations of a pixel form one bag.
+    key = torch.stack(keys, dim=-1).reshape(-1)
+    vertices = tables.steps.index_select(0, key).view(-1, 4, taps + 1).add_(torch.stack(bases, -1).view(-1, 4, 1))
+    if padded.requires_grad:
+        fraction = padded - q * high.to(padded.dtype)
+        low_parts = torch.stack(
+            [torch.stack([window(fraction, dy, dx) for dy, dx in rotated_taps(field, t)], -1) for t in range(4)], -2
+        ).reshape(-1, taps)
+        weights = _vertex_weights(low_parts.gather(1, tables.order.index_select(0, key).long()), q)
+    else:
+        weights = tables.weights.index_select(0, key)
+    total = F.embedding_bag(
+        vertices.view(-1, 4 * (taps + 1)), stacked_lut, mode="sum",
+        per_sample_weights=weights.reshape(-1, 4 * (taps + 1)).to(stacked_lut.dtype),
+    )
     return total.reshape(batch, height, width, scale, scale).permute(0, 1, 3, 2, 4).reshape(
         batch, height * scale, width * scale
     )

@@ -51,7 +51,8 @@ class _QuantizeTable(nn.Module):
         self.register_buffer("values", values.float(), persistent=False)
 
     def forward(self, total: torch.Tensor) -> torch.Tensor:
-        return self.values.index_select(0, (total.reshape(-1).long() - self.lo)).reshape(total.shape)
+        index = total.reshape(-1).to(torch.int32).sub_(self.lo)
+        return self.values.index_select(0, index).reshape(total.shape)
 
 
 class _RotationStacks:
