@@ -66,14 +66,18 @@ def _load_table(path: Path) -> np.ndarray:
     return table.reshape(table.shape[0], -1)
 
 
-def _levels_of(entries: int, taps: int, path: Path) -> int:
+def _is_sampling(entries: int, taps: int) -> bool:
     levels = round(entries ** (1 / taps))
-    if levels not in _LEVELS or levels**taps != entries:
+    return levels in _LEVELS and levels**taps == entries
+
+
+def _levels_of(entries: int, taps: int, path: Path) -> int:
+    if not _is_sampling(entries, taps):
         raise SrlabError(
             f"look-up table '{path}' has {entries} entries, not levels**{taps} for a sampling of 2**b + 1 "
             "levels (17**4 = 83521 for a 4-bit 2x2 table): the file is truncated or not a LUT"
         )
-    return levels
+    return round(entries ** (1 / taps))
 
 
 def _scale_of(outputs: int, path: Path) -> int:
@@ -92,7 +96,7 @@ def _read_srlut(path: Path) -> LutFile:
     if named:
         field = named.group(1)
     else:
-        field = next((f for t, f in _FIELD_OF_TAPS.items() if round(entries ** (1 / t)) ** t == entries), "S")
+        field = next((f for t, f in _FIELD_OF_TAPS.items() if _is_sampling(entries, t)), "S")
     levels = _levels_of(entries, _TAPS_OF_FIELD[field], path)
     scale = _scale_of(table.shape[1], path)
     if named and int(named.group(2)) != scale:
