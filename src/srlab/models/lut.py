@@ -66,11 +66,17 @@ class _RotationStacks:
         # embedding_bag runs in float32/float64; half-precision models keep exact integer sums in float32.
         lut = table if table.dtype in (torch.float32, torch.float64) else table.float()
         if torch.is_grad_enabled() and table.requires_grad:
-            return stack_rotations(lut, scale)
+            return stack_rotations(_as_int8(lut), scale)
         key = (table._version, table.data_ptr(), lut.dtype, lut.device)
         if name not in self._built or self._built[name][0] != key:
-            self._built[name] = (key, stack_rotations(lut.detach(), scale))
+            self._built[name] = (key, stack_rotations(_as_int8(lut.detach()), scale))
         return self._built[name][1]
+
+
+def _as_int8(lut: torch.Tensor) -> torch.Tensor:
+    """The table as the int8 file it stands for: a fine-tuned table runs rounded (straight through while
+    training, as MuLUT's LUT-aware fine-tuning does) and clamped; integer tables pass unchanged."""
+    return _straight_through_round(lut).clamp(-128, 127)
 
 
 class SRLUT(nn.Module):
