@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from srlab.errors import SrlabError
+from srlab.fileio import atomic_path
 
 _SRLUT_NAME = re.compile(r"Model_([SDYFV])_x(\d+)_")
 _MULUT_NAME = re.compile(r"(.+)_x(\d+)_(\d+)bit_int8_s(\d+)_([sdy])\.npy")
@@ -137,3 +138,11 @@ def _read_mulut_folder(path: Path) -> LutFile:
             raise SrlabError(f"MuLUT table '{file}' has {table.shape[1]} outputs per entry, not {outputs}")
         tensors[f"luts.s{stage}_{mode}"] = torch.from_numpy(table).float()
     return LutFile("mulut", scale, {"modes": modes, "stages": stages, "levels": levels}, tensors)
+
+
+def write_npy_table(path: str | Path, table: torch.Tensor, scale: int) -> None:
+    """Write a table as SR-LUT releases them: int8 ``(entries, 1, scale, scale)`` ``.npy``, atomically
+    (values rounded and clamped to int8, as inference uses them)."""
+    values = table.detach().round().clamp(-128, 127).to(torch.int8).cpu().numpy()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, values.reshape(len(values), 1, scale, scale), allow_pickle=False)

@@ -30,6 +30,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     safmn,
     shufflemixer,
     smsr,
+    sr_net,
     span,
     srcnn,
     swin2sr,
