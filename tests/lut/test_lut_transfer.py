@@ -71,3 +71,25 @@ def test_lut_export_refuses_other_models_and_suffixes(tmp_path, capsys):
     assert code == 2 and "holds a ESPCN, not an sr_net or sr_lut" in err
     code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "espcn.safetensors", "-o", tmp_path / "m.pt")
     assert code == 2 and "must end in .lut" in err
+
+
+def test_train_export_fine_tune_export(tiny_photos, tmp_path, capsys):
+    # SR-LUT end to end on the CLI: train an SR-Net, sample it into a table, fine-tune the table
+    # (LUT-aware, from --init_from the exported file), write the fine-tuned table in SR-LUT's layout.
+    common = ["--train_dir", tiny_photos["train"], "--val_dir", tiny_photos["val"], "--scale", "2", "--epochs", "1",
+              "--batch_size", "2", "--patch_size", "24", "--device", "cpu", "--seed", "3", "--quiet"]
+    code, _, err = run_cli(capsys, "train", "--model", "sr_net", "--set", "model.args.channels=16", *common,
+                           "--out", tmp_path / "net")
+    assert code == 0, err
+    assert run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "net" / "best.safetensors",
+                   "-o", tmp_path / "net.lut")[0] == 0
+    code, _, err = run_cli(capsys, "train", "--model", "sr_lut", "--init_from", tmp_path / "net.lut",
+                           "--set", "model.args.srlut_order=false", "--lr", "0.5", *common, "--out", tmp_path / "ft")
+    assert code == 0, err
+    start = srlab.create_model(checkpoint=tmp_path / "net.lut").lut.detach()
+    tuned = srlab.create_model(checkpoint=tmp_path / "ft" / "last.safetensors").lut.detach()
+    assert 0 < (tuned - start).abs().max() < 5  # moved from the exported table, not from zeros
+    assert run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "ft" / "last.safetensors",
+                   "-o", tmp_path / "Model_S_x2_4bit_int8.npy")[0] == 0
+    table = np.load(tmp_path / "Model_S_x2_4bit_int8.npy", allow_pickle=False)
+    assert np.array_equal(table.reshape(-1, 4), tuned.round().clamp(-128, 127).numpy().astype(np.int8))

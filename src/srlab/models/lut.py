@@ -13,13 +13,17 @@
   map back to pixels as ``round(clip(sum / q / (4 * modes) + 127, 0, 255))``, the last upscales:
   ``round(clip(sum / q / modes, 0, 255))``; edge padding. Exactly ``sr/4_test_lut.py``.
 
-The tables are float32 parameters holding the integer table values, so that LUT-aware fine-tuning
-(MuLUT) trains them: while a gradient is being recorded the output rounding is a straight-through
-estimator and the stages interpolate differentiably in their inputs. Inference quantises through exact
-tables of the float64 expressions above. Official tables load with ``--checkpoint`` (a ``.npy`` for
-``sr_lut``, the folder of tables for ``mulut``; :mod:`srlab.lut.files`).
+The tables are float32 parameters holding the table values, so that LUT-aware fine-tuning (MuLUT's
+``sr/3_finetune_lut.py``) trains them: ``srlab train --model sr_lut --init_from TABLE`` (a released
+``.npy``, or a ``.lut`` from ``srlab lut export``). The models always run their tables rounded and
+clamped to int8 (straight through while training). While a gradient is being recorded the output
+rounding is a straight-through estimator too, and a stage fed by another interpolates differentiably
+in its input; inference quantises through exact tables of the float64 expressions above. Official
+tables load with ``--checkpoint`` (a ``.npy`` for ``sr_lut``, the folder of tables for ``mulut``;
+:mod:`srlab.lut.files`). The learning rate is in table units (MuLUT trains the table divided by 127).
 
-Deviations: none in the computed function. Inputs are taken as 8-bit images (``round(255 x)``).
+Deviations: none at inference; inputs are taken as 8-bit images (``round(255 x)``). MuLUT's fine-tuning
+forward also rounds its running sum after every rotation; srlab rounds each stage's output once.
 """
 
 from __future__ import annotations
