@@ -28,6 +28,7 @@ from srlab.data.datasets import discover_pairs
 from srlab.inference.evaluate import evaluate_folder
 
 TABLE = OFFICIAL_WEIGHTS / "sr-lut" / "Model_S_x4_4bit_int8.npy"
+MULUT = OFFICIAL_WEIGHTS / "mulut"
 # (srlab's protocol, the official protocol) as measured with the released table; published beside them.
 MEASURED = {"Set5": (29.8327, 29.8327), "Set14": (27.1097, 27.1123)}
 PUBLISHED = {"Set5": 29.82, "Set14": 27.01}
@@ -76,3 +77,13 @@ def test_sr_lut_s_x4_on_set14_under_both_protocols():
     assert ours == pytest.approx(MEASURED["Set14"][0], abs=1e-4)
     assert official == pytest.approx(MEASURED["Set14"][1], abs=1e-4)
     assert 0.09 < official - PUBLISHED["Set14"] < 0.11  # the gap stated above
+
+
+@needs_shared(MULUT, BENCHMARKS / "Set5")
+def test_mulut_x4_on_set5():
+    # sr/4_test_lut.py's reference result: "Dataset Set5 | AVG LUT PSNR: 30.61 SSIM: 0.8655" (its SSIM is
+    # its own cal_ssim; srlab's Wang SSIM gives 0.8663).
+    model = srlab.create_model(checkpoint=MULUT)
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / "Set5", 4))
+    assert result.psnr_y == pytest.approx(30.6111, abs=1e-4)
+    assert round(result.psnr_y, 2) == 30.61
