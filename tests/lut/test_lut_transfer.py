@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import srlab
-from conftest import photo, run_cli
+from conftest import OFFICIAL_WEIGHTS, needs_shared, photo, run_cli
 from srlab.models.sr_net import sampled_inputs, to_lut
 from srlab.models.weights import save_weights
 
@@ -68,7 +68,7 @@ def test_lut_export_writes_tables_that_upscale_reads(tmp_path, capsys):
 def test_lut_export_refuses_other_models_and_suffixes(tmp_path, capsys):
     save_weights(tmp_path / "espcn.safetensors", srlab.create_model("espcn", scale=4))
     code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "espcn.safetensors", "-o", tmp_path / "m.lut")
-    assert code == 2 and "holds a ESPCN, not an sr_net or sr_lut" in err
+    assert code == 2 and "holds a ESPCN, not an sr_net, sr_lut or mulut" in err
     code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "espcn.safetensors", "-o", tmp_path / "m.pt")
     assert code == 2 and "must end in .lut" in err
 
@@ -93,3 +93,18 @@ def test_train_export_fine_tune_export(tiny_photos, tmp_path, capsys):
                    "-o", tmp_path / "Model_S_x2_4bit_int8.npy")[0] == 0
     table = np.load(tmp_path / "Model_S_x2_4bit_int8.npy", allow_pickle=False)
     assert np.array_equal(table.reshape(-1, 4), tuned.round().clamp(-128, 127).numpy().astype(np.int8))
+
+
+@needs_shared(OFFICIAL_WEIGHTS / "mulut")
+def test_a_mulut_checkpoint_exports_as_a_folder_of_released_tables(tmp_path, capsys):
+    released = OFFICIAL_WEIGHTS / "mulut"
+    save_weights(tmp_path / "mulut.safetensors", srlab.create_model(checkpoint=released))
+    code, out, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "mulut.safetensors",
+                             "-o", tmp_path / "tables")
+    assert code == 0, err
+    for original in sorted(released.glob("LUT_ft_*.npy")):
+        written = np.load(tmp_path / "tables" / original.name, allow_pickle=False)
+        assert written.dtype == np.int8 and np.array_equal(written, np.load(original, allow_pickle=False))
+    code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "mulut.safetensors",
+                           "-o", tmp_path / "tables.lut")
+    assert code == 2 and "give a folder name" in err

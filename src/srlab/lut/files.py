@@ -140,9 +140,22 @@ def _read_mulut_folder(path: Path) -> LutFile:
     return LutFile("mulut", scale, {"modes": modes, "stages": stages, "levels": levels}, tensors)
 
 
-def write_npy_table(path: str | Path, table: torch.Tensor, scale: int) -> None:
-    """Write a table as SR-LUT releases them: int8 ``(entries, 1, scale, scale)`` ``.npy``, atomically
-    (values rounded and clamped to int8, as inference uses them)."""
+def write_npy_table(path: str | Path, table: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """Write a table as the official releases hold them: int8 ``.npy`` of ``shape`` (SR-LUT:
+    ``(entries, 1, s, s)``; MuLUT: ``(entries, outputs)``), atomically, values rounded and clamped to
+    int8 as inference uses them."""
     values = table.detach().round().clamp(-128, 127).to(torch.int8).cpu().numpy()
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, values.reshape(len(values), 1, scale, scale), allow_pickle=False)
+        np.save(f, values.reshape(shape), allow_pickle=False)
+
+
+def write_mulut_folder(folder: str | Path, tables: dict[str, torch.Tensor], scale: int, levels: int) -> None:
+    """Write a MuLUT cascade's tables (keyed ``s{stage}_{mode}``) into ``folder`` under the names MuLUT
+    gives its fine-tuned tables (what :func:`read_lut_file` reads back)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SrlabError(f"'{folder}' exists and is not a folder: give a folder for the MuLUT tables")
+    folder.mkdir(parents=True, exist_ok=True)
+    bits = (levels - 1).bit_length() - 1
+    for key, table in tables.items():
+        write_npy_table(folder / f"LUT_ft_x{scale}_{bits}bit_int8_{key}.npy", table, tuple(table.shape))
