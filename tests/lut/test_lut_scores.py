@@ -87,3 +87,12 @@ def test_mulut_x4_on_set5():
     result = evaluate_folder(model, discover_pairs(BENCHMARKS / "Set5", 4))
     assert result.psnr_y == pytest.approx(30.6111, abs=1e-4)
     assert round(result.psnr_y, 2) == 30.61
+
+
+@pytest.mark.slow
+@needs_shared(MULUT, BENCHMARKS / "Set14")
+def test_mulut_x4_on_set14():
+    # sr/4_test_lut.py's reference result: "Dataset Set14 | AVG LUT PSNR: 27.60 SSIM: 0.7544".
+    model = srlab.create_model(checkpoint=MULUT)
+    result = evaluate_folder(model, discover_pairs(BENCHMARKS / "Set14", 4))
+    assert result.psnr_y == pytest.approx(27.6105, abs=1e-4)
