@@ -89,7 +89,6 @@ def test_mulut_x4_on_set5():
     assert round(result.psnr_y, 2) == 30.61
 
 
-@pytest.mark.slow
 @needs_shared(MULUT, BENCHMARKS / "Set14")
 def test_mulut_x4_on_set14():
     # sr/4_test_lut.py's reference result: "Dataset Set14 | AVG LUT PSNR: 27.60 SSIM: 0.7544".
