@@ -24,7 +24,7 @@ FLOORS = (
     ("srlab.report", "srlab.demo"),
     ("srlab.train", "srlab.profile"),
     ("srlab.inference", "srlab.adaptive"),
-    ("srlab.models", "srlab.losses"),
+    ("srlab.models", "srlab.losses", "srlab.lut"),
     ("srlab.metrics",),
     ("srlab.data",),
     ("srlab.layers",),

@@ -60,6 +60,11 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # ELAN-light's 582K / 590K / 601K count the trainable parameters (the shift kernels are fixed).
     "elan_light": ({2: 582_012, 3: 590_127, 4: 601_488}, {2: "582K", 3: "590K", 4: "601K"}),
     "elan": ({2: 8_254_092, 3: 8_278_407, 4: 8_312_448}, None),
+    # LUT models: the table entries (levels**taps x scale**2; MuLUT: 3 modes x (17**4 + 17**4 x s**2)).
+    "sr_lut": ({2: 334_084, 3: 751_689, 4: 1_336_336}, None),
+    # SR-Net (S field, 64 channels): conv1 4x64+64, four 64x64+64, 64 x s**2 + s**2.
+    "sr_net": ({2: 17_220, 3: 17_545, 4: 18_000}, None),
+    "mulut": ({2: 1_252_815, 3: 2_505_630, 4: 4_259_571}, None),
     "espcn": ({2: 21_284, 3: 22_729, 4: 24_752}, {2: "21K", 4: "25K"}),
     "espcn_etds": ({2: 26_796, 3: 31_131, 4: 37_200}, {2: "26.80K", 3: "31.13K", 4: "37.20K"}),
     # The FSRCNN paper counts convolution weights only (12,464 -> "12K"): test_classic_cnns checks it.

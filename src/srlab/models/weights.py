@@ -22,6 +22,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_write_bytes
+from srlab.lut.files import is_lut_path, read_lut_file
 from srlab.models.registry import ModelSpec, list_models, spec_of
 
 FORMAT_VERSION = "1"
@@ -68,11 +69,14 @@ def weights_bytes(model: nn.Module, *, metadata: Mapping[str, str] | None = None
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
+    if is_lut_path(path):  # official look-up tables (SR-LUT .npy, a folder of MuLUT tables)
+        lut = read_lut_file(path)
+        return Checkpoint(lut.tensors, lut.model, lut.scale, lut.args, path)
     if path.is_dir():
         raise SrlabError(f"checkpoint '{path}' is a folder: give the weights file in it (e.g. {path / 'best.safetensors'})")
     if not path.is_file():
         raise SrlabError(f"checkpoint '{path}' does not exist: check the path given to --checkpoint")
-    if path.suffix == ".safetensors":
+    if path.suffix in (".safetensors", ".lut"):  # .lut: `srlab lut export`, safetensors inside
         return _read_safetensors(path)
     return _read_torch(path)
 
