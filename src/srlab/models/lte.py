@@ -52,7 +52,7 @@ class LteEdsr(LteDecoder):
     def forward(self, lr: Tensor, size: tuple[int, int] | None = None) -> Tensor:  # type: ignore[override]
         n, _, h, w = lr.shape
         height, width = size if size is not None else output_size(h, w, self.scale)
-        coord = grid_coords(height, width, device=lr.device).unsqueeze(0).expand(n, -1, -1)
+        coord = grid_coords(height, width, device=lr.device).to(lr.dtype).unsqueeze(0).expand(n, -1, -1)
         rgb = self.query(lr, coord, grid_cells(coord, height, width))
         return rgb.permute(0, 2, 1).reshape(n, -1, height, width)
 

@@ -72,7 +72,7 @@ def feature_centres(feat: Tensor) -> Tensor:
     rows, cols = torch.meshgrid(
         cell_centres(h, device=feat.device), cell_centres(w, device=feat.device), indexing="ij"
     )
-    return torch.stack([rows, cols]).unsqueeze(0).expand(n, 2, h, w)
+    return torch.stack([rows, cols]).to(feat.dtype).unsqueeze(0).expand(n, 2, h, w)
 
 
 def ensemble_queries(feat_shape: tuple[int, int], coord: Tensor, centres: Tensor):
@@ -127,7 +127,7 @@ def render(decoder: nn.Module, feat: Tensor, size: tuple[int, int] | None, scale
     """
     n, _, h, w = feat.shape
     height, width = size if size is not None else output_size(h, w, scale)
-    coord = grid_coords(height, width, device=feat.device).unsqueeze(0).expand(n, -1, -1)
+    coord = grid_coords(height, width, device=feat.device).to(feat.dtype).unsqueeze(0).expand(n, -1, -1)
     cell = grid_cells(coord, height, width)
     prepared, chunk = decoder.prepare(feat), decoder.query_chunk
     parts = [

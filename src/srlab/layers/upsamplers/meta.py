@@ -60,7 +60,9 @@ class MetaUpsampler(nn.Module):
         col_index, col_offset = _projection(width, w, scale, feat.device)
         taps = c * self.kernel_size * self.kernel_size
         cols = F.unfold(feat, self.kernel_size, padding=self.kernel_size // 2).view(n, taps, h, w)
-        inv_scale = torch.full((1,), 1.0 / scale, device=feat.device)
+        # The filter network's inputs are float32, as in the official code, then the features' dtype.
+        row_offset, col_offset = row_offset.to(feat.dtype), col_offset.to(feat.dtype)
+        inv_scale = torch.full((1,), 1.0 / scale, device=feat.device).to(feat.dtype)
         band = max(1, _BAND_FILTER_VALUES // (width * taps * self.out_channels))
         rows_out = []
         for top in range(0, height, band):
