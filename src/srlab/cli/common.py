@@ -50,11 +50,18 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a positive number")
 
 
+def scale_factor(text: str) -> int | float:
+    """An upscaling factor: an integer, or a real number >= 1 for arbitrary-scale models (2.5)."""
+    value = _number(text, float, lambda v: 1 <= v < math.inf, "a number >= 1 (an integer, or e.g. 2.5 for arbitrary-scale models)")
+    return int(value) if value.is_integer() else value
+
+
 def add_model_flags(parser: argparse.ArgumentParser, *, tiles: bool = True) -> None:
     """``--model --checkpoint --scale --model_arg --device``, and ``--tile --tile_overlap`` with ``tiles``."""
     flag(parser, "model", metavar="NAME", help=f"registered model name (default {DEFAULT_MODEL} with its bundled weights)")
     flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
-    flag(parser, "scale", type=int, metavar="S", help="upscaling factor (read from the checkpoint if it records one)")
+    flag(parser, "scale", type=scale_factor, metavar="S",
+         help="upscaling factor (read from the checkpoint if it records one); any real >= 1 for arbitrary-scale models")
     flag(
         parser, "model_arg", action="append", default=[], metavar="KEY=VALUE",
         help="a hyper-parameter of the model, repeatable (e.g. --model_arg channels=32 for ecbsr_etds M4C32)",

@@ -185,6 +185,15 @@ def build_model(name: str, *, scale: int | float, args: Mapping[str, Any] | None
     return model
 
 
+def with_scale(model: nn.Module, scale: float) -> nn.Module:
+    """An arbitrary-scale model set to render at ``scale`` (its spec follows); the model is returned."""
+    spec = spec_of(model)
+    scale = check_scale(spec.name, scale)
+    model.scale = scale
+    model.srlab_spec = dataclasses.replace(spec, scale=scale)
+    return model
+
+
 def spec_of(model: nn.Module) -> ModelSpec:
     """The spec recorded by :func:`build_model` (models built by hand get an anonymous one)."""
     spec = getattr(model, "srlab_spec", None)
