@@ -15,6 +15,7 @@ import srlab
 from srlab.errors import SrlabError
 from srlab.layers.upsamplers.liif import grid_cells, grid_coords
 from srlab.models import count_parameters
+from srlab.models.weights import save_weights
 
 NAMES = ["liif_edsr_baseline", "lte_edsr_baseline", "metasr_rdn"]
 SMALL = {
@@ -122,3 +123,11 @@ def test_arbitrary_scale_models_refuse_scales_below_one(scale):
 
 def test_an_integral_real_scale_is_recorded_as_an_int():
     assert srlab.models.spec_of(srlab.create_model("liif_edsr_baseline", scale=4.0, args=SMALL["liif_edsr_baseline"])).scale == 4
+
+
+def test_a_checkpoint_saved_at_a_real_scale_records_it(tmp_path):
+    save_weights(tmp_path / "m.safetensors", small("lte_edsr_baseline", 2.5))
+    model = srlab.create_model(checkpoint=tmp_path / "m.safetensors")
+    assert srlab.models.spec_of(model).scale == 2.5 and model.scale == 2.5
+    rescaled = srlab.create_model(checkpoint=tmp_path / "m.safetensors", scale=3)
+    assert srlab.models.spec_of(rescaled).scale == 3 and rescaled(torch.rand(1, 3, 4, 5)).shape == (1, 3, 12, 15)

@@ -64,6 +64,8 @@ def _info() -> ModelInfo:
         licence="BSD-3-Clause",
         scales=(2, 3, 4),
         arbitrary_scale=True,
+        # The official query arithmetic nudges coordinates by 1e-6, which half precision cannot hold.
+        half_precision_safe=False,
         # 2 convs per block + head + body conv, the coef/freq convs and the ensemble's neighbour.
         receptive_radius=lambda a: 2 * a["num_blocks"] + 4,
     )
