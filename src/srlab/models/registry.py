@@ -153,12 +153,7 @@ def check_scale(name: str, scale: float) -> int | float:
 def build_model(name: str, *, scale: int | float, args: Mapping[str, Any] | None = None) -> nn.Module:
     """Build a freshly initialised model; ``args`` override the variant's hyper-parameters."""
     entry = model_entry(name)
-    if entry.info.arbitrary_scale:
-        scale = check_scale(name, scale)
-    elif scale not in entry.info.scales:
-        raise SrlabError(
-            f"model {name!r} does not support scale {scale}: use one of {list(entry.info.scales)}"
-        )
+    scale = check_scale(name, scale)
     defaults = entry.defaults()
     args = dict(args or {})
     unknown = sorted(set(args) - set(defaults))
