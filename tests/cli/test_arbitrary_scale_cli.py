@@ -82,3 +82,11 @@ def test_a_scale_below_one_is_a_flag_error(tmp_path, capsys):
     code, out, err = run_cli(capsys, "upscale", tmp_path / "a.png", "-o", tmp_path / "out", "--scale", "0.5")
     assert code == 2
     assert "argument --scale: must be a number >= 1" in err
+
+
+def test_adaptive_inference_at_a_non_integer_scale_is_refused_in_one_line(liif_checkpoint, tmp_path, capsys):
+    Image.fromarray(photo("chelsea", (20, 20))).save(tmp_path / "a.png")
+    code, out, err = run_cli(capsys, "upscale", tmp_path / "a.png", "-o", tmp_path / "out", "--checkpoint",
+                             liif_checkpoint, "--scale", "2.5", "--adaptive", "static", "--device", "cpu")
+    assert code != 0
+    assert err == "srlab: error: adaptive inference needs an integer scale, not x2.5: drop --adaptive\n"

@@ -119,4 +119,6 @@ def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveM
     method = args.adaptive or spec_of(model).info.adaptive
     if not method and args.knob is None:
         return None
+    if not float(spec_of(model).scale).is_integer():  # patches would not map to whole output pixels
+        raise SrlabError(f"adaptive inference needs an integer scale, not x{spec_of(model).scale}: drop --adaptive")
     return adaptive_for(model, method=method or None, checkpoint=args.checkpoint, knob=args.knob)
