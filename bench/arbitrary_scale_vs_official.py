@@ -61,7 +61,8 @@ def _implicit(root: Path, spec: dict, srlab_name: str) -> None:
             ref = official((lr - 0.5) / 0.5, coord, cell) * 0.5 + 0.5
             ref = ref.view(1, height, width, 3).permute(0, 3, 1, 2)
             got = mine(lr, size=(height, width))
-        print(f"{srlab_name} {height}x{width}: identical {torch.equal(ref, got)}, max |diff| {(ref - got).abs().max():.3g}")
+        diff = (ref - got).abs().max()
+        print(f"{srlab_name} {height}x{width}: identical {torch.equal(ref, got)}, max |diff| {diff:.3g}")
 
 
 def _metasr(root: Path) -> None:

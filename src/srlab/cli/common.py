@@ -52,7 +52,8 @@ def positive_float(text: str) -> float:
 
 def scale_factor(text: str) -> int | float:
     """An upscaling factor: an integer, or a real number >= 1 for arbitrary-scale models (2.5)."""
-    value = _number(text, float, lambda v: 1 <= v < math.inf, "a number >= 1 (an integer, or e.g. 2.5 for arbitrary-scale models)")
+    wanted = "a number >= 1 (an integer, or e.g. 2.5 for arbitrary-scale models)"
+    value = _number(text, float, lambda v: 1 <= v < math.inf, wanted)
     return int(value) if value.is_integer() else value
 
 

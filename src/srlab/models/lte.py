@@ -34,7 +34,9 @@ def _bilinear(image: Tensor, coord: Tensor) -> Tensor:
 class LteEdsr(LteDecoder):
     """An encoder plus LTE's decoder, whose parameters sit at the top level as in the official model."""
 
-    def __init__(self, *, scale: float, channels: int, num_blocks: int, hidden_dim: int, hidden: int, depth: int) -> None:
+    def __init__(
+        self, *, scale: float, channels: int, num_blocks: int, hidden_dim: int, hidden: int, depth: int
+    ) -> None:
         super().__init__(channels, 3, scale=scale, hidden_dim=hidden_dim, hidden=(hidden,) * depth)
         self.encoder = EdsrEncoder(channels=channels, num_blocks=num_blocks, res_scale=1.0)
 

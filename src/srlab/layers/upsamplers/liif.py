@@ -21,6 +21,7 @@ sampled HR pixels). Queries go through the MLP ``query_chunk`` at a time, like t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +76,7 @@ def feature_centres(feat: Tensor) -> Tensor:
     return torch.stack([rows, cols]).to(feat.dtype).unsqueeze(0).expand(n, 2, h, w)
 
 
-def ensemble_queries(feat_shape: tuple[int, int], coord: Tensor, centres: Tensor):
+def ensemble_queries(feat_shape: tuple[int, int], coord: Tensor, centres: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield, for each of the four local-ensemble neighbours: the shifted query (to sample features
     at) and the query's offset from that neighbour's centre, in LR pixels (the official arithmetic)."""
     h, w = feat_shape

@@ -17,13 +17,12 @@ output rows so memory stays bounded, which is the same function.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srlab.layers.upsamplers.base import register_upsampler
+from srlab.layers.upsamplers.liif import output_size
 
 # Filters computed per band of output rows: about 2**24 filter values (64 MiB in float32).
 _BAND_FILTER_VALUES = 1 << 24
@@ -55,7 +54,7 @@ class MetaUpsampler(nn.Module):
     def forward(self, feat: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         n, c, h, w = feat.shape
         scale = self.scale
-        height, width = size if size is not None else (math.ceil(scale * h), math.ceil(scale * w))
+        height, width = size if size is not None else output_size(h, w, scale)
         row_index, row_offset = _projection(height, h, scale, feat.device)
         col_index, col_offset = _projection(width, w, scale, feat.device)
         taps = c * self.kernel_size * self.kernel_size
