@@ -9,7 +9,10 @@ Parameter names are the official state dict's (``model_1000.pt``): ``sub_mean``,
 
 Forward: ``model(lr, size=None)``, ``lr`` RGB in [0, 1] -> (N, 3, H, W) with (H, W) = ``size`` or
 MATLAB's output size ``ceil(scale * h) x ceil(scale * w)`` for ``model.scale`` (any real >= 1,
-settable). Deviation: the official test crops the output to ``int(scale * h)`` rows (floor); srlab asks
+settable). Deviations: the official ``MeanShift`` sets ``requires_grad = False`` on the module, not
+on its parameters, so official training updates the two mean shifts (all 22,419,096 parameters are
+trainable there); srlab freezes them as in EDSR (22,419,072 trainable) and loads a checkpoint's values
+as they are. The official test crops the output to ``int(scale * h)`` rows (floor); srlab asks
 for the HR size explicitly, which for the official LR sizes is the same grid.
 """
 
