@@ -12,8 +12,9 @@ MATLAB's output size ``ceil(scale * h) x ceil(scale * w)`` for ``model.scale`` (
 settable). Deviations: the official ``MeanShift`` sets ``requires_grad = False`` on the module, not
 on its parameters, so official training updates the two mean shifts (all 22,419,096 parameters are
 trainable there); srlab freezes them as in EDSR (22,419,072 trainable) and loads a checkpoint's values
-as they are. The official test crops the output to ``int(scale * h)`` rows (floor); srlab asks
-for the HR size explicitly, which for the official LR sizes is the same grid.
+as they are. The official test renders ``int(scale * h)`` rows (floor); srlab renders the size
+asked for (the HR size in ``srlab eval``, MATLAB's ceil rule by default), with the same pixel mapping
+for every row both have.
 """
 
 from __future__ import annotations
