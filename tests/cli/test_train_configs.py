@@ -10,7 +10,7 @@ from conftest import CONFIGS, config_as_written
 from srlab.cli.main import main
 
 NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty",
-         "rdsr_adaptive_x4")
+         "rdsr_adaptive_x4", "liif_edsr_baseline")
 
 # Tiny: a 3k-parameter model, 8 patches of 32 per epoch, one epoch per stage, no downloads.
 TINY = (
@@ -31,6 +31,9 @@ PER_CONFIG = {
     "curriculum_difficulty": ("--epochs", "2", "--set", "curriculum.epochs=1"),
     # its own model (exit_l1 needs exits), without the x4 warm start (the tiny model shares no shape with it)
     "rdsr_adaptive_x4": ("--epochs", "2", "--model", "rdsr_adaptive", "--init_from", ""),
+    # its own model and step (random scales in [1, 2] here, sampled HR pixels)
+    "liif_edsr_baseline": ("--epochs", "2", "--model", "liif_edsr_baseline",
+                           "--set", "model.args={channels: 8, num_blocks: 1, hidden: 16, depth: 2}"),
 }
 EXPECTED_TERMS = {
     "esrgan_two_stage": ["loss_l1", "loss_content", "loss_gan", "loss_discriminator"],
@@ -39,6 +42,7 @@ EXPECTED_TERMS = {
     "udl_two_stage": ["loss_udl"],
     "curriculum_difficulty": ["loss_l1", "curriculum_fraction 0.300"],
     "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1", "loss_exit_l1_2"],
+    "liif_edsr_baseline": ["loss_l1"],
 }
 
 

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from conftest import BENCHMARKS, needs_benchmarks, photo, write_folder
-from srlab.data.datasets import EpochSampler, PatchDataset, discover_pairs, load_pair, modcrop
+from srlab.data.datasets import EpochSampler, PatchDataset, crop_multiple, discover_pairs, load_pair, modcrop
 from srlab.data.resize import bicubic_downscale
 from srlab.errors import SrlabError
 
@@ -144,3 +144,25 @@ def test_benchmark_folders_pair_up():
             assert folder.layout == "benchmark" and len(folder.pairs) == count
             lr, hr = load_pair(folder.pairs[0], scale)
             assert hr.shape[-2:] == (lr.shape[-2] * scale, lr.shape[-1] * scale)
+
+
+# The evaluation protocol at non-integer scales (srlab.metrics.protocol): HR cropped to multiples of p
+# (s = p/q), so the LR image is exactly H/s x W/s.
+
+
+@pytest.mark.parametrize(("scale", "multiple"), [(2, 2), (3.0, 3), (1.5, 3), (2.5, 5), (2.7, 27), (1.25, 5)])
+def test_crop_multiple_is_the_numerator_of_the_scale(scale, multiple):
+    assert crop_multiple(scale) == multiple
+
+
+def test_modcrop_at_a_non_integer_scale_pairs_with_an_exact_lr_image():
+    hr = torch.rand(3, 61, 58)
+    cropped = modcrop(hr, 2.7)
+    assert cropped.shape == (3, 54, 54)
+    assert torch.equal(cropped, hr[:, :54, :54])
+    assert bicubic_downscale(cropped, 2.7).shape == (3, 20, 20)
+
+
+def test_a_scale_with_no_small_ratio_is_refused():
+    with pytest.raises(SrlabError, match=r"scale 2\.3456789 is not a ratio p/q with q <= 100"):
+        crop_multiple(2.3456789)

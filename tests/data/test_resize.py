@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from srlab.data import resize
-from srlab.data.resize import bicubic_downscale, bicubic_upscale, imresize
+from srlab.data.resize import bicubic_downscale, bicubic_upscale, downscaled_size, imresize
 from srlab.errors import SrlabError
 from conftest import BENCHMARKS
 
@@ -327,8 +327,8 @@ def test_cuda_matches_cpu(quantize):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: bicubic_downscale(torch.rand(3, 8, 8), 0), "scale must be an integer >= 1"),
-        (lambda: bicubic_downscale(torch.rand(3, 8, 8), 2.0), "scale must be an integer >= 1"),
+        (lambda: bicubic_downscale(torch.rand(3, 8, 8), 0), "scale must be a real number >= 1"),
+        (lambda: bicubic_downscale(torch.rand(3, 8, 8), "2"), "scale must be a real number >= 1"),
         (lambda: bicubic_upscale(torch.rand(3, 8, 8), -2), "scale must be an integer >= 1"),
         (lambda: bicubic_downscale(torch.rand(8), 2), r"shaped \(\.\.\., H, W\)"),
         (lambda: bicubic_downscale(torch.zeros(3, 8, 8, dtype=torch.uint8), 2), "float tensor"),
@@ -345,3 +345,47 @@ def test_cuda_matches_cpu(quantize):
 def test_bad_input_raises_srlab_error(call, message):
     with pytest.raises(SrlabError, match=message):
         call()
+
+
+# Non-integer scales: MATLAB's imresize(hr, 1/s, 'bicubic') by the same rules, against the reference.
+
+
+@pytest.mark.parametrize("scale", [1.5, 2.5, 2.7, 3.3])
+@pytest.mark.parametrize("quantize", [False, True])
+def test_downscale_at_a_non_integer_scale_matches_reference(scale, quantize):
+    x = random_levels((3, 27, 20), seed=11)
+    out = bicubic_downscale(x, scale, quantize=quantize)
+    size = (math.ceil((1 / scale) * 27), math.ceil((1 / scale) * 20))
+    ref = reference_imresize(x.numpy(), size, (1 / scale, 1 / scale), quantize)
+    assert out.shape == (3, *size)
+    if quantize:
+        assert_levels_match(out, ref)  # non-dyadic weights: ties may round either way in the reference
+    else:
+        np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("height", "scale", "expected"),
+    [
+        (100, 2.7, 38),  # 100 / 2.7 = 37.04 -> 38 (MATLAB: ceil(scale * size))
+        (27, 2.7, 10),  # a whole number of LR pixels: no extra row
+        (10, 2.5, 4),
+        (9, 1.5, 6),
+        (7, 3, 3),  # integer scales: ceil(H / s) in integers, as before
+        (12, 4.0, 3),
+    ],
+)
+def test_downscaled_size_is_matlabs_ceil_rule(height, scale, expected):
+    assert downscaled_size(height, height, scale) == (expected, expected)
+
+
+def test_downscaled_size_never_differs_from_the_exact_ratio_at_common_scales():
+    # ceil((1/s) * H) in doubles vs the exact rational ceil(H * q / p): equal for these scales and sizes,
+    # so the float rule adds no row that exact arithmetic would not.
+    for scale, (p, q) in {1.5: (3, 2), 2.5: (5, 2), 2.7: (27, 10), 3.3: (33, 10), 6: (6, 1)}.items():
+        assert all(downscaled_size(h, 1, scale)[0] == -(-h * q // p) for h in range(1, 3000))
+
+
+def test_downscale_refuses_scales_below_one():
+    with pytest.raises(SrlabError, match=r"bicubic_downscale: scale must be a real number >= 1, got 0\.5"):
+        bicubic_downscale(torch.rand(3, 8, 8), 0.5)

@@ -16,7 +16,7 @@ from srlab.models.weights import save_weights
 
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
 # 40M+ parameters (EDSR, IPT), 8-12M (ELAN, SwinIR / Swin2SR classical) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
-HEAVY = {"edsr", "drcn", "elan", "ipt", "swinir", "swin2sr", "swin2sr_compressed"}
+HEAVY = {"edsr", "drcn", "elan", "ipt", "metasr_rdn", "swinir", "swin2sr", "swin2sr_compressed"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {"esrt": ".weight1.scale"}
 LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
@@ -26,6 +26,7 @@ SMALL_ARGS = {
     "drcn": {"channels": 16, "recursions": 2},
     "elan": {"c_elan": 12, "m_elan": 2},
     "ipt": {"num_layers": 1},
+    "metasr_rdn": {"channels": 8, "num_blocks": 2, "num_convs": 2, "growth": 8},
     "swinir": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
     "swin2sr": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
     "swin2sr_compressed": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
@@ -54,6 +55,12 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # what loads; the ETDS table's 11.55K / 13.72K / 16.77K count the plain network (test_ecbsr checks it).
     "ecbsr_etds": ({2: 17_468, 3: 21_020, 4: 26_180}, None),
     "edsr": ({2: 40_729_603, 3: 43_680_003, 4: 43_089_923}, {4: "43M"}),
+    # Arbitrary-scale models: the same network at every scale. Counted from the official structures
+    # (yinboc/liif, jaewon-lee-b/lte, XuecaiHu/Meta-SR-Pytorch; tests/models/test_arbitrary_scale.py
+    # loads their state dicts strictly); the papers state no count for these variants.
+    "liif_edsr_baseline": ({2: 1_567_299, 3: 1_567_299, 4: 1_567_299}, None),
+    "lte_edsr_baseline": ({2: 1_714_243, 3: 1_714_243, 4: 1_714_243}, None),
+    "metasr_rdn": ({2: 22_419_072, 3: 22_419_072, 4: 22_419_072}, None),
     "edsr_baseline": ({2: 1_369_859, 3: 1_554_499, 4: 1_517_571}, {2: "1.37M", 3: "1.55M", 4: "1.52M"}),
     # ESRT's table truncates (677,783 -> "677K", 751,767 -> "751K"); x3 rounds either way.
     "esrt": ({2: 677_783, 3: 770_263, 4: 751_767}, {3: "770K"}),
@@ -332,7 +339,7 @@ def test_every_model_states_its_origin_and_licence():
     for name in list_models():
         info = model_info(name)
         assert info.origin == "srlab" or info.origin.startswith(("https://", "http://")), name
-        assert info.licence in {"Apache-2.0", "MIT", "unknown"}, (name, info.licence)
+        assert info.licence in {"Apache-2.0", "BSD-3-Clause", "MIT", "unknown"}, (name, info.licence)
 
 
 @pytest.mark.parametrize(("name", "args", "multiple"), [

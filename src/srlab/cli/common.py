@@ -50,11 +50,19 @@ def positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a positive number")
 
 
+def scale_factor(text: str) -> int | float:
+    """An upscaling factor: an integer, or a real number >= 1 for arbitrary-scale models (2.5)."""
+    wanted = "a number >= 1 (an integer, or e.g. 2.5 for arbitrary-scale models)"
+    value = _number(text, float, lambda v: 1 <= v < math.inf, wanted)
+    return int(value) if value.is_integer() else value
+
+
 def add_model_flags(parser: argparse.ArgumentParser, *, tiles: bool = True) -> None:
     """``--model --checkpoint --scale --model_arg --device``, and ``--tile --tile_overlap`` with ``tiles``."""
     flag(parser, "model", metavar="NAME", help=f"registered model name (default {DEFAULT_MODEL} with its bundled weights)")
     flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
-    flag(parser, "scale", type=int, metavar="S", help="upscaling factor (read from the checkpoint if it records one)")
+    flag(parser, "scale", type=scale_factor, metavar="S",
+         help="upscaling factor (read from the checkpoint if it records one); any real >= 1 for arbitrary-scale models")
     flag(
         parser, "model_arg", action="append", default=[], metavar="KEY=VALUE",
         help="a hyper-parameter of the model, repeatable (e.g. --model_arg channels=32 for ecbsr_etds M4C32)",
@@ -112,4 +120,6 @@ def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveM
     method = args.adaptive or spec_of(model).info.adaptive
     if not method and args.knob is None:
         return None
+    if not float(spec_of(model).scale).is_integer():  # patches would not map to whole output pixels
+        raise SrlabError(f"adaptive inference needs an integer scale, not x{spec_of(model).scale}: drop --adaptive")
     return adaptive_for(model, method=method or None, checkpoint=args.checkpoint, knob=args.knob)

@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from srlab.cli.common import add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags
+from srlab.cli.common import (
+    add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags, scale_factor,
+)
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
@@ -37,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "protocol", default="y", choices=sorted(PROTOCOLS),
          help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
               "convention) or rgb (all three channels); the score names say which")
-    flag(parser, "scales", type=int, nargs="+", metavar="S",
+    flag(parser, "scales", type=scale_factor, nargs="+", metavar="S",
          help="evaluate at several scales in one run, one table each (instead of --scale)")
 
 

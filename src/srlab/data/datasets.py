@@ -13,6 +13,7 @@ HR images are cropped to a multiple of the scale (top-left anchored, MATLAB's ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -77,18 +78,33 @@ def _with_lr_folder(name: str, layout: str, hr_dir: Path, lr_dir: Path, scale: i
     return PairedFolder(name, layout, tuple(pairs))
 
 
-def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:
+def crop_multiple(scale: float) -> int:
+    """The HR sizes that pair with an LR image at ``scale`` are the multiples of this number: ``scale``
+    itself for an integer scale, the numerator ``p`` of ``scale = p/q`` (lowest terms, q <= 100:
+    2.5 -> 5, 2.7 -> 27) otherwise, so that ``H / scale`` is a whole number of LR pixels."""
+    if float(scale).is_integer():
+        return int(scale)
+    ratio = Fraction(scale).limit_denominator(100)
+    if float(ratio) != scale:
+        raise SrlabError(f"scale {scale} is not a ratio p/q with q <= 100: use a scale with at most two decimals")
+    return ratio.numerator
+
+
+def modcrop(image: torch.Tensor, scale: float) -> torch.Tensor:
+    """Crop to multiples of :func:`crop_multiple` (top-left anchored): MATLAB's ``modcrop`` for
+    integer scales, its generalisation to real ones (the evaluation protocol, srlab.metrics.protocol)."""
+    multiple = crop_multiple(scale)
     height, width = image.shape[-2:]
-    return image[..., : height - height % scale, : width - width % scale]
+    return image[..., : height - height % multiple, : width - width % multiple]
 
 
-def load_pair(pair: ImagePair, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_pair(pair: ImagePair, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(LR, HR) as float (3,H,W) in [0, 1]; HR modcropped, LR read or made with D (MATLAB, 8-bit)."""
     hr = modcrop(read_rgb(pair.hr), scale)
     if pair.lr is None:
         return bicubic_downscale(hr, scale, quantize=True), hr
     lr = read_rgb(pair.lr)
-    expected = (hr.shape[-2] // scale, hr.shape[-1] // scale)
+    expected = (round(hr.shape[-2] / scale), round(hr.shape[-1] / scale))
     if tuple(lr.shape[-2:]) != expected:
         raise SrlabError(
             f"LR image '{pair.lr}' is {lr.shape[-1]}x{lr.shape[-2]} but its HR image '{pair.hr}' "

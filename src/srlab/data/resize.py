@@ -29,7 +29,7 @@ from torch import Tensor
 
 from srlab.errors import SrlabError
 
-__all__ = ["imresize", "bicubic_downscale", "bicubic_upscale"]
+__all__ = ["imresize", "bicubic_downscale", "bicubic_upscale", "downscaled_size"]
 
 
 def _cubic(x: Tensor) -> Tensor:
@@ -319,18 +319,39 @@ def _integer_scale(scale: int, what: str) -> int:
     return scale
 
 
-def bicubic_downscale(x: Tensor, scale: int, *, quantize: bool = False) -> Tensor:
-    """The degradation D(y; s) of the SR benchmarks: HR ``x`` (..., H, W) -> LR ceil(H/s) x ceil(W/s).
+def _real_scale(scale: float, what: str) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (1 <= scale < math.inf):
+        raise SrlabError(f"{what}: scale must be a real number >= 1, got {scale!r}")
+    return scale
 
-    Mod-crop ``x`` to multiples of ``scale`` first if the LR image must pair with it pixel for
-    pixel. With ``quantize=True`` the result equals MATLAB's ``imresize(hr, 1/s, 'bicubic')`` on
-    the uint8 image, bit for bit.
+
+def downscaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The size of MATLAB's ``imresize(hr, 1/scale)``: ``ceil((1/scale) * H) x ceil((1/scale) * W)``.
+
+    For an integer ``scale`` this is computed in integers, ``ceil(H / s)``; otherwise it is MATLAB's
+    own double arithmetic (``1/scale`` rounded to a double, times the size, then ``ceil``), so that a
+    product a hair above an integer adds a row exactly when MATLAB's does.
     """
-    scale = _integer_scale(scale, "bicubic_downscale")
+    if float(scale).is_integer():
+        s = int(scale)
+        return -(-height // s), -(-width // s)
+    inverse = 1 / scale
+    return math.ceil(inverse * height), math.ceil(inverse * width)
+
+
+def bicubic_downscale(x: Tensor, scale: float, *, quantize: bool = False) -> Tensor:
+    """The degradation D(y; s) of the SR benchmarks: HR ``x`` (..., H, W) -> LR of
+    :func:`downscaled_size`, for any real ``scale`` >= 1.
+
+    Mod-crop ``x`` first (:func:`srlab.data.datasets.modcrop`) if the LR image must pair with it pixel
+    for pixel. With ``quantize=True`` the result is MATLAB's ``imresize(hr, 1/s, 'bicubic')`` on the
+    uint8 image: bit for bit at x2, x3, x4 (tests/data/test_resize.py compares MATLAB's files); at
+    non-integer scales by the same rules (kernel stretched by s, taps at ``x*s + 0.5*(1 - s)``),
+    checked against hand-computed MATLAB arithmetic, with no MATLAB-made file to compare.
+    """
+    scale = _real_scale(scale, "bicubic_downscale")
     _check_image(x, "bicubic_downscale")
-    height, width = x.shape[-2:]
-    # Sizes from integer arithmetic, so that float noise in 1/s can never add a row.
-    size = (-(-height // scale), -(-width // scale))
+    size = downscaled_size(*x.shape[-2:], scale)
     return _resize(x, size, (1 / scale, 1 / scale), quantize)
 
 

@@ -145,7 +145,11 @@ def evaluate_images(
     for name, lr, hr in tqdm(images, total=total, disable=not progress, desc="eval", leave=False):
         compute = None
         if adaptive is None:
-            sr = upscale_tensor(model, lr, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble).float()
+            # at a non-integer scale the model renders the HR size (srlab.metrics.protocol)
+            size = None if float(scale).is_integer() else tuple(hr.shape[-2:])
+            sr = upscale_tensor(
+                model, lr, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, size=size
+            ).float()
         else:
             param = next(model.parameters(), None)  # bicubic has none
             device = lr.device if param is None else param.device

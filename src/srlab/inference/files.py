@@ -15,6 +15,7 @@ Alpha is upscaled with MATLAB bicubic (2 LR pixels of context suffice) as in the
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from srlab.data.io import (
     to_samples,
     write_image,
 )
-from srlab.data.resize import bicubic_upscale
+from srlab.data.resize import bicubic_upscale, imresize
 from srlab.data.stream import StripReader, check_fits_in_memory, streaming_refusal
 from srlab.errors import SrlabError
 from srlab.inference.upscale import upscale_tensor
@@ -110,19 +111,22 @@ def _stream_or_not(source: Path, destination: Path, stream: str, scale: int) -> 
     """Whether to stream (see upscale_file); SrlabError if neither way can work."""
     not_png = f"cannot stream into '{destination}': streamed output is PNG only (name it .png)"
     png_out = destination.suffix.lower() == ".png"
+    whole_only = not float(scale).is_integer()  # strips would not end on whole output rows
     if stream == "always":
         if not png_out:
             raise SrlabError(not_png)
+        if whole_only:
+            raise SrlabError(f"--stream always needs an integer scale: x{scale} upscales whole images")
         return True
     refusal = None
-    if stream == "auto":
+    if stream == "auto" and not whole_only:
         header = read_header(source)
         if header.width * header.height * scale * scale > STREAM_ABOVE_PIXELS:
             refusal = streaming_refusal(source) if png_out else not_png
             if refusal is None:
                 return True
     try:
-        check_fits_in_memory(source, bytes_per_pixel=_BYTES_PER_OUTPUT_PIXEL * scale * scale,
+        check_fits_in_memory(source, bytes_per_pixel=math.ceil(_BYTES_PER_OUTPUT_PIXEL * scale * scale),
                              task=f"upscale it x{scale} in one piece")
     except SrlabError as e:
         raise SrlabError(f"{e}; and {refusal}" if refusal else str(e)) from None
@@ -142,11 +146,11 @@ def _upscale_whole(model: nn.Module, source: Path, destination: Path, *, tile: i
     scale = spec_of(model).scale
     loaded = read_image(source)
     sr = _run_model(model, loaded.rgb, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
-    alpha = None if loaded.alpha is None else bicubic_upscale(loaded.alpha, scale).clamp(0, 1)
+    alpha = None if loaded.alpha is None else imresize(loaded.alpha, size=tuple(sr.shape[-2:])).clamp(0, 1)
     write_image(destination, sr.clamp(0, 1), alpha=alpha, bit_depth=loaded.bit_depth, grayscale=loaded.grayscale,
                 png_compression=png_compression)
     height, width = loaded.rgb.shape[-2:]
-    return UpscaledFile(source, destination, (width, height), (width * scale, height * scale), streamed=False)
+    return UpscaledFile(source, destination, (width, height), (sr.shape[-1], sr.shape[-2]), streamed=False)
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -42,8 +42,13 @@ def upscale_tensor(
     tile: int | None = None,
     tile_overlap: int | None = None,
     self_ensemble: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Super-resolve ``lr`` ((C,H,W) or (N,C,H,W), RGB in [0, 1]) with ``model``; returns the same rank.
+
+    An arbitrary-scale model at a non-integer scale renders the whole image at once, at ``size``
+    (the HR size, for evaluation) or MATLAB's output size ``ceil(scale * H) x ceil(scale * W)``; it
+    takes no tiles and no self-ensemble (their pieces would not fall on whole output pixels).
 
     ``tile`` is the side of the part of each tile that is kept, in LR pixels; ``tile_overlap`` the
     context added on every side (default: the model's receptive radius). ``self_ensemble`` averages
@@ -51,12 +56,16 @@ def upscale_tensor(
     """
     if lr.dim() not in (3, 4):
         raise SrlabError(f"expected an image tensor (C,H,W) or (N,C,H,W), got shape {tuple(lr.shape)}")
+    if self_ensemble and not float(spec_of(model).scale).is_integer():
+        raise SrlabError(f"--self_ensemble needs an integer scale, not x{spec_of(model).scale}")
     if self_ensemble:
         return _self_ensemble(
             lambda x: upscale_tensor(model, x, tile=tile, tile_overlap=tile_overlap), lr
         )
     spec = spec_of(model)
     info, scale = spec.info, spec.scale
+    if not float(scale).is_integer():
+        return _upscale_real_scale(model, lr, scale, tile=tile, size=size)
     single = lr.dim() == 3
     x = lr.unsqueeze(0) if single else lr
     param = next(model.parameters(), None)
@@ -79,6 +88,19 @@ def upscale_tensor(
         out = _tiled(model, padded, scale, round_up(tile, multiple), round_up(overlap, multiple))
     out = out[..., : height * scale, : width * scale]
     return out[0] if single else out
+
+
+def _upscale_real_scale(
+    model: nn.Module, lr: torch.Tensor, scale: float, *, tile: int | None, size: tuple[int, int] | None
+) -> torch.Tensor:
+    if tile is not None:
+        raise SrlabError(f"--tile needs an integer scale: x{scale} renders whole images (drop --tile)")
+    x = lr.unsqueeze(0) if lr.dim() == 3 else lr
+    param = next(model.parameters(), None)
+    if param is not None:
+        x = x.to(device=param.device, dtype=param.dtype)
+    out = model(x, size=None if size is None else tuple(size))
+    return out[0] if lr.dim() == 3 else out
 
 
 def _tiled(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:

@@ -16,6 +16,15 @@ metric scores (:mod:`srlab.metrics.registry`); step 2 is :meth:`EvalProtocol.cha
 PSNR and SSIM compare; the other metrics (MS-SSIM, GMSD, FSIM on the Y channel; FSIMc, LPIPS, DISTS in
 colour; NIQE on the SR image alone) score the same prepared pair.
 
+Non-integer scales s (arbitrary-scale models, ``srlab eval --scale 2.5``): the HR image is cropped
+(top-left anchored) to multiples of p, where s = p/q in lowest terms (2.5 -> 5, 2.7 -> 27;
+:func:`srlab.data.datasets.modcrop`), so that the LR image, MATLAB's ``imresize(hr, 1/s, 'bicubic')``
+(:func:`srlab.data.resize.bicubic_downscale`), is exactly H/s x W/s and covers the HR image exactly;
+the model renders the HR size, and ``ceil(s)`` pixels are shaved from each side, as Meta-SR's test
+does (``math.ceil(scale)``; LIIF shaves the scale too, on integer scales only). Everything else is
+the same. Meta-SR crops 4 HR pixels where the size is not a multiple and LIIF crops to
+``round(floor(H/s) * s)`` with PIL's resize, so neither's non-integer LR files are reproduced.
+
 All arithmetic runs in float64 on the inputs' device. Two labelled variants: ``Y8_PROTOCOL``, the older
 convention that rounds Y to 8 bits first (MATLAB ``rgb2ycbcr`` on uint8 images; keys ``psnr_y8``,
 ``ssim_y8``), and ``RGB_PROTOCOL``, all three channels (``psnr_rgb``, ``ssim_rgb``). The Y-only
@@ -24,6 +33,7 @@ bicubic pipeline that produced the bicubic rows copied across papers is in :mod:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,8 +86,8 @@ class EvalProtocol:
         """The names of the scores :meth:`score` returns, ``("psnr_y", "ssim_y")`` for the paper protocol."""
         return MetricSet(PROTOCOL_METRICS).keys(self)
 
-    def border(self, scale: int) -> int:
-        return scale if self.crop_border is None else self.crop_border
+    def border(self, scale: float) -> int:
+        return math.ceil(scale) if self.crop_border is None else self.crop_border
 
     def prepare(self, sr: Tensor, hr: Tensor, scale: int) -> tuple[Tensor, Tensor]:
         """The pair every metric scores: (3, H, W) float64 on the inputs' device, the SR image rounded to

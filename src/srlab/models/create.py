@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from srlab.errors import SrlabError
-from srlab.models.registry import build_model, model_entry
+from srlab.models.registry import build_model, model_entry, with_scale
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
 
@@ -73,13 +73,15 @@ def create_model(
         return build_model(name, scale=scale, args=args)
 
     ckpt = read_checkpoint(checkpoint)
+    requested, rescale = scale, False
     if ckpt.model is not None:
         if name is not None and name != ckpt.model:
             raise SrlabError(
                 f"checkpoint '{ckpt.path}' holds model {ckpt.model!r} x{ckpt.scale}, not {name!r}: "
                 f"pass --model {ckpt.model} or leave --model out"
             )
-        if scale is not None and scale != ckpt.scale:
+        rescale = scale is not None and scale != ckpt.scale and model_entry(ckpt.model).info.arbitrary_scale
+        if scale is not None and scale != ckpt.scale and not rescale:
             raise SrlabError(
                 f"checkpoint '{ckpt.path}' was trained for scale x{ckpt.scale}, not x{scale}: "
                 f"pass --scale {ckpt.scale} or leave --scale out"
@@ -103,6 +105,8 @@ def create_model(
         if ckpt.form == "deploy" or fits(fused, ckpt):
             model = fused
     load_state_dict_strict(model, ckpt)
+    if rescale:  # an arbitrary-scale model renders at any scale, whatever the one it was saved at
+        with_scale(model, requested)
     return model.eval()
 
 

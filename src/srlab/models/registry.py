@@ -55,6 +55,11 @@ class ModelInfo:
     # Content-adaptive models: the registered adaptive method (srlab.adaptive) that runs the model with
     # its quality/compute knob in `srlab eval/upscale/tradeoff`; "" for static models.
     adaptive: str = ""
+    # Arbitrary-scale models (Meta-SR, LIIF, LTE heads) build for any real scale >= 1, not only for
+    # ``scales`` (the integer scales the generic checks run them at); their forward takes
+    # ``(lr, size=None)`` and returns MATLAB's output size ``ceil(scale * H) x ceil(scale * W)``
+    # unless ``size`` is given.
+    arbitrary_scale: bool = False
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:
@@ -73,7 +78,7 @@ class ModelSpec:
     """How a model instance was built: enough to build it again (stored in checkpoints)."""
 
     name: str
-    scale: int
+    scale: int | float  # a float only for arbitrary-scale models at a non-integer scale
     args: Mapping[str, Any] = field(default_factory=dict)
     info: ModelInfo = field(default_factory=lambda: ModelInfo(paper=""))
     # "train": the form the factory builds; "deploy": its fused inference form (srlab.models.deploy).
@@ -132,13 +137,23 @@ def model_info(name: str) -> ModelInfo:
     return entry.info.resolve(entry.defaults())
 
 
-def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None) -> nn.Module:
+def check_scale(name: str, scale: float) -> int | float:
+    """``scale`` as model ``name`` takes it: one of its integer scales, or for an arbitrary-scale model
+    any real number >= 1 (an int when it is integral); an :class:`SrlabError` otherwise."""
+    info = model_entry(name).info
+    if info.arbitrary_scale:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1 or scale == float("inf"):
+            raise SrlabError(f"model {name!r} takes any real scale >= 1, got {scale!r}")
+        return int(scale) if float(scale).is_integer() else float(scale)
+    if scale not in info.scales:
+        raise SrlabError(f"model {name!r} does not support scale {scale}: use one of {list(info.scales)}")
+    return int(scale)
+
+
+def build_model(name: str, *, scale: int | float, args: Mapping[str, Any] | None = None) -> nn.Module:
     """Build a freshly initialised model; ``args`` override the variant's hyper-parameters."""
     entry = model_entry(name)
-    if scale not in entry.info.scales:
-        raise SrlabError(
-            f"model {name!r} does not support scale {scale}: use one of {list(entry.info.scales)}"
-        )
+    scale = check_scale(name, scale)
     defaults = entry.defaults()
     args = dict(args or {})
     unknown = sorted(set(args) - set(defaults))
@@ -162,6 +177,15 @@ def build_model(name: str, *, scale: int, args: Mapping[str, Any] | None = None)
         raise SrlabError(f"model {name!r} cannot be built with {args}: {e}") from None
     resolved = {**defaults, **args}
     model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=entry.info.resolve(resolved))
+    return model
+
+
+def with_scale(model: nn.Module, scale: float) -> nn.Module:
+    """An arbitrary-scale model set to render at ``scale`` (its spec follows); the model is returned."""
+    spec = spec_of(model)
+    scale = check_scale(spec.name, scale)
+    model.scale = scale
+    model.srlab_spec = dataclasses.replace(spec, scale=scale)
     return model
 
 

@@ -120,11 +120,14 @@ def _bad_metadata(path: Path, key: str, value: str, wanted: str) -> SrlabError:
     )
 
 
-def _recorded_scale(meta: Mapping[str, str], path: Path) -> int:
+def _recorded_scale(meta: Mapping[str, str], path: Path) -> int | float:
     text = meta.get("srlab.scale", "")
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise _bad_metadata(path, "srlab.scale", text, "a positive integer")
-    return int(text)
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    # arbitrary-scale models saved at a non-integer scale record it as Python writes the float (2.5)
+    if text.isascii() and text.replace(".", "", 1).isdigit() and float(text) > 1 and not float(text).is_integer():
+        return float(text)
+    raise _bad_metadata(path, "srlab.scale", text, "a positive integer")
 
 
 def _recorded_args(meta: Mapping[str, str], path: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 factories on import; the explicit import list below makes the registry complete."""
 
 from srlab.layers.upsamplers import interpolate, subpixel, transposed  # noqa: F401  (registers the upsamplers)
+from srlab.layers.upsamplers import liif, lte, meta  # noqa: F401  (arbitrary-scale heads)
 from srlab.layers.upsamplers.base import build_upsampler, list_upsamplers, register_upsampler, upsampler_entry
 from srlab.layers.upsamplers.subpixel import ProgressiveUpsampler, SubPixelHead
 
