@@ -4,7 +4,8 @@ Usage: python bench/bench_adaptive_speed.py --photos DIR [--full] [--threads 1 2
                                             [--methods arm pcsr rdsr] [--crop N]
 
 DIR holds HR photographs not used for training, e.g. the five validation photos of the proxy set:
-``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``. Each photo is
+``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``, or the 2K photos of
+``bash scripts/make_photo_test2k.sh OUT2K`` (``--photos OUT2K/HR``). Each photo is
 reduced x4 (MATLAB bicubic, 8-bit) to its LR input. The default run is short (a centre crop of
 ``--crop`` LR pixels, 3 repeats, 1 thread); ``--full`` runs whole photos, 5 repeats, 1 and 2 threads.
 
@@ -69,14 +70,20 @@ either method on these photos, and not for lack of engine speed:
   5 + the rest; routed at k 0 (28 % heavy) 831 ms: the classifier MLP (55 ms) and the decision (39 ms)
   and the light MLP (~58 ms) take back most of the 72 % of the heavy MLP saved.
 
-* rdsr_adaptive (srlab's own, bundled weights; ``--methods rdsr --full --repeats 3``, load < 1, full path =
-  its last exit, whole image or 128-pixel tiles): price 4 -0.0064 / -0.0292 dB, MACs 0.943, x1.07 / x1.04;
-  price 8 -0.19 / -0.57 dB, 0.688, x1.22 / x1.03; price 16 -0.75 / -1.55 dB, 0.288, x2.58 / x2.25;
-  price 32 -0.93 / -1.66 dB, 0.216, x3.26 / x2.87. Time follows MACs here (early exits keep the layer
-  shapes), so the engine turns saved MACs into seconds; the quality side fails: its router was calibrated
-  on the error added in 8-bit levels, and on these smooth photos (full path 38-47 dB) a small absolute
-  error is a large PSNR loss. A router that prices the relative error (or calibrated on such photos) is
-  the next step.
+* rdsr_adaptive (srlab's own, the bundled weights: exits distilled from the full path, a trained router;
+  ``--methods rdsr --full --repeats 3``; full path = its last exit, whole image or 128-pixel tiles;
+  measured 2026-12-05 while three other jobs shared the 2 cores: 1-thread ratios only, the 2-thread
+  times swung 3-30x between repeats). Knob = the loss each image may take, as the router predicts it.
+  The 13 2K photos of ``scripts/make_photo_test2k.sh`` (LR 285-510 x 510): loss 0.01 -0.0107 / -0.0548
+  dB, MACs 0.826, x1.09; 0.02 -0.0239 / -0.0991, 0.726, x1.26; 0.03 -0.0405 / -0.1661, 0.666, x1.34;
+  0.05 -0.0733, 0.578, x1.48; 0.1 -0.1476, 0.451, x1.79; 0.2 -0.2544, 0.323, x2.27. The five validation
+  photos: loss 0.01 -0.0222 / -0.0464, 0.908, x0.89; 0.03 -0.0754, 0.730, x1.05; 0.1 -0.1969, 0.483,
+  x1.45; 0.2 -0.3768, 0.335, x1.94. The 128-pixel regions' 4-pixel context costs ~10 % more MACs than
+  the whole image (the "tiles" row: 1.096 / 1.079), which is most of the gap between the MAC and time
+  ratios. The quality side fails the target: the router over-predicts the full path's error on very
+  clean photos (up to 10x), so it grants them more added error than they afford;
+  ``rdsr_adaptive_oracle.py`` has the bounds (exact predictions would meet the MAC target on the 2K
+  photos).
 
 What was made faster on the way (both sides of every comparison gain; same outputs unless said):
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
@@ -90,8 +97,7 @@ What was made faster on the way (both sides of every comparison gain; same outpu
   Before this, PCSR's adaptive path looked 1.5x faster than its all-heavy path mainly because the heavy
   MLP ran 3x slower than it can.
 
-What remains: a 2K test set from photographs of a Debian package not used for training was not built
-(the proxy validation photos are 1020 pixels wide); cheaper ARM knobs need a table or subnets that lose
+What remains: ARM-CARN and PCSR-CARN on the 2K photos (not run yet); cheaper ARM knobs need a table or subnets that lose
 less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone.
 """
 
