@@ -143,7 +143,6 @@ def _run_model(model: nn.Module, lr: torch.Tensor, *, tile: int | None, tile_ove
 
 def _upscale_whole(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
                    tile_overlap: int | None, self_ensemble: bool, png_compression: int) -> UpscaledFile:
-    scale = spec_of(model).scale
     loaded = read_image(source)
     sr = _run_model(model, loaded.rgb, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
     alpha = None if loaded.alpha is None else imresize(loaded.alpha, size=tuple(sr.shape[-2:])).clamp(0, 1)
