@@ -1,5 +1,13 @@
 """Sub-pixel (PixelShuffle) reconstruction heads, and their registered upsamplers.
 
+Paper: Shi et al., "Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel
+Convolutional Neural Network" (ESPCN, CVPR 2016): one step; Lim et al., "Enhanced Deep Residual Networks
+for Single Image Super-Resolution" (EDSR, CVPRW 2017): progressive x2 (or one x3) steps.
+
+MACs (``count_macs``, per LR input H x W, scale s; PixelShuffle is free): one step
+``H W * C_in * C_out s^2 * 9``; progressive, step i (i = 0, 1, ...) of factor r at (r^i H) x (r^i W):
+``r^(2i) H W * C * r^2 C * 9``, plus the final conv ``s^2 H W * C * C_out * 9``.
+
 Both are ``nn.Sequential`` subclasses so that a model assigning one to its official attribute keeps the
 official state-dict keys (``upsampler.0.weight``, ``tail.0.2.bias``, ...).
 """
@@ -41,13 +49,13 @@ class ProgressiveUpsampler(nn.Sequential):
         super().__init__(*layers)
 
 
-@register_upsampler("pixelshuffle")
-def pixelshuffle(*, in_channels: int, out_channels: int, scale: int, bias: bool = True) -> nn.Module:
+@register_upsampler("subpixel", aliases=("pixelshuffle",))
+def subpixel(*, in_channels: int, out_channels: int, scale: int, bias: bool = True) -> nn.Module:
     """ESPCN's one-step sub-pixel head (:class:`SubPixelHead`)."""
     return SubPixelHead(in_channels, out_channels, scale, bias=bias)
 
 
-@register_upsampler("pixelshuffle_progressive", scales=(2, 3, 4, 8))
-def pixelshuffle_progressive(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
+@register_upsampler("subpixel_progressive", scales=(2, 3, 4, 8), aliases=("pixelshuffle_progressive",))
+def subpixel_progressive(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
     """EDSR's tail: :class:`ProgressiveUpsampler` at ``in_channels``, then a 3x3 conv to ``out_channels``."""
     return nn.Sequential(ProgressiveUpsampler(in_channels, scale), nn.Conv2d(in_channels, out_channels, 3, padding=1))
