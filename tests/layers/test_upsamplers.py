@@ -55,8 +55,8 @@ def _hand_macs(name: str, s: int) -> int:
         return hr * C_IN + conv_at_hr
     if name == "bilinear":
         return 4 * hr * C_IN + conv_at_hr
-    if name == "bicubic":
-        return 16 * hr * C_IN + conv_at_hr
+    if name == "bicubic":  # fvcore's convention: the bicubic resize is not counted
+        return conv_at_hr
     if name == "subpixel":
         return lr * C_IN * C_OUT * s * s * 9
     if name == "subpixel_progressive":  # x2 steps at C_IN channels, step i at 4^i H W; a 3x3 conv to C_OUT

@@ -9,7 +9,7 @@ input whose output is 1280x720 (LR 640x360 at x2, 427x240 at x3, 320x180 at x4),
 - convolutions: output elements x input channels per group x kernel area;
 - matrix products (linear layers, attention): one per multiply-add;
 - bilinear / nearest resizing: 4 / 1 per output element, adaptive average pooling 1 per input element
-  (fvcore's weights for them); bicubic resizing (which fvcore does not count) 16, the values each reads;
+  (fvcore's weights for them);
 and not element-wise arithmetic, activations or normalisation. One deliberate difference from fvcore: a
 transposed convolution costs what a convolution with its kernel costs at every *output* pixel, as CARN's,
 SMSR's and IMDN's tables count it (FSRCNN 6.0 / 5.0 / 4.6 G; fvcore's per-input count gives 2.87 G at x2).
@@ -105,7 +105,6 @@ _OPS: dict[object, Callable[[tuple, torch.Tensor], int]] = {
     aten.addmm: _mm,
     aten.bmm: _bmm,
     aten.baddbmm: _bmm,
-    aten.upsample_bicubic2d: lambda args, out: 16 * out.numel(),
     aten.upsample_bilinear2d: lambda args, out: 4 * out.numel(),
     aten.upsample_nearest2d: lambda args, out: out.numel(),
     aten._adaptive_avg_pool2d: lambda args, out: args[0].numel(),

@@ -6,9 +6,11 @@ Interpolation + convolution as an SR upsampler: Dong et al., "Image Super-Resolu
 Convolutional Networks" (SRCNN, TPAMI 2016) interpolates first; Odena et al., "Deconvolution and
 Checkerboard Artifacts" (Distill 2016) puts resize-convolution inside the network, as here.
 
-MACs (``count_macs``, per LR input H x W, scale s): the resize reads 1 (nearest), 4 (bilinear) or 16
-(bicubic) input values per output element, ``taps * s^2 H W * C_in``; the convolution costs
-``s^2 H W * C_in * C_out * 9``.
+MACs (``count_macs``, per LR input H x W, scale s): the convolution costs ``s^2 H W * C_in * C_out * 9``;
+the resize counts as fvcore weighs it, 1 (nearest) or 4 (bilinear) per output element,
+``taps * s^2 H W * C_in``, and 0 for bicubic, which fvcore does not count (the 16 values it reads would be
+``16 s^2 H W C_in``; counting them would change the published figures srlab reproduces, e.g. SMSR's dense
+MACs, which include a bicubic skip). Against the conv the resize is ~1 / (9 C_out) of the cost at most.
 """
 
 from __future__ import annotations
@@ -54,5 +56,5 @@ def bilinear_conv(*, in_channels: int, out_channels: int, scale: int) -> nn.Modu
 
 @register_upsampler("bicubic")
 def bicubic_conv(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
-    """Bicubic (Keys, a = -0.75) resize + 3x3 conv: ``s^2 H W C_in (16 + 9 C_out)`` MACs."""
+    """Bicubic (Keys, a = -0.75) resize + 3x3 conv: ``s^2 H W C_in 9 C_out`` MACs (the resize uncounted)."""
     return InterpolateConv(in_channels, out_channels, scale, mode="bicubic")
