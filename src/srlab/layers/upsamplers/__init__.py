@@ -5,9 +5,9 @@ from srlab.layers.upsamplers import (  # noqa: F401  (registers the upsamplers)
     attention, decomposed, interpolate, subpixel, transposed,
 )
 from srlab.layers.upsamplers.base import build_upsampler, list_upsamplers, register_upsampler, upsampler_entry
-from srlab.layers.upsamplers.subpixel import ProgressiveUpsampler, SubPixelHead
+from srlab.layers.upsamplers.subpixel import ProgressiveUpsampler, SubPixelHead, image_head
 
 __all__ = [
-    "ProgressiveUpsampler", "SubPixelHead", "build_upsampler", "list_upsamplers", "register_upsampler",
-    "upsampler_entry",
+    "ProgressiveUpsampler", "SubPixelHead", "build_upsampler", "image_head", "list_upsamplers",
+    "register_upsampler", "upsampler_entry",
 ]
