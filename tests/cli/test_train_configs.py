@@ -10,7 +10,7 @@ from conftest import CONFIGS, config_as_written
 from srlab.cli.main import main
 
 NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty",
-         "rdsr_adaptive_x4")
+         "rdsr_adaptive_x4", "upsampler_compare_x4")
 
 # Tiny: a 3k-parameter model, 8 patches of 32 per epoch, one epoch per stage, no downloads.
 TINY = (
@@ -31,6 +31,9 @@ PER_CONFIG = {
     "curriculum_difficulty": ("--epochs", "2", "--set", "curriculum.epochs=1"),
     # its own model (exit_l1 needs exits), without the x4 warm start (the tiny model shares no shape with it)
     "rdsr_adaptive_x4": ("--epochs", "2", "--model", "rdsr_adaptive", "--init_from", ""),
+    # bench/upsampler_compare.py sets the upsampler per run: one that is not the default here
+    "upsampler_compare_x4": ("--epochs", "2", "--set", "val_every=1",
+                             "--set", "model.args={channels: 8, num_blocks: 1, upsampler: decomposed}"),
 }
 EXPECTED_TERMS = {
     "esrgan_two_stage": ["loss_l1", "loss_content", "loss_gan", "loss_discriminator"],
@@ -39,6 +42,7 @@ EXPECTED_TERMS = {
     "udl_two_stage": ["loss_udl"],
     "curriculum_difficulty": ["loss_l1", "curriculum_fraction 0.300"],
     "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1"],
+    "upsampler_compare_x4": ["loss_l1"],
 }
 
 
@@ -82,6 +86,8 @@ def test_example_config_trains_end_to_end(name, tiny_photos, tmp_path):
         assert f"stage 2 ({saved['stages'][1]['name']})" in last
     if name == "rlfn_contrastive":
         assert "loss_l2" in last and "loss_contrastive" in first
+    if name == "upsampler_compare_x4":
+        assert saved["model"]["args"]["upsampler"] == "decomposed"
 
 
 def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, tmp_path, monkeypatch):
