@@ -109,6 +109,35 @@ def test_attention_over_one_pixel_is_the_value_projection() -> None:
     torch.testing.assert_close(module(x), values)
 
 
+def test_attention_matches_a_pixel_by_pixel_reference() -> None:
+    """Each output pixel: softmax over its in-image window of q . (k + r) / sqrt(d / heads), per head,
+    weighting the values there."""
+    torch.manual_seed(0)
+    s, d, c_out, heads, window = 2, 4, 2, 2, 3
+    module = build_upsampler("attention", in_channels=3, out_channels=c_out, scale=s,
+                             options={"key_channels": d, "window": window, "heads": heads})
+    with torch.no_grad():
+        module.position.normal_()
+    x = torch.randn(1, 3, 3, 4)
+    q, k, v = F.pixel_shuffle(module.project(x), s)[0].split((d, d, c_out))
+    height, width = q.shape[-2:]
+    expected = torch.zeros(c_out, height, width)
+    dh, dv, r = d // heads, c_out // heads, window // 2
+    for i in range(height):
+        for j in range(width):
+            for g in range(heads):
+                qs, logits, values = q[g * dh:(g + 1) * dh, i, j], [], []
+                for a in range(-r, r + 1):
+                    for b in range(-r, r + 1):
+                        if 0 <= i + a < height and 0 <= j + b < width:
+                            key = k[g * dh:(g + 1) * dh, i + a, j + b] + module.position[g, :, (a + r) * window + b + r]
+                            logits.append(qs @ key / dh**0.5)
+                            values.append(v[g * dv:(g + 1) * dv, i + a, j + b])
+                weights = torch.stack(logits).softmax(0)
+                expected[g * dv:(g + 1) * dv, i, j] = (weights[:, None] * torch.stack(values)).sum(0)
+    torch.testing.assert_close(module(x)[0], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_attention_weights_are_a_convex_combination_of_the_neighbours_values() -> None:
     torch.manual_seed(0)
     module = build_upsampler("attention", in_channels=4, out_channels=2, scale=3, options={"heads": 2})
