@@ -20,7 +20,8 @@ srlab's own choices, each open in the paper's description, are:
 
 MACs (``count_macs``, per LR input H x W, scale s, window w): the projection
 ``H W * C_in * (2 d + C_out) s^2``, then per output pixel ``w^2 d`` for q . k, ``w^2 d`` for q . r and
-``w^2 C_out`` for the weighted sum: ``s^2 H W * w^2 (2 d + C_out)``. The softmax is not counted.
+``w^2 C_out`` for the weighted sum: ``s^2 H W * w^2 (2 d + C_out)``. The softmax is not counted. (q . k and
+the weighted sum are computed element-wise for speed and declared to the counter: ``declared_macs``.)
 """
 
 from __future__ import annotations
