@@ -13,7 +13,9 @@ WITH_UPSAMPLER = sorted(name for name in srlab.list_models() if "upsampler" in m
 HEADS = {"imdn": "upsampler", "tcfdn": "upsampler", "bsrn": "upsampler.upsampleOneStep",
          "bsrn_s": "upsampler.upsampleOneStep", "span": "upsampler", "span_ch28": "upsampler", "smsr": "tail",
          "omnisr": "up", "dlgsanet_tiny": "upsample", "dlgsanet_light": "upsample", "ditn": "upsample",
-         "safmn": "to_img", "safmn_l": "to_img", "safmn_pp": "to_img", "rdsr": "tail", "rdsr_s": "tail"}
+         "safmn": "to_img", "safmn_l": "to_img", "safmn_pp": "to_img", "rdsr": "tail", "rdsr_s": "tail",
+         "rfdn": "upsampler", "rlfn": "upsampler", "rlfn_s": "upsampler", "rlfn_ntire": "upsampler",
+         "elan_light": "tail", "elan": "tail", "camixersr": "tail", "camixersr_s": "tail"}
 
 
 def test_every_plain_sub_pixel_model_takes_an_upsampler() -> None:

@@ -61,11 +61,13 @@ def subpixel_progressive(*, in_channels: int, out_channels: int, scale: int) -> 
     return nn.Sequential(ProgressiveUpsampler(in_channels, scale), nn.Conv2d(in_channels, out_channels, 3, padding=1))
 
 
-def image_head(upsampler: str, *, in_channels: int, scale: int, bias: bool = True) -> nn.Module:
-    """A model's last step to the RGB image, for models whose official head is a plain
+def image_head(
+    upsampler: str, *, in_channels: int, scale: int, out_channels: int = 3, bias: bool = True
+) -> nn.Module:
+    """A model's last step to the image, for models whose official head is a plain
     :class:`SubPixelHead`: that head (official keys, ``bias`` as the model has it) for ``subpixel`` (or
     its alias), else the registered ``upsampler`` with its own defaults, so the model can be trained
     with any upsampler (``upsampler=NAME``)."""
     if upsampler_entry(upsampler).name == "subpixel":
-        return SubPixelHead(in_channels, 3, scale, bias=bias)
-    return build_upsampler(upsampler, in_channels=in_channels, out_channels=3, scale=scale)
+        return SubPixelHead(in_channels, out_channels, scale, bias=bias)
+    return build_upsampler(upsampler, in_channels=in_channels, out_channels=out_channels, scale=scale)
