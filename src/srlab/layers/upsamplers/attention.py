@@ -79,6 +79,7 @@ class AttentionUpsampler(nn.Module):
         pixels = out.shape[0] * out.shape[-2] * out.shape[-1]
         return pixels * self.window**2 * (self.key_channels + self.out_channels)
 
+
 @register_upsampler("attention")
 def attention_upsampler(
     *, in_channels: int, out_channels: int, scale: int, key_channels: int = 16, window: int = 5, heads: int = 1
