@@ -125,3 +125,15 @@ def test_the_arm_recipe_trains_its_supernet_with_the_sandwich_rule(tiny_photos, 
     assert main(argv) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["step"] == "arm_sandwich"
     assert any("val_psnr_y" in line for line in (out / "train.log").read_text().splitlines())
+
+
+def test_model_arg_merges_into_the_configs_model_args():
+    import argparse
+
+    from srlab.cli.train import add_arguments, build_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--config", str(CONFIGS / "upsampler_compare_x4.yaml"),
+                              "--model_arg", "upsampler=attention", "--model_arg", "channels=8"])
+    assert build_config(args).model.args == {"init": "default", "upsampler": "attention", "channels": 8}
