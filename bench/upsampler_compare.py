@@ -3,12 +3,16 @@ way, then tabulate parameters, MACs, CPU latency and PSNR on the benchmark sets,
 
 Usage: python bench/upsampler_compare.py --train_dir DIR --val_dir DIR \
            [--config configs/upsampler_compare_x4.yaml] [--upsamplers nearest bilinear ...] [--epochs N] \
+           [--from_scratch] \
            [--benchmarks ../shared/benchmarks] [--sets Set5 Set14] [--latency_size 128 128] [--threads 1] \
            [--out runs/upsampler_compare_x4]
 
 For each upsampler: ``srlab.train`` on the config with ``model.args.upsampler`` set (its own run folder,
 ``<out>/<upsampler>``; a finished run is reused, so an interrupted comparison goes on where it stopped),
-then its last weights are scored (PSNR / SSIM on Y, the paper protocol) on each set's LR_bicubic/X<s> images.
+warm-started from the same trained backbone: srlab's bundled weights of the config's model and scale less
+the upsampler (``tail.*``), so every upsampler starts fresh on equal terms and a short run converges
+(``--from_scratch``: from the config's initialisation instead). Then its last weights are scored (PSNR /
+SSIM on Y, the paper protocol) on each set's LR_bicubic/X<s> images.
 Parameters are counted as the papers count them, MACs at a 1280x720 output (srlab.models.complexity's
 convention, which each upsampler's docstring spells out) and latency is the median of whole-image runs on
 an LR image of ``--latency_size`` with ``--threads`` threads. Writes ``<out>/table.md`` (the table printed)
@@ -23,8 +27,11 @@ from pathlib import Path
 
 import torch
 
+from safetensors.torch import save_file
+
 import srlab
 from srlab.data.datasets import discover_pairs
+from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_folder
 from srlab.models.complexity import macs_720p, paper_parameter_count
 from srlab.profile.latency import model_latency, torch_threads
@@ -46,6 +53,17 @@ class Row:
     latency_ms: float
     psnr: dict[str, float]
     ssim: dict[str, float]
+
+
+def _backbone(config: TrainConfig, out: Path) -> Path:
+    """The bundled weights of the config's model without its upsampler's tensors (``tail.*``)."""
+    trained = srlab.create_model(config.model.name, scale=config.scale, pretrained=True)
+    tensors = {k: v.contiguous() for k, v in trained.state_dict().items() if not k.startswith("tail.")}
+    path = out / "backbone.safetensors"
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+    return path
 
 
 def _config(path: Path, args: argparse.Namespace, upsampler: str) -> TrainConfig:
@@ -96,6 +114,7 @@ def main() -> None:
     parser.add_argument("--val_dir", required=True)
     parser.add_argument("--upsamplers", nargs="+", default=list(STUDY), choices=srlab.list_upsamplers())
     parser.add_argument("--epochs", type=int, default=0, help="override the config's epochs (0: keep)")
+    parser.add_argument("--from_scratch", action="store_true", help="no warm start from the bundled backbone")
     parser.add_argument("--benchmarks", default="../shared/benchmarks")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
     parser.add_argument("--latency_size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
@@ -105,14 +124,19 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
+    first = _config(Path(args.config), args, args.upsamplers[0])
+    backbone = None if args.from_scratch else _backbone(first, Path(args.out))
     with torch_threads(args.threads):
         for upsampler in args.upsamplers:
-            weights = _trained(_config(Path(args.config), args, upsampler))
+            config = _config(Path(args.config), args, upsampler)
+            if backbone is not None:
+                config.init_from = str(backbone)
+            weights = _trained(config)
             rows.append(_measure(upsampler, weights, args))
             print(f"{upsampler}: done", flush=True)
-    config = _config(Path(args.config), args, args.upsamplers[0])
     lr_h, lr_w = args.latency_size
-    note = (f"{config.model.name} x{config.scale}, {config.epochs} epochs each; latency: LR {lr_h}x{lr_w}, "
+    start = "from scratch" if backbone is None else "from the bundled backbone"
+    note = (f"{first.model.name} x{first.scale}, {first.epochs} epochs each {start}; latency: LR {lr_h}x{lr_w}, "
             f"{args.threads} thread(s), {cpu_model()}")
     table = _table(rows, args.sets)
     print(note)
@@ -121,7 +145,7 @@ def main() -> None:
     (out / "table.md").write_text(note + "\n\n" + table + "\n")
     last = args.sets[-1]
     points = [Point(r.upsampler, r.macs / 1e9, r.psnr[last], r.latency_ms) for r in rows]
-    svg = scatter_svg(points, title=f"One backbone, each upsampler ({config.model.name} x{config.scale})",
+    svg = scatter_svg(points, title=f"One backbone, each upsampler ({first.model.name} x{first.scale})",
                       x_label="GMACs at 1280x720 output", y_label=f"PSNR-Y on {last} (dB)", note=note)
     (out / "psnr_vs_macs.svg").write_text(svg)
 
