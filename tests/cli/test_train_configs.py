@@ -10,7 +10,7 @@ from conftest import CONFIGS, config_as_written
 from srlab.cli.main import main
 
 NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty",
-         "rdsr_adaptive_x4", "liif_edsr_baseline")
+         "rdsr_adaptive_x4", "liif_edsr_baseline", "upsampler_compare_x4")
 
 # Tiny: a 3k-parameter model, 8 patches of 32 per epoch, one epoch per stage, no downloads.
 TINY = (
@@ -34,6 +34,9 @@ PER_CONFIG = {
     # its own model and step (random scales in [1, 2] here, sampled HR pixels)
     "liif_edsr_baseline": ("--epochs", "2", "--model", "liif_edsr_baseline",
                            "--set", "model.args={channels: 8, num_blocks: 1, hidden: 16, depth: 2}"),
+    # bench/upsampler_compare.py sets the upsampler per run: one that is not the default here
+    "upsampler_compare_x4": ("--epochs", "2", "--set", "val_every=1",
+                             "--set", "model.args={channels: 8, num_blocks: 1, upsampler: decomposed}"),
 }
 EXPECTED_TERMS = {
     "esrgan_two_stage": ["loss_l1", "loss_content", "loss_gan", "loss_discriminator"],
@@ -43,6 +46,7 @@ EXPECTED_TERMS = {
     "curriculum_difficulty": ["loss_l1", "curriculum_fraction 0.300"],
     "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1", "loss_exit_l1_2"],
     "liif_edsr_baseline": ["loss_l1"],
+    "upsampler_compare_x4": ["loss_l1"],
 }
 
 
@@ -86,6 +90,8 @@ def test_example_config_trains_end_to_end(name, tiny_photos, tmp_path):
         assert f"stage 2 ({saved['stages'][1]['name']})" in last
     if name == "rlfn_contrastive":
         assert "loss_l2" in last and "loss_contrastive" in first
+    if name == "upsampler_compare_x4":
+        assert saved["model"]["args"]["upsampler"] == "decomposed"
 
 
 def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, tmp_path, monkeypatch):
@@ -123,3 +129,15 @@ def test_the_arm_recipe_trains_its_supernet_with_the_sandwich_rule(tiny_photos, 
     assert main(argv) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["step"] == "arm_sandwich"
     assert any("val_psnr_y" in line for line in (out / "train.log").read_text().splitlines())
+
+
+def test_model_arg_merges_into_the_configs_model_args():
+    import argparse
+
+    from srlab.cli.train import add_arguments, build_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--config", str(CONFIGS / "upsampler_compare_x4.yaml"),
+                              "--model_arg", "upsampler=attention", "--model_arg", "channels=8"])
+    assert build_config(args).model.args == {"init": "default", "upsampler": "attention", "channels": 8}

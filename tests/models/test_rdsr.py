@@ -95,3 +95,31 @@ def test_block_is_residual():
     x = torch.rand(1, 8, 6, 6)
     # With zero weights the fused branch is zero, and the attention gate cannot revive it.
     assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("upsampler", ["nearest", "bicubic", "transposed", "decomposed", "attention"])
+def test_every_upsampler_replaces_the_tail(upsampler):
+    torch.manual_seed(0)
+    model = srlab.create_model("rdsr_s", scale=3, args={"upsampler": upsampler})
+    drawn = srlab.create_model("rdsr_s", scale=3)
+    assert model.srlab_spec.args["upsampler"] == upsampler
+    assert isinstance(model.upsample, nn.Identity) and isinstance(drawn.upsample, nn.PixelShuffle)
+    upsampler_params = sum(p.numel() for p in model.tail.parameters())
+    assert count_parameters(model) - upsampler_params == count_parameters(drawn) - drawn.tail.weight.numel() - 27
+    x = torch.rand(1, 3, 12, 12)
+    y = model(x)
+    assert y.shape == (1, 3, 36, 36)
+    y.mean().backward()
+    assert all(p.grad is not None for p in model.tail.parameters())
+
+
+def test_the_default_upsampler_keeps_the_bundled_weights_and_the_old_name_works():
+    bundled = srlab.create_model("rdsr_s", scale=2, pretrained=True)
+    assert "tail.weight" in bundled.state_dict() and bundled.srlab_spec.args["upsampler"] == "subpixel"
+    aliased = srlab.create_model("rdsr_s", scale=2, args={"upsampler": "pixelshuffle"})
+    assert aliased.state_dict().keys() == bundled.state_dict().keys()
+
+
+def test_an_unknown_upsampler_names_the_choices():
+    with pytest.raises(srlab.SrlabError, match="unknown upsampler 'sinc': choose one of .*bicubic"):
+        srlab.create_model("rdsr_s", scale=2, args={"upsampler": "sinc"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srlab.cli.common import flag, positive_float, positive_int
+from srlab.cli.common import flag, parse_model_args, positive_float, positive_int
 from srlab.errors import SrlabError
 from srlab.train import distributed
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "batch_size", type=int, metavar="B", help="patches per batch (default 16)")
     flag(parser, "patch_size", type=positive_int, metavar="P", help="HR patch side, divisible by the scale (default 128)")
     flag(parser, "model", metavar="NAME", help="model to train (default rdsr)")
+    flag(parser, "model_arg", action="append", default=[], metavar="KEY=VALUE",
+         help="a hyper-parameter of the model (model.args), repeatable, e.g. --model_arg upsampler=bicubic")
     flag(parser, "lr", type=positive_float, metavar="LR", help="Adam learning rate (default 5e-4)")
     flag(parser, "out", metavar="RUN_DIR", help="run directory (default runs/<model>_x<scale>)")
     flag(parser, "init_from", metavar="WEIGHTS", help="warm start from these weights where names and shapes match")
@@ -64,6 +66,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, name)
         if value is not None:
             apply_overrides(config, _nest(key, value))
+    if args.model_arg:  # merged into model.args, as --set model.args.KEY=VALUE would be
+        _apply(config, {"model": {"args": parse_model_args(args.model_arg)}}, "in --model_arg")
     _apply(config, parse_set(args.set), "in --set")
     if args.out is None and not args.resume and not _out_given(args):
         config.out = f"runs/{config.model.name}_x{config.scale}"

@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ContrastChannelAttention, SubPixelHead
+from srlab.layers import ContrastChannelAttention
+from srlab.layers.upsamplers import image_head
 from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
 from srlab.models.registry import ModelInfo, register_model
 
@@ -159,7 +160,9 @@ class ESDB(nn.Module):
 class BSRN(nn.Module):
     """BSRN (``linear=False``) and BSRN-S (``linear=True``); blocks are attributes ``B1`` .. ``BN``."""
 
-    def __init__(self, *, scale: int, num_feat: int, num_block: int, linear: bool = False) -> None:
+    def __init__(
+        self, *, scale: int, num_feat: int, num_block: int, linear: bool = False, upsampler: str = "subpixel"
+    ) -> None:
         super().__init__()
         if num_feat % 4 or num_feat < 16:
             raise ValueError(f"num_feat must be a multiple of 4 and >= 16, got {num_feat}")
@@ -170,8 +173,9 @@ class BSRN(nn.Module):
             setattr(self, f"B{i}", ESDB(num_feat, linear=linear))
         self.c1 = _pointwise(num_feat * num_block, num_feat, linear=linear)
         self.c2 = BSConvU(num_feat, num_feat, linear=linear)
-        # the official pixelshuffledirect: keys upsampler.upsampleOneStep.0.*
-        self.upsampler = nn.Sequential(OrderedDict(upsampleOneStep=SubPixelHead(num_feat, 3, scale)))
+        # the official pixelshuffledirect (by default): keys upsampler.upsampleOneStep.0.*
+        head = image_head(upsampler, in_channels=num_feat, scale=scale)
+        self.upsampler = nn.Sequential(OrderedDict(upsampleOneStep=head))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.fea_conv(torch.cat((x, x, x, x), dim=1))
@@ -209,12 +213,12 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
 
 
 @register_model(_info((2, 3, 4)))
-def bsrn(*, scale: int, num_feat: int = 64, num_block: int = 8) -> BSRN:
+def bsrn(*, scale: int, num_feat: int = 64, num_block: int = 8, upsampler: str = "subpixel") -> BSRN:
     """The paper's BSRN (official ``BSRN(num_feat=64, num_block=8)``): 332K / 340K / 352K parameters."""
-    return BSRN(scale=scale, num_feat=num_feat, num_block=num_block)
+    return BSRN(scale=scale, num_feat=num_feat, num_block=num_block, upsampler=upsampler)
 
 
 @register_model(_info((4,)))
-def bsrn_s(*, scale: int, num_feat: int = 48, num_block: int = 5) -> BSRN:
+def bsrn_s(*, scale: int, num_feat: int = 48, num_block: int = 5, upsampler: str = "subpixel") -> BSRN:
     """BSRN-S, the NTIRE 2022 ESR entry (official ``RFDNFINALB5(num_feat=48, num_block=5)``): 156K at x4."""
-    return BSRN(scale=scale, num_feat=num_feat, num_block=num_block, linear=True)
+    return BSRN(scale=scale, num_feat=num_feat, num_block=num_block, linear=True, upsampler=upsampler)

@@ -84,7 +84,7 @@ from torch import nn
 from srlab.layers.ffn import GatedFeedForward
 from srlab.layers.norm import LayerNorm2d
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 OFFSET_RANGE = 8.0  # pixels: the predicted offsets are 8 * tanh(.)
@@ -269,6 +269,7 @@ class CAMixerSR(nn.Module):
         window_size: int,
         ratio: float,
         gumbel_seed: int | None,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         if not 0 <= ratio <= 1:
@@ -286,7 +287,7 @@ class CAMixerSR(nn.Module):
         )
         self.body = nn.ModuleList(Group(n_feats, n, window_size) for n in n_blocks)
         self.body_tail = nn.Conv2d(n_feats, n_feats, 3, padding=1)
-        self.tail = SubPixelHead(n_feats, 3, scale)
+        self.tail = image_head(upsampler, in_channels=n_feats, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The SR image; in training ``(sr, {"ratio_loss": ...})`` (see the module docstring)."""
@@ -344,6 +345,7 @@ def camixersr(
     window_size: int = 16,
     ratio: float = 0.5,
     gumbel_seed: int | None = None,
+    upsampler: str = "subpixel",
 ) -> CAMixerSR:
     """CAMixerSR, the lightweight-SR model (C = 60, ~0.75 M parameters)."""
     return CAMixerSR(
@@ -353,6 +355,7 @@ def camixersr(
         window_size=window_size,
         ratio=ratio,
         gumbel_seed=gumbel_seed,
+        upsampler=upsampler,
     )
 
 
@@ -365,6 +368,7 @@ def camixersr_s(
     window_size: int = 16,
     ratio: float = 0.5,
     gumbel_seed: int | None = None,
+    upsampler: str = "subpixel",
 ) -> CAMixerSR:
     """CAMixerSR-S as released (``CAMixerSR_S.pth``, C = 36, x4, 351,238 parameters)."""
     return CAMixerSR(
@@ -374,4 +378,5 @@ def camixersr_s(
         window_size=window_size,
         ratio=ratio,
         gumbel_seed=gumbel_seed,
+        upsampler=upsampler,
     )

@@ -10,9 +10,11 @@ input whose output is 1280x720 (LR 640x360 at x2, 427x240 at x3, 320x180 at x4),
 - matrix products (linear layers, attention): one per multiply-add;
 - bilinear / nearest resizing: 4 / 1 per output element, adaptive average pooling 1 per input element
   (fvcore's weights for them);
-and not element-wise arithmetic, activations or normalisation. One deliberate difference from fvcore: a
-transposed convolution costs what a convolution with its kernel costs at every *output* pixel, as CARN's,
-SMSR's and IMDN's tables count it (FSRCNN 6.0 / 5.0 / 4.6 G; fvcore's per-input count gives 2.87 G at x2).
+and not element-wise arithmetic, activations or normalisation; a layer that writes products element-wise
+for speed (local attention's multiply-then-sum) declares them with a ``declared_macs(input, output)``
+method. One deliberate difference from fvcore: a transposed convolution costs what a convolution with its
+kernel costs at every *output* pixel, as CARN's, SMSR's and IMDN's tables count it (FSRCNN 6.0 / 5.0 /
+4.6 G; fvcore's per-input count gives 2.87 G at x2).
 
 Operations are counted as they reach ATen (a dispatch mode), so functional calls count like modules do,
 and the forward pass runs on PyTorch's ``meta`` device: no arithmetic, no memory, whatever the model's size.
@@ -144,6 +146,13 @@ def measure_macs(model: nn.Module, call: Callable[[], T]) -> tuple[T, int]:
         m.register_forward_hook(lambda m, inputs, out: pooled.append(inputs[0].numel()))
         for m in model.modules()
         if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))
+    ]
+    # A layer whose products are written element-wise (multiply, then sum: far faster than batches of tiny
+    # matrix products, and invisible to the counter) declares them: ``declared_macs(input, output)``.
+    handles += [
+        m.register_forward_hook(lambda m, inputs, out: pooled.append(m.declared_macs(inputs[0], out)))
+        for m in model.modules()
+        if callable(getattr(m, "declared_macs", None))
     ]
     try:
         with counter:  # under inference mode too: the composite ops it dispatches whole are counted

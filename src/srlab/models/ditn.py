@@ -36,7 +36,7 @@ from torch import nn
 
 from srlab.layers.padding import pad_to_multiple, round_up
 from srlab.layers.ffn import GatedFeedForward
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -144,6 +144,7 @@ class DITN(nn.Module):
         ffn_expansion_factor: float = 2.0,
         bias: bool = False,
         patch_size: int = 8,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -152,7 +153,8 @@ class DITN(nn.Module):
         unit = dict(bias=bias, itl_blocks=itl_blocks, sal_blocks=sal_blocks, patch_size=patch_size)
         self.UFONE = nn.Sequential(*(UFONE(dim, ffn_expansion_factor, **unit) for _ in range(ufone_blocks)))
         self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
-        self.upsample = SubPixelHead(dim, 3, scale)  # official UpsampleOneStep: keys "upsample.0.*"
+        # official UpsampleOneStep (keys "upsample.0.*") by default
+        self.upsample = image_head(upsampler, in_channels=dim, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -189,6 +191,7 @@ def ditn(
     sal_blocks: int = 4,
     ufone_blocks: int = 1,
     ffn_expansion_factor: float = 2.0,
+    upsampler: str = "subpixel",
 ) -> DITN:
     """DITN as released (``DITN_Real`` defaults); the paper's bicubic DITN/DITN-Tiny were not released as code."""
     return DITN(
@@ -198,4 +201,5 @@ def ditn(
         sal_blocks=sal_blocks,
         ufone_blocks=ufone_blocks,
         ffn_expansion_factor=ffn_expansion_factor,
+        upsampler=upsampler,
     )

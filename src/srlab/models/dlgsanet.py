@@ -42,7 +42,7 @@ from srlab.layers.dynamic_conv import IDynamicDWConv
 from srlab.layers.ffn import GatedFeedForward
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.layers.norm import LayerNorm2d
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 def channel_layer_norm(dim: int) -> nn.Sequential:
@@ -158,6 +158,7 @@ class DLGSANet(nn.Module):
         idynamic_heads: int,
         attention_heads: int,
         ffn_expansion_factor: float,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -177,7 +178,7 @@ class DLGSANet(nn.Module):
             ),
             nn.Conv2d(dim, dim, 3, padding=1),
         )
-        self.upsample = SubPixelHead(dim, 3, scale)
+        self.upsample = image_head(upsampler, in_channels=dim, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = self.mean.to(x.dtype)
@@ -217,6 +218,7 @@ def dlgsanet_tiny(
     idynamic_heads: int = 6,
     attention_heads: int = 6,
     ffn_expansion_factor: float = 2.0,
+    upsampler: str = "subpixel",
 ) -> DLGSANet:
     """DLGSANet-Tiny (566K / 572K / 581K parameters at x2 / x3 / x4)."""
     return DLGSANet(
@@ -228,6 +230,7 @@ def dlgsanet_tiny(
         idynamic_heads=idynamic_heads,
         attention_heads=attention_heads,
         ffn_expansion_factor=ffn_expansion_factor,
+        upsampler=upsampler,
     )
 
 
@@ -242,6 +245,7 @@ def dlgsanet_light(
     idynamic_heads: int = 6,
     attention_heads: int = 6,
     ffn_expansion_factor: float = 2.0,
+    upsampler: str = "subpixel",
 ) -> DLGSANet:
     """DLGSANet-Light (745K / 752K / 761K parameters at x2 / x3 / x4)."""
     return DLGSANet(
@@ -253,4 +257,5 @@ def dlgsanet_light(
         idynamic_heads=idynamic_heads,
         attention_heads=attention_heads,
         ffn_expansion_factor=ffn_expansion_factor,
+        upsampler=upsampler,
     )

@@ -39,7 +39,7 @@ from torch import nn
 from srlab.layers.elan import ELAB
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 # The official pixel range; its MeanShift layers shift by range x DIV2K_RGB_MEAN (std 1).
@@ -57,6 +57,7 @@ class ELAN(nn.Module):
         r_expand: int,
         window_sizes: Sequence[int],
         colors: int = 3,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         if m_elan % (1 + n_share):
@@ -81,7 +82,7 @@ class ELAN(nn.Module):
                 for i in range(m_elan // (1 + n_share))
             )
         )
-        self.tail = SubPixelHead(c_elan, colors, scale)
+        self.tail = image_head(upsampler, in_channels=c_elan, out_channels=colors, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -121,17 +122,24 @@ _PAPER = "Zhang et al., Efficient Long-Range Attention Network for Image Super-r
 
 @register_model(_info(f"{_PAPER} (ELAN-light)"))
 def elan_light(
-    *, scale: int, c_elan: int = 60, m_elan: int = 24, n_share: int = 1, r_expand: int = 2
+    *, scale: int, c_elan: int = 60, m_elan: int = 24, n_share: int = 1, r_expand: int = 2,
+    upsampler: str = "subpixel",
 ) -> ELAN:
     """ELAN-light (configs/elan_light_x4.yml): 12 ELABs of 60 channels, each sharing its attention once."""
     return ELAN(
-        scale=scale, c_elan=c_elan, m_elan=m_elan, n_share=n_share, r_expand=r_expand, window_sizes=(4, 8, 16)
+        scale=scale, c_elan=c_elan, m_elan=m_elan, n_share=n_share, r_expand=r_expand, window_sizes=(4, 8, 16),
+        upsampler=upsampler,
     )
 
 
 @register_model(_info(f"{_PAPER} (ELAN)"))
-def elan(*, scale: int, c_elan: int = 180, m_elan: int = 36, r_expand: int = 2) -> ELAN:
+def elan(
+    *, scale: int, c_elan: int = 180, m_elan: int = 36, r_expand: int = 2, upsampler: str = "subpixel"
+) -> ELAN:
     """The full ELAN (configs/elan_x4.yml): 36 ELABs of 180 channels, no attention sharing.
 
     ``n_share`` is fixed at the config's 0 rather than exposed: srlab's hyper-parameters are >= 1."""
-    return ELAN(scale=scale, c_elan=c_elan, m_elan=m_elan, n_share=0, r_expand=r_expand, window_sizes=(4, 8, 16))
+    return ELAN(
+        scale=scale, c_elan=c_elan, m_elan=m_elan, n_share=0, r_expand=r_expand, window_sizes=(4, 8, 16),
+        upsampler=upsampler,
+    )

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from srlab.data.resize import bicubic_upscale
+from srlab.layers.upsamplers.transposed import transposed_conv
 from srlab.metrics.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srlab.models.registry import ModelInfo, register_model
 
@@ -48,9 +49,7 @@ class FSRCNN(nn.Module):
             mid += _conv_prelu(s, s, 3)
         mid += _conv_prelu(s, d, 1)
         self.mid_part = nn.Sequential(*mid)
-        self.last_part = nn.ConvTranspose2d(
-            d, colors, 9, stride=scale, padding=4, output_padding=scale - 1
-        )
+        self.last_part = transposed_conv(in_channels=d, out_channels=colors, scale=scale)  # 9x9, stride s
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_part(self.mid_part(self.first_part(x)))

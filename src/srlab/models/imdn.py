@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ContrastChannelAttention, SubPixelHead
+from srlab.layers import ContrastChannelAttention
+from srlab.layers.upsamplers import image_head
 from srlab.layers.padding import round_up
 from srlab.models.registry import ModelInfo, register_model
 
@@ -65,7 +66,9 @@ class IMDB(nn.Module):
 
 
 class IMDN(nn.Module):
-    def __init__(self, *, scale: int, channels: int = 64, num_modules: int = 6) -> None:
+    def __init__(
+        self, *, scale: int, channels: int = 64, num_modules: int = 6, upsampler: str = "subpixel"
+    ) -> None:
         super().__init__()
         self.scale = scale
         self.num_modules = num_modules
@@ -75,7 +78,7 @@ class IMDN(nn.Module):
             self.add_module(f"IMDB{i}", IMDB(channels))
         self.c = nn.Sequential(nn.Conv2d(num_modules * channels, channels, 1), nn.LeakyReLU(_NEG_SLOPE))
         self.LR_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.upsampler = SubPixelHead(channels, 3, scale)
+        self.upsampler = image_head(upsampler, in_channels=channels, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.fea_conv(x)
@@ -107,6 +110,6 @@ class IMDN(nn.Module):
         half_precision_safe=True,
     )
 )
-def imdn(*, scale: int, channels: int = 64, num_modules: int = 6) -> IMDN:
+def imdn(*, scale: int, channels: int = 64, num_modules: int = 6, upsampler: str = "subpixel") -> IMDN:
     """The paper's IMDN (official ``IMDN(nf=64, num_modules=6)``): 694K / 703K / 715K parameters."""
-    return IMDN(scale=scale, channels=channels, num_modules=num_modules)
+    return IMDN(scale=scale, channels=channels, num_modules=num_modules, upsampler=upsampler)

@@ -57,7 +57,7 @@ from torch import nn
 
 from srlab.layers.omni import OmniESA, OSABlock
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -80,7 +80,8 @@ class OmniSR(nn.Module):
     derived_checkpoint_keys: tuple[str, ...] = ()
 
     def __init__(
-        self, *, scale: int, num_feat: int, res_num: int, block_num: int, window_size: int, pe: bool, bias: bool
+        self, *, scale: int, num_feat: int, res_num: int, block_num: int, window_size: int, pe: bool, bias: bool,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -91,7 +92,7 @@ class OmniSR(nn.Module):
         )
         self.input = nn.Conv2d(3, num_feat, 3, padding=1, bias=bias)
         self.output = nn.Conv2d(num_feat, num_feat, 3, padding=1, bias=bias)
-        self.up = SubPixelHead(num_feat, 3, scale, bias=bias)
+        self.up = image_head(upsampler, in_channels=num_feat, scale=scale, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -137,8 +138,10 @@ def omnisr(
     window_size: int = 8,
     pe: bool = True,
     bias: bool = True,
+    upsampler: str = "subpixel",
 ) -> OmniSR:
     """Omni-SR, the official configuration (772K / 780K / 792K parameters as the paper counts)."""
     return OmniSR(
-        scale=scale, num_feat=num_feat, res_num=res_num, block_num=block_num, window_size=window_size, pe=pe, bias=bias
+        scale=scale, num_feat=num_feat, res_num=res_num, block_num=block_num, window_size=window_size, pe=pe, bias=bias,
+        upsampler=upsampler,
     )

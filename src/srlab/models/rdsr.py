@@ -18,6 +18,12 @@ of the s^2 sub-pixel phases, a 3-tap Keys-cubic interpolation of them, and the 1
 starts at zero, so the deep branch adds nothing at first (as zero-initialised residual branches do).
 The untrained model is then within ~0.2 dB of bicubic upscaling and training learns the residual
 detail, which shortens training a lot on a CPU budget. ``init="default"`` keeps PyTorch's init.
+
+Upsampler (``upsampler=NAME``, any of :func:`srlab.list_upsamplers`; default ``subpixel``, the drawn
+3x3 conv + PixelShuffle, keys ``tail.*``): another upsampler replaces the tail conv and PixelShuffle
+(keys ``tail.*`` are then that upsampler's), so one backbone can be trained with each. With it,
+``init="bicubic"`` initialises all but the upsampler (head copy, zero fusion) and the upsampler keeps
+PyTorch's init.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers import ESA, ChannelAttention
+from srlab.layers.upsamplers import build_upsampler, upsampler_entry
 from srlab.models.registry import ModelInfo, register_model
 
 
@@ -66,10 +73,13 @@ def _phase_weights(scale: int) -> torch.Tensor:
 
 
 INITS = ("bicubic", "default")
+SUBPIXEL = "subpixel"
 
 
 class RDSR(nn.Module):
-    def __init__(self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str) -> None:
+    def __init__(
+        self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, upsampler: str = SUBPIXEL
+    ) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
@@ -82,8 +92,13 @@ class RDSR(nn.Module):
         )
         self.fuse = nn.Conv2d(num_blocks * channels, channels, 1)
         self.esa = ESA(channels, grid_aligned=True)
-        self.tail = nn.Conv2d(channels, 3 * scale * scale, 3, padding=1)
-        self.upsample = nn.PixelShuffle(scale)
+        self.subpixel_tail = upsampler_entry(upsampler).name == SUBPIXEL
+        if self.subpixel_tail:
+            self.tail: nn.Module = nn.Conv2d(channels, 3 * scale * scale, 3, padding=1)
+            self.upsample: nn.Module = nn.PixelShuffle(scale)
+        else:
+            self.tail = build_upsampler(upsampler, in_channels=channels, out_channels=3, scale=scale)
+            self.upsample = nn.Identity()
         if init == "bicubic":
             self._init_as_interpolator()
 
@@ -96,6 +111,8 @@ class RDSR(nn.Module):
             self.head.weight[c, c, 1, 1] = 1.0  # inputs are >= 0, so the ReLU passes them unchanged
         nn.init.zeros_(self.fuse.weight)
         nn.init.zeros_(self.fuse.bias)
+        if not self.subpixel_tail:
+            return
         self.tail.weight.zero_()
         self.tail.bias.zero_()
         weights = _phase_weights(s)
@@ -131,15 +148,19 @@ def _info() -> ModelInfo:
 
 @register_model(_info())
 def rdsr_s(
-    *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic"
+    *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
+    upsampler: str = SUBPIXEL,
 ) -> RDSR:
     """The CPU-friendly small variant."""
-    return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
+    return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
+                upsampler=upsampler)
 
 
 @register_model(_info())
 def rdsr(
-    *, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16, init: str = "bicubic"
+    *, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16, init: str = "bicubic",
+    upsampler: str = SUBPIXEL,
 ) -> RDSR:
     """The base variant, ~0.5 M parameters like IMDN/RFDN."""
-    return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
+    return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
+                upsampler=upsampler)

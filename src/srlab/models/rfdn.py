@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ESA, SubPixelHead
+from srlab.layers import ESA
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 _NEG_SLOPE = 0.05  # the official LeakyReLU slope
@@ -75,7 +76,9 @@ class RFDB(nn.Module):
 
 
 class RFDN(nn.Module):
-    def __init__(self, *, scale: int, channels: int, num_modules: int, rgb_range: float = 1.0) -> None:
+    def __init__(
+        self, *, scale: int, channels: int, num_modules: int, rgb_range: float = 1.0, upsampler: str = "subpixel"
+    ) -> None:
         super().__init__()
         self.scale = scale
         self.num_modules = num_modules
@@ -85,7 +88,7 @@ class RFDN(nn.Module):
             self.add_module(f"B{i}", RFDB(channels))
         self.c = nn.Sequential(nn.Conv2d(num_modules * channels, channels, 1), nn.LeakyReLU(_NEG_SLOPE))
         self.LR_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.upsampler = SubPixelHead(channels, 3, scale)
+        self.upsampler = image_head(upsampler, in_channels=channels, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.rgb_range != 1.0:
@@ -125,9 +128,9 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
 
 
 @register_model(_info((2, 3, 4)))
-def rfdn(*, scale: int, channels: int = 48, num_modules: int = 6) -> RFDN:
+def rfdn(*, scale: int, channels: int = 48, num_modules: int = 6, upsampler: str = "subpixel") -> RFDN:
     """The paper's RFDN (nf=48, 6 RFDBs): 534K / 541K / 550K parameters; no official weights."""
-    return RFDN(scale=scale, channels=channels, num_modules=num_modules)
+    return RFDN(scale=scale, channels=channels, num_modules=num_modules, upsampler=upsampler)
 
 
 @register_model(_info((2, 3, 4)))

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.attention import ESA_MIN_SIDE, pad_to_min_side
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 # The released weights were trained on 0-255 images.
@@ -91,7 +91,8 @@ class RLFN(nn.Module):
     """RLFN / RLFN-S / RLFN_Prune; blocks are attributes ``block_1 .. block_N`` as in the official code."""
 
     def __init__(
-        self, *, scale: int, channels: int, mid_channels: int, num_blocks: int, esa_channels: int
+        self, *, scale: int, channels: int, mid_channels: int, num_blocks: int, esa_channels: int,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -100,7 +101,7 @@ class RLFN(nn.Module):
         for i in range(1, num_blocks + 1):
             self.add_module(f"block_{i}", RLFB(channels, mid_channels, esa_channels=esa_channels))
         self.conv_2 = _conv(channels, channels, 3)
-        self.upsampler = SubPixelHead(channels, 3, scale)
+        self.upsampler = image_head(upsampler, in_channels=channels, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.conv_1(x * _PIXEL_RANGE)
@@ -131,7 +132,9 @@ def _info() -> ModelInfo:
 
 
 @register_model(_info())
-def rlfn(*, scale: int, channels: int = 52, num_blocks: int = 6, esa_channels: int = 16) -> RLFN:
+def rlfn(
+    *, scale: int, channels: int = 52, num_blocks: int = 6, esa_channels: int = 16, upsampler: str = "subpixel"
+) -> RLFN:
     """RLFN (official ``RLFN(feature_channels=52)``), ~527K parameters at x2."""
     return RLFN(
         scale=scale,
@@ -139,11 +142,14 @@ def rlfn(*, scale: int, channels: int = 52, num_blocks: int = 6, esa_channels: i
         mid_channels=channels,
         num_blocks=num_blocks,
         esa_channels=esa_channels,
+        upsampler=upsampler,
     )
 
 
 @register_model(_info())
-def rlfn_s(*, scale: int, channels: int = 48, num_blocks: int = 6, esa_channels: int = 16) -> RLFN:
+def rlfn_s(
+    *, scale: int, channels: int = 48, num_blocks: int = 6, esa_channels: int = 16, upsampler: str = "subpixel"
+) -> RLFN:
     """RLFN-S (official ``RLFN_S(feature_channels=48)``), ~455K parameters at x2."""
     return RLFN(
         scale=scale,
@@ -151,12 +157,14 @@ def rlfn_s(*, scale: int, channels: int = 48, num_blocks: int = 6, esa_channels:
         mid_channels=channels,
         num_blocks=num_blocks,
         esa_channels=esa_channels,
+        upsampler=upsampler,
     )
 
 
 @register_model(_info())
 def rlfn_ntire(
-    *, scale: int, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4, esa_channels: int = 16
+    *, scale: int, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4, esa_channels: int = 16,
+    upsampler: str = "subpixel",
 ) -> RLFN:
     """The pruned NTIRE 2022 x4 model (official ``RLFN_Prune(feature_channels=46, mid_channels=48)``)."""
     return RLFN(
@@ -165,4 +173,5 @@ def rlfn_ntire(
         mid_channels=mid_channels,
         num_blocks=num_blocks,
         esa_channels=esa_channels,
+        upsampler=upsampler,
     )

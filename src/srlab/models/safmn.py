@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.norm import LayerNorm2d
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import Derived, ModelInfo, register_model
 
 MIN_SIDE = 8  # SAFM pools to H // 8 (SAFMN's coarsest level, SAFMN++'s only one)
@@ -162,14 +162,16 @@ def _pad_to_min_side(x: torch.Tensor) -> torch.Tensor:
 
 
 class SAFMN(nn.Module):
-    def __init__(self, *, scale: int, dim: int, n_blocks: int, ffn_scale: float) -> None:
+    def __init__(
+        self, *, scale: int, dim: int, n_blocks: int, ffn_scale: float, upsampler: str = "subpixel"
+    ) -> None:
         super().__init__()
         if dim % 4:
             raise ValueError(f"dim must be a multiple of 4 (the SAFM's four levels), got {dim}")
         self.scale = scale
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1)
         self.feats = nn.Sequential(*(AttBlock(dim, ffn_scale) for _ in range(n_blocks)))
-        self.to_img = SubPixelHead(dim, 3, scale)
+        self.to_img = image_head(upsampler, in_channels=dim, scale=scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -179,14 +181,16 @@ class SAFMN(nn.Module):
 
 
 class SAFMNPP(nn.Module):
-    def __init__(self, *, scale: int, dim: int, n_blocks: int, ffn_scale: float) -> None:
+    def __init__(
+        self, *, scale: int, dim: int, n_blocks: int, ffn_scale: float, upsampler: str = "subpixel"
+    ) -> None:
         super().__init__()
         if dim < 3:
             raise ValueError(f"dim must be >= 3, got {dim}")
         self.scale = scale
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1, bias=False)
         self.feats = nn.Sequential(*(AttBlockPlus(dim, ffn_scale) for _ in range(n_blocks)))
-        self.to_img = SubPixelHead(dim, 3, scale, bias=False)
+        self.to_img = image_head(upsampler, in_channels=dim, scale=scale, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -222,17 +226,21 @@ _OFFICIAL = {"origin": "https://github.com/sunny2109/SAFMN", "licence": "Apache-
 
 
 @register_model(_info(_PAPER, (2, 3, 4), lambda a: a["n_blocks"] * _SAFMN_BLOCK_RADIUS + 2, **_OFFICIAL))
-def safmn(*, scale: int, dim: int = 36, n_blocks: int = 8, ffn_scale: float = 2.0) -> SAFMN:
+def safmn(
+    *, scale: int, dim: int = 36, n_blocks: int = 8, ffn_scale: float = 2.0, upsampler: str = "subpixel"
+) -> SAFMN:
     """SAFMN, the efficient-SR model (~0.23 M parameters)."""
-    return SAFMN(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale)
+    return SAFMN(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale, upsampler=upsampler)
 
 
 @register_model(
     _info(_PAPER + " (SAFMN-L, classic SR)", (2, 3, 4), lambda a: a["n_blocks"] * _SAFMN_BLOCK_RADIUS + 2, **_OFFICIAL)
 )
-def safmn_l(*, scale: int, dim: int = 128, n_blocks: int = 16, ffn_scale: float = 2.0) -> SAFMN:
+def safmn_l(
+    *, scale: int, dim: int = 128, n_blocks: int = 16, ffn_scale: float = 2.0, upsampler: str = "subpixel"
+) -> SAFMN:
     """SAFMN-L, the large model of the paper's classic-SR comparison (~5.6 M parameters)."""
-    return SAFMN(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale)
+    return SAFMN(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale, upsampler=upsampler)
 
 
 @register_model(
@@ -244,6 +252,8 @@ def safmn_l(*, scale: int, dim: int = 128, n_blocks: int = 16, ffn_scale: float 
         licence="MIT",
     )
 )
-def safmn_pp(*, scale: int, dim: int = 36, n_blocks: int = 6, ffn_scale: float = 1.5) -> SAFMNPP:
+def safmn_pp(
+    *, scale: int, dim: int = 36, n_blocks: int = 6, ffn_scale: float = 1.5, upsampler: str = "subpixel"
+) -> SAFMNPP:
     """SAFMN++ as released for NTIRE 2024 (x4, ~0.21 M parameters)."""
-    return SAFMNPP(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale)
+    return SAFMNPP(scale=scale, dim=dim, n_blocks=n_blocks, ffn_scale=ffn_scale, upsampler=upsampler)

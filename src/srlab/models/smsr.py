@@ -68,7 +68,7 @@ from torch import nn
 from srlab.layers.attention import CALayer
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.padding import pad_to_multiple
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 RGB_RANGE = 255.0
@@ -259,7 +259,10 @@ class SMM(nn.Module):
 
 
 class SMSR(nn.Module):
-    def __init__(self, *, scale: int, n_feats: int = 64, n_modules: int = 5, tau_floor: float = 0.4) -> None:
+    def __init__(
+        self, *, scale: int, n_feats: int = 64, n_modules: int = 5, tau_floor: float = 0.4,
+        upsampler: str = "subpixel",
+    ) -> None:
         super().__init__()
         if not 0 < tau_floor <= 1:
             raise ValueError(f"tau_floor (the lowest Gumbel-softmax temperature) must be in (0, 1], got {tau_floor}")
@@ -278,7 +281,7 @@ class SMSR(nn.Module):
             nn.Conv2d(3, n_feats, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(n_feats, n_feats, 3, padding=1)
         )
         self.body = nn.Sequential(*(SMM(n_feats) for _ in range(n_modules)))
-        self.tail = SubPixelHead(n_feats, 3, scale)
+        self.tail = image_head(upsampler, in_channels=n_feats, scale=scale)
 
     @property
     def sparse_inference(self) -> bool:
@@ -371,6 +374,6 @@ def mask_statistics(model: SMSR) -> dict[str, float]:
         uncounted_parameters=("ch_mask",),
     )
 )
-def smsr(*, scale: int, n_feats: int = 64, tau_floor: float = 0.4) -> SMSR:
+def smsr(*, scale: int, n_feats: int = 64, tau_floor: float = 0.4, upsampler: str = "subpixel") -> SMSR:
     """SMSR (64 features, 5 SMMs of 4 sparse 3x3 convs); ``tau_floor``: the temperature schedule's floor."""
-    return SMSR(scale=scale, n_feats=n_feats, tau_floor=tau_floor)
+    return SMSR(scale=scale, n_feats=n_feats, tau_floor=tau_floor, upsampler=upsampler)

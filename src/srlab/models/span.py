@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
-from srlab.layers.upsamplers import SubPixelHead
+from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 from srlab.models.reparam import conv_from, merge_1x1_then_kxk, pad_kernel
 
@@ -141,10 +141,11 @@ NUM_BLOCKS = 6
 class _SPANBody(nn.Module):
     """The network shared by both forms; ``conv`` builds each 3x3 convolution (Conv3XC or its plain form)."""
 
-    def __init__(self, *, scale: int, feature_channels: int, conv: type[nn.Module]) -> None:
+    def __init__(self, *, scale: int, feature_channels: int, conv: type[nn.Module], upsampler: str) -> None:
         super().__init__()
         self.scale = scale
         self.feature_channels = feature_channels
+        self.upsampler_name = upsampler
         c = feature_channels
         self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.conv_1 = conv(3, c)
@@ -152,7 +153,7 @@ class _SPANBody(nn.Module):
             setattr(self, f"block_{i}", SPAB(conv(c, c), conv(c, c), conv(c, c)))
         self.conv_cat = nn.Conv2d(4 * c, c, 1)
         self.conv_2 = conv(c, c)
-        self.upsampler = SubPixelHead(c, 3, scale)
+        self.upsampler = image_head(upsampler, in_channels=c, scale=scale)
 
     def blocks(self) -> list[SPAB]:
         return [getattr(self, f"block_{i}") for i in range(1, NUM_BLOCKS + 1)]
@@ -173,20 +174,22 @@ class _SPANBody(nn.Module):
 class SPANForInference(_SPANBody):
     """The deploy form: every Conv3XC reduced to its ``eval_conv`` (the NTIRE slim checkpoint's layout)."""
 
-    def __init__(self, *, scale: int, feature_channels: int) -> None:
-        super().__init__(scale=scale, feature_channels=feature_channels, conv=PlainConv3XC)
+    def __init__(self, *, scale: int, feature_channels: int, upsampler: str = "subpixel") -> None:
+        super().__init__(scale=scale, feature_channels=feature_channels, conv=PlainConv3XC, upsampler=upsampler)
 
 
 class SPAN(_SPANBody):
     """The training form (official ``SPAN``), with the Conv3XC training branches."""
 
-    def __init__(self, *, scale: int, feature_channels: int) -> None:
-        super().__init__(scale=scale, feature_channels=feature_channels, conv=Conv3XC)
+    def __init__(self, *, scale: int, feature_channels: int, upsampler: str = "subpixel") -> None:
+        super().__init__(scale=scale, feature_channels=feature_channels, conv=Conv3XC, upsampler=upsampler)
 
     @torch.no_grad()
     def deploy(self) -> SPANForInference:
         """The equivalent network with each Conv3XC fused into one 3x3 conv; ``self`` is left unchanged."""
-        fused = SPANForInference(scale=self.scale, feature_channels=self.feature_channels)
+        fused = SPANForInference(
+            scale=self.scale, feature_channels=self.feature_channels, upsampler=self.upsampler_name
+        )
         fused = fused.to(device=self.conv_cat.weight.device, dtype=self.conv_cat.weight.dtype)
         fused.conv_1 = self.conv_1.to_plain()
         for ours, theirs in zip(fused.blocks(), self.blocks()):
@@ -213,12 +216,12 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
 
 
 @register_model(_info((2, 3, 4)))
-def span(*, scale: int, feature_channels: int = 48) -> SPAN:
+def span(*, scale: int, feature_channels: int = 48, upsampler: str = "subpixel") -> SPAN:
     """SPAN (official ``SPAN(feature_channels=48)``): 410,700 / 417,195 / 426,288 parameters deployed."""
-    return SPAN(scale=scale, feature_channels=feature_channels)
+    return SPAN(scale=scale, feature_channels=feature_channels, upsampler=upsampler)
 
 
 @register_model(_info((4,)))
-def span_ch28(*, scale: int, feature_channels: int = 28) -> SPAN:
+def span_ch28(*, scale: int, feature_channels: int = 28, upsampler: str = "subpixel") -> SPAN:
     """The NTIRE 2024 ESR submission (``SPAN30``, 28 channels, x4): 150,688 parameters deployed."""
-    return SPAN(scale=scale, feature_channels=feature_channels)
+    return SPAN(scale=scale, feature_channels=feature_channels, upsampler=upsampler)

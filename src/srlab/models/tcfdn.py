@@ -53,7 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.layers import ESA, SubPixelHead
+from srlab.layers import ESA
+from srlab.layers.upsamplers import image_head
 from srlab.layers.padding import pad_to_multiple
 from srlab.layers.swin import (
     WindowAttention,
@@ -179,6 +180,7 @@ class TCFDN(nn.Module):
         num_heads: int,
         window_size: int,
         mlp_ratio: float,
+        upsampler: str = "subpixel",
     ) -> None:
         super().__init__()
         self.scale = scale
@@ -190,7 +192,7 @@ class TCFDN(nn.Module):
             self.add_module(f"B{i + 1}", block)
         self.c = nn.Sequential(nn.Conv2d(num_blocks * channels, channels, 1), nn.LeakyReLU(_NEG_SLOPE))
         self.LR_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.upsampler = SubPixelHead(channels, 3, scale)
+        self.upsampler = image_head(upsampler, in_channels=channels, scale=scale)
         init_swin_weights(self)  # linear layers trunc-normal (std 0.02), LayerNorms at identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,10 +245,11 @@ def tcfdn(
     num_heads: int = 6,
     window_size: int = 8,
     mlp_ratio: float = 2.0,
+    upsampler: str = "subpixel",
 ) -> TCFDN:
     """TCFDN (reconstruction): 6 TCFDBs of 48 channels, 3 ESTLs each (6 heads, 8x8 windows, CFF ratio 2);
     no official weights."""
     return TCFDN(
         scale=scale, channels=channels, num_blocks=num_blocks, num_heads=num_heads,
-        window_size=window_size, mlp_ratio=mlp_ratio,
+        window_size=window_size, mlp_ratio=mlp_ratio, upsampler=upsampler,
     )

@@ -4,12 +4,16 @@ An upsampler is a keyword-only factory ``factory(*, in_channels, out_channels, s
 defaults>) -> nn.Module`` registered by name with :func:`register_upsampler`. The module it builds maps
 ``(N, in_channels, H, W)`` to ``(N, out_channels, scale * H, scale * W)``; ``scales`` says which
 integer scales it builds for (``None``: any). A model that takes an upsampler as a hyper-parameter
-(``upsampler: str = "pixelshuffle"``) builds it with :func:`build_upsampler`, so every registered
+(``upsampler: str = "subpixel"``) builds it with :func:`build_upsampler`, so every registered
 family (sub-pixel, interpolation + conv, transposed conv, ...) can be swapped in without editing the
 model.
 
+Every factory's docstring names its paper and its MAC convention: how
+:func:`srlab.models.complexity.count_macs` counts it, per LR input of H x W pixels.
+
 Adding an upsampler: one new module in :mod:`srlab.layers.upsamplers` with the decorated factory, and
-one line in that package's import list.
+one line in that package's import list. A renamed upsampler keeps its old name as an alias
+(``aliases=``), so configs and checkpoints that name it still build.
 """
 
 from __future__ import annotations
@@ -41,16 +45,19 @@ class UpsamplerEntry:
 
 
 _UPSAMPLERS: dict[str, UpsamplerEntry] = {}
+_ALIASES: dict[str, str] = {}  # old name -> registered name
 
 
 def register_upsampler(
-    name: str, *, scales: tuple[int, ...] | None = None
+    name: str, *, scales: tuple[int, ...] | None = None, aliases: tuple[str, ...] = ()
 ) -> Callable[[UpsamplerFactory], UpsamplerFactory]:
-    """Register ``factory`` under ``name``; it must take the contract's arguments, keyword-only."""
+    """Register ``factory`` under ``name`` (and ``aliases``); it must take the contract's arguments,
+    keyword-only."""
 
     def decorate(factory: UpsamplerFactory) -> UpsamplerFactory:
-        if name in _UPSAMPLERS:
-            raise ValueError(f"upsampler {name!r} is registered twice")
+        for taken in (name, *aliases):
+            if taken in _UPSAMPLERS or taken in _ALIASES:
+                raise ValueError(f"upsampler {taken!r} is registered twice")
         params = inspect.signature(factory).parameters
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params.values()):
             raise TypeError(f"upsampler factory {name!r} must take keyword-only arguments")
@@ -63,19 +70,21 @@ def register_upsampler(
         if options_without_default:
             raise TypeError(f"upsampler factory {name!r}: options need defaults ({', '.join(options_without_default)})")
         _UPSAMPLERS[name] = UpsamplerEntry(name, factory, scales)
+        _ALIASES.update(dict.fromkeys(aliases, name))
         return factory
 
     return decorate
 
 
 def list_upsamplers() -> list[str]:
-    """The registered upsampler names, sorted."""
+    """The registered upsampler names, sorted (aliases left out)."""
     return sorted(_UPSAMPLERS)
 
 
 def upsampler_entry(name: str) -> UpsamplerEntry:
+    """The entry registered under ``name`` or under the name it is an alias of."""
     try:
-        return _UPSAMPLERS[name]
+        return _UPSAMPLERS[_ALIASES.get(name, name)]
     except KeyError:
         raise SrlabError(f"unknown upsampler {name!r}: choose one of {', '.join(list_upsamplers())}") from None
 

@@ -1,5 +1,13 @@
 """Sub-pixel (PixelShuffle) reconstruction heads, and their registered upsamplers.
 
+Paper: Shi et al., "Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel
+Convolutional Neural Network" (ESPCN, CVPR 2016): one step; Lim et al., "Enhanced Deep Residual Networks
+for Single Image Super-Resolution" (EDSR, CVPRW 2017): progressive x2 (or one x3) steps.
+
+MACs (``count_macs``, per LR input H x W, scale s; PixelShuffle is free): one step
+``H W * C_in * C_out s^2 * 9``; progressive, step i (i = 0, 1, ...) of factor r at (r^i H) x (r^i W):
+``r^(2i) H W * C * r^2 C * 9``, plus the final conv ``s^2 H W * C * C_out * 9``.
+
 Both are ``nn.Sequential`` subclasses so that a model assigning one to its official attribute keeps the
 official state-dict keys (``upsampler.0.weight``, ``tail.0.2.bias``, ...).
 """
@@ -8,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from srlab.layers.upsamplers.base import register_upsampler
+from srlab.layers.upsamplers.base import build_upsampler, register_upsampler, upsampler_entry
 
 
 class SubPixelHead(nn.Sequential):
@@ -41,13 +49,25 @@ class ProgressiveUpsampler(nn.Sequential):
         super().__init__(*layers)
 
 
-@register_upsampler("pixelshuffle")
-def pixelshuffle(*, in_channels: int, out_channels: int, scale: int, bias: bool = True) -> nn.Module:
+@register_upsampler("subpixel", aliases=("pixelshuffle",))
+def subpixel(*, in_channels: int, out_channels: int, scale: int, bias: bool = True) -> nn.Module:
     """ESPCN's one-step sub-pixel head (:class:`SubPixelHead`)."""
     return SubPixelHead(in_channels, out_channels, scale, bias=bias)
 
 
-@register_upsampler("pixelshuffle_progressive", scales=(2, 3, 4, 8))
-def pixelshuffle_progressive(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
+@register_upsampler("subpixel_progressive", scales=(2, 3, 4, 8), aliases=("pixelshuffle_progressive",))
+def subpixel_progressive(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
     """EDSR's tail: :class:`ProgressiveUpsampler` at ``in_channels``, then a 3x3 conv to ``out_channels``."""
     return nn.Sequential(ProgressiveUpsampler(in_channels, scale), nn.Conv2d(in_channels, out_channels, 3, padding=1))
+
+
+def image_head(
+    upsampler: str, *, in_channels: int, scale: int, out_channels: int = 3, bias: bool = True
+) -> nn.Module:
+    """A model's last step to the image, for models whose official head is a plain
+    :class:`SubPixelHead`: that head (official keys, ``bias`` as the model has it) for ``subpixel`` (or
+    its alias), else the registered ``upsampler`` with its own defaults, so the model can be trained
+    with any upsampler (``upsampler=NAME``)."""
+    if upsampler_entry(upsampler).name == "subpixel":
+        return SubPixelHead(in_channels, out_channels, scale, bias=bias)
+    return build_upsampler(upsampler, in_channels=in_channels, out_channels=out_channels, scale=scale)
