@@ -90,10 +90,10 @@ def test_budget_routes_spend_the_fewest_macs_within_the_budget():
 
 def test_the_knob_sweep_runs_from_cheap_to_expensive(trained):
     lr = _image(64, 64)
-    spent = []
+    spent = []  # by the exits taken (the router's own MACs are the same at every knob but 0, where it does not run)
     for knob in RdsrExitRouting.knob_sweep:
         _, stats = adaptive_upscale(rdsr_adaptive(trained, knob=knob), lr, patch=12, stride=10)
-        spent.append(stats.macs_spent)
+        spent.append(stats.macs_spent - stats.router_macs)
     assert spent == sorted(spent) and spent[0] < spent[-1]
 
 
@@ -125,6 +125,13 @@ def test_calibration_refuses_bad_pairs_and_too_few_patches():
         calibrate_router(model, [(torch.rand(3, 12, 12), torch.rand(3, 24, 24))], patch=12, stride=10)
     with pytest.raises(SrlabError, match="router calibration needs at least one calibration image"):
         calibrate_router(model, [], patch=12, stride=10)
+
+
+def test_knob_0_is_the_full_path_without_the_router():
+    model = _model()  # its router untrained: knob 0 does not need it
+    sr, stats = adaptive_upscale(rdsr_adaptive(model, knob=0.0), _image(), patch=12, stride=10)
+    assert stats.route_counts == (0, 0, stats.units) and stats.router_macs == 0
+    assert stats.macs_spent == stats.macs_full
 
 
 def test_an_untrained_router_and_another_model_are_one_line_errors():

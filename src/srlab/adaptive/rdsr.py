@@ -11,7 +11,7 @@ squared error ``e[p]``; the image may add ``(10 ** (loss / 10) - 1) * sum(e)`` o
 patches take the exits that spend the fewest MACs within that budget: ``argmin_k d[p, k] + lam *
 macs[k]``, with the largest price ``lam`` whose routing stays within the budget (bisection; routing
 by a price is what spends the budget where it saves the most MACs). Knob 0 puts every patch on the full
-path. The budget is per call of :meth:`RdsrExitRouting.route`: one image in the region mode and in
+path without running the router. The budget is per call of :meth:`RdsrExitRouting.route`: one image in the region mode and in
 ``srlab eval`` (which routes one image at a time).
 
 Why the difference to the full path and not the error against the ground truth: the difference is a
@@ -73,6 +73,8 @@ class RdsrExitRouting(PatchRoutedMethod):
         self._router_macs: dict[tuple[int, int], int] = {}
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
+        if self.knob == 0:  # no loss allowed: the full path everywhere, nothing to predict
+            return torch.full((len(patches),), self.num_routes - 1, dtype=torch.long, device=patches.device)
         if not bool(self.network.router_trained):
             raise SrlabError(
                 "this rdsr_adaptive model's router is not trained: run srlab.adaptive.rdsr.calibrate_router "
@@ -93,6 +95,8 @@ class RdsrExitRouting(PatchRoutedMethod):
         return self._macs[patch_hw][index]
 
     def router_macs(self, patch_hw: tuple[int, int]) -> int:
+        if self.knob == 0:
+            return 0  # route() does not run the router then
         patch_hw = tuple(patch_hw)
         if patch_hw not in self._router_macs:
             self._router_macs[patch_hw] = count_macs(self.network.router, patch_hw)
