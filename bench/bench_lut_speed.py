@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from PIL import Image
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model, median_ms  # noqa: E402
 
 import srlab  # noqa: E402
 from srlab.models.lut import MuLUT, SRLUT  # noqa: E402
@@ -94,19 +92,6 @@ def measure_memory(method: str) -> float:
     growth = queue.get()
     child.join()
     return growth
-
-
-def median_ms(fns: dict, runs: int, warmup: int) -> dict[str, float]:
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:

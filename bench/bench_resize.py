@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from PIL import Image
 from skimage import data
 
 from srlab.data.resize import bicubic_downscale
+from machine import median_ms  # bench/machine.py: scripts run as python bench/<name>.py
 
 SCALES = (2, 3, 4)
 THREADS = (1, 2)
@@ -31,21 +30,6 @@ THREADS = (1, 2)
 def make_image() -> Image.Image:
     # A natural photo at DIV2K size (divisible by 2, 3 and 4, so no mod-crop is needed).
     return Image.fromarray(data.astronaut()).resize((2040, 1356), Image.BICUBIC)
-
-
-def median_ms(fns: dict, runs: int, warmup: int) -> dict[str, float]:
-    """Median time of each function; runs are interleaved so that load from other jobs on a
-    shared machine falls on all of them alike and the ratios stay meaningful."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def pil_downscale(img: Image.Image, scale: int) -> Image.Image:

@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 import srlab
-from conftest import photo
-from srlab.cli.main import main
+from conftest import photo, run_cli
 from srlab.data.datasets import modcrop
 from srlab.data.io import read_rgb
 from srlab.data.resize import bicubic_downscale
@@ -19,16 +18,6 @@ from srlab.metrics.protocol import PAPER_PROTOCOL
 from srlab.models.weights import save_weights
 
 SMALL_LIIF = {"channels": 8, "num_blocks": 1, "hidden": 16, "depth": 2}
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse flag errors
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()
