@@ -1,7 +1,7 @@
 """Content-adaptive inference against the full path of the same weights: PSNR, MACs and wall-clock.
 
 Usage: python bench/bench_adaptive_speed.py --photos DIR [--full] [--threads 1 2] [--repeats N]
-                                            [--methods arm pcsr rdsr] [--crop N]
+                                            [--methods arm pcsr rdsr] [--crop N] [--no-timing]
 
 DIR holds HR photographs not used for training, e.g. the five validation photos of the proxy set:
 ``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``, or the 2K photos of
@@ -72,18 +72,20 @@ either method on these photos, and not for lack of engine speed:
 
 * rdsr_adaptive (srlab's own, the bundled weights: exits distilled from the full path, a trained router;
   ``--methods rdsr --full --repeats 3``; full path = its last exit, whole image or 128-pixel tiles;
-  measured 2026-12-05 while three other jobs shared the 2 cores: 1-thread ratios only, the 2-thread
-  times swung 3-30x between repeats). Knob = the loss each image may take, as the router predicts it.
-  The 13 2K photos of ``scripts/make_photo_test2k.sh`` (LR 285-510 x 510): loss 0.01 -0.0107 / -0.0548
-  dB, MACs 0.826, x1.09; 0.02 -0.0239 / -0.0991, 0.726, x1.26; 0.03 -0.0405 / -0.1661, 0.666, x1.34;
-  0.05 -0.0733, 0.578, x1.48; 0.1 -0.1476, 0.451, x1.79; 0.2 -0.2544, 0.323, x2.27. The five validation
-  photos: loss 0.01 -0.0222 / -0.0464, 0.908, x0.89; 0.03 -0.0754, 0.730, x1.05; 0.1 -0.1969, 0.483,
-  x1.45; 0.2 -0.3768, 0.335, x1.94. The 128-pixel regions' 4-pixel context costs ~10 % more MACs than
-  the whole image (the "tiles" row: 1.096 / 1.079), which is most of the gap between the MAC and time
-  ratios. The quality side fails the target: the router over-predicts the full path's error on very
-  clean photos (up to 10x), so it grants them more added error than they afford;
-  ``rdsr_adaptive_oracle.py`` has the bounds (exact predictions would meet the MAC target on the 2K
-  photos).
+  the region mode on 64x64 blocks, ``RdsrExitRouting.region_block``; MACs include the router).
+  Knob = the loss each image may take, as the router predicts it. Measured 2026-12-05 on an idle
+  machine, 1 / 2 threads. The 13 2K photos of ``scripts/make_photo_test2k.sh`` (LR 285-510 x 510):
+  loss 0.01 -0.0067 / -0.0182 dB, MACs 0.816, x1.21 / x1.13; 0.02 -0.0185 / -0.0604, 0.726, x1.34 /
+  x1.25; 0.03 -0.0305 / -0.0895, 0.669, x1.42 / x1.33; 0.05 -0.0597, 0.584, x1.61 / x1.49; 0.1 -0.1120,
+  0.462, x1.93 / x1.79 (tiles, one route: 1.096 of the MACs, x0.99 / x0.98). The five validation photos:
+  loss 0.005 -0.0086 / -0.0224, 0.961, x0.96 / x0.91; 0.01 -0.0202 / -0.0410, 0.875, x1.06 / x1.00; 0.02
+  -0.0403, 0.785, x1.16 / x1.09; 0.03 -0.0583, 0.697, x1.29 / x1.22; 0.05 -0.0908, 0.611, x1.46 / x1.36;
+  0.1 -0.1621, 0.488, x1.72 / x1.59. Before, on 32x32 blocks (same weights, 1 thread, machine under
+  load): 2K loss 0.02 -0.0239 dB at 0.726, 0.03 -0.0405 at 0.666; validation loss 0.01 -0.0222 at
+  0.908. The time ratio stays 5-17 % below the MAC ratio (many small windows; more at 2 threads). The quality side
+  fails the target: the router over-predicts the full path's error on very clean photos (up to 10x),
+  and the region mode's 4-pixel context makes fragmented routings expensive
+  (``rdsr_adaptive_oracle.py --regions`` has the decomposition).
 
 What was made faster on the way (both sides of every comparison gain; same outputs unless said):
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
@@ -97,7 +99,7 @@ What was made faster on the way (both sides of every comparison gain; same outpu
   Before this, PCSR's adaptive path looked 1.5x faster than its all-heavy path mainly because the heavy
   MLP ran 3x slower than it can.
 
-What remains: ARM-CARN and PCSR-CARN on the 2K photos (not run yet); cheaper ARM knobs need a table or subnets that lose
+What remains: cheaper ARM knobs need a table or subnets that lose
 less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone.
 """
 
@@ -166,7 +168,7 @@ def region_cases(label: str, network: torch.nn.Module, method, knobs: list[float
     def adaptive(knob):
         def run(lr):
             method.knob = knob
-            sr, stats = adaptive_upscale_regions(method, lr)
+            sr, stats = method.upscale(lr)  # the region mode on the method's blocks; MACs include its router
             return sr, lambda: stats.macs_spent
         return run
 
@@ -314,6 +316,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="whole photos, 5 repeats, 1 and 2 threads")
     parser.add_argument("--crop", type=int, default=128, help="quick mode: centre crop, LR pixels a side")
     parser.add_argument("--threads", type=int, nargs="+")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="PSNR and MACs only, no times (for a machine that other jobs load)")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
@@ -323,7 +327,7 @@ def main() -> None:
                         help="also run the 32/28 evaluation protocol at this eta (for comparison)")
     parser.add_argument("--pcsr-k", type=float, nargs="+", default=[-0.5, -0.25, 0.0, 0.5])
     opts = parser.parse_args()
-    threads = opts.threads or ([1, 2] if opts.full else [1])
+    threads = [] if opts.no_timing else opts.threads or ([1, 2] if opts.full else [1])
     repeats = opts.repeats or (5 if opts.full else 3)
     paths = list_images(opts.photos)
     if not paths:

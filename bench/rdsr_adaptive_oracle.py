@@ -1,6 +1,6 @@
 """How much an oracle router could save with ``rdsr_adaptive``'s exits: an upper bound for any router.
 
-Usage: python bench/rdsr_adaptive_oracle.py --photos DIR [--loss-db 0.03] [--weights FILE]
+Usage: python bench/rdsr_adaptive_oracle.py --photos DIR [--loss-db 0.03] [--weights FILE] [--regions]
        (DIR: e.g. the proxy validation photos, or OUT/HR of scripts/make_photo_test2k.sh OUT)
 
 For each HR photo (x4, MATLAB bicubic LR, 8-bit), every exit of the network runs on the whole image;
@@ -26,6 +26,39 @@ Measured 2026-12-05 (Intel Xeon), 0.03 dB, blocks of all photos:
   0.030 dB: 0.547 / 0.406 of the MACs. So with these exits the router's rule with exact predictions
   saves 59 % of the MACs within 0.03 dB on the 2K photos and 45 % on the (much cleaner) validation
   photos; the trained router's predictions get less (``bench/bench_adaptive_speed.py``).
+
+With ``--regions``: the trained router's own routing at knobs 0.01-0.05, on 32x32 and on 64x64 blocks
+(the mean of four 32x32 predictions), its loss from the per-block errors, the MACs of the routes taken
+and the MACs of the windows the region mode runs for that routing (merged regions with 4 pixels of
+context; counted from their areas, not run). Measured 2026-12-05, bundled weights, 2K photos (loss mean
+/ worst, MACs per block, region mode):
+
+  knob   32x32 blocks                         64x64 blocks
+  0.01   0.0112 / 0.0553 dB  0.615  0.826     0.0064 / 0.0180 dB  0.698  0.818
+  0.02   0.0247 / 0.1028 dB  0.535  0.725     0.0177 / 0.0584 dB  0.618  0.726
+  0.03   0.0399 / 0.1499 dB  0.485  0.666     0.0282 / 0.1000 dB  0.566  0.668
+  0.05   0.0725 / 0.2961 dB  0.420  0.577     0.0566 / 0.2288 dB  0.494  0.583
+
+and on the five validation photos:
+
+  0.01   0.0238 / 0.0474 dB  0.684  0.895     0.0140 / 0.0247 dB  0.771  0.883
+  0.02   0.0565 / 0.0994 dB  0.597  0.804     0.0328 / 0.0575 dB  0.676  0.784
+  0.03   0.0781 / 0.1322 dB  0.541  0.730     0.0571 / 0.1184 dB  0.610  0.713
+  0.05   0.1125 / 0.1834 dB  0.462  0.619     0.0844 / 0.1533 dB  0.534  0.614
+
+So where the router's routing changes exit from one 32x32 block to the next, the region mode's
+context costs 37 % more MACs than the routes themselves (18 % on 64x64 blocks), more than the router's
+prediction error costs (exact predictions: 0.479 at 0.03 dB, the table above), and 64x64 blocks lose
+less at the same region-mode MACs (their four predictions average out part of the router's error).
+The region mode routes 64x64 blocks for this reason (``RdsrExitRouting.region_block``). Margins
+measured in the region mode itself (32x32 blocks, knob 0.02, 2K photos): 0 pixels -0.163 dB at 0.536,
+2 pixels -0.032 dB at 0.627, 4 pixels -0.024 dB at 0.726, 8 pixels -0.023 dB at 0.944 (and at knob 0,
+every block on the full path: 0 pixels already loses 0.052 dB at region borders, 4 pixels 0.0003).
+Router variants calibrated on the same photos (block-level MACs at a mean loss of 0.03 dB, validation /
+2K photos; the bundled router 0.648 / 0.517): the same router calibrated again from three other
+random starts 0.729 / 0.576, 0.667 / 0.515, 0.681 / 0.524; 12,000 steps 0.613 / 0.516; width 32 0.658 /
+0.506; its first convolution at stride 1 (4x its MACs) 0.626 / 0.482: the random start moves it as
+much as the variants do.
 """
 
 from __future__ import annotations
@@ -39,6 +72,7 @@ import torch.nn.functional as F
 
 import srlab
 from srlab.adaptive.rdsr import budget_routes
+from srlab.adaptive.regions import merge_blocks
 from srlab.data.io import list_images, read_rgb
 from srlab.data.resize import imresize
 from srlab.metrics.color import rgb_to_y
@@ -94,6 +128,8 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, required=True)
     parser.add_argument("--loss-db", type=float, default=0.03)
     parser.add_argument("--weights", help="rdsr_adaptive x4 weights (default: the bundled ones)")
+    parser.add_argument("--regions", action="store_true",
+                        help="also: the trained router's routing and what the region mode spends on it")
     opts = parser.parse_args()
     if opts.weights:
         network = srlab.create_model("rdsr_adaptive", scale=SCALE, checkpoint=opts.weights).eval()
@@ -103,11 +139,13 @@ def main() -> None:
     shares = torch.tensor(exit_macs, dtype=torch.float64) / exit_macs[-1]
     print("exit MAC shares: " + " ".join(f"{s:.3f}" for s in shares.tolist()))
     spent, blocks, photos = 0.0, 0, []
+    lrs = []
     for path in list_images(opts.photos):
         hr = read_rgb(path)[None]
         hr = hr[..., : hr.shape[-2] // SCALE * SCALE, : hr.shape[-1] // SCALE * SCALE]
         errors, diffs, pixels = block_errors(network, hr)
         photos.append((errors, diffs))
+        lrs.append(imresize(hr, scale=1 / SCALE, quantize=True))
         choice, added = oracle_routes(errors, shares, opts.loss_db)
         full = float(errors[:, -1].sum())
         psnr_full = 10 * math.log10(255**2 * pixels / full)
@@ -127,6 +165,49 @@ def main() -> None:
             losses.append(10 * math.log10(float(errors.gather(1, routes[:, None]).sum()) / full))
             spent += float(shares[routes].sum())
         print(f"  {budget:5.2f} dB  MACs {spent / blocks:.3f}  loss {sum(losses) / len(losses):.4f} / {max(losses):.4f} dB")
+    if opts.regions:
+        region_costs(network, photos, lrs, shares)
+
+
+def region_costs(network, photos, lrs, shares: torch.Tensor, margin: int = 4, region: int = 128) -> None:
+    """The trained router's routing at each knob, on 32x32 blocks and on 64x64 blocks (the mean of their
+    four 32x32 predictions, as the region mode runs it): the loss (from the per-block errors, so without
+    the region borders' own effect), the MACs of the routes taken per block, and what the region mode
+    spends on that routing: windows of merged blocks of one route, at most ``region`` pixels a side, each
+    with ``margin`` pixels of context (MACs proportional to the window's area; counted, not run)."""
+    router = network.router
+    print(f"trained router, region mode (margin {margin}, regions <= {region}): knob, routing block, loss mean / "
+          "worst, MACs of the routes per block, MACs of the region mode's windows (router excluded)")
+    for knob in (0.01, 0.02, 0.03, 0.05):
+        for group in (1, 2):
+            losses, routed, windows, area = [], 0.0, 0.0, 0
+            for (errors, _), lr in zip(photos, lrs):
+                height, width = lr.shape[-2:]
+                rows, cols = math.ceil(height / BLOCK), math.ceil(width / BLOCK)
+                padded = F.pad(lr, (0, cols * BLOCK - width, 0, rows * BLOCK - height), mode="replicate")
+                patches = padded.unfold(2, BLOCK, BLOCK).unfold(3, BLOCK, BLOCK)[0].permute(1, 2, 0, 3, 4)
+                with torch.no_grad():
+                    diffs, full = router.predict(patches.reshape(-1, 3, BLOCK, BLOCK).contiguous())
+                # the routing blocks (group x group of the 32x32 ones) and which one each 32x32 block is in
+                group_cols = math.ceil(cols / group)
+                owner = (torch.arange(rows)[:, None] // group * group_cols + torch.arange(cols) // group).flatten()
+                groups = math.ceil(rows / group) * group_cols
+                grouped = torch.zeros(groups, diffs.shape[1], dtype=diffs.dtype).index_add_(0, owner, diffs)
+                routes = budget_routes(grouped, torch.zeros(groups, dtype=full.dtype).index_add_(0, owner, full),
+                                       shares, knob)[owner]
+                losses.append(10 * math.log10(float(errors.gather(1, routes[:, None]).sum() / errors[:, -1].sum())))
+                block_h = (height - torch.arange(rows) * BLOCK).clamp(max=BLOCK)
+                block_w = (width - torch.arange(cols) * BLOCK).clamp(max=BLOCK)
+                routed += float((shares[routes] * (block_h[:, None] * block_w).flatten()).sum())
+                for part in merge_blocks(routes.view(rows, cols), region // BLOCK):
+                    top, bottom = part.row0 * BLOCK, min(part.row1 * BLOCK, height)
+                    left, right = part.col0 * BLOCK, min(part.col1 * BLOCK, width)
+                    windows += float(shares[part.route]) * (
+                        (min(bottom + margin, height) - max(top - margin, 0))
+                        * (min(right + margin, width) - max(left - margin, 0)))
+                area += height * width
+            print(f"  {knob:5.2f} dB  {BLOCK * group}x{BLOCK * group}  loss {sum(losses) / len(losses):.4f} / "
+                  f"{max(losses):.4f} dB  MACs per block {routed / area:.3f}  region mode {windows / area:.3f}")
 
 
 class _Exit(torch.nn.Module):

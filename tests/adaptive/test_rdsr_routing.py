@@ -142,3 +142,30 @@ def test_an_untrained_router_and_another_model_are_one_line_errors():
         rdsr_adaptive(srlab.create_model("rdsr_s", scale=2), knob=1.0)
     with pytest.raises(SrlabError, match=r"loss of adaptive method RdsrExitRouting must be a number in \[0.0, 10.0\]"):
         rdsr_adaptive(model, knob=-1.0)
+
+
+def test_a_larger_patch_is_predicted_as_the_mean_of_its_32x32_patches(trained):
+    from srlab.adaptive.rdsr import ROUTER_PATCH, _predict_per_patch
+
+    torch.manual_seed(5)
+    patches = torch.rand(3, 3, 64, 50)  # 2 x 2 router patches, the last column ending at the border
+    diffs, full = _predict_per_patch(trained.router, patches)
+    subs = [patches[..., t : t + ROUTER_PATCH, l : l + ROUTER_PATCH] for t in (0, 32) for l in (0, 18)]
+    predictions = [trained.router.predict(sub) for sub in subs]
+    assert torch.allclose(diffs, torch.stack([d for d, _ in predictions]).mean(dim=0))
+    assert torch.allclose(full, torch.stack([f for _, f in predictions]).mean(dim=0))
+    small = torch.rand(2, 3, 20, 24)  # shorter than one router patch: predicted as it is
+    assert all(torch.equal(a, b) for a, b in zip(_predict_per_patch(trained.router, small), trained.router.predict(small)))
+    method = rdsr_adaptive(trained, knob=1.0)
+    assert method.router_macs((64, 50)) == 4 * count_macs(trained.router, (32, 32))
+
+
+def test_the_region_mode_routes_64x64_blocks_and_counts_the_router_at_each_knob(trained):
+    method = rdsr_adaptive(trained, knob=1.0)
+    assert method.region_block == 64
+    lr = torch.rand(1, 3, 70, 130)
+    _, stats = method.upscale(lr)
+    assert stats.grid_hw == (2, 3) and stats.router_macs == 6 * method.router_macs((64, 64)) > 0
+    method.knob = 0.0  # the same method at knob 0 runs no router, and says so (not a cached count)
+    _, stats = method.upscale(lr)
+    assert stats.router_macs == 0

@@ -30,7 +30,9 @@ def route_macs(method: AdaptiveMethod, index: int, lr_hw: tuple[int, int]) -> in
     """``method.route_macs(index, lr_hw)`` (index -1: ``method.router_macs(lr_hw)``, what deciding the
     route of one patch costs), counted on the first call for that route and size only."""
     hw = tuple(lr_hw)
-    return _once(method, (index, hw), lambda: method.router_macs(hw) if index < 0 else method.route_macs(index, hw))
+    if index < 0:  # keyed by the knob too: a router may run at some knobs only (rdsr_adaptive's not at 0)
+        return _once(method, (index, hw, method.knob), lambda: method.router_macs(hw))
+    return _once(method, (index, hw), lambda: method.route_macs(index, hw))
 
 
 def full_path_macs(method: AdaptiveMethod, lr_hw: tuple[int, int]) -> int:

@@ -26,6 +26,9 @@ class PatchRoutedMethod(AdaptiveMethod):
     patch: int = 32
     stride: int = 28
     batch_size: int = 128
+    # The blocks the region mode (upscaling) routes; a method whose routes fragment the image less on
+    # larger blocks says so here (rdsr_adaptive: 64).
+    region_block: int = 32
 
     def __init__(self, *, scale: int, num_routes: int, knob: float | None = None) -> None:
         super().__init__(scale=scale, knob=knob)
@@ -61,11 +64,12 @@ class PatchRoutedMethod(AdaptiveMethod):
     def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
         """``whole_image=False``: the published ClassSR/ARM protocol (:func:`adaptive_upscale`, for
         evaluation); True: the region mode (:func:`srlab.adaptive.regions.adaptive_upscale_regions`: the same
-        routing of 32x32 blocks, no overlap, merged regions run in context; the fast way to upscale)."""
+        routing of ``region_block`` x ``region_block`` blocks, no overlap, merged regions run in context;
+        the fast way to upscale)."""
         if not whole_image:
             return adaptive_upscale(self, lr, patch=self.patch, stride=self.stride, batch_size=self.batch_size)
-        sr, regions = adaptive_upscale_regions(self, lr, block=self.patch)
-        router = regions.blocks * route_macs(self, -1, (self.patch, self.patch))
+        sr, regions = adaptive_upscale_regions(self, lr, block=self.region_block)
+        router = regions.blocks * route_macs(self, -1, (self.region_block, self.region_block))
         return sr, AdaptiveStats(
             route_counts=regions.route_counts, route_macs=(0,) * self.num_routes, route_names=self.route_names(),
             unit="block", out_hw=regions.out_hw, router_macs=router, measured=(regions.macs_spent + router, regions.macs_full),

@@ -14,6 +14,14 @@ by a price is what spends the budget where it saves the most MACs). Knob 0 puts 
 path without running the router. The budget is per call of :meth:`RdsrExitRouting.route`: one image in the region mode and in
 ``srlab eval`` (which routes one image at a time).
 
+Blocks. ``srlab eval`` routes the 32x32 patches of the ClassSR/ARM protocol; the region mode
+(``srlab upscale``, ``method.upscale``) routes 64x64 blocks, each predicted as the mean of its four
+32x32 patches (the size the router is calibrated on). Each region the region mode runs costs 4 pixels
+of context on every side, so a routing that changes exit from one 32x32 block to the next spends far
+more than its exits' MACs: on the 2K test photos at knob 0.03, 0.485 of the full path's MACs in the
+routes taken but 0.666 in the windows run; on 64x64 blocks 0.566 and 0.668, for a loss of 0.028
+instead of 0.040 dB (``bench/rdsr_adaptive_oracle.py --regions``).
+
 Why the difference to the full path and not the error against the ground truth: the difference is a
 function of the LR patch alone, so the router learns it from any image and without noise; the error
 against the ground truth that an exit adds is this difference on average (the full path's error is
@@ -44,6 +52,7 @@ from srlab.models.complexity import count_macs
 from srlab.models.rdsr_adaptive import ROUTER_EPS, RDSRAdaptive
 
 LEVELS2 = 255.0**2  # squared errors of [0, 1] images in squared 8-bit levels
+ROUTER_PATCH = 32  # the LR patch size the router is calibrated on (calibrate_router's default)
 
 
 class _Exit(nn.Module):
@@ -59,6 +68,11 @@ class _Exit(nn.Module):
 
 
 class RdsrExitRouting(PatchRoutedMethod):
+    # The region mode (upscaling) routes 64x64 blocks, each predicted as the mean of its four 32x32
+    # patches: on the 2K photos at the same loss it spends ~0.04 fewer of the full path's MACs than
+    # 32x32 blocks (fewer region borders, each costing 4 pixels of context; and four predictions
+    # average out some of the router's error). See bench/rdsr_adaptive_oracle.py --regions.
+    region_block = 64
     knob_name = "loss"
     knob_range = (0.0, 10.0)
     # Cheap to expensive: the PSNR each image may lose, in dB; 0 is the full path everywhere.
@@ -80,7 +94,7 @@ class RdsrExitRouting(PatchRoutedMethod):
                 "this rdsr_adaptive model's router is not trained: run srlab.adaptive.rdsr.calibrate_router "
                 "on calibration images (bench/rdsr_adaptive_curve.py --calibrate), or load weights saved after it"
             )
-        diffs, full = self.network.router.predict(patches.float())
+        diffs, full = _predict_per_patch(self.network.router, patches.float())
         routes = budget_routes(diffs, full, self.mac_fractions(tuple(patches.shape[-2:])).double(), self.knob)
         return routes.to(patches.device)
 
@@ -99,13 +113,35 @@ class RdsrExitRouting(PatchRoutedMethod):
             return 0  # route() does not run the router then
         patch_hw = tuple(patch_hw)
         if patch_hw not in self._router_macs:
-            self._router_macs[patch_hw] = count_macs(self.network.router, patch_hw)
+            rows, cols = (len(_router_starts(side)) for side in patch_hw)
+            sub_hw = tuple(min(ROUTER_PATCH, side) for side in patch_hw)
+            self._router_macs[patch_hw] = rows * cols * count_macs(self.network.router, sub_hw)
         return self._router_macs[patch_hw]
 
     def mac_fractions(self, patch_hw: tuple[int, int]) -> torch.Tensor:
         """(exits,) MACs of each exit on a patch of ``patch_hw`` over the full network's."""
         macs = torch.tensor([self.route_macs(k, patch_hw) for k in range(self.num_routes)], dtype=torch.float64)
         return (macs / macs[-1]).float()
+
+
+def _router_starts(side: int) -> torch.Tensor:
+    """Tops (lefts) of the router's patches in a patch of ``side`` pixels: every ``ROUTER_PATCH``, the last
+    one ending at the border (one patch of the whole side where it is shorter)."""
+    return torch.arange(0, side, ROUTER_PATCH).clamp(max=max(side - ROUTER_PATCH, 0))
+
+
+def _predict_per_patch(router: nn.Module, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``router.predict`` for (P, 3, h, w) patches of any size: the mean of its predictions (per-pixel
+    mean squares) over each patch's ``ROUTER_PATCH`` sub-patches, the size it is calibrated on."""
+    height, width = patches.shape[-2:]
+    if height <= ROUTER_PATCH and width <= ROUTER_PATCH:
+        return router.predict(patches)
+    sub_h, sub_w = min(ROUTER_PATCH, height), min(ROUTER_PATCH, width)
+    subs = [patches[..., top : top + sub_h, left : left + sub_w]
+            for top in _router_starts(height).tolist() for left in _router_starts(width).tolist()]
+    diffs, full = router.predict(torch.cat(subs))
+    count = len(subs)
+    return diffs.view(count, len(patches), -1).mean(dim=0), full.view(count, len(patches)).mean(dim=0)
 
 
 def budget_routes(diffs: torch.Tensor, full: torch.Tensor, costs: torch.Tensor, loss_db: float) -> torch.Tensor:
@@ -157,7 +193,7 @@ def rdsr_adaptive(model: nn.Module, *, checkpoint: Path | None = None, knob: flo
 
 @torch.no_grad()
 def exit_targets(
-    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = 32, stride: int = 16,
+    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = ROUTER_PATCH, stride: int = 16,
     batch_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the router learns, per patch of the (LR (3, h, w), HR (3, h*s, w*s)) ``pairs``: the LR patches
@@ -186,7 +222,7 @@ def exit_targets(
 
 
 def calibrate_router(
-    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = 32, stride: int = 16,
+    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = ROUTER_PATCH, stride: int = 16,
     steps: int = 4000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
 ) -> float:
     """Train ``model``'s router on calibration ``pairs`` (see :func:`exit_targets`; overlapping patches,

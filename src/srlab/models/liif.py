@@ -18,7 +18,6 @@ sub 0.5, div 0.5) and the output mapped back; the output is not clamped (the off
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from srlab.layers.mean_shift import MeanShift
