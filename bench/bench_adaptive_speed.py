@@ -99,6 +99,13 @@ What was made faster on the way (both sides of every comparison gain; same outpu
   Before this, PCSR's adaptive path looked 1.5x faster than its all-heavy path mainly because the heavy
   MLP ran 3x slower than it can.
 
+The 13 2K photos, ``--methods arm pcsr --full --no-timing`` (PSNR and MACs only, 2026-12-05, while other
+jobs ran): ARM-CARN full width on tiles -0.0008 / -0.0080 dB, MACs 1.096; eta 1 -0.3794 / -1.0275 dB,
+0.287; eta 1.5 -0.0578 / -0.2542, 0.717; eta 2 -0.0209 / -0.0891, 0.842; eta 4 -0.0071 / -0.0349, 0.865;
+eta 4 on the 32/28 protocol -0.0489 / -0.1168, 1.054: within 0.03 dB eta 2 saves 16 % of the MACs.
+PCSR-CARN k -0.5 -0.0263 / -0.0643 dB, 0.883; k -0.25 -0.0409 / -0.1038, 0.762; k 0 -0.0585 / -0.1419,
+0.652; k 0.5 -0.0891 / -0.2426, 0.559; all light -0.4355 / -2.1288, 0.467: within 0.03 dB k -0.5 saves 12 %.
+
 What remains: cheaper ARM knobs need a table or subnets that lose
 less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone.
 """

@@ -54,6 +54,10 @@ The region mode routes 64x64 blocks for this reason (``RdsrExitRouting.region_bl
 measured in the region mode itself (32x32 blocks, knob 0.02, 2K photos): 0 pixels -0.163 dB at 0.536,
 2 pixels -0.032 dB at 0.627, 4 pixels -0.024 dB at 0.726, 8 pixels -0.023 dB at 0.944 (and at knob 0,
 every block on the full path: 0 pixels already loses 0.052 dB at region borders, 4 pixels 0.0003).
+On 64x64 blocks (the region mode itself, router excluded from the MACs): margin 2 knob 0.02 -0.0242 dB
+at 0.669, knob 0.03 -0.0379 at 0.614; margin 3 0.02 -0.0197 at 0.695, 0.03 -0.0323 at 0.639; margin 4
+0.02 -0.0185 at 0.722, 0.03 -0.0305 at 0.665: at -0.03 dB margins 2-3 would spend ~0.645 instead of
+0.665 (kept at 4, the region mode's default for every method).
 Router variants calibrated on the same photos (block-level MACs at a mean loss of 0.03 dB, validation /
 2K photos; the bundled router 0.648 / 0.517): the same router calibrated again from three other
 random starts 0.729 / 0.576, 0.667 / 0.515, 0.681 / 0.524; 12,000 steps 0.613 / 0.516; width 32 0.658 /
