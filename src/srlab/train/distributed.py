@@ -91,6 +91,14 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
     return Dist(rank, world, local, owns_group=True), device
 
 
+def wait_for_every_rank(dist: Dist) -> None:
+    """A barrier at the end of a run: a rank that tears the group down and exits while another still
+    finishes (rank 0 writes the last checkpoint and report) can abort that one under gloo ("terminate
+    called without an active exception", seen in CI)."""
+    if dist.enabled and tdist.is_initialized():
+        tdist.barrier()
+
+
 def teardown(dist: Dist) -> None:
     if dist.owns_group and tdist.is_initialized():
         tdist.destroy_process_group()

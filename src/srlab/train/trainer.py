@@ -98,7 +98,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if config.deterministic:
             _make_deterministic()
         trainer = _Trainer.start(config, run_dir, dist, device, resume=resume, progress=progress and dist.is_main)
-        return trainer.run()
+        result = trainer.run()
+        distributed.wait_for_every_rank(dist)
+        return result
     finally:
         torch.use_deterministic_algorithms(was_deterministic[0], warn_only=was_deterministic[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn_flags
