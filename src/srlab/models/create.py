@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from srlab.errors import SrlabError
+from srlab.models import official
 from srlab.models.registry import build_model, model_entry, with_scale
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
@@ -43,11 +44,13 @@ def create_model(
     *,
     scale: int | None = None,
     checkpoint: str | Path | None = None,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     args: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """Build a registered model; with weights (``checkpoint``, or ``pretrained=True`` for the weights
-    bundled with srlab) it is loaded strictly and returned in eval mode.
+    """Build a registered model; with weights (``checkpoint``, ``pretrained=True`` for the weights
+    bundled with srlab, or ``pretrained="official"`` for the authors' release, from the cache
+    ``$SRLAB_HOME/weights``, downloaded and checked when absent: ``srlab.models.official``) it is loaded
+    strictly and returned in eval mode.
 
     A re-parameterisable model comes back in the form its checkpoint holds: the training form, or the
     fused inference form (``srlab.models.deploy``) for weights released that way.
@@ -55,18 +58,8 @@ def create_model(
     A checkpoint written by srlab records its model, hyper-parameters and scale, so ``name`` and
     ``scale`` may be left out; if given they must agree with it.
     """
-    if pretrained:
-        if checkpoint is not None:
-            raise SrlabError("give either pretrained=True (bundled weights) or a checkpoint, not both")
-        if name is None or scale is None:
-            raise SrlabError("pretrained=True needs a model name and a scale")
-        checkpoint = bundled_weights(name, scale)
-        if checkpoint is None:
-            available = ", ".join(f"{n} x{s}" for n, s in list_bundled()) or "none"
-            raise SrlabError(
-                f"srlab bundles no weights for {name!r} x{scale} (bundled: {available}): "
-                "pass --checkpoint FILE with weights from `srlab train` or an official release"
-            )
+    if pretrained is not False:
+        checkpoint = _pretrained_weights(name, scale, pretrained, checkpoint, args)
     if checkpoint is None:
         if name is None or scale is None:
             raise SrlabError("create_model needs a model name and a scale (or a checkpoint written by srlab)")
@@ -108,6 +101,30 @@ def create_model(
     if rescale:  # an arbitrary-scale model renders at any scale, whatever the one it was saved at
         with_scale(model, requested)
     return model.eval()
+
+
+def _pretrained_weights(
+    name: str | None, scale: int | None, pretrained: bool | str, checkpoint: object, args: Mapping[str, Any] | None
+) -> Path:
+    """The file ``pretrained`` names: srlab's bundled weights (True) or the official release ("official")."""
+    if pretrained not in (True, "official"):
+        raise SrlabError(f"pretrained={pretrained!r}: use True (srlab's bundled weights) or 'official' (the authors' release)")
+    if checkpoint is not None:
+        raise SrlabError(f"give either pretrained={pretrained!r} or a checkpoint, not both")
+    if name is None or scale is None:
+        raise SrlabError(f"pretrained={pretrained!r} needs a model name and a scale")
+    if pretrained == "official":
+        return official.fetch(official.find(name, scale, args))
+    path = bundled_weights(name, scale)
+    if path is None:
+        available = ", ".join(f"{n} x{s}" for n, s in list_bundled()) or "none"
+        released = [e.key for e in official.entries() if e.model == name and e.scale == scale]
+        hint = f"; the authors' release: pretrained='official' (`srlab weights download {released[0]}`)" if released else ""
+        raise SrlabError(
+            f"srlab bundles no weights for {name!r} x{scale} (bundled: {available}): "
+            f"pass --checkpoint FILE with weights from `srlab train` or an official release{hint}"
+        )
+    return path
 
 
 # Where weights come from, as model_with_weights reports it (a checkpoint is reported by its path).
