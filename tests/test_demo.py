@@ -3,7 +3,7 @@ from PIL import Image
 
 from srlab.cli.main import main
 from srlab.demo import SAMPLE_PHOTO, run_demo, sample_photo
-from srlab.models.create import list_bundled
+from srlab.models.create import DEFAULT_MODEL, list_bundled
 
 pytestmark = pytest.mark.skipif(not list_bundled(), reason="no bundled weights in this checkout")
 
@@ -24,5 +24,5 @@ def test_demo_beats_bicubic_and_writes_the_comparison(tmp_path, scale):
 def test_demo_command_defaults_to_x4(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "chelsea x4" in out and "bicubic" in out and "srlab rdsr_s" in out
+    assert "chelsea x4" in out and "bicubic" in out and f"srlab {DEFAULT_MODEL}" in out
     assert (tmp_path / "chelsea_x4_comparison.png").is_file()

@@ -136,7 +136,7 @@ def problem(entry: OfficialWeights, path: Path) -> str | None:
     return None
 
 
-def fetch(entry: OfficialWeights, *, mirror: str | Path | None = None, download: bool = True,
+def fetch(entry: OfficialWeights, *, mirror: str | Path | None = None,
           log: Callable[[str], None] = lambda _: None) -> Path:
     """The checked file of ``entry`` in the cache: already there, copied from ``mirror`` (a folder laid out
     as ``<folder>/<file>``, or holding ``<file>``), or downloaded from the release URL."""
@@ -149,13 +149,11 @@ def fetch(entry: OfficialWeights, *, mirror: str | Path | None = None, download:
                          f"`srlab weights download {entry.key}` again")
     if mirror is not None:
         return _copy(entry, Path(mirror), target, log)
-    if not download:
-        raise SrlabError(_fetch_by_hand(entry, target, "not in the cache"))
     return _download(entry, target, log)
 
 
 def _fetch_by_hand(entry: OfficialWeights, target: Path, reason: str) -> str:
-    return (f"official {entry.key} weights: {reason}: fetch {entry.url} by hand and put it at {target} "
+    return (f"official {entry.key} weights {reason}; fetch {entry.url} by hand and put it at {target} "
             f"(or run `srlab weights download {entry.key} --from DIR` with a folder that holds {entry.file})")
 
 
@@ -181,10 +179,10 @@ def _download(entry: OfficialWeights, target: Path, log: Callable[[str], None]) 
     try:
         response = urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
-        raise SrlabError(_fetch_by_hand(entry, target, f"the server refused {entry.url} (HTTP {e.code})")) from None
+        raise SrlabError(_fetch_by_hand(entry, target, f"refused by the server (HTTP {e.code} {e.reason})")) from None
     except (urllib.error.URLError, socket.timeout, OSError) as e:
         reason = " ".join(str(getattr(e, "reason", e)).split())
-        raise SrlabError(_fetch_by_hand(entry, target, f"cannot download ({reason}): offline?")) from None
+        raise SrlabError(_fetch_by_hand(entry, target, f"cannot be downloaded ({reason}; offline?)")) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     log(f"{entry.key}: downloading {entry.url}")
@@ -197,7 +195,8 @@ def _download(entry: OfficialWeights, target: Path, log: Callable[[str], None]) 
         wrong = problem(entry, partial)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
         partial.unlink(missing_ok=True)
-        raise SrlabError(_fetch_by_hand(entry, target, f"the download broke off ({' '.join(str(e).split())})")) from None
+        reason = " ".join(str(e).split())
+        raise SrlabError(_fetch_by_hand(entry, target, f"broke off while downloading ({reason})")) from None
     if wrong:
         partial.unlink(missing_ok=True)
         raise SrlabError(f"{entry.url} is not the released {entry.file} ({wrong}): deleted it; the file at that "
