@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from srlab.cli.common import flag
 from srlab.errors import SrlabError
@@ -66,8 +67,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    chosen = official.select(args.names)
+    if args.mirror is not None and not Path(args.mirror).is_dir():
+        raise SrlabError(f"--from '{args.mirror}' is not a folder: give the folder that holds the official weights")
     failed = 0
-    for entry in official.select(args.names):
+    for entry in chosen:
         try:
             path = official.fetch(entry, mirror=args.mirror, log=print)
         except SrlabError as e:
