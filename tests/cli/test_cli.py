@@ -449,6 +449,7 @@ def test_eval_self_ensemble_is_recorded_and_scores_higher(tiny_photos, tmp_path,
 def test_upscale_self_ensemble_matches_the_library(tmp_path, capsys):
     from srlab import create_model
     from srlab.inference import upscale_tensor
+    from srlab.models.create import DEFAULT_MODEL
 
     src = write_folder(tmp_path / "in", {"cat": ("chelsea", (34, 26))})
     code, _, stderr = run_cli(capsys, "upscale", src / "cat.png", "-o", tmp_path / "plain", "--scale", "2",
@@ -458,7 +459,7 @@ def test_upscale_self_ensemble_matches_the_library(tmp_path, capsys):
                               "--device", "cpu", "--self_ensemble", "--tile", "12")
     assert code == 0, stderr
     lr = read_image(src / "cat.png").rgb
-    expected = upscale_tensor(create_model("rdsr_s", scale=2, pretrained=True), lr, self_ensemble=True).clamp(0, 1)
+    expected = upscale_tensor(create_model(DEFAULT_MODEL, scale=2, pretrained=True), lr, self_ensemble=True).clamp(0, 1)
     got = read_image(tmp_path / "ens" / "cat_x2.png").rgb
     plain = read_image(tmp_path / "plain" / "cat_x2.png").rgb
     assert got.shape == (3, 52, 68)

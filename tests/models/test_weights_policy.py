@@ -32,7 +32,7 @@ def test_a_checkpoint_given_wins(tmp_path):
 def test_bundled_weights_serve_the_default_hyper_parameters():
     model, source = model_with_weights(scale=2)  # the default model
     assert source == BUNDLED and model.srlab_spec.name == DEFAULT_MODEL
-    defaults = {"channels": model.srlab_spec.args["channels"]}
+    defaults = dict(model.srlab_spec.args)
     assert model_with_weights(DEFAULT_MODEL, scale=3, args=defaults)[1] == BUNDLED  # the defaults, spelled out
     reference = create_model(checkpoint=bundled_weights(DEFAULT_MODEL, 2))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in reference.state_dict().items())
@@ -41,7 +41,7 @@ def test_bundled_weights_serve_the_default_hyper_parameters():
 def test_no_weights_needed_fresh_where_allowed_else_one_error():
     assert model_with_weights("bicubic", scale=4)[1] == NO_PARAMETERS
     assert model_with_weights("rdsr", scale=2, fresh=True)[1] == RANDOM_INIT
-    assert model_with_weights(DEFAULT_MODEL, scale=2, args={"channels": 16}, fresh=True)[1] == RANDOM_INIT
+    assert model_with_weights("rdsr_s", scale=2, args={"channels": 16}, fresh=True)[1] == RANDOM_INIT
     with pytest.raises(SrlabError, match=r"model 'rdsr' x2 has no weights \(srlab bundles: .*rdsr_s x2.*\): "
                                          r"pass --checkpoint FILE with weights from `srlab train`"):
         model_with_weights("rdsr", scale=2)
