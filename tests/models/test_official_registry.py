@@ -103,6 +103,9 @@ def test_bundled_weights_compute_what_the_release_computes(entry):
 def test_find_picks_the_variant_by_hyper_parameters():
     assert official.find("ecbsr_etds", 2).key == "ecbsr_etds_m4c16_x2"
     assert official.find("ecbsr_etds", 2, {"channels": 32}).key == "ecbsr_etds_m4c32_x2"
+    assert official.find("ecbsr_etds", 2, {"channels": 16}).key == "ecbsr_etds_m4c16_x2"  # the defaults, spelled out
+    assert official.find("sr_lut", 4).key == "sr_lut_s_x4"
+    assert official.find("sr_lut", 4, {"field": "V", "levels": 257}).key == "sr_lut_v_x4"
     assert official.find("carn_m", 3).file == official.find("carn_m", 4).file == "carn_m.pth"
     with pytest.raises(SrlabError, match=r"no official ecbsr_etds x2 weights for hyper-parameters \{'channels': 8\}: "
                                          r"released are ecbsr_etds_m4c16_x2: defaults; ecbsr_etds_m4c32_x2"):

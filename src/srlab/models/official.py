@@ -28,6 +28,7 @@ from typing import Any
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
+from srlab.models.registry import model_entry
 
 __all__ = ["OfficialWeights", "entries", "get", "select", "find", "srlab_home", "cache_path", "problem", "fetch"]
 
@@ -36,8 +37,6 @@ urlopen = urllib.request.urlopen
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
-_FIELDS = ("key", "model", "scale", "args", "file", "folder", "size", "sha256", "repo", "commit", "path", "url",
-           "licence", "input_range", "bundled", "notes")
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,7 @@ class OfficialWeights:
 @functools.cache
 def entries() -> tuple[OfficialWeights, ...]:
     text = (resources.files("srlab") / "weights" / "official.json").read_text(encoding="utf-8")
-    found = []
-    for raw in json.loads(text)["weights"]:
-        if set(raw) != set(_FIELDS):  # the file ships with srlab: a wrong key is srlab's bug, said plainly
-            raise ValueError(f"official.json entry {raw.get('key')!r}: fields {sorted(set(raw) ^ set(_FIELDS))} wrong")
-        found.append(OfficialWeights(**raw))
-    return tuple(found)
+    return tuple(OfficialWeights(**raw) for raw in json.loads(text)["weights"])
 
 
 def get(key: str) -> OfficialWeights:
@@ -97,10 +91,11 @@ def find(model: str, scale: int, args: Mapping[str, Any] | None = None) -> Offic
     """The entry for (model, scale) whose hyper-parameters are ``args`` (none: the model's defaults)."""
     args = dict(args or {})
     candidates = [e for e in entries() if e.model == model and e.scale == scale]
-    for entry in candidates:
-        if dict(entry.args) == args:
-            return entry
     if candidates:
+        defaults = model_entry(model).defaults()
+        for entry in candidates:
+            if {**defaults, **entry.args} == {**defaults, **args}:
+                return entry
         variants = "; ".join(f"{e.key}: {dict(e.args) or 'defaults'}" for e in candidates)
         raise SrlabError(f"no official {model} x{scale} weights for hyper-parameters {args}: released are {variants}")
     scales = sorted({e.scale for e in entries() if e.model == model})
