@@ -15,7 +15,7 @@ import srlab
 from conftest import OFFICIAL_WEIGHTS, needs_weights
 from srlab.errors import SrlabError
 from srlab.models import list_models, official, spec_of
-from srlab.models.create import DEFAULT_MODEL, bundled_weights, list_bundled
+from srlab.models.create import DEFAULT_MODEL, bundled_weights, list_bundled, model_with_weights
 
 # Licences that allow srlab to ship the weights (with their notice, src/srlab/weights/LICENSES).
 REDISTRIBUTABLE = {"MIT", "Apache-2.0"}
@@ -193,8 +193,8 @@ def test_mirror_without_the_file(home, tmp_path):
 
 
 def test_pretrained_mistakes_are_one_line_errors():
-    with pytest.raises(SrlabError, match=r"bundles no weights for 'rlfn' x4 .*--checkpoint FILE .* or the authors' "
-                                         r"release: pretrained='official' \(`srlab weights download rlfn_x4`\)"):
+    with pytest.raises(SrlabError, match=r"bundles no weights for 'rlfn' x4 .*--checkpoint FILE .*; or the authors' "
+                                         r"release: `srlab weights download rlfn_x4`, then pretrained='official'$"):
         srlab.create_model("rlfn", scale=4, pretrained=True)
     with pytest.raises(SrlabError, match=r"pretrained='yes': use True \(srlab's bundled weights\) or 'official'"):
         srlab.create_model("rlfn", scale=4, pretrained="yes")
@@ -207,3 +207,13 @@ def test_srlab_home_defaults_to_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert official.cache_path(official.get("bsrn_x4")) == tmp_path / ".cache" / "srlab" / "weights" / "bsrn" / \
         "net_g_BSRN_x4.pth"
+
+
+def test_commands_say_where_the_release_goes(home):
+    """`srlab upscale --model rlfn` without weights: the error names the download and the flag to pass."""
+    path = home / "weights" / "rlfn" / "rlfn_x4.pth"
+    with pytest.raises(SrlabError, match=rf"model 'rlfn' x4 has no weights .*; or the authors' release: "
+                                         rf"`srlab weights download rlfn_x4`, then --checkpoint {re.escape(str(path))}$"):
+        model_with_weights("rlfn", scale=4)
+    with pytest.raises(SrlabError, match=r"model 'rdsr' x2 has no weights .*an official release$"):  # none released
+        model_with_weights("rdsr", scale=2)

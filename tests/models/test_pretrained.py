@@ -29,7 +29,7 @@ def test_bundled_weights_beat_bicubic(scale, name):
     lr = bicubic_downscale(hr, scale, quantize=True)
     ours = PAPER_PROTOCOL.score(upscale_tensor(model, lr), hr, scale)
     baseline = PAPER_PROTOCOL.score(bicubic_upscale(lr, scale, quantize=True), hr, scale)
-    assert ours["psnr_y"] > baseline["psnr_y"] + 1.0  # measured: +1.39 (coffee x4) to +2.80 dB
+    assert ours["psnr_y"] > baseline["psnr_y"] + 1.0  # measured (etds_l): +1.96 (coffee x4) to +4.31 dB
     assert ours["ssim_y"] > baseline["ssim_y"]
 
 

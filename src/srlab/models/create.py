@@ -123,15 +123,23 @@ def _pretrained_weights(
     path = bundled_weights(name, scale)
     if path is None:
         available = ", ".join(f"{n} x{s}" for n, s in list_bundled()) or "none"
-        released = [e.key for e in official.entries() if e.model == name and e.scale == scale]
-        hint = ""
-        if released:
-            hint = f"; or the authors' release: pretrained='official' (`srlab weights download {released[0]}`)"
         raise SrlabError(
             f"srlab bundles no weights for {name!r} x{scale} (bundled: {available}): "
-            f"pass --checkpoint FILE with weights from `srlab train` or an official release{hint}"
+            f"pass --checkpoint FILE with weights from `srlab train` or an official release"
+            + _release_hint(name, scale)
         )
     return path
+
+
+def _release_hint(name: str, scale: int, checkpoint_flag: str | None = None) -> str:
+    """How to get the authors' release of (name, scale) when srlab's registry knows one, else "": download
+    it, then load it with ``checkpoint_flag`` (its FILE spelled out) or, without one, pretrained='official'."""
+    released = [e for e in official.entries() if e.model == name and e.scale == scale]
+    if not released:
+        return ""
+    then = checkpoint_flag.replace("FILE", str(official.cache_path(released[0]))) if checkpoint_flag else (
+        "pretrained='official'")
+    return f"; or the authors' release: `srlab weights download {released[0].key}`, then {then}"
 
 
 # Where weights come from, as model_with_weights reports it (a checkpoint is reported by its path).
@@ -185,4 +193,5 @@ def model_with_weights(
     raise SrlabError(
         f"model {name!r} x{scale} has no weights (srlab bundles: {bundled}): pass {checkpoint_flag} "
         "with weights from `srlab train` or an official release"
+        + _release_hint(name, scale, checkpoint_flag)
     )
