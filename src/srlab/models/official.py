@@ -21,7 +21,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,7 @@ class OfficialWeights:
     licence: str
     input_range: str  # of the official code; srlab's model converts from [0, 1] inside forward
     bundled: bool  # srlab ships these weights converted (create_model(..., pretrained=True))
-    notes: str = field(default="")
-
-    @property
-    def source(self) -> str:
-        return f"github.com/{self.repo} {self.path} (commit {self.commit[:10]})"
+    notes: str
 
 
 @functools.cache
@@ -77,7 +73,7 @@ def get(key: str) -> OfficialWeights:
 
 
 def select(names: list[str] | tuple[str, ...]) -> list[OfficialWeights]:
-    """Entries named by key (``bsrn_x4``) or by model (``bsrn``: all its scales), in registry order."""
+    """Entries named by key (``bsrn_x4``) or by model (``bsrn``: all its scales), each once."""
     chosen = []
     for name in names:
         matched = [e for e in entries() if name in (e.key, e.model)]
