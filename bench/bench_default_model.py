@@ -16,7 +16,7 @@ import argparse
 import torch
 
 import srlab
-from srlab.models import count_parameters
+from srlab.models import paper_parameter_count
 from srlab.models.complexity import count_macs
 from srlab.models.reparam import has_deploy_form
 
@@ -46,7 +46,7 @@ def main() -> None:
     print(f"{'model':<12} {'params':>9} {'GMACs':>7} {'ms':>8} {'x rdsr_s':>8}")
     for name, model in models.items():
         macs = count_macs(model, (args.size, args.size)) / 1e9
-        print(f"{name:<12} {count_parameters(model):>9,} {macs:>7.2f} {times[name]:>8.1f} {times[name] / base:>8.2f}")
+        print(f"{name:<12} {paper_parameter_count(model):>9,} {macs:>7.2f} {times[name]:>8.1f} {times[name] / base:>8.2f}")
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor) -> None:
