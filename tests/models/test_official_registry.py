@@ -3,6 +3,7 @@ conversions: the registry names real files (checked against ../shared/official-w
 releases), `create_model(..., pretrained="official")` loads them from the cache, downloads are checked,
 and offline the error says what to fetch from where."""
 
+import http.client
 import io
 import re
 import urllib.error
@@ -217,3 +218,14 @@ def test_commands_say_where_the_release_goes(home):
         model_with_weights("rlfn", scale=4)
     with pytest.raises(SrlabError, match=r"model 'rdsr' x2 has no weights .*an official release$"):  # none released
         model_with_weights("rdsr", scale=2)
+
+
+def test_broken_off_download_leaves_nothing(home, monkeypatch):
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            raise http.client.IncompleteRead(b"partial", 1000)
+
+    monkeypatch.setattr(official, "urlopen", lambda request, timeout=None: Broken())
+    with pytest.raises(SrlabError, match=r"official etds_t_x2 weights broke off while downloading \(IncompleteRead"):
+        official.fetch(official.get("etds_t_x2"))
+    assert list((home / "weights" / "etds").iterdir()) == []

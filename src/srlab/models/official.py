@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -184,7 +185,7 @@ def _download(entry: OfficialWeights, target: Path, log: Callable[[str], None]) 
             out.flush()
             os.fsync(out.fileno())
         wrong = problem(entry, partial)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:  # OSError: connection, timeout
         partial.unlink(missing_ok=True)
         reason = " ".join(str(e).split())
         raise SrlabError(_fetch_by_hand(entry, target, f"broke off while downloading ({reason})")) from None
