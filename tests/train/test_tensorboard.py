@@ -57,7 +57,8 @@ def test_run_logs_losses_lr_validation_images_and_config(tiny_photos, tmp_path):
     tags = board.Tags()
     assert {"train/loss", "train/loss_l1", "train/lr", "val/psnr_y", "val/ssim_y", "val/best_psnr_y",
             "time/iters_per_s", "time/data_wait"} <= set(tags["scalars"])
-    assert [s for s, _ in _series(board, "train/loss")] == [2, 4, 6]  # every logging.every_iters
+    # Every logging.every_iters iterations, and at the checkpoints (validations at 3 and 6).
+    assert [s for s, _ in _series(board, "train/loss")] == [2, 3, 4, 6]
     lrs = [v for _, v in _series(board, "train/lr")]
     assert lrs[0] > lrs[-1] > 0  # the cosine decays
     psnr = _series(board, "val/psnr_y")
@@ -84,14 +85,14 @@ def test_off_by_default_writes_no_event_files(tiny_photos, tmp_path):
 def test_interrupted_run_resumed_shows_every_step_once_as_one_run(tiny_photos, tmp_path, monkeypatch):
     """A run killed at iteration 5 (checkpoint at 3) and resumed: the resumed run's new event file
     purges what the killed one wrote after iteration 3, so each step appears once, with the values of
-    an uninterrupted run."""
+    an uninterrupted run (the means over every 2 iterations restart at the checkpoint: 2, 3, 4, 6)."""
     overrides = {"epochs": 2, "val_every_iters": 3, "ema_decay": 0.9}
     reference = _config(tiny_photos, tmp_path / "ref", **overrides)
-    reference.logging.every_iters = 1
+    reference.logging.every_iters = 2
     train(reference, progress=False)
 
     interrupted = _config(tiny_photos, tmp_path / "int", **overrides)
-    interrupted.logging.every_iters = 1
+    interrupted.logging.every_iters = 2
     calls = {"n": 0}
     real_update = step.update_ema
 
@@ -105,14 +106,14 @@ def test_interrupted_run_resumed_shows_every_step_once_as_one_run(tiny_photos, t
     with pytest.raises(KeyboardInterrupt):
         train(interrupted, progress=False)
     monkeypatch.setattr(step, "update_ema", real_update)
-    assert [s for s, _ in _series(_board(tmp_path / "int"), "train/loss")] == [1, 2, 3, 4]  # 4: past the checkpoint
+    assert [s for s, _ in _series(_board(tmp_path / "int"), "train/loss")] == [2, 3, 4]  # 4: past the checkpoint
     train(interrupted, resume=True, progress=False)
 
     assert len(list((tmp_path / "int" / BOARD_DIR).glob("events.out.tfevents.*"))) == 2  # a new file on resume
     resumed, whole = _board(tmp_path / "int"), _board(tmp_path / "ref")
     for tag in ("train/loss", "train/lr", "val/psnr_y", "val/best_psnr_y"):
         assert _series(resumed, tag) == _series(whole, tag), tag
-    assert [s for s, _ in _series(resumed, "train/loss")] == [1, 2, 3, 4, 5, 6]
+    assert [s for s, _ in _series(resumed, "train/loss")] == [2, 3, 4, 6]
 
 
 def test_missing_package_is_one_line_error_before_training(tiny_photos, tmp_path, monkeypatch):

@@ -3,7 +3,8 @@
 Event files go to ``RUN_DIR/tensorboard``; ``tensorboard --logdir RUN_DIR`` shows them. Written:
 
 - ``train/loss`` (the objective), ``train/loss_<term>`` (each term, e.g. ``train/loss_l1``) and
-  ``train/lr``: means over the last ``logging.every_iters`` iterations, at the iteration they end on;
+  ``train/lr``: means since the previous write, written every ``logging.every_iters`` iterations and at
+  every checkpoint, at the iteration they end on;
 - ``val/psnr_y``, ``val/ssim_y``, ``val/best_psnr_y`` at every validation, with ``time/iters_per_s`` and
   ``time/data_wait`` (the fraction of the training loop's time spent waiting for a batch) since the
   previous one;
@@ -16,7 +17,9 @@ Resume: a resumed run adds a new event file to the same folder, opened with ``pu
 first iteration it trains (one past its checkpoint's). TensorBoard then discards what the interrupted
 run wrote from that iteration on (the resumed run trains those iterations again), so every step
 appears once and the curves continue as one run's would. What was written up to the checkpoint stays:
-an iteration's values are written before the checkpoint that ends it.
+an iteration's values are written before the checkpoint that ends it. The means restart at every
+checkpoint, so a resumed run averages over the same iterations as an uninterrupted one and its curves
+are the same numbers.
 
 Under torchrun only rank 0 writes. Without the ``tensorboard`` package the run stops before training,
 with a one-line error naming it.
@@ -63,21 +66,23 @@ class Board:
         """The writer of ``run_dir`` (none unless ``enabled`` and ``logging.tensorboard``) for a run
         that has trained ``iteration`` iterations; a fresh run also shows the HR originals of the first
         validation ``images`` (name, lr, hr)."""
-        logging = config.logging
-        if not (enabled and logging.tensorboard):
-            return cls(None, logging.every_iters, 0)
+        settings = config.logging
+        if not (enabled and settings.tensorboard):
+            return cls(None, settings.every_iters, 0)
         require_tensorboard()
         from torch.utils.tensorboard import SummaryWriter
 
         first = iteration + 1 if resumed else 0
+        # The HR originals go to a folder without events (a fresh run, or TensorBoard turned on at a resume).
+        new_board = not any((run_dir / BOARD_DIR).glob("events.out.tfevents.*"))
         writer = SummaryWriter(str(run_dir / BOARD_DIR), purge_step=first if resumed else None)
         # Markdown: four leading spaces make a code block, so the YAML keeps its indentation.
         saved = (run_dir / CONFIG_FILE).read_text()
         writer.add_text("config", "\n".join("    " + line for line in saved.splitlines()), first)
-        if not resumed:
-            for name, _, hr in images[: logging.val_images]:
+        if new_board:
+            for name, _, hr in images[: settings.val_images]:
                 writer.add_image(f"val_hr/{name}", hr.clamp(0, 1), first)
-        return cls(writer, logging.every_iters, logging.val_images)
+        return cls(writer, settings.every_iters, settings.val_images)
 
     @property
     def enabled(self) -> bool:
@@ -92,9 +97,15 @@ class Board:
             total, count = self.sums.get(tag, (0.0, 0))
             self.sums[tag] = (total + value, count + 1)
         if iteration % self.every_iters == 0:
-            for tag, (total, count) in self.sums.items():
-                self.writer.add_scalar(tag, total / count, iteration)
-            self.sums.clear()
+            self.write_means(iteration)
+
+    def write_means(self, iteration: int) -> None:
+        """Write the training means since the last write (at a checkpoint: see the module docstring)."""
+        if self.writer is None:
+            return
+        for tag, (total, count) in self.sums.items():
+            self.writer.add_scalar(tag, total / count, iteration)
+        self.sums.clear()
 
     def add_validation(self, iteration: int, scores: dict[str, float], best_psnr: float,
                        timing: dict[str, float]) -> None:

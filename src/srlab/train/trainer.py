@@ -107,7 +107,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if config.deterministic:
             _make_deterministic()
         trainer = _Trainer.start(config, run_dir, dist, device, resume=resume, progress=progress and dist.is_main)
-        result = trainer.run()
+        try:
+            result = trainer.run()
+        finally:
+            trainer.board.close()  # also when interrupted: what was logged reaches the event file
         distributed.wait_for_every_rank(dist)
         return result
     finally:
@@ -253,22 +256,19 @@ class _Trainer:
     def run(self) -> TrainResult:
         config, run = self.config, self.run_state
         run.net.train()
-        try:
-            while run.epoch < config.epochs:
-                stage = stage_at(config, run.epoch)
-                if stage.index != run.stage:
-                    enter_stage(run, stage, config, self.dist, restoring=False)
-                    run.net.train()
-                    self.log.write(self.describe(stage))
-                self.train_epoch(stage)
-                run.epoch += 1
-                run.batches_in_epoch = 0
-                if not config.val_every_iters and (run.epoch % config.val_every == 0 or run.epoch == config.epochs):
-                    self.validate()
-            if run.validated_at != run.iteration:
+        while run.epoch < config.epochs:
+            stage = stage_at(config, run.epoch)
+            if stage.index != run.stage:
+                enter_stage(run, stage, config, self.dist, restoring=False)
+                run.net.train()
+                self.log.write(self.describe(stage))
+            self.train_epoch(stage)
+            run.epoch += 1
+            run.batches_in_epoch = 0
+            if not config.val_every_iters and (run.epoch % config.val_every == 0 or run.epoch == config.epochs):
                 self.validate()
-        finally:
-            self.board.close()
+        if run.validated_at != run.iteration:
+            self.validate()
         return TrainResult(
             self.files.run_dir, run.epoch, run.iteration, run.last_scores["psnr_y"], run.last_scores["ssim_y"],
             run.best_psnr, run.best_epoch,
@@ -343,6 +343,7 @@ class _Trainer:
         """Rank 0 writes ``state.pt`` and, at a validation (``improved`` not None), ``last`` and, if
         ``improved``, ``best``; the other ranks wait."""
         run = self.run_state
+        self.board.write_means(run.iteration)
         rng = self.dist.all_gather_object(rng_state(run.device))
         if self.dist.is_main:
             state = {**run.state(rng), "schedule_epochs": schedule_epochs(self.config)}
