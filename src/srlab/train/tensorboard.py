@@ -73,9 +73,10 @@ class Board:
         from torch.utils.tensorboard import SummaryWriter
 
         first = iteration + 1 if resumed else 0
-        # The HR originals go to a folder without events (a fresh run, or TensorBoard turned on at a resume).
-        new_board = not any((run_dir / BOARD_DIR).glob("events.out.tfevents.*"))
-        writer = SummaryWriter(str(run_dir / BOARD_DIR), purge_step=first if resumed else None)
+        # The HR originals once: in a fresh run, or a resumed one that turns TensorBoard on.
+        new_board = not resumed or not any((run_dir / BOARD_DIR).glob("events.out.tfevents.*"))
+        # A fresh run purges from step 0: events of an attempt in this folder that never checkpointed.
+        writer = SummaryWriter(str(run_dir / BOARD_DIR), purge_step=first)
         # Markdown: four leading spaces make a code block, so the YAML keeps its indentation.
         saved = (run_dir / CONFIG_FILE).read_text()
         writer.add_text("config", "\n".join("    " + line for line in saved.splitlines()), first)
