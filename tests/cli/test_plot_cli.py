@@ -124,3 +124,9 @@ def test_plots_a_real_run(tiny_photos, tmp_path, capsys):
     code, _, err = run_cli(capsys, "plot", tmp_path / "run", "--no_png")
     assert code == 0, err
     assert _series(tmp_path / "run" / "plots" / "losses.svg") == {"loss_l1": 3}
+
+
+def test_run_dir_is_required(capsys):
+    code, out, err = run_cli(capsys, "plot")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "the following arguments are required: RUN_DIR" in err
