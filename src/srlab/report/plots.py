@@ -9,7 +9,8 @@
 - :func:`curves_svg`: trade-off curves, PSNR against a cost (MACs, latency) on linear axes, one line with
   markers per adaptive model (a marker per knob value), and reference models as labelled squares.
 - :func:`series_svg`: plain line plots (a training run's losses, learning rate and validation scores
-  against the iteration), one ``<g class="series">`` per line, named in a legend when there are several.
+  against the iteration), one ``<g class="series">`` per line, named in a legend when there are several
+  (in the right-hand corner the lines cross less).
 
 Every model is one ``<g class="point">`` (scatter, curve references), ``<g class="box">`` (box plot) or
 ``<g class="curve">`` (trade-off curve) carrying ``data-model``; the axis titles are
@@ -299,11 +300,16 @@ class _Legend:
 
     ROW = 16
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(self, labels: Sequence[str], *, upper: bool = False) -> None:
+        """``upper``: in the upper right corner instead (falling curves: training losses)."""
         self.count = len(labels)
         self.width = 30 + 6.5 * max((len(label) for label in labels), default=0)
         self.right = WIDTH - MARGIN_RIGHT - 8
-        self.bottom = HEIGHT - MARGIN_BOTTOM - 8
+        self.bottom = MARGIN_TOP + 8 + self.ROW * self.count + 6 if upper else HEIGHT - MARGIN_BOTTOM - 8
+
+    def covers(self, x: float, y: float) -> bool:
+        height = self.ROW * self.count + 6
+        return self.right - self.width <= x <= self.right and self.bottom - height <= y <= self.bottom
 
     def box(self) -> list[str]:
         if not self.count:
@@ -412,7 +418,15 @@ def series_svg(series: Sequence[Series], *, title: str, x_label: str, y_label: s
     lines = _frame(title, x_label, y_label)
     _y_axis(lines, y_ticks, to_y, digits=_tick_digits(y_ticks))
     _x_axis(lines, x_ticks, to_x, MARGIN_TOP + plot_h)
-    legend = _Legend([line.label for line in series] if len(series) > 1 else [])
+    labels = [line.label for line in series] if len(series) > 1 else []
+    # The legend goes to the right-hand corner that the lines cross less (the upper one for falling losses).
+    traced = []
+    for line in series:
+        coords = [(to_x(x), to_y(y)) for x, y in zip(line.xs, line.ys) if math.isfinite(x) and math.isfinite(y)]
+        traced += [(ax + (bx - ax) * t / 8, ay + (by - ay) * t / 8)
+                   for (ax, ay), (bx, by) in zip(coords, coords[1:]) for t in range(8)] + coords[-1:]
+    lower, upper = _Legend(labels), _Legend(labels, upper=True)
+    legend = upper if sum(upper.covers(*p) for p in traced) < sum(lower.covers(*p) for p in traced) else lower
     lines += legend.box()
     for index, line in enumerate(series):
         color = PALETTE[index % len(PALETTE)]
