@@ -15,7 +15,7 @@ import srlab
 from conftest import write_folder
 from srlab.models.weights import save_weights
 from srlab.report import run_benchmark
-from srlab.report.plots import MAX_RADIUS, Point, box_svg, scatter_svg
+from srlab.report.plots import MAX_RADIUS, Point, Series, box_svg, scatter_svg, series_svg
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 
@@ -130,3 +130,22 @@ def test_report_svgs(tmp_path):
             y = {g.get("data-model"): float(g.find("svg:circle", NS).get("cy")) for g in groups(root, kind)}
             assert y["rdsr_s"] < y["bicubic"] < y["espcn_etds"]  # SVG y grows downwards
             assert psnr["rdsr_s"] > psnr["bicubic"] > psnr["espcn_etds"]
+
+
+def test_series_svg_lines_legend_markers_and_tick_digits():
+    many = Series("loss_l1", tuple(float(i) for i in range(100)), tuple(1.0 / (i + 1) for i in range(100)))
+    few = Series("loss_gan", (0.0, 50.0, math.nan), (0.5, 0.25, 0.1))
+    root = parse(series_svg([many, few], title="t", x_label="iteration", y_label="loss"))
+    lines = groups(root, "series")
+    assert [g.get("data-series") for g in lines] == ["loss_l1", "loss_gan"]
+    points = [len(g.find("svg:polyline", NS).get("points").split()) for g in lines]
+    assert points == [100, 2]  # the NaN point is left out
+    # A marker per point only for a short series; a legend entry per line.
+    assert [len(g.findall("svg:circle", NS)) for g in lines] == [0, 2]
+    legends = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "legend"]
+    assert len(legends) == 1 and float(legends[0].get("y")) < 100  # falling lines: the upper corner is free
+    single = parse(series_svg([Series("lr", (0.0, 10.0), (2.5e-4, 5e-4))], title="t", x_label="i", y_label="lr"))
+    assert not [r for r in single.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "legend"]
+    ticks = [t.text for t in single.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "tick"]
+    assert "0.00025" in ticks or "0.0003" in ticks
+    assert all(t != "0.00" for t in ticks)  # a fixed 2-decimal format would flatten the learning rate

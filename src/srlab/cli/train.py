@@ -24,7 +24,7 @@ _FLAG_KEYS = {
     "train_dir": "data.train_dir", "val_dir": "data.val_dir", "scale": "scale", "epochs": "epochs",
     "batch_size": "data.batch_size", "patch_size": "data.patch_size", "model": "model.name", "lr": "optim.lr",
     "out": "out", "device": "device", "seed": "seed", "init_from": "init_from", "deterministic": "deterministic",
-    "amp": "amp", "compile": "compile",
+    "amp": "amp", "compile": "compile", "tensorboard": "logging.tensorboard",
 }
 
 
@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "amp", choices=["off", "bf16", "fp16"],
          help="mixed precision of the forward pass (fp16: CUDA only, with a gradient scaler; default off)")
     flag(parser, "compile", action="store_const", const=True, help="torch.compile the model for training")
+    flag(parser, "tensorboard", action="store_const", const=True,
+         help="also write TensorBoard event files to RUN_DIR/tensorboard (needs `pip install tensorboard`)")
     flag(parser, "config", metavar="FILE.yaml", help="YAML file of config overrides")
     flag(parser, "set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. optim.lr=1e-3")
     flag(parser, "quiet", action="store_true", help="no progress bar or log echo")

@@ -8,6 +8,9 @@
   furthest value within 1.5 IQR) with every image drawn as a point beside it.
 - :func:`curves_svg`: trade-off curves, PSNR against a cost (MACs, latency) on linear axes, one line with
   markers per adaptive model (a marker per knob value), and reference models as labelled squares.
+- :func:`series_svg`: plain line plots (a training run's losses, learning rate and validation scores
+  against the iteration), one ``<g class="series">`` per line, named in a legend when there are several
+  (in the right-hand corner the lines cross less).
 
 Every model is one ``<g class="point">`` (scatter, curve references), ``<g class="box">`` (box plot) or
 ``<g class="curve">`` (trade-off curve) carrying ``data-model``; the axis titles are
@@ -106,6 +109,18 @@ def _frame(title: str, x_label: str, y_label: str) -> list[str]:
         f'<text class="axis-label" x="18" y="{MARGIN_TOP + plot_h / 2:.1f}" text-anchor="middle" '
         f'transform="rotate(-90 18 {MARGIN_TOP + plot_h / 2:.1f})">{escape(y_label)}</text>',
     ]
+
+
+def _tick_digits(ticks: Sequence[float]) -> int:
+    """Decimals that write every tick exactly (0.00025 needs 5; 400 needs 0)."""
+    def exact(tick: float, digits: int) -> bool:
+        scaled = tick * 10**digits
+        return tick == 0 or (round(scaled) != 0 and abs(scaled - round(scaled)) <= 1e-6 * max(abs(scaled), 1.0))
+
+    for digits in range(12):
+        if all(exact(tick, digits) for tick in ticks):
+            return digits
+    return 12
 
 
 def _y_axis(lines: list[str], ticks: Sequence[float], to_y, digits: int = 2) -> None:
@@ -285,11 +300,16 @@ class _Legend:
 
     ROW = 16
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(self, labels: Sequence[str], *, upper: bool = False) -> None:
+        """``upper``: in the upper right corner instead (falling curves: training losses)."""
         self.count = len(labels)
         self.width = 30 + 6.5 * max((len(label) for label in labels), default=0)
         self.right = WIDTH - MARGIN_RIGHT - 8
-        self.bottom = HEIGHT - MARGIN_BOTTOM - 8
+        self.bottom = MARGIN_TOP + 8 + self.ROW * self.count + 6 if upper else HEIGHT - MARGIN_BOTTOM - 8
+
+    def covers(self, x: float, y: float) -> bool:
+        height = self.ROW * self.count + 6
+        return self.right - self.width <= x <= self.right and self.bottom - height <= y <= self.bottom
 
     def box(self) -> list[str]:
         if not self.count:
@@ -362,5 +382,63 @@ def curves_svg(
         lines.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{color}"/>')
         square = f'<rect x="-4" y="-4" width="8" height="8" fill="{color}"/>'
         lines += legend.entry(len(curves) + index, point.label, color, square)
+        lines.append("</g>")
+    return _close(lines, note)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a :func:`series_svg` plot: ``ys`` against ``xs``, in the order given."""
+
+    label: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+
+# Up to this many points a series also gets a marker per point (a short run's few validations).
+_MARKED_POINTS = 40
+
+
+def series_svg(series: Sequence[Series], *, title: str, x_label: str, y_label: str, note: str = "") -> str:
+    """Lines on linear axes, y ticks written with the decimals they need (a learning rate of 2.5e-4 as
+    0.00025); a legend when there are several lines; returns the SVG document."""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    finite = [(x, y) for line in series for x, y in zip(line.xs, line.ys) if math.isfinite(x) and math.isfinite(y)]
+    x_low, x_high, x_ticks = _linear_ticks(min((x for x, _ in finite), default=0.0),
+                                           max((x for x, _ in finite), default=1.0))
+    y_low, y_high, y_ticks = _linear_ticks(min((y for _, y in finite), default=0.0),
+                                           max((y for _, y in finite), default=1.0))
+
+    def to_x(value: float) -> float:
+        return MARGIN_LEFT + (value - x_low) / (x_high - x_low) * plot_w
+
+    def to_y(value: float) -> float:
+        return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
+
+    lines = _frame(title, x_label, y_label)
+    _y_axis(lines, y_ticks, to_y, digits=_tick_digits(y_ticks))
+    _x_axis(lines, x_ticks, to_x, MARGIN_TOP + plot_h)
+    labels = [line.label for line in series] if len(series) > 1 else []
+    # The legend goes to the right-hand corner that the lines cross less (the upper one for falling losses).
+    traced = []
+    for line in series:
+        coords = [(to_x(x), to_y(y)) for x, y in zip(line.xs, line.ys) if math.isfinite(x) and math.isfinite(y)]
+        traced += [(ax + (bx - ax) * t / 8, ay + (by - ay) * t / 8)
+                   for (ax, ay), (bx, by) in zip(coords, coords[1:]) for t in range(8)] + coords[-1:]
+    lower, upper = _Legend(labels), _Legend(labels, upper=True)
+    legend = upper if sum(upper.covers(*p) for p in traced) < sum(lower.covers(*p) for p in traced) else lower
+    lines += legend.box()
+    for index, line in enumerate(series):
+        color = PALETTE[index % len(PALETTE)]
+        coords = [(to_x(x), to_y(y)) for x, y in zip(line.xs, line.ys) if math.isfinite(x) and math.isfinite(y)]
+        lines.append(f'<g class="series" data-series="{_attr(line.label)}">')
+        lines.append(f"<title>{escape(line.label)}</title>")
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        lines.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        if len(coords) <= _MARKED_POINTS:
+            lines += [f'<circle class="marker" cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/>' for x, y in coords]
+        if len(series) > 1:
+            lines += legend.entry(index, line.label, color,
+                                  f'<line x1="-5" y1="0" x2="5" y2="0" stroke="{color}" stroke-width="2"/>')
         lines.append("</g>")
     return _close(lines, note)

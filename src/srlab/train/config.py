@@ -111,6 +111,19 @@ class CurriculumConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """What the run records besides ``train.log`` (see srlab.train.tensorboard)."""
+
+    # TensorBoard event files in RUN_DIR/tensorboard (needs `pip install tensorboard`): losses, learning
+    # rate, data wait, validation scores and images, the config.
+    tensorboard: bool = False
+    # Write the training losses and learning rate (means since the last write) every this many iterations.
+    every_iters: int = 10
+    # Validation images shown (super-resolved at every validation, their HR once).
+    val_images: int = 3
+
+
+@dataclass
 class TrainConfig:
     scale: int = 2
     epochs: int = 100
@@ -126,6 +139,7 @@ class TrainConfig:
     # The discriminator's optimiser (only used with a gan loss).
     d_optim: DiscriminatorOptimConfig = field(default_factory=DiscriminatorOptimConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
     udl_head_channels: int = 32
     # The kind of training step (srlab.train.step): supervised (one forward of an LR/HR batch), or a kind
@@ -366,6 +380,10 @@ def validate(config: TrainConfig) -> None:
         raise SrlabError(f"curriculum.start_fraction must be in (0, 1], got {config.curriculum.start_fraction}")
     if config.curriculum.epochs < 0:
         raise SrlabError(f"curriculum.epochs must be >= 0, got {config.curriculum.epochs}")
+    if config.logging.every_iters < 1:
+        raise SrlabError(f"logging.every_iters must be >= 1, got {config.logging.every_iters}")
+    if config.logging.val_images < 0:
+        raise SrlabError(f"logging.val_images must be >= 0, got {config.logging.val_images}")
     if config.udl_head_channels < 1:
         raise SrlabError(f"udl_head_channels must be >= 1, got {config.udl_head_channels}")
     if not 0.0 <= config.ema_decay < 1.0:

@@ -9,7 +9,13 @@ Its parts, each in its own module:
 - :mod:`srlab.train.data`: the training loader and the validation images;
 - :mod:`srlab.train.step`: one training step (generator, discriminator, EMA);
 - :mod:`srlab.train.validate`: the validation scores;
-- :mod:`srlab.train.stages`: stages, the UDL head and the curriculum.
+- :mod:`srlab.train.stages`: stages, the UDL head and the curriculum;
+- :mod:`srlab.train.tensorboard`: TensorBoard logging (``logging.tensorboard``).
+
+Every validation line of ``train.log`` also gives the training speed since the previous line
+(``it/s``, iterations per second of the training loop, validation and checkpoints left out) and the
+share of that time spent waiting for the next batch (``data_wait``): a loader that cannot keep up
+shows there (raise ``data.num_workers``). ``srlab plot RUN_DIR`` draws the log's curves.
 
 Under ``torchrun`` the same loop runs data-parallel (:mod:`srlab.train.distributed`): every process
 trains a DistributedDataParallel copy on its share of each global batch, validates its share of the
@@ -44,6 +50,7 @@ from srlab.train.schedule import learning_rate, schedule_epochs
 from srlab.train.stages import Stage, check_stages, stage_at, stages
 from srlab.train.state import RunState, enter_stage, rng_state
 from srlab.train.steps import step_names, train_step
+from srlab.train.tensorboard import Board, require_tensorboard
 from srlab.train.validate import validation_scores
 
 
@@ -67,6 +74,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         raise SrlabError(f"unknown training step {config.step!r}: set step to one of {', '.join(step_names())}")
     validate(config)
     check_stages(config)
+    if config.logging.tensorboard:
+        require_tensorboard()
     # Absolute paths in the saved config, so that a run resumes from any working directory.
     for section, key in ((config.data, "train_dir"), (config.data, "val_dir"), (config, "out"), (config, "init_from")):
         if getattr(section, key):
@@ -98,7 +107,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if config.deterministic:
             _make_deterministic()
         trainer = _Trainer.start(config, run_dir, dist, device, resume=resume, progress=progress and dist.is_main)
-        result = trainer.run()
+        try:
+            result = trainer.run()
+        finally:
+            trainer.board.close()  # also when interrupted: what was logged reaches the event file
         distributed.wait_for_every_rank(dist)
         return result
     finally:
@@ -122,14 +134,32 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also every CUDA device
 
 
+@dataclass
+class _LoopTime:
+    """The training loop's time since the last log line: waiting for batches, and the rest of the steps."""
+
+    data_s: float = 0.0
+    step_s: float = 0.0
+    iterations: int = 0
+
+    def add(self, data_s: float, step_s: float) -> None:
+        self.data_s, self.step_s, self.iterations = self.data_s + data_s, self.step_s + step_s, self.iterations + 1
+
+    def summary(self) -> dict[str, float]:
+        total = max(self.data_s + self.step_s, 1e-9)
+        return {"iters_per_s": self.iterations / total, "data_wait": self.data_s / total}
+
+
 class _Trainer:
     """A run being trained: its state, data and files, the loop over epochs, validation and checkpoints."""
 
     def __init__(self, config: TrainConfig, run: RunState, data: TrainData, files: RunFiles, dist: Dist,
-                 log: _Log) -> None:
+                 log: _Log, board: Board) -> None:
         self.config, self.run_state, self.data, self.files, self.dist, self.log = config, run, data, files, dist, log
+        self.board = board
         # Mean of every loss term since the last log line (rank 0's share of the batch), for the log.
         self.term_sums: dict[str, tuple[float, int]] = {}
+        self.loop_time = _LoopTime()
         self.started = time.perf_counter()
         self.progress = log.echo
 
@@ -163,7 +193,9 @@ class _Trainer:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, run_dir)
         dist.barrier()
-        trainer = cls(config, run, data, files, dist, log)
+        board = Board.open(config, run_dir, enabled=dist.is_main, iteration=run.iteration,
+                           resumed=state is not None, images=data.val_images)
+        trainer = cls(config, run, data, files, dist, log, board)
         if state is None:
             trainer.log_header(warm_start)
         else:
@@ -249,7 +281,9 @@ class _Trainer:
         data.start_epoch(run.epoch, skip_batches=skip, batch_size=config.data.batch_size)
         bar = tqdm(total=data.iters_per_epoch, initial=skip, disable=not self.progress, unit="it",
                    dynamic_ncols=True, leave=False, desc=f"epoch {run.epoch + 1}/{config.epochs}")
+        waiting = time.perf_counter()
         for index, (lr_batch, hr_batch) in enumerate(data.loader, start=skip):
+            fetched = time.perf_counter()
             lr_now = learning_rate(config, run.iteration, data.iters_per_epoch)
             loss, terms = train_step(
                 run, lr_batch.to(run.device, non_blocking=True), hr_batch.to(run.device, non_blocking=True),
@@ -257,21 +291,26 @@ class _Trainer:
                 # The discriminator's rate follows the generator's schedule.
                 d_lr=config.d_optim.lr * lr_now / stage.lr,
             )
-            self.add_terms(terms)
+            values = {key: float(value) for key, value in terms.items()}
+            self.add_terms(values)
             run.iteration += 1
             run.batches_in_epoch = index + 1
+            loss_value = loss.item()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr_now:.2e}")
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}")
+            self.board.add_step(run.iteration, loss_value, values, lr_now)
+            self.loop_time.add(fetched - waiting, time.perf_counter() - fetched)
             if config.val_every_iters and run.iteration % config.val_every_iters == 0:
                 self.validate()
             elif config.checkpoint_every_iters and run.iteration % config.checkpoint_every_iters == 0:
                 self.checkpoint(improved=None)
+            waiting = time.perf_counter()
         bar.close()
 
-    def add_terms(self, terms: dict[str, torch.Tensor]) -> None:
+    def add_terms(self, terms: dict[str, float]) -> None:
         for key, value in terms.items():
             total, count = self.term_sums.get(key, (0.0, 0))
-            self.term_sums[key] = (total + float(value), count + 1)
+            self.term_sums[key] = (total + value, count + 1)
 
     def validate(self) -> None:
         """Score the evaluated weights, checkpoint, and log a line."""
@@ -284,6 +323,7 @@ class _Trainer:
             run.best_psnr, run.best_epoch = scores["psnr_y"], run.epoch
         self.checkpoint(improved)
         fraction = data.curriculum_fraction()
+        timing = self.loop_time.summary() if self.loop_time.iterations else {}
         self.log.write(
             f"epoch {run.epoch} iter {run.iteration} "
             f"lr {learning_rate(config, run.iteration, data.iters_per_epoch):.3e} "
@@ -292,13 +332,18 @@ class _Trainer:
             + (f" stage {run.stage + 1} ({stages(config)[run.stage].name})" if config.stages else "")
             + (f" curriculum_fraction {fraction:.3f}" if fraction is not None else "")
             + "".join(f" loss_{key} {total / count:.4g}" for key, (total, count) in self.term_sums.items())
+            + (f" it/s {timing['iters_per_s']:.3g} data_wait {100 * timing['data_wait']:.1f}%" if timing else "")
         )
         self.term_sums.clear()
+        self.loop_time = _LoopTime()
+        self.board.add_validation(run.iteration, scores, run.best_psnr, timing)
+        self.board.add_images(run.iteration, run.evaluated, data.val_images)
 
     def checkpoint(self, improved: bool | None) -> None:
         """Rank 0 writes ``state.pt`` and, at a validation (``improved`` not None), ``last`` and, if
         ``improved``, ``best``; the other ranks wait."""
         run = self.run_state
+        self.board.write_means(run.iteration)
         rng = self.dist.all_gather_object(rng_state(run.device))
         if self.dist.is_main:
             state = {**run.state(rng), "schedule_epochs": schedule_epochs(self.config)}
