@@ -93,18 +93,18 @@ def _fits(variant: _Variant | None, state: Mapping[str, Tensor]) -> bool:
     )
 
 
-_INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)")
+_NUMBER = re.compile(r"\d+")
 
 
 def _layout(keys) -> frozenset[str]:
-    """Key names with their indices blanked: the same for every depth (and, checked by the tests, for
-    every scale) of an architecture, so it tells cheaply which variants can fit at all."""
+    """Key names with their numbers blanked (``body.#.conv#``): the same for every depth and (checked by
+    the tests) every scale of an architecture, so it tells cheaply which variants can fit at all."""
     return frozenset(_blanked(k) for k in keys)
 
 
 @functools.lru_cache(maxsize=65536)
 def _blanked(key: str) -> str:
-    return _INDEX.sub("#", key)
+    return _NUMBER.sub("#", key)
 
 
 def _scales(name: str, scale: int | float | None) -> tuple[int | float, ...]:
@@ -206,6 +206,8 @@ def _one_scale(path: Path, found: list[Detected]) -> Detected:
 
 def _no_match(ckpt: Checkpoint, name: str | None, scale: int | float | None) -> SrlabError:
     where = f" x{scale}" if scale is not None else ""
+    if not ckpt.state_dict:
+        return SrlabError(f"checkpoint '{ckpt.path}' holds no tensors: give a file with the model's weights")
     if name is not None:
         return SrlabError(
             f"checkpoint '{ckpt.path}' does not fit model {name!r}{where} at any of its scales and forms: "
