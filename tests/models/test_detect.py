@@ -79,6 +79,19 @@ def test_hyper_parameters_are_read_from_the_weights(name, scale, args, form):
     assert detect_model(ckpt) == Detected(name, scale, args, form)
 
 
+def test_the_users_hyper_parameters_narrow_the_search(tmp_path):
+    # RFDN declares no reader: a width of its own is found with the user's hyper-parameters only.
+    ckpt = _checkpoint(_meta_model("rfdn", 3, {"channels": 24}), "rfdn24.pth")
+    with pytest.raises(SrlabError, match="'rfdn24.pth' fits no registered model"):
+        detect_model(ckpt)
+    # rfdn and rfdn_l differ in their defaults only
+    with pytest.raises(SrlabError, match=r"fits several models \(rfdn x3 channels=24, rfdn_l x3 channels=24\)"):
+        detect_model(ckpt, args={"channels": 24})
+    assert detect_model(ckpt, name="rfdn", args={"channels": 24}) == Detected("rfdn", 3, {"channels": 24}, "train")
+    torch.save(srlab.create_model("rfdn", scale=3, args={"channels": 24}).state_dict(), tmp_path / "w.pth")
+    assert spec_of(srlab.create_model("rfdn", checkpoint=tmp_path / "w.pth", args={"channels": 24})).scale == 3
+
+
 def test_a_variant_at_its_defaults_wins_over_another_with_changed_hyper_parameters():
     # edsr_baseline's weights are also edsr's with channels=64, num_blocks=16 (res_scale is not in them).
     found = matching_models(_meta_model("edsr_baseline", 2).state_dict())

@@ -91,9 +91,8 @@ def create_model(
         name, scale = ckpt.model, ckpt.scale
         args = {**ckpt.args, **(args or {})}
     elif name is None or scale is None:  # an official release: its tensors' names and shapes tell the model
-        found = detect_model(ckpt, name=name, scale=scale)
-        name, scale = found.name, found.scale
-        args = {**found.args, **(args or {})}
+        found = detect_model(ckpt, name=name, scale=scale, args=args)
+        name, scale, args = found.name, found.scale, found.args
     try:
         model = build_model(name, scale=scale, args=args)
     except SrlabError as e:

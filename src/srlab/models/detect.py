@@ -44,7 +44,7 @@ class Detected:
 
     name: str
     scale: int | float
-    # The hyper-parameters that differ from the variant's defaults (read from the weights).
+    # The hyper-parameters beyond the variant's defaults: read from the weights, or given by the user.
     args: dict[str, Any] = field(default_factory=dict)
     form: str = "train"
 
@@ -148,32 +148,45 @@ def _read_args(name: str, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
 
 
 def matching_models(
-    state: Mapping[str, Tensor], *, name: str | None = None, scale: int | float | None = None
+    state: Mapping[str, Tensor],
+    *,
+    name: str | None = None,
+    scale: int | float | None = None,
+    args: Mapping[str, Any] | None = None,
 ) -> list[Detected]:
     """Every registered model (or only ``name``; at ``scale`` if given) that the state dict fits exactly:
     the variants' default forms if any fits, otherwise those built with hyper-parameters read from the
-    weights, fewest changed defaults first."""
+    weights, fewest changed defaults first. ``args`` (the user's hyper-parameters) apply to every
+    candidate, so only models that have them are tried."""
+    args = dict(args or {})
     names = [name] if name is not None else list_models()
-    found = [d for n in names if _could_fit(n, state) for d in _matches(n, state, scale, {})]
+    # The layout check skips most variants cheaply; it knows the default layouts only.
+    screened = name is None and not args
+    found = [d for n in names if not screened or _could_fit(n, state) for d in _matches(n, state, scale, args)]
     if found:
         return found
     for n in names:
-        args = _read_args(n, state)
-        if args is not None:
-            found.extend(_matches(n, state, scale, args))
+        read = _read_args(n, state)
+        if read is not None:
+            found.extend(_matches(n, state, scale, {**read, **args}))
     return sorted(found, key=lambda d: len(d.args))
 
 
 def detect_model(
-    checkpoint: Checkpoint | str | Path, *, name: str | None = None, scale: int | float | None = None
+    checkpoint: Checkpoint | str | Path,
+    *,
+    name: str | None = None,
+    scale: int | float | None = None,
+    args: Mapping[str, Any] | None = None,
 ) -> Detected:
     """The one registered model, scale, hyper-parameters and form that the checkpoint holds, or an
     :class:`SrlabError` naming the candidates (ambiguous) or the closest models (none fits).
-    ``name`` and ``scale`` narrow the search; a checkpoint written by srlab is read as it records."""
+    ``name``, ``scale`` and ``args`` narrow the search; a checkpoint written by srlab is read as it
+    records."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
     if ckpt.model is not None:
         return Detected(ckpt.model, ckpt.scale, dict(ckpt.args), ckpt.form)
-    found = matching_models(ckpt.state_dict, name=name, scale=scale)
+    found = matching_models(ckpt.state_dict, name=name, scale=scale, args=args)
     if not found:
         raise _no_match(ckpt, name, scale)
     fewest = len(found[0].args)
