@@ -33,9 +33,7 @@ from torch import Tensor, nn
 from srlab.errors import SrlabError
 from srlab.models.registry import build_model, list_models, model_entry
 from srlab.models.reparam import deploy, has_deploy_form
-from srlab.models.weights import Checkpoint, read_checkpoint, weight_tensors
-
-FORMS = ("train", "deploy")
+from srlab.models.weights import FORMS, Checkpoint, read_checkpoint, weight_tensors
 
 
 @dataclass(frozen=True)
