@@ -128,8 +128,10 @@ def test_unknown_weights_name_the_file_and_the_nearest_models():
     ckpt = _checkpoint(_meta_model("imdn", 2), "imdn.pth")
     with pytest.raises(SrlabError, match="'imdn.pth' does not fit model 'rlfn' at any of its scales"):
         detect_model(ckpt, name="rlfn")
-    with pytest.raises(SrlabError, match="fits no registered model x3"):
+    with pytest.raises(SrlabError, match=r"'imdn.pth' fits imdn x2, not x3: fix --scale or leave it out"):
         detect_model(ckpt, scale=3)
+    with pytest.raises(SrlabError, match=r"does not fit model 'imdn' channels=32 at any of its scales"):
+        detect_model(ckpt, name="imdn", args={"channels": 32})
 
 
 # --- create_model and srlab's own checkpoints -------------------------------------------------------------

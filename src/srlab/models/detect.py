@@ -186,7 +186,7 @@ def detect_model(
         return Detected(ckpt.model, ckpt.scale, dict(ckpt.args), ckpt.form)
     found = matching_models(ckpt.state_dict, name=name, scale=scale, args=args)
     if not found:
-        raise _no_match(ckpt, name, scale)
+        raise _no_match(ckpt, name, scale, args)
     fewest = len(found[0].args)
     found = [d for d in found if len(d.args) == fewest]
     networks = list(dict.fromkeys((d.name, _frozen(d.args), d.form) for d in found))
@@ -215,22 +215,25 @@ def _one_scale(path: Path, found: list[Detected]) -> Detected:
     )
 
 
-def _no_match(ckpt: Checkpoint, name: str | None, scale: int | float | None) -> SrlabError:
-    where = f" x{scale}" if scale is not None else ""
+def _no_match(
+    ckpt: Checkpoint, name: str | None, scale: int | float | None, args: Mapping[str, Any] | None
+) -> SrlabError:
     if not ckpt.state_dict:
         return SrlabError(f"checkpoint '{ckpt.path}' holds no tensors: give a file with the model's weights")
+    if scale is not None and (elsewhere := matching_models(ckpt.state_dict, name=name, args=args)):
+        shown = ", ".join(d.describe() for d in elsewhere[:6])
+        return SrlabError(f"checkpoint '{ckpt.path}' fits {shown}, not x{scale}: fix --scale or leave it out")
+    given = "".join(f" {k}={v}" for k, v in (args or {}).items())
     if name is not None:
         return SrlabError(
-            f"checkpoint '{ckpt.path}' does not fit model {name!r}{where} at any of its scales and forms: "
-            "check --model, or leave it out to detect the model"
+            f"checkpoint '{ckpt.path}' does not fit model {name!r}{given} at any of its scales and forms: "
+            "check --model and --model_arg, or leave them out to detect the model"
         )
     keys = _layout(ckpt.state_dict)
-    closest = sorted(
-        list_models(), key=lambda n: -_overlap(keys, _layout(_default_shapes(n)))
-    )[:3]
-    first = next(iter(ckpt.state_dict), "none")
+    closest = sorted(list_models(), key=lambda n: -_overlap(keys, _layout(_default_shapes(n))))[:3]
+    first = next(iter(ckpt.state_dict))
     return SrlabError(
-        f"checkpoint '{ckpt.path}' fits no registered model{where} ({len(ckpt.state_dict)} tensors, first "
+        f"checkpoint '{ckpt.path}' fits no registered model{given} ({len(ckpt.state_dict)} tensors, first "
         f"{first!r}; nearest names: {', '.join(closest)}): pass --model NAME and --scale S if it is one "
         "of srlab's models (`srlab models` lists them)"
     )
