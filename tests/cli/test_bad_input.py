@@ -308,8 +308,9 @@ def test_foreign_pth_of_another_scale(tiny_photos, tmp_path, capsys):
 
 
 def test_foreign_pth_without_model(tiny_photos, tmp_path, capsys):
+    # Weights of a registered model are detected (tests/models/test_detect.py); these fit none.
     pth = tmp_path / "weights.pth"
-    torch.save(build_model("rdsr_s", scale=2).state_dict(), pth)
+    torch.save({"encoder.weight": torch.zeros(8, 3, 3, 3)}, pth)
     assert_user_error(capsys, ["eval", "--checkpoint", pth, "--data", tiny_photos["val"]], pth, "--model")
 
 

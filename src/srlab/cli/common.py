@@ -59,10 +59,13 @@ def scale_factor(text: str) -> int | float:
 
 def add_model_flags(parser: argparse.ArgumentParser, *, tiles: bool = True) -> None:
     """``--model --checkpoint --scale --model_arg --device``, and ``--tile --tile_overlap`` with ``tiles``."""
-    flag(parser, "model", metavar="NAME", help=f"registered model name (default {DEFAULT_MODEL} with its bundled weights)")
+    flag(parser, "model", metavar="NAME",
+         help=f"registered model name (default: the checkpoint's, detected from its tensors for an official .pth; "
+              f"without --checkpoint {DEFAULT_MODEL} with its bundled weights)")
     flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
     flag(parser, "scale", type=scale_factor, metavar="S",
-         help="upscaling factor (read from the checkpoint if it records one); any real >= 1 for arbitrary-scale models")
+         help="upscaling factor (default: the checkpoint's, recorded or detected from its tensors); any real >= 1 "
+              "for arbitrary-scale models")
     flag(
         parser, "model_arg", action="append", default=[], metavar="KEY=VALUE",
         help="a hyper-parameter of the model, repeatable (e.g. --model_arg channels=32 for ecbsr_etds M4C32)",

@@ -11,6 +11,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.models import official
+from srlab.models.detect import detect_model
 from srlab.models.registry import build_model, model_entry, with_scale
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
@@ -59,7 +60,8 @@ def create_model(
     fused inference form (``srlab.models.deploy``) for weights released that way.
 
     A checkpoint written by srlab records its model, hyper-parameters and scale, so ``name`` and
-    ``scale`` may be left out; if given they must agree with it.
+    ``scale`` may be left out; if given they must agree with it. For other checkpoints (official
+    releases) what is left out is detected from the tensors' names and shapes (srlab.models.detect).
     """
     if pretrained is not False:
         checkpoint = _pretrained_weights(name, scale, pretrained, checkpoint, args)
@@ -84,10 +86,9 @@ def create_model(
             )
         name, scale = ckpt.model, ckpt.scale
         args = {**ckpt.args, **(args or {})}
-    elif name is None or scale is None:
-        raise SrlabError(
-            f"checkpoint '{ckpt.path}' does not record its model: pass --model NAME and --scale S"
-        )
+    elif name is None or scale is None:  # an official release: its tensors' names and shapes tell the model
+        found = detect_model(ckpt, name=name, scale=scale, args=args)
+        name, scale, args = found.name, found.scale, found.args
     try:
         model = build_model(name, scale=scale, args=args)
     except SrlabError as e:

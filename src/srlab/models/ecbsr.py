@@ -48,6 +48,7 @@ Deviations from the official code:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -345,6 +346,14 @@ class ECBSR(_ResidualShuffle):
         return ECBSRET.from_plain(plain) if self.et else plain
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """``backbone.i``: the head, the M modules and the tail convolution (and, in the ETDS form, a 1x1)."""
+    blocks = len({int(k.split(".")[1]) for k in weights if k.startswith("backbone.")})
+    if "backbone.0.conv3x3.weight" in weights:  # the training form, or its plain inference form
+        return {"num_modules": blocks - 2, "channels": weights["backbone.0.conv3x3.weight"].shape[0]}
+    return {"num_modules": blocks - 3, "channels": weights["backbone.0.0.weight"].shape[0] - ECBSRET.EXTRA}
+
+
 def _info(paper: str, *, origin: str, receptive_radius: Derived) -> ModelInfo:
     return ModelInfo(
         paper=paper,
@@ -355,6 +364,7 @@ def _info(paper: str, *, origin: str, receptive_radius: Derived) -> ModelInfo:
         receptive_radius=receptive_radius,
         reparameterizable=True,
         half_precision_safe=True,
+        args_from_weights=_args_from_weights,
     )
 
 

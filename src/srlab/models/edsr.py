@@ -17,6 +17,8 @@ strictly; the paper's parameter counts are the trainable ones (they exclude thes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -61,6 +63,12 @@ class EDSR(nn.Module):
         return self.add_mean(self.tail(x)) / _RGB_RANGE
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Channels from the head convolution, blocks from the residual blocks' indices (``body.i.body.*``)."""
+    blocks = {k.split(".")[1] for k in weights if k.startswith("body.") and ".body." in k}
+    return {"channels": weights["head.0.weight"].shape[0], "num_blocks": len(blocks)}
+
+
 def _info() -> ModelInfo:
     return ModelInfo(
         paper="Lim et al., Enhanced Deep Residual Networks for Single Image Super-Resolution (CVPRW 2017)",
@@ -72,6 +80,7 @@ def _info() -> ModelInfo:
         receptive_radius=lambda a: 2 * a["num_blocks"] + 8,
         reparameterizable=False,
         half_precision_safe=True,
+        args_from_weights=_args_from_weights,
     )
 
 

@@ -26,6 +26,8 @@ tiled inference can never reproduce untiled inference exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,6 +93,14 @@ class IMDN(nn.Module):
         return self.upsampler(fused)
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Width from the first convolution, depth from the blocks' names (``IMDBi``)."""
+    return {
+        "channels": weights["fea_conv.weight"].shape[0],
+        "num_modules": sum(1 for k in weights if k.startswith("IMDB") and k.endswith(".c1.weight")),
+    }
+
+
 @register_model(
     ModelInfo(
         paper=(
@@ -108,6 +118,7 @@ class IMDN(nn.Module):
         # With mean-based CCA statistics (no large sums), float16 matches float32 to 2.4e-3 on
         # Set5 baby x4 with the official weights.
         half_precision_safe=True,
+        args_from_weights=_args_from_weights,
     )
 )
 def imdn(*, scale: int, channels: int = 64, num_modules: int = 6, upsampler: str = "subpixel") -> IMDN:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from srlab.errors import SrlabError
 from srlab.layers import padding
@@ -28,6 +28,8 @@ Derived = Callable[[Mapping[str, Any]], int]
 # crops; the inference path then passes images (and tiles) as they are. Otherwise the mode in which
 # the inference path pads the bottom/right of the image before calling the model.
 PAD_MODES = ("inside", *padding.PAD_MODES)
+# Reads hyper-parameters back from a state dict (names -> tensors): see ModelInfo.args_from_weights.
+ArgsReader = Callable[[Mapping[str, Tensor]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ class ModelInfo:
     # ``(lr, size=None)`` and returns MATLAB's output size ``ceil(scale * H) x ceil(scale * W)``
     # unless ``size`` is given.
     arbitrary_scale: bool = False
+    # For architectures whose hyper-parameters change their tensors' names or shapes (numbers of blocks,
+    # channels): the hyper-parameters a state dict was built with, read from its names and shapes, so
+    # that srlab.models.detect recognises weights of any size. It raises KeyError, IndexError or
+    # ValueError on weights of another architecture; what it returns is only a proposal, which detection
+    # checks by building the model. None: only the variant's defaults are recognised.
+    args_from_weights: ArgsReader | None = None
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:
@@ -68,7 +76,9 @@ class ModelInfo:
     def resolve(self, args: Mapping[str, Any]) -> ModelInfo:
         """This info with its derived fields evaluated for the hyper-parameters ``args``."""
         derived = {
-            f.name: value(args) for f in dataclasses.fields(self) if callable(value := getattr(self, f.name))
+            f.name: value(args)
+            for f in dataclasses.fields(self)
+            if f.name != "args_from_weights" and callable(value := getattr(self, f.name))
         }
         return dataclasses.replace(self, **derived)
 

@@ -30,6 +30,8 @@ thumbnails), on which the official code fails, have the mask branch's input repl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,6 +119,16 @@ class RLFN(nn.Module):
 _ESA_RADIUS = 32
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Widths from the first block's convolutions, depth from the blocks' names (``block_i``)."""
+    return {
+        "channels": weights["conv_1.weight"].shape[0],
+        "mid_channels": weights["block_1.c1_r.weight"].shape[0],
+        "num_blocks": len({k.split(".")[0] for k in weights if k.startswith("block_")}),
+        "esa_channels": weights["block_1.esa.conv1.weight"].shape[0],
+    }
+
+
 def _info() -> ModelInfo:
     return ModelInfo(
         paper="Kong et al., 'Residual Local Feature Network for Efficient Super-Resolution', CVPRW 2022",
@@ -128,6 +140,7 @@ def _info() -> ModelInfo:
         receptive_radius=lambda a: 3 + a["num_blocks"] * (3 + _ESA_RADIUS),
         reparameterizable=False,
         half_precision_safe=True,
+        args_from_weights=_args_from_weights,
     )
 
 

@@ -42,6 +42,8 @@ Deviations from the official code (no change to the function or to the parameter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -200,6 +202,11 @@ class SPAN(_SPANBody):
         return fused
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """The width of ``conv_2``, whose fused kernel both forms keep (``conv_2.eval_conv``)."""
+    return {"feature_channels": weights["conv_2.eval_conv.weight"].shape[0]}
+
+
 def _info(scales: tuple[int, ...]) -> ModelInfo:
     return ModelInfo(
         paper="Wan et al., Swift Parameter-free Attention Network for Efficient Super-Resolution, "
@@ -212,6 +219,7 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
         receptive_radius=24,
         reparameterizable=True,
         half_precision_safe=True,
+        args_from_weights=_args_from_weights,
     )
 
 
