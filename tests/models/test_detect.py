@@ -3,6 +3,7 @@ hyper-parameters (srlab.models.detect), for every registered model and every off
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,15 @@ def test_official_releases_are_detected_and_load(file):
     spec = spec_of(model)
     assert (spec.name, spec.scale, spec.form) == (found.name, found.scale, found.form)
     assert {k: spec.args[k] for k in found.args} == found.args
+
+
+@needs_weights
+def test_a_registered_release_is_known_by_its_checksum_whatever_its_name(tmp_path):
+    # FSRCNN's tensors are the same at every scale: without the registry only a scale in the file
+    # name would settle it.
+    renamed = tmp_path / "weights.pth"
+    shutil.copyfile(OFFICIAL_WEIGHTS / "etds-fsrcnn" / "FSRCNN_x3.pth", renamed)
+    assert detect_model(renamed).describe() == "fsrcnn_etds x3"
 
 
 # --- the CLI: neither --model nor --scale --------------------------------------------------------------

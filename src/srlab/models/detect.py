@@ -8,6 +8,11 @@ compared with the variant's. Nothing about an architecture is listed here: where
 the names or shapes (numbers of blocks, channels), the architecture declares beside itself how to read
 them from a state dict (``ModelInfo.args_from_weights``), and the proposal is checked the same way.
 
+A released file listed in srlab's registry of official weights (:mod:`srlab.models.official`) is known
+by its SHA-256: its model, scale and hyper-parameters are the registry's, which settles what the tensors
+alone cannot (FSRCNN's scale, weights that fit two architectures), and only its form is read from the
+tensors.
+
 A variant's default form wins over one with hyper-parameters read from the weights, and among those the
 one that overrides fewest defaults. Weights that fit several models, or one network at several scales
 (CARN-M's multi-scale release; FSRCNN, whose tensors do not depend on the scale), are ambiguous: a scale
@@ -31,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from srlab.errors import SrlabError
+from srlab.models import official
 from srlab.models.registry import build_model, list_models, model_entry
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import FORMS, Checkpoint, read_checkpoint, weight_tensors
@@ -184,7 +190,7 @@ def detect_model(
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
     if ckpt.model is not None:
         return Detected(ckpt.model, ckpt.scale, dict(ckpt.args), ckpt.form)
-    found = matching_models(ckpt.state_dict, name=name, scale=scale, args=args)
+    found = _released(ckpt, name, scale, args) or matching_models(ckpt.state_dict, name=name, scale=scale, args=args)
     if not found:
         raise _no_match(ckpt, name, scale, args)
     fewest = len(found[0].args)
@@ -199,6 +205,18 @@ def detect_model(
     if len(found) == 1:
         return found[0]
     return _one_scale(ckpt.path, found)
+
+
+def _released(
+    ckpt: Checkpoint, name: str | None, scale: int | float | None, args: Mapping[str, Any] | None
+) -> list[Detected]:
+    """What the registry says the file is (narrowed by the user's flags), its form read from the tensors;
+    empty for a file the registry does not list."""
+    found = []
+    for entry in official.releases_of(ckpt.path):
+        if name in (None, entry.model) and scale in (None, entry.scale):
+            found += _matches(entry.model, ckpt.state_dict, entry.scale, {**entry.args, **(args or {})})
+    return found
 
 
 def _one_scale(path: Path, found: list[Detected]) -> Detected:

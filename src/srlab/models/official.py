@@ -31,7 +31,8 @@ from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.models.registry import model_entry
 
-__all__ = ["OfficialWeights", "entries", "get", "select", "find", "srlab_home", "cache_path", "problem", "fetch"]
+__all__ = ["OfficialWeights", "entries", "get", "select", "find", "srlab_home", "cache_path", "problem", "fetch",
+           "releases_of"]
 
 # The URL opener; tests replace it (monkeypatch) to serve local files or to act offline.
 urlopen = urllib.request.urlopen
@@ -99,6 +100,21 @@ def find(model: str, scale: int, args: Mapping[str, Any] | None = None) -> Offic
     if scales:
         raise SrlabError(f"the official {model} weights are for x{', x'.join(map(str, scales))}, not x{scale}")
     raise SrlabError(f"no official weights for model {model!r} in srlab's registry (see `srlab weights list`)")
+
+
+def releases_of(path: str | Path) -> list[OfficialWeights]:
+    """The registry's entries whose file ``path`` is (size, then SHA-256): several for one file that
+    serves several scales (CARN-M), none for any other file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return []
+    sized = [e for e in entries() if e.size == size]
+    if not sized:
+        return []
+    sha = _sha256(path)
+    return [e for e in sized if e.sha256 == sha]
 
 
 def srlab_home() -> Path:
