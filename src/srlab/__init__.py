@@ -1,5 +1,11 @@
 """srlab: efficient single-image super-resolution."""
 
+import os as _os
+
+# OpenMP reads its wait policy once, when torch loads it: idle threads that sleep instead of spinning
+# keep a shared machine from collapsing (srlab.inference.threads measured it). A user's setting stays.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from srlab.errors import SrlabError
 from srlab.layers.upsamplers import list_upsamplers
 from srlab.models import deploy, list_models

@@ -31,6 +31,8 @@ from srlab.cli import (
     arm_table, benchmark, data, demo, eval as eval_cmd, lut, models, profile, rdsr_router, tradeoff, train, upscale,
 )
 from srlab.errors import SrlabError, SrlabWarning
+from srlab.inference.threads import policy_threads
+from srlab.profile.latency import torch_threads
 
 COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
@@ -63,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        # Threads for the command: what --threads asks (capped at the usable CPUs), else the idle CPUs;
+        # restored after, for callers that run commands in-process. OMP_WAIT_POLICY: srlab/__init__.py.
+        with warnings.catch_warnings(), torch_threads(policy_threads(getattr(args, "threads", None))):
             warnings.showwarning = _show_warning(warnings.showwarning)
             return int(args.run(args) or 0)
     except SrlabError as e:

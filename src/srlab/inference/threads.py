@@ -1,0 +1,52 @@
+"""How many CPU threads inference uses, and how idle OpenMP threads wait: a policy that does not
+collapse on a shared machine.
+
+Measured on a 2-core Xeon shared with other jobs (IMDN x4 forward, 64x64 LR): with torch's default
+OpenMP wait policy (threads spin at every barrier), asking for 2 threads while another process keeps
+the other core busy made the forward 4-30x slower than 1 thread, because each parallel region waits
+for a thread that the kernel has descheduled while its partner spins. With ``OMP_WAIT_POLICY=PASSIVE``
+(idle threads sleep at once) the same 2-thread forward ran at the 1-thread speed. GNU and Intel OpenMP
+read the policy once, when torch loads them, so ``srlab/__init__.py`` sets it (unless the user did)
+before the first ``import torch``.
+
+The thread count: what the user asks for, capped at the CPUs this process may run on; by default those
+CPUs less the ones other processes keep busy (the 1-minute load average), at least one, and never more
+than torch is already set to (OMP_NUM_THREADS, ``torch.set_num_threads``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def busy_cpus() -> float:
+    """How many CPUs other processes keep busy: the 1-minute load average (0 where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return 0.0
+
+
+def choose_threads(requested: int | None, *, cpus: int, busy: float, ceiling: int) -> int:
+    """The thread count for ``requested`` threads (None: srlab's default) on ``cpus`` usable CPUs of which
+    ``busy`` are kept busy by other processes, torch being set to ``ceiling`` threads. More threads than
+    CPUs always oversubscribes, so a request is capped at ``cpus``; the default takes the idle CPUs (a CPU
+    counts as busy from a load of 0.5), at most ``ceiling``."""
+    if requested is not None:
+        return max(1, min(requested, cpus))
+    return max(1, min(ceiling, cpus - math.floor(busy + 0.5)))
+
+
+def policy_threads(requested: int | None = None) -> int:
+    """:func:`choose_threads` for this machine, now."""
+    return choose_threads(requested, cpus=usable_cpus(), busy=busy_cpus(), ceiling=torch.get_num_threads())
