@@ -193,3 +193,22 @@ def test_importing_srlab_sets_a_passive_openmp_wait_policy(preset, expected):
     code = "import srlab, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == [expected, "True"]
+
+
+def test_a_cached_choice_that_fails_now_runs_eager_with_a_warning(model, lr, tmp_path, monkeypatch):
+    cache = PathCache(tmp_path / "paths.json")
+    upscale_tensor(PathModel(model, path="auto", precision="fp32", cache=cache), lr)
+    saved = json.loads(cache.file.read_text())
+    for entry in saved["entries"].values():
+        entry["path"] = "channels_last"
+    cache.file.write_text(json.dumps(saved))
+
+    def broken(path, net):
+        def run(x):
+            raise RuntimeError("kernel went away")
+        return run
+
+    monkeypatch.setattr(paths_module, "build_path", broken)
+    with pytest.warns(SrlabWarning, match=r"the channels_last path failed \(RuntimeError: kernel went away\)"):
+        out = upscale_tensor(PathModel(model, precision="fp32", cache=cache), lr)
+    assert torch.equal(out, upscale_tensor(model, lr))

@@ -202,7 +202,7 @@ def check_path(path: InferencePath, out: torch.Tensor, ref: torch.Tensor) -> tup
     return psnr >= REDUCED_MIN_PSNR, f"{psnr:.1f} dB vs fp32 eager (limit {REDUCED_MIN_PSNR:g} dB)"
 
 
-class _OnPath(nn.Module):
+class OnPath(nn.Module):
     """A path's callable with its model's spec and parameters, for :func:`upscale_tensor`."""
 
     def __init__(self, model: nn.Module, run: Callable) -> None:
@@ -226,7 +226,7 @@ def photo_drop_db(model: nn.Module, run: Callable) -> float:
     hr = modcrop(sample_photo(), scale)
     lr = bicubic_downscale(hr, scale, quantize=True)
     scores = [PAPER_PROTOCOL.score(upscale_tensor(m, lr).clamp(0, 1).cpu(), hr, scale)["psnr_y"]
-              for m in (model, _OnPath(model, run))]
+              for m in (model, OnPath(model, run))]
     return scores[0] - scores[1]
 
 
@@ -279,6 +279,7 @@ class PathModel(nn.Module):
         self._built: dict[str, Callable] = {"eager": model}
         self._chosen: dict[tuple[int, ...], Selection] = {}
         self._drops: dict[str, float] = {}
+        self._ran: set[str] = set()  # paths that have run in this process
 
     @property
     def device(self) -> torch.device:
@@ -293,10 +294,21 @@ class PathModel(nn.Module):
         return self._chosen[shape]
 
     def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        chosen = self.selection(tuple(x.shape)).path
-        return self._run(chosen)(x, **kwargs)
+        selection = self.selection(tuple(x.shape))
+        if selection.path == "eager" or selection.path in self._ran:
+            return self.callable_for(selection.path)(x, **kwargs)
+        try:  # a choice read from the cache runs here first in this process (a compiler since removed, ...)
+            out = self.callable_for(selection.path)(x, **kwargs)
+        except Exception as e:  # noqa: BLE001 - a path that fails is left for eager, never an error
+            warnings.warn(f"the {selection.path} path failed ({type(e).__name__}: {e}): running eager",
+                          SrlabWarning, stacklevel=2)
+            self._chosen[tuple(x.shape)] = Selection("eager", selection.shape, selection.candidates)
+            return self.model(x, **kwargs)
+        self._ran.add(selection.path)
+        return out
 
-    def _run(self, name: str) -> Callable:
+    def callable_for(self, name: str) -> Callable:
+        """The path ``name`` of this model (built once)."""
         if name not in self._built:
             self._built[name] = build_path(PATHS[name], self.model)
         return self._built[name]
@@ -321,7 +333,7 @@ class PathModel(nn.Module):
 
     def _photo_drop(self, name: str) -> float:
         if name not in self._drops:
-            self._drops[name] = photo_drop_db(self.model, self._run(name))
+            self._drops[name] = photo_drop_db(self.model, self.callable_for(name))
         return self._drops[name]
 
     def _still_available(self, name: str) -> bool:
@@ -347,7 +359,7 @@ class PathModel(nn.Module):
             if candidate.skipped:
                 continue
             try:
-                run = self._run(name)
+                run = self.callable_for(name)
             except Exception as e:  # noqa: BLE001 - e.g. a module that cannot be copied or cast
                 candidate.skipped = f"failed to build: {type(e).__name__}: {e}"
                 continue
@@ -363,6 +375,7 @@ class PathModel(nn.Module):
                 candidate.skipped = f"check against fp32 eager failed: {candidate.check}"
                 continue
             runs[name] = run
+            self._ran.add(name)
         if self.path != "auto":  # forced: no timing, the path is used if it passed its check
             chosen = self.path if self.path in runs else "eager"
             return Selection(chosen, shape, candidates)
