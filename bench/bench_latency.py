@@ -13,11 +13,20 @@ its vector/matrix flags head the output: machines change between sessions.
 Weights: the official ones where ../shared has them (the bf16 check depends on them), else srlab's
 bundled ones, else a random initialisation (speed does not depend on the weights).
 ``--psnr``: also the PSNR-Y drop of each reduced-precision path against fp32 eager on Set5 and Set14.
+
+``--contention``: the thread policy (srlab.inference.threads) on a shared machine instead. A busy-loop
+process keeps one core busy while fresh processes time the first model's eager forward with OpenMP's
+default wait policy (torch imported before srlab) at 1 and 2 threads, then with srlab's (PASSIVE, and
+the thread count srlab picks).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,10 +56,56 @@ def load(name: str, scale: int) -> tuple[nn.Module, str]:
     official = SHARED / "official-weights" / OFFICIAL_X4.get(name, "-")
     checkpoint = official if scale == 4 and official.is_file() else None
     model, weights = model_with_weights(name, scale=scale, checkpoint=checkpoint, fresh=True)
-    return deploy(model).eval(), "official" if checkpoint else weights
+    return deploy(model).eval(), "official" if checkpoint else weights.split()[0]  # "random initialisation"
 
 
 PEAK_N = 1024  # the fp32 peak: an n x n float32 matmul (2 n^3 FLOPs), timed interleaved with the models
+
+
+# One timing in a fresh process: argv = policy ("default" or "srlab"), threads ("auto": srlab's choice),
+# model, scale, H, W, repeats.
+_CHILD = """
+import json, statistics, sys, time
+policy, threads, name, scale, h, w, repeats = sys.argv[1:]
+if policy == "default":
+    import torch  # OpenMP loads with its own default wait policy, before srlab could set one
+from srlab.inference.threads import policy_threads
+from srlab.models.create import create_model
+import os, torch
+torch.set_num_threads(policy_threads() if threads == "auto" else int(threads))
+model = create_model(name, scale=int(scale)).eval()
+x = torch.rand(1, 3, int(h), int(w))
+times = []
+with torch.inference_mode():
+    model(x)
+    for _ in range(int(repeats)):
+        started = time.perf_counter()
+        model(x)
+        times.append(1e3 * (time.perf_counter() - started))
+print(json.dumps({"threads": torch.get_num_threads(), "wait": os.environ.get("OMP_WAIT_POLICY", "unset"),
+                  "ms": statistics.median(times)}))
+"""
+
+
+def contention(name: str, scale: int, size: tuple[int, int], repeats: int) -> None:
+    configs = [("default", "1"), ("default", "2"), ("srlab", "2"), ("srlab", "auto")]
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1)
+        print(f"{name} x{scale} eager forward, LR {size[0]}x{size[1]}, a busy-loop process beside it "
+              f"(median of {repeats}, each configuration twice, interleaved)")
+        for round_ in range(2):
+            for policy, threads in configs:
+                done = subprocess.run([sys.executable, "-c", _CHILD, policy, threads, name, str(scale), *map(str, size),
+                                       str(repeats)], capture_output=True, text=True, check=True)
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                wait = "OpenMP default" if policy == "default" else f"OMP_WAIT_POLICY={result['wait']}"
+                asked = "srlab's choice" if threads == "auto" else f"{threads} asked"
+                print(f"  round {round_ + 1}: {wait:<24} {asked:<15} -> {result['threads']} thread(s): "
+                      f"{result['ms']:8.1f} ms", flush=True)
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def psnr_drops(model: nn.Module, scale: int) -> dict[str, dict[str, float]]:
@@ -80,7 +135,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32"])
     parser.add_argument("--psnr", action="store_true", help="PSNR-Y drops of reduced-precision paths on Set5/Set14")
+    parser.add_argument("--contention", action="store_true", help="the thread policy beside a busy-loop process")
     args = parser.parse_args()
+    if args.contention:
+        print(f"CPU: {cpu_model()}; usable CPUs: {len(os.sched_getaffinity(0))}")
+        contention(args.models[0], args.scale, args.lr_size, args.repeats)
+        return
 
     flags = cpu_flags()
     print(f"CPU: {cpu_model()}; flags: {' '.join(f for f in FLAGS if f in flags) or 'none of ' + ', '.join(FLAGS)}")

@@ -172,17 +172,19 @@ def test_cli_upscale_on_a_path_matches_eager(tmp_path, capsys):
     assert (outs["eager"] - outs["channels_last"]).abs().max().item() <= 1 / 255 + 1e-6
 
 
-@pytest.mark.parametrize(("requested", "cpus", "busy", "ceiling", "expected"), [
-    (None, 2, 1.0, 2, 1),  # the other core is busy: one thread, never two fighting over one core
-    (None, 2, 0.3, 2, 2),  # idle machine: both cores
-    (None, 2, 0.3, 1, 1),  # never above torch's setting (OMP_NUM_THREADS, set_num_threads)
-    (None, 8, 20.0, 8, 1),  # overloaded: still one
-    (None, 16, 5.6, 16, 10),
-    (2, 2, 1.0, 1, 2),  # asked for: granted, as OMP_WAIT_POLICY=PASSIVE keeps it from collapsing
-    (8, 2, 0.0, 2, 2),  # never more threads than usable CPUs
+@pytest.mark.parametrize(("requested", "cpus", "busy", "ceiling", "passive", "expected"), [
+    (None, 2, 1.0, 2, True, 2),  # sleeping idle threads: 2 beside a busy process never collapsed (measured)
+    (None, 2, 1.0, 2, False, 1),  # spinning threads beside a busy process: one, never two on one core
+    (None, 2, 0.3, 2, False, 2),  # idle machine: both cores either way
+    (None, 8, 20.0, 8, False, 1),  # overloaded and spinning: still one
+    (None, 16, 5.6, 16, False, 10),
+    (None, 2, 0.0, 1, True, 1),  # never above torch's setting (OMP_NUM_THREADS, set_num_threads)
+    (None, 2, 0.0, 64, True, 2),  # nor above the usable CPUs (affinity)
+    (2, 2, 1.0, 1, False, 2),  # asked for: granted
+    (8, 2, 0.0, 2, True, 2),  # but never more threads than usable CPUs
 ])
-def test_thread_policy(requested, cpus, busy, ceiling, expected):
-    assert choose_threads(requested, cpus=cpus, busy=busy, ceiling=ceiling) == expected
+def test_thread_policy(requested, cpus, busy, ceiling, passive, expected):
+    assert choose_threads(requested, cpus=cpus, busy=busy, ceiling=ceiling, passive=passive) == expected
 
 
 @pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
@@ -190,9 +192,15 @@ def test_importing_srlab_sets_a_passive_openmp_wait_policy(preset, expected):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset:
         env["OMP_WAIT_POLICY"] = preset
-    code = "import srlab, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    code = "import srlab, os, sys; print(os.environ['OMP_WAIT_POLICY'], srlab._openmp_passive, 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert done.stdout.split() == [expected, "True"]
+    assert done.stdout.split() == [expected, str(expected == "PASSIVE"), "True"]
+
+
+def test_torch_loaded_before_srlab_counts_as_spinning_threads():
+    code = "import torch, srlab; print(srlab._openmp_passive)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]
 
 
 def test_a_cached_choice_that_fails_now_runs_eager_with_a_warning(model, lr, tmp_path, monkeypatch):

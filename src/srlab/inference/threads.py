@@ -1,17 +1,19 @@
 """How many CPU threads inference uses, and how idle OpenMP threads wait: a policy that does not
 collapse on a shared machine.
 
-Measured on a 2-core Xeon shared with other jobs (IMDN x4 forward, 64x64 LR): with torch's default
-OpenMP wait policy (threads spin at every barrier), asking for 2 threads while another process keeps
-the other core busy made the forward 4-30x slower than 1 thread, because each parallel region waits
-for a thread that the kernel has descheduled while its partner spins. With ``OMP_WAIT_POLICY=PASSIVE``
-(idle threads sleep at once) the same 2-thread forward ran at the 1-thread speed. GNU and Intel OpenMP
-read the policy once, when torch loads them, so ``srlab/__init__.py`` sets it (unless the user did)
-before the first ``import torch``.
+Measured on a 2-core Xeon shared with other jobs (IMDN x4 forward, 64x64 LR, README "Inference paths
+and threads"): with OpenMP's default wait policy (idle threads spin before they sleep), 2 threads beside
+a busy process ran 4-30x slower than 1 thread in 3 of 5 runs, because each parallel region waits for a
+thread that the kernel has descheduled while its partner spins. With ``OMP_WAIT_POLICY=PASSIVE`` (idle
+threads sleep at once) 2 threads never collapsed: 0.5-1.1x the 1-thread time, and faster than 1 thread
+when the machine was oversubscribed (the kernel shares CPU time per thread). GNU and Intel OpenMP read
+the policy once, when torch loads them, so ``srlab/__init__.py`` sets it (unless the user did) before
+the first ``import torch``.
 
-The thread count: what the user asks for, capped at the CPUs this process may run on; by default those
-CPUs less the ones other processes keep busy (the 1-minute load average), at least one, and never more
-than torch is already set to (OMP_NUM_THREADS, ``torch.set_num_threads``).
+The thread count: what the user asks for, capped at the CPUs this process may run on; by default torch's
+setting (OMP_NUM_THREADS, ``torch.set_num_threads``) capped the same way. Only where OpenMP threads
+spin (a user's OMP_WAIT_POLICY, or torch loaded before srlab) does the default also leave out the CPUs
+other processes keep busy (the 1-minute load average): spinning threads must not share a CPU.
 """
 
 from __future__ import annotations
@@ -37,16 +39,23 @@ def busy_cpus() -> float:
         return 0.0
 
 
-def choose_threads(requested: int | None, *, cpus: int, busy: float, ceiling: int) -> int:
+def choose_threads(requested: int | None, *, cpus: int, busy: float, ceiling: int, passive: bool) -> int:
     """The thread count for ``requested`` threads (None: srlab's default) on ``cpus`` usable CPUs of which
-    ``busy`` are kept busy by other processes, torch being set to ``ceiling`` threads. More threads than
-    CPUs always oversubscribes, so a request is capped at ``cpus``; the default takes the idle CPUs (a CPU
-    counts as busy from a load of 0.5), at most ``ceiling``."""
+    ``busy`` are kept busy by other processes, torch being set to ``ceiling`` threads and OpenMP's idle
+    threads sleeping (``passive``) or spinning. More threads than CPUs always oversubscribes, so a request
+    is capped at ``cpus``; the default is ``ceiling`` capped so, and with spinning threads only the idle
+    CPUs (a CPU counts as busy from a load of 0.5)."""
     if requested is not None:
         return max(1, min(requested, cpus))
-    return max(1, min(ceiling, cpus - math.floor(busy + 0.5)))
+    threads = min(ceiling, cpus)
+    if not passive:
+        threads = min(threads, cpus - math.floor(busy + 0.5))
+    return max(1, threads)
 
 
 def policy_threads(requested: int | None = None) -> int:
     """:func:`choose_threads` for this machine, now."""
-    return choose_threads(requested, cpus=usable_cpus(), busy=busy_cpus(), ceiling=torch.get_num_threads())
+    from srlab import _openmp_passive
+
+    return choose_threads(requested, cpus=usable_cpus(), busy=busy_cpus(), ceiling=torch.get_num_threads(),
+                          passive=_openmp_passive)
