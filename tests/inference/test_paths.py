@@ -220,3 +220,11 @@ def test_a_cached_choice_that_fails_now_runs_eager_with_a_warning(model, lr, tmp
     with pytest.warns(SrlabWarning, match=r"the channels_last path failed \(RuntimeError: kernel went away\)"):
         out = upscale_tensor(PathModel(model, precision="fp32", cache=cache), lr)
     assert torch.equal(out, upscale_tensor(model, lr))
+
+
+def test_bf16_is_judged_by_the_drop_measured_on_set5_set14(monkeypatch):
+    monkeypatch.setattr(paths_module, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
+    span = create_model("span", scale=4)
+    assert unavailable_reason(PATHS["bf16"], span, CPU, "auto") == (
+        "bf16 lost 0.0361 / 0.0158 dB on Set5 / Set14 x4 (limit 0.02)")
+    assert unavailable_reason(PATHS["bf16"], create_model("rlfn", scale=4), CPU, "auto") is None
