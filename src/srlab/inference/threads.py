@@ -3,10 +3,10 @@ collapse on a shared machine.
 
 Measured on a 2-core Xeon shared with other jobs (IMDN x4 forward, 64x64 LR, README "Inference paths
 and threads"): with OpenMP's default wait policy (idle threads spin before they sleep), 2 threads beside
-a busy process ran 4-30x slower than 1 thread in 3 of 5 runs, because each parallel region waits for a
+a busy process ran 7-20x slower than 1 thread in 3 of 6 runs, because each parallel region waits for a
 thread that the kernel has descheduled while its partner spins. With ``OMP_WAIT_POLICY=PASSIVE`` (idle
-threads sleep at once) 2 threads never collapsed: 0.5-1.1x the 1-thread time, and faster than 1 thread
-when the machine was oversubscribed (the kernel shares CPU time per thread). GNU and Intel OpenMP read
+threads sleep at once) 2 threads never collapsed in 6 runs: 0.2-1.2x the 1-thread time, faster when the
+machine was oversubscribed (the kernel shares CPU time per thread). GNU and Intel OpenMP read
 the policy once, when torch loads them, so ``srlab/__init__.py`` sets it (unless the user did) before
 the first ``import torch``.
 
