@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # Threads for the command: what --threads asks (capped at the usable CPUs), else the idle CPUs;
-        # restored after, for callers that run commands in-process. OMP_WAIT_POLICY: srlab/__init__.py.
+        # Threads for the command (srlab.inference.threads): what --threads asks, else torch's setting, capped
+        # at the usable CPUs; restored after, for callers that run commands in-process.
         with warnings.catch_warnings(), torch_threads(policy_threads(getattr(args, "threads", None))):
             warnings.showwarning = _show_warning(warnings.showwarning)
             return int(args.run(args) or 0)
