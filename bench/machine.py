@@ -1,12 +1,12 @@
-"""What every benchmark shares: the CPU model printed beside its figures (machines change between
-sessions) and the interleaved timer."""
+"""What every benchmark shares: the CPU model and flags printed beside its figures (machines change
+between sessions) and the interleaved timer."""
 
 import statistics
 import time
 
-from srlab.profile.machine import cpu_model
+from srlab.profile.machine import cpu_flags, cpu_model
 
-__all__ = ["cpu_model", "median_ms"]
+__all__ = ["cpu_flags", "cpu_model", "median_ms"]
 
 
 def median_ms(fns: dict, runs: int, warmup: int) -> dict[str, float]:

@@ -14,6 +14,14 @@ from PIL import Image
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _own_srlab_home(tmp_path_factory):
+    """srlab's cache (inference path choices) in a fresh folder: tests neither read nor fill the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SRLAB_HOME", str(tmp_path_factory.mktemp("srlab_home")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """One intra-op thread: on a shared 2-core machine torch's threads spin against other processes and
     small workloads run up to 10x slower; the suite's tiny models gain nothing from a second thread."""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from srlab.cli.common import flag, non_negative_int, parse_model_args, positive_int
+from srlab.cli.common import add_path_flags, flag, non_negative_int, parse_model_args, positive_int
 from srlab.cli.profile import lr_size
 from srlab.errors import SrlabError
 from srlab.metrics.registry import metric_names, parse_metric_weights, parse_metrics, weight_keys
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="the knob of a content-adaptive model (ARM eta, PCSR k, CAMixerSR ratio; default: the method's), "
               "e.g. arm_carn=1.0; adaptive models are scored through their adaptive method")
     flag(parser, "quiet", action="store_true", help="no progress bars")
+    add_path_flags(parser)  # of the latency runs; scores are always fp32 eager's
 
 
 def _per_model(items: list[str], what: str, example: str) -> dict[str, list[str]]:
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args.models, args.data, args.scales, args.out, checkpoints=checkpoints, model_args=model_args,
         metrics=metrics, metric_weights=metric_weights, images=args.images, crops=crops, threads=args.threads,
         repeats=args.repeats, warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
-        knobs=knobs, progress=not args.quiet,
+        knobs=knobs, progress=not args.quiet, path=args.path, precision=args.precision,
     )
     out = Path(args.out)
     print((out / "results.md").read_text(encoding="utf-8"), end="")

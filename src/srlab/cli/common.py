@@ -13,6 +13,8 @@ from torch import nn
 
 from srlab.adaptive import AdaptiveMethod, adaptive_for, list_adaptive
 from srlab.errors import SrlabError
+from srlab.inference.path_cache import PathCache
+from srlab.inference.paths import PATHS, PRECISIONS, PathModel
 from srlab.inference.upscale import resolve_device
 from srlab.models.create import DEFAULT_MODEL, model_with_weights
 from srlab.models.registry import spec_of
@@ -99,6 +101,23 @@ def load_model_from_flags(args: argparse.Namespace) -> tuple[nn.Module, torch.de
     )
     # Inference always runs the fused form of re-parameterisable models (identical outputs, faster).
     return deploy(model).to(device).eval(), device
+
+
+def add_path_flags(parser: argparse.ArgumentParser, *, path: str = "auto", precision: str = "auto") -> None:
+    """``--path`` and ``--precision``: how the model runs (srlab.inference.paths), with this command's defaults."""
+    flag(parser, "path", default=path, choices=["auto", *PATHS],
+         help="inference path: auto (the fastest that matches fp32 eager, measured once per model, input size, "
+              f"threads and CPU/GPU and cached in $SRLAB_HOME), or one of {', '.join(PATHS)} (default {path})")
+    flag(parser, "precision", default=precision, choices=PRECISIONS,
+         help="fp32 keeps --path auto on float32 paths; auto also allows bf16/fp16 where the hardware has native "
+              f"units and the model is half-precision safe (default {precision})")
+
+
+def model_on_path(model: nn.Module, args: argparse.Namespace) -> nn.Module:
+    """``model`` on the path ``--path``/``--precision`` ask for (eager: the model itself)."""
+    if args.path == "eager" or next(model.parameters(), None) is None:  # bicubic: nothing to speed up
+        return model
+    return PathModel(model, path=args.path, precision=args.precision, cache=PathCache())
 
 
 def finite_float(text: str) -> float:

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from srlab.cli.common import (
-    add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags, scale_factor,
+    add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags,
+    model_on_path, scale_factor,
 )
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
@@ -26,6 +27,8 @@ HELP = "evaluate a model on data sets (PSNR/SSIM on Y, the papers' protocol)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_flags(parser)
     add_adaptive_flags(parser)
+    # Scores must reproduce the official ones to the last printed digit: eager fp32 unless asked otherwise.
+    add_path_flags(parser, path="eager", precision="fp32")
     flag(parser, "data", action="append", required=True, metavar="DIR",
          help="HR-only folder (LR made with MATLAB bicubic) or benchmark/DIV2K layout; repeatable")
     flag(parser, "json", metavar="OUT.json", help="write the results as JSON")
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if adaptive is not None and (args.tile or args.self_ensemble):
             raise SrlabError("adaptive inference routes whole images: drop --tile and --self_ensemble "
                              "(or --adaptive off for the plain model)")
+        if adaptive is None:
+            model = model_on_path(model, args)
         runs.append((model, adaptive, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
     results, failed = [], []
     for model, adaptive, folders in runs:

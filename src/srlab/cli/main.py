@@ -32,6 +32,8 @@ from srlab.cli import (
     upscale, weights,
 )
 from srlab.errors import SrlabError, SrlabWarning
+from srlab.inference.threads import policy_threads
+from srlab.profile.latency import torch_threads
 
 COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
@@ -64,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        # Threads for the command (srlab.inference.threads): what --threads asks, else torch's setting, capped
+        # at the usable CPUs; restored after, for callers that run commands in-process.
+        with warnings.catch_warnings(), torch_threads(policy_threads(getattr(args, "threads", None))):
             warnings.showwarning = _show_warning(warnings.showwarning)
             return int(args.run(args) or 0)
     except SrlabError as e:

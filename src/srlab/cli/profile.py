@@ -8,7 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from srlab.cli.common import add_adaptive_flags, adaptive_from_flags, flag, non_negative_int, parse_model_args, positive_int
+from srlab.cli.common import (
+    add_adaptive_flags, add_path_flags, adaptive_from_flags, flag, non_negative_int, parse_model_args, positive_int,
+)
 from srlab.data.io import read_rgb
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "lr_size", type=lr_size, metavar="HxW",
          help="LR input for latency and memory (default: the one whose output is 1280x720, e.g. 180x320 at x4)")
     flag(parser, "json", metavar="OUT.json", help="also write the profile as JSON")
+    add_path_flags(parser)  # latency of the path `srlab upscale` runs (auto), or of the one named
     add_adaptive_flags(parser)
     flag(parser, "image", metavar="LR.png",
          help="an LR image: report the MACs a content-adaptive model spends on it and its routing histogram")
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     lr = read_rgb(args.image) if args.image else None  # a bad image is refused before the long part
     profile = profile_model(
         model, device=device, threads=args.threads, repeats=args.repeats, warmup=args.warmup, lr_size=args.lr_size,
+        path=args.path, precision=args.precision,
     )
     print(profile.table())
     print(f"weights          {weights}")

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from srlab.adaptive import AdaptiveModel
-from srlab.cli.common import add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags
+from srlab.cli.common import (
+    add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags, model_on_path,
+)
 from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
 from srlab.errors import SrlabError
 from srlab.inference.files import STREAM_ABOVE_PIXELS, upscale_file
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="folder for the results")
     add_model_flags(parser)
     add_adaptive_flags(parser)
+    add_path_flags(parser)
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower)")
     flag(parser, "stream", default="auto", choices=["auto", "always", "never"],
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         if args.self_ensemble:
             raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")
         model = AdaptiveModel(adaptive, model)
+    else:
+        model = model_on_path(model, args)
     images: list[Path] = []
     for item in args.inputs:
         images.extend(list_images(item))

@@ -23,7 +23,7 @@ from srlab.errors import SrlabError
 from srlab.models.complexity import count_macs, lr_size_for_720p, paper_parameter_count
 from srlab.models.registry import count_parameters, spec_of
 from srlab.models.reparam import deploy, is_deployed
-from srlab.profile.latency import LatencyStats, model_latency
+from srlab.profile.latency import LatencyStats, model_latency, torch_threads
 from srlab.profile.memory import MIB, count_activations, cpu_peak_memory, cuda_peak_memory
 
 NTIRE_LR_SIZE = (256, 256)
@@ -53,6 +53,8 @@ class ModelProfile:
     threads: int
     torch_version: str
     machine: str
+    path: str = "eager"  # the inference path the latency was measured on (srlab.inference.paths)
+    path_selection: dict | None = None  # how ``--path auto`` chose it: every candidate's check and time
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -82,6 +84,7 @@ class ModelProfile:
                 f"(q1 {lat.q1_ms:.2f}, q3 {lat.q3_ms:.2f}, min {lat.min_ms:.2f}) over {lat.repeats} runs after "
                 f"{lat.warmup} warm-up, LR {h}x{w} HxW, {lat.device}, {lat.threads} thread(s)"
             )
+            lines.append(f"inference path   {self.path}{_path_note(self.path_selection)}")
         if self.peak_memory_mb is not None:
             lines.append(f"peak memory      {self.peak_memory_mb:.1f} MiB, LR {h}x{w} HxW: {self.peak_memory_method}")
         return "\n".join(lines)
@@ -103,11 +106,15 @@ def profile_model(
     lr_size: tuple[int, int] | None = None,
     latency: bool = True,
     memory: bool = True,
+    path: str = "eager",
+    precision: str = "auto",
 ) -> ModelProfile:
     """Profile ``model`` (a registered model; left untouched: a copy runs on ``device``).
 
     ``threads``: CPU threads for the latency and memory runs (default: torch's current setting).
     ``latency=False`` / ``memory=False`` skip those measurements (their fields are then None).
+    ``path``/``precision``: the inference path the latency is measured on (``auto``: the one ``srlab
+    upscale`` chooses, :mod:`srlab.inference.paths`); memory is the eager path's.
     """
     spec = spec_of(model)
     device = torch.device(device)
@@ -120,11 +127,12 @@ def profile_model(
         raise SrlabError(f"--threads must be >= 1, got {threads}")
     used_threads = torch.get_num_threads() if threads is None else threads
 
-    stats = peak_mb = method = None
+    stats = peak_mb = method = selection = None
     if latency or memory:
         runner = copy.deepcopy(fused).to(device).eval()
         if latency:
-            stats = model_latency(runner, size, device=device, repeats=repeats, warmup=warmup, threads=used_threads)
+            timed, selection = _on_path(runner, path, precision, size, used_threads)
+            stats = model_latency(timed, size, device=device, repeats=repeats, warmup=warmup, threads=used_threads)
         if memory:
             if device.type == "cuda":
                 from srlab.inference.upscale import upscale_tensor
@@ -162,4 +170,30 @@ def profile_model(
         threads=used_threads,
         torch_version=torch.__version__,
         machine=platform.machine(),
+        path="eager" if selection is None else selection.path,
+        path_selection=None if selection is None else selection.to_json(),
     )
+
+
+def _on_path(model: nn.Module, path: str, precision: str, lr_size: tuple[int, int], threads: int):
+    """(``model`` on ``path``, how the path was chosen (None for eager)); the choice is made here, untimed."""
+    if path == "eager":
+        return model, None
+    from srlab.inference.path_cache import PathCache
+    from srlab.inference.paths import PathModel
+
+    runner = PathModel(model, path=path, precision=precision, cache=PathCache())
+    with torch_threads(threads):
+        selection = runner.selection((1, 3, *lr_size))
+    return runner, selection
+
+
+def _path_note(selection: dict | None) -> str:
+    if selection is None:
+        return ""
+    timed = [f"{c['path']} {c['latency_ms']:.1f} ms" for c in selection["candidates"] if c["latency_ms"] is not None]
+    skipped = [f"{c['path']} ({c['skipped']})" for c in selection["candidates"] if c["skipped"]]
+    parts = [", ".join(timed)] if timed else []
+    if skipped:
+        parts.append("skipped: " + "; ".join(skipped))
+    return f" ({'; '.join(parts)}{', cached choice' if selection['cached'] else ''})" if parts else ""

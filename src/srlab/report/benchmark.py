@@ -310,12 +310,15 @@ def run_benchmark(
     knobs: Mapping[str, float] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    path: str = "eager",
+    precision: str = "auto",
 ) -> BenchmarkResult:
     """Evaluate and profile every model at every scale and write the report folder ``out``.
 
     Content-adaptive models (``ModelInfo.adaptive``) are scored through their adaptive method at the
     knob ``knobs[name]`` (default: the method's), and their results carry the MACs actually spent; the
-    profile (MACs, latency) is the full path's.
+    profile (MACs, latency) is the full path's. Latency is measured on the inference path ``path``
+    (``auto``: :mod:`srlab.inference.paths`' choice, ``precision`` allowing); scores are always fp32 eager's.
 
     ``metrics``: registered metric names (PSNR and SSIM are always scored, first); ``metric_weights``: the
     weight files of those that need them (``--metric_weights`` keys), loaded once before the long part."""
@@ -371,7 +374,7 @@ def run_benchmark(
         model, weights = loaded[name, scale]
         profile = profile_model(
             model, device="cpu", threads=used_threads, repeats=repeats, warmup=warmup, lr_size=latency_lr_size,
-            memory=False,
+            memory=False, path=path, precision=precision,
         )
         runner, method = adaptive.get((name, scale), (deploy(model).to(eval_device).eval(), None))
         entry = ModelEntry(name, scale, weights, profile)
@@ -386,7 +389,7 @@ def run_benchmark(
                 log(
                     f"{name:<14} x{scale} {folder.name:<12} {result.psnr_y:8.4f} {result.ssim_y:.4f}  "
                     f"params {profile.params:,}  MACs {profile.macs_720p / 1e9:.2f} G  "
-                    f"latency {profile.latency_ms:.1f} ms ({used_threads} thread(s)){spent}"
+                    f"latency {profile.latency_ms:.1f} ms ({used_threads} thread(s), {profile.path} path){spent}"
                 )
         entries.append(entry)
 
@@ -402,6 +405,7 @@ def run_benchmark(
         "latency_threads": used_threads,
         "latency_repeats": repeats,
         "latency_warmup": warmup,
+        "latency_paths": {f"{e.model}_x{e.scale}": e.profile.path for e in entries},
         "latency_lr_size": (
             "x".join(map(str, latency_lr_size)) if latency_lr_size
             else "for a 1280x720 output (" + ", ".join(f"x{s}: {h}x{w}" for s, (h, w) in lr_sizes.items()) + ")"

@@ -1,0 +1,101 @@
+"""The on-disk cache of inference path choices (:mod:`srlab.inference.paths`), so that the measurement
+behind ``--path auto`` is paid once per (model, weights, input shape, threads, CPU/GPU model, torch
+version, precision).
+
+One JSON file, ``$SRLAB_HOME/inference_paths.json`` (``SRLAB_HOME`` defaults to ``~/.cache/srlab``),
+written atomically. A file that cannot be read as such a cache is ignored with a warning and rewritten at
+the next choice; a cache that cannot be written costs only the measurement next time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from srlab.errors import SrlabWarning
+from srlab.fileio import atomic_path
+from srlab.inference.paths import Selection
+from srlab.models.registry import spec_of
+from srlab.profile.machine import cpu_model
+
+FORMAT = 1
+
+
+def srlab_home() -> Path:
+    return Path(os.environ.get("SRLAB_HOME") or Path.home() / ".cache" / "srlab")
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """A digest of the model's weights: other weights may pass or fail a reduced-precision check."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def device_model(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+
+
+class PathCache:
+    def __init__(self, file: str | os.PathLike[str] | None = None) -> None:
+        self.file = Path(file) if file is not None else srlab_home() / "inference_paths.json"
+
+    def key(self, model: nn.Module, shape: tuple[int, ...], precision: str, device: torch.device) -> str:
+        spec = spec_of(model)
+        fields = {
+            "model": spec.name, "form": spec.form, "scale": spec.scale, "args": dict(spec.args), "weights": weights_fingerprint(model),
+            "shape": list(shape), "threads": torch.get_num_threads(), "device": device_model(device),
+            "torch": torch.__version__, "precision": precision,
+        }
+        return json.dumps(fields, sort_keys=True, default=str)
+
+    def get(self, key: str) -> Selection | None:
+        entry = self._read().get(key)
+        if entry is None:
+            return None
+        try:
+            return Selection.from_json(entry)
+        except (KeyError, TypeError, ValueError):
+            self._warn("an entry has the wrong form")
+            return None
+
+    def put(self, key: str, selection: Selection) -> None:
+        entries = self._read()
+        entries[key] = selection.to_json()
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.file) as tmp:
+                tmp.write_text(json.dumps({"format": FORMAT, "entries": entries}, indent=1) + "\n")
+        except OSError as e:
+            warnings.warn(f"could not write the inference path cache '{self.file}' ({e.strerror or e}): "
+                          "the choice is measured again next time", SrlabWarning, stacklevel=2)
+
+    def _read(self) -> dict:
+        try:
+            text = self.file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            self._warn(e.strerror or str(e))
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            self._warn("not valid JSON")
+            return {}
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+            self._warn(f"not a format-{FORMAT} cache")
+            return {}
+        return data["entries"]
+
+    def _warn(self, why: str) -> None:
+        warnings.warn(f"ignoring the inference path cache '{self.file}' ({why}): it is rebuilt",
+                      SrlabWarning, stacklevel=3)
