@@ -124,7 +124,19 @@ def inference_form(model: nn.Module) -> tuple[nn.Module, str]:
         graph = f"full static path of adaptive method {spec.info.adaptive}"
     if net is model:  # leave the caller's model in its mode
         net = copy.copy(model)
-    return net.eval(), graph
+    return _LrToSr(net).eval(), graph
+
+
+class _LrToSr(nn.Module):
+    """``lr -> sr`` and nothing else: the exporters trace one positional input, whatever keyword
+    arguments the model's forward takes (PCSR's ``k``, the arbitrary-scale models' ``size``)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.net(lr)
 
 
 def _check_exportable(spec: ModelSpec, fp16: bool) -> None:
@@ -198,7 +210,10 @@ def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int
     """None if onnxruntime matches PyTorch on every size, else what differs."""
     from srlab.export.runtime import session_from_bytes
 
-    session = session_from_bytes(proto.SerializeToString(), threads=torch.get_num_threads())
+    try:
+        session = session_from_bytes(proto.SerializeToString(), threads=torch.get_num_threads())
+    except Exception as e:  # noqa: BLE001 - onnxruntime's errors have no common type
+        return f"onnxruntime cannot load the graph ({_reason(e)})"
     generator = torch.Generator().manual_seed(1)
     for height, width in sizes:
         x = example if (height, width) == tuple(example.shape[-2:]) else torch.rand(
@@ -220,6 +235,8 @@ def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int
 
 def _reason(error: Exception) -> str:
     """One line saying why an export failed: the unsupported operator where the message names one."""
+    while error.__cause__ is not None:  # torch.export wraps the error that says what failed
+        error = error.__cause__
     text = " ".join(str(error).split())
     op = re.search(r"operator '([\w:.]+)'", text) or re.search(r"\b(aten[:.]{1,2}\w+(?:\.\w+)?)", text)
     if op is not None:
