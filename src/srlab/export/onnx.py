@@ -28,7 +28,6 @@ one that does not export, is not written: the error names the operator or the di
 from __future__ import annotations
 
 import copy
-import importlib
 import io
 import re
 import warnings
@@ -37,26 +36,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srlab.adaptive import adaptive_for
 from srlab.errors import SrlabError
 from srlab.export.metadata import INPUT_NAME, OUTPUT_NAME, ExportedModel
+from srlab.export.runtime import require, session_from_bytes
 from srlab.fileio import atomic_path
 from srlab.models.registry import ModelSpec, spec_of
 from srlab.models.reparam import deploy
 
 OPSET = 18
+# Adaptive methods whose model's own forward is the full path: an ARM supernet's forward runs its full
+# width (and the method itself needs the checkpoint's lookup table, which the static path does not use).
+_FORWARD_IS_FULL_PATH = ("arm",)
 # Largest |onnxruntime - PyTorch| accepted by the check, on outputs in [0, 1].
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
-
-
-def require(module: str, package: str | None = None):
-    """Import an optional dependency, or a one-line error naming the pip package."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise SrlabError(
-            f"ONNX export and inference need the package {package or module!r}: "
-            f"pip install {package or module} (or pip install 'srlab[deploy]')"
-        ) from None
 
 
 def export_onnx(
@@ -118,10 +111,9 @@ def inference_form(model: nn.Module) -> tuple[nn.Module, str]:
     spec = spec_of(model)
     net, graph = deploy(model), "model"
     if spec.info.adaptive:
-        from srlab.adaptive import adaptive_for
-
-        net = adaptive_for(net).full_path()
         graph = f"full static path of adaptive method {spec.info.adaptive}"
+        if spec.info.adaptive not in _FORWARD_IS_FULL_PATH:
+            net = adaptive_for(net).full_path()
     if net is model:  # leave the caller's model in its mode
         net = copy.copy(model)
     return _LrToSr(net).eval(), graph
@@ -208,8 +200,6 @@ def _dynamo(net: nn.Module, example: torch.Tensor, dynamic: bool):
 
 def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int, int]], tolerance: float) -> str | None:
     """None if onnxruntime matches PyTorch on every size, else what differs."""
-    from srlab.export.runtime import session_from_bytes
-
     try:
         session = session_from_bytes(proto.SerializeToString(), threads=torch.get_num_threads())
     except Exception as e:  # noqa: BLE001 - onnxruntime's errors have no common type

@@ -8,6 +8,7 @@ was exported from.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,19 @@ from srlab.errors import SrlabError
 from srlab.export.metadata import INPUT_NAME, OUTPUT_NAME, ExportedModel
 
 
+def require(module: str, package: str | None = None):
+    """Import an optional dependency, or a one-line error naming the pip package."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SrlabError(
+            f"ONNX export and inference need the package {package or module!r}: "
+            f"pip install {package or module} (or pip install 'srlab[deploy]')"
+        ) from None
+
+
 def session_from_bytes(model: bytes | str, *, threads: int | None = None):
     """An onnxruntime CPU session for a serialised model (or a path); ``threads`` None: onnxruntime's default."""
-    from srlab.export.onnx import require
-
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: onnxruntime warns about every constant it folds
@@ -40,8 +50,6 @@ class OnnxModel(nn.Module):
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
         super().__init__()
-        from srlab.export.onnx import require
-
         onnx = require("onnx")
         self.path = Path(path)
         if not self.path.is_file():
