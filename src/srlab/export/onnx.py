@@ -27,10 +27,14 @@ one that does not export, is not written: the error names the operator or the di
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import os
 import re
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -176,13 +180,32 @@ def _torchscript(net: nn.Module, example: torch.Tensor, dynamic: bool):
     onnx = require("onnx")
     axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}}
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _native_output_dropped():
         warnings.simplefilter("ignore")  # tracer warnings about size arithmetic: the check judges the graph
         torch.onnx.export(
             net, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_axes=axes if dynamic else None,
         )
     return onnx.load_from_string(buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _native_output_dropped() -> Iterator[None]:
+    """Drop what C++ code writes to stdout/stderr meanwhile: the TorchScript exporter (torch 2.7-2.13) turns its
+    log on whatever it is asked and dumps the whole graph there when an export fails; the failure itself
+    comes back as the exception."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        with open(os.devnull, "wb") as devnull:
+            for fd in (1, 2):
+                os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        for fd, copy_of in zip((1, 2), saved):
+            os.dup2(copy_of, fd)
+            os.close(copy_of)
 
 
 def _dynamo(net: nn.Module, example: torch.Tensor, dynamic: bool):
