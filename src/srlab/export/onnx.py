@@ -120,7 +120,9 @@ def inference_form(model: nn.Module) -> tuple[nn.Module, str]:
             net = adaptive_for(net).full_path()
     if net is model:  # leave the caller's model in its mode
         net = copy.copy(model)
-    return _LrToSr(net).eval(), graph
+    exported = _LrToSr(net).eval()
+    exported.srlab_spec = spec  # the inference path runs it like the model (tests compare the two that way)
+    return exported, graph
 
 
 class _LrToSr(nn.Module):
