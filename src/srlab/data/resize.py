@@ -359,20 +359,24 @@ def bicubic_upscale(x: Tensor, scale: int, *, quantize: bool = False) -> Tensor:
     """MATLAB's bicubic upscaling by an integer factor: the "Bicubic" baseline row of SR papers."""
     scale = _integer_scale(scale, "bicubic_upscale")
     _check_image(x, "bicubic_upscale")
-    if not quantize and (torch.jit.is_tracing() or torch.compiler.is_exporting()):
-        return _upscale_as_convolutions(x, scale)
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        return _upscale_as_convolutions(x, scale, quantize)
     height, width = x.shape[-2:]
     return _resize(x, (height * scale, width * scale), (float(scale), float(scale)), quantize)
 
 
-def _upscale_as_convolutions(x: Tensor, scale: int) -> Tensor:
+def _upscale_as_convolutions(x: Tensor, scale: int, quantize: bool) -> Tensor:
     """``bicubic_upscale`` for the ONNX exporters (srlab.export): the same taps and weights, as replicate
     padding and one convolution per axis whose ``scale`` output channels are the output phases, so the
     graph takes any size (the plans above are Python data built per size). Float sums in another order:
-    within ~1e-7 of the other path."""
+    within ~1e-7 of the other path; quantised, in the input's precision rather than float64."""
+    if quantize:
+        x = (x * 255).clamp(0, 255).add(0.5).floor()
     for dim in (-2, -1):  # height first, as MATLAB on ties
         x = _upscale_axis_as_convolution(x, scale, dim)
-    return x
+        if quantize:
+            x = x.clamp(0, 255).add(0.5).floor()
+    return x / 255 if quantize else x
 
 
 def _upscale_axis_as_convolution(x: Tensor, scale: int, dim: int) -> Tensor:
