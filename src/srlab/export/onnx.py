@@ -21,7 +21,7 @@ Exporters. Two are tried in turn and the first whose graph matches PyTorch is ke
 Opset 18 is the first with ``Col2Im`` (IPT's and ESRT's ``F.fold``). Every export is checked before the
 file is written: onnxruntime runs the graph on the example input and, with dynamic shapes, on a second
 size (not a multiple of the size multiple for models that pad inside), and the largest absolute difference
-from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16). A graph that fails the check, like
+from PyTorch must stay within ``1e-3`` (fp32) or ``2e-2`` (fp16) (see ``TOLERANCE``). A graph that fails the check, like
 one that does not export, is not written: the error names the operator or the difference.
 """
 
@@ -52,8 +52,11 @@ OPSET = 18
 # Adaptive methods whose model's own forward is the full path: an ARM supernet's forward runs its full
 # width (and the method itself needs the checkpoint's lookup table, which the static path does not use).
 _FORWARD_IS_FULL_PATH = ("arm",)
-# Largest |onnxruntime - PyTorch| accepted by the check, on outputs in [0, 1].
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+# Largest |onnxruntime - PyTorch| the check accepts, on outputs in [0, 1]. Mistranslated graphs are off by
+# 1e-2 and more; float32 rounding in another summation order stays below 1e-4 for most models, but deep
+# re-parameterised ones with real weights reach 2e-4 (SPAN's official weights: PyTorch's own float32
+# output is 7.5e-5 from float64 there).
+TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 
 
 def export_onnx(
