@@ -22,13 +22,13 @@ TOLERANCE = 1e-4
 
 # Exported and compared in the default suite (each a few seconds at most on 2 cores).
 FAST = (
-    "arm_fsrcnn", "carn_m", "classsr_fsrcnn", "ecbsr", "ecbsr_etds", "espcn", "espcn_etds", "etds_t", "fsrcnn",
-    "fsrcnn_etds", "imdn", "rdsr_s", "rlfn_s", "span_ch28", "srcnn",
+    "arm_fsrcnn", "bicubic", "carn_m", "classsr_fsrcnn", "ditn", "ecbsr", "ecbsr_etds", "espcn", "espcn_etds",
+    "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr_adaptive", "rdsr_s", "rlfn_s", "sr_lut", "span_ch28", "srcnn",
 )
+# Cannot export (see the table in the README): the reason the error names.
+UNSUPPORTED = {"safmn": "adaptive pooling"}
 # Export too, but take longer (big networks, or the dynamo exporter): @pytest.mark.slow.
-SLOW = tuple(sorted(set(list_models()) - set(FAST) - {"bicubic"}))
-# Cannot export: the reason the error names.
-UNSUPPORTED = {"bicubic": "unsupported"}
+SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(UNSUPPORTED)))
 
 
 def test_every_model_is_covered():
@@ -174,7 +174,7 @@ def test_arbitrary_scale_models_export_integer_scales_only(tmp_path):
 def test_the_caller_s_model_keeps_its_mode(tmp_path):
     model = build_model("carn_m", scale=2).train()
     export_onnx(model, tmp_path / "carn_m.onnx")
-    assert model.training
+    assert all(module.training for module in model.modules())
 
 
 @pytest.mark.parametrize(
@@ -219,4 +219,6 @@ def test_official_span_deploy_form_exports_and_matches(tmp_path):
     exported = OnnxModel(export_onnx(model, tmp_path / "span.onnx"), threads=1)
     assert exported.srlab_spec.form == "deploy"
     lr = _photo_crop()
+    # Float32 rounding in other summation orders: up to 2e-4 on random inputs with these weights (PyTorch's
+    # own float32 output is 7.5e-5 from float64 there), below 1e-4 on the photo.
     assert (upscale_tensor(exported, lr) - upscale_tensor(model, lr)).abs().max() <= TOLERANCE

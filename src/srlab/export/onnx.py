@@ -78,9 +78,33 @@ def export_onnx(
     onnx = require("onnx")
     spec = spec_of(model)
     _check_exportable(spec, fp16)
+    was_training = model.training
+    try:
+        proto, graph, example, exporter = _export_checked(model, spec, dynamic_shapes, fp16, example_size, check)
+    finally:
+        model.train(was_training)  # the exported form shares the caller's modules and was put in eval mode
+    precision = "fp16" if fp16 else "fp32"
+    meta = ExportedModel(
+        spec=spec, graph=graph, precision=precision,
+        input_size=None if dynamic_shapes else tuple(example.shape[-2:]),
+        exporter=exporter, opset=OPSET,
+    )
+    del proto.metadata_props[:]
+    for key, value in meta.props().items():
+        proto.metadata_props.add(key=key, value=value)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        onnx.save(proto, str(tmp))
+    return target
+
+
+def _export_checked(model: nn.Module, spec: ModelSpec, dynamic_shapes: bool, fp16: bool,
+                    example_size: tuple[int, int], check: bool):
+    """(ONNX model, what it computes, the example input, the exporter's name) from the first exporter
+    whose graph passes the check; an :class:`SrlabError` with every exporter's reason otherwise."""
     net, graph = inference_form(model)
     example = _example_input(spec, example_size, like=net)
-    precision = "fp16" if fp16 else "fp32"
+    tolerance = TOLERANCE["fp16" if fp16 else "fp32"]
     if fp16:
         net = _HalfPrecision(copy.deepcopy(net))
     sizes = _check_sizes(spec, example) if dynamic_shapes else [tuple(example.shape[-2:])]
@@ -93,36 +117,24 @@ def export_onnx(
             continue
         if not check:
             break
-        problem = _compare(proto, net, example, sizes, TOLERANCE[precision])
+        problem = _compare(proto, net, example, sizes, tolerance)
         if problem is None:
             break
         failures.append(f"{exporter.__name__.strip('_')}: {problem}")
     else:
         raise SrlabError(f"model {spec.name!r} cannot be exported to ONNX: {'; '.join(failures)}")
-    meta = ExportedModel(
-        spec=spec, graph=graph, precision=precision,
-        input_size=None if dynamic_shapes else tuple(example.shape[-2:]),
-        exporter=exporter.__name__.strip("_"), opset=OPSET,
-    )
-    del proto.metadata_props[:]
-    for key, value in meta.props().items():
-        proto.metadata_props.add(key=key, value=value)
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        onnx.save(proto, str(tmp))
-    return target
+    return proto, graph, example, exporter.__name__.strip("_")
 
 
 def inference_form(model: nn.Module) -> tuple[nn.Module, str]:
-    """The module that is exported (in eval mode), and what it computes (``ExportedModel.graph``)."""
+    """The module that is exported, in eval mode (which puts ``model``'s modules, shared with it, in eval
+    mode too), and what it computes (``ExportedModel.graph``)."""
     spec = spec_of(model)
     net, graph = deploy(model), "model"
     if spec.info.adaptive:
         graph = f"full static path of adaptive method {spec.info.adaptive}"
         if spec.info.adaptive not in _FORWARD_IS_FULL_PATH:
             net = adaptive_for(net).full_path()
-    if net is model:  # leave the caller's model in its mode
-        net = copy.copy(model)
     exported = _LrToSr(net).eval()
     exported.srlab_spec = spec  # the inference path runs it like the model (tests compare the two that way)
     return exported, graph
