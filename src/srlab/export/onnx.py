@@ -21,7 +21,8 @@ Exporters. Two are tried in turn and the first whose graph matches PyTorch is ke
 Opset 18 is the first with ``Col2Im`` (IPT's and ESRT's ``F.fold``). Every export is checked before the
 file is written: onnxruntime runs the graph on the example input and, with dynamic shapes, on a second
 size (not a multiple of the size multiple for models that pad inside), and the largest absolute difference
-from PyTorch must stay within ``1e-3`` (fp32) or ``2e-2`` (fp16) (see ``TOLERANCE``). A graph that fails the check, like
+from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16) times ``max(1, max |output|)`` (see
+``TOLERANCE``). A graph that fails the check, like
 one that does not export, is not written: the error names the operator or the difference.
 """
 
@@ -52,11 +53,12 @@ OPSET = 18
 # Adaptive methods whose model's own forward is the full path: an ARM supernet's forward runs its full
 # width (and the method itself needs the checkpoint's lookup table, which the static path does not use).
 _FORWARD_IS_FULL_PATH = ("arm",)
-# Largest |onnxruntime - PyTorch| the check accepts, on outputs in [0, 1]. Mistranslated graphs are off by
-# 1e-2 and more; float32 rounding in another summation order stays below 1e-4 for most models, but deep
-# re-parameterised ones with real weights reach 2e-4 (SPAN's official weights: PyTorch's own float32
-# output is 7.5e-5 from float64 there).
-TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
+# Largest |onnxruntime - PyTorch| the check accepts, on outputs in [-1, 1]; outputs larger than that (a
+# trained network on a random input overshoots: SPAN's official weights reach 12.8) scale it, since float32
+# rounding in another summation order is relative (2e-4 there; PyTorch's own float32 output is 7.5e-5 from
+# float64). Mistranslated graphs differ by more: SAFMN++'s adaptive pooling at sizes it does not divide,
+# 1.5e-4 even with random weights, whose residual is small.
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
 def export_onnx(
@@ -258,8 +260,9 @@ def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int
         if got.shape != expected.shape:
             return f"output {tuple(got.shape)} instead of {tuple(expected.shape)} on a {height}x{width} input"
         diff = (got - expected).abs().max().item()
-        if not diff <= tolerance:
-            return f"differs from PyTorch by {diff:.3g} (> {tolerance:g}) on a {height}x{width} input"
+        allowed = tolerance * max(1.0, expected.abs().max().item())
+        if not diff <= allowed:
+            return f"differs from PyTorch by {diff:.3g} (> {allowed:.3g}) on a {height}x{width} input"
     return None
 
 
