@@ -46,6 +46,7 @@ from srlab.errors import SrlabError
 from srlab.export.metadata import INPUT_NAME, OUTPUT_NAME, ExportedModel
 from srlab.export.runtime import require, session_from_bytes
 from srlab.fileio import atomic_path
+from srlab.layers.padding import round_up
 from srlab.models.registry import ModelSpec, spec_of
 from srlab.models.reparam import deploy
 
@@ -168,7 +169,7 @@ def _check_exportable(spec: ModelSpec, fp16: bool) -> None:
 
 def _example_input(spec: ModelSpec, size: tuple[int, int], *, like: nn.Module) -> torch.Tensor:
     multiple = max(1, spec.info.size_multiple)
-    height, width = (-(-side // multiple) * multiple for side in size)
+    height, width = (round_up(side, multiple) for side in size)
     param = next(like.parameters(), None)
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(1, 3, height, width, generator=generator)
@@ -180,8 +181,9 @@ def _check_sizes(spec: ModelSpec, example: torch.Tensor) -> list[tuple[int, int]
     pad inside, a size that is not one (so the graph's own padding is checked)."""
     height, width = example.shape[-2:]
     multiple = max(1, spec.info.size_multiple)
-    step = 3 if spec.info.pad_mode == "inside" and multiple > 1 else multiple
-    return [(height, width), (height - step * (height // (2 * step)) or height + step, width + step)]
+    step = 1 if spec.info.pad_mode == "inside" else multiple
+    # Odd sides (for step 1): sizes that no pooling or window grid divides, where mistranslations show.
+    return [(height, width), (round_up(height // 2 + 1, step), round_up(width + 1, step))]
 
 
 class _HalfPrecision(nn.Module):
