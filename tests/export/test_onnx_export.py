@@ -25,15 +25,23 @@ FAST = (
     "arm_fsrcnn", "bicubic", "carn_m", "classsr_fsrcnn", "ditn", "ecbsr", "ecbsr_etds", "espcn", "espcn_etds",
     "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr_adaptive", "rdsr_s", "rlfn_s", "sr_lut", "span_ch28", "srcnn",
 )
-# Cannot export (see the table in the README): the reason the error names.
-UNSUPPORTED = {"safmn": "adaptive pooling"}
+# Cannot export with dynamic shapes: the reason the error names (the table in the README).
+UNSUPPORTED = {
+    "elan": "differs from PyTorch", "elan_light": "differs from PyTorch",
+    "esrt": "col2im",
+    "pcsr_carn": "data-dependent", "pcsr_fsrcnn": "data-dependent",
+    "safmn": "adaptive pooling", "safmn_l": "adaptive pooling", "safmn_pp": "adaptive pooling",
+}
+# Export with static shapes only (one input size: the graph bakes in their output size or patch grid).
+STATIC_ONLY = ("ipt", "liif_edsr_baseline", "lte_edsr_baseline", "metasr_rdn")
 # Export too, but take longer (big networks, or the dynamo exporter): @pytest.mark.slow.
-SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(UNSUPPORTED)))
+SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(UNSUPPORTED) - set(STATIC_ONLY)))
 
 
 def test_every_model_is_covered():
-    assert set(FAST) | set(SLOW) | set(UNSUPPORTED) == set(list_models())
-    assert not (set(FAST) & set(SLOW)) and not (set(UNSUPPORTED) & (set(FAST) | set(SLOW)))
+    groups = [set(FAST), set(SLOW), set(UNSUPPORTED), set(STATIC_ONLY)]
+    assert set().union(*groups) == set(list_models())
+    assert sum(map(len, groups)) == len(list_models())  # each model in one group
 
 
 def _scale(name: str) -> int:
@@ -76,14 +84,31 @@ def test_slow_models_export_and_match_pytorch(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "reason"), sorted(UNSUPPORTED.items()))
+@pytest.mark.parametrize(("name", "reason"), [*sorted(UNSUPPORTED.items()), *((n, "") for n in STATIC_ONLY)])
 def test_models_that_cannot_export_are_refused_in_one_line(name, reason, tmp_path):
+    torch.manual_seed(0)
     model = build_model(name, scale=_scale(name))
     target = tmp_path / f"{name}.onnx"
-    with pytest.raises(SrlabError, match=rf"model '{name}' cannot be exported to ONNX: .*{reason}") as info:
+    refusal = rf"model '{name}' cannot be exported to ONNX \(with --no-dynamic_shapes .*\): .*{reason}"
+    with pytest.raises(SrlabError, match=refusal) as info:
         export_onnx(model, target)
     assert "\n" not in str(info.value)
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STATIC_ONLY)
+def test_static_only_models_export_for_one_input_size(name, tmp_path):
+    """Arbitrary-scale models at an integer scale and IPT (a fixed patch grid) export with static shapes."""
+    torch.manual_seed(0)
+    model = build_model(name, scale=_scale(name))
+    path = export_onnx(model, tmp_path / f"{name}.onnx", dynamic_shapes=False, example_size=(48, 48))
+    exported = OnnxModel(path, threads=1)
+    reference, _ = inference_form(model)
+    lr = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (exported(lr) - reference(lr)).abs().max() <= TOLERANCE
+    assert exported.input_size == (48, 48)
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,31 @@ graph). Arbitrary-scale models (Meta-SR, LIIF, LTE) export at an integer scale, 
 receptive radius that :class:`srlab.export.runtime.OnnxModel` gives the one inference path (padding,
 tiles, crops), see :mod:`srlab.export.metadata`.
 
-Exporters. Two are tried in turn and the first whose graph matches PyTorch is kept:
+Exporters. Two are tried in turn and the first whose graph passes the check is kept:
 
-1. the TorchScript exporter (``torch.onnx.export(dynamo=False)``), opset 18: it exports the convolutional
-   models in well under a second (the dynamo exporter takes 5-30 s per model on 2 cores), but it bakes
-   Python arithmetic on sizes into constants, so windowed attention, LayerNorm over ``x.shape`` and
-   padding inside the forward come out fixed to the example's size (or fail to export);
-2. the dynamo exporter (``torch.onnx.export(dynamo=True)``, torch.export + onnxscript), opset 18: sizes
-   stay symbolic, so those models export with dynamic shapes.
+1. the TorchScript exporter (``torch.onnx.export(dynamo=False)``), opset 18. It exports 55 of the 68
+   registered models with dynamic shapes, most in well under a second (the dynamo exporter takes 5-30 s
+   per model on 2 cores, minutes for the big transformers). It records size arithmetic done on traced
+   sizes but bakes Python branches and Python data built per size into the graph, which three library
+   edits made traceable without changing a result (``pad_to_multiple`` always pads while an exporter
+   traces; ``round_up`` avoids a negative floor division, which ONNX truncates; ``LayerNorm2d`` takes its
+   normalised shape from its weight) and MATLAB bicubic upscaling gets a convolution form under an
+   exporter (``srlab.data.resize``: the same taps; SRCNN, FSRCNN, ESPCN, DRCN, LapSRN, ECBSR, bicubic);
+2. the dynamo exporter (``torch.onnx.export(dynamo=True)``: torch.export + onnxscript), opset 18, where
+   the first fails: it keeps sizes symbolic and translates more operators (SR-Net's ``rot90``).
 
-Opset 18 is the first with ``Col2Im`` (IPT's and ESRT's ``F.fold``). Every export is checked before the
-file is written: onnxruntime runs the graph on the example input and, with dynamic shapes, on a second
-size (not a multiple of the size multiple for models that pad inside), and the largest absolute difference
+Opset 18 is the first with ``Col2Im`` (``F.fold``). Every export is checked before the file is written:
+onnxruntime runs the graph on the example input and, with dynamic shapes, on a second size with odd sides
+(not a multiple of the size multiple for models that pad inside), and the largest absolute difference
 from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16) times ``max(1, max |output|)`` (see
-``TOLERANCE``). A graph that fails the check, like
-one that does not export, is not written: the error names the operator or the difference.
+``TOLERANCE``). A graph that fails the check, like one that does not export, is not written: the error
+names the operator or the difference.
+
+Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table): ELAN and ELAN-light
+(the graph differs from PyTorch), ESRT (``col2im`` fails to translate), PCSR (its full path still indexes
+pixels by route: data-dependent shapes), SAFMN, SAFMN-L, SAFMN++ (adaptive max pooling to a size that
+follows the input has no ONNX operator); IPT and the arbitrary-scale models (LIIF, LTE, Meta-SR) export
+with static shapes only (``dynamic_shapes=False``: one input size).
 """
 
 from __future__ import annotations
@@ -125,7 +135,8 @@ def _export_checked(model: nn.Module, spec: ModelSpec, dynamic_shapes: bool, fp1
             break
         failures.append(f"{exporter.__name__.strip('_')}: {problem}")
     else:
-        raise SrlabError(f"model {spec.name!r} cannot be exported to ONNX: {'; '.join(failures)}")
+        hint = " (with --no-dynamic_shapes it may export for one input size)" if dynamic_shapes else ""
+        raise SrlabError(f"model {spec.name!r} cannot be exported to ONNX{hint}: {'; '.join(failures)}")
     return proto, graph, example, exporter.__name__.strip("_")
 
 
