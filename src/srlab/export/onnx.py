@@ -26,8 +26,9 @@ Opset 18 is the first with ``Col2Im`` (``F.fold``). Every export is checked befo
 onnxruntime runs the graph on the example input and, with dynamic shapes, on a second size with odd sides
 (not a multiple of the size multiple for models that pad inside), and the largest absolute difference
 from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16) times ``max(1, max |output|)`` (see
-``TOLERANCE``). A graph that fails the check, like one that does not export, is not written: the error
-names the operator or the difference.
+``TOLERANCE``), unless it is no further from a float64 PyTorch run than 4 times PyTorch's own float32
+output (float32 rounding in deep networks). A graph that fails the check, like one that does not export,
+is not written: the error names the operator or the difference.
 
 Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table): ELAN and ELAN-light
 (the graph differs from PyTorch), ESRT (``col2im`` fails to translate), PCSR (its full path still indexes
@@ -274,9 +275,22 @@ def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int
             return f"output {tuple(got.shape)} instead of {tuple(expected.shape)} on a {height}x{width} input"
         diff = (got - expected).abs().max().item()
         allowed = tolerance * max(1.0, expected.abs().max().item())
-        if not diff <= allowed:
+        if not diff <= allowed and not _float32_rounding(net, x, expected, got):
             return f"differs from PyTorch by {diff:.3g} (> {allowed:.3g}) on a {height}x{width} input"
     return None
+
+
+def _float32_rounding(net: nn.Module, x: torch.Tensor, expected: torch.Tensor, got: torch.Tensor) -> bool:
+    """Whether onnxruntime's float32 output is about as far from the float64 result as PyTorch's own
+    float32 output: rounding in another summation order (deep transformers computing at 255 scale, like
+    IPT, reach 2e-4), not a different function. Float16 graphs are not judged this way."""
+    if got.dtype != torch.float32 or any(p.dtype != torch.float32 for p in net.parameters()):
+        return False
+    exact = copy.deepcopy(net).double()
+    with torch.no_grad():
+        reference = exact(x.double()).cpu()
+    own = (expected.double() - reference).abs().max().item()
+    return (got.double() - reference).abs().max().item() <= 4 * own
 
 
 def _reason(error: Exception) -> str:
