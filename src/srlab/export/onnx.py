@@ -11,7 +11,7 @@ tiles, crops), see :mod:`srlab.export.metadata`.
 
 Exporters. Two are tried in turn and the first whose graph passes the check is kept:
 
-1. the TorchScript exporter (``torch.onnx.export(dynamo=False)``), opset 18. It exports 55 of the 68
+1. the TorchScript exporter (``torch.onnx.export(dynamo=False)``), opset 18. It exports 57 of the 68
    registered models with dynamic shapes, most in well under a second (the dynamo exporter takes 5-30 s
    per model on 2 cores, minutes for the big transformers). It records size arithmetic done on traced
    sizes but bakes Python branches and Python data built per size into the graph, which three library
@@ -30,8 +30,8 @@ from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16) times ``max(1, 
 output (float32 rounding in deep networks). A graph that fails the check, like one that does not export,
 is not written: the error names the operator or the difference.
 
-Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table): ELAN and ELAN-light
-(the graph differs from PyTorch), ESRT (``col2im`` fails to translate), PCSR (its full path still indexes
+Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table): ESRT (``col2im`` fails
+to translate), PCSR (its full path still indexes
 pixels by route: data-dependent shapes), SAFMN, SAFMN-L, SAFMN++ (adaptive max pooling to a size that
 follows the input has no ONNX operator); IPT and the arbitrary-scale models (LIIF, LTE, Meta-SR) export
 with static shapes only (``dynamic_shapes=False``: one input size).
