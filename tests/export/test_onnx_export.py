@@ -64,14 +64,20 @@ def _export_and_compare(name: str, tmp_path) -> None:
     reference, _ = inference_form(model)
     generator = torch.Generator().manual_seed(2)
     for lr in (torch.rand(1, 3, 29, 38, generator=generator), _photo_crop()):
-        expected = upscale_tensor(reference, lr)
         got = upscale_tensor(exported, lr)
-        assert got.shape == expected.shape == (1, 3, lr.shape[-2] * exported.scale, lr.shape[-1] * exported.scale)
-        difference = (got - expected).abs().max().item()
-        if difference > TOLERANCE:  # only an ill-conditioned network may: then PyTorch's float32 is as far off
-            exact = upscale_tensor(copy.deepcopy(reference).double(), lr.double())
-            own_error = (expected.double() - exact).abs().max().item()
-            assert (got.double() - exact).abs().max().item() <= 4 * own_error, f"{name}: off by {difference:.3g}"
+        assert got.shape == (1, 3, lr.shape[-2] * exported.scale, lr.shape[-1] * exported.scale)
+        _assert_matches(got, reference, lr, name)
+
+
+def _assert_matches(got: torch.Tensor, reference: torch.nn.Module, lr: torch.Tensor, name: str) -> None:
+    """onnxruntime's output within TOLERANCE of PyTorch's, or (an ill-conditioned network: random-init
+    ELAN, IPT) no further from a float64 run than 4x PyTorch's own float32 output."""
+    expected = upscale_tensor(reference, lr)
+    difference = (got - expected).abs().max().item()
+    if difference > TOLERANCE:
+        exact = upscale_tensor(copy.deepcopy(reference).double(), lr.double())
+        own_error = (expected.double() - exact).abs().max().item()
+        assert (got.double() - exact).abs().max().item() <= 4 * own_error, f"{name}: off by {difference:.3g}"
 
 
 @pytest.mark.parametrize("name", FAST)
@@ -108,8 +114,7 @@ def test_static_only_models_export_for_one_input_size(name, tmp_path):
     exported = OnnxModel(path, threads=1)
     reference, _ = inference_form(model)
     lr = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        assert (exported(lr) - reference(lr)).abs().max() <= TOLERANCE
+    _assert_matches(upscale_tensor(exported, lr), reference, lr, name)
     assert exported.input_size == (48, 48)
 
 

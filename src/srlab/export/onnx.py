@@ -31,10 +31,9 @@ output (float32 rounding in deep networks). A graph that fails the check, like o
 is not written: the error names the operator or the difference.
 
 Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table): ESRT (``col2im`` fails
-to translate), PCSR (its full path still indexes
-pixels by route: data-dependent shapes), SAFMN, SAFMN-L, SAFMN++ (adaptive max pooling to a size that
-follows the input has no ONNX operator); IPT and the arbitrary-scale models (LIIF, LTE, Meta-SR) export
-with static shapes only (``dynamic_shapes=False``: one input size).
+to translate), PCSR (its full path still indexes pixels by route: data-dependent shapes), SAFMN, SAFMN-L,
+SAFMN++ (adaptive max pooling to a size that follows the input has no ONNX operator); IPT and the
+arbitrary-scale models (LIIF, LTE, Meta-SR) export with static shapes only (``dynamic_shapes=False``).
 """
 
 from __future__ import annotations
