@@ -223,9 +223,10 @@ def _torchscript(net: nn.Module, example: torch.Tensor, dynamic: bool):
 
 @contextlib.contextmanager
 def _native_output_dropped() -> Iterator[None]:
-    """Drop what C++ code writes to stdout/stderr meanwhile: the TorchScript exporter (torch 2.7-2.13) turns its
-    log on whatever it is asked and dumps the whole graph there when an export fails; the failure itself
-    comes back as the exception."""
+    """Drop what is written to stdout/stderr meanwhile, by C++ code and Python alike: the TorchScript
+    exporter (torch 2.7-2.13) turns its log on whatever it is asked and dumps the whole graph there when
+    an export fails, and torch.export logs the traced program and the operators it skips; the failure
+    itself comes back as the exception."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(fd) for fd in (1, 2)]
@@ -235,6 +236,8 @@ def _native_output_dropped() -> Iterator[None]:
                 os.dup2(devnull.fileno(), fd)
             yield
     finally:
+        sys.stdout.flush()  # what Python buffered meanwhile goes to /dev/null too
+        sys.stderr.flush()
         for fd, copy_of in zip((1, 2), saved):
             os.dup2(copy_of, fd)
             os.close(copy_of)
@@ -244,7 +247,7 @@ def _dynamo(net: nn.Module, example: torch.Tensor, dynamic: bool):
     require("onnxscript")
     dim = torch.export.Dim.DYNAMIC
     shapes = ({0: dim, 2: dim, 3: dim},) if dynamic else None
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _native_output_dropped():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             net, (example,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
