@@ -110,3 +110,13 @@ def test_export_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
 def test_export_refuses_a_folder_as_output(tmp_path, capsys):
     code, out, err = run_cli(capsys, "export", *RDSR_S, "-o", tmp_path)
     assert code == 2 and f"-o '{tmp_path}' is a folder: give a file name" in err
+
+
+def test_a_model_that_cannot_export_is_one_line_on_the_terminal(tmp_path, capfd):
+    """Both exporters fail on PCSR's routing (data-dependent shapes); neither may dump its graph to stderr."""
+    code, out, err = run_cli(capfd, "export", "--model", "pcsr_fsrcnn", "--scale", "4", "--random_init",
+                             "-o", tmp_path / "pcsr.onnx")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("srlab: error: model 'pcsr_fsrcnn' cannot be exported to ONNX")
+    assert "data-dependent" in err
+    assert list(tmp_path.iterdir()) == []

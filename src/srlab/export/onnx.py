@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import os
 import re
 import sys
@@ -230,14 +231,16 @@ def _native_output_dropped() -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(fd) for fd in (1, 2)]
+    logging_disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)  # handlers hold the streams they were made with
     try:
-        with open(os.devnull, "wb") as devnull:
+        with open(os.devnull, "wb") as devnull, contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             for fd in (1, 2):
                 os.dup2(devnull.fileno(), fd)
             yield
     finally:
-        sys.stdout.flush()  # what Python buffered meanwhile goes to /dev/null too
-        sys.stderr.flush()
+        logging.disable(logging_disabled)
         for fd, copy_of in zip((1, 2), saved):
             os.dup2(copy_of, fd)
             os.close(copy_of)
