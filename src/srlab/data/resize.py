@@ -359,7 +359,7 @@ def bicubic_upscale(x: Tensor, scale: int, *, quantize: bool = False) -> Tensor:
     """MATLAB's bicubic upscaling by an integer factor: the "Bicubic" baseline row of SR papers."""
     scale = _integer_scale(scale, "bicubic_upscale")
     _check_image(x, "bicubic_upscale")
-    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+    if torch.jit.is_tracing() or getattr(torch.compiler, "is_exporting", lambda: False)():  # torch < 2.5: none
         return _upscale_as_convolutions(x, scale, quantize)
     height, width = x.shape[-2:]
     return _resize(x, (height * scale, width * scale), (float(scale), float(scale)), quantize)

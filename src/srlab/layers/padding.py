@@ -30,7 +30,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect", *, mi
     pad_w = max(round_up(width, multiple), round_up(min_size, multiple)) - width
     # An ONNX export (srlab.export) traces one example size; the graph must pad whatever size it gets, so
     # there the pad is always part of it (padding by 0 where nothing is needed) and stays in ``mode``.
-    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()
+    exporting = torch.jit.is_tracing() or getattr(torch.compiler, "is_exporting", lambda: False)()  # torch < 2.5: none
     if pad_h == 0 and pad_w == 0 and not exporting:
         return x
     if mode == "zeros":
