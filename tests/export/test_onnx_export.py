@@ -30,19 +30,21 @@ FAST = (
     "span", "span_ch28", "sr_lut", "srcnn",
 )
 # Cannot export with dynamic shapes: the reason the error names (the table in the README).
-UNSUPPORTED = {
+NOT_DYNAMIC = {
     "esrt": "col2im",
     "pcsr_carn": "data-dependent", "pcsr_fsrcnn": "data-dependent",
     "safmn": "adaptive pooling", "safmn_l": "adaptive pooling", "safmn_pp": "adaptive pooling",
+    "ipt": "", "liif_edsr_baseline": "", "lte_edsr_baseline": "", "metasr_rdn": "",
 }
-# Export with static shapes only (one input size: the graph bakes in their output size or patch grid).
-STATIC_ONLY = ("ipt", "liif_edsr_baseline", "lte_edsr_baseline", "metasr_rdn")
+# Of those, the ones that export with static shapes (one input size: the graph bakes in their output size,
+# patch grid or pooling windows); PCSR's full path does not export at all.
+STATIC_ONLY = tuple(sorted(set(NOT_DYNAMIC) - {"pcsr_carn", "pcsr_fsrcnn"}))
 # Export too, but take longer (big networks, or the dynamo exporter): @pytest.mark.slow.
-SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(UNSUPPORTED) - set(STATIC_ONLY)))
+SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(NOT_DYNAMIC)))
 
 
 def test_every_model_is_covered():
-    groups = [set(FAST), set(SLOW), set(UNSUPPORTED), set(STATIC_ONLY)]
+    groups = [set(FAST), set(SLOW), set(NOT_DYNAMIC)]
     assert set().union(*groups) == set(list_models())
     assert sum(map(len, groups)) == len(list_models())  # each model in one group
 
@@ -94,7 +96,7 @@ def test_slow_models_export_and_match_pytorch(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "reason"), [*sorted(UNSUPPORTED.items()), *((n, "") for n in STATIC_ONLY)])
+@pytest.mark.parametrize(("name", "reason"), sorted(NOT_DYNAMIC.items()))
 def test_models_that_cannot_export_are_refused_in_one_line(name, reason, tmp_path):
     torch.manual_seed(0)
     model = build_model(name, scale=_scale(name))
@@ -109,7 +111,8 @@ def test_models_that_cannot_export_are_refused_in_one_line(name, reason, tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("name", STATIC_ONLY)
 def test_static_only_models_export_for_one_input_size(name, tmp_path):
-    """Arbitrary-scale models at an integer scale and IPT (a fixed patch grid) export with static shapes."""
+    """Arbitrary-scale models at an integer scale, IPT and ESRT (a fixed patch grid), SAFMN (fixed pooling
+    windows) export with static shapes."""
     torch.manual_seed(0)
     model = build_model(name, scale=_scale(name))
     path = export_onnx(model, tmp_path / f"{name}.onnx", dynamic_shapes=False, example_size=(48, 48))

@@ -30,10 +30,11 @@ from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16) times ``max(1, 
 output (float32 rounding in deep networks). A graph that fails the check, like one that does not export,
 is not written: the error names the operator or the difference.
 
-Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table): ESRT (``col2im`` fails
-to translate), PCSR (its full path still indexes pixels by route: data-dependent shapes), SAFMN, SAFMN-L,
-SAFMN++ (adaptive max pooling to a size that follows the input has no ONNX operator); IPT and the
-arbitrary-scale models (LIIF, LTE, Meta-SR) export with static shapes only (``dynamic_shapes=False``).
+Not exported with dynamic shapes (README, "Deploy: ONNX export", has the table), but with static shapes
+(``dynamic_shapes=False``: one input size): ESRT (``col2im`` of a size that follows the input), SAFMN,
+SAFMN-L, SAFMN++ (adaptive max pooling to such a size has no ONNX operator), IPT and the arbitrary-scale
+models (LIIF, LTE, Meta-SR: the output size is baked in). PCSR does not export: its full path still
+indexes pixels by route (data-dependent shapes).
 """
 
 from __future__ import annotations
