@@ -56,7 +56,7 @@ from torch import nn
 from srlab.adaptive import adaptive_for
 from srlab.errors import SrlabError
 from srlab.export.metadata import INPUT_NAME, OUTPUT_NAME, ExportedModel
-from srlab.export.runtime import require, session_from_bytes
+from srlab.export.runtime import require, onnxruntime_session
 from srlab.fileio import atomic_path
 from srlab.layers.padding import round_up
 from srlab.models.registry import ModelSpec, spec_of
@@ -263,7 +263,7 @@ def _dynamo(net: nn.Module, example: torch.Tensor, dynamic: bool):
 def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int, int]], tolerance: float) -> str | None:
     """None if onnxruntime matches PyTorch on every size, else what differs."""
     try:
-        session = session_from_bytes(proto.SerializeToString(), threads=torch.get_num_threads())
+        session = onnxruntime_session(proto.SerializeToString(), threads=torch.get_num_threads())
     except Exception as e:  # noqa: BLE001 - onnxruntime's errors have no common type
         return f"onnxruntime cannot load the graph ({_reason(e)})"
     generator = torch.Generator().manual_seed(1)

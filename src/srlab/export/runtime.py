@@ -30,7 +30,7 @@ def require(module: str, package: str | None = None):
         ) from None
 
 
-def session_from_bytes(model: bytes | str, *, threads: int | None = None):
+def onnxruntime_session(model: bytes | str, *, threads: int | None = None):
     """An onnxruntime CPU session for a serialised model (or a path); ``threads`` None: onnxruntime's default."""
     ort = require("onnxruntime")
     options = ort.SessionOptions()
@@ -50,22 +50,21 @@ class OnnxModel(nn.Module):
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
         super().__init__()
-        onnx = require("onnx")
         self.path = Path(path)
         if not self.path.is_file():
             raise SrlabError(f"ONNX model '{self.path}' does not exist: give the file `srlab export` wrote")
         try:
-            proto = onnx.load(str(self.path), load_external_data=False)
-        except Exception as e:  # noqa: BLE001 - protobuf's decode errors have no common public type
-            raise SrlabError(f"'{self.path}' is not a readable ONNX model ({type(e).__name__}): export it again") from None
-        self.exported = ExportedModel.from_props({p.key: p.value for p in proto.metadata_props}, source=str(self.path))
-        self.srlab_spec = self.exported.spec
-        try:
-            self.session = session_from_bytes(str(self.path), threads=threads)
+            self.session = onnxruntime_session(str(self.path), threads=threads)
         except SrlabError:
             raise
         except Exception as e:  # noqa: BLE001 - onnxruntime's load errors have no common type
-            raise SrlabError(f"onnxruntime cannot load '{self.path}': {' '.join(str(e).split())[:200]}") from None
+            raise SrlabError(
+                f"'{self.path}' is not a readable ONNX model ({' '.join(str(e).split())[:160]}): export it again"
+            ) from None
+        # onnxruntime reads the metadata it loaded: no second copy of the weights through the onnx package
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.exported = ExportedModel.from_props(props, source=str(self.path))
+        self.srlab_spec = self.exported.spec
 
     @property
     def scale(self) -> int:
