@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from srlab.adaptive import AdaptiveModel
+from srlab.cli import export as export_cmd
 from srlab.cli.common import (
     add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags, model_on_path,
 )
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_flags(parser)
     add_adaptive_flags(parser)
     add_path_flags(parser)
+    export_cmd.add_onnx_flag(parser)
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower)")
     flag(parser, "stream", default="auto", choices=["auto", "always", "never"],
@@ -45,9 +47,9 @@ def output_path(out_dir: Path, image: Path, scale: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _ = load_model_from_flags(args)
+    model = export_cmd.onnx_model_from_flags(args) if args.onnx else load_model_from_flags(args)[0]
     scale = spec_of(model).scale
-    adaptive = adaptive_from_flags(args, model)
+    adaptive = None if args.onnx else adaptive_from_flags(args, model)
     if adaptive is not None:
         if args.self_ensemble:
             raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")

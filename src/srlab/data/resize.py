@@ -359,5 +359,44 @@ def bicubic_upscale(x: Tensor, scale: int, *, quantize: bool = False) -> Tensor:
     """MATLAB's bicubic upscaling by an integer factor: the "Bicubic" baseline row of SR papers."""
     scale = _integer_scale(scale, "bicubic_upscale")
     _check_image(x, "bicubic_upscale")
+    if torch.jit.is_tracing() or getattr(torch.compiler, "is_exporting", lambda: False)():  # torch < 2.5: none
+        return _upscale_as_convolutions(x, scale, quantize)
     height, width = x.shape[-2:]
     return _resize(x, (height * scale, width * scale), (float(scale), float(scale)), quantize)
+
+
+def _upscale_as_convolutions(x: Tensor, scale: int, quantize: bool) -> Tensor:
+    """``bicubic_upscale`` for the ONNX exporters (srlab.export): the same taps and weights, as replicate
+    padding and one convolution per axis whose ``scale`` output channels are the output phases, so the
+    graph takes any size (the plans above are Python data built per size). Float sums in another order:
+    within ~1e-7 of the other path; quantised, in the input's precision rather than float64."""
+    if quantize:
+        x = (x * 255).clamp(0, 255).add(0.5).floor()
+    for dim in (-2, -1):  # height first, as MATLAB on ties
+        x = _upscale_axis_as_convolution(x, scale, dim)
+        if quantize:
+            x = x.clamp(0, 255).add(0.5).floor()
+    return x / 255 if quantize else x
+
+
+def _upscale_axis_as_convolution(x: Tensor, scale: int, dim: int) -> Tensor:
+    reference = 16  # an axis long enough that its middle output rows touch no border
+    plan = _plan(reference, reference * scale, float(scale))
+    middle = reference // 2
+    phases = range(middle * scale, middle * scale + scale)  # output rows scale*q + r, r = 0..scale-1
+    offsets = plan.indices[list(phases)] - middle
+    pad = int(offsets.abs().max())
+    kernel = torch.zeros(scale, 2 * pad + 1, dtype=torch.float64)
+    kernel.scatter_add_(1, offsets + pad, plan.weights[list(phases)])
+    *lead, height, width = x.shape
+    v = x.reshape(-1, 1, height, width)
+    if dim == -2:
+        weight = kernel.view(scale, 1, -1, 1)
+        v = torch.nn.functional.pad(v, (0, 0, pad, pad), mode="replicate")
+    else:
+        weight = kernel.view(scale, 1, 1, -1)
+        v = torch.nn.functional.pad(v, (pad, pad, 0, 0), mode="replicate")
+    v = torch.nn.functional.conv2d(v, weight.to(device=x.device, dtype=x.dtype))  # (B, scale, H, W)
+    if dim == -2:
+        return v.permute(0, 2, 1, 3).reshape(*lead, height * scale, width)
+    return v.permute(0, 2, 3, 1).reshape(*lead, height, width * scale)

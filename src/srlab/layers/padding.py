@@ -10,7 +10,9 @@ PAD_MODES = ("reflect", "replicate", "zeros")
 
 
 def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
+    # Not -(-value // multiple): ONNX exporters turn // into a division that truncates towards zero, and
+    # sizes traced as symbols (srlab.export) would then round a negative numerator the wrong way.
+    return (value + multiple - 1) // multiple * multiple
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect", *, min_size: int = 1) -> torch.Tensor:
@@ -26,10 +28,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect", *, mi
     height, width = x.shape[-2:]
     pad_h = max(round_up(height, multiple), round_up(min_size, multiple)) - height
     pad_w = max(round_up(width, multiple), round_up(min_size, multiple)) - width
-    if pad_h == 0 and pad_w == 0:
+    # An ONNX export (srlab.export) traces one example size; the graph must pad whatever size it gets, so
+    # there the pad is always part of it (padding by 0 where nothing is needed) and stays in ``mode``.
+    exporting = torch.jit.is_tracing() or getattr(torch.compiler, "is_exporting", lambda: False)()  # torch < 2.5: none
+    if pad_h == 0 and pad_w == 0 and not exporting:
         return x
     if mode == "zeros":
         return F.pad(x, (0, pad_w, 0, pad_h))
-    if mode == "reflect" and (pad_h >= height or pad_w >= width):
+    if mode == "reflect" and (pad_h >= height or pad_w >= width) and not exporting:
         mode = "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
