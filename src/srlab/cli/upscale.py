@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from srlab.adaptive import AdaptiveModel
+from srlab.cli import export as export_cmd
 from srlab.cli.common import (
     add_adaptive_flags, add_model_flags, adaptive_from_flags, flag, load_model_from_flags, positive_float,
 )
@@ -61,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="half precision: float16 on CUDA, bfloat16 on CPU (refused on a CPU without bfloat16 units, "
               "and for models not verified in half precision)")
     add_adaptive_flags(parser)
+    export_cmd.add_onnx_flag(parser)
     flag(parser, "self_ensemble", action="store_true",
          help="x8 geometric self-ensemble (4 rotations x flip, outputs averaged; 8x slower)")
     flag(parser, "stream", default="auto", choices=["auto", "always", "never"],
@@ -80,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*args.inputs, *args.more_inputs]
     if not inputs:
         raise SrlabError("no inputs: give image files or folders (srlab upscale IMAGE... -o OUT, or -i IMAGE)")
-    model, device = load_model_from_flags(args)
-    adaptive = adaptive_from_flags(args, model)
+    if args.onnx and args.half:
+        raise SrlabError("--half converts a PyTorch model: drop it with --onnx (export with --fp16 instead)")
+    model, device = (export_cmd.onnx_model_from_flags(args), None) if args.onnx else load_model_from_flags(args)
+    adaptive = None if args.onnx else adaptive_from_flags(args, model)
     if adaptive is not None:
         if args.self_ensemble:
             raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")
