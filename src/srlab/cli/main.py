@@ -28,15 +28,15 @@ from collections.abc import Sequence
 
 from srlab import __version__
 from srlab.cli import (
-    arm_table, benchmark, data, demo, eval as eval_cmd, export, export_weights, lut, models, profile, rdsr_router,
-    tradeoff, train, upscale,
+    arm_table, benchmark, data, demo, eval as eval_cmd, export, export_weights, lut, models, profile, quantize,
+    rdsr_router, tradeoff, train, upscale,
 )
 from srlab.errors import SrlabError, SrlabWarning
 
 COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
     "profile": profile, "benchmark": benchmark, "tradeoff": tradeoff, "arm-table": arm_table, "lut": lut,
-    "rdsr-router": rdsr_router, "export": export, "export-weights": export_weights,
+    "rdsr-router": rdsr_router, "export": export, "export-weights": export_weights, "quantize": quantize,
 }
 
 
