@@ -184,3 +184,9 @@ def test_half_refuses_models_not_verified_in_half_precision(batch, tmp_path, cap
                    "precision: drop --half\n")
     with pytest.raises(SrlabError, match="not verified to be accurate in half precision"):
         precision.half_precision(model, torch.device("cpu"))
+
+
+def test_half_with_an_onnx_file_is_refused(batch, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "upscale", batch, "-o", tmp_path / "o", "--onnx", tmp_path / "m.onnx", "--half")
+    assert code == 2
+    assert err == "srlab: error: --half converts a PyTorch model: drop it with --onnx (export with --fp16 instead)\n"
