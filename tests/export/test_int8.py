@@ -105,6 +105,17 @@ def test_an_fp16_export_is_refused(tmp_path, calibration):
         quantize_int8(tmp_path / "h.onnx", tmp_path / "o.onnx", calibration)
 
 
+def test_a_static_shape_export_needs_calibration_images_of_its_size(tmp_path, calibration):
+    torch.manual_seed(0)
+    model = create_model("imdn", scale=2, args={"channels": 16, "num_modules": 1})
+    export_onnx(model, tmp_path / "s.onnx", dynamic_shapes=False, example_size=(24, 24))
+    with pytest.raises(SrlabError, match="takes only 24x24 inputs \\(static shapes\\): quantise an export with dynamic"):
+        quantize_int8(tmp_path / "s.onnx", tmp_path / "o.onnx", calibration)
+    report = quantize_int8(tmp_path / "s.onnx", tmp_path / "o.onnx", [x[..., :24, :24] for x in calibration],
+                           min_fidelity_db=40)
+    assert OnnxModel(report.path).input_size == (24, 24)
+
+
 # The official x4 releases on Set5 and Set14 (srlab's evaluation protocol), calibrated on scikit-image photos.
 OFFICIAL = {
     "imdn": "imdn/IMDN_x4.pth",

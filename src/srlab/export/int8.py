@@ -99,10 +99,14 @@ def quantize_int8(
     require("onnxruntime")
     source, destination = Path(source), Path(destination)
     check_not_overwriting(destination, [source])
-    proto = _read_float_export(source, onnx)
+    proto, meta = _read_float_export(source, onnx)
     images = [np.ascontiguousarray(np.asarray(x, dtype=np.float32)) for x in calibration]
     if not images or any(x.ndim != 4 or x.shape[:2] != (1, 3) for x in images):
         raise SrlabError("calibration images must be (1, 3, h, w) RGB arrays, at least one")
+    if meta.input_size is not None and any(x.shape[-2:] != meta.input_size for x in images):
+        height, width = meta.input_size
+        raise SrlabError(f"'{source}' takes only {height}x{width} inputs (static shapes): quantise an export with "
+                         "dynamic shapes, or calibrate on images of that size")
     with tempfile.TemporaryDirectory(prefix="srlab-int8-") as scratch:
         work = _Work(Path(scratch), source, images)
         every_conv = work.quantized([])
@@ -133,7 +137,7 @@ def _read_float_export(path: Path, onnx):  # noqa: ANN001, ANN202 - the optional
     meta = ExportedModel.from_props({p.key: p.value for p in proto.metadata_props}, source=str(path))
     if meta.precision != "fp32":
         raise SrlabError(f"'{path}' computes in {meta.precision}: quantise a float32 export (srlab export without --fp16)")
-    return proto
+    return proto, meta
 
 
 def _image_and_output_convs(graph) -> set[str]:  # noqa: ANN001 - an onnx GraphProto
