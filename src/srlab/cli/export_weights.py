@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from srlab.cli.common import add_model_flags, flag, parse_model_args, positive_int
+from srlab.cli.common import flag, parse_model_args, positive_int, scale_factor
 from srlab.data.io import check_not_overwriting
 from srlab.models.create import model_with_weights
 from srlab.models.official import OFFICIAL_IMG_SIZE, save_official_weights
@@ -18,7 +18,11 @@ HELP = "write weights as the .pth state dict the official code loads strictly (d
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="FILE.pth", help="the .pth file to write")
-    add_model_flags(parser, tiles=False)
+    flag(parser, "checkpoint", metavar="FILE", help="weights: .safetensors from `srlab train`, or an official .pth")
+    flag(parser, "model", metavar="NAME", help="registered model name (read from the checkpoint if it records one)")
+    flag(parser, "scale", type=scale_factor, metavar="S", help="upscaling factor (read from the checkpoint if it records one)")
+    flag(parser, "model_arg", action="append", default=[], metavar="KEY=VALUE",
+         help="a hyper-parameter of the model, repeatable")
     flag(parser, "img_size", type=positive_int, default=OFFICIAL_IMG_SIZE, metavar="N",
          help=f"the official constructor's img_size (training patch size), which sizes SwinIR's and Swin2SR's "
               f"attn_mask buffers (default {OFFICIAL_IMG_SIZE}; 48 for the DIV2K classical SwinIR models)")
