@@ -4,7 +4,7 @@ between sessions) and the interleaved timer."""
 import statistics
 import time
 
-from srlab.profile.machine import cpu_flags, cpu_model
+from srlab.machine import cpu_flags, cpu_model
 
 __all__ = ["cpu_flags", "cpu_model", "median_ms"]
 

@@ -2,7 +2,8 @@ import pytest
 from PIL import Image
 
 from srlab.cli.main import main
-from srlab.demo import SAMPLE_PHOTO, run_demo, sample_photo
+from srlab.data.io import SAMPLE_PHOTO, sample_photo
+from srlab.demo import run_demo
 from srlab.models.create import DEFAULT_MODEL, list_bundled
 
 pytestmark = pytest.mark.skipif(not list_bundled(), reason="no bundled weights in this checkout")

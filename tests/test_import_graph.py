@@ -28,7 +28,7 @@ FLOORS = (
     ("srlab.metrics",),
     ("srlab.data",),
     ("srlab.layers",),
-    ("srlab.errors", "srlab.fileio"),
+    ("srlab.errors", "srlab.fileio", "srlab.machine"),
 )
 
 

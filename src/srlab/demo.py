@@ -9,20 +9,15 @@ truth and a side-by-side comparison with a zoomed crop, and returns PSNR/SSIM (Y
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import torch
-
 from srlab.data.datasets import modcrop
-from srlab.data.io import read_rgb, write_image
+from srlab.data.io import SAMPLE_PHOTO, sample_photo, write_image
 from srlab.data.resize import bicubic_downscale, bicubic_upscale
 from srlab.inference.compare import save_comparison
 from srlab.inference.upscale import upscale_tensor
 from srlab.metrics.protocol import PAPER_PROTOCOL
 from srlab.models.create import DEFAULT_MODEL, create_model
-
-SAMPLE_PHOTO = "chelsea"
 
 
 @dataclass
@@ -33,11 +28,6 @@ class DemoResult:
     sr: dict[str, float]
     out_dir: Path
     files: list[Path]
-
-
-def sample_photo() -> torch.Tensor:
-    """The bundled sample photo as (3,H,W) float RGB in [0, 1]."""
-    return read_rgb(Path(str(resources.files("srlab") / "assets" / f"{SAMPLE_PHOTO}.png")))
 
 
 def run_demo(out_dir: str | Path, *, scale: int = 4, model_name: str = DEFAULT_MODEL) -> DemoResult:

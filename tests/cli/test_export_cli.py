@@ -48,7 +48,8 @@ def test_export_writes_the_file_and_says_where_the_weights_came_from(exported, c
 
 @pytest.mark.parametrize("extra", [[], ["--tile", "16"], ["--stream", "always"]])
 def test_upscale_with_onnx_gives_the_pytorch_pixels(exported, images, tmp_path, capsys, extra):
-    code, out, err = run_cli(capsys, "upscale", images, "-o", tmp_path / "torch", *RDSR_S, "--device", "cpu", *extra)
+    code, out, err = run_cli(capsys, "upscale", images, "-o", tmp_path / "torch", *RDSR_S, "--device", "cpu",
+                             "--precision", "fp32", *extra)
     assert (code, err) == (0, "")
     code, out, err = run_cli(capsys, "upscale", images, "-o", tmp_path / "onnx", "--onnx", exported, *extra)
     assert (code, err) == (0, "")

@@ -192,13 +192,13 @@ def test_importing_srlab_sets_a_passive_openmp_wait_policy(preset, expected):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset:
         env["OMP_WAIT_POLICY"] = preset
-    code = "import srlab, os, sys; print(os.environ['OMP_WAIT_POLICY'], srlab._openmp_passive, 'torch' in sys.modules)"
+    code = "import srlab, os, sys; print(os.environ['OMP_WAIT_POLICY'], srlab.machine.OPENMP_PASSIVE, 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == [expected, str(expected == "PASSIVE"), "True"]
 
 
 def test_torch_loaded_before_srlab_counts_as_spinning_threads():
-    code = "import torch, srlab; print(srlab._openmp_passive)"
+    code = "import torch, srlab; print(srlab.machine.OPENMP_PASSIVE)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from srlab.cli.common import flag
-from srlab.demo import SAMPLE_PHOTO, run_demo
+from srlab.data.io import SAMPLE_PHOTO
+from srlab.demo import run_demo
 from srlab.models.create import DEFAULT_MODEL
 
 HELP = "upscale a bundled photo with srlab's bundled weights, compare with bicubic (offline, seconds)"

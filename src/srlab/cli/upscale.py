@@ -4,6 +4,14 @@ A file that cannot be read or written is reported and the others are still proce
 status is 1 if any failed. Inputs are never overwritten. Content-adaptive models run through their
 adaptive method (``--knob``, ``--adaptive``; see :mod:`srlab.adaptive`) and each line tells the MACs
 the image took against the same weights' full path.
+
+Real-ESRGAN's ``inference_realesrgan.py`` spellings work too: ``-i`` (an input, like the positional
+ones), ``-n`` (``--model``), ``-s/--outscale`` (a final resize to any scale of the input; MATLAB
+bicubic here where Real-ESRGAN uses OpenCV's Lanczos), ``--ext`` and ``--suffix`` (the output name is
+``{stem}_{suffix}.{ext}``, ``{stem}.{ext}`` for an empty suffix) and ``--half``. Two defaults differ
+from Real-ESRGAN's, to keep srlab's: the output is PNG unless ``--ext`` says otherwise, and the suffix
+is ``x{scale}`` (the output scale), not ``out``; ``--half`` is opt-in where Real-ESRGAN's ``--fp32``
+is opt-out.
 """
 
 from __future__ import annotations
@@ -17,19 +25,43 @@ from srlab.adaptive import AdaptiveModel
 from srlab.cli import export as export_cmd
 from srlab.cli.common import (
     add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags, model_on_path,
+    positive_float,
 )
 from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
 from srlab.errors import SrlabError
 from srlab.inference.files import STREAM_ABOVE_PIXELS, upscale_file
+from srlab.inference.precision import half_precision
 from srlab.models.registry import spec_of
 
 HELP = "super-resolve images (files or folders) to PNG files"
 
+OUTPUT_FORMATS = ("png", "jpg", "webp", "auto")
+
+
+def _suffix(text: str) -> str:
+    """An argparse type: a file-name suffix holds no folder separators."""
+    if "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(f"must be part of a file name, without '/' or '\\', got {text!r}")
+    return text
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    parser.add_argument("-i", "--input", dest="more_inputs", action="append", default=[], metavar="INPUT",
+                        help="an image file or folder, repeatable (Real-ESRGAN's spelling of INPUT)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="folder for the results")
     add_model_flags(parser)
+    parser.add_argument("-n", dest="model", metavar="NAME", help="same as --model (Real-ESRGAN's -n)")
+    parser.add_argument("-s", "--outscale", type=positive_float, metavar="S",
+                        help="final output scale relative to the input (e.g. 3.5 with a x4 model): where it "
+                             "differs from the model's scale the output is resized with MATLAB bicubic")
+    flag(parser, "ext", default="png", choices=OUTPUT_FORMATS,
+         help="output format; auto: the input's own (default png)")
+    flag(parser, "suffix", type=_suffix, metavar="TEXT",
+         help="output name {stem}_{TEXT}.{ext}; an empty TEXT writes {stem}.{ext} (default x{scale}, the output scale)")
+    flag(parser, "half", action="store_true",
+         help="half precision: float16 on CUDA, bfloat16 on CPU (refused on a CPU without bfloat16 units, "
+              "and for models not verified in half precision)")
     add_adaptive_flags(parser)
     add_path_flags(parser)
     export_cmd.add_onnx_flag(parser)
@@ -42,29 +74,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help=f"zlib level of the PNGs (default {PNG_COMPRESSION}); 1 writes huge outputs several times faster")
 
 
-def output_path(out_dir: Path, image: Path, scale: int) -> Path:
-    return out_dir / f"{image.stem}_x{scale}.png"
+def output_path(out_dir: Path, image: Path, *, suffix: str, ext: str) -> Path:
+    """``{stem}_{suffix}.{ext}`` in out_dir (``{stem}.{ext}`` for an empty suffix); ext "auto" keeps the input's."""
+    extension = image.suffix.lower().lstrip(".") if ext == "auto" else ext
+    return out_dir / f"{image.stem}{'_' if suffix else ''}{suffix}.{extension}"
 
 
 def run(args: argparse.Namespace) -> int:
-    model = export_cmd.onnx_model_from_flags(args) if args.onnx else load_model_from_flags(args)[0]
-    scale = spec_of(model).scale
+    inputs = [*args.inputs, *args.more_inputs]
+    if not inputs:
+        raise SrlabError("no inputs: give image files or folders (srlab upscale IMAGE... -o OUT, or -i IMAGE)")
+    if args.onnx and args.half:
+        raise SrlabError("--half converts a PyTorch model: drop it with --onnx (export with --fp16 instead)")
+    model, device = (export_cmd.onnx_model_from_flags(args), None) if args.onnx else load_model_from_flags(args)
     adaptive = None if args.onnx else adaptive_from_flags(args, model)
     if adaptive is not None:
         if args.self_ensemble:
             raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")
+        if args.half:
+            raise SrlabError("adaptive inference and --half do not combine: drop one (or use --adaptive off)")
         model = AdaptiveModel(adaptive, model)
+    elif args.half:  # Real-ESRGAN's habit: half precision as asked, without --path auto's check
+        model = half_precision(model, device)
     else:
         model = model_on_path(model, args)
     images: list[Path] = []
-    for item in args.inputs:
+    for item in inputs:
         images.extend(list_images(item))
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the results")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    failures = _upscale_all(model, images, out_dir, scale, args)
+    failures = _upscale_all(model, images, out_dir, args)
     if failures:
         print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
         return 1
@@ -81,11 +123,12 @@ def _spent(model) -> str:
     return f", {spent / 1e9:.2f} of {full / 1e9:.2f} GMACs{share}"
 
 
-def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: argparse.Namespace) -> int:
+def _upscale_all(model, images: list[Path], out_dir: Path, args: argparse.Namespace) -> int:
     """Upscale every image into out_dir, reporting each failure; returns the number that failed."""
     failures, written = 0, set()
+    suffix = f"x{args.outscale or spec_of(model).scale:g}" if args.suffix is None else args.suffix
     for image in images:
-        destination = output_path(out_dir, image, scale)
+        destination = output_path(out_dir, image, suffix=suffix, ext=args.ext)
         try:
             if destination in written:
                 raise SrlabError(f"another input already wrote '{destination}': rename one of the inputs")
@@ -93,7 +136,7 @@ def _upscale_all(model, images: list[Path], out_dir: Path, scale: int, args: arg
             started = time.perf_counter()
             done = upscale_file(model, image, destination, tile=args.tile, tile_overlap=args.tile_overlap,
                                 self_ensemble=args.self_ensemble, stream=args.stream,
-                                png_compression=args.png_compression)
+                                png_compression=args.png_compression, outscale=args.outscale)
             written.add(destination)
             (w, h), (ow, oh) = done.size, done.out_size
             how = ", streamed" if done.streamed else ""

@@ -34,6 +34,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -520,3 +521,13 @@ class PngWriter:
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# The photo bundled with srlab (scikit-image's chelsea): the demo's image, and the probe that
+# srlab.inference.paths measures a reduced-precision path's drop on.
+SAMPLE_PHOTO = "chelsea"
+
+
+def sample_photo() -> torch.Tensor:
+    """The bundled sample photo as (3,H,W) float RGB in [0, 1]."""
+    return read_rgb(Path(str(resources.files("srlab") / "assets" / f"{SAMPLE_PHOTO}.png")))

@@ -11,6 +11,10 @@ below (the model's receptive radius, as for tiles), which are upscaled and then 
 on multiples of the model's size multiple and end on rows congruent to the image height modulo it,
 so every flipped or rotated copy of the self-ensemble sees the same padding grid as the whole image.
 Alpha is upscaled with MATLAB bicubic (2 LR pixels of context suffice) as in the whole-image path.
+
+``outscale`` (``srlab upscale -s``, Real-ESRGAN's final resize) resizes the model's output to
+``outscale`` times the input size with MATLAB bicubic (:func:`srlab.data.resize.imresize`) when it
+differs from the model's scale. It needs the whole output at once, so such images are not streamed.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from srlab.errors import SrlabError
 from srlab.inference.upscale import upscale_tensor
 from srlab.models.registry import spec_of
 
-__all__ = ["STREAM_ABOVE_PIXELS", "UpscaledFile", "upscale_file"]
+__all__ = ["STREAM_ABOVE_PIXELS", "UpscaledFile", "output_size", "upscale_file"]
 
 # Outputs above this many pixels are streamed when stream="auto": the whole-image path holds the
 # output several times over (float32 result, clamped copy, channels, rounding, int32, uint8), about
@@ -77,6 +81,7 @@ def upscale_file(
     stream: str = "auto",
     strip_rows: int | None = None,
     png_compression: int = PNG_COMPRESSION,
+    outscale: float | None = None,
 ) -> UpscaledFile:
     """Super-resolve the image file ``source`` into ``destination`` (written atomically).
 
@@ -85,7 +90,8 @@ def upscale_file(
     :func:`upscale_tensor`. ``stream``: "auto" streams outputs over ``STREAM_ABOVE_PIXELS`` pixels,
     "always" and "never" force the choice; streaming writes PNG only. ``strip_rows`` sets the LR rows
     a streamed strip keeps (default: about 8 Mpx of output per strip). ``png_compression`` is the zlib
-    level of PNG outputs (0-9). Raises SrlabError for a file that cannot be read or written, or an
+    level of PNG outputs (0-9). ``outscale``: the output is resized to :func:`output_size` of the
+    input with MATLAB bicubic when it differs from the model's scale (None: the model's scale). Raises SrlabError for a file that cannot be read or written, or an
     image that does not fit in memory.
     """
     source, destination = Path(source), Path(destination)
@@ -93,21 +99,33 @@ def upscale_file(
         raise SrlabError(f"--stream must be auto, always or never, not {stream!r}")
     if png_compression not in range(10):
         raise SrlabError(f"PNG compression must be 0 (none) to 9 (smallest), not {png_compression}")
-    streamed = _stream_or_not(source, destination, stream, spec_of(model).scale)
+    scale = spec_of(model).scale
+    if outscale is not None and not (0 < outscale < math.inf):
+        raise SrlabError(f"--outscale must be a positive number, not {outscale!r}")
+    resize = outscale is not None and float(outscale) != float(scale)
+    # Memory is checked for the larger of the model's output and the resized one.
+    streamed = _stream_or_not(source, destination, stream, max(scale, outscale) if resize else scale, resize=resize)
     try:
         if streamed:
             return _upscale_streamed(model, source, destination, tile=tile, tile_overlap=tile_overlap,
                                      self_ensemble=self_ensemble, strip_rows=strip_rows,
                                      png_compression=png_compression)
         return _upscale_whole(model, source, destination, tile=tile, tile_overlap=tile_overlap,
-                              self_ensemble=self_ensemble, png_compression=png_compression)
+                              self_ensemble=self_ensemble, png_compression=png_compression,
+                              outscale=outscale if resize else None)
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError; so is the CPU allocator's
         if not isinstance(e, MemoryError) and "memory" not in str(e).lower():
             raise
         raise SrlabError(f"'{source}' does not fit in memory: pass --tile 256 (or smaller)") from None
 
 
-def _stream_or_not(source: Path, destination: Path, stream: str, scale: int) -> bool:
+def output_size(height: int, width: int, outscale: float) -> tuple[int, int]:
+    """The (height, width) of ``-s outscale``: MATLAB's ``ceil(outscale * side)``, the product rounded
+    to 9 decimals first so that binary fractions do not add a pixel (2.2 * 10 is 22, not 23)."""
+    return tuple(max(1, math.ceil(round(outscale * side, 9))) for side in (height, width))
+
+
+def _stream_or_not(source: Path, destination: Path, stream: str, scale: float, *, resize: bool = False) -> bool:
     """Whether to stream (see upscale_file); SrlabError if neither way can work."""
     not_png = f"cannot stream into '{destination}': streamed output is PNG only (name it .png)"
     png_out = destination.suffix.lower() == ".png"
@@ -115,11 +133,14 @@ def _stream_or_not(source: Path, destination: Path, stream: str, scale: int) -> 
     if stream == "always":
         if not png_out:
             raise SrlabError(not_png)
+        if resize:
+            raise SrlabError("--stream always and --outscale do not combine: the final resize needs the whole "
+                             "output (drop one)")
         if whole_only:
             raise SrlabError(f"--stream always needs an integer scale: x{scale} upscales whole images")
         return True
     refusal = None
-    if stream == "auto" and not whole_only:
+    if stream == "auto" and not whole_only and not resize:
         header = read_header(source)
         if header.width * header.height * scale * scale > STREAM_ABOVE_PIXELS:
             refusal = streaming_refusal(source) if png_out else not_png
@@ -142,9 +163,12 @@ def _run_model(model: nn.Module, lr: torch.Tensor, *, tile: int | None, tile_ove
 
 
 def _upscale_whole(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
-                   tile_overlap: int | None, self_ensemble: bool, png_compression: int) -> UpscaledFile:
+                   tile_overlap: int | None, self_ensemble: bool, png_compression: int,
+                   outscale: float | None) -> UpscaledFile:
     loaded = read_image(source)
     sr = _run_model(model, loaded.rgb, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)
+    if outscale is not None:
+        sr = imresize(sr, size=output_size(*loaded.rgb.shape[-2:], outscale))
     alpha = None if loaded.alpha is None else imresize(loaded.alpha, size=tuple(sr.shape[-2:])).clamp(0, 1)
     write_image(destination, sr.clamp(0, 1), alpha=alpha, bit_depth=loaded.bit_depth, grayscale=loaded.grayscale,
                 png_compression=png_compression)

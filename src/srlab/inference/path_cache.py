@@ -22,7 +22,7 @@ from srlab.errors import SrlabWarning
 from srlab.fileio import atomic_path
 from srlab.inference.paths import Selection
 from srlab.models.registry import spec_of
-from srlab.profile.machine import cpu_model
+from srlab.machine import cpu_model
 
 FORMAT = 1
 

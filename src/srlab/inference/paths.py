@@ -41,7 +41,7 @@ from torch import nn
 
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
-from srlab.profile.machine import cpu_flags
+from srlab.machine import cpu_flags
 
 PRECISIONS = ("auto", "fp32")
 # An fp32 path may differ from eager only by the reordering of float sums.
@@ -228,7 +228,7 @@ def photo_drop_db(model: nn.Module, run: Callable) -> float:
     sample photo, downscaled by MATLAB bicubic: the photo stands in for Set5/Set14, which srlab does not ship."""
     from srlab.data.datasets import modcrop
     from srlab.data.resize import bicubic_downscale
-    from srlab.demo import sample_photo
+    from srlab.data.io import sample_photo
     from srlab.inference.upscale import upscale_tensor
     from srlab.metrics.protocol import PAPER_PROTOCOL
 

@@ -23,6 +23,8 @@ import os
 
 import torch
 
+from srlab.machine import OPENMP_PASSIVE
+
 
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
@@ -55,7 +57,5 @@ def choose_threads(requested: int | None, *, cpus: int, busy: float, ceiling: in
 
 def policy_threads(requested: int | None = None) -> int:
     """:func:`choose_threads` for this machine, now."""
-    from srlab import _openmp_passive
-
     return choose_threads(requested, cpus=usable_cpus(), busy=busy_cpus(), ceiling=torch.get_num_threads(),
-                          passive=_openmp_passive)
+                          passive=OPENMP_PASSIVE)

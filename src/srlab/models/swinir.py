@@ -21,8 +21,10 @@ the window size (as ``check_image_size``) and the output cropped back.
 Deviations from the official code:
 - The shifted-window attention masks depend on the input size and are computed at forward time (cached
   per size), never stored: the official checkpoints' ``*.attn_mask`` tensors (for its ``img_size`` 64)
-  are dropped when loading (``derived_checkpoint_keys``). ``relative_position_index`` stays a persistent
-  buffer as in the official state dict (a small configuration constant).
+  are dropped when loading (``derived_checkpoint_keys``); :meth:`SwinIR.derived_checkpoint_tensors`
+  computes them again for ``srlab export-weights`` (:func:`srlab.export.official_state.official_state_dict`),
+  whose files the official code loads strictly. ``relative_position_index`` stays a persistent buffer as
+  in the official state dict (a small configuration constant).
 - No ``img_size`` argument (only that mask and the flops() estimate used it); no stochastic depth
   (drop_path only acts in training); only the '1conv' residual connection of these variants.
 - An input smaller than the padding it needs falls back to replicate padding (the official reflect pad
@@ -42,7 +44,10 @@ from torch import nn
 
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
 from srlab.layers.padding import pad_to_multiple, round_up
-from srlab.layers.swin import RSTB, PatchEmbed, init_swin_weights, tokens_to_map
+from srlab.errors import SrlabError
+from srlab.layers.swin import (
+    RSTB, PatchEmbed, SwinTransformerBlock, init_swin_weights, shifted_window_mask, tokens_to_map,
+)
 from srlab.layers.upsamplers import ProgressiveUpsampler, SubPixelHead
 from srlab.models.registry import Derived, ModelInfo, register_model
 
@@ -93,6 +98,20 @@ class SwinIR(nn.Module):
     @staticmethod
     def upsamplers() -> tuple[str, ...]:
         return UPSAMPLERS
+
+    def derived_checkpoint_tensors(self, *, img_size: int) -> dict[str, torch.Tensor]:
+        """The ``*.attn_mask`` buffers the official model holds when built with ``img_size`` (its training
+        patch size: the mask of each shifted block for an img_size x img_size feature map)."""
+        ws = self.window_size
+        if img_size <= ws or img_size % ws:
+            # The official blocks drop the shift (and shrink the window) at img_size <= ws, and cannot
+            # partition a size that is not a multiple of the window.
+            raise SrlabError(f"--img_size must be a multiple of the window size {ws} above it, not {img_size}")
+        return {
+            f"{name}.attn_mask": shifted_window_mask(img_size, img_size, ws, block.shift_size).clone()
+            for name, block in self.named_modules()
+            if isinstance(block, SwinTransformerBlock) and block.shift_size
+        }
 
     def _build_reconstruction(self, scale: int, embed_dim: int, num_feat: int) -> None:
         if self.upsampler == "pixelshuffledirect":

@@ -2,7 +2,7 @@
 
 from srlab.models.complexity import count_macs, macs_720p  # the counter lives on the models floor
 from srlab.profile.latency import LatencyStats, measure_interleaved, measure_latency, model_latency
-from srlab.profile.machine import cpu_model
+from srlab.machine import cpu_model
 from srlab.profile.memory import count_activations, cpu_peak_memory, cuda_peak_memory
 from srlab.profile.report import ModelProfile, profile_model
 

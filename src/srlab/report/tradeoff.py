@@ -54,7 +54,7 @@ from srlab.models.create import model_with_weights
 from srlab.models.registry import ModelSpec, spec_of
 from srlab.models.reparam import deploy
 from srlab.profile.latency import measure_interleaved, torch_threads
-from srlab.profile.machine import cpu_model
+from srlab.machine import cpu_model
 from srlab.report.benchmark import safe_name
 from srlab.report.html import render_page
 from srlab.report.plots import Curve, Point, curves_svg
