@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,33 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
         code = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch):
+    """An empty weights cache (SRLAB_HOME), and no network: a download attempt fails the way it does offline."""
+    from srlab.models import official
+
+    monkeypatch.setenv("SRLAB_HOME", str(tmp_path / "home"))
+
+    def offline(request, timeout=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(official, "urlopen", offline)
+    return tmp_path / "home"
+
+
+def tiny_train_config(tiny_photos, out, **overrides):
+    """A training run that takes seconds: a tiny rdsr_s x2 on the ``tiny_photos`` folders (epochs 2 unless
+    overridden; other overrides set TrainConfig's fields)."""
+    from srlab.train.config import TrainConfig
+
+    config = TrainConfig(scale=2, epochs=overrides.pop("epochs", 2), out=str(out), seed=0)
+    config.model.name = "rdsr_s"
+    config.model.args = {"channels": 8, "num_blocks": 1}
+    config.data.train_dir, config.data.val_dir = str(tiny_photos["train"]), str(tiny_photos["val"])
+    config.data.patch_size, config.data.batch_size, config.data.repeat = 24, 4, 3
+    config.optim.lr = 2e-3
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config

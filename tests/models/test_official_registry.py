@@ -6,7 +6,6 @@ and offline the error says what to fetch from where."""
 import http.client
 import io
 import re
-import urllib.error
 
 import pytest
 import torch
@@ -20,18 +19,6 @@ from srlab.models.create import DEFAULT_MODEL, bundled_weights, list_bundled, mo
 
 # Licences that allow srlab to ship the weights (with their notice, src/srlab/weights/LICENSES).
 REDISTRIBUTABLE = {"MIT", "Apache-2.0"}
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """An empty cache, and no network: a download attempt fails the way it does offline."""
-    monkeypatch.setenv("SRLAB_HOME", str(tmp_path / "home"))
-
-    def offline(request, timeout=None):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(official, "urlopen", offline)
-    return tmp_path / "home"
 
 
 def serve(data: bytes):
@@ -124,23 +111,23 @@ def test_select_takes_releases_and_models():
         official.select(["bsrn_x5"])
 
 
-def test_offline_without_cache_says_what_to_fetch_and_where(home):
+def test_offline_without_cache_says_what_to_fetch_and_where(offline_home):
     entry = official.get("imdn_x4")
     with pytest.raises(SrlabError) as e:
         srlab.create_model("imdn", scale=4, pretrained="official")
     message = str(e.value)
     assert "\n" not in message
     assert "cannot be downloaded (" in message and "offline?" in message
-    assert f"fetch {entry.url} by hand and put it at {home / 'weights' / 'imdn' / 'IMDN_x4.pth'}" in message
+    assert f"fetch {entry.url} by hand and put it at {offline_home / 'weights' / 'imdn' / 'IMDN_x4.pth'}" in message
     assert "srlab weights download imdn_x4 --from DIR" in message
-    assert not (home / "weights" / "imdn").exists() or not any((home / "weights" / "imdn").iterdir())
+    assert not (offline_home / "weights" / "imdn").exists() or not any((offline_home / "weights" / "imdn").iterdir())
 
 
 @needs_weights
-def test_pretrained_official_loads_from_the_cache_offline(home):
+def test_pretrained_official_loads_from_the_cache_offline(offline_home):
     """RLFN's release expects [0, 255]: through the cache it loads into srlab's rlfn, which scales inside."""
     entry = official.get("rlfn_x4")
-    assert official.fetch(entry, mirror=OFFICIAL_WEIGHTS) == home / "weights" / "rlfn" / "rlfn_x4.pth"
+    assert official.fetch(entry, mirror=OFFICIAL_WEIGHTS) == offline_home / "weights" / "rlfn" / "rlfn_x4.pth"
     model = srlab.create_model("rlfn", scale=4, pretrained="official")  # urlopen is offline: the cache serves
     reference = srlab.create_model("rlfn", scale=4, checkpoint=OFFICIAL_WEIGHTS / "rlfn" / "rlfn_x4.pth")
     assert not model.training
@@ -152,14 +139,14 @@ def test_pretrained_official_loads_from_the_cache_offline(home):
 
 
 @needs_weights
-def test_a_variant_with_hyper_parameters_loads(home):
+def test_a_variant_with_hyper_parameters_loads(offline_home):
     official.fetch(official.get("ecbsr_etds_m4c32_x2"), mirror=OFFICIAL_WEIGHTS)
     model = srlab.create_model("ecbsr_etds", scale=2, pretrained="official", args={"channels": 32})
     assert spec_of(model).args["channels"] == 32
 
 
 @needs_weights
-def test_download_is_checked_and_placed(home, monkeypatch):
+def test_download_is_checked_and_placed(offline_home, monkeypatch):
     entry = official.get("etds_t_x2")
     data = (OFFICIAL_WEIGHTS / entry.folder / entry.file).read_bytes()
     monkeypatch.setattr(official, "urlopen", serve(data))
@@ -168,16 +155,16 @@ def test_download_is_checked_and_placed(home, monkeypatch):
     assert spec_of(srlab.create_model("etds_t", scale=2, pretrained="official")).name == "etds_t"
 
 
-def test_corrupt_download_is_deleted(home, monkeypatch):
+def test_corrupt_download_is_deleted(offline_home, monkeypatch):
     entry = official.get("etds_t_x2")
     monkeypatch.setattr(official, "urlopen", serve(b"<html>rate limited</html>"))
     with pytest.raises(SrlabError, match=rf"{re.escape(entry.url)} is not the released ETDS_M5C16_x2.pth "
                                          rf"\(25 bytes, expected {entry.size}\): deleted it"):
         official.fetch(entry)
-    assert list((home / "weights" / "etds").iterdir()) == []
+    assert list((offline_home / "weights" / "etds").iterdir()) == []
 
 
-def test_corrupt_cached_file_is_named(home):
+def test_corrupt_cached_file_is_named(offline_home):
     entry = official.get("etds_t_x2")
     path = official.cache_path(entry)
     path.parent.mkdir(parents=True)
@@ -188,7 +175,7 @@ def test_corrupt_cached_file_is_named(home):
         srlab.create_model("etds_t", scale=2, pretrained="official")
 
 
-def test_mirror_without_the_file(home, tmp_path):
+def test_mirror_without_the_file(offline_home, tmp_path):
     with pytest.raises(SrlabError, match=r"rlfn_x2.pth is neither in .*rlfn nor in .*: fetch it from https://"):
         official.fetch(official.get("rlfn_x2"), mirror=tmp_path)
 
@@ -210,9 +197,9 @@ def test_srlab_home_defaults_to_the_user_cache(monkeypatch, tmp_path):
         "net_g_BSRN_x4.pth"
 
 
-def test_commands_say_where_the_release_goes(home):
+def test_commands_say_where_the_release_goes(offline_home):
     """`srlab upscale --model rlfn` without weights: the error names the download and the flag to pass."""
-    path = home / "weights" / "rlfn" / "rlfn_x4.pth"
+    path = offline_home / "weights" / "rlfn" / "rlfn_x4.pth"
     with pytest.raises(SrlabError, match=rf"model 'rlfn' x4 has no weights .*; or the authors' release: "
                                          rf"`srlab weights download rlfn_x4`, then --checkpoint {re.escape(str(path))}$"):
         model_with_weights("rlfn", scale=4)
@@ -220,7 +207,7 @@ def test_commands_say_where_the_release_goes(home):
         model_with_weights("rdsr", scale=2)
 
 
-def test_broken_off_download_leaves_nothing(home, monkeypatch):
+def test_broken_off_download_leaves_nothing(offline_home, monkeypatch):
     class Broken(io.BytesIO):
         def read(self, size=-1):
             raise http.client.IncompleteRead(b"partial", 1000)
@@ -228,4 +215,4 @@ def test_broken_off_download_leaves_nothing(home, monkeypatch):
     monkeypatch.setattr(official, "urlopen", lambda request, timeout=None: Broken())
     with pytest.raises(SrlabError, match=r"official etds_t_x2 weights broke off while downloading \(IncompleteRead"):
         official.fetch(official.get("etds_t_x2"))
-    assert list((home / "weights" / "etds").iterdir()) == []
+    assert list((offline_home / "weights" / "etds").iterdir()) == []

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import srlab.train.step as step
+from conftest import tiny_train_config
 from srlab.cli.train import add_arguments, build_config
 from srlab.errors import SrlabError
 from srlab.train.config import TrainConfig, apply_overrides, validate
@@ -18,15 +19,8 @@ event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.ev
 
 
 def _config(tiny_photos, out, **overrides) -> TrainConfig:
-    config = TrainConfig(scale=2, epochs=overrides.pop("epochs", 2), out=str(out), seed=0)
-    config.model.name = "rdsr_s"
-    config.model.args = {"channels": 8, "num_blocks": 1}
-    config.data.train_dir, config.data.val_dir = str(tiny_photos["train"]), str(tiny_photos["val"])
-    config.data.patch_size, config.data.batch_size, config.data.repeat = 24, 4, 3
-    config.optim.lr = 2e-3
+    config = tiny_train_config(tiny_photos, out, **overrides)
     config.logging.tensorboard = True
-    for key, value in overrides.items():
-        setattr(config, key, value)
     return config
 
 
