@@ -102,6 +102,32 @@ def test_a_path_that_fails_is_skipped_with_its_reason(model, lr, monkeypatch):
     assert torch.equal(out, upscale_tensor(model, lr))
 
 
+def test_onnxruntime_path_exports_once_and_matches_eager(model, lr):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    on_path = PathModel(model, path="onnxruntime")
+    eager = upscale_tensor(model, lr)
+    for tile in (None, 12):  # dynamic shapes: one export serves every tile size
+        out = upscale_tensor(on_path, lr, tile=tile, tile_overlap=8)
+        assert (out - eager).abs().max().item() <= FP32_MAX_ABS_DIFF, tile
+    assert on_path.selection((1, 3, 20, 28)).path == "onnxruntime"
+    assert list(on_path._built) == ["eager", "onnxruntime"]
+
+
+def test_onnxruntime_needs_its_packages(model, monkeypatch):
+    real = paths_module.importlib.util.find_spec
+    monkeypatch.setattr(paths_module.importlib.util, "find_spec",
+                        lambda name: None if name == "onnxruntime" else real(name))
+    reason = unavailable_reason(PATHS["onnxruntime"], model, CPU, "auto")
+    assert reason == "needs the onnxruntime package (pip install 'srlab[deploy]')"
+
+
+def test_auto_exports_only_where_eager_is_slow(model, lr):
+    selection = PathModel(model, precision="fp32").selection((1, 3, 20, 28))
+    skipped = next(c.skipped for c in selection.candidates if c.path == "onnxruntime")
+    assert skipped.startswith("eager takes ") and "--path onnxruntime forces it" in skipped
+
+
 def test_compile_needs_a_cpp_compiler(model, monkeypatch):
     monkeypatch.setattr(paths_module.shutil, "which", lambda name: None)
     assert "needs a C++ compiler" in unavailable_reason(PATHS["compile"], model, CPU, "auto")

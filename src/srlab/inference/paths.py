@@ -8,6 +8,10 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
 - ``compile``: ``torch.compile`` with freezing (weights folded into the graph as constants, prepacked
   for oneDNN); needs a C++ compiler on CPU and compiles once per input shape (inductor caches the result
   on disk); skipped, with the reason recorded, wherever it is unavailable or fails;
+- ``onnxruntime``: the model exported to ONNX (:func:`srlab.export.onnx.export_onnx`, dynamic shapes,
+  once per model and process: a second to a few seconds for the convolutional networks) and run by
+  onnxruntime on the CPU (:class:`srlab.export.runtime.OnnxModel`); needs the ``onnxruntime`` and
+  ``onnx`` packages (``srlab[deploy]``); a model that does not export is skipped with the reason;
 - ``bf16`` / ``fp16``: weights and activations in bfloat16 / float16 (bf16 in channels_last: in NCHW it
   was measured no faster), the input and output cast at the boundary; offered only where the hardware
   has native units (CPU flags avx512_bf16 or amx_bf16; a CUDA GPU) and ``ModelInfo.half_precision_safe``.
@@ -17,24 +21,25 @@ probe image, is checked against fp32 eager (fp32 paths: largest absolute differe
 reduced-precision paths: PSNR of their output against eager's >= :data:`REDUCED_MIN_PSNR`, and a PSNR-Y
 drop within :data:`REDUCED_MAX_DROP_DB`, measured on Set5/Set14 or on srlab's sample photo), and the
 fastest that passes is kept, timed interleaved with the others. ``compile`` is tried by ``auto`` only
-where an eager forward takes :data:`COMPILE_MIN_EAGER_S` or more. The choice is cached on disk per
+where an eager forward takes :data:`COMPILE_MIN_EAGER_S` or more, ``onnxruntime`` only from
+:data:`EXPORT_MIN_EAGER_S`. The choice is cached on disk per
 (model, weights, input size, threads, CPU/GPU model, torch version) by :mod:`srlab.inference.path_cache`.
 A forced path (``--path compile``) is checked the same way and falls back to eager, with a warning, if
 it fails. ``--precision fp32`` leaves the reduced-precision paths out.
-
-onnxruntime is not a candidate yet: an ``OnnxModel`` (srlab.export.runtime) obeys the same contract; it
-plugs in as one more entry of :data:`PATHS` built by :func:`build_path` (float32, so checked to 1e-4).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -72,6 +77,9 @@ BF16_MEASURED_DROP = {
 # shape, and every new process traces again even when inductor's disk cache holds the kernels (IMDN x4 at
 # LR 90x160, 1 thread: 65 s cold, 20 s warm, for a 1985 -> 1325 ms forward): small inputs never win it back.
 COMPILE_MIN_EAGER_S = 2.0
+# ``auto`` exports to ONNX only where one eager forward takes this long: an export with its checks costs
+# about a second for the small convolutional networks, more for the deep ones.
+EXPORT_MIN_EAGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ class InferencePath:
     dtype: torch.dtype  # what the weights and activations are computed in
     channels_last: bool
     compiled: bool = False
+    runtime: str = "torch"  # or "onnxruntime": the model exported and run outside PyTorch
 
     @property
     def exact(self) -> bool:
@@ -92,6 +101,7 @@ PATHS = {
         InferencePath("eager", torch.float32, channels_last=False),
         InferencePath("channels_last", torch.float32, channels_last=True),
         InferencePath("compile", torch.float32, channels_last=False, compiled=True),
+        InferencePath("onnxruntime", torch.float32, channels_last=False, runtime="onnxruntime"),
         InferencePath("bf16", torch.bfloat16, channels_last=True),
         InferencePath("fp16", torch.float16, channels_last=True),
     )
@@ -113,6 +123,12 @@ def unavailable_reason(path: InferencePath, model: nn.Module, device: torch.devi
             return f"bf16 lost {set5:.4f} / {set14:.4f} dB on Set5 / Set14 x4 (limit {REDUCED_MAX_DROP_DB:g})"
         if not _native_units(path.dtype, device):
             return f"no native {path.name} units on this {'GPU' if device.type == 'cuda' else 'CPU'}"
+    if path.runtime == "onnxruntime":
+        if device.type != "cpu":
+            return "onnxruntime runs on the CPU here"
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"needs the {' and '.join(missing)} package (pip install 'srlab[deploy]')"
     if path.compiled and device.type == "cpu" and not _cpp_compiler():
         return "torch.compile on CPU needs a C++ compiler (g++, c++ or clang++ on PATH)"
     return None
@@ -132,6 +148,8 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
     """``model`` (left untouched) as a float32-in, float32-out callable on ``path``."""
     if path.name == "eager":
         return model
+    if path.runtime == "onnxruntime":
+        return _on_onnxruntime(model)
     net = copy.deepcopy(model).to(dtype=path.dtype)
     if path.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -148,6 +166,22 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
         else:
             out = run(x, **kwargs)
         return out.to(torch.float32).contiguous()
+
+    return forward
+
+
+def _on_onnxruntime(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` exported to ONNX (no check here: the path's check against eager is the caller's) and
+    loaded into onnxruntime with torch's thread count; the file is read whole, then deleted."""
+    from srlab.export.onnx import export_onnx
+    from srlab.export.runtime import OnnxModel
+
+    with tempfile.TemporaryDirectory(prefix="srlab-onnx-") as folder:
+        exported = OnnxModel(export_onnx(model, Path(folder) / "model.onnx", check=False),
+                             threads=torch.get_num_threads())
+
+    def forward(x: torch.Tensor, **kwargs) -> torch.Tensor:
+        return exported(x)
 
     return forward
 
@@ -371,6 +405,9 @@ class PathModel(nn.Module):
             if path.compiled and self.path == "auto" and eager_s < COMPILE_MIN_EAGER_S:
                 candidate.skipped = (f"eager takes {1e3 * eager_s:.0f} ms at this size: compiling pays off from "
                                      f"{COMPILE_MIN_EAGER_S:g} s (--path compile forces it)")
+            if path.runtime == "onnxruntime" and self.path == "auto" and eager_s < EXPORT_MIN_EAGER_S:
+                candidate.skipped = (f"eager takes {1e3 * eager_s:.0f} ms at this size: exporting pays off from "
+                                     f"{EXPORT_MIN_EAGER_S:g} s (--path onnxruntime forces it)")
             if candidate.skipped:
                 continue
             try:
