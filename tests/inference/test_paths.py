@@ -63,7 +63,7 @@ def test_bf16_path_casts_at_the_boundary(model, lr):
 
 
 def test_no_native_bf16_units_means_no_bf16_path(model, lr, monkeypatch):
-    monkeypatch.setattr(paths_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # an AMD Zen 3
+    monkeypatch.setattr(paths_module, "cpu_has_bf16", lambda: False)  # an AMD Zen 3
     assert unavailable_reason(PATHS["bf16"], model, CPU, "auto") == "no native bf16 units on this CPU"
     forced = PathModel(model, path="bf16")
     with pytest.warns(SrlabWarning, match=r"--path bf16 is not used for 20x28 inputs \(no native bf16 units"):
@@ -249,7 +249,7 @@ def test_a_cached_choice_that_fails_now_runs_eager_with_a_warning(model, lr, tmp
 
 
 def test_bf16_is_judged_by_the_drop_measured_on_set5_set14(monkeypatch):
-    monkeypatch.setattr(paths_module, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
+    monkeypatch.setattr(paths_module, "cpu_has_bf16", lambda: True)
     span = create_model("span", scale=4)
     assert unavailable_reason(PATHS["bf16"], span, CPU, "auto") == (
         "bf16 lost 0.0361 / 0.0158 dB on Set5 / Set14 x4 (limit 0.02)")

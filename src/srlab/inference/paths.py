@@ -14,7 +14,7 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
   ``onnx`` packages (``srlab[deploy]``); a model that does not export is skipped with the reason;
 - ``bf16`` / ``fp16``: weights and activations in bfloat16 / float16 (bf16 in channels_last: in NCHW it
   was measured no faster), the input and output cast at the boundary; offered only where the hardware
-  has native units (CPU flags avx512_bf16 or amx_bf16; a CUDA GPU) and ``ModelInfo.half_precision_safe``.
+  has native units (AVX-512 BF16 or AMX, as oneDNN reports; a CUDA GPU) and ``ModelInfo.half_precision_safe``.
 
 :class:`PathModel` (``--path auto``) chooses per input shape, once: every available path runs the same
 probe image, is checked against fp32 eager (fp32 paths: largest absolute difference <= 1e-4;
@@ -46,7 +46,7 @@ from torch import nn
 
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
-from srlab.machine import cpu_flags
+from srlab.inference.precision import cpu_has_bf16
 
 PRECISIONS = ("auto", "fp32")
 # An fp32 path may differ from eager only by the reordering of float sums.
@@ -137,7 +137,7 @@ def unavailable_reason(path: InferencePath, model: nn.Module, device: torch.devi
 def _native_units(dtype: torch.dtype, device: torch.device) -> bool:
     if device.type == "cuda":
         return dtype == torch.float16 or torch.cuda.is_bf16_supported()
-    return dtype == torch.bfloat16 and bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    return dtype == torch.bfloat16 and cpu_has_bf16()
 
 
 def _cpp_compiler() -> str | None:
