@@ -1,7 +1,9 @@
 """Peak memory of ``srlab upscale`` and ``srlab eval`` in fresh processes (slow tests).
 
-Peak resident set size comes from the kernel (``ru_maxrss`` of ``os.wait4`` on the child), so it is
-the child's own peak whatever else runs. bench/bench_large_image.py measures the same at larger sizes.
+Peak resident set size is the child's own ``VmHWM`` (the high-water mark of its address space since
+``exec``), read by the child as it exits. Not ``ru_maxrss``: Linux carries a forked child's maxrss over
+from the parent's resident size at the fork, so a child of a pytest process grown to 12 GiB (the slow
+export tests) reported 12 GiB whatever it did. bench/bench_large_image.py measures the same at larger sizes.
 """
 
 from __future__ import annotations
@@ -20,17 +22,30 @@ pyvips = pytest.importorskip("pyvips")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+# ``python -m srlab ARGV`` that writes its peak RSS (kB) to the file named by the environment as it exits.
+_RUN_AND_REPORT_PEAK = """
+import os, runpy
+try:
+    runpy.run_module("srlab", run_name="__main__", alter_sys=True)
+finally:
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["SRLAB_TEST_PEAK_FILE"], "w") as out:
+        out.write(peak)
+"""
+
+
 def peak_rss_mib(*argv: str | Path) -> float:
     """Run ``python -m srlab argv`` in a fresh process (one torch thread); its peak RSS in MiB."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    process = subprocess.Popen([sys.executable, "-m", "srlab", *map(str, argv)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    error = process.stderr.read().decode()
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.returncode == 0, error
-    return usage.ru_maxrss / 1024
+    peak_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"srlab-peak-{os.getpid()}"
+    env = dict(os.environ, OMP_NUM_THREADS="1", SRLAB_TEST_PEAK_FILE=str(peak_file),
+               PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    done = subprocess.run([sys.executable, "-c", _RUN_AND_REPORT_PEAK, *map(str, argv)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 0, done.stderr
+    peak_kib = int(peak_file.read_text())
+    peak_file.unlink()
+    return peak_kib / 1024
 
 
 def synthetic_png(path: Path, width: int, height: int) -> Path:
