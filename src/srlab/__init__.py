@@ -1,6 +1,6 @@
 """srlab: efficient single-image super-resolution."""
 
-from srlab import machine as _machine  # first: sets OpenMP's wait policy before torch loads  # noqa: F401
+from srlab import machine as _machine  # noqa: F401 - imported first: sets OpenMP's wait policy before torch loads
 from srlab.errors import SrlabError
 from srlab.layers.upsamplers import list_upsamplers
 from srlab.models import deploy, list_models
