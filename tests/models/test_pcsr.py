@@ -10,7 +10,9 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.complexity import count_macs, lr_size_for_720p, macs_720p
 from srlab.layers.mean_shift import DIV2K_RGB_MEAN
-from srlab.models.pcsr import _official_flops, _refine, hr_queries, query_vectors
+from srlab.adaptive import build_adaptive
+from srlab.errors import SrlabError
+from srlab.models.pcsr import _official_flops, _refine, cluster_heavy, hr_queries, query_vectors
 from conftest import BENCHMARKS, OFFICIAL_WEIGHTS, needs_shared, needs_weights
 
 WEIGHTS = {n: OFFICIAL_WEIGHTS / "pcsr" / f"{n}-pcsr-phase1_iter_last.pth" for n in ("carn", "fsrcnn")}
@@ -21,6 +23,9 @@ SET5 = BENCHMARKS / "Set5"
 SET5_PSNR_Y = {
     ("carn", "classifier"): 31.8157, ("carn", "heavy"): 31.8623,
     ("fsrcnn", "classifier"): 30.8932, ("fsrcnn", "heavy"): 30.9310,
+    # the official adaptive_cluster decision (its 2-means matched fast_pytorch_kmeans 0.2.2 on every Set5
+    # and Set14 image of both networks when srlab's was written)
+    ("carn", "cluster"): 31.7838, ("fsrcnn", "cluster"): 30.8506,
 }
 # Fraction of Set5's HR pixels the classifier sends to the heavy sampler at k = 0.
 SET5_HEAVY_FRACTION = {"carn": 0.4084, "fsrcnn": 0.4936}
@@ -179,3 +184,29 @@ def test_set5_heavy_fraction_at_the_default_knob(name):
 def test_set5_psnr_of_the_released_weights(name, routing):
     result = evaluate_folder(_released(name, routing=routing), discover_pairs(SET5, 4), progress=False)
     assert result.psnr_y == pytest.approx(SET5_PSNR_Y[(name, routing)], abs=2e-3)
+
+
+def test_cluster_decision_is_the_official_two_means_split():
+    # Normalised to [0, 1] (already); step 1 moves the given centroid 0.5 to the mean 0.44 and adds one at 0;
+    # step 2 splits at 0.22: {0.9, 1.0} and {0, 0.1, 0.2}; step 3 does not move: stop. The cluster holding the
+    # smallest value is light.
+    p = torch.tensor([0.2, 1.0, 0.0, 0.9, 0.1])
+    assert cluster_heavy(p).tolist() == [False, True, False, True, False]
+    # scaled and shifted probabilities split the same way (min-max normalisation)
+    assert cluster_heavy(0.3 + 0.5 * p).tolist() == [False, True, False, True, False]
+    # mean 0.5: step 2 puts 0.5 with the ones (centroids 0.5 and 0), step 3 keeps it there (0.83 and 0)
+    assert cluster_heavy(torch.tensor([0.0, 0.0, 1.0, 1.0, 0.5])).tolist() == [False, False, True, True, True]
+
+
+def test_cluster_decision_of_a_flat_image_sends_every_pixel_light():
+    assert not cluster_heavy(torch.full((7,), 0.4)).any()
+
+
+def test_cluster_routing_has_no_knob():
+    model = srlab.create_model("pcsr_fsrcnn", scale=4, args={"routing": "cluster"}).eval()
+    method = build_adaptive("pcsr", model)
+    assert method.knob is None and method.knob_name is None
+    _, stats = method.upscale(torch.rand(1, 3, 12, 10))
+    assert stats.units == 48 * 40
+    with pytest.raises(SrlabError, match="routing=cluster decides by clustering and has no knob: drop --knob"):
+        build_adaptive("pcsr", model, knob=0.5)

@@ -5,6 +5,10 @@ The knob is the paper's ``k``: a pixel goes heavy iff ``p_heavy / c_heavy**k > p
 full path is the same weights with every pixel on the heavy sampler (no refinement then: it only touches
 light pixels). MACs follow :meth:`srlab.models.pcsr.PCSR.macs_spent`: backbone + classifier on every
 pixel + each pixel's sampler; the full path's have no classifier. Whole images (or srlab's tiles) are processed, as PCSR's per-image test.
+
+A model built with ``routing="cluster"`` (the official ``adaptive_cluster``: each image's heavy probabilities
+split by 2-means, :func:`srlab.models.pcsr.cluster_heavy`) decides without a threshold, so the method then
+has no knob.
 """
 
 from __future__ import annotations
@@ -49,9 +53,21 @@ class PcsrRouting(AdaptiveMethod):
         return full
 
 
+class PcsrClusterRouting(PcsrRouting):
+    """PCSR's adaptive decision (``routing="cluster"``): no knob."""
+
+    knob_name = None
+    knob_sweep = ()
+
+
 @register_adaptive
-def pcsr(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 0.0) -> PcsrRouting:
-    """A PCSR network (``pcsr_carn``, ``pcsr_fsrcnn``) with threshold knob ``k``."""
+def pcsr(model: nn.Module, *, checkpoint: Path | None = None, knob: float | None = None) -> PcsrRouting:
+    """A PCSR network (``pcsr_carn``, ``pcsr_fsrcnn``) with threshold knob ``k`` (default 0), or without a
+    knob where the model routes by clustering (``routing="cluster"``)."""
     if not isinstance(model, PCSR):
         raise SrlabError(f"adaptive method pcsr runs PCSR networks (pcsr_carn, pcsr_fsrcnn), not {type(model).__name__}")
-    return PcsrRouting(model, knob=knob)
+    if model.routing == "cluster":
+        if knob is not None:
+            raise SrlabError("PCSR with routing=cluster decides by clustering and has no knob: drop --knob")
+        return PcsrClusterRouting(model, knob=None)
+    return PcsrRouting(model, knob=0.0 if knob is None else knob)
