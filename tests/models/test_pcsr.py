@@ -3,6 +3,7 @@ refinement step, routing statistics and the MACs they spend."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import srlab
 from srlab.data.datasets import discover_pairs, load_pair
@@ -210,3 +211,31 @@ def test_cluster_routing_has_no_knob():
     assert stats.units == 48 * 40
     with pytest.raises(SrlabError, match="routing=cluster decides by clustering and has no knob: drop --knob"):
         build_adaptive("pcsr", model, knob=0.5)
+
+
+def _official_patch_test(model: torch.nn.Module, lr: torch.Tensor, k: float) -> torch.Tensor:
+    """The official test_pcsr.py default, written independently: crop, unfold 32x32 at stride 28, 96
+    patches a forward, fold and divide by the fold of ones."""
+    h, w = lr.shape[-2:]
+    crop_h, crop_w = ((h - 32 + 28) // 28 - 1) * 28 + 32, ((w - 32 + 28) // 28 - 1) * 28 + 32
+    lr = lr[..., :crop_h, :crop_w]
+    patches = F.unfold(lr, 32, stride=28).transpose(0, 2).reshape(-1, 3, 32, 32)
+    with torch.no_grad():
+        outs = torch.cat([model.upscale_routed(b, k=k)[0] for b in patches.split(96)])
+    cols = outs.flatten(1).unsqueeze(-1).transpose(0, 2)
+    size = (crop_h * 4, crop_w * 4)
+    return F.fold(cols, size, 128, stride=112) / F.fold(torch.ones_like(cols), size, 128, stride=112)
+
+
+@pytest.mark.parametrize(("routing", "knob"), [("classifier", 0.5), ("cluster", None)])
+def test_evaluation_runs_the_official_patch_test(routing, knob):
+    model = srlab.create_model("pcsr_fsrcnn", scale=4, args={"routing": routing}).eval()
+    lr = torch.rand(1, 3, 75, 90, generator=torch.Generator().manual_seed(3))
+    method = build_adaptive("pcsr", model, knob=knob)
+    sr, stats = method.upscale(lr, whole_image=False)
+    expected = _official_patch_test(model, lr, 0.5 if knob is None else knob)
+    assert sr.shape == expected.shape == (1, 3, 240, 352) and stats.out_hw == (240, 352)
+    assert torch.allclose(sr, expected, atol=1e-6)
+    assert stats.grid_hw == (2, 3) and stats.units == 6 * 128 * 128
+    whole, _ = method.upscale(lr, whole_image=True)  # upscaling: one forward of the whole image
+    assert whole.shape == (1, 3, 300, 360) and torch.equal(whole, model.upscale_routed(lr, k=knob)[0])

@@ -34,8 +34,8 @@ argument, default 0 = the argmax of the classifier) is the paper's knob: larger 
 min-max normalised, are split in two by 2-means (:func:`cluster_heavy`, the official
 ``fast_pytorch_kmeans`` call transcribed; its split equals that package's, 0.2.2, on 200 random vectors
 and on every Set5 and Set14 image of both released networks), the cluster holding the smallest
-probability going light; ``k`` is not used. Set5 x4 (Y): CARN 31.7838 dB at 63.3 % of the all-heavy
-MACs, FSRCNN 30.8506 at 47.1 % (Set14: 28.3365 at 62.9 %, 27.8036 at 41.4 %): on CARN between
+probability going light; ``k`` is not used. Set5 x4 (Y, whole images): CARN 31.7838 dB at 63.3 % of the
+all-heavy MACs, FSRCNN 30.8506 at 47.1 % (Set14: 28.3365 at 62.9 %, 27.8036 at 41.4 %): on CARN between
 ``k = 0`` (31.8157 at 70.4 %) and ``k = 1`` (31.7630 at 58.6 %), i.e. on the knob's own curve.
 
 Refinement (eval mode, ``refinement=True`` as in the official test): a light pixel with at least one
@@ -99,14 +99,18 @@ Test2K, which is not available here.
 
 Deviations from the official code:
 * The official test script crops 32x32 LR patches (step 28) and averages the overlaps, or runs per
-  image (``--per_image``); srlab runs whole images (or srlab's tiles), i.e. the per-image mode.
+  image (``--per_image``). The model's forward is the per-image mode (whole images, or srlab's tiles);
+  ``srlab eval`` scores the patch mode through the adaptive method (:mod:`srlab.adaptive.pcsr`; Set5 x4
+  CARN k=0 31.2856 dB there, 31.8157 per image: the patches' borders and the crop cost 0.5 dB on Set5's
+  small images).
 * The 3x3 mean of the refinement is an average pooling; the official code averages an unfolded
   tensor (bit-identical in the check above; not guaranteed on every backend).
 * The official cost list is measured with CUDA tensors at the first call; here it is a shape-only
   count at build time (same numbers; float64 instead of float32 until it meets the probabilities).
-* The adaptive decision (``routing="cluster"``) clusters each image on its own, as the per-image test;
-  the official code normalises and clusters a whole batch together. Where every probability is equal
-  the official code stops on an assertion; srlab sends every pixel light.
+* The adaptive decision (``routing="cluster"``) clusters a batch's probabilities together, as officially
+  (whole images run one at a time; the patch protocol's batches of 96 patches together); it computes the
+  query vectors twice (once for the decision). Where every probability is equal the official code stops
+  on an assertion; srlab sends every pixel light.
 * The official configs score RGB PSNR (``psnr_type: rgb``); ``srlab eval`` scores Y by default
   (``--protocol rgb`` for theirs). With ``--tile`` the refinement sees each tile's own border.
 * Queries are computed in chunks of ``pixel_chunk`` HR pixels (the official ``pixel_batch_size``);
@@ -437,8 +441,11 @@ class PCSR(nn.Module):
         feat = self.encoder(lr)
         coord, cell = hr_queries(self._out_size(x), like=feat)
         preds, flags = [], []
+        # The official adaptive decision clusters the whole batch's probabilities together.
+        clustered = self._cluster_batch(feat, coord, cell) if self.routing == "cluster" and not feat.is_meta else None
         for i in range(x.shape[0]):
-            pred, flag = self._route_image(feat[i : i + 1], lr[i : i + 1], coord, cell, self.k if k is None else k)
+            given = None if clustered is None else clustered[i]
+            pred, flag = self._route_image(feat[i : i + 1], lr[i : i + 1], coord, cell, self.k if k is None else k, given)
             preds.append(pred)
             flags.append(flag)
         pred, heavy = self._to_image(torch.cat(preds), x), self._to_image(torch.stack(flags).unsqueeze(-1), x)
@@ -447,14 +454,18 @@ class PCSR(nn.Module):
             pred, refined = _refine(pred, heavy)
         return pred + self.input_mean, Routing(heavy=heavy, refined=refined)
 
+    def _chunks(self, q: int) -> list[tuple[int, int]]:
+        return [(s, min(q, s + self.pixel_chunk)) for s in range(0, q, self.pixel_chunk)]
+
     def _route_image(
-        self, feat: torch.Tensor, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, k: float
+        self, feat: torch.Tensor, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, k: float,
+        flag: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One image: (1, q, 3) prediction (normalised) and (q,) bool heavy flags."""
-        q = coord.shape[0]
-        chunks = [(s, min(q, s + self.pixel_chunk)) for s in range(0, q, self.pixel_chunk)]
+        """One image: (1, q, 3) prediction (normalised) and (q,) bool heavy flags (decided here unless given)."""
+        chunks = self._chunks(coord.shape[0])
         queries = [query_vectors(feat, coord[s:e], cell[s:e]) for s, e in chunks]
-        flag = self._decide(queries, k)
+        if flag is None:
+            flag = self._decide(queries, k)
         pred = torch.cat([bilinear_base(lr, coord[s:e]) for s, e in chunks], dim=1)
         if feat.is_meta:  # no values to route: count the all-heavy upper bound
             return pred + self.heavy_sampler(torch.cat(queries, dim=1)), torch.ones_like(flag)
@@ -470,10 +481,18 @@ class PCSR(nn.Module):
             q = sum(query.shape[1] for query in queries)
             return torch.full((q,), self.routing == "heavy", dtype=torch.bool, device=queries[0].device)
         prob = torch.cat([F.softmax(self.classifier(query), dim=-1) for query in queries], dim=1)[0]
-        if self.routing == "cluster":
-            return cluster_heavy(prob[:, 1])
+        if self.routing == "cluster":  # reached on the meta device only (a MAC count): real batches cluster first
+            return torch.ones(len(prob), dtype=torch.bool, device=prob.device)
         costs = torch.tensor(self.relative_costs(), dtype=prob.dtype, device=prob.device)
         return torch.argmax(prob / costs.pow(k), dim=-1) == 1
+
+    def _cluster_batch(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """(N, q) heavy flags of the official adaptive decision over the batch ``feat`` (N images)."""
+        heavy_prob = [
+            F.softmax(self.classifier(query_vectors(feat[i : i + 1], coord[s:e], cell[s:e])), dim=-1)[0, :, 1]
+            for i in range(len(feat)) for s, e in self._chunks(coord.shape[0])
+        ]
+        return cluster_heavy(torch.cat(heavy_prob)).view(len(feat), -1)
 
     def _out_size(self, x: torch.Tensor) -> tuple[int, int]:
         return x.shape[-2] * self.scale, x.shape[-1] * self.scale
