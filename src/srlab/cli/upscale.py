@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")
         if args.half:
             raise SrlabError("adaptive inference and --half do not combine: drop one (or use --adaptive off)")
+        if args.path not in ("auto", "eager"):  # the method runs its own routes, in float32 (and --path auto so)
+            raise SrlabError(f"adaptive inference runs its own float32 path: drop --path {args.path} (or use --adaptive off)")
         model = AdaptiveModel(adaptive, model)
     elif args.half:  # Real-ESRGAN's habit: half precision as asked, without --path auto's check
         model = half_precision(model, device)
