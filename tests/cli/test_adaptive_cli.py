@@ -115,9 +115,12 @@ def test_the_bundled_adaptive_rdsr_reproduces_its_measured_curve(capsys, tmp_pat
         assert result["macs_spent"] / result["macs_full"] == pytest.approx(share, abs=5e-4 if knob == "0" else 5e-3)
 
 
-def test_upscale_refuses_an_inference_path_for_adaptive_inference(capsys, tmp_path):
+def test_upscale_and_eval_refuse_an_inference_path_for_adaptive_inference(capsys, tmp_path, two_images):
     lr = SET5 / "LR_bicubic" / "X4" / "birdx4.png"
     code, _, err = run_cli(capsys, "upscale", lr, "-o", tmp_path / "out", "--model", "pcsr_fsrcnn", "--scale", "4",
                            "--checkpoint", PCSR_FSRCNN, "--path", "bf16")
     assert code == 2 and "srlab: error: adaptive inference runs its own float32 path: drop --path bf16" in err
     assert not (tmp_path / "out").exists()
+    code, _, err = run_cli(capsys, "eval", "--model", "pcsr_fsrcnn", "--scale", "4", "--checkpoint", PCSR_FSRCNN,
+                           "--data", two_images, "--path", "channels_last")
+    assert code == 2 and "drop --path channels_last (or use --adaptive off)" in err

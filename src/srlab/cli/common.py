@@ -120,6 +120,12 @@ def model_on_path(model: nn.Module, args: argparse.Namespace) -> nn.Module:
     return PathModel(model, path=args.path, precision=args.precision, cache=PathCache())
 
 
+def refuse_path_for_adaptive(args: argparse.Namespace) -> None:
+    """Adaptive methods run their own routes in float32: an explicit faster path would be silently ignored."""
+    if args.path not in ("auto", "eager"):
+        raise SrlabError(f"adaptive inference runs its own float32 path: drop --path {args.path} (or use --adaptive off)")
+
+
 def finite_float(text: str) -> float:
     return _number(text, float, math.isfinite, "a finite number")
 

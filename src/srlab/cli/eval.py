@@ -11,7 +11,7 @@ from pathlib import Path
 
 from srlab.cli.common import (
     add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags,
-    model_on_path, scale_factor,
+    model_on_path, refuse_path_for_adaptive, scale_factor,
 )
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                              "(or --adaptive off for the plain model)")
         if adaptive is None:
             model = model_on_path(model, args)
+        else:
+            refuse_path_for_adaptive(args)
         runs.append((model, adaptive, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
     results, failed = [], []
     for model, adaptive, folders in runs:

@@ -25,7 +25,7 @@ from srlab.adaptive import AdaptiveModel
 from srlab.cli import export as export_cmd
 from srlab.cli.common import (
     add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags, model_on_path,
-    positive_float,
+    positive_float, refuse_path_for_adaptive,
 )
 from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
 from srlab.errors import SrlabError
@@ -93,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
             raise SrlabError("adaptive inference and --self_ensemble do not combine: drop one (or use --adaptive off)")
         if args.half:
             raise SrlabError("adaptive inference and --half do not combine: drop one (or use --adaptive off)")
-        if args.path not in ("auto", "eager"):  # the method runs its own routes, in float32 (and --path auto so)
-            raise SrlabError(f"adaptive inference runs its own float32 path: drop --path {args.path} (or use --adaptive off)")
+        refuse_path_for_adaptive(args)
         model = AdaptiveModel(adaptive, model)
     elif args.half:  # Real-ESRGAN's habit: half precision as asked, without --path auto's check
         model = half_precision(model, device)
