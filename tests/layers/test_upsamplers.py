@@ -174,20 +174,44 @@ def test_build_errors_name_the_fix() -> None:
         build_upsampler("decomposed", in_channels=4, out_channels=3, scale=2, options={"kernel_size": 4})
 
 
+def _measured_reach(name: str, scale: int, options: dict | None) -> int:
+    """How far (LR pixels, per side) the output pixels that change when one LR feature pixel changes lie."""
+    torch.manual_seed(0)
+    module = build_upsampler(name, in_channels=6, out_channels=3, scale=scale, options=options).eval()
+    x = torch.randn(1, 6, 15, 15)
+    moved = x.clone()
+    moved[..., 7, 7] += 1.0
+    with torch.no_grad():
+        changed = (module(x) - module(moved)).abs().amax(dim=(0, 1)) > 0
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    return int(max((rows // scale - 7).abs().max(), (cols // scale - 7).abs().max()))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [(name, None) for name in list_upsamplers()]
+    + [("transposed", {"kernel_size": 5}), ("attention", {"window": 9}), ("interpolate", {"mode": "bicubic"}),
+       ("meta", {"kernel_size": 5})],
+)
+def test_each_upsampler_states_the_reach_it_has(name: str, options: dict | None) -> None:
+    measured = max(_measured_reach(name, scale, options) for scale in _scales(name))
+    assert upsampler_entry(name).reach(options) == measured
+
+
 def test_registration_checks_the_signature(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(base, "_UPSAMPLERS", dict(base._UPSAMPLERS))
     with pytest.raises(ValueError, match="'subpixel' is registered twice"):
-        register_upsampler("subpixel")(lambda *, in_channels, out_channels, scale: nn.Identity())
+        register_upsampler("subpixel", reach=1)(lambda *, in_channels, out_channels, scale: nn.Identity())
     with pytest.raises(ValueError, match="'pixelshuffle' is registered twice"):  # an alias is taken too
-        register_upsampler("new", aliases=("pixelshuffle",))(lambda *, in_channels, out_channels, scale: nn.Identity())
+        register_upsampler("new", reach=1, aliases=("pixelshuffle",))(lambda *, in_channels, out_channels, scale: nn.Identity())
     with pytest.raises(TypeError, match="must take keyword-only arguments"):
-        register_upsampler("positional")(lambda in_channels, out_channels, scale: nn.Identity())
+        register_upsampler("positional", reach=1)(lambda in_channels, out_channels, scale: nn.Identity())
     with pytest.raises(TypeError, match="must take out_channels"):
-        register_upsampler("no_out")(lambda *, in_channels, scale: nn.Identity())
+        register_upsampler("no_out", reach=1)(lambda *, in_channels, scale: nn.Identity())
     with pytest.raises(TypeError, match=r"options need defaults \(width\)"):
-        register_upsampler("no_default")(lambda *, in_channels, out_channels, scale, width: nn.Identity())
+        register_upsampler("no_default", reach=1)(lambda *, in_channels, out_channels, scale, width: nn.Identity())
 
-    @register_upsampler("nearest_only", scales=(2,))
+    @register_upsampler("nearest_only", reach=0, scales=(2,))
     def nearest_only(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
         return nn.Sequential(nn.Upsample(scale_factor=scale), nn.Conv2d(in_channels, out_channels, 1))
 

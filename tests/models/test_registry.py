@@ -66,3 +66,12 @@ def test_every_model_declares_metadata():
 def test_bad_hyper_parameter_values(args, message):
     with pytest.raises(SrlabError, match=message):
         build_model("rdsr_s", scale=2, args=args)
+
+
+def test_an_upsampler_that_reaches_further_widens_the_receptive_radius():
+    # rdsr_s: radius 78 with its sub-pixel head (reach 1); bicubic + conv reaches 2: one pixel more,
+    # rounded up to its size multiple 6. An upsampler reaching no further leaves the radius as it is.
+    radius = {up: spec_of(build_model("rdsr_s", scale=4, args={"upsampler": up})).info.receptive_radius
+              for up in ("subpixel", "bicubic", "nearest")}
+    assert radius == {"subpixel": 78, "bicubic": 84, "nearest": 78}
+    assert spec_of(build_model("imdn", scale=2, args={"upsampler": "liif"})).info.receptive_radius == 33

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from srlab.errors import SrlabError
 from srlab.layers import padding
+from srlab.layers.upsamplers import upsampler_entry
 
 # A field that depends on hyper-parameters: a function of the resolved hyper-parameters (the factory's
 # defaults updated with the arguments given), e.g. ``size_multiple=lambda a: a["window_size"]``.
@@ -186,8 +187,22 @@ def build_model(name: str, *, scale: int | float, args: Mapping[str, Any] | None
     except (ValueError, RuntimeError, ZeroDivisionError) as e:
         raise SrlabError(f"model {name!r} cannot be built with {args}: {e}") from None
     resolved = {**defaults, **args}
-    model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=entry.info.resolve(resolved))
+    info = _with_upsampler_reach(entry.info.resolve(resolved), defaults, resolved)
+    model.srlab_spec = ModelSpec(name=name, scale=scale, args=resolved, info=info)
     return model
+
+
+def _with_upsampler_reach(info: ModelInfo, defaults: Mapping[str, Any], args: Mapping[str, Any]) -> ModelInfo:
+    """A model built with an upsampler that reaches further than its default one looks that much further
+    (receptive radius, rounded up to the size multiple); its own ``receptive_radius`` counts the default's."""
+    chosen, default = args.get("upsampler"), defaults.get("upsampler")
+    if not isinstance(chosen, str) or chosen == default:
+        return info
+    extra = upsampler_entry(chosen).reach() - upsampler_entry(default).reach()
+    if extra <= 0:
+        return info
+    radius = -(-(info.receptive_radius + extra) // info.size_multiple) * info.size_multiple
+    return dataclasses.replace(info, receptive_radius=radius)
 
 
 def with_scale(model: nn.Module, scale: float) -> nn.Module:

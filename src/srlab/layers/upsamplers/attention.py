@@ -80,7 +80,8 @@ class AttentionUpsampler(nn.Module):
         return pixels * self.window**2 * (self.key_channels + self.out_channels)
 
 
-@register_upsampler("attention")
+# A window of w output pixels at s >= 2 spans (w // 2) / 2 LR pixels each way, rounded up.
+@register_upsampler("attention", reach=lambda options: (options["window"] // 2 + 1) // 2)
 def attention_upsampler(
     *, in_channels: int, out_channels: int, scale: int, key_channels: int = 16, window: int = 5, heads: int = 1
 ) -> nn.Module:

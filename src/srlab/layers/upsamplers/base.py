@@ -9,7 +9,12 @@ family (sub-pixel, interpolation + conv, transposed conv, ...) can be swapped in
 model.
 
 Every factory's docstring names its paper and its MAC convention: how
-:func:`srlab.models.complexity.count_macs` counts it, per LR input of H x W pixels.
+:func:`srlab.models.complexity.count_macs` counts it, per LR input of H x W pixels. Its registration
+states its ``reach``: how many LR pixels away (per side) an output pixel may read its input features, at
+every scale it builds (an int, or a function of its options): a model built with another upsampler than its
+default adds the difference to its receptive radius (the tile overlap), see
+:func:`srlab.models.registry.build_model`; ``tests/layers/test_upsamplers.py`` checks each stated reach
+against the measured one.
 
 Adding an upsampler: one new module in :mod:`srlab.layers.upsamplers` with the decorated factory, and
 one line in that package's import list. A renamed upsampler keeps its old name as an alias
@@ -32,16 +37,26 @@ UpsamplerFactory = Callable[..., nn.Module]
 _CONTRACT_ARGUMENTS = ("in_channels", "out_channels", "scale")
 
 
+Reach = int | Callable[[dict[str, Any]], int]
+
+
 @dataclass(frozen=True)
 class UpsamplerEntry:
     name: str
     factory: UpsamplerFactory
     scales: tuple[int, ...] | None
+    reach_rule: Reach
 
     def options(self) -> dict[str, Any]:
         """The factory's own options and their defaults (beyond the contract's three arguments)."""
         params = inspect.signature(self.factory).parameters
         return {k: p.default for k, p in params.items() if k not in _CONTRACT_ARGUMENTS}
+
+    def reach(self, options: dict[str, Any] | None = None) -> int:
+        """LR pixels (per side) an output pixel reads beyond its own, with ``options`` over the defaults."""
+        if isinstance(self.reach_rule, int):
+            return self.reach_rule
+        return self.reach_rule({**self.options(), **(options or {})})
 
 
 _UPSAMPLERS: dict[str, UpsamplerEntry] = {}
@@ -49,10 +64,10 @@ _ALIASES: dict[str, str] = {}  # old name -> registered name
 
 
 def register_upsampler(
-    name: str, *, scales: tuple[int, ...] | None = None, aliases: tuple[str, ...] = ()
+    name: str, *, reach: Reach, scales: tuple[int, ...] | None = None, aliases: tuple[str, ...] = ()
 ) -> Callable[[UpsamplerFactory], UpsamplerFactory]:
     """Register ``factory`` under ``name`` (and ``aliases``); it must take the contract's arguments,
-    keyword-only."""
+    keyword-only. ``reach``: see the module docstring."""
 
     def decorate(factory: UpsamplerFactory) -> UpsamplerFactory:
         for taken in (name, *aliases):
@@ -69,7 +84,7 @@ def register_upsampler(
         ]
         if options_without_default:
             raise TypeError(f"upsampler factory {name!r}: options need defaults ({', '.join(options_without_default)})")
-        _UPSAMPLERS[name] = UpsamplerEntry(name, factory, scales)
+        _UPSAMPLERS[name] = UpsamplerEntry(name, factory, scales, reach)
         _ALIASES.update(dict.fromkeys(aliases, name))
         return factory
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from torch import nn
 
 from srlab.layers.upsamplers.base import register_upsampler
-from srlab.layers.upsamplers.transposed import check_odd
+from srlab.layers.upsamplers.transposed import check_odd, transposed_reach
 
 
-@register_upsampler("decomposed")
+@register_upsampler("decomposed", reach=transposed_reach)  # the same taps, separated
 def decomposed_transposed_conv(
     *, in_channels: int, out_channels: int, scale: int, kernel_size: int = 9
 ) -> nn.Module:

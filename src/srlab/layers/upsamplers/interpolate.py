@@ -36,25 +36,30 @@ class InterpolateConv(nn.Sequential):
         )
 
 
-@register_upsampler("interpolate")
+# The interpolation's support and the 3x3 conv at the output resolution together: nearest, the pixel and its
+# neighbours' (1); bilinear, the 2 LR pixels around an output pixel and its neighbours' (1); bicubic, 4 (2).
+_INTERPOLATION_REACH = {"nearest": 1, "bilinear": 1, "bicubic": 2}
+
+
+@register_upsampler("interpolate", reach=lambda options: _INTERPOLATION_REACH[options["mode"]])
 def interpolate_conv(*, in_channels: int, out_channels: int, scale: int, mode: str = "nearest") -> nn.Module:
     """The interpolation family with its ``mode`` (nearest, bilinear or bicubic) as an option."""
     return InterpolateConv(in_channels, out_channels, scale, mode=mode)
 
 
-@register_upsampler("nearest")
+@register_upsampler("nearest", reach=_INTERPOLATION_REACH["nearest"])
 def nearest_conv(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
     """Nearest-neighbour resize + 3x3 conv: ``s^2 H W C_in (1 + 9 C_out)`` MACs."""
     return InterpolateConv(in_channels, out_channels, scale, mode="nearest")
 
 
-@register_upsampler("bilinear")
+@register_upsampler("bilinear", reach=_INTERPOLATION_REACH["bilinear"])
 def bilinear_conv(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
     """Bilinear resize + 3x3 conv: ``s^2 H W C_in (4 + 9 C_out)`` MACs."""
     return InterpolateConv(in_channels, out_channels, scale, mode="bilinear")
 
 
-@register_upsampler("bicubic")
+@register_upsampler("bicubic", reach=_INTERPOLATION_REACH["bicubic"])
 def bicubic_conv(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
     """Bicubic (Keys, a = -0.75) resize + 3x3 conv: ``s^2 H W C_in 9 C_out`` MACs (the resize uncounted)."""
     return InterpolateConv(in_channels, out_channels, scale, mode="bicubic")

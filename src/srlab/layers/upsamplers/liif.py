@@ -181,7 +181,7 @@ class LiifDecoder(nn.Module):
         return render(self, feat, size, self.scale)
 
 
-@register_upsampler("liif")
+@register_upsampler("liif", reach=2)  # the 3x3-unfolded feature of each of the 4 nearest LR pixels
 def liif(*, in_channels: int, out_channels: int, scale: float, hidden: int = 256, depth: int = 4) -> nn.Module:
     """LIIF: an MLP (``depth`` hidden layers of ``hidden``) queried at every output pixel; any real scale."""
     return LiifDecoder(in_channels, out_channels, scale=scale, hidden=(hidden,) * depth)

@@ -76,7 +76,7 @@ class LteDecoder(nn.Module):
         return render(self, feat, size, self.scale)
 
 
-@register_upsampler("lte")
+@register_upsampler("lte", reach=2)  # 3x3 convs on the features, read at the 4 nearest LR pixels
 def lte(
     *, in_channels: int, out_channels: int, scale: float, hidden_dim: int = 256, hidden: int = 256, depth: int = 3
 ) -> nn.Module:

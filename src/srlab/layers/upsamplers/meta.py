@@ -83,7 +83,7 @@ class MetaUpsampler(nn.Module):
         return torch.cat(rows_out, dim=1).permute(0, 3, 1, 2).contiguous()
 
 
-@register_upsampler("meta")
+@register_upsampler("meta", reach=lambda options: options["kernel_size"] // 2)  # k x k taps around the source pixel
 def meta(*, in_channels: int, out_channels: int, scale: float, hidden: int = 256, kernel_size: int = 3) -> nn.Module:
     """Meta-Upscale: filters predicted from (1/scale, sub-pixel offset) for every output pixel; any real scale."""
     return MetaUpsampler(in_channels, out_channels, scale=scale, hidden=hidden, kernel_size=kernel_size)

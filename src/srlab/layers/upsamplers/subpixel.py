@@ -49,13 +49,14 @@ class ProgressiveUpsampler(nn.Sequential):
         super().__init__(*layers)
 
 
-@register_upsampler("subpixel", aliases=("pixelshuffle",))
+@register_upsampler("subpixel", reach=1, aliases=("pixelshuffle",))  # one 3x3 conv on the LR grid
 def subpixel(*, in_channels: int, out_channels: int, scale: int, bias: bool = True) -> nn.Module:
     """ESPCN's one-step sub-pixel head (:class:`SubPixelHead`)."""
     return SubPixelHead(in_channels, out_channels, scale, bias=bias)
 
 
-@register_upsampler("subpixel_progressive", scales=(2, 3, 4, 8), aliases=("pixelshuffle_progressive",))
+# 3x3 convs on the LR grid (1), at 2x (1/2 LR pixel), ..., and at the output (1/s): under 2 LR pixels
+@register_upsampler("subpixel_progressive", reach=2, scales=(2, 3, 4, 8), aliases=("pixelshuffle_progressive",))
 def subpixel_progressive(*, in_channels: int, out_channels: int, scale: int) -> nn.Module:
     """EDSR's tail: :class:`ProgressiveUpsampler` at ``in_channels``, then a 3x3 conv to ``out_channels``."""
     return nn.Sequential(ProgressiveUpsampler(in_channels, scale), nn.Conv2d(in_channels, out_channels, 3, padding=1))

@@ -23,7 +23,13 @@ def check_odd(kernel_size: int) -> None:
         raise ValueError(f"the transposed convolution needs an odd kernel size, got {kernel_size}")
 
 
-@register_upsampler("transposed")
+def transposed_reach(options: dict) -> int:
+    """A k-tap transposed convolution at stride s >= 2 spreads each LR pixel over k // 2 output pixels each
+    way: at most (k // 2) / 2 LR pixels, rounded up."""
+    return (options["kernel_size"] // 2 + 1) // 2
+
+
+@register_upsampler("transposed", reach=transposed_reach)
 def transposed_conv(*, in_channels: int, out_channels: int, scale: int, kernel_size: int = 9) -> nn.Module:
     """FSRCNN's deconvolution: one ``nn.ConvTranspose2d`` (keys ``weight``, ``bias``)."""
     check_odd(kernel_size)
