@@ -246,3 +246,47 @@ def test_mac_count_is_the_papers_dense_figure(scale, dense_gmacs):
     model = srlab.create_model("smsr", scale=scale)
     assert round(macs_720p(model) / 1e9, 1) == dense_gmacs
     assert model.training  # counting leaves the model as it was
+
+
+def _official_training_block(block, x, spa, ch):
+    """The official SMB training forward (each layer's input gated by that layer's own channel mask),
+    written out from its formula."""
+    outs, fea = [], x
+    for i, conv in enumerate(block.body):
+        dense, sparse = ch[:, :, i : i + 1, :1], ch[:, :, i : i + 1, 1:]
+        if i == 0:
+            fea = conv(fea)
+            fea = fea * sparse * spa + fea * dense
+        else:
+            fea_d, fea_s = conv(fea * dense), conv(fea * sparse)
+            fea = fea_d * sparse * spa + fea_d * dense + fea_s * sparse * spa + fea_s * dense * spa
+        fea = torch.relu(fea)
+        outs.append(fea)
+    return block.collect(torch.cat(outs, 1))
+
+
+def test_official_training_gating_is_the_official_training_forward():
+    block = _random_block(2)
+    x = torch.randn(2, 8, 9, 11, dtype=torch.float64)
+    spa = torch.rand(2, 1, 9, 11, dtype=torch.float64)
+    ch = torch.softmax(block.ch_mask, dim=3)
+    with torch.no_grad():
+        official = block.forward_masked(x, spa, ch, own_mask_gating=True)
+        consistent = block.forward_masked(x, spa, ch)
+        assert torch.allclose(official, _official_training_block(block, x, spa, ch), atol=1e-12, rtol=0)
+    assert (official - consistent).abs().max() > 1e-3  # the two gatings train different networks
+
+
+def test_training_gating_changes_training_only():
+    models = {g: srlab.create_model("smsr", scale=2, args={"training_gating": g}) for g in ("consistent", "official")}
+    models["official"].load_state_dict(models["consistent"].state_dict())
+    x = torch.rand(1, 3, 12, 10)
+    outs = {}
+    for gating, model in models.items():
+        torch.manual_seed(0)  # the same Gumbel draws
+        outs[gating] = model.train()(x)[0]
+    assert (outs["official"] - outs["consistent"]).abs().max() > 1e-6
+    with torch.no_grad():
+        assert torch.equal(models["official"].eval()(x), models["consistent"].eval()(x))
+    with pytest.raises(SrlabError, match="training_gating must be one of consistent, official, got 'other'"):
+        srlab.create_model("smsr", scale=2, args={"training_gating": "other"})

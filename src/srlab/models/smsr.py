@@ -54,9 +54,9 @@ Deviations from the official code (none changes the released model's output):
   * training gates the input of SMB layer i with layer i - 1's channel mask (which of its input
     channels are dense or sparse), as the official sparse inference and the eval-mode dense path do;
     the official training forward gates it with layer i's own mask, so it trains a slightly different
-    network from the one it runs. With that gating put back, srlab's training forward equals the
-    official one on the same weights and Gumbel draws (checked once: SR within 1.5e-5 of 255, the
-    sparsity maps identical).
+    network from the one it runs. ``training_gating="official"`` puts that gating back (training only;
+    inference is the same either way): srlab's training forward then equals the official one on the
+    same weights and Gumbel draws (checked once: SR within 1.5e-5 of 255, the sparsity maps identical).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ from srlab.layers.upsamplers import image_head
 from srlab.models.registry import ModelInfo, register_model
 
 RGB_RANGE = 255.0
+TRAINING_GATINGS = ("consistent", "official")
 
 
 def gumbel_softmax(logits: torch.Tensor, dim: int, tau: float) -> torch.Tensor:
@@ -111,8 +112,12 @@ class SMB(nn.Module):
         """(1, C, L, 2) one-hot (dense, sparse) channel assignment used at inference."""
         return self.ch_mask.softmax(3).round()
 
-    def forward_masked(self, x: torch.Tensor, spa_mask: torch.Tensor, ch_mask: torch.Tensor) -> torch.Tensor:
-        """Dense computation with (soft or hard) masks: spa_mask (B, 1, H, W), ch_mask (1, C, L, 2)."""
+    def forward_masked(
+        self, x: torch.Tensor, spa_mask: torch.Tensor, ch_mask: torch.Tensor, *, own_mask_gating: bool = False
+    ) -> torch.Tensor:
+        """Dense computation with (soft or hard) masks: spa_mask (B, 1, H, W), ch_mask (1, C, L, 2).
+        ``own_mask_gating``: layer i's input gated by layer i's channel mask (the official training
+        forward) instead of layer i - 1's (which of its input channels are dense or sparse)."""
         outputs = []
         fea = x
         for i, conv in enumerate(self.body):
@@ -121,7 +126,8 @@ class SMB(nn.Module):
                 fea = conv(fea)
                 fea = fea * sparse * spa_mask + fea * dense
             else:
-                prev_dense, prev_sparse = ch_mask[:, :, i - 1 : i, :1], ch_mask[:, :, i - 1 : i, 1:]
+                gate = i if own_mask_gating else i - 1
+                prev_dense, prev_sparse = ch_mask[:, :, gate : gate + 1, :1], ch_mask[:, :, gate : gate + 1, 1:]
                 from_dense = conv(fea * prev_dense)
                 from_sparse = conv(fea * prev_sparse)
                 # Dense outputs see dense inputs everywhere and sparse inputs at masked positions;
@@ -230,6 +236,7 @@ class SMM(nn.Module):
         self.body = SMB(channels, channels, n_layers=4)
         self.ca = CALayer(channels)
         self.tau = 1.0
+        self.official_training_gating = False  # see SMSR's training_gating
         self.sparse_inference = True
         self.last_spatial_mask: torch.Tensor | None = None
 
@@ -240,7 +247,7 @@ class SMM(nn.Module):
         if self.training:
             spa = gumbel_softmax(logits, 1, self.tau)[:, 1:]
             ch = gumbel_softmax(self.body.ch_mask, 3, self.tau)
-            out = self.body.forward_masked(x, spa, ch)
+            out = self.body.forward_masked(x, spa, ch, own_mask_gating=self.official_training_gating)
         else:
             spa = (logits[:, 1:] > logits[:, :1]).to(x.dtype)
             self.last_spatial_mask = spa.detach()
@@ -261,11 +268,13 @@ class SMM(nn.Module):
 class SMSR(nn.Module):
     def __init__(
         self, *, scale: int, n_feats: int = 64, n_modules: int = 5, tau_floor: float = 0.4,
-        upsampler: str = "subpixel",
+        upsampler: str = "subpixel", training_gating: str = "consistent",
     ) -> None:
         super().__init__()
         if not 0 < tau_floor <= 1:
             raise ValueError(f"tau_floor (the lowest Gumbel-softmax temperature) must be in (0, 1], got {tau_floor}")
+        if training_gating not in TRAINING_GATINGS:
+            raise ValueError(f"training_gating must be one of {', '.join(TRAINING_GATINGS)}, got {training_gating!r}")
         self.scale = scale
         self.n_modules = n_modules
         self.tau_floor = tau_floor
@@ -281,6 +290,8 @@ class SMSR(nn.Module):
             nn.Conv2d(3, n_feats, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(n_feats, n_feats, 3, padding=1)
         )
         self.body = nn.Sequential(*(SMM(n_feats) for _ in range(n_modules)))
+        for module in self.body:
+            module.official_training_gating = training_gating == "official"
         self.tail = image_head(upsampler, in_channels=n_feats, scale=scale)
 
     @property
@@ -374,6 +385,11 @@ def mask_statistics(model: SMSR) -> dict[str, float]:
         uncounted_parameters=("ch_mask",),
     )
 )
-def smsr(*, scale: int, n_feats: int = 64, tau_floor: float = 0.4, upsampler: str = "subpixel") -> SMSR:
-    """SMSR (64 features, 5 SMMs of 4 sparse 3x3 convs); ``tau_floor``: the temperature schedule's floor."""
-    return SMSR(scale=scale, n_feats=n_feats, tau_floor=tau_floor, upsampler=upsampler)
+def smsr(
+    *, scale: int, n_feats: int = 64, tau_floor: float = 0.4, upsampler: str = "subpixel",
+    training_gating: str = "consistent",
+) -> SMSR:
+    """SMSR (64 features, 5 SMMs of 4 sparse 3x3 convs); ``tau_floor``: the temperature schedule's floor;
+    ``training_gating``: "consistent" (train the network that runs) or "official" (the official training
+    forward's gating, see the module docstring)."""
+    return SMSR(scale=scale, n_feats=n_feats, tau_floor=tau_floor, upsampler=upsampler, training_gating=training_gating)
