@@ -12,6 +12,7 @@ from conftest import run_cli, write_folder
 
 from srlab import create_model
 from srlab.errors import SrlabError, SrlabWarning
+from srlab.inference import path_cache as path_cache_module
 from srlab.inference import paths as paths_module
 from srlab.inference.path_cache import PathCache
 from srlab.inference.paths import FP32_MAX_ABS_DIFF, PATHS, PathModel, check_path, unavailable_reason
@@ -254,3 +255,21 @@ def test_bf16_is_judged_by_the_drop_measured_on_set5_set14(monkeypatch):
     assert unavailable_reason(PATHS["bf16"], span, CPU, "auto") == (
         "bf16 lost 0.0361 / 0.0158 dB on Set5 / Set14 x4 (limit 0.02)")
     assert unavailable_reason(PATHS["bf16"], create_model("rlfn", scale=4), CPU, "auto") is None
+
+
+def test_a_choice_measured_on_a_busy_machine_is_measured_again_when_it_is_quiet(model, lr, tmp_path, monkeypatch):
+    cache = PathCache(tmp_path / "paths.json")
+    monkeypatch.setattr(path_cache_module, "machine_load", lambda: 1.5)
+    upscale_tensor(PathModel(model, precision="fp32", cache=cache), lr)
+    assert [e["load"] for e in json.loads(cache.file.read_text())["entries"].values()] == [1.5]
+    measured = []
+    original = PathModel._measure
+    monkeypatch.setattr(PathModel, "_measure", lambda self, names, shape: measured.append(shape) or original(self, names, shape))
+    upscale_tensor(PathModel(model, precision="fp32", cache=PathCache(cache.file)), lr)  # still busy: cached
+    assert measured == []
+    monkeypatch.setattr(path_cache_module, "machine_load", lambda: 0.2)
+    upscale_tensor(PathModel(model, precision="fp32", cache=PathCache(cache.file)), lr)  # quiet: measured again
+    assert len(measured) == 1
+    assert [e["load"] for e in json.loads(cache.file.read_text())["entries"].values()] == [0.2]
+    upscale_tensor(PathModel(model, precision="fp32", cache=PathCache(cache.file)), lr)  # a quiet choice stays
+    assert len(measured) == 1

@@ -5,6 +5,12 @@ version, precision).
 One JSON file, ``$SRLAB_HOME/inference_paths.json`` (``SRLAB_HOME`` defaults to ``~/.cache/srlab``),
 written atomically. A file that cannot be read as such a cache is ignored with a warning and rewritten at
 the next choice; a cache that cannot be written costs only the measurement next time.
+
+Each choice records the machine's load when it was measured (the 1-minute load average per usable CPU). A
+choice measured on a busy machine (load >= ``BUSY_LOAD``) is measured again the first time the machine is
+quiet (load < ``QUIET_LOAD``): under load the paths that need free cores and caches lose their lead (the
+2-thread rows of ``bench/bench_latency.py`` chose channels_last or compile beside other jobs where bf16 won
+alone), and such a choice would otherwise stay for good.
 """
 
 from __future__ import annotations
@@ -21,10 +27,17 @@ from torch import nn
 from srlab.errors import SrlabWarning
 from srlab.fileio import atomic_path
 from srlab.inference.paths import Selection
+from srlab.inference.threads import busy_cpus, usable_cpus
 from srlab.models.registry import spec_of
 from srlab.machine import cpu_model
 
 FORMAT = 1
+BUSY_LOAD, QUIET_LOAD = 1.0, 0.5  # load average per usable CPU
+
+
+def machine_load() -> float:
+    """The 1-minute load average per CPU this process may use."""
+    return busy_cpus() / usable_cpus()
 
 
 def srlab_home() -> Path:
@@ -61,6 +74,8 @@ class PathCache:
         entry = self._read().get(key)
         if entry is None:
             return None
+        if isinstance(entry, dict) and entry.get("load", 0) >= BUSY_LOAD and machine_load() < QUIET_LOAD:
+            return None  # measured on a busy machine: measure again now that it is quiet
         try:
             return Selection.from_json(entry)
         except (KeyError, TypeError, ValueError):
@@ -69,7 +84,7 @@ class PathCache:
 
     def put(self, key: str, selection: Selection) -> None:
         entries = self._read()
-        entries[key] = selection.to_json()
+        entries[key] = {**selection.to_json(), "load": round(machine_load(), 2)}
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.file) as tmp:
