@@ -73,6 +73,11 @@ def test_every_registered_model_is_detected_back(name):
         ("rlfn_ntire", 4, {"num_blocks": 3}, "train"),
         ("rlfn_s", 2, {"esa_channels": 8}, "train"),
         ("span", 3, {"feature_channels": 16}, "train"),
+        ("rdsr_s", 2, {"channels": 24, "num_blocks": 3}, "train"),
+        ("rdsr", 4, {"num_blocks": 8, "ca_reduction": 10}, "train"),
+        ("bsrn", 3, {"num_feat": 32, "num_block": 6}, "train"),
+        ("safmn", 4, {"dim": 24}, "train"),
+        ("safmn_l", 2, {"ffn_scale": 1.5}, "train"),
     ],
 )
 def test_hyper_parameters_are_read_from_the_weights(name, scale, args, form):

@@ -35,7 +35,9 @@ image, so tiled inference cannot reproduce untiled inference exactly.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -194,6 +196,14 @@ _PAPER = (
 )
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Width from the first (blueprint) convolution, depth from the blocks' names (``Bi``)."""
+    return {
+        "num_feat": weights["fea_conv.pw.weight"].shape[0],
+        "num_block": sum(1 for k in weights if re.fullmatch(r"B\d+\.c1_d\.weight", k)),
+    }
+
+
 def _info(scales: tuple[int, ...]) -> ModelInfo:
     return ModelInfo(
         paper=_PAPER,
@@ -209,6 +219,7 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
         # With mean-based CCA statistics (no large fp16 sums), float16 matches float32 to 2.2e-3 (BSRN)
         # and 2.4e-3 (BSRN-S) on Set5 baby x4 with the official weights (measured on CPU).
         half_precision_safe=True,
+        args_from_weights=_args_from_weights,
     )
 
 

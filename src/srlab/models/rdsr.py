@@ -28,6 +28,8 @@ PyTorch's init.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -133,6 +135,16 @@ class RDSR(nn.Module):
         return self.upsample(self.tail(fused))
 
 
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Width from the head, depth from the blocks' names, the attention's reduction from its squeeze."""
+    channels = weights["head.weight"].shape[0]
+    return {
+        "channels": channels,
+        "num_blocks": sum(1 for k in weights if k.startswith("blocks.") and k.endswith(".conv1.weight")),
+        "ca_reduction": channels // weights["blocks.0.attention.squeeze.weight"].shape[0],
+    }
+
+
 def _info() -> ModelInfo:
     return ModelInfo(
         paper="srlab study, 'Possible Architecture' (residual distillation + CA + ESA)",
@@ -143,6 +155,7 @@ def _info() -> ModelInfo:
         size_multiple=6,
         # 3 convs per block + head + tail, plus ESA's ~60 px field; rounded up to the grid.
         receptive_radius=lambda a: 6 * ((3 * a["num_blocks"] + 2 + 60) // 6 + 1),
+        args_from_weights=_args_from_weights,
     )
 
 

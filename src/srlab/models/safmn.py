@@ -49,13 +49,15 @@ output cropped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers.norm import LayerNorm2d
 from srlab.layers.upsamplers import image_head
-from srlab.models.registry import Derived, ModelInfo, register_model
+from srlab.models.registry import ArgsReader, Derived, ModelInfo, register_model
 
 MIN_SIDE = 8  # SAFM pools to H // 8 (SAFMN's coarsest level, SAFMN++'s only one)
 
@@ -208,7 +210,20 @@ _SAFMN_BLOCK_RADIUS = 20  # 2 * 8 + 1 (pooled path) + 1 (CCM 3x3), with margin
 _SAFMNPP_BLOCK_RADIUS = 28  # 1 (proj 3x3) + 3 * 8 + 1 (pooled path, bilinear) + 1 (CCM 3x3), with margin
 
 
-def _info(paper: str, scales: tuple[int, ...], radius: Derived, *, origin: str, licence: str) -> ModelInfo:
+def _safmn_args(weights: Mapping[str, torch.Tensor]) -> dict[str, int | float]:
+    """Width from the first convolution, depth from the blocks' names, the FFN's expansion from its first conv."""
+    dim = weights["to_feat.weight"].shape[0]
+    return {
+        "dim": dim,
+        "n_blocks": sum(1 for k in weights if k.startswith("feats.") and k.endswith(".norm1.weight")),
+        "ffn_scale": weights["feats.0.ccm.ccm.0.weight"].shape[0] / dim,
+    }
+
+
+def _info(
+    paper: str, scales: tuple[int, ...], radius: Derived, *, origin: str, licence: str,
+    args_from_weights: ArgsReader | None = None,
+) -> ModelInfo:
     return ModelInfo(
         paper=paper,
         origin=origin,
@@ -218,11 +233,12 @@ def _info(paper: str, scales: tuple[int, ...], radius: Derived, *, origin: str, 
         receptive_radius=radius,
         reparameterizable=False,
         half_precision_safe=True,
+        args_from_weights=args_from_weights,
     )
 
 
 _PAPER = "Sun et al., Spatially-Adaptive Feature Modulation for Efficient Image Super-Resolution, ICCV 2023"
-_OFFICIAL = {"origin": "https://github.com/sunny2109/SAFMN", "licence": "Apache-2.0"}
+_OFFICIAL = {"origin": "https://github.com/sunny2109/SAFMN", "licence": "Apache-2.0", "args_from_weights": _safmn_args}
 
 
 @register_model(_info(_PAPER, (2, 3, 4), lambda a: a["n_blocks"] * _SAFMN_BLOCK_RADIUS + 2, **_OFFICIAL))
