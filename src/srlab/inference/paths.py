@@ -14,7 +14,9 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
   ``onnx`` packages (``srlab[deploy]``); a model that does not export is skipped with the reason;
 - ``bf16`` / ``fp16``: weights and activations in bfloat16 / float16 (bf16 in channels_last: in NCHW it
   was measured no faster), the input and output cast at the boundary; offered only where the hardware
-  has native units (AVX-512 BF16 or AMX, as oneDNN reports; a CUDA GPU) and ``ModelInfo.half_precision_safe``.
+  has native units (AVX-512 BF16 or AMX, as oneDNN reports; a CUDA GPU) and ``ModelInfo.half_precision_safe``;
+  the modules ``ModelInfo.float32_modules`` names stay in float32
+  (:func:`srlab.inference.precision.to_reduced_precision`).
 
 :class:`PathModel` (``--path auto``) chooses per input shape, once: every available path runs the same
 probe image, is checked against fp32 eager (fp32 paths: largest absolute difference <= 1e-4;
