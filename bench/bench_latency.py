@@ -48,6 +48,7 @@ OFFICIAL_X4 = {
     "imdn": "imdn/IMDN_x4.pth",
     "rlfn": "rlfn/rlfn_x4.pth",
     "bsrn": "bsrn/net_g_BSRN_x4.pth",
+    "span_ch28": "span/team38_span_ch28_slim.pth",
 }
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "avx512_fp16")
 

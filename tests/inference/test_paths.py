@@ -251,10 +251,13 @@ def test_a_cached_choice_that_fails_now_runs_eager_with_a_warning(model, lr, tmp
 
 def test_bf16_is_judged_by_the_drop_measured_on_set5_set14(monkeypatch):
     monkeypatch.setattr(paths_module, "cpu_has_bf16", lambda: True)
-    span = create_model("span", scale=4)
-    assert unavailable_reason(PATHS["bf16"], span, CPU, "auto") == (
+    monkeypatch.setitem(paths_module.BF16_MEASURED_DROP, "imdn", (0.0361, 0.0158))
+    assert unavailable_reason(PATHS["bf16"], create_model("imdn", scale=4), CPU, "auto") == (
         "bf16 lost 0.0361 / 0.0158 dB on Set5 / Set14 x4 (limit 0.02)")
     assert unavailable_reason(PATHS["bf16"], create_model("rlfn", scale=4), CPU, "auto") is None
+    # SPAN is within the budget with its attention and output convolution in float32 (float32_modules)
+    assert max(paths_module.BF16_MEASURED_DROP["span_ch28"]) <= paths_module.REDUCED_MAX_DROP_DB
+    assert unavailable_reason(PATHS["bf16"], create_model("span", scale=4), CPU, "auto") is None
 
 
 def test_a_choice_measured_on_a_busy_machine_is_measured_again_when_it_is_quiet(model, lr, tmp_path, monkeypatch):

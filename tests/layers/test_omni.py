@@ -96,6 +96,22 @@ def test_grid_attention_equals_naive_attention_over_dilated_positions(grid):
                 torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
+def test_window_attention_fused_kernel_in_float32_matches_the_explicit_form_and_trains():
+    torch.manual_seed(0)
+    attn = WindowAttention(16, dim_head=4, window_size=4, with_pe=True)
+    torch.nn.init.normal_(attn.rel_pos_bias.weight)
+    windows = partition(torch.randn(2, 16, 8, 12), 4, grid=False)
+    got = attn(windows)
+    with torch.no_grad():
+        tokens = windows.reshape(-1, 16, 16)
+        q, k, v = (t.reshape(t.shape[0], 16, attn.heads, -1).transpose(1, 2) for t in attn.to_qkv(tokens).chunk(3, -1))
+        logits = (q * attn.scale) @ k.transpose(-2, -1) + attn.position_bias()
+        expected = attn.to_out((logits.softmax(-1) @ v).transpose(1, 2).reshape(-1, 16, 16)).view_as(windows)
+    assert (got - expected).abs().max().item() < 1e-6
+    got.square().sum().backward()
+    assert attn.rel_pos_bias.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("grid", [False, True])
 def test_channel_attention_equals_hand_computation(grid):
     torch.manual_seed(1)

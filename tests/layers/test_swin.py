@@ -119,6 +119,27 @@ def test_window_attention_equals_a_naive_computation_on_one_window(masked):
     assert torch.allclose(got, expected, atol=1e-10)
 
 
+def test_window_attention_repeats_the_window_masks_for_each_image_and_trains():
+    """Two images of four shifted windows each: the fused kernel against the explicit float32 form
+    (q k^T scale + bias + mask, softmax, times v), and gradients reach the relative position bias table."""
+    torch.manual_seed(0)
+    dim, heads, ws = 12, 3, 4
+    attn = WindowAttention(dim, ws, heads)
+    with torch.no_grad():
+        attn.relative_position_bias_table.normal_()
+    mask = shifted_window_mask(2 * ws, 2 * ws, ws, ws // 2)  # 4 windows
+    x = torch.randn(2 * 4, ws * ws, dim)
+    got = attn(x, mask)
+    with torch.no_grad():
+        q, k, v = attn.qkv(x).reshape(8, ws * ws, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+        logits = (q * attn.scale) @ k.transpose(-2, -1) + attn.position_bias()[None]
+        logits = (logits.view(2, 4, heads, ws * ws, ws * ws) + mask[None, :, None]).view_as(logits)
+        expected = attn.proj((logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(8, ws * ws, dim))
+    assert (got - expected).abs().max().item() < 1e-6
+    got.square().sum().backward()
+    assert attn.relative_position_bias_table.grad.abs().sum() > 0
+
+
 def test_cosine_window_attention_equals_a_naive_computation_on_one_window():
     torch.manual_seed(0)
     dim, heads, ws = 12, 3, 4

@@ -205,3 +205,15 @@ def test_official_safmn_pp_weights(dataset):
     psnr, ssim = MEASURED_SAFMN_PP[dataset]
     assert result.psnr_y == pytest.approx(psnr, abs=0.005)
     assert result.ssim_y == pytest.approx(ssim, abs=0.0005)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("size", "out"), [((24, 40), (12, 20)), ((24, 40), (6, 10)), ((23, 40), (11, 20)), ((24, 40), (3, 5))])
+def test_max_pool_to_is_adaptive_max_pooling(dtype, size, out):
+    """max_pool_to takes F.max_pool2d where the sizes divide, else adaptive pooling: the same values."""
+    from srlab.models.safmn import max_pool_to
+
+    x = torch.randn(1, 9, *size, generator=torch.Generator().manual_seed(0)).to(dtype)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = x.contiguous(memory_format=layout)
+        assert torch.equal(max_pool_to(x, out), torch.nn.functional.adaptive_max_pool2d(x, out))

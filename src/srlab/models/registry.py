@@ -50,6 +50,12 @@ class ModelInfo:
     pad_mode: str = "reflect"
     reparameterizable: bool = False
     half_precision_safe: bool = True
+    # Modules that the reduced-precision inference paths (bf16, fp16, --half) keep in float32: names
+    # (fnmatch patterns over ``named_modules()``, e.g. ``"block_*.attention"``) of the parts whose sums or
+    # cancellations lose too much in 16 bits. They keep float32 parameters and take float32 inputs, and
+    # what they return stays float32 until a module computing in 16 bits consumes it
+    # (srlab.inference.precision.to_reduced_precision).
+    float32_modules: tuple[str, ...] = ()
     # How far (in LR pixels) one output pixel looks into the input; the default tile overlap.
     receptive_radius: int | Derived = 16
     # Parameters the paper leaves out of its count (name substrings), beyond the frozen ones and the

@@ -62,6 +62,15 @@ from srlab.models.registry import ArgsReader, Derived, ModelInfo, register_model
 MIN_SIDE = 8  # SAFM pools to H // 8 (SAFMN's coarsest level, SAFMN++'s only one)
 
 
+def max_pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``F.adaptive_max_pool2d(x, size)``, through ``F.max_pool2d`` where ``size`` divides the input's: the
+    same windows, so the same values, and on bfloat16 channels_last maps 0.44x the time (36 x 180 x 320)."""
+    (height, width), (out_h, out_w) = x.shape[-2:], size
+    if height % out_h or width % out_w:
+        return F.adaptive_max_pool2d(x, size)
+    return F.max_pool2d(x, (height // out_h, width // out_w))
+
+
 class CCM(nn.Module):
     """Convolutional channel mixer: 3x3 conv (C -> hidden) + GELU + 1x1 conv (hidden -> C)."""
 
@@ -92,7 +101,7 @@ class SAFM(nn.Module):
             if level == 0:
                 parts.append(conv(chunk))
                 continue
-            pooled = F.adaptive_max_pool2d(chunk, (height // 2**level, width // 2**level))
+            pooled = max_pool_to(chunk, (height // 2**level, width // 2**level))
             parts.append(F.interpolate(conv(pooled), size=(height, width), mode="nearest"))
         return self.act(self.aggr(torch.cat(parts, dim=1))) * x
 
@@ -125,7 +134,7 @@ class SimpleSAFM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         gated, rest = self.proj(x).split([self.chunk_dim, self.dim - self.chunk_dim], dim=1)
-        coarse = self.dwconv(F.adaptive_max_pool2d(gated, (height // 8, width // 8)))
+        coarse = self.dwconv(max_pool_to(gated, (height // 8, width // 8)))
         coarse = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
         modulated = self.act(coarse) * gated
         return self.out(self.act(torch.cat((rest, modulated), dim=1)))
