@@ -48,11 +48,10 @@ class PcsrRouting(AdaptiveMethod):
         with torch.no_grad():
             if whole_image:
                 sr, routing = self.model.upscale_routed(lr, k=self.knob)
-                units, grid_hw = lr, None
+                unit_hw, grid_hw = (lr.shape[-2], lr.shape[-1]), None
             else:
-                sr, routing, units, grid_hw = self._patch_protocol(lr)
+                sr, routing, unit_hw, grid_hw = self._patch_protocol(lr)
         per_unit = routing.heavy.flatten(1).sum(dim=1).tolist()
-        unit_hw = (units.shape[-2], units.shape[-1])
         pixels = routing.heavy[0].numel()
         spent = sum(self.model.macs_spent(unit_hw, h) for h in per_unit)
         full = len(per_unit) * self.full_path().macs_spent(unit_hw, pixels)  # no classifier on the full path
@@ -63,18 +62,18 @@ class PcsrRouting(AdaptiveMethod):
             patch_hw=None if grid_hw is None else unit_hw, grid_hw=grid_hw,
         )
 
-    def _patch_protocol(self, lr: torch.Tensor) -> tuple[torch.Tensor, Routing, torch.Tensor, tuple[int, int]]:
-        """The official patch test, image by image: (SR, the patches' routing, the patches, the grid)."""
-        srs, heavies, all_patches = [], [], []
+    def _patch_protocol(
+        self, lr: torch.Tensor
+    ) -> tuple[torch.Tensor, Routing, tuple[int, int], tuple[int, int]]:
+        """The official patch test, image by image: (SR, the patches' routing, the patch size, the grid)."""
+        srs, routings = [], []
         for image in lr.split(1):
             patches, grid = split_patches(image, PATCH, STRIDE)
             outs = [self.model.upscale_routed(batch, k=self.knob) for batch in patches.split(PATCH_BATCH)]
             srs.append(blend_patches(torch.cat([out for out, _ in outs]), grid, self.scale))
-            heavies += [routing.heavy for _, routing in outs]
-            all_patches.append(patches)
-        heavy = torch.cat(heavies)
-        routing = Routing(heavy=heavy, refined=torch.zeros_like(heavy))
-        return torch.cat(srs), routing, torch.cat(all_patches), (grid.rows, grid.cols)
+            routings += [routing for _, routing in outs]
+        routing = Routing(heavy=torch.cat([r.heavy for r in routings]), refined=torch.cat([r.refined for r in routings]))
+        return torch.cat(srs), routing, grid.patch_hw, (grid.rows, grid.cols)
 
     def full_path(self) -> nn.Module:
         full = copy.copy(self.model)  # shares the parameters; only the routing differs
