@@ -33,7 +33,10 @@ FAST = (
 NOT_DYNAMIC = {
     "esrt": "col2im",
     "pcsr_carn": "data-dependent", "pcsr_fsrcnn": "data-dependent",
-    "safmn": "adaptive pooling", "safmn_l": "adaptive pooling", "safmn_pp": "adaptive pooling",
+    # the pooling window follows the input size: TorchScript cannot export that arithmetic, dynamo bakes the
+    # traced size's window in (the check against PyTorch on another size refuses it)
+    "safmn": "dynamo: differs from PyTorch", "safmn_l": "dynamo: differs from PyTorch",
+    "safmn_pp": "dynamo: differs from PyTorch",
     "ipt": "", "liif_edsr_baseline": "", "lte_edsr_baseline": "", "metasr_rdn": "",
 }
 # Of those, the ones that export with static shapes (one input size: the graph bakes in their output size,
