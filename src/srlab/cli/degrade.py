@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="a YAML list of steps, e.g. [{step: blur, kernel: iso, sigma: 2}, {step: downscale}, {step: noise, "
               "sigma: 15}] (see the README, Degradations)")
     flag(choice, "noise_sigma", type=positive_float, metavar="SIGMA",
-         help="bicubic downscaling then Gaussian noise of this sigma (8-bit units), e.g. 15")
+         help="srlab's bicubic D (the benchmarks' LR images) then Gaussian noise of this sigma (8-bit units), e.g. 15")
     flag(parser, "seed", type=non_negative_int, default=0, help="the seed of every image's δ (default 0)")
 
 
@@ -41,7 +41,7 @@ def _degradation_spec(args: argparse.Namespace):
     if args.steps:
         return read_steps_file(args.steps)
     if args.noise_sigma:
-        return [{"step": "downscale", "method": "bicubic"}, {"step": "noise", "sigma": args.noise_sigma}]
+        return [{"step": "downscale", "method": "bicubic", "uint8": True}, {"step": "noise", "sigma": args.noise_sigma}]
     return {"preset": args.preset or "bicubic"}
 
 

@@ -48,9 +48,11 @@ def blur(image: Tensor, kernel: np.ndarray) -> Tensor:
     return F.conv2d(padded, weight.expand(channels, 1, *weight.shape), groups=channels)[0]
 
 
-def resize(image: Tensor, size: tuple[int, int], method: str) -> Tensor:
+def resize(image: Tensor, size: tuple[int, int], method: str, *, uint8: bool = False) -> Tensor:
+    """``uint8``: MATLAB bicubic on the 8-bit image, rounded after each pass as MATLAB rounds uint8 images
+    (the benchmarks' LR images, bit for bit; only for "bicubic")."""
     if method == "bicubic":
-        return imresize(image, size=size)
+        return imresize(image, size=size, quantize=uint8)
     mode = "bicubic" if method == "bicubic_pytorch" else method
     align = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
     return F.interpolate(image[None], size=size, mode=mode, **align)[0]
@@ -132,7 +134,10 @@ def _resize_entry(image: Tensor, entry: dict[str, Any]) -> Tensor:
     if method not in RESIZE_METHODS:
         raise SrlabError(f"degradation entry {entry!r}: unknown resize method {method!r}: "
                          f"use one of {', '.join(RESIZE_METHODS)}")
-    return resize(image, _size(entry), method)
+    uint8 = bool(entry.get("uint8", False))
+    if uint8 and method != "bicubic":
+        raise SrlabError(f"degradation entry {entry!r}: 'uint8' is MATLAB's and needs the bicubic method")
+    return resize(image, _size(entry), method, uint8=uint8)
 
 
 def _quality(entry: dict[str, Any]) -> int:

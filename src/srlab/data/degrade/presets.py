@@ -192,7 +192,8 @@ def bsrgan(b: Builder) -> None:
 
 
 def bicubic(b: Builder) -> None:
-    b.resize(downscaled_size(*b.size, b.scale), "bicubic")
+    """srlab's D: MATLAB's imresize of the 8-bit image, the benchmarks' LR images bit for bit."""
+    b.add({"op": "resize", "size": list(downscaled_size(*b.size, b.scale)), "method": "bicubic", "uint8": True})
 
 
 # preset name -> sampler.

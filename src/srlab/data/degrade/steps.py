@@ -10,7 +10,8 @@ range drawn uniformly (JPEG qualities: integers, both ends included; kernel size
       # plateau_iso, plateau_aniso (sigma, sigma_y (default: sigma's range), theta (default [-pi, pi]), beta),
       # sinc (cutoff, radians), file (path)
     - {step: downscale, method: bicubic}       # to the LR size (scale: default the pipeline's); a method or a
-      # list to pick from: bicubic (MATLAB), bicubic_pytorch, bilinear, area, nearest
+      # list to pick from: bicubic (MATLAB), bicubic_pytorch, bilinear, area, nearest; uint8: true rounds
+      # as MATLAB does on 8-bit images (bicubic only; first step: the benchmarks' LR images exactly)
     - {step: noise, sigma: 15}                 # Gaussian, sigma in 8-bit units; gray: a probability (or bool)
     - {step: noise, kind: poisson, scale: 1}   # Poisson (Real-ESRGAN's), gray as above
     - {step: jpeg, quality: [30, 95]}
@@ -129,7 +130,11 @@ def _downscale(b: Builder, step: dict[str, Any]) -> None:
     if not scale >= 1:
         raise SrlabError(f"degradation step {where}: a downscaling scale must be >= 1, got {scale}")
     methods = _methods(step.get("method", "bicubic"), where)
-    b.resize(downscaled_size(*b.size, scale), methods[int(b.rng.integers(len(methods)))])
+    method = methods[int(b.rng.integers(len(methods)))]
+    entry = {"op": "resize", "size": list(downscaled_size(*b.size, scale)), "method": method}
+    if step.get("uint8", False) and method == "bicubic":
+        entry["uint8"] = True
+    b.add(entry)
 
 
 def _noise(b: Builder, step: dict[str, Any]) -> None:
@@ -153,7 +158,7 @@ def _jpeg(b: Builder, step: dict[str, Any]) -> None:
 # step name -> (sampler, the parameters it reads besides `step` and `prob`).
 STEPS: dict[str, tuple[Callable[[Builder, dict[str, Any]], None], tuple[str, ...]]] = {
     "blur": (_blur, ("kernel", "sigma", "sigma_y", "theta", "beta", "size", "cutoff", "path")),
-    "downscale": (_downscale, ("scale", "method")),
+    "downscale": (_downscale, ("scale", "method", "uint8")),
     "noise": (_noise, ("kind", "sigma", "scale", "gray")),
     "jpeg": (_jpeg, ("quality",)),
 }
