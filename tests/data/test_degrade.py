@@ -209,8 +209,10 @@ def test_user_steps_sample_their_ranges_and_must_end_at_the_lr_size():
     assert ops[0]["kernel"]["size"] in (7, 9, 11, 13) and 0.5 <= ops[0]["kernel"]["sigma_x"] <= 2
     assert ops[1] == {"op": "resize", "size": [32, 24], "method": ops[1]["method"]}
     assert ops[2]["sigma"] == 15.0
-    with pytest.raises(SrlabError, match=r"end at 48x64, not at the LR size 24x32 .* add a \{step: downscale\}"):
-        parse_degradation([{"step": "noise", "sigma": 5}], 2).sample(sample_rng(1), (64, 48))
+    with pytest.raises(SrlabError, match=r"end at 240x240, not at the LR size 120x120 .* add a \{step: downscale\}"):
+        parse_degradation([{"step": "noise", "sigma": 5}], 2)
+    with pytest.raises(SrlabError, match=r"a kernel size is an odd integer or a range holding one, got \[8, 8\]"):
+        parse_degradation([{"step": "blur", "size": [8, 8]}, {"step": "downscale"}], 2)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -222,3 +224,19 @@ def test_user_steps_sample_their_ranges_and_must_end_at_the_lr_size():
 def test_bad_degradations_are_refused_in_one_line(spec, message):
     with pytest.raises(SrlabError, match=message):
         parse_degradation(spec, 4)
+
+
+def test_a_degradation_downscales():
+    with pytest.raises(SrlabError, match="a degradation downscales: its scale must be a number >= 1, got 0.5"):
+        parse_degradation({"preset": "realesrgan"}, 0.5)
+
+
+def test_bad_delta_entries_are_refused_in_one_line():
+    hr = torch.zeros(3, 8, 8)
+    with pytest.raises(SrlabError, match="unknown op 'sharpen': use one of blur, resize"):
+        apply_ops(hr, [{"op": "sharpen"}])
+    with pytest.raises(SrlabError, match="'size' must be an odd integer >= 1, got 4"):
+        apply_ops(hr, [{"op": "blur", "kernel": {"type": "gaussian", "size": 4, "sigma_x": 1.0}}])
+    with pytest.raises(SrlabError, match="JPEG quality must be 1 to 100"):
+        apply_ops(hr, [{"op": "jpeg", "quality": 0}])
+

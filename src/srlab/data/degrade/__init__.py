@@ -82,13 +82,19 @@ def parse_degradation(spec: Any, scale: float) -> Degradation | None:
     (the paired or bicubic data of old)."""
     if spec is None or spec == {} or spec == []:
         return None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 1 <= scale < float("inf"):
+        raise SrlabError(f"a degradation downscales: its scale must be a number >= 1, got {scale!r}")
     if isinstance(spec, list):
         spec = {"steps": spec}
     if not isinstance(spec, dict) or len(spec) != 1 or not {"preset", "steps"} & set(spec):
         raise SrlabError(f"degradation must be {{preset: NAME}}, {{steps: [...]}} or a list of steps, got {spec!r} "
                          f"(presets: {', '.join(PRESETS)})")
     if "steps" in spec:
-        return Degradation(float(scale), steps=tuple(check_steps(spec["steps"])))
+        degradation = Degradation(float(scale), steps=tuple(check_steps(spec["steps"])))
+        # A dry run: a bad value (a range of even kernel sizes, a quality of 0, no downscale) is refused
+        # now, not in the middle of a run.
+        degradation.sample(sample_rng(0), (240, 240))
+        return degradation
     preset = spec["preset"]
     if preset not in PRESETS:
         raise SrlabError(f"unknown degradation preset {preset!r}: use one of {', '.join(PRESETS)}")

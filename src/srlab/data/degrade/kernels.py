@@ -96,9 +96,13 @@ def read_kernel_file(path: str | Path) -> np.ndarray:
     return _normalised(kernel)
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _number(spec: dict[str, Any], key: str, default: float | None = None, *, positive: bool = False) -> float:
     value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         raise SrlabError(f"blur kernel {spec!r}: '{key}' must be a number, got {value!r}")
     if positive and not value > 0:
         raise SrlabError(f"blur kernel {spec!r}: '{key}' must be > 0, got {value!r}")
@@ -125,7 +129,9 @@ def make_kernel(spec: dict[str, Any]) -> np.ndarray:
     sigma_y = _number(spec, "sigma_y", sigma_x, positive=True)
     theta = _number(spec, "theta", 0.0)
     if kind == "gaussian":
-        center = spec.get("center", (0.0, 0.0))
+        center = spec.get("center", [0.0, 0.0])
+        if not (isinstance(center, (list, tuple)) and len(center) == 2 and all(map(_finite, center))):
+            raise SrlabError(f"blur kernel {spec!r}: 'center' must be [dx, dy], two numbers")
         return gaussian_kernel(size, sigma_x, sigma_y, theta, (float(center[0]), float(center[1])))
     beta = _number(spec, "beta", positive=True)
     maker = generalized_gaussian_kernel if kind == "generalized_gaussian" else plateau_kernel
