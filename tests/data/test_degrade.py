@@ -16,7 +16,7 @@ from scipy.stats import multivariate_normal
 from conftest import BENCHMARKS, needs_benchmarks
 from srlab.data.datasets import modcrop
 from srlab.data.degrade import apply_ops, parse_degradation, sample_rng
-from srlab.data.degrade.kernels import make_kernel, read_kernel_file, sinc_kernel
+from srlab.data.degrade.kernels import bessel_j1, make_kernel, read_kernel_file, sinc_kernel
 from srlab.data.degrade.ops import gaussian_noise, jpeg, poisson_noise
 from srlab.data.io import read_rgb, sample_photo
 from srlab.data.resize import bicubic_downscale
@@ -73,8 +73,12 @@ def test_sinc_kernel_is_the_jinc_form(cutoff):
     r = np.hypot(*np.moveaxis(_taps(13), -1, 0))
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = np.where(r == 0, cutoff**2 / (4 * np.pi), cutoff * special.j1(cutoff * r) / (2 * np.pi * r))
-    # torch's Bessel J1 agrees with SciPy's to about 1e-9 absolute (the taps are 1e-2 to 1e-4).
-    np.testing.assert_allclose(sinc_kernel(13, cutoff), expected / expected.sum(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(sinc_kernel(13, cutoff), expected / expected.sum(), rtol=1e-10, atol=1e-15)
+
+
+def test_bessel_j1_is_scipys_over_the_arguments_of_large_kernels():
+    x = np.linspace(0, 100, 20001)
+    np.testing.assert_allclose(bessel_j1(x), special.j1(x), rtol=0, atol=1e-13)
 
 
 def test_kernel_files_are_read_and_bad_ones_refused(tmp_path):
