@@ -34,8 +34,8 @@ __all__ = [
 
 
 def sample_rng(*seeds: int) -> np.random.Generator:
-    """The generator of one sample's δ, from non-negative integers (e.g. seed, epoch, index)."""
-    return np.random.default_rng([int(s) for s in seeds])
+    """The generator of one sample's δ, from integers (e.g. seed, epoch, index; taken modulo 2**64)."""
+    return np.random.default_rng([int(s) % 2**64 for s in seeds])
 
 
 def name_seed(name: str) -> int:
