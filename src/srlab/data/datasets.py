@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from srlab.data.degrade import Degradation, sample_rng
 from srlab.data.io import IMAGE_EXTENSIONS, list_images, read_rgb
 from srlab.data.resize import bicubic_downscale
 from srlab.errors import SrlabError
@@ -123,11 +124,17 @@ class PatchDataset(Dataset):
     Images are decoded (and LR images made) once, at construction, and held as uint8. An item's
     randomness comes from its index alone (see :class:`EpochSampler`), so a run is reproducible
     whatever the number of loader workers and however often it is interrupted and resumed.
+
+    With a ``degradation`` (srlab.data.degrade) only the HR images are read, and each item's LR patch
+    is made from its HR patch (after the flips) by δ drawn from ``(seed, index)``: the index counts
+    the epochs too, so every epoch degrades differently and a resumed run draws the same δ
+    (:meth:`delta`). Real-ESRGAN degrades a 400x400 crop and then crops the LR image; here the patch
+    itself is degraded, so its blur and resizes see the patch's mirrored borders.
     """
 
     def __init__(
         self, pairs: tuple[ImagePair, ...], *, scale: int, patch_size: int, repeat: int = 1, seed: int = 0,
-        augment: bool = True,
+        augment: bool = True, degradation: Degradation | None = None,
     ) -> None:
         if patch_size % scale != 0:
             raise SrlabError(
@@ -137,37 +144,47 @@ class PatchDataset(Dataset):
         if not pairs:
             raise SrlabError("the training folder has no images")
         self.scale, self.patch_size, self.repeat, self.seed, self.augment = scale, patch_size, repeat, seed, augment
-        self.images: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.degradation = degradation
+        # (LR, HR) as uint8; no LR image with a degradation.
+        self.images: list[tuple[torch.Tensor | None, torch.Tensor]] = []
         for pair in pairs:
-            lr, hr = load_pair(pair, scale)
+            lr, hr = (None, modcrop(read_rgb(pair.hr), scale)) if degradation else load_pair(pair, scale)
             if min(hr.shape[-2:]) < patch_size:
                 raise SrlabError(
                     f"training image '{pair.hr}' ({hr.shape[-1]}x{hr.shape[-2]}) is smaller than "
                     f"--patch_size {patch_size}: lower the patch size or remove the image"
                 )
-            self.images.append((_to_uint8(lr), _to_uint8(hr)))
+            self.images.append((None if lr is None else _to_uint8(lr), _to_uint8(hr)))
 
     def __len__(self) -> int:
         return len(self.images) * self.repeat
 
+    def delta(self, index: int) -> list[dict]:
+        """The δ operations that degrade item ``index`` (with a degradation)."""
+        return self.degradation.sample(sample_rng(self.seed, index), (self.patch_size, self.patch_size))
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         lr, hr = self.images[index % len(self.images)]
         rng = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        lr_patch = self.patch_size // self.scale
-        top = int(torch.randint(0, lr.shape[-2] - lr_patch + 1, (1,), generator=rng))
-        left = int(torch.randint(0, lr.shape[-1] - lr_patch + 1, (1,), generator=rng))
-        lr = lr[:, top:top + lr_patch, left:left + lr_patch]
         s = self.scale
-        hr = hr[:, top * s:(top + lr_patch) * s, left * s:(left + lr_patch) * s]
+        lr_patch = self.patch_size // s
+        top = int(torch.randint(0, hr.shape[-2] // s - lr_patch + 1, (1,), generator=rng))
+        left = int(torch.randint(0, hr.shape[-1] // s - lr_patch + 1, (1,), generator=rng))
+        patches = [hr[:, top * s:(top + lr_patch) * s, left * s:(left + lr_patch) * s]]
+        if lr is not None:
+            patches.append(lr[:, top:top + lr_patch, left:left + lr_patch])
         if self.augment:
             hflip, vflip, transpose = torch.rand(3, generator=rng) < 0.5
             if hflip:
-                lr, hr = lr.flip(-1), hr.flip(-1)
+                patches = [p.flip(-1) for p in patches]
             if vflip:
-                lr, hr = lr.flip(-2), hr.flip(-2)
+                patches = [p.flip(-2) for p in patches]
             if transpose:  # with the flips, this gives all eight 90-degree rotations and reflections
-                lr, hr = lr.transpose(-1, -2), hr.transpose(-1, -2)
-        return lr.float().div_(255), hr.float().div_(255)
+                patches = [p.transpose(-1, -2) for p in patches]
+        hr = patches[0].float().div_(255)
+        if self.degradation is None:
+            return patches[1].float().div_(255), hr
+        return self.degradation(hr, sample_rng(self.seed, index))[0], hr
 
 
 class EpochSampler(Sampler[int]):

@@ -13,6 +13,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from srlab.data.degrade import parse_degradation
 from srlab.errors import SrlabError
 from srlab.losses import LOSS_NAMES, objective_parameters
 
@@ -139,6 +140,10 @@ class TrainConfig:
     # The discriminator's optimiser (only used with a gan loss).
     d_optim: DiscriminatorOptimConfig = field(default_factory=DiscriminatorOptimConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    # Training LR patches made on the fly from the HR patches by a degradation D(y; δ) (srlab.data.degrade):
+    # {preset: realesrgan} (or bsrgan, bicubic), {steps: [...]} or a list of steps; δ is drawn from (seed,
+    # epoch, index), so resumed runs stay bit-exact. Empty: the folder's LR images, or MATLAB bicubic.
+    degradation: Any = None
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
     udl_head_channels: int = 32
@@ -380,6 +385,7 @@ def validate(config: TrainConfig) -> None:
         raise SrlabError(f"curriculum.start_fraction must be in (0, 1], got {config.curriculum.start_fraction}")
     if config.curriculum.epochs < 0:
         raise SrlabError(f"curriculum.epochs must be >= 0, got {config.curriculum.epochs}")
+    parse_degradation(config.degradation, config.scale)
     if config.logging.every_iters < 1:
         raise SrlabError(f"logging.every_iters must be >= 1, got {config.logging.every_iters}")
     if config.logging.val_images < 0:

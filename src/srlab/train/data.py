@@ -2,7 +2,8 @@
 
 The order of training samples and their crops depends only on the seed, the epoch and the position in
 the epoch, so a resumed run continues exactly where its last checkpoint left it, whether that was at
-the end of an epoch or in its middle (:meth:`TrainData.start_epoch`)."""
+the end of an epoch or in its middle (:meth:`TrainData.start_epoch`). So do the δ of a ``degradation``
+(the LR patches made on the fly from the HR ones); validation keeps the folder's LR images (or bicubic)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from srlab.data.datasets import EpochSampler, PatchDataset, discover_pairs, load_pair
+from srlab.data.degrade import parse_degradation
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.stages import CurriculumSampler
@@ -42,9 +44,10 @@ class TrainData:
 def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainData:
     train_folder = discover_pairs(config.data.train_dir, config.scale)
     val_folder = discover_pairs(config.data.val_dir, config.scale)
+    degradation = parse_degradation(config.degradation, config.scale)
     train_set = PatchDataset(
         train_folder.pairs, scale=config.scale, patch_size=config.data.patch_size,
-        repeat=config.data.repeat, seed=config.seed,
+        repeat=config.data.repeat, seed=config.seed, degradation=degradation,
     )
     val_pairs = val_folder.pairs[: config.data.val_max_images or None]
     # Each rank validates every world_size-th image; the per-image scores are gathered in rank 0's order.
@@ -66,8 +69,9 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         # the global RNG would shift that RNG between an interrupted and an uninterrupted run.
         generator=torch.Generator().manual_seed(config.seed),
     )
+    made_by = f", LR by degradation {degradation.describe()}" if degradation else ""
     description = (
-        f"train {len(train_folder.pairs)} images ({train_folder.layout}) val {len(val_pairs)} images "
+        f"train {len(train_folder.pairs)} images ({train_folder.layout}{made_by}) val {len(val_pairs)} images "
         f"iters/epoch {len(loader)}"
     )
     return TrainData(loader, sampler, val_images, val_indices, len(loader), description)
