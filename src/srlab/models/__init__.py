@@ -11,6 +11,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     ditn,
     dlgsanet,
     drcn,
+    drsan,
     ecbsr,
     edsr,
     elan,
