@@ -86,6 +86,8 @@ class KernelAttention(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(), nn.Conv2d(hidden, num_kernels, 1, bias=False)
         )
+        for conv in (self.net[0], self.net[2]):  # the official initialisation
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.net(F.adaptive_avg_pool2d(x, 1)).flatten(1)
@@ -139,6 +141,8 @@ class HeterogeneousNetwork(nn.Module):
 
 
 class UpsampleStages(nn.Module):
+    """Conv (with bias) + PixelShuffle per stage: one x2 or x3 stage, two x2 stages for x4."""
+
     def __init__(self, channels: int, scale: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -171,7 +175,7 @@ class ADSRNet(nn.Module):
             setattr(self, f"conv{index}", conv_relu(FEATURES))
         self.conv17 = nn.Sequential(nn.Conv2d(FEATURES, 3, 3, padding=1, bias=False))  # official ``conv17.0``
         self.upsample = Upsample(FEATURES, scale)
-        self.Block = HeterogeneousNetwork()  # noqa: N815  (the official name, kept for the state dict)
+        self.Block = HeterogeneousNetwork()  # the official (capitalised) name, kept for the state dict
         self.sub_mean = MeanShift(_RGB_RANGE, sign=-1)
         self.add_mean = MeanShift(_RGB_RANGE, sign=1)
 
