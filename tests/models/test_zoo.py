@@ -37,6 +37,9 @@ SMALL_ARGS = {
 # must round to (paper-results.md §2; None where no paper states one). Every registered model has a row.
 PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "bicubic": ({2: 0, 3: 0, 4: 0}, None),
+    # ADSRNet / HDSRNet: trainable parameters (the 24 frozen mean-shift values out). The paper's "1819K"
+    # is the x2 network with them, 1,818,520 (test_adsrnet), printed in its x4 table, so none is checked here.
+    "adsrnet": ({2: 1_818_496, 3: 2_003_136, 4: 1_966_208}, None),
     # ARM supernets (x4 only), counted at full width. ARM-CARN's 294,171 counts the 24 frozen mean-shift
     # values too (paper-results.md §8b), so the trainable count is 24 less.
     "arm_fsrcnn": ({4: 24_515}, {4: "24.515K"}),
@@ -89,6 +92,12 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "dlgsanet_tiny": ({2: 565_710, 3: 572_205, 4: 581_298}, {2: "566K", 3: "572K", 4: "581K"}),
     "dlgsanet_light": ({2: 745_188, 3: 751_683, 4: 760_776}, {2: "745K", 3: "752K", 4: "761K"}),
     "drcn": ({2: 1_774_096, 3: 1_774_096, 4: 1_774_096}, {2: "1,774K", 3: "1,774K", 4: "1,774K"}),
+    # DRSAN: equal to the official TensorFlow checkpoints' listings (test_drsan); no 32l figures at x3/x4.
+    "drsan_32s": ({2: 368_427, 3: 414_667, 4: 405_419}, {2: "0.37M", 3: "0.41M", 4: "0.41M"}),
+    "drsan_48s": ({2: 647_195, 3: 751_115, 4: 730_331}, {2: "0.65M", 3: "0.75M", 4: "0.73M"}),
+    "drsan_32m": ({2: 688_851, 3: 735_091, 4: 725_843}, {2: "0.69M", 3: "0.74M", 4: "0.73M"}),
+    "drsan_32l": ({2: 849_063, 3: 895_303, 4: 886_055}, {2: "0.85M"}),
+    "drsan_48m": ({2: 1_187_827, 3: 1_291_747, 4: 1_270_963}, {2: "1.19M", 3: "1.29M", 4: "1.27M"}),
     "etds_t": ({2: 13_944, 3: 16_920, 4: 21_360}, {2: "13.94K", 3: "16.92K", 4: "21.36K"}),
     "etds_s": ({2: 41_512, 3: 46_792, 4: 54_112}, {2: "41.51K", 3: "46.79K", 4: "54.11K"}),
     "etds_m": ({2: 60_008, 3: 65_288, 4: 72_608}, {2: "60.01K", 3: "65.29K", 4: "72.61K"}),

@@ -1,6 +1,7 @@
 """The model zoo. Each architecture lives in its own module and registers its variants on import."""
 
 from srlab.models import (  # noqa: F401  (explicit import list: registers the models)
+    adsrnet,
     arm,
     bicubic,
     bsrn,
@@ -10,6 +11,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     ditn,
     dlgsanet,
     drcn,
+    drsan,
     ecbsr,
     edsr,
     elan,
