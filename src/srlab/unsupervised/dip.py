@@ -202,6 +202,15 @@ class DipSettings:
 
 
 @dataclass(frozen=True)
+class DipStep:
+    """What a step saw, for progress reports and studies (the notebook's ``PSNR_HR`` curve)."""
+
+    step: int  # 1 for the first step
+    lr_loss: float  # the LR MSE that this step's update descended
+    output: torch.Tensor  # (1, 3, scale * h, scale * w): the network's output that gave lr_loss (detached)
+
+
+@dataclass(frozen=True)
 class DipResult:
     sr: torch.Tensor  # (3, scale * h, scale * w) float32 in [0, 1], on the device of the fit
     iterations: int  # the optimiser steps taken (fewer than asked when max_seconds ran out)
@@ -223,10 +232,10 @@ def centre_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def super_resolve(lr: torch.Tensor, settings: DipSettings = DipSettings(), *,
-                  on_step: Callable[[int, float], None] | None = None) -> DipResult:
+                  on_step: Callable[[DipStep], None] | None = None) -> DipResult:
     """Fit a fresh skip network to ``lr`` ((3, h, w) float in [0, 1]; its device is the fit's) and return
     its HR image. The same seed, image, settings, device and torch build give the same result; torch's
-    global random state is left as it was. ``on_step(step, lr_loss)`` is called after every step."""
+    global random state is left as it was. ``on_step`` is called after every step."""
     if lr.dim() != 3 or lr.shape[0] != 3:
         raise SrlabError(f"DIP needs an RGB image (3, h, w), got a tensor of shape {tuple(lr.shape)}")
     device = lr.device
@@ -254,7 +263,7 @@ def super_resolve(lr: torch.Tensor, settings: DipSettings = DipSettings(), *,
             optimizer.step()
             losses.append(loss.item())
             if on_step is not None:
-                on_step(step + 1, losses[-1])
+                on_step(DipStep(step + 1, losses[-1], output.detach()))
         with torch.no_grad():  # still in training mode: BatchNorm uses this pass's statistics
             sr = centre_crop(network(net_input), height, width)[0]
     return DipResult(sr.clamp(0, 1), len(losses), tuple(losses), time.perf_counter() - started)
