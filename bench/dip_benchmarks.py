@@ -44,7 +44,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {threads} threads"
     print(f"# {what}, torch {torch.__version__}", flush=True)
     folder = discover_pairs(args.folder, args.scale)
     settings = DipSettings(scale=args.scale, iterations=args.iterations, seed=args.seed)
