@@ -3,7 +3,8 @@
 Each image gets its own network, fitted to it for ``--iterations`` steps (the paper's 2000 at x4, 4000
 at x8), and the result is written atomically to ``OUT/<name>_x<S>.png``. An image that cannot be read
 or written is reported in one line and the others are still processed (exit 1). The fit is slow on a
-CPU (seconds per step for a 128 x 128 LR image): ``--max_seconds`` bounds each image's fit.
+CPU (about 2 s of one core per step for a 64 x 64 LR image at x4, so over an hour for the paper's 2000
+steps; a GPU is the place for it): ``--max_seconds`` bounds each image's fit.
 """
 
 from __future__ import annotations
