@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 FLOORS = (
     ("srlab", "srlab.__main__", "srlab.cli"),  # the entry points: the public API's facade, the CLI
     ("srlab.report", "srlab.demo"),
-    ("srlab.train", "srlab.profile"),
+    ("srlab.train", "srlab.profile", "srlab.unsupervised"),
     ("srlab.inference", "srlab.adaptive", "srlab.export"),
     ("srlab.models", "srlab.losses", "srlab.lut"),
     ("srlab.metrics",),

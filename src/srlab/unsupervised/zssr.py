@@ -20,8 +20,8 @@ flat relative to its uncertainty, and training stops once it falls below 9e-6. W
   ``warpPerspective(INTER_CUBIC)``, whose sub-pixel positions are rounded to 1/32 of a pixel.
 * The uncertainty of the fitted slope uses the residual variance over ``N - 4`` points, as numpy's
   ``polyfit(cov=True)`` did when ZSSR was published (numpy 1.16 changed it to ``N - 2``).
-* A given kernel is shifted to its wanted centre of mass by cubic convolution, where ZSSR uses
-  ``scipy.ndimage.shift`` (cubic spline); kernels are normalised to sum to 1.
+* A given kernel is shifted to its wanted centre of mass by cubic convolution (Keys, a = -0.5), where ZSSR
+  uses ``scipy.ndimage.shift`` (cubic spline); kernels are normalised to sum to 1.
 * ``max_seconds`` (not in ZSSR) bounds the training time; the image is still produced.
 
 ``--config gradual`` generalises ``X2_GRADUAL_IDEAL_CONF`` (1 -> 1.5 -> 2 in six non-uniform steps) to
@@ -203,9 +203,17 @@ def shift_kernel(kernel: Tensor, sf: SF) -> Tensor:
     shift = wanted - mass
     pad = math.ceil(float(shift.abs().max())) + 1
     k = F.pad(k, (pad, pad, pad, pad))
-    # Output pixel p takes the input at p - shift: a pure translation as an affine warp.
-    matrix = np.array([[1.0, 0.0, float(shift[1])], [0.0, 1.0, float(shift[0])], [0.0, 0.0, 1.0]])
-    return warp(k[None], matrix, tuple(k.shape))[0]
+    return _shift_matrix(k.shape[0], float(shift[0])) @ k @ _shift_matrix(k.shape[1], float(shift[1])).T
+
+
+def _shift_matrix(length: int, shift: float) -> Tensor:
+    """Output p = sum_j w(p - shift - j) x_j with Keys' cubic, a = -0.5: it reproduces linear functions, so
+    a shift keeps the kernel's mass and moves its centre of mass by exactly ``shift`` (away from the ends)."""
+    positions = torch.arange(length, dtype=torch.float64)
+    d = (positions[:, None] - shift - positions[None, :]).abs()
+    near = (1.5 * d**3 - 2.5 * d**2 + 1) * (d <= 1)
+    far = (-0.5 * d**3 + 2.5 * d**2 - 4 * d + 2) * ((d > 1) & (d < 2))
+    return near + far
 
 
 # ------------------------------------------------------------------------------------- fathers and sons
