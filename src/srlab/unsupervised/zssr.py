@@ -501,7 +501,8 @@ def zssr(
     ``kernel`` is the degradation (a 2-D blur, shifted here as ZSSR does; bicubic when None), for configs of
     one scale step. The same ``seed`` on the same device
     and thread count gives the same image. ``max_seconds`` splits a training budget evenly among the scale
-    steps; each step stops when its share is spent and the image is still produced.
+    steps; each step stops when its share is spent and the image is still produced (the self-ensemble and
+    back-projection after each step come on top: 8 passes of the network over the output size).
     """
     if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
         raise SrlabError(f"ZSSR: expected a (3, H, W) float image, got {tuple(image.shape)} {image.dtype}")
@@ -526,6 +527,8 @@ def zssr(
             bar.update(config.max_iters - done)  # the bar counts every step's full length
             iterations.append(done)
             stopped_by.append(why)
+            bar.set_description("zssr: self-ensemble and back-projection")
             sr = state.final_test(step, bp_iters)
+            bar.set_description("zssr")
             state.sources.append(sr)
     return ZSSRResult(sr.cpu(), iterations, stopped_by, time.perf_counter() - started)
