@@ -2,7 +2,7 @@
 protocol) and the seconds per image, beside bicubic upscaling of the same LR images.
 
 Usage: python bench/zssr_benchmarks.py [--sets Set5 Set14] [--scales 2 4] [--max_seconds T]
-                                       [--iterations N] [--config default] [--device cpu]
+                                       [--iterations N] [--config default] [--device cpu] [--images bird ...]
 
 A full run trains up to 3000 iterations per image and scale (hours per set on a laptop CPU); --max_seconds
 bounds each image's training time and the table says how many iterations each image got. Prints one line
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--config", default="default")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", nargs="+", metavar="NAME", help="only these images of each set (e.g. bird)")
     parser.add_argument("--root", type=Path, default=BENCHMARKS)
     args = parser.parse_args()
     print(f"device {args.device}, CPU {cpu_model()}, {torch.get_num_threads()} threads")
@@ -46,6 +47,8 @@ def main() -> None:
             zssr_scores, bicubic_scores = ScoreAccumulator(), ScoreAccumulator()
             seconds, iterations = [], []
             for pair in discover_pairs(args.root / name, scale).pairs:
+                if args.images and pair.name not in args.images:
+                    continue
                 lr, hr = load_pair(pair, scale)
                 started = time.perf_counter()
                 result = zssr(lr, config, seed=0, device=args.device, max_seconds=args.max_seconds)
