@@ -1,2 +1,2 @@
-"""Super-resolution without training data: methods that fit a network to the one LR image they upscale
-(Deep Image Prior, :mod:`srlab.unsupervised.dip`; zero-shot SR, :mod:`srlab.unsupervised.zssr`)."""
+"""Super-resolution without paired training data (study section 8): methods that fit a network to the one LR
+image they upscale (Deep Image Prior, :mod:`srlab.unsupervised.dip`; zero-shot SR, :mod:`srlab.unsupervised.zssr`)."""
