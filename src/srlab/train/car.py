@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def build_pair(config: CarTrainConfig) -> CarPair:
 
 def bicubic_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """MATLAB bicubic downscaling of [0, 1] images, rounded to 8 bits."""
-    return bicubic_downscale(hr * 255, scale, quantize=True) / 255
+    return bicubic_downscale(hr, scale, quantize=True)
 
 
 def training_step(pair: CarPair, hr: torch.Tensor, downscaler: str) -> tuple[torch.Tensor, dict[str, float]]:
@@ -195,7 +196,7 @@ def load_pair(path: str | Path) -> tuple[CarPair, CarTrainConfig]:
         config = CarTrainConfig(**saved["config"])
         pair = build_pair(config)
         pair.load_state_dict(saved["state_dict"], strict=True)
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise SrlabError(f"{path} is not a CAR checkpoint written by train_car ({e}): retrain or pick another file") from None
     return pair.eval(), config
 
