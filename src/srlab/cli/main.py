@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from srlab import __version__
 from srlab.cli import (
-    arm_table, benchmark, data, demo, eval as eval_cmd, export, export_weights, lut, models, plot, profile,
+    arm_table, benchmark, car, data, demo, eval as eval_cmd, export, export_weights, lut, models, plot, profile,
     quantize, rdsr_router, tradeoff, train, upscale, weights,
 )
 from srlab.errors import SrlabError, SrlabWarning
@@ -39,7 +39,7 @@ COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
     "profile": profile, "benchmark": benchmark, "tradeoff": tradeoff, "arm-table": arm_table, "lut": lut,
     "rdsr-router": rdsr_router, "weights": weights, "plot": plot, "export": export,
-    "export-weights": export_weights, "quantize": quantize,
+    "export-weights": export_weights, "quantize": quantize, "car": car,
 }
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,21 +192,33 @@ def load_pair(path: str | Path) -> tuple[CarPair, CarTrainConfig]:
     """A pair saved by :func:`train_car` (read with ``weights_only``)."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
+        raise SrlabError(f"{path} is not a CAR checkpoint written by train_car ({type(e).__name__}): "
+                         "retrain or pick another file") from None
+    try:
         config = CarTrainConfig(**saved["config"])
         pair = build_pair(config)
         pair.load_state_dict(saved["state_dict"], strict=True)
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
         raise SrlabError(f"{path} is not a CAR checkpoint written by train_car ({e}): retrain or pick another file") from None
     return pair.eval(), config
 
 
 @torch.no_grad()
+def downscale_image(pair: CarPair, hr: torch.Tensor, downscaler: str) -> torch.Tensor:
+    """The 8-bit LR image (3, H/s, W/s) of one HR image (3, H, W), cropped to multiples of 8 first."""
+    h, w = (n // SIZE_MULTIPLE * SIZE_MULTIPLE for n in hr.shape[-2:])
+    if not (h and w):
+        raise SrlabError(f"an image of {hr.shape[-2]}x{hr.shape[-1]} is smaller than {SIZE_MULTIPLE}x{SIZE_MULTIPLE}")
+    hr = hr[None, :, :h, :w]
+    return (pair.downscale(hr) if downscaler == "car" else bicubic_lr(hr, pair.scale))[0]
+
+
+@torch.no_grad()
 def round_trip(pair: CarPair, hr: torch.Tensor, downscaler: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(8-bit LR, 8-bit reconstruction) of one HR image (3, H, W), cropped to multiples of 8."""
-    h, w = (n // SIZE_MULTIPLE * SIZE_MULTIPLE for n in hr.shape[-2:])
-    hr = hr[None, :, :h, :w]
-    lr = pair.downscale(hr) if downscaler == "car" else bicubic_lr(hr, pair.scale)
-    return lr[0], (torch.round(pair.upscaler(lr).clamp(0, 1) * 255) / 255)[0]
+    lr = downscale_image(pair, hr, downscaler)
+    return lr, (torch.round(pair.upscaler(lr[None]).clamp(0, 1) * 255) / 255)[0]
 
 
 @torch.no_grad()
@@ -226,5 +237,5 @@ def evaluate_round_trip(pair: CarPair, hr_dir: str | Path, downscaler: str) -> d
     return scores
 
 
-__all__ = ["CarTrainConfig", "car_objective", "evaluate_round_trip", "load_pair", "offset_loss",
+__all__ = ["CarTrainConfig", "car_objective", "downscale_image", "evaluate_round_trip", "load_pair", "offset_loss",
            "round_trip", "train_car", "tv_loss"]
