@@ -1,12 +1,12 @@
 """CAR x4 against the same upscaler trained on bicubic LR images, on a CPU-sized budget.
 
-Trains two pairs with the same recipe (srlab.train.car), one jointly with the resampler (downscaler
-car) and one on MATLAB bicubic LR images (downscaler bicubic), then scores both round trips on the
-given HR folders (PSNR-Y, shave 4). The two runs alternate iteration blocks only through the OS:
-start it under `nice`, it takes tens of minutes on 2 cores.
+Trains one pair with the recipe below (srlab.train.car), jointly with the resampler (``--downscaler car``)
+or on MATLAB bicubic LR images (``--downscaler bicubic``), then scores its round trip on the given HR
+folders (PSNR-Y, shave 4). Run it once per downscaler (the two can run side by side); the README's CAR
+table comes from these two runs:
 
-    PYTHONPATH=src python bench/car_demo.py --train PHOTOS/train/HR --eval PHOTOS/val/HR \
-        ../shared/benchmarks/Set5/HR ../shared/benchmarks/Set14/HR --out runs/car_demo
+    PYTHONPATH=src nice -n 15 python bench/car_demo.py --downscaler car --train PHOTOS/train/HR \
+        --eval PHOTOS/val/HR ../shared/benchmarks/Set5/HR ../shared/benchmarks/Set14/HR --out runs/car_demo
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from srlab.train.car import CarTrainConfig, evaluate_round_trip, train_car
 
-RECIPE = CarTrainConfig(scale=4, iterations=500, patch_size=48, batch_size=8, lr=5e-4, resampler_channels=64,
+RECIPE = CarTrainConfig(scale=4, iterations=1500, patch_size=48, batch_size=8, lr=5e-4, resampler_channels=64,
                         upscaler_channels=32, upscaler_blocks=8, log_every=50)
 
 
