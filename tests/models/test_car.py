@@ -80,7 +80,8 @@ def test_official_data_parallel_state_dicts_load_strictly():
     source = CarPair(scale=2, resampler_channels=16, upscaler_channels=8, upscaler_blocks=1)
     kgn = {f"module.{k}": v for k, v in source.resampler.state_dict().items()}
     usn = {f"module.{k}": v for k, v in source.upscaler.state_dict().items()}
-    target = load_official_car(CarPair(scale=2, resampler_channels=16, upscaler_channels=8, upscaler_blocks=1), kgn, usn)
+    target = CarPair(scale=2, resampler_channels=16, upscaler_channels=8, upscaler_blocks=1)
+    load_official_car(target, kgn, usn)
     hr = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(target(hr)[0], source(hr)[0])
     del usn["module.tail.1.bias"]

@@ -63,7 +63,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _downscale(args: argparse.Namespace) -> int:
     pair, config = load_pair(args.checkpoint)
     if config.downscaler != "car":
-        raise SrlabError(f"{args.checkpoint} was trained on bicubic LR images: downscale with a --downscaler car checkpoint")
+        raise SrlabError(
+            f"{args.checkpoint} was trained on bicubic LR images: downscale with a --downscaler car checkpoint"
+        )
     paths = list_images(args.input)
     if not paths:
         raise SrlabError(f"no images in {args.input}: point it at a folder of HR images")

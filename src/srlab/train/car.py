@@ -200,7 +200,9 @@ def load_pair(path: str | Path) -> tuple[CarPair, CarTrainConfig]:
         pair = build_pair(config)
         pair.load_state_dict(saved["state_dict"], strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
-        raise SrlabError(f"{path} is not a CAR checkpoint written by train_car ({e}): retrain or pick another file") from None
+        raise SrlabError(
+            f"{path} is not a CAR checkpoint written by train_car ({e}): retrain or pick another file"
+        ) from None
     return pair.eval(), config
 
 
