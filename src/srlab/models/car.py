@@ -1,8 +1,8 @@
 """CAR: the content adaptive resampler and its upscaler (Sun & Chen, TIP 2020).
 
 Paper: Sun and Chen, "Learned Image Downscaling for Upscaling using Content Adaptive Resampler", IEEE
-TIP 29 (2020). Official code: sunwj/CAR (commit 05b2277; no licence file states otherwise than its
-LICENSE), ``modules.py`` (the resampler network ``DSN``), ``EDSR/edsr.py`` (the upscaler) and
+TIP 29 (2020). Official code: sunwj/CAR (commit 05b2277, GPL-3.0; srlab's code is written from its
+structure, none of it copied), ``modules.py`` (the resampler network ``DSN``), ``EDSR/edsr.py`` (the upscaler) and
 ``adaptive_gridsampler/`` (the CUDA resampler, here :func:`srlab.layers.adaptive_gridsampler.adaptive_resample`).
 Module structure and parameter names are the official ones, so the official ``kgn.pth`` (resampler)
 and ``usn.pth`` (upscaler) load strictly into :attr:`CarPair.resampler` and :attr:`CarPair.upscaler`
