@@ -17,7 +17,9 @@ The bilinear sample is the kernel's, not ``grid_sample``'s: the left and top ind
 unclamped fraction ``x - floor(x)``. Past the padded border this differs from a border-clamped bilinear
 (at x = -0.3 the kernel mixes columns 0 and 1), so the indices are gathered here exactly as the kernel
 computes them. Autograd differentiates the same expression the official backward kernel writes by hand
-(weights, and offsets through the fractions; floor has no gradient).
+(weights, and offsets through the fractions; floor has no gradient). That kernel is not wired up in the
+official ``gridsampler.py`` (its backward raises), and it skips the LR columns at or past the LR height
+(``idx >= dim_h``, a bounds typo) on wide images; autograd has no such gap.
 """
 
 from __future__ import annotations
