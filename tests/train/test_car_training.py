@@ -73,3 +73,13 @@ def test_a_corrupt_checkpoint_is_one_error(tmp_path):
 def test_patch_size_must_be_a_multiple_of_8(photos, tmp_path):
     with pytest.raises(SrlabError, match="patch_size must be a positive multiple of 8, got 36"):
         train_car(dataclasses.replace(TINY, patch_size=36), photos, tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("batch_size", 0, "batch_size must be >= 1, got 0"),
+    ("resampler_channels", 18, "resampler_channels must be a multiple of 4"),
+    ("lr", 0.0, "iterations must be >= 0 and lr > 0, got 3 and 0.0"),
+])
+def test_bad_settings_are_one_error(photos, tmp_path, field, value, message):
+    with pytest.raises(SrlabError, match=message):
+        train_car(dataclasses.replace(TINY, **{field: value}), photos, tmp_path / "x.pt")

@@ -119,6 +119,14 @@ def _check(config: CarTrainConfig) -> None:
         raise SrlabError(f"CAR trains at scale {' or '.join(map(str, CAR_SCALES))}, not {config.scale}")
     if config.downscaler not in DOWNSCALERS:
         raise SrlabError(f"downscaler must be one of {', '.join(DOWNSCALERS)}, got {config.downscaler!r}")
+    for name in ("batch_size", "resampler_channels", "upscaler_channels", "upscaler_blocks", "log_every"):
+        if getattr(config, name) < 1:
+            raise SrlabError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.resampler_channels % 4:
+        raise SrlabError(f"resampler_channels must be a multiple of 4 (its stages are 1/4 and 1/2 as wide), "
+                         f"got {config.resampler_channels}")
+    if config.iterations < 0 or not config.lr > 0:
+        raise SrlabError(f"iterations must be >= 0 and lr > 0, got {config.iterations} and {config.lr}")
     if config.patch_size % SIZE_MULTIPLE or config.patch_size <= 0:
         raise SrlabError(f"patch_size must be a positive multiple of {SIZE_MULTIPLE}, got {config.patch_size}")
 
