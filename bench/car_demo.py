@@ -28,9 +28,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/car_demo")
     parser.add_argument("--iterations", type=int, default=RECIPE.iterations)
     parser.add_argument("--downscaler", choices=("car", "bicubic"), required=True)
+    parser.add_argument("--seed", type=int, default=RECIPE.seed)
     args = parser.parse_args()
-    config = dataclasses.replace(RECIPE, iterations=args.iterations, downscaler=args.downscaler)
-    out = Path(args.out) / f"{args.downscaler}.pt"
+    config = dataclasses.replace(RECIPE, iterations=args.iterations, downscaler=args.downscaler, seed=args.seed)
+    out = Path(args.out) / f"{args.downscaler}_seed{args.seed}.pt"
     pair = train_car(config, args.train, out, log=lambda line: print(args.downscaler, line, flush=True))
     for folder in args.eval:
         scores = evaluate_round_trip(pair, folder, args.downscaler)
