@@ -163,9 +163,8 @@ def train_car(config: CarTrainConfig, train_dir: str | Path, out: str | Path, *,
     generator = torch.Generator().manual_seed(config.seed)
     images = _load_training_images(train_dir, config.patch_size)
     pair = build_pair(config)
-    params = [p for p in pair.parameters() if p.requires_grad]
-    if config.downscaler == "bicubic":
-        params = [p for p in pair.upscaler.parameters() if p.requires_grad]
+    trained = pair if config.downscaler == "car" else pair.upscaler  # the bicubic baseline has no resampler to train
+    params = [p for p in trained.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, eps=1e-6)
     started = time.perf_counter()
     sums: dict[str, float] = {}
