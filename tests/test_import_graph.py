@@ -23,7 +23,7 @@ FLOORS = (
     ("srlab", "srlab.__main__", "srlab.cli"),  # the entry points: the public API's facade, the CLI
     ("srlab.report", "srlab.demo"),
     ("srlab.train", "srlab.profile"),
-    ("srlab.inference", "srlab.adaptive", "srlab.export"),
+    ("srlab.inference", "srlab.adaptive", "srlab.export", "srlab.unsupervised"),
     ("srlab.models", "srlab.losses", "srlab.lut"),
     ("srlab.metrics",),
     ("srlab.data",),
