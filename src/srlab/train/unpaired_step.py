@@ -5,8 +5,9 @@ Each batch holds real LR patches x (``data.unpaired_lr_dir``, the target domain)
 
 1. G's and F's objective, weighted by ``unpaired.*_weight``: ``cycle`` |F(G(x)) - x|_1, ``pseudo_*`` the
    run's ``losses`` on (G(F(y)), y), ``identity`` |G(bicubic(y)) - y|_1, ``adversarial_hr`` on G(x),
-   ``adversarial_lr`` on F(y); one optimiser step over G's and F's parameters;
-2. the two discriminators' step (``d_optim``) on (y, G(x)) and (x, F(y)), detached;
+   ``adversarial_lr`` on F(y) (terms weighted 0 are skipped); one optimiser step over G's and F's parameters;
+2. the discriminators' step (``d_optim``) on (y, G(x)) and (x, F(y)), detached (those of the adversarial
+   terms that are on);
 3. the EMA update of G.
 
 G runs three times per step (on x, F(y) and bicubic(y)); the DDP wrapper allows one forward per backward
@@ -59,23 +60,29 @@ def unpaired_step(
     pseudo, pseudo_terms = run.objective(LossInputs(sr=pseudo_sr, hr=y, lr=fake_lr, scale=config.scale))
     terms = {f"pseudo_{name}": value for name, value in pseudo_terms.items()}
     terms["cycle"] = cycle_loss(degrader, sr, x)
-    terms["adversarial_hr"] = adversarial_generator_loss(u.gan_type, d_hr, sr, y)
-    terms["adversarial_lr"] = adversarial_generator_loss(u.gan_type, d_lr_net, fake_lr, x)
-    loss = (u.pseudo_pair_weight * pseudo + u.cycle_weight * terms["cycle"]
-            + u.adversarial_hr_weight * terms["adversarial_hr"] + u.adversarial_lr_weight * terms["adversarial_lr"])
+    loss = u.pseudo_pair_weight * pseudo + u.cycle_weight * terms["cycle"]
+    # A term weighted 0 is not computed (nor its discriminator trained): "adversarial_hr_weight: 0" saves
+    # the HR discriminator, the costliest network of the step.
+    adversarial = {"hr": (u.adversarial_hr_weight, d_hr, sr, y), "lr": (u.adversarial_lr_weight, d_lr_net, fake_lr, x)}
+    adversarial = {domain: a for domain, a in adversarial.items() if a[0] > 0}
+    for domain, (weight, discriminator, fake, real) in adversarial.items():
+        terms[f"adversarial_{domain}"] = adversarial_generator_loss(u.gan_type, discriminator, fake, real)
+        loss = loss + weight * terms[f"adversarial_{domain}"]
     if u.identity_weight > 0:
         terms["identity"] = (run.net(imresize(y, scale=1 / config.scale))[0] - y).abs().mean()
         loss = loss + u.identity_weight * terms["identity"]
     if not torch.isfinite(loss):
         raise SrlabError(f"the loss became {loss.item()} at iteration {run.iteration}: lower --lr")
     backward_step(run.optimizer, loss, run.scaler, config.optim.grad_clip)
-    for group in run.d_optimizer.param_groups:
-        group["lr"] = d_lr
-    d_loss = (adversarial_discriminator_loss(u.gan_type, d_hr, sr, y)
-              + adversarial_discriminator_loss(u.gan_type, d_lr_net, fake_lr, x))
-    run.d_optimizer.zero_grad(set_to_none=True)
-    d_loss.backward()
-    run.d_optimizer.step()
+    if adversarial:
+        for group in run.d_optimizer.param_groups:
+            group["lr"] = d_lr
+        d_loss = sum(adversarial_discriminator_loss(u.gan_type, discriminator, fake, real)
+                     for _, discriminator, fake, real in adversarial.values())
+        run.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        run.d_optimizer.step()
+        terms["discriminator"] = d_loss
     if run.ema is not None:
         update_ema(run.ema, run.model, config.ema_decay)
-    return loss, {name: value.detach() for name, value in {**terms, "discriminator": d_loss}.items()}
+    return loss, {name: value.detach() for name, value in terms.items()}
