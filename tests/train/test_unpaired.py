@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import CONFIGS
 from srlab.cli.main import main
 from srlab.data.io import list_images, read_rgb, write_image
 from srlab.data.resize import imresize
@@ -58,6 +59,16 @@ def test_unpaired_run_resumed_equals_one_run(tiny_photos, unpaired_lr, tmp_path)
     for part in ("model", "step_modules"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
     assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+
+
+def test_the_example_config_trains_end_to_end(tiny_photos, unpaired_lr, tmp_path):
+    """configs/unpaired_x4.yaml, made tiny (x2, 3k-parameter model): no HR discriminator term there."""
+    out = tmp_path / "run"
+    argv = _args(tiny_photos, unpaired_lr, out, "--config", str(CONFIGS / "unpaired_x4.yaml"), "--set", "data.repeat=1",
+                 "--set", "data.patch_size=32", "--set", "data.val_max_images=1", "--set", "val_every=1", epochs=1)
+    assert main(argv) == 0
+    log = (out / "train.log").read_text()
+    assert "loss_adversarial_lr" in log and "loss_adversarial_hr" not in log
 
 
 @pytest.mark.parametrize("overrides, message", [
