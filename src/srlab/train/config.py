@@ -133,15 +133,16 @@ class UnpairedConfig:
     :mod:`srlab.train.unpaired_step`): the model G (LR -> HR), a degradation network F (HR -> LR) and one
     discriminator per domain. Each weight multiplies one term of G's and F's objective."""
 
-    # |F(G(x)) - x|_1 on the real LR patch x: the study's cycle content loss.
-    cycle_weight: float = 1.0
+    # |F(G(x)) - x|_1 on the real LR patch x: the study's cycle content loss. Low: on a noisy domain it asks
+    # G to keep x's noise (F cannot redraw that noise), which costs PSNR (bench/unpaired_demo.py).
+    cycle_weight: float = 0.1
     # The run's `losses` on (G(F(y)), y) for the real HR patch y: G learns from F's degradations.
     pseudo_pair_weight: float = 1.0
     # |G(bicubic(y)) - y|_1 (CinCGAN's identity term; 0: off).
     identity_weight: float = 0.1
     # Adversarial terms of G (HR domain: G(x) vs y) and F (LR domain: F(y) vs x).
     adversarial_hr_weight: float = 0.001
-    adversarial_lr_weight: float = 0.01
+    adversarial_lr_weight: float = 0.05
     # vanilla, lsgan, ragan or hinge (srlab.losses.gan), for both domains.
     gan_type: str = "lsgan"
     discriminator_channels: int = 32

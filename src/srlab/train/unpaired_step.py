@@ -4,7 +4,7 @@ Each batch holds real LR patches x (``data.unpaired_lr_dir``, the target domain)
 (``data.train_dir``), drawn independently (:class:`srlab.data.unpaired.UnpairedPatchDataset`). The step:
 
 1. G's and F's objective, weighted by ``unpaired.*_weight``: ``cycle`` |F(G(x)) - x|_1, ``pseudo_*`` the
-   run's ``losses`` on (G(F(y)), y), ``identity`` |G(bicubic(y)) - y|_1, ``adversarial_hr`` on G(x),
+   run's ``losses`` on (G(F(y)), y) (F(y) detached: F is trained by the cycle and LR adversarial terms), ``identity`` |G(bicubic(y)) - y|_1, ``adversarial_hr`` on G(x),
    ``adversarial_lr`` on F(y) (terms weighted 0 are skipped); one optimiser step over G's and F's parameters;
 2. the discriminators' step (``d_optim``) on (y, G(x)) and (x, F(y)), detached (those of the adversarial
    terms that are on);
@@ -56,7 +56,7 @@ def unpaired_step(
         group["lr"] = lr
     sr = run.net(x)[0]
     fake_lr = degrader(y)
-    pseudo_sr = run.net(fake_lr)[0]
+    pseudo_sr = run.net(fake_lr.detach())[0]  # F learns the target domain, not what G inverts best
     pseudo, pseudo_terms = run.objective(LossInputs(sr=pseudo_sr, hr=y, lr=fake_lr, scale=config.scale))
     terms = {f"pseudo_{name}": value for name, value in pseudo_terms.items()}
     terms["cycle"] = cycle_loss(degrader, sr, x)
