@@ -52,6 +52,8 @@ def config_as_written(name: str):
     config = TrainConfig()
     apply_overrides(config, load_yaml(CONFIGS / f"{name}.yaml"))
     config.data.train_dir = config.data.val_dir = "x"
+    if config.step == "unpaired":
+        config.data.unpaired_lr_dir = "x"
     validate(config)
     check_stages(config)
     return config

@@ -59,11 +59,11 @@ def _argv(name, tiny_photos, out, *extra):
 
 # Configs of models with their own end-to-end tests (the generic one trains rdsr_s): ClassSR's three stages
 # (tests/train/test_classsr_training.py), ARM's supernets (below), the internally adaptive models' recipes
-# (tests/train/test_adaptive_recipes.py).
+# (tests/train/test_adaptive_recipes.py), unpaired training (tests/train/test_unpaired.py: it needs unpaired LR).
 TESTED_ELSEWHERE = (
     "classsr_fsrcnn_stage1", "classsr_fsrcnn_stage2", "classsr_fsrcnn_stage3",
     "arm_fsrcnn_x4", "arm_carn_x4", "arm_srresnet_x4",
-    "camixersr_x4", "smsr_x2", "pcsr_carn_x4_phase0", "pcsr_carn_x4_phase1",
+    "camixersr_x4", "smsr_x2", "pcsr_carn_x4_phase0", "pcsr_carn_x4_phase1", "unpaired_x4",
 )
 
 

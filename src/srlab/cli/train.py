@@ -21,7 +21,7 @@ HELP = ("train a model (Adam; weighted losses incl. GAN, stages, curriculum; val
 
 # flag -> config key; flags left out keep the config's value.
 _FLAG_KEYS = {
-    "train_dir": "data.train_dir", "val_dir": "data.val_dir", "scale": "scale", "epochs": "epochs",
+    "train_dir": "data.train_dir", "val_dir": "data.val_dir", "unpaired_lr_dir": "data.unpaired_lr_dir", "scale": "scale", "epochs": "epochs",
     "batch_size": "data.batch_size", "patch_size": "data.patch_size", "model": "model.name", "lr": "optim.lr",
     "out": "out", "device": "device", "seed": "seed", "init_from": "init_from", "deterministic": "deterministic",
     "amp": "amp", "compile": "compile", "tensorboard": "logging.tensorboard",
@@ -31,6 +31,8 @@ _FLAG_KEYS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "train_dir", metavar="DIR", help="training HR images (folder, DIV2K or benchmark layout)")
     flag(parser, "val_dir", metavar="DIR", help="validation images")
+    flag(parser, "unpaired_lr_dir", metavar="DIR",
+         help="LR images of the target domain, unpaired with the HR images: weakly supervised training (step unpaired)")
     flag(parser, "scale", type=int, metavar="S", help="upscaling factor (default 2)")
     flag(parser, "epochs", type=int, metavar="N", help="epochs to train in all (default 100)")
     flag(parser, "batch_size", type=int, metavar="B", help="patches per batch (default 16)")
@@ -71,6 +73,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.model_arg:  # merged into model.args, as --set model.args.KEY=VALUE would be
         _apply(config, {"model": {"args": parse_model_args(args.model_arg)}}, "in --model_arg")
     _apply(config, parse_set(args.set), "in --set")
+    if args.unpaired_lr_dir is not None and config.step == "supervised":  # the flag names the mode
+        config.step = "unpaired"
     if args.out is None and not args.resume and not _out_given(args):
         config.out = f"runs/{config.model.name}_x{config.scale}"
     return config

@@ -151,10 +151,11 @@ _STATE_TYPES: dict[str, tuple] = {
     "last_psnr": (float, int), "last_ssim": (float, int), "validated_at": (int,), "stage": (int,),
     "rng": (list, None), "head": (Mapping, None), "estimator": (Mapping, None), "discriminators": (Mapping,),
     "d_optimizer": (Mapping, None), "scaler": (Mapping, None), "schedule_epochs": (int,), "exports": (Mapping,),
+    "step_modules": (Mapping, None),
 }
 # Keys that runs saved by earlier versions of srlab lack.
 _OPTIONAL = {"rng", "stage", "head", "estimator", "discriminators", "d_optimizer", "scaler", "schedule_epochs",
-             "exports"}
+             "exports", "step_modules"}
 
 
 def _state_problem(state: Any) -> str | None:

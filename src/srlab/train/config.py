@@ -16,6 +16,7 @@ import yaml
 from srlab.data.degrade import parse_degradation
 from srlab.errors import SrlabError
 from srlab.losses import LOSS_NAMES, objective_parameters
+from srlab.losses.gan import GAN_TYPES
 
 
 @dataclass
@@ -30,6 +31,9 @@ class DataConfig:
     num_workers: int = 0
     # Validate on at most this many images (0: all).
     val_max_images: int = 0
+    # Unpaired training (step: unpaired): LR images of the target domain, not paired with train_dir's HR
+    # images; LR patches (patch_size / scale) are cropped from them independently of the HR patches.
+    unpaired_lr_dir: str = ""
 
 
 @dataclass
@@ -125,6 +129,30 @@ class LoggingConfig:
 
 
 @dataclass
+class UnpairedConfig:
+    """Weakly supervised training from unpaired LR and HR images (``step: unpaired``,
+    :mod:`srlab.train.unpaired_step`): the model G (LR -> HR), a degradation network F (HR -> LR) and one
+    discriminator per domain. Each weight multiplies one term of G's and F's objective."""
+
+    # |F(G(x)) - x|_1 on the real LR patch x: the study's cycle content loss. Low: on a noisy domain it asks
+    # G to keep x's noise (F cannot redraw that noise), which costs PSNR (bench/unpaired_demo.py).
+    cycle_weight: float = 0.1
+    # The run's `losses` on (G(F(y)), y) for the real HR patch y: G learns from F's degradations.
+    pseudo_pair_weight: float = 1.0
+    # |G(bicubic(y)) - y|_1 (CinCGAN's identity term; 0: off).
+    identity_weight: float = 0.1
+    # Adversarial terms of G (HR domain: G(x) vs y) and F (LR domain: F(y) vs x).
+    adversarial_hr_weight: float = 0.001
+    adversarial_lr_weight: float = 0.05
+    # vanilla, lsgan, ragan or hinge (srlab.losses.gan), for both domains.
+    gan_type: str = "lsgan"
+    discriminator_channels: int = 32
+    # F: bicubic downscaling plus a learned residual from the HR patch and a noise map.
+    degrader_channels: int = 32
+    degrader_blocks: int = 4
+
+
+@dataclass
 class TrainConfig:
     scale: int = 2
     epochs: int = 100
@@ -144,6 +172,7 @@ class TrainConfig:
     # {preset: realesrgan} (or bsrgan, bicubic), {steps: [...]} or a list of steps; δ is drawn from (seed,
     # epoch, index), so resumed runs stay bit-exact. Empty: the folder's LR images, or MATLAB bicubic.
     degradation: Any = None
+    unpaired: UnpairedConfig = field(default_factory=UnpairedConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
     udl_head_channels: int = 32
@@ -394,3 +423,41 @@ def validate(config: TrainConfig) -> None:
         raise SrlabError(f"udl_head_channels must be >= 1, got {config.udl_head_channels}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise SrlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    _validate_unpaired(config)
+
+
+def _validate_unpaired(config: TrainConfig) -> None:
+    unpaired = config.step == "unpaired"
+    if bool(config.data.unpaired_lr_dir) != unpaired:
+        raise SrlabError(
+            "step unpaired needs the LR images of the target domain: pass --unpaired_lr_dir DIR"
+            if unpaired else f"--unpaired_lr_dir is only read by unpaired training, not by step {config.step}: "
+            "set step: unpaired"
+        )
+    if not unpaired:
+        return
+    u = config.unpaired
+    for key in ("cycle_weight", "pseudo_pair_weight", "identity_weight", "adversarial_hr_weight",
+                "adversarial_lr_weight"):
+        if getattr(u, key) < 0:
+            raise SrlabError(f"unpaired.{key} must be >= 0, got {getattr(u, key)}")
+    for key in ("discriminator_channels", "degrader_channels", "degrader_blocks"):
+        if getattr(u, key) < 1:
+            raise SrlabError(f"unpaired.{key} must be >= 1, got {getattr(u, key)}")
+    if u.gan_type not in GAN_TYPES:
+        raise SrlabError(f"unknown unpaired.gan_type {u.gan_type!r}: use one of {', '.join(GAN_TYPES)}")
+    if (config.data.patch_size // config.scale) % 8:
+        raise SrlabError(
+            f"unpaired training discriminates LR patches of side patch_size / scale = "
+            f"{config.data.patch_size // config.scale}, which must be divisible by 8: set --patch_size to a "
+            f"multiple of {8 * config.scale}"
+        )
+    for where, terms in [("losses", config.losses)] + [(f"stages.{i}.losses", st.losses)
+                                                        for i, st in enumerate(config.stages)]:
+        if any(term.name == "gan" for term in terms):
+            raise SrlabError(f"{where}: unpaired training has its own adversarial terms (unpaired.adversarial_*"
+                             "_weight): remove the gan term")
+    if config.curriculum.measure != "off":
+        raise SrlabError("the curriculum ranks paired patches: set curriculum.measure to off for unpaired training")
+    if config.degradation:
+        raise SrlabError("unpaired training reads its LR images from --unpaired_lr_dir: remove degradation")

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from srlab.data.datasets import EpochSampler, PatchDataset, discover_pairs, load_pair
 from srlab.data.degrade import parse_degradation
+from srlab.data.unpaired import UnpairedPatchDataset
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.stages import CurriculumSampler
@@ -45,10 +46,16 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
     train_folder = discover_pairs(config.data.train_dir, config.scale)
     val_folder = discover_pairs(config.data.val_dir, config.scale)
     degradation = parse_degradation(config.degradation, config.scale)
-    train_set = PatchDataset(
-        train_folder.pairs, scale=config.scale, patch_size=config.data.patch_size,
-        repeat=config.data.repeat, seed=config.seed, degradation=degradation,
-    )
+    if config.data.unpaired_lr_dir:
+        train_set = UnpairedPatchDataset(
+            [p.hr for p in train_folder.pairs], config.data.unpaired_lr_dir, scale=config.scale,
+            patch_size=config.data.patch_size, repeat=config.data.repeat, seed=config.seed,
+        )
+    else:
+        train_set = PatchDataset(
+            train_folder.pairs, scale=config.scale, patch_size=config.data.patch_size,
+            repeat=config.data.repeat, seed=config.seed, degradation=degradation,
+        )
     val_pairs = val_folder.pairs[: config.data.val_max_images or None]
     # Each rank validates every world_size-th image; the per-image scores are gathered in rank 0's order.
     val_images = [(p.name, *load_pair(p, config.scale)) for p in val_pairs[dist.rank::dist.world_size]]
@@ -70,8 +77,9 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         generator=torch.Generator().manual_seed(config.seed),
     )
     made_by = f", LR by degradation {degradation.describe()}" if degradation else ""
+    unpaired = (f" + {len(train_set.lr_images)} unpaired LR images" if config.data.unpaired_lr_dir else "")
     description = (
-        f"train {len(train_folder.pairs)} images ({train_folder.layout}{made_by}) val {len(val_pairs)} images "
+        f"train {len(train_folder.pairs)} images ({train_folder.layout}{made_by}){unpaired} val {len(val_pairs)} images "
         f"iters/epoch {len(loader)}"
     )
     return TrainData(loader, sampler, val_images, val_indices, len(loader), description)

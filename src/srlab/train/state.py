@@ -22,6 +22,7 @@ from srlab.losses import WeightedObjective, build_weighted_objective
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.stages import Stage, TrainNet, UncertaintyHead
+from srlab.train.step_modules import StepModules, build_step_modules
 
 
 class RunState:
@@ -47,6 +48,8 @@ class RunState:
         self.estimator: TrainNet | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.net: nn.Module = model
+        # The networks the step kind trains beside the model (srlab.train.step.StepModules), built once.
+        self.step_modules: StepModules | None = None
 
     @property
     def evaluated(self) -> nn.Module:
@@ -79,6 +82,7 @@ class RunState:
             "discriminators": {key: d.state_dict() for key, d in self.discriminators().items()},
             "d_optimizer": None if self.d_optimizer is None else self.d_optimizer.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "step_modules": None if self.step_modules is None else self.step_modules.state_dict(),
         }
 
     def restore(self, state: dict) -> None:
@@ -102,6 +106,11 @@ class RunState:
                 raise SrlabError(f"state.pt has no discriminator for loss {key!r}: the run's losses changed; "
                                  "resume with its own config")
             discriminator.load_state_dict(saved[key])
+        if self.step_modules is not None:
+            if state.get("step_modules") is None:
+                raise SrlabError("state.pt has no networks of the training step: the run's step changed; "
+                                 "resume with its own config")
+            self.step_modules.load_state_dict(state["step_modules"])
         if self.d_optimizer is not None:
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         if self.scaler is not None and state.get("scaler"):
@@ -128,21 +137,27 @@ def enter_stage(run: RunState, stage: Stage, config: TrainConfig, dist: Dist, *,
     else:
         run.estimator = None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if run.step_modules is None:  # built once per run, kept across stages
+            torch.manual_seed(config.seed * 1009 + 3)
+            modules = build_step_modules(config)
+            run.step_modules = None if modules is None else modules.to(device)
         torch.manual_seed(config.seed * 1009 + 17 * (stage.index + 1))
         run.objective = build_weighted_objective(stage.terms).to(device)
         run.head = UncertaintyHead(channels=config.udl_head_channels).to(device) if udl == "estimate" else None
     if run.objective.needs_uncertainty and udl is None:
         raise SrlabError(f"{stage.name}: a loss needs the uncertainty map, which only the udl loss provides")
     params = list(run.model.parameters()) + ([] if run.head is None else list(run.head.parameters()))
+    d_params = [p for d in run.discriminators().values() for p in d.parameters()]
+    if run.step_modules is not None:
+        params += list(run.step_modules.generators.parameters())
+        d_params += list(run.step_modules.discriminators.parameters())
     run.optimizer = torch.optim.Adam(
         params, lr=stage.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
     )
-    discriminators = run.discriminators()
     run.d_optimizer = None
-    if discriminators:
+    if d_params:
         run.d_optimizer = torch.optim.Adam(
-            [p for d in discriminators.values() for p in d.parameters()], lr=config.d_optim.lr,
-            betas=config.d_optim.betas, weight_decay=config.d_optim.weight_decay,
+            d_params, lr=config.d_optim.lr, betas=config.d_optim.betas, weight_decay=config.d_optim.weight_decay,
         )
     run.scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
     run.stage = stage.index

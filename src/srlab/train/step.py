@@ -7,6 +7,12 @@ diffusion) is one module ``srlab/train/<kind>_step.py`` plus its import line in
 :mod:`srlab.train.steps`; it reuses :func:`backward_step` (or :func:`clip_and_step` after several
 backward passes), :func:`update_ema` and the objective.
 
+A kind that trains networks beside the model (the unpaired mode's degradation network and its two
+discriminators) registers with ``modules=build(config) -> StepModules``: the run builds them once, seeded
+by the run's seed, keeps them in ``run.step_modules``, saves and restores them with the run's state, and
+gives the parameters of their ``generators`` to the model's optimiser and those of their
+``discriminators`` to the discriminators' (``run.d_optimizer``).
+
 ``supervised`` (the default): the model's forward (under autocast with ``amp``), the weighted objective
 (:class:`srlab.losses.WeightedObjective`) on ``LossInputs(sr, hr, lr, scale, uncertainty)``, the
 generator's step; then, with a ``gan`` term, the discriminator's step on its own optimiser
@@ -27,6 +33,7 @@ from srlab.losses import LossInputs
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.state import RunState
+from srlab.train.step_modules import StepModules, register_step_modules
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -34,13 +41,18 @@ StepFunction = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 _STEPS: dict[str, StepFunction] = {}
 
 
-def register_step(name: str) -> Callable[[StepFunction], StepFunction]:
-    """Register a step kind under ``name`` (the config's ``step``)."""
+def register_step(
+    name: str, *, modules: Callable[[TrainConfig], StepModules] | None = None
+) -> Callable[[StepFunction], StepFunction]:
+    """Register a step kind under ``name`` (the config's ``step``); ``modules`` builds the networks it
+    trains beside the model, if any."""
 
     def decorate(step: StepFunction) -> StepFunction:
         if name in _STEPS:
             raise ValueError(f"training step {name!r} is registered twice")
         _STEPS[name] = step
+        if modules is not None:
+            register_step_modules(name, modules)
         return step
 
     return decorate

@@ -1,0 +1,117 @@
+"""Weakly supervised training from unpaired LR and HR images (step unpaired, --unpaired_lr_dir)."""
+
+import pytest
+import torch
+
+from conftest import CONFIGS
+from srlab.cli.main import main
+from srlab.data.io import list_images, read_rgb, write_image
+from srlab.data.resize import imresize
+from srlab.data.unpaired import UnpairedPatchDataset
+from srlab.errors import SrlabError
+from srlab.train.config import TrainConfig, apply_overrides, validate
+from srlab.unsupervised.cycle import Degrader
+
+
+@pytest.fixture(scope="module")
+def unpaired_lr(tiny_photos, tmp_path_factory):
+    """LR images of a degradation unknown to the model (x2 bicubic plus noise), from photos not in train/."""
+    folder = tmp_path_factory.mktemp("unpaired_lr")
+    generator = torch.Generator().manual_seed(0)
+    for path in list_images(tiny_photos["val"]):
+        lr = imresize(read_rgb(path), scale=0.5)
+        write_image(folder / path.name, (lr + 0.04 * torch.randn(lr.shape, generator=generator)).clamp(0, 1))
+    return folder
+
+
+def _args(tiny_photos, unpaired_lr, out, *extra, epochs=2):
+    return [
+        "train", "--train_dir", str(tiny_photos["train"]), "--val_dir", str(tiny_photos["val"]),
+        "--unpaired_lr_dir", str(unpaired_lr), "--scale", "2", "--epochs", str(epochs), "--batch_size", "2",
+        "--patch_size", "32", "--model", "rdsr_s", "--set", "model.args={channels: 8, num_blocks: 1}",
+        "--set", "unpaired={discriminator_channels: 4, degrader_channels: 4, degrader_blocks: 1}",
+        "--deterministic", "--out", str(out), "--quiet", *extra,
+    ]
+
+
+def test_unpaired_run_trains_the_model_the_degrader_and_both_discriminators(tiny_photos, unpaired_lr, tmp_path):
+    out = tmp_path / "run"
+    assert main(_args(tiny_photos, unpaired_lr, out)) == 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    modules = state["step_modules"]
+    assert {k.split(".")[1] for k in modules if k.startswith("generators.")} == {"degrader"}
+    assert {k.split(".")[1] for k in modules if k.startswith("discriminators.")} == {"hr", "lr"}
+    # The degrader's last convolution starts at zero (F = bicubic) and has moved.
+    assert modules["generators.degrader.tail.weight"].abs().sum() > 0
+    log = (out / "train.log").read_text()
+    for term in ("cycle", "pseudo_l1", "identity", "adversarial_hr", "adversarial_lr", "discriminator"):
+        assert term in log
+    assert "2 unpaired LR images" in log
+
+
+def test_unpaired_run_resumed_equals_one_run(tiny_photos, unpaired_lr, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(_args(tiny_photos, unpaired_lr, whole, "--set", "schedule.total_epochs=2", epochs=2)) == 0
+    assert main(_args(tiny_photos, unpaired_lr, parts, "--set", "schedule.total_epochs=2", epochs=1)) == 0
+    assert main(["train", "--out", str(parts), "--resume", "--epochs", "2", "--quiet"]) == 0
+    a = torch.load(whole / "state.pt", weights_only=True)
+    b = torch.load(parts / "state.pt", weights_only=True)
+    for part in ("model", "step_modules"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+
+
+def test_the_example_config_trains_end_to_end(tiny_photos, unpaired_lr, tmp_path):
+    """configs/unpaired_x4.yaml, made tiny (x2, 3k-parameter model): no HR discriminator term there."""
+    out = tmp_path / "run"
+    argv = _args(tiny_photos, unpaired_lr, out, "--config", str(CONFIGS / "unpaired_x4.yaml"), "--set", "data.repeat=1",
+                 "--set", "data.patch_size=32", "--set", "data.val_max_images=1", "--set", "val_every=1", epochs=1)
+    assert main(argv) == 0
+    log = (out / "train.log").read_text()
+    assert "loss_adversarial_lr" in log and "loss_adversarial_hr" not in log
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data": {"unpaired_lr_dir": "lr"}}, "only read by unpaired training, not by step supervised"),
+    ({"step": "unpaired"}, "pass --unpaired_lr_dir DIR"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr", "patch_size": 24}}, "multiple of 16"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "losses": [{"name": "gan"}]}, "remove the gan term"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"gan_type": "wgan"}}, "unknown unpaired.gan_type"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"cycle_weight": -1}}, "cycle_weight must be >= 0"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "degradation": {"preset": "bicubic"}}, "remove degradation"),
+])
+def test_unpaired_settings_are_checked(overrides, message):
+    config = TrainConfig()
+    apply_overrides(config, {"scale": 2, "data": {"train_dir": "hr", "val_dir": "val", "patch_size": 32}})
+    apply_overrides(config, overrides)
+    with pytest.raises(SrlabError, match=message):
+        validate(config)
+
+
+def test_a_missing_unpaired_folder_is_a_one_line_error(tiny_photos, tmp_path, capsys):
+    assert main(_args(tiny_photos, tmp_path / "absent", tmp_path / "run")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("srlab: error: --unpaired_lr_dir") and "is not a folder" in err and "\n" not in err
+
+
+def test_unpaired_patches_are_independent_and_reproducible(tiny_photos, unpaired_lr):
+    hr_paths = list_images(tiny_photos["train"])
+    data = UnpairedPatchDataset(hr_paths, unpaired_lr, scale=2, patch_size=32, seed=3)
+    lr, hr = data[5]
+    assert lr.shape == (3, 16, 16) and hr.shape == (3, 32, 32)
+    again = UnpairedPatchDataset(hr_paths, unpaired_lr, scale=2, patch_size=32, seed=3)[5]
+    assert torch.equal(lr, again[0]) and torch.equal(hr, again[1])
+    # The HR patch comes from image index mod N; the LR patch from the other set, drawn apart from it.
+    assert not torch.equal(hr, data[6][1])
+    with pytest.raises(SrlabError, match=r"--unpaired_lr_dir image .* \(30x24\) is smaller than its 32-pixel patches"):
+        UnpairedPatchDataset(hr_paths, unpaired_lr, scale=2, patch_size=64)
+
+
+def test_the_degrader_starts_as_the_bicubic_degradation_and_learns_a_residual():
+    degrader = Degrader(scale=4, channels=8, blocks=1)
+    hr = torch.rand(2, 3, 32, 40)
+    assert torch.equal(degrader(hr), imresize(hr, scale=0.25))
+    degrader(hr).sum().backward()
+    assert degrader.tail.weight.grad.abs().sum() > 0  # the residual's path is trainable from zero
+    with pytest.raises(ValueError, match="multiples of the scale 4"):
+        degrader(torch.rand(1, 3, 30, 32))
