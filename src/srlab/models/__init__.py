@@ -16,6 +16,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     espcn,
     esrt,
     etds,
+    fiwhn,
     fsrcnn,
     imdn,
     ipt,
