@@ -40,17 +40,25 @@ checkpoints load strictly and the parameter counts are the official code's.
 Input range: the official test feeds RGB in [0, 255] (``rgb_range`` 255) and quantises the output.
 ``forward`` here takes and returns RGB in [0, 1] and scales by 255 inside (no parameter involved).
 
-Deviations from the official code: the official test runs every image through ``forward_chop`` (four
-overlapping quadrants, 10 px overlap, split again while a quadrant has 40,000 pixels or more); srlab
-runs the whole image. The network is not translation-equivariant (the CoffConv and shuffle attention
-statistics are global, and the efficient attention attends within N // 4 consecutive raster-scanned
-tokens), so whole-image and chopped outputs differ slightly, and tiled inference is not identical to
-whole-image inference. For fewer than 4 tokens, on which the official attention fails, the segments
-are single tokens (:mod:`srlab.layers.emha`). The standard deviation is ``var(unbiased=False).sqrt()``
-(the official ``std`` sums the squared deviations itself).
+Inference as in the official test: the official ``Model.forward`` runs every image in eval mode
+through ``forward_chop`` (four quadrants overlapping by 2 x 10 px, each split again while it holds
+40,000 pixels or more; each output quadrant keeps the part away from the overlap), and so does
+``forward`` here (:func:`forward_chop`). The network is not translation-equivariant (the CoffConv and
+shuffle attention statistics are global, and the efficient attention attends within N // 4
+consecutive raster-scanned tokens), so the chop is part of the function the released weights were
+evaluated with; it also bounds the attention's memory (quadratic in the segment length). Training
+(``model.train()``) runs whole patches, as the official training does.
+
+Deviations from the official code: inputs under 19 pixels in a side, whose quadrants the official
+chop cannot cut (it fails), run whole. For fewer than 4 tokens, on which the official attention fails,
+the segments are single tokens (:mod:`srlab.layers.emha`). The standard deviation is
+``var(unbiased=False).sqrt()`` (the official ``std`` sums the squared deviations itself). Tiled
+inference is not identical to whole-image inference.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +71,10 @@ from srlab.models.registry import ModelInfo, register_model
 # The released weights were trained on 0-255 images.
 _PIXEL_RANGE = 255.0
 _LEAKY_SLOPE = 0.05
+# The official test's forward_chop: quadrant overlap (LR pixels) and the size below which a quadrant
+# is run rather than split again.
+CHOP_SHAVE = 10
+CHOP_MIN_PIXELS = 40_000
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True, groups: int = 1) -> nn.Conv2d:
@@ -218,6 +230,37 @@ class FoldedTransformer(EfficientTransformer):
         return F.fold(super().forward(x).transpose(1, 2), x.shape[-2:], k, padding=k // 2)
 
 
+def forward_chop(x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor], scale: int) -> torch.Tensor:
+    """The official test's ``forward_chop``: ``run`` on four quadrants of ``x`` (each half a side plus
+    :data:`CHOP_SHAVE`), split again while one holds :data:`CHOP_MIN_PIXELS` or more; the outputs are
+    assembled from each quadrant's part on its own side of the halves. ``x`` needs sides >= 19."""
+    h, w = x.shape[-2:]
+    h_half, w_half = h // 2, w // 2
+    h_size, w_size = h_half + CHOP_SHAVE, w_half + CHOP_SHAVE
+    quadrants = [
+        x[..., :h_size, :w_size],
+        x[..., :h_size, w - w_size :],
+        x[..., h - h_size :, :w_size],
+        x[..., h - h_size :, w - w_size :],
+    ]
+    if h_size * w_size < CHOP_MIN_PIXELS:
+        outs = [run(q) for q in quadrants]
+    else:
+        outs = [forward_chop(q, run, scale) for q in quadrants]
+    s = scale
+    top, left = h_half * s, w_half * s
+    # Offsets of the bottom/right halves inside the bottom/right quadrants' outputs.
+    dy, dx = (h_size - h + h_half) * s, (w_size - w + w_half) * s
+    upper = torch.cat((outs[0][..., :top, :left], outs[1][..., :top, dx:]), dim=-1)
+    lower = torch.cat((outs[2][..., dy:, :left], outs[3][..., dy:, dx:]), dim=-1)
+    return torch.cat((upper, lower), dim=-2)
+
+
+def chop_applies(x: torch.Tensor) -> bool:
+    """Whether the official chop can cut ``x`` (each quadrant fits inside it)."""
+    return min(x.shape[-2:]) // 2 + CHOP_SHAVE <= min(x.shape[-2:])
+
+
 class FIWHN(nn.Module):
     def __init__(self, *, scale: int, channels: int = 32, full_blocks: bool = False) -> None:
         super().__init__()
@@ -255,6 +298,12 @@ class FIWHN(nn.Module):
         return self.scale_x(fused + out3) + self.scale_res(x), out2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not chop_applies(x):
+            return self.forward_whole(x)
+        return forward_chop(x, self.forward_whole, self.scale)
+
+    def forward_whole(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on the whole of ``x`` (the official ``MODEL.forward``), RGB in [0, 1]."""
         shifted = self.Sub_mean(x * _PIXEL_RANGE)
         shallow = self.head(shifted)
         deep, out2 = self._blocks(shallow)
