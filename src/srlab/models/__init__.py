@@ -17,6 +17,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     esrt,
     etds,
     fiwhn,
+    scnet,
     fsrcnn,
     imdn,
     ipt,
