@@ -136,7 +136,8 @@ def _evaluate(scale, dataset, names=None):
 
 # Measured with srlab's evaluation (MATLAB protocol: Y channel, scale-pixel border); the official
 # code (model/FIWHNx{s}.py with model/__init__.py's forward_chop, run as an oracle) scores the same to
-# 0.0000 dB on the set means (per image within 0.0001 dB). No published FIWHN figure was read (paper-results.md §8).
+# 0.0000 dB on the set means (per image within 0.0001 dB). No published FIWHN figure was read
+# (paper-results.md §8).
 MEASURED = {
     (2, "Set5"): (38.1435, 0.9611),
     (3, "Set5"): (34.4988, 0.9281),
