@@ -31,7 +31,7 @@ FAST = (
 )
 # Cannot export with dynamic shapes: the reason the error names (the table in the README).
 NOT_DYNAMIC = {
-    "esrt": "col2im",
+    "esrt": "col2im", "fiwhn": "col2im",
     "pcsr_carn": "data-dependent", "pcsr_fsrcnn": "data-dependent",
     # the pooling window follows the input size: TorchScript cannot export that arithmetic, dynamo bakes the
     # traced size's window in (the check against PyTorch on another size refuses it)

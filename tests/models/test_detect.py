@@ -194,7 +194,7 @@ OFFICIAL = {
     },
     **{f"etds-espcn/ESPCN_x{s}.pth": f"espcn_etds x{s}" for s in (2, 3, 4)},
     **{f"etds-fsrcnn/FSRCNN_x{s}.pth": f"fsrcnn_etds x{s}" for s in (2, 3, 4)},  # the scale from the name
-    **{f"fiwhn/model_best_x{s}.pt": "error: fits no registered model" for s in (2, 3, 4)},
+    **{f"fiwhn/model_best_x{s}.pt": f"fiwhn x{s}" for s in (2, 3, 4)},
     **{f"imdn/IMDN_x{s}.pth": f"imdn x{s}" for s in (2, 3, 4)},
     "mulut/Model_200000.safetensors": "error: fits no registered model",  # MuLUT's network, not its tables
     "pcsr/carn-pcsr-phase1_iter_last.pth": "pcsr_carn x4",

@@ -32,7 +32,7 @@ def serve(data: bytes):
 
 def test_entries_are_well_formed():
     entries = official.entries()
-    assert len({e.key for e in entries}) == len(entries) == 56
+    assert len({e.key for e in entries}) == len(entries) == 59
     for e in entries:
         assert e.model in list_models(), e.key
         assert re.fullmatch(r"[0-9a-f]{64}", e.sha256) and re.fullmatch(r"[0-9a-f]{40}", e.commit), e.key
@@ -47,7 +47,7 @@ def test_entries_are_well_formed():
 def test_input_ranges_are_those_of_the_official_code():
     ranges = {e.model: e.input_range for e in official.entries()}
     assert {m for m, r in ranges.items() if r.startswith("[0, 255]")} == {
-        "rlfn", "rlfn_s", "rlfn_ntire", "rfdn_aim", "smsr", "sr_lut"
+        "rlfn", "rlfn_s", "rlfn_ntire", "rfdn_aim", "smsr", "sr_lut", "fiwhn"
     }
 
 

@@ -18,7 +18,12 @@ CASES = [(name, scale) for name in list_models() for scale in model_info(name).s
 # 40M+ parameters (EDSR, IPT), 8-12M (ELAN, SwinIR / Swin2SR classical) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
 HEAVY = {"edsr", "drcn", "elan", "ipt", "metasr_rdn", "swinir", "swin2sr", "swin2sr_compressed"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
-UNUSED_PARAMETERS = {"esrt": ".weight1.scale"}
+UNUSED_PARAMETERS = {
+    "esrt": ".weight1.scale",
+    # FIWHN's x2/x3 code skips the shuffle attention and SRBW1's skip scale (test_fiwhn lists them exactly).
+    "fiwhn": tuple(f".SAlayer.{p}" for p in ("cweight", "cbias", "sweight", "sbias", "gn.weight", "gn.bias"))
+    + (".x_scale.scale",),
+}
 LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
 # Reduced hyper-parameters of the heavy models, for the checks that only need their structure.
 SMALL_ARGS = {
@@ -79,6 +84,8 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "espcn_etds": ({2: 26_796, 3: 31_131, 4: 37_200}, {2: "26.80K", 3: "31.13K", 4: "37.20K"}),
     # The FSRCNN paper counts convolution weights only (12,464 -> "12K"): test_classic_cnns checks it.
     "fsrcnn": ({2: 12_809, 3: 12_809, 4: 12_809}, None),
+    # FIWHN: the official code's count, its trained MeanShift included; no paper figure read.
+    "fiwhn": ({2: 705_098, 3: 713_768, 4: 725_906}, None),
     "fsrcnn_etds": ({2: 24_683, 3: 24_683, 4: 24_683}, {2: "24.68K", 3: "24.68K", 4: "24.68K"}),
     # IPT: the single-task form its released checkpoints have (tasks="sr"); tasks="sr2+sr3+sr4" is the
     # 116.9M multi-tail model, tasks="all" adds denoising and deraining (test_ipt).
@@ -132,6 +139,9 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "safmn": ({2: 227_820, 3: 232_695, 4: 239_520}, {2: "228K", 3: "233K", 4: "240K"}),
     "safmn_l": ({2: 5_559_308, 3: 5_576_603, 4: 5_600_816}, {2: "5.56M", 3: "5.58M", 4: "5.60M"}),
     "safmn_pp": ({4: 211_572}, {4: "0.212M"}),
+    # SCNet-T with the training option's UpShiftMLP up-layers (179,331 at x3/x4 with PixelShuffle ones,
+    # test_scnet); no paper figure read.
+    "scnet_t": ({2: 146_051, 3: 146_051, 4: 154_371}, None),
     "shufflemixer": ({2: 393_939, 3: 414_739, 4: 410_579}, {2: "394K", 3: "415K", 4: "411K"}),
     "shufflemixer_tiny": ({2: 108_435, 3: 113_715, 4: 112_659}, None),
     # SPAN: the re-parameterised (deploy) form, as for every re-parameterisable model; no paper figure read.
@@ -348,7 +358,7 @@ def test_every_model_states_its_origin_and_licence():
     for name in list_models():
         info = model_info(name)
         assert info.origin == "srlab" or info.origin.startswith(("https://", "http://")), name
-        assert info.licence in {"Apache-2.0", "BSD-3-Clause", "MIT", "unknown"}, (name, info.licence)
+        assert info.licence in {"Apache-2.0", "BSD-3-Clause", "CC-BY-NC-4.0", "MIT", "unknown"}, (name, info.licence)
 
 
 @pytest.mark.parametrize(("name", "args", "multiple"), [

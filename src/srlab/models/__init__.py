@@ -18,6 +18,8 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     espcn,
     esrt,
     etds,
+    fiwhn,
+    scnet,
     fsrcnn,
     imdn,
     ipt,
