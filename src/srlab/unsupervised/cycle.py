@@ -16,8 +16,8 @@ degradation network F maps the real HR image y to LR, and
 srlab's choices, not CinCGAN's (whose first cycle also learns a denoiser to a clean-LR domain and whose
 networks are EDSR-sized): one cycle, G is the run's model, F is small -- MATLAB-bicubic downscaling plus a
 learned residual computed at LR resolution from the space-to-depth HR patch and three maps of Gaussian
-noise (so F can learn blur, signal-dependent colour noise and compression-like residue); its last
-convolution starts at zero, so F starts as the bicubic D. F is trained by the LR adversarial term and the
+noise (so F can learn blur, signal-dependent colour noise and compression-like residue), bounded by a tanh
+to +-0.25; its last convolution starts at zero, so F starts as the bicubic D. F is trained by the LR adversarial term and the
 cycle term only: the pseudo pairs see F(y) detached, or G and F would collude towards degradations that
 are easy to invert (F staying bicubic) instead of the target domain's.
 """
@@ -32,6 +32,10 @@ from srlab.data.resize import imresize
 from srlab.losses.gan import build_discriminator, discriminator_loss, generator_loss
 
 
+# F's residual is bounded to +-RESIDUAL_BOUND around bicubic(y): enough for blur and strong noise (3 sigma of
+# 25/255 is 0.29... of a [0, 1] image at 0.25 clips only the rarest samples), and it keeps an adversarially
+# trained F from drifting to images that wreck G (measured: unbounded, F diverged and G with it, 24 dB).
+RESIDUAL_BOUND = 0.25
 # Independent noise maps F can shape into colour noise (one map could only give noise equal in R, G and B).
 NOISE_CHANNELS = 3
 
@@ -66,7 +70,7 @@ class Degrader(nn.Module):
         noise = torch.randn(hr.shape[0], NOISE_CHANNELS, hr.shape[-2] // s, hr.shape[-1] // s, device=hr.device,
                             dtype=hr.dtype)
         features = F.leaky_relu(self.head(torch.cat([F.pixel_unshuffle(hr, s), noise], dim=1)), 0.2)
-        return base + self.tail(self.body(features))
+        return base + RESIDUAL_BOUND * torch.tanh(self.tail(self.body(features)))
 
 
 def build_discriminators(channels: int) -> dict[str, nn.Module]:
