@@ -65,6 +65,9 @@ x2 / x3 / x4.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -461,6 +464,17 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def _args_from_weights(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The width and the stages' depths of RAMiT weights (the blocks are named ``stageN.blocks.blockD``)."""
+    depths = tuple(
+        len({key.split(".")[2] for key in state if key.startswith(f"stage{i}.blocks.")})
+        for i in range(1, _NUM_STAGES + 1)
+    )
+    if not all(depths):
+        raise KeyError("a RAMiT stage without blocks")
+    return {"dim": state["shallow.conv.weight"].shape[0], "depths": depths}
+
+
 def _info(paper_variant: str) -> ModelInfo:
     return ModelInfo(
         paper="Choi et al., 'Reciprocal Attention Mixing Transformer for Lightweight Image Restoration', "
@@ -475,6 +489,7 @@ def _info(paper_variant: str) -> ModelInfo:
         # exact; two units (64 LR px) cover a window block's reach at 1/4 resolution twice over.
         receptive_radius=lambda a: 2 * _DOWNSAMPLING * a["window_size"],
         half_precision_safe=False,  # not verified: float16 was never run against the released weights
+        args_from_weights=_args_from_weights,
     )
 
 
