@@ -11,6 +11,7 @@ from srlab.inference.evaluate import evaluate_folder
 from srlab.models import count_parameters, model_info, paper_parameter_count
 from srlab.models.detect import detect_model
 from srlab.models.ramit import pad_symmetric
+from srlab.models.registry import model_entry
 
 WEIGHTS = OFFICIAL_WEIGHTS / "ramit"
 RELEASES = {"ramit_1": "RAMiT-1", "ramit_slimsr": "RAMiT-slimSR"}
@@ -38,10 +39,9 @@ def test_parameter_counts_are_the_official_ones(name, scale):
 @pytest.mark.parametrize(("name", "scale"), [(n, s) for n in RELEASES for s in (2, 3, 4)])
 def test_state_dict_lists_the_official_checkpoint(name, scale):
     official = torch.load(_release(name, scale), map_location="cpu", weights_only=True)
-    ours = srlab.create_model(name, scale=scale).state_dict()
+    ours = srlab.create_model(name, scale=scale, checkpoint=_release(name, scale)).state_dict()  # strict
     assert [(k, tuple(v.shape)) for k, v in ours.items()] == [(k, tuple(v.shape)) for k, v in official.items()]
-    loaded = srlab.create_model(name, scale=scale, checkpoint=_release(name, scale))  # strict
-    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in official.items())
+    assert all(torch.equal(ours[k], v) for k, v in official.items())
 
 
 def test_symmetric_padding_repeats_the_edge_then_mirrors():
@@ -75,6 +75,14 @@ def test_unbuildable_hyper_parameters_are_one_line_errors(args, message):
         srlab.create_model("ramit_1", scale=2, args=args)
 
 
+def test_width_and_depths_are_read_from_the_weights():
+    model = srlab.create_model("ramit_1", scale=2, args={"dim": 32, "depths": (3, 1, 2, 2)})
+    assert model_entry("ramit_1").info.args_from_weights(model.state_dict()) == {"dim": 32, "depths": (3, 1, 2, 2)}
+    with pytest.raises(KeyError):
+        model_entry("ramit_1").info.args_from_weights(srlab.create_model("imdn", scale=2).state_dict())
+
+
+@pytest.mark.slow  # detection builds every registered variant
 def test_weights_of_other_sizes_are_detected(tmp_path):
     model = srlab.create_model("ramit_slimsr", scale=3, args={"dim": 32, "depths": (2, 1, 1, 2)})
     torch.save(model.state_dict(), tmp_path / "net.pth")
