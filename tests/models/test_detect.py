@@ -201,7 +201,8 @@ OFFICIAL = {
     "pcsr/fsrcnn-pcsr-phase1_iter_last.pth": "pcsr_fsrcnn x4",
     "pcsr/carn-x4_iter_last.pth": "error: fits no registered model",  # PCSR's own CARN (batch norms)
     "pcsr/fsrcnn-x4_iter_last.pth": "arm_fsrcnn x4",  # PCSR's FSRCNN baseline: ARM-FSRCNN at full width
-    **{f"ramit/RAMiT-{v}_X{s}.pth": "error: fits no registered model" for v in ("1", "slimSR") for s in (2, 3, 4)},
+    **{f"ramit/RAMiT-{v}_X{s}.pth": f"{name} x{s}" for v, name in {"1": "ramit_1", "slimSR": "ramit_slimsr"}.items()
+       for s in (2, 3, 4)},
     "rfdn/RFDN_AIM.pth": "rfdn_aim x4",
     "rlfn/rlfn_ntire_x4.pth": "rlfn_ntire x4",
     **{f"rlfn/rlfn{v}_x{s}.pth": f"rlfn{v} x{s}" for v in ("", "_s") for s in (2, 4)},

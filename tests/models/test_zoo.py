@@ -123,6 +123,10 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "classsr_srresnet": ({2: 2_769_996, 3: 3_135_076, 4: 3_062_060}, {4: "3.1M"}),
     "pcsr_carn": ({4: 168_970}, {4: "168.97K"}),
     "pcsr_fsrcnn": ({4: 24_502}, None),
+    # RAMiT: all parameters of the official classes (the paper's tables are images: no figure read).
+    "ramit": ({2: 939_844, 3: 948_499, 4: 960_616}, None),
+    "ramit_1": ({2: 823_164, 3: 831_819, 4: 843_936}, None),
+    "ramit_slimsr": ({2: 581_008, 3: 587_503, 4: 596_596}, None),
     "rdsr": ({2: 481_830, 3: 488_595, 4: 498_066}, None),
     "rdsr_s": ({2: 136_012, 3: 140_347, 4: 146_416}, None),
     # rdsr_s plus the exits' fusion and tail corrections (7,296 + 4 x the tail: 62,784 at x4).

@@ -30,6 +30,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     metasr,
     omnisr,
     pcsr,
+    ramit,
     rdsr,
     rdsr_adaptive,
     rfdn,
