@@ -2,6 +2,8 @@
 model, exact resume, validation on the resampler's LR images, the exported pair, bad settings."""
 
 import math
+import os
+import shutil
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from srlab.models.car import car_downscale
 from srlab.models.weights import weights_bytes
 from srlab.train.car import load_car_run
 from srlab.train.car_step import offset_loss, tv_loss
+from srlab.train.checkpoint import content_digest
 from srlab.train.config import TrainConfig, apply_overrides, validate
 
 
@@ -104,6 +107,49 @@ def test_a_pair_cut_by_a_kill_is_refused_until_the_run_is_resumed(car_run, tmp_p
         load_car_run(run, "last")
     assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0
     assert load_car_run(run, "last").resampler is not None
+
+
+class SimulatedKill(BaseException):
+    """Raised in place of a write: nothing after it runs, as after SIGKILL."""
+
+
+@pytest.fixture(scope="module")
+def epoch1(tiny_photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("car_epoch1") / "run"
+    assert main(_args(tiny_photos, out, epochs=1)) == 0
+    return out
+
+
+# Resuming epoch 1 to 2 writes config.yaml, then state.pt, then the model's and the resampler's weight files.
+@pytest.mark.parametrize("kill_at", range(1, 7))
+def test_a_kill_at_any_write_leaves_a_run_that_resumes_to_the_same_pair(car_run, epoch1, tmp_path, monkeypatch,
+                                                                        kill_at):
+    run = tmp_path / "run"
+    shutil.copytree(epoch1, run)
+    targets, real_replace = [], os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        targets.append(os.path.basename(dst))
+        if len(targets) == kill_at:
+            raise SimulatedKill
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    resume = ["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]
+    with pytest.raises(SimulatedKill):
+        main(resume)
+    monkeypatch.undo()
+    assert targets == ["config.yaml", "state.pt", "last.safetensors", "best.safetensors",
+                       "last.resampler.safetensors", "best.resampler.safetensors"][:kill_at]
+    assert main(resume) == 0
+    state = torch.load(run / "state.pt", weights_only=True)
+    for name, record in state["exports"].items():
+        assert content_digest((run / name).read_bytes()) == record["digest"], name
+    for which in ("best", "last"):
+        for name in (f"{which}.safetensors", f"{which}.resampler.safetensors"):
+            a, b = load_file(run / name), load_file(car_run / name)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+        assert load_car_run(run, which).resampler is not None
 
 
 @pytest.mark.parametrize("overrides, message", [
