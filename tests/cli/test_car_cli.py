@@ -1,4 +1,5 @@
-"""``srlab car``: score the round trip of a CAR run of `srlab train` (and of its bicubic baseline), downscale with it."""
+"""``srlab car``: score the round trip of a CAR run of `srlab train` (and of its bicubic baseline),
+downscale with it."""
 
 import pytest
 

@@ -20,7 +20,8 @@ The resampler is a generator of the step (built once, seeded; trained by the mod
 ``state.pt``; written at each validation as ``best.resampler.safetensors`` / ``last.resampler.safetensors``
 beside the model's weights). Validation scores the round trip of the official ``run.py``: the model on the
 resampler's 8-bit LR image of each HR image cropped to multiples of 8. The data pipeline's bicubic LR
-batches are not used; the step runs on one process, in float32; training the same model with ``step: supervised`` on them is CAR's baseline.
+batches are not used; the step runs on one process, in float32; training the same model with ``step:
+supervised`` on them is CAR's baseline.
 """
 
 from __future__ import annotations
