@@ -24,7 +24,8 @@ TOLERANCE = 1e-4
 
 # Exported and compared in the default suite (each a few seconds at most on 2 cores).
 FAST = (
-    "arm_carn", "arm_fsrcnn", "bicubic", "carn_m", "classsr_fsrcnn", "ditn", "ecbsr", "ecbsr_etds", "edsr_baseline",
+    "arm_carn", "arm_fsrcnn", "bicubic", "car_edsr", "carn_m", "classsr_fsrcnn", "ditn", "ecbsr", "ecbsr_etds",
+    "edsr_baseline",
     "espcn", "espcn_etds", "etds_l", "etds_m", "etds_s", "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr",
     "rdsr_adaptive", "rdsr_s", "rfdn", "rfdn_aim", "rlfn", "rlfn_ntire", "rlfn_s", "shufflemixer_tiny", "smsr",
     "span", "span_ch28", "sr_lut", "srcnn",

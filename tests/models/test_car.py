@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from srlab.models.car import CarPair, CarResampler, CarUpscaler, load_official_car, quantize_8bit
+from srlab.models.car import CarPair, CarResampler, CarUpscaler, car_downscale, load_official_car, quantize_8bit
+from srlab.models.registry import build_model
 
 # Read from sunwj/CAR modules.py (class DSN), commit 05b22776b9f690dac94ced8baeb455bb722c0997: every
 # state-dict key (each conv has .weight and .bias).
@@ -59,13 +60,23 @@ def test_scale_3_is_refused():
         CarResampler(scale=3)
 
 
+def tiny_pair(scale: int) -> CarPair:
+    return CarPair(CarResampler(scale=scale, channels=16), CarUpscaler(scale=scale, channels=8, num_blocks=1))
+
+
 def test_pair_round_trip_shapes_and_8_bit_lr():
-    pair = CarPair(scale=4, resampler_channels=16, upscaler_channels=8, upscaler_blocks=1)
+    pair = tiny_pair(4)
     hr = torch.rand(1, 3, 32, 48)
     reconstruction, lr, *_ = pair(hr)
     assert reconstruction.shape == hr.shape and lr.shape == (1, 3, 8, 12)
     torch.testing.assert_close(lr * 255, torch.round(lr * 255))
     torch.testing.assert_close(pair.downscale(hr), lr)
+    torch.testing.assert_close(car_downscale(pair.resampler, torch.cat([hr, hr[:, :, :5]], 2)[0]), lr[0])
+
+
+def test_car_edsr_is_the_registered_upscaler_with_official_names():
+    model = build_model("car_edsr", scale=4, args={"channels": 8, "num_blocks": 2})
+    assert isinstance(model, CarUpscaler) and sorted(model.state_dict()) == keys(OFFICIAL_EDSR_CONVS_X4_2_BLOCKS)
 
 
 def test_quantisation_passes_the_gradient_straight_through():
@@ -77,10 +88,10 @@ def test_quantisation_passes_the_gradient_straight_through():
 
 
 def test_official_data_parallel_state_dicts_load_strictly():
-    source = CarPair(scale=2, resampler_channels=16, upscaler_channels=8, upscaler_blocks=1)
+    source = tiny_pair(2)
     kgn = {f"module.{k}": v for k, v in source.resampler.state_dict().items()}
     usn = {f"module.{k}": v for k, v in source.upscaler.state_dict().items()}
-    target = CarPair(scale=2, resampler_channels=16, upscaler_channels=8, upscaler_blocks=1)
+    target = tiny_pair(2)
     load_official_car(target, kgn, usn)
     hr = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(target(hr)[0], source(hr)[0])

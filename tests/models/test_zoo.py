@@ -91,6 +91,8 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # 116.9M multi-tail model, tasks="all" adds denoising and deraining (test_ipt).
     "ipt": ({2: 115_460_419, 3: 115_645_059, 4: 115_608_131}, None),
     "imdn": ({2: 694_404, 3: 703_059, 4: 715_176}, {2: "694K", 3: "703K", 4: "715K"}),
+    # CAR's upscaler at its CPU-sized defaults (32 channels, 8 blocks); the paper's is EDSR's size.
+    "car_edsr": ({2: 195_971, 4: 232_963}, None),
     "carn": ({2: 1_591_939, 3: 1_591_939, 4: 1_591_939}, {2: "1,592K", 3: "1,592K", 4: "1,592K"}),
     # CARN-M's 412K is a figure left over from an earlier network (test_carn: strict xfail, and why).
     "carn_m": ({2: 414_787, 3: 414_787, 4: 414_787}, None),

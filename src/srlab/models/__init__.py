@@ -6,6 +6,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     bicubic,
     bsrn,
     camixersr,
+    car,
     carn,
     classsr,
     ditn,

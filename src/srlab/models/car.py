@@ -16,6 +16,12 @@ downscales -> clamp to [0, 1] and round to 8 bits -> the upscaler (an EDSR whose
 
 ``channels`` (the resampler's trunk width, 256 officially; its first stages are channels/4 and
 channels/2 wide) is exposed so that CPU-sized runs can narrow the network with the official layout.
+
+The upscaler is the registered model ``car_edsr`` (``srlab train/eval/upscale --model car_edsr``). Its
+defaults are CPU-sized (32 channels, 8 blocks: the README's demonstration); the paper's upscaler
+(``channels=256, num_blocks=32``, the official ``usn.pth``) has exactly EDSR's tensors, so detection
+cannot tell the two apart: pass ``--model car_edsr`` for it. Joint training with the resampler is the
+training step ``car`` (:mod:`srlab.train.car_step`).
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from srlab.errors import SrlabError
 from srlab.layers.adaptive_gridsampler import adaptive_resample
 from srlab.layers.mean_shift import MeanShift
 from srlab.layers.upsamplers.subpixel import ProgressiveUpsampler
 from srlab.models.edsr import ResBlock
+from srlab.models.registry import ModelInfo, register_model
 
 # The resampler downscales by 8 and upsamples its features back to 1/s: s must divide 8.
 CAR_SCALES = (2, 4)
+# The resampler works at 1/8 of the HR size (official load_img crops HR images to multiples of 8).
+SIZE_MULTIPLE = 8
 # modules.py LEAKY_FACTOR
 _LEAKY = 0.2
 
@@ -104,6 +114,7 @@ class CarResampler(nn.Module):
         super().__init__()
         if scale not in CAR_SCALES:
             raise ValueError(f"CAR downscales by {' or '.join(map(str, CAR_SCALES))}, not {scale}")
+        self.scale = scale
         taps = kernel_size(scale) ** 2
         quarter, half = channels // 4, channels // 2
         self.sub_mean = MeanShift(1.0, sign=-1)
@@ -133,6 +144,7 @@ class CarUpscaler(nn.Module):
 
     def __init__(self, *, scale: int, channels: int = 256, num_blocks: int = 32) -> None:
         super().__init__()
+        self.scale = scale
         self.sub_mean = MeanShift(1.0, sign=-1)
         self.add_mean = MeanShift(1.0, sign=1)
         self.head = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1))
@@ -154,21 +166,17 @@ def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
 
 
 class CarPair(nn.Module):
-    """The resampler and its upscaler, trained jointly: ``downscale`` (HR -> 8-bit LR), ``upscaler``
-    (LR -> HR), ``forward`` (HR -> (reconstruction, LR, kernels, offsets_h, offsets_v))."""
+    """A resampler and its upscaler: ``downscale`` (HR -> 8-bit LR), ``forward`` (HR -> (reconstruction,
+    LR, kernels, offsets_h, offsets_v))."""
 
-    def __init__(self, *, scale: int, resampler_channels: int = 256, upscaler_channels: int = 256,
-                 upscaler_blocks: int = 32) -> None:
+    def __init__(self, resampler: CarResampler, upscaler: nn.Module) -> None:
         super().__init__()
-        self.scale = scale
-        self.resampler = CarResampler(scale=scale, channels=resampler_channels)
-        self.upscaler = CarUpscaler(scale=scale, channels=upscaler_channels, num_blocks=upscaler_blocks)
+        self.scale = resampler.scale
+        self.resampler, self.upscaler = resampler, upscaler
 
     def resample(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(LR before quantisation, kernels, offsets_h, offsets_v); the offset unit is the scale (run.py)."""
-        kernels, offsets_h, offsets_v = self.resampler(hr)
-        lr = adaptive_resample(hr, kernels, offsets_h, offsets_v, offset_unit=self.scale, scale=self.scale)
-        return lr, kernels, offsets_h, offsets_v
+        """(LR before quantisation, kernels, offsets_h, offsets_v) (see :func:`resample`)."""
+        return resample(self.resampler, hr)
 
     def downscale(self, hr: torch.Tensor) -> torch.Tensor:
         """HR (height and width multiples of 8) -> the 8-bit CAR image, in [0, 1]."""
@@ -180,8 +188,43 @@ class CarPair(nn.Module):
         return self.upscaler(lr), lr, kernels, offsets_h, offsets_v
 
 
+def resample(resampler: CarResampler, hr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(LR before quantisation, kernels, offsets_h, offsets_v) of HR (B, 3, H, W), H and W multiples of
+    8; the offset unit is the scale (run.py)."""
+    kernels, offsets_h, offsets_v = resampler(hr)
+    lr = adaptive_resample(hr, kernels, offsets_h, offsets_v, offset_unit=resampler.scale, scale=resampler.scale)
+    return lr, kernels, offsets_h, offsets_v
+
+
+@torch.no_grad()
+def car_downscale(resampler: CarResampler, hr: torch.Tensor) -> torch.Tensor:
+    """The 8-bit CAR image (3, h/s, w/s) of one HR image (3, H, W), first cropped to h x w, the largest
+    multiples of 8 (official load_img); on the resampler's device."""
+    h, w = (n // SIZE_MULTIPLE * SIZE_MULTIPLE for n in hr.shape[-2:])
+    if not (h and w):
+        raise SrlabError(f"an image of {hr.shape[-2]}x{hr.shape[-1]} is smaller than {SIZE_MULTIPLE}x{SIZE_MULTIPLE}")
+    device = next(resampler.parameters()).device
+    return quantize_8bit(resample(resampler, hr[None, :, :h, :w].to(device))[0])[0]
+
+
 def load_official_car(pair: CarPair, kgn: Mapping[str, torch.Tensor], usn: Mapping[str, torch.Tensor]) -> CarPair:
     """Load the official ``kgn.pth`` (resampler) and ``usn.pth`` (upscaler) state dicts strictly."""
     for module, state in ((pair.resampler, kgn), (pair.upscaler, usn)):
         module.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
     return pair
+
+
+@register_model(ModelInfo(
+    paper="Sun and Chen, Learned Image Downscaling for Upscaling using Content Adaptive Resampler (TIP 2020)",
+    origin="https://github.com/sunwj/CAR",
+    licence="GPL-3.0",
+    scales=CAR_SCALES,
+    size_multiple=1,
+    # head + 2 convs per block + body conv + upsampler convs + tail conv (<= 1 LR px each).
+    receptive_radius=lambda a: 2 * a["num_blocks"] + 8,
+    reparameterizable=False,
+    half_precision_safe=True,
+))
+def car_edsr(*, scale: int, channels: int = 32, num_blocks: int = 8) -> CarUpscaler:
+    """CAR's upscaler (module docstring): CPU-sized by default; the paper's is channels=256, num_blocks=32."""
+    return CarUpscaler(scale=scale, channels=channels, num_blocks=num_blocks)

@@ -8,6 +8,9 @@ A run directory holds:
   two weight files below, a plain dict loaded with ``weights_only=True``;
 - ``last.safetensors`` / ``best.safetensors``: the weights evaluated at the last and at the best
   validation, with the model's name, hyper-parameters and scale in their metadata;
+- ``last.<name>.safetensors`` / ``best.<name>.safetensors``: for step kinds that export networks they
+  train beside the model (``StepModules.exported``: CAR's resampler), those networks at the same
+  validations, written and repaired like the model's files (each has its own record in ``state.pt``);
 - ``train.log``: one line per validation (only ever appended to).
 
 Write order and crash consistency
@@ -180,9 +183,23 @@ def _state_problem(state: Any) -> str | None:
     if not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         return "'model' holds values that are not tensors"
     for name, record in state.get("exports", {}).items():
-        if name not in (LAST_FILE, BEST_FILE) or not _is_record(record):
+        if export_part(name) is None or not _is_record(record):
             return f"a bad record of the weight file {name!r}"
     return None
+
+
+def export_file(name: str, part: str) -> str:
+    """The file of ``part`` (``""``: the model; else an exported network of the step) of export ``name``
+    (``last.safetensors`` or ``best.safetensors``)."""
+    return name if not part else name.replace(".safetensors", f".{part}.safetensors")
+
+
+def export_part(file: Any) -> str | None:
+    """The part a weight file of the run holds (:func:`export_file`), or None if it is none of them."""
+    if not isinstance(file, str) or not file.endswith(".safetensors"):
+        return None
+    base, _, part = file.removesuffix(".safetensors").partition(".")
+    return part if f"{base}.safetensors" in (LAST_FILE, BEST_FILE) and "." not in part else None
 
 
 def _is_record(record: Any) -> bool:
@@ -226,29 +243,35 @@ class RunFiles:
         # What state.pt records of last / best: {name: {"digest", "iteration", "metadata"}}.
         self.exports: dict[str, dict] = {}
 
-    def write(self, state: dict, evaluated: nn.Module, exports: tuple[str, ...], metadata: dict[str, str]) -> None:
-        """Commit ``state`` (recording ``exports`` as ``evaluated`` with ``metadata``), then write those files."""
-        records, data = dict(self.exports), b""
+    def write(self, state: dict, parts: Mapping[str, nn.Module], exports: tuple[str, ...],
+              metadata: dict[str, str]) -> None:
+        """Commit ``state`` (recording ``exports``, each of ``parts`` (:meth:`RunState.exported`) with
+        ``metadata``), then write those files."""
+        records, files = dict(self.exports), {}
         if exports:
-            data = weights_bytes(evaluated, metadata=metadata)
-            record = {"digest": content_digest(data), "iteration": state["iteration"], "metadata": dict(metadata)}
-            records.update({name: record for name in exports})
+            for part, module in parts.items():
+                data = weights_bytes(module, metadata=metadata)
+                record = {"digest": content_digest(data), "iteration": state["iteration"], "metadata": dict(metadata)}
+                for name in exports:
+                    files[export_file(name, part)] = data
+                    records[export_file(name, part)] = record
         with atomic_path(self.run_dir / STATE_FILE) as tmp:
             torch.save({**state, "exports": records}, tmp)
         self.exports = records
-        for name in exports:
+        for name, data in files.items():
             atomic_write_bytes(self.run_dir / name, data)
 
-    def resume(self, state: dict, evaluated: nn.Module) -> list[str]:
-        """Take the records of ``state`` (restored into ``evaluated``) and rewrite the weight files a kill left
-        behind them; returns their names."""
+    def resume(self, state: dict, parts: Mapping[str, nn.Module]) -> list[str]:
+        """Take the records of ``state`` (restored into ``parts``, :meth:`RunState.exported`) and rewrite the
+        weight files a kill left behind them; returns their names."""
         self.exports = {name: dict(record) for name, record in state.get("exports", {}).items()}
         rewritten = []
         for name, record in self.exports.items():
             path = self.run_dir / name
             if path.is_file() and content_digest(path.read_bytes()) == record["digest"]:
                 continue
-            data = weights_bytes(evaluated, metadata=record["metadata"])
+            part = parts.get(export_part(name))
+            data = b"" if part is None else weights_bytes(part, metadata=record["metadata"])
             if record["iteration"] != state["iteration"] or content_digest(data) != record["digest"]:
                 raise SrlabError(
                     f"'{path}' does not hold the weights of iteration {record['iteration']} that "

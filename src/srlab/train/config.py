@@ -153,6 +153,18 @@ class UnpairedConfig:
 
 
 @dataclass
+class CarConfig:
+    """Joint training of CAR's resampler with the model (``step: car``, :mod:`srlab.train.car_step`): the
+    objective is the run's ``losses`` on (model(resampled HR), HR) plus these regularisers of the
+    resampler's offsets (Sun & Chen 2020, weights of the MindSpore port's train.py)."""
+
+    tv_weight: float = 0.005
+    offset_weight: float = 0.001
+    # The resampler's trunk width (256 in the paper; its first stages are 1/4 and 1/2 as wide).
+    resampler_channels: int = 256
+
+
+@dataclass
 class TrainConfig:
     scale: int = 2
     epochs: int = 100
@@ -173,6 +185,7 @@ class TrainConfig:
     # epoch, index), so resumed runs stay bit-exact. Empty: the folder's LR images, or MATLAB bicubic.
     degradation: Any = None
     unpaired: UnpairedConfig = field(default_factory=UnpairedConfig)
+    car: CarConfig = field(default_factory=CarConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
     udl_head_channels: int = 32
@@ -424,6 +437,31 @@ def validate(config: TrainConfig) -> None:
     if not 0.0 <= config.ema_decay < 1.0:
         raise SrlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     _validate_unpaired(config)
+    _validate_car(config)
+
+
+def _validate_car(config: TrainConfig) -> None:
+    if config.step != "car":
+        return
+    car = config.car
+    if config.scale not in (2, 4):
+        raise SrlabError(f"step car downscales by 2 or 4 (the resampler works at 1/8), not {config.scale}: "
+                         "set --scale 2 or 4")
+    for key in ("tv_weight", "offset_weight"):
+        if getattr(car, key) < 0:
+            raise SrlabError(f"car.{key} must be >= 0, got {getattr(car, key)}")
+    if car.resampler_channels < 4 or car.resampler_channels % 4:
+        raise SrlabError(f"car.resampler_channels must be a positive multiple of 4 (its first stages are 1/4 and "
+                         f"1/2 as wide), got {car.resampler_channels}")
+    if config.data.patch_size % 8:
+        raise SrlabError(f"step car resamples HR patches at 1/8 of their size: set --patch_size to a multiple of 8, "
+                         f"got {config.data.patch_size}")
+    if config.degradation:
+        raise SrlabError("step car makes its LR images with the resampler: remove degradation")
+    if config.amp != "off":
+        raise SrlabError(f"step car trains in float32: set amp off (got {config.amp})")
+    if config.curriculum.measure != "off":
+        raise SrlabError("the curriculum ranks bicubic LR/HR patches: set curriculum.measure to off for step car")
 
 
 def _validate_unpaired(config: TrainConfig) -> None:

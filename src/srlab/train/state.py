@@ -56,6 +56,13 @@ class RunState:
         """The weights that are validated and saved: the EMA when there is one."""
         return self.model if self.ema is None else self.ema
 
+    def exported(self) -> dict[str, nn.Module]:
+        """What each validation writes: the evaluated weights (part ``""``) and the step's exported networks."""
+        parts = {"": self.evaluated}
+        if self.step_modules is not None:
+            parts.update({name: self.step_modules.generators[name] for name in self.step_modules.exported})
+        return parts
+
     def discriminators(self) -> dict[str, nn.Module]:
         if self.objective is None:
             return {}

@@ -11,7 +11,9 @@ A kind that trains networks beside the model (the unpaired mode's degradation ne
 discriminators) registers with ``modules=build(config) -> StepModules``: the run builds them once, seeded
 by the run's seed, keeps them in ``run.step_modules``, saves and restores them with the run's state, and
 gives the parameters of their ``generators`` to the model's optimiser and those of their
-``discriminators`` to the discriminators' (``run.d_optimizer``).
+``discriminators`` to the discriminators' (``run.d_optimizer``). With ``validation_lr=fn(step_modules,
+hr) -> lr`` the run validates the model on LR images that those networks make from the validation HR
+images (CAR's resampler, ``step: car``) instead of the folder's LR images.
 
 ``supervised`` (the default): the model's forward (under autocast with ``amp``), the weighted objective
 (:class:`srlab.losses.WeightedObjective`) on ``LossInputs(sr, hr, lr, scale, uncertainty)``, the
@@ -33,7 +35,7 @@ from srlab.losses import LossInputs
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.state import RunState
-from srlab.train.step_modules import StepModules, register_step_modules
+from srlab.train.step_modules import StepModules, ValidationLr, register_step_modules
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -42,17 +44,21 @@ _STEPS: dict[str, StepFunction] = {}
 
 
 def register_step(
-    name: str, *, modules: Callable[[TrainConfig], StepModules] | None = None
+    name: str, *, modules: Callable[[TrainConfig], StepModules] | None = None,
+    validation_lr: ValidationLr | None = None,
 ) -> Callable[[StepFunction], StepFunction]:
     """Register a step kind under ``name`` (the config's ``step``); ``modules`` builds the networks it
-    trains beside the model, if any."""
+    trains beside the model, if any; ``validation_lr(step_modules, hr) -> lr`` makes the validation LR
+    images with them (CAR's resampler), if the validation folder's LR images are not the model's input."""
 
     def decorate(step: StepFunction) -> StepFunction:
         if name in _STEPS:
             raise ValueError(f"training step {name!r} is registered twice")
         _STEPS[name] = step
         if modules is not None:
-            register_step_modules(name, modules)
+            register_step_modules(name, modules, validation_lr)
+        elif validation_lr is not None:
+            raise ValueError(f"training step {name!r}: validation_lr makes LR images with the step's modules")
         return step
 
     return decorate

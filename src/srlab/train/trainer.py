@@ -49,6 +49,7 @@ from srlab.train.distributed import Dist
 from srlab.train.schedule import learning_rate, schedule_epochs
 from srlab.train.stages import Stage, check_stages, stage_at, stages
 from srlab.train.state import RunState, enter_stage, rng_state
+from srlab.train.step_modules import validation_lr_maker
 from srlab.train.steps import step_names, train_step
 from srlab.train.tensorboard import Board, require_tensorboard
 from srlab.train.validate import validation_scores
@@ -186,7 +187,7 @@ class _Trainer:
                         restoring=True)
             restore(run, state, run_dir)
             if dist.is_main:
-                rewritten = files.resume(state, run.evaluated)
+                rewritten = files.resume(state, run.exported())
         else:
             enter_stage(run, stage_at(config, 0), config, dist, restoring=False)
         if dist.is_main:
@@ -315,7 +316,8 @@ class _Trainer:
     def validate(self) -> None:
         """Score the evaluated weights, checkpoint, and log a line."""
         config, run, data = self.config, self.run_state, self.data
-        scores = validation_scores(run.evaluated, data.val_images, data.val_indices, self.dist)
+        images = self.validation_images()
+        scores = validation_scores(run.evaluated, images, data.val_indices, self.dist)
         run.last_scores = scores
         run.validated_at = run.iteration
         improved = scores["psnr_y"] > run.best_psnr
@@ -337,7 +339,20 @@ class _Trainer:
         self.term_sums.clear()
         self.loop_time = _LoopTime()
         self.board.add_validation(run.iteration, scores, run.best_psnr, timing)
-        self.board.add_images(run.iteration, run.evaluated, data.val_images)
+        self.board.add_images(run.iteration, run.evaluated, images)
+
+    def validation_images(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """This rank's (name, LR, HR) validation images: the folder's, or with LR images that the step's
+        networks make from the HR images (``register_step(validation_lr=...)``), the HR image cropped to fit."""
+        make_lr = validation_lr_maker(self.config.step)
+        if make_lr is None:
+            return self.data.val_images
+        modules, scale, images = self.run_state.step_modules, self.config.scale, []
+        with torch.no_grad():
+            for name, _, hr in self.data.val_images:
+                lr = make_lr(modules, hr)
+                images.append((name, lr, hr[..., : lr.shape[-2] * scale, : lr.shape[-1] * scale]))
+        return images
 
     def checkpoint(self, improved: bool | None) -> None:
         """Rank 0 writes ``state.pt`` and, at a validation (``improved`` not None), ``last`` and, if
@@ -348,7 +363,7 @@ class _Trainer:
         if self.dist.is_main:
             state = {**run.state(rng), "schedule_epochs": schedule_epochs(self.config)}
             exports = () if improved is None else (LAST_FILE, BEST_FILE) if improved else (LAST_FILE,)
-            self.files.write(state, run.evaluated, exports, export_metadata(run))
+            self.files.write(state, run.exported(), exports, export_metadata(run))
         self.dist.barrier()
 
 
