@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,6 +15,7 @@ import torch
 from torch import nn
 
 from srlab.adaptive import AdaptiveMethod, adaptive_for, list_adaptive
+from srlab.data.io import list_images
 from srlab.errors import SrlabError
 from srlab.inference.path_cache import PathCache
 from srlab.inference.paths import PATHS, PRECISIONS, PathModel
@@ -151,3 +155,36 @@ def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveM
     if not float(spec_of(model).scale).is_integer():  # patches would not map to whole output pixels
         raise SrlabError(f"adaptive inference needs an integer scale, not x{spec_of(model).scale}: drop --adaptive")
     return adaptive_for(model, method=method or None, checkpoint=args.checkpoint, knob=args.knob)
+
+
+def images_of(inputs: Sequence[str | Path]) -> list[Path]:
+    """The image files of the command's inputs (files, or folders of images)."""
+    images: list[Path] = []
+    for item in inputs:
+        images.extend(list_images(item))
+    return images
+
+
+def results_folder(out: str | Path, what: str = "the results") -> Path:
+    """``-o OUT`` made ready: an existing or new folder (a file there is the user's mistake)."""
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SrlabError(f"-o '{out_dir}' is a file: give a folder for {what}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def process_each(images: Sequence[Path], process: Callable[[Path], None]) -> int:
+    """Run ``process`` on every image; a failure is one error line and the others still run. The exit
+    status: 0, or 1 when some image failed (the README's "Exit codes")."""
+    failures = 0
+    for image in images:
+        try:
+            process(image)
+        except SrlabError as e:
+            failures += 1
+            print(f"srlab: error: {e}", file=sys.stderr)
+    if failures:
+        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
+        return 1
+    return 0

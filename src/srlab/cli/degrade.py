@@ -9,14 +9,12 @@ are still processed (exit status 1); inputs are never overwritten.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from srlab import __version__
-from srlab.cli.common import flag, non_negative_int, positive_float
+from srlab.cli.common import flag, images_of, non_negative_int, positive_float, process_each, results_folder
 from srlab.data.degrade import PRESETS, parse_degradation
 from srlab.data.degrade.files import degrade_file, read_steps_file
-from srlab.data.io import list_images
 from srlab.errors import SrlabError
 
 HELP = "make LR images from HR images with a degradation (bicubic, Real-ESRGAN, BSRGAN, or your steps)"
@@ -48,30 +46,20 @@ def _degradation_spec(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     degradation = parse_degradation(_degradation_spec(args), args.scale)
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the LR images")
     for item in map(Path, args.inputs):
         if item.is_dir() and out_dir.resolve() == item.resolve():
             raise SrlabError(f"-o '{out_dir}' is the input folder '{item}': give another folder (inputs are never overwritten)")
-    images: list[Path] = []
-    for item in args.inputs:
-        images.extend(list_images(item))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    images = images_of(args.inputs)
+    out_dir = results_folder(out_dir, "the LR images")
+    written: set[str] = set()
 
-    failures, written = 0, set()
-    for image in images:
-        try:
-            if image.stem in written:
-                raise SrlabError(f"another input already wrote '{out_dir / image.stem}.png': rename one of the inputs")
-            if (out_dir / f"{image.stem}.png").resolve() == image.resolve():
-                raise SrlabError(f"refusing to overwrite input file '{image}': choose another -o folder")
-            png, record = degrade_file(image, out_dir, degradation, seed=args.seed, version=__version__)
-            written.add(image.stem)
-            print(f"{image} -> {png} (+ {record.name})")
-        except SrlabError as e:
-            failures += 1
-            print(f"srlab: error: {e}", file=sys.stderr)
-    if failures:
-        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
-        return 1
-    return 0
+    def degrade(image: Path) -> None:
+        if image.stem in written:
+            raise SrlabError(f"another input already wrote '{out_dir / image.stem}.png': rename one of the inputs")
+        if (out_dir / f"{image.stem}.png").resolve() == image.resolve():
+            raise SrlabError(f"refusing to overwrite input file '{image}': choose another -o folder")
+        png, record = degrade_file(image, out_dir, degradation, seed=args.seed, version=__version__)
+        written.add(image.stem)
+        print(f"{image} -> {png} (+ {record.name})")
+
+    return process_each(images, degrade)

@@ -10,15 +10,13 @@ steps; a GPU is the place for it): ``--max_seconds`` bounds each image's fit.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from srlab.cli.common import flag, non_negative_int, positive_float, positive_int
-from srlab.data.io import check_not_overwriting, list_images, read_rgb, write_image
-from srlab.errors import SrlabError
+from srlab.cli.common import flag, images_of, non_negative_int, positive_float, positive_int, process_each, results_folder
+from srlab.data.io import check_not_overwriting, read_rgb, write_image
 from srlab.inference.upscale import resolve_device
 from srlab.unsupervised.dip import DipSettings, DipStep, super_resolve
 
@@ -47,24 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = DipSettings(scale=args.scale, iterations=args.iterations, seed=args.seed, max_seconds=args.max_seconds)
     device = resolve_device(args.device)
-    images: list[Path] = []
-    for item in args.inputs:
-        images.extend(list_images(item))
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the results")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    for image in images:
-        try:
-            _super_resolve_file(image, out_dir / f"{image.stem}_x{args.scale}.png", images, settings, device)
-        except SrlabError as e:
-            failures += 1
-            print(f"srlab: error: {e}", file=sys.stderr)
-    if failures:
-        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
-        return 1
-    return 0
+    images = images_of(args.inputs)
+    out_dir = results_folder(args.out)
+    return process_each(
+        images,
+        lambda image: _super_resolve_file(image, out_dir / f"{image.stem}_x{args.scale}.png", images, settings, device),
+    )
 
 
 def _super_resolve_file(image: Path, destination: Path, images: list[Path], settings: DipSettings,

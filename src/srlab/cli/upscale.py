@@ -17,17 +17,16 @@ is opt-out.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from srlab.adaptive import AdaptiveModel
 from srlab.cli import export as export_cmd
 from srlab.cli.common import (
-    add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags, model_on_path,
-    positive_float, refuse_path_for_adaptive,
+    add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, images_of, load_model_from_flags,
+    model_on_path, positive_float, process_each, refuse_path_for_adaptive, results_folder,
 )
-from srlab.data.io import PNG_COMPRESSION, check_not_overwriting, list_images
+from srlab.data.io import PNG_COMPRESSION, check_not_overwriting
 from srlab.errors import SrlabError
 from srlab.inference.files import STREAM_ABOVE_PIXELS, upscale_file
 from srlab.inference.precision import half_precision
@@ -99,19 +98,27 @@ def run(args: argparse.Namespace) -> int:
         model = half_precision(model, device)
     else:
         model = model_on_path(model, args)
-    images: list[Path] = []
-    for item in inputs:
-        images.extend(list_images(item))
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the results")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    images = images_of(inputs)
+    out_dir = results_folder(args.out)
+    written: set[Path] = set()
+    suffix = f"x{args.outscale or spec_of(model).scale:g}" if args.suffix is None else args.suffix
 
-    failures = _upscale_all(model, images, out_dir, args)
-    if failures:
-        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
-        return 1
-    return 0
+    def upscale(image: Path) -> None:
+        destination = output_path(out_dir, image, suffix=suffix, ext=args.ext)
+        if destination in written:
+            raise SrlabError(f"another input already wrote '{destination}': rename one of the inputs")
+        check_not_overwriting(destination, images)
+        started = time.perf_counter()
+        done = upscale_file(model, image, destination, tile=args.tile, tile_overlap=args.tile_overlap,
+                            self_ensemble=args.self_ensemble, stream=args.stream,
+                            png_compression=args.png_compression, outscale=args.outscale)
+        written.add(destination)
+        (w, h), (ow, oh) = done.size, done.out_size
+        how = ", streamed" if done.streamed else ""
+        print(f"{image} -> {destination} ({w}x{h} -> {ow}x{oh}{how}, {time.perf_counter() - started:.2f} s"
+              f"{_spent(model)})")
+
+    return process_each(images, upscale)
 
 
 def _spent(model) -> str:
@@ -122,28 +129,3 @@ def _spent(model) -> str:
     spent, full = sum(c.macs_spent for c in calls), sum(c.macs_full for c in calls)
     share = f" ({spent / full:.1%})" if full else ""
     return f", {spent / 1e9:.2f} of {full / 1e9:.2f} GMACs{share}"
-
-
-def _upscale_all(model, images: list[Path], out_dir: Path, args: argparse.Namespace) -> int:
-    """Upscale every image into out_dir, reporting each failure; returns the number that failed."""
-    failures, written = 0, set()
-    suffix = f"x{args.outscale or spec_of(model).scale:g}" if args.suffix is None else args.suffix
-    for image in images:
-        destination = output_path(out_dir, image, suffix=suffix, ext=args.ext)
-        try:
-            if destination in written:
-                raise SrlabError(f"another input already wrote '{destination}': rename one of the inputs")
-            check_not_overwriting(destination, images)
-            started = time.perf_counter()
-            done = upscale_file(model, image, destination, tile=args.tile, tile_overlap=args.tile_overlap,
-                                self_ensemble=args.self_ensemble, stream=args.stream,
-                                png_compression=args.png_compression, outscale=args.outscale)
-            written.add(destination)
-            (w, h), (ow, oh) = done.size, done.out_size
-            how = ", streamed" if done.streamed else ""
-            print(f"{image} -> {destination} ({w}x{h} -> {ow}x{oh}{how}, {time.perf_counter() - started:.2f} s"
-                  f"{_spent(model)})")
-        except SrlabError as e:
-            failures += 1
-            print(f"srlab: error: {e}", file=sys.stderr)
-    return failures

@@ -10,11 +10,10 @@ is still written, ``--iterations`` caps the count.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from srlab.cli.common import flag, non_negative_int, positive_float, positive_int
-from srlab.data.io import check_not_overwriting, list_images, read_rgb, write_image
+from srlab.cli.common import flag, images_of, non_negative_int, positive_float, positive_int, process_each, results_folder
+from srlab.data.io import check_not_overwriting, read_rgb, write_image
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
 from srlab.unsupervised.zssr import CONFIGS, config_for, load_kernel, zssr
@@ -65,31 +64,20 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None:
         config.max_iters = args.iterations
     device = resolve_device(args.device)
-    images: list[Path] = []
-    for item in args.inputs:
-        images.extend(list_images(item))
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SrlabError(f"-o '{out_dir}' is a file: give a folder for the results")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    images = images_of(args.inputs)
+    out_dir = results_folder(args.out)
+    written: set[Path] = set()
 
-    failures, written = 0, set()
-    for image in images:
+    def super_resolve(image: Path) -> None:
         destination = output_path(out_dir, image, args.scale)
-        try:
-            if destination in written:
-                raise SrlabError(f"another input already wrote '{destination}': rename one of the inputs")
-            check_not_overwriting(destination, images)
-            result = zssr(read_rgb(image), config, kernel=kernel, seed=args.seed, device=device,
-                          max_seconds=args.max_seconds, progress=not args.quiet)
-            write_image(destination, result.image)
-            written.add(destination)
-            steps = ", ".join(f"{n} iterations ({why})" for n, why in zip(result.iterations, result.stopped_by))
-            print(f"{image} -> {destination} ({steps}, {result.seconds:.1f} s)")
-        except SrlabError as e:
-            failures += 1
-            print(f"srlab: error: {e}", file=sys.stderr)
-    if failures:
-        print(f"srlab: {failures} of {len(images)} images failed", file=sys.stderr)
-        return 1
-    return 0
+        if destination in written:
+            raise SrlabError(f"another input already wrote '{destination}': rename one of the inputs")
+        check_not_overwriting(destination, images)
+        result = zssr(read_rgb(image), config, kernel=kernel, seed=args.seed, device=device,
+                      max_seconds=args.max_seconds, progress=not args.quiet)
+        write_image(destination, result.image)
+        written.add(destination)
+        steps = ", ".join(f"{n} iterations ({why})" for n, why in zip(result.iterations, result.stopped_by))
+        print(f"{image} -> {destination} ({steps}, {result.seconds:.1f} s)")
+
+    return process_each(images, super_resolve)
