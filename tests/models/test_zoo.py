@@ -364,7 +364,7 @@ def test_every_model_states_its_origin_and_licence():
     for name in list_models():
         info = model_info(name)
         assert info.origin == "srlab" or info.origin.startswith(("https://", "http://")), name
-        assert info.licence in {"Apache-2.0", "BSD-3-Clause", "CC-BY-NC-4.0", "MIT", "unknown"}, (name, info.licence)
+        assert info.licence in {"Apache-2.0", "BSD-3-Clause", "CC-BY-NC-4.0", "GPL-3.0", "MIT", "unknown"}, (name, info.licence)
 
 
 @pytest.mark.parametrize(("name", "args", "multiple"), [
