@@ -9,21 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import BENCHMARKS, needs_benchmarks, photo
-from srlab.cli.main import main
+from conftest import BENCHMARKS, needs_benchmarks, photo, run_cli
 from srlab.data.datasets import modcrop
 from srlab.data.degrade import apply_ops
 from srlab.data.io import read_rgb
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse flag errors
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()

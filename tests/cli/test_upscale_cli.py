@@ -8,18 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo
-from srlab.cli.main import main
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse flag errors
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import photo, run_cli
 
 
 BICUBIC = ["--model", "bicubic", "--scale", "2", "--device", "cpu"]

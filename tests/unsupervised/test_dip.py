@@ -12,9 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import photo
+from conftest import photo, run_cli
 from make_dip_fixture import SIZES, fixture_inputs, fixture_weights
-from srlab.cli.main import main
 from srlab.errors import SrlabError
 from srlab.unsupervised.dip import (
     DipSettings, LanczosDownsampler, canvas_size, lanczos2_kernel, skip_network, super_resolve,
@@ -122,16 +121,6 @@ def test_the_paper_settings_per_scale():
 def test_a_time_budget_stops_the_fit_early():
     result = super_resolve(lr_photo(8, 8), DipSettings(iterations=1000, max_seconds=1e-9))
     assert result.iterations == 1  # at least one step, then the budget is spent
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse flag errors
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_writes_name_x_scale_and_reports_a_bad_image(tmp_path, capsys):
