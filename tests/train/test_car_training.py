@@ -169,3 +169,10 @@ def test_bad_settings_are_one_error(overrides, message):
     with pytest.raises(SrlabError, match=message):
         apply_overrides(config, overrides)
         validate(config)
+
+
+def test_the_resampler_file_is_refused_as_a_model_in_one_line(car_run, capsys):
+    assert main(["eval", "--checkpoint", str(car_run / "best.resampler.safetensors"), "--data", str(car_run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds the resampler that a `srlab train` run trains beside its model" in err
+    assert "srlab car eval RUN_DIR" in err

@@ -52,6 +52,10 @@ def save_weights(path: str | Path, model: nn.Module, *, metadata: Mapping[str, s
     atomic_write_bytes(path, weights_bytes(model, metadata=metadata))
 
 
+# Metadata of the weight files of a step's networks (srlab.train.step_modules), e.g. CAR's resampler.
+PART_KEY = "srlab.part"
+
+
 def weights_bytes(model: nn.Module, *, metadata: Mapping[str, str] | None = None) -> bytes:
     """The safetensors file :func:`save_weights` writes, as bytes."""
     spec = spec_of(model)
@@ -95,6 +99,11 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise SrlabError(
             f"checkpoint '{path}' has srlab format {version!r}, this srlab reads format {FORMAT_VERSION!r}: "
             "upgrade srlab, or use a checkpoint written by this version"
+        )
+    if PART_KEY in meta:
+        raise SrlabError(
+            f"'{path}' holds the {meta[PART_KEY]} that a `srlab train` run trains beside its model, not a model: "
+            "give the run's best.safetensors or last.safetensors (CAR's pair: `srlab car eval RUN_DIR`)"
         )
     if meta["srlab.model"] not in list_models():
         raise SrlabError(

@@ -55,7 +55,7 @@ from torch import nn
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path, atomic_write_bytes
-from srlab.models.weights import weights_bytes
+from srlab.models.weights import PART_KEY, weights_bytes
 from srlab.train.config import TrainConfig, apply_overrides, to_dict
 from srlab.train.state import RunState
 
@@ -250,8 +250,10 @@ class RunFiles:
         records, files = dict(self.exports), {}
         if exports:
             for part, module in parts.items():
-                data = weights_bytes(module, metadata=metadata)
-                record = {"digest": content_digest(data), "iteration": state["iteration"], "metadata": dict(metadata)}
+                # A step's network names itself, so that reading it as a model is a clear refusal.
+                part_metadata = {**metadata, PART_KEY: part} if part else dict(metadata)
+                data = weights_bytes(module, metadata=part_metadata)
+                record = {"digest": content_digest(data), "iteration": state["iteration"], "metadata": part_metadata}
                 for name in exports:
                     files[export_file(name, part)] = data
                     records[export_file(name, part)] = record
