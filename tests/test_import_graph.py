@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Top to bottom. A module may import from its own floor or any floor below, never from one above.
 FLOORS = (
     ("srlab", "srlab.__main__", "srlab.cli"),  # the entry points: the public API's facade, the CLI
-    ("srlab.report", "srlab.demo"),
+    ("srlab.report", "srlab.demo", "srlab.mos", "srlab.nas"),  # mos, nas: above train (a trial trains), beside report
     ("srlab.train", "srlab.profile", "srlab.unsupervised"),
     ("srlab.inference", "srlab.adaptive", "srlab.export"),
     ("srlab.models", "srlab.losses", "srlab.lut"),
