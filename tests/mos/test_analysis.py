@@ -11,7 +11,7 @@ from scipy import optimize, stats
 from srlab.errors import SrlabError
 from srlab.mos.analysis import (
     PRIOR_WINS, Z95, attention_failures, bradley_terry, bradley_terry_log_likelihood, bt500_outliers, correlations,
-    image_scores, mean_ci95, method_scores, screen_raters, win_matrix,
+    image_scores, latest_ratings, mean_ci95, method_scores, screen_raters, win_matrix,
 )
 from srlab.mos.records import Rating, Trial
 
@@ -156,10 +156,9 @@ def test_pair_attention_checks():
 
 def test_a_resubmitted_answer_counts_once_the_latest():
     trial = Trial("t1", "img", "A")
-    (score,) = method_scores([rate("r1", trial, 1, time=1.0), rate("r1", trial, 5, time=2.0)], ["A"])
-    assert score.ratings == 2  # method_scores takes what it is given; screen/report deduplicate first
-    verdicts = screen_raters([rate("r1", trial, 1, time=1.0), rate("r1", trial, 5, time=2.0)], "acr")
-    assert verdicts[0].n == 1
+    ratings = [rate("r1", trial, 5, time=2.0), rate("r1", trial, 1, time=1.0), rate("r2", trial, 3, time=1.5)]
+    assert [(r.rater, r.score) for r in latest_ratings(ratings)] == [("r1", 5), ("r2", 3)]
+    assert [v.n for v in screen_raters(ratings, "acr")] == [1, 1]
 
 
 def test_bradley_terry_on_data_the_model_fits_exactly():
