@@ -12,6 +12,7 @@ from srlab.errors import SrlabError
 from srlab.mos.analysis import Z95
 from srlab.mos.records import Rating, Trial
 from srlab.mos.report import read_metric_results, write_report
+from srlab.report.plots import Mark, bars_svg, xy_svg
 
 METHODS = ("bicubic", "rdsr", "safmn")
 IMAGES = ("baby", "bird")
@@ -27,7 +28,8 @@ def acr_study() -> tuple[list[Trial], list[Rating]]:
     trials = [Trial(f"{m}-{i}", i, m) for m in METHODS for i in IMAGES]
     repeat = Trial("rep", "baby", "rdsr", check="repeat", repeats="rdsr-baby")
     bad = Trial("bad", "bird", "bicubic", check="bad")
-    ratings = [Rating(r, t, score=s, time=k) for r, scores in PANEL.items() for k, (t, s) in enumerate(zip(trials, scores))]
+    ratings = [Rating(r, t, score=s, time=k)
+               for r, scores in PANEL.items() for k, (t, s) in enumerate(zip(trials, scores))]
     ratings += [Rating(r, repeat, score=PANEL[r][2]) for r in PANEL] + [Rating(r, bad, score=1) for r in PANEL]
     # "lazy" rates everything 5, the degraded image included: excluded by the attention check.
     ratings += [Rating("lazy", t, score=5) for t in trials + [repeat, bad]]
@@ -42,7 +44,8 @@ def test_json_contract_and_values(tmp_path):
     assert [m["name"] for m in report["methods"]] == list(METHODS)
     assert set(report["methods"][0]) >= {"name", "mos", "ci95", "n"}
     # bicubic, kept raters r1-r3: per-rater means 2, 1.5, 1.5; MOS (2+2+1+2+2+1)/6 = 10/6;
-    # s of the means = sqrt(((1/3)^2 + 2 (1/6)^2) / 2) = sqrt(1/12), half-width t(0.975, 2) sqrt(1/12) / sqrt(3) = t / 6.
+    # s of the means = sqrt(((1/3)^2 + 2 (1/6)^2) / 2) = sqrt(1/12),
+    # half-width t(0.975, 2) sqrt(1/12) / sqrt(3) = t / 6.
     t = math.sqrt(2 * 0.95**2 / (1 - 0.95**2))
     bicubic = report["methods"][0]
     assert bicubic["mos"] == pytest.approx(10 / 6)
@@ -55,7 +58,9 @@ def test_json_contract_and_values(tmp_path):
     assert not raters["lazy"]["kept"] and raters["lazy"]["reason"].startswith("attention check: scored the degraded")
     assert report["ratings"] == {"total": 24, "kept": 18}
     image = next(i for i in report["images"] if (i["method"], i["image"]) == ("safmn", "bird"))
-    assert image == {"method": "safmn", "image": "bird", "mos": pytest.approx(13 / 3), "ci95": pytest.approx(t / math.sqrt(3) * math.sqrt(1 / 3)),
+    # safmn/bird: 4, 5, 4: mean 13/3, s = sqrt((2 (1/3)^2 + (2/3)^2) / 2) = sqrt(1/3),
+    # half-width t sqrt(1/3) / sqrt(3) = t / 3
+    assert image == {"method": "safmn", "image": "bird", "mos": pytest.approx(13 / 3), "ci95": pytest.approx(t / 3),
                      "n": 3}
     assert "bradley_terry" not in report and "correlations" not in report
 
@@ -128,12 +133,15 @@ def test_read_metric_results_from_eval_and_benchmark(tmp_path):
     assert read_metric_results(eval_json) == {"rdsr": {"psnr_y": 32.0, "ssim_y": 0.9, "lpips": 0.2}}
     bench = tmp_path / "results.json"
     rows = [{"model": m, "scale": 4, "dataset": d, "params": 1000, "latency_ms": 3.0, "psnr_y": p, "ssim_y": 0.8,
-             "per_image": []} for m, d, p in (("rdsr", "Set5", 32.0), ("rdsr", "Set14", 28.0), ("bicubic", "Set5", 28.4))]
+             "per_image": []}
+            for m, d, p in (("rdsr", "Set5", 32.0), ("rdsr", "Set14", 28.0), ("bicubic", "Set5", 28.4))]
     bench.write_text(json.dumps({"score_keys": ["psnr_y", "ssim_y"], "results": rows}))
     assert read_metric_results(bench, dataset="Set5") == {"rdsr": {"psnr_y": 32.0, "ssim_y": 0.8},
                                                           "bicubic": {"psnr_y": 28.4, "ssim_y": 0.8}}
     with pytest.raises(SrlabError, match=r"hold rdsr on several data sets or scales \(Set5 x4, Set14 x4\)"):
         read_metric_results(bench)
+    with pytest.raises(SrlabError, match="no results for data set Urban100 and scale None"):
+        read_metric_results(bench, dataset="Urban100")
 
 
 def test_read_metric_results_refuses_a_bad_file(tmp_path):
@@ -144,3 +152,18 @@ def test_read_metric_results_refuses_a_bad_file(tmp_path):
     path.write_text(json.dumps({"rows": []}))
     with pytest.raises(SrlabError, match="no list of results with a model each"):
         read_metric_results(path)
+
+
+def test_bars_rise_from_the_bottom_of_the_mos_range_with_their_interval():
+    # Plot area y 40..360 for 5..1: a MOS of 3 is at y 200, its bar 160 px high from y 360; 3 +- 0.5 spans 160..240.
+    svg = bars_svg([Mark("a", 0.0, 3.0, 0.5), Mark("b", 0.0, 4.5)], title="MOS", y_label="MOS", y_range=(1.0, 5.0))
+    first = svg[svg.index('data-label="a"'):svg.index('data-label="b"')]
+    assert 'y="200.0" width="60.0" height="160.0"' in first
+    assert '<line class="error" x1="205.0" y1="160.0" x2="205.0" y2="240.0"' in first
+    assert "error" not in svg[svg.index('data-label="b"'):]
+
+
+def test_xy_points_carry_their_error_bars():
+    svg = xy_svg([Mark("a", 30.0, 3.0, 0.4), Mark("b", 32.0, 4.0, None)], title="t", x_label="psnr_y", y_label="MOS")
+    assert svg.count('<g class="point"') == 2 and svg.count('class="error"') == 1
+    assert '<text class="axis-label"' in svg and ">psnr_y</text>" in svg

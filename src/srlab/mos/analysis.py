@@ -136,15 +136,18 @@ class Score:
     ratings: int
 
 
+def _score(rating: Rating) -> int:
+    if rating.score is None:
+        raise SrlabError(f"rating of rater {rating.rater!r} for trial {rating.trial.id!r} has no score "
+                         "(a pair answer in a rated study?): check the study's design")
+    return rating.score
+
+
 def _scored(ratings: Iterable[Rating]) -> list[Rating]:
-    real = []
-    for rating in ratings:
-        if rating.trial.check is not None:
-            continue
-        if rating.score is None:
-            raise SrlabError(f"rating of rater {rating.rater!r} for trial {rating.trial.id!r} has no score "
-                             "(a pair answer in a rated study?): check the study's design")
-        real.append(rating)
+    """The ratings of real trials, each checked to carry a score."""
+    real = [r for r in ratings if r.trial.check is None]
+    for rating in real:
+        _score(rating)
     return real
 
 
@@ -191,9 +194,9 @@ def attention_failures(ratings: Iterable[Rating], design: str) -> dict[str, str]
             if design == "pair":
                 repeats[rating.rater].append(float(rating.winner != original.winner))
             else:
-                repeats[rating.rater].append(abs(float(rating.score) - float(original.score)))
+                repeats[rating.rater].append(abs(_score(rating) - _score(original)))
         elif trial.check == "bad":
-            failed = rating.winner == trial.method if design == "pair" else rating.score >= BAD_MIN_SCORE
+            failed = rating.winner == trial.method if design == "pair" else _score(rating) >= BAD_MIN_SCORE
             bad[rating.rater].append(failed)
     reasons: dict[str, list[str]] = defaultdict(list)
     for rater, values in repeats.items():

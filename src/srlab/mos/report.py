@@ -59,7 +59,8 @@ _NOT_METRICS = {
 }
 
 
-def read_metric_results(path: Path, *, dataset: str | None = None, scale: int | None = None) -> dict[str, dict[str, float]]:
+def read_metric_results(path: Path, *, dataset: str | None = None,
+                        scale: int | None = None) -> dict[str, dict[str, float]]:
     """Model -> metric -> set mean from a ``srlab eval --json`` file (``{"results": [{"model", "dataset",
     "scale", "psnr_y", ...}]}``) or a benchmark's ``results.json`` (the same rows, its ``score_keys`` naming
     the metrics). A model with rows for several data sets or scales needs ``dataset``/``scale`` to pick one."""
@@ -74,7 +75,8 @@ def read_metric_results(path: Path, *, dataset: str | None = None, scale: int | 
         raise SrlabError(f"metric results '{path}' cannot be read ({reason}): give the JSON written by "
                          "srlab eval --json or a srlab benchmark folder's results.json") from None
     keys = data.get("score_keys")
-    rows = [r for r in rows if (dataset is None or r.get("dataset") == dataset) and (scale is None or r.get("scale") == scale)]
+    rows = [r for r in rows
+            if (dataset is None or r.get("dataset") == dataset) and (scale is None or r.get("scale") == scale)]
     found: dict[str, dict[str, float]] = {}
     where: dict[str, list[str]] = defaultdict(list)
     for row in rows:
@@ -89,7 +91,8 @@ def read_metric_results(path: Path, *, dataset: str | None = None, scale: int | 
         raise SrlabError(f"metric results '{path}' hold {model} on several data sets or scales ({', '.join(places)}): "
                          "evaluate the study's images alone, or pick one data set and scale")
     if not found:
-        raise SrlabError(f"metric results '{path}' have no rows{' for the data set and scale asked' if rows != data['results'] else ''}")
+        raise SrlabError(f"metric results '{path}' have no results for data set {dataset} and scale {scale}: "
+                         "give a data set and scale that it holds")
     return found
 
 
@@ -225,7 +228,8 @@ def _methods_section(report: dict[str, Any]) -> list[str]:
         bt = report["bradley_terry"]
         if bt is None:
             return ["<h2>Bradley-Terry scores</h2>", '<p class="note">No kept rater compared any pair.</p>']
-        rows = [(m["name"], _num(m["score"], 3), _num(m["ci95"], 3), m["wins"], m["comparisons"]) for m in bt["methods"]]
+        rows = [(m["name"], _num(m["score"], 3), _num(m["ci95"], 3), m["wins"], m["comparisons"])
+                for m in bt["methods"]]
         marks = [Mark(m["name"], 0.0, m["score"], m["ci95"]) for m in bt["methods"]]
         note = " (regularised: a method never won)" if bt["regularised"] else ""
         return [
@@ -254,7 +258,8 @@ def _correlations_section(report: dict[str, Any], metrics: dict[str, dict[str, f
     errors = {m["name"]: m["ci95"] for m in scored}
     svgs = []
     for c in report["correlations"]:
-        marks = [Mark(m, metrics[m][c["metric"]], v, errors.get(m)) for m, v in values.items() if c["metric"] in metrics.get(m, {})]
+        marks = [Mark(m, metrics[m][c["metric"]], v, errors.get(m))
+                 for m, v in values.items() if c["metric"] in metrics.get(m, {})]
         if marks:
             svgs.append(xy_svg(marks, title=f"{c['metric']} vs {y_label}", x_label=c["metric"], y_label=y_label))
     return [
@@ -285,7 +290,8 @@ def render_report_html(report: dict[str, Any], metrics: dict[str, dict[str, floa
                            [(i["method"], i["image"], i["wins"], i["n"]) for i in report["images"]]))
     else:
         body.append(_table(("Method", "Image", "MOS", "95% CI ±", "Raters"),
-                           [(i["method"], i["image"], _num(i["mos"]), _num(i["ci95"]), i["n"]) for i in report["images"]]))
+                           [(i["method"], i["image"], _num(i["mos"]), _num(i["ci95"]), i["n"])
+                            for i in report["images"]]))
     return render_page(TITLE, body)
 
 

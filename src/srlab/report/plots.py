@@ -462,7 +462,8 @@ def _error_bar(x: float, low_y: float, high_y: float, color: str) -> list[str]:
     """A vertical interval from ``high_y`` to ``low_y`` (SVG coordinates) with caps."""
     return [
         f'<line class="error" x1="{x:.1f}" y1="{high_y:.1f}" x2="{x:.1f}" y2="{low_y:.1f}" stroke="{color}"/>',
-        *(f'<line x1="{x - 5:.1f}" y1="{y:.1f}" x2="{x + 5:.1f}" y2="{y:.1f}" stroke="{color}"/>' for y in (low_y, high_y)),
+        *(f'<line x1="{x - 5:.1f}" y1="{y:.1f}" x2="{x + 5:.1f}" y2="{y:.1f}" stroke="{color}"/>'
+          for y in (low_y, high_y)),
     ]
 
 
@@ -501,7 +502,8 @@ def bars_svg(marks: Sequence[Mark], *, title: str, y_label: str, x_label: str = 
         )
         if mark.error is not None:
             lines += _error_bar(centre, to_y(mark.y - mark.error), to_y(mark.y + mark.error), "#222")
-        lines.append(f'<text class="tick" x="{centre:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(mark.label)}</text>')
+        lines.append(f'<text class="tick" x="{centre:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                     f"{escape(mark.label)}</text>")
         lines.append("</g>")
     return _close(lines, note)
 
@@ -510,7 +512,8 @@ def xy_svg(marks: Sequence[Mark], *, title: str, x_label: str, y_label: str, not
     """Labelled points on linear axes (a metric against the MOS), each with its vertical error bar; one
     ``<g class="point">`` carrying ``data-label`` each."""
     plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    x_low, x_high, x_ticks = _linear_ticks(min((m.x for m in marks), default=0.0), max((m.x for m in marks), default=1.0))
+    xs = [m.x for m in marks]
+    x_low, x_high, x_ticks = _linear_ticks(min(xs, default=0.0), max(xs, default=1.0))
     ends = [v for m in marks for v in (m.y - (m.error or 0.0), m.y + (m.error or 0.0))]
     y_low, y_high, y_ticks = _linear_ticks(min(ends, default=0.0), max(ends, default=1.0))
 
