@@ -104,6 +104,15 @@ def test_pair_report_has_bradley_terry(tmp_path):
     assert "Bradley-Terry" in (tmp_path / "r.html").read_text()
 
 
+def test_pair_method_not_compared_yet_has_no_score(tmp_path):
+    ab, bc = Trial("ab", "baby", "A", other="B"), Trial("bc", "baby", "B", other="C")
+    ratings = [Rating(f"r{k}", ab, winner=w) for k, w in enumerate("AABA")]  # nobody reached trial bc yet
+    report = write_report(tmp_path, [ab, bc], ratings, design="pair", html_out=tmp_path / "r.html")
+    scores = {m["name"]: m["score"] for m in report["bradley_terry"]["methods"]}
+    assert scores == {"A": pytest.approx(math.log(3) / 2), "B": pytest.approx(-math.log(3) / 2), "C": None}
+    assert (tmp_path / "r.html").read_text().count('<g class="bar"') == 2
+
+
 def test_no_ratings_is_a_one_line_error(tmp_path):
     with pytest.raises(SrlabError, match="has no ratings yet: share the rater link"):
         write_report(tmp_path, [Trial("t", "baby", "A")], [], design="acr", json_out=tmp_path / "r.json")

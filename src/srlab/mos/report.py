@@ -12,7 +12,8 @@ statistic) and writes whichever outputs it is given, each atomically. The JSON (
 - ``raters``: ``[{"id", "n", "kept", "reason"}]``, ``n`` the rater's answers (checks included), ``reason``
   why a rater was excluded (attention check or ITU-R BT.500), null for a kept rater.
 - ``bradley_terry`` (pair designs): ``{"methods": [{"name", "score", "ci95", "wins", "comparisons"}],
-  "gauge", "regularised", "prior_wins", "interval"}``; null when no kept rater compared anything.
+  "gauge", "regularised", "prior_wins", "interval"}``; a method not compared yet has a null ``score``;
+  null when no kept rater compared anything.
 - ``correlations`` (when metrics are given): ``[{"metric", "against", "n", "pearson", "pearson_p",
   "spearman", "spearman_p", "kendall", "kendall_p"}]`` of each metric with the methods' MOS (or their
   Bradley-Terry scores in a pair design), over the methods that have both.
@@ -38,6 +39,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
@@ -134,12 +137,15 @@ def _pair_summary(kept: list[Rating], methods: list[str]) -> dict[str, Any]:
         "images": [{"method": m, "image": image, "wins": w, "n": n} for (m, image), (w, n) in sorted(cells.items())],
         "bradley_terry": None,
     }
-    if games.sum() > 0:
-        bt = bradley_terry(wins, methods)
+    compared = [i for i in range(len(methods)) if games[i].sum() > 0]  # a method not compared yet has no score
+    if compared:
+        bt = bradley_terry(wins[np.ix_(compared, compared)], [methods[i] for i in compared])
+        fitted = {i: k for k, i in enumerate(compared)}
         summary["bradley_terry"] = {
-            "methods": [{"name": m, "score": float(bt.scores[i]), "ci95": float(bt.ci95[i]), "wins": int(wins[i].sum()),
+            "methods": [{"name": m, "score": float(bt.scores[fitted[i]]) if i in fitted else None,
+                         "ci95": float(bt.ci95[fitted[i]]) if i in fitted else None, "wins": int(wins[i].sum()),
                          "comparisons": int(games[i].sum())} for i, m in enumerate(methods)],
-            "gauge": "natural-log strengths, mean 0",
+            "gauge": "natural-log strengths, mean 0 over the methods compared",
             "interval": "1.96 standard errors from the Fisher information",
             "regularised": bt.regularised,
             "prior_wins": PRIOR_WINS if bt.regularised else 0.0,
@@ -151,7 +157,8 @@ def _method_values(report: dict[str, Any]) -> tuple[str, dict[str, float]]:
     """What the metrics are correlated with: ("mos", method -> MOS) or ("bradley_terry", method -> score)."""
     if report["design"] == "pair":
         bt = report["bradley_terry"]
-        return "bradley_terry", {} if bt is None else {m["name"]: m["score"] for m in bt["methods"]}
+        scored = [] if bt is None else [m for m in bt["methods"] if m["score"] is not None]
+        return "bradley_terry", {m["name"]: m["score"] for m in scored}
     return "mos", {m["name"]: m["mos"] for m in report["methods"] if m["mos"] is not None}
 
 
@@ -230,7 +237,7 @@ def _methods_section(report: dict[str, Any]) -> list[str]:
             return ["<h2>Bradley-Terry scores</h2>", '<p class="note">No kept rater compared any pair.</p>']
         rows = [(m["name"], _num(m["score"], 3), _num(m["ci95"], 3), m["wins"], m["comparisons"])
                 for m in bt["methods"]]
-        marks = [Mark(m["name"], 0.0, m["score"], m["ci95"]) for m in bt["methods"]]
+        marks = [Mark(m["name"], 0.0, m["score"], m["ci95"]) for m in bt["methods"] if m["score"] is not None]
         note = " (regularised: a method never won)" if bt["regularised"] else ""
         return [
             "<h2>Bradley-Terry scores</h2>",
