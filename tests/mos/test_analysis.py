@@ -11,7 +11,7 @@ from scipy import optimize, stats
 from srlab.errors import SrlabError
 from srlab.mos.analysis import (
     PRIOR_WINS, Z95, attention_failures, bradley_terry, bradley_terry_log_likelihood, bt500_outliers, correlations,
-    image_scores, latest_ratings, mean_ci95, method_scores, screen_raters, win_matrix,
+    image_scores, latest_ratings, mean_ci95, method_scores, screen_raters, spearman_exact_p, win_matrix,
 )
 from srlab.mos.records import Rating, Trial
 
@@ -239,6 +239,18 @@ def test_correlations_by_hand_and_against_scipy():
     assert result["pearson"] == pytest.approx(stats.pearsonr(x, y).statistic)
     assert result["pearson_p"] == pytest.approx(stats.pearsonr(x, y).pvalue)
     assert result["kendall_p"] == pytest.approx(stats.kendalltau(x, y).pvalue)
+
+
+def test_spearman_p_is_exact_for_few_methods():
+    # 3 methods in the same order: of the 3! = 6 pairings of the ranks, rho is 1, 0.5, 0.5, -0.5, -0.5, -1;
+    # |rho| >= 1 in 2 of 6: p = 1/3 (scipy's t approximation says 0).
+    assert correlations([1, 2, 3], [10, 20, 30])["spearman_p"] == pytest.approx(1 / 3)
+    # 5 methods, one adjacent swap: rho = 1 - 6 * 2 / (5 * 24) = 0.9; 10 of the 120 pairings reach |rho| >= 0.9
+    # (identity and the 4 adjacent swaps, and their 5 mirror images): p = 1/12.
+    assert correlations([1, 2, 3, 4, 5], [2, 1, 3, 4, 5])["spearman_p"] == pytest.approx(1 / 12)
+    assert spearman_exact_p([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(
+        stats.permutation_test(([1, 2, 2, 3], [1, 2, 3, 4]), lambda a, b: stats.spearmanr(a, b).statistic,
+                               permutation_type="pairings", n_resamples=np.inf).pvalue)
 
 
 def test_correlations_undefined_are_none():

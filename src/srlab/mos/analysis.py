@@ -66,7 +66,8 @@ Bradley-Terry scores for paired designs (:func:`bradley_terry`)
     :class:`~srlab.errors.SrlabError`.
 
 Correlations with objective metrics (:func:`correlations`)
-    Pearson, Spearman and Kendall (tau-b) from ``scipy.stats``, with their two-sided p-values, over the
+    Pearson, Spearman and Kendall (tau-b) from ``scipy.stats``, with their two-sided p-values (Spearman's
+    exact by enumeration for up to 8 methods, where scipy's t approximation is far off), over the
     methods that have both a MOS (or Bradley-Terry score) and the metric; ``None`` where fewer than 3
     methods or constant values leave a coefficient undefined. A lower-is-better metric (LPIPS) correlates
     negatively.
@@ -74,6 +75,7 @@ Correlations with objective metrics (:func:`correlations`)
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -383,13 +385,33 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+# Up to this many methods Spearman's p-value is exact, from all n! pairings (40320 for 8); beyond, scipy's
+# t approximation, which for 3 methods in the same order says p = 0 where the truth is 1/3.
+EXACT_SPEARMAN_MAX = 8
+
+
+def spearman_exact_p(x: Sequence[float], y: Sequence[float]) -> float:
+    """Two-sided p-value of Spearman's rho under the permutation null: the share of the n! pairings of the
+    ranks whose |rho| reaches the observed one (ties keep their average ranks)."""
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    scale = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    observed = abs(float(rx @ ry)) / scale
+    pairings = np.array(list(itertools.permutations(ry)))
+    every = np.abs(pairings @ rx) / scale
+    return float(np.mean(every >= observed - 1e-12))
+
+
 def correlations(x: Sequence[float], y: Sequence[float]) -> dict[str, float | None]:
-    """Pearson, Spearman and Kendall tau-b of paired values, with two-sided p-values (scipy.stats);
-    ``None`` for fewer than 3 pairs or a constant series."""
+    """Pearson, Spearman and Kendall tau-b of paired values, with two-sided p-values (scipy.stats: Pearson's
+    from its exact distribution under normality, Kendall's exact for small samples without ties; Spearman's
+    exact by :func:`spearman_exact_p` up to ``EXACT_SPEARMAN_MAX`` pairs); ``None`` for fewer than 3 pairs or
+    a constant series."""
     keys = ("pearson", "pearson_p", "spearman", "spearman_p", "kendall", "kendall_p")
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return dict.fromkeys(keys)
-    results = (stats.pearsonr(x, y), stats.spearmanr(x, y), stats.kendalltau(x, y))
-    values = [v for result in results for v in (result.statistic, result.pvalue)]
+    pearson, spearman, kendall = stats.pearsonr(x, y), stats.spearmanr(x, y), stats.kendalltau(x, y)
+    spearman_p = spearman_exact_p(x, y) if x.size <= EXACT_SPEARMAN_MAX else spearman.pvalue
+    values = (pearson.statistic, pearson.pvalue, spearman.statistic, spearman_p, kendall.statistic, kendall.pvalue)
     return {key: _finite(value) for key, value in zip(keys, values)}
