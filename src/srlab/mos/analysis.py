@@ -34,9 +34,10 @@ Rater screening (:func:`screen_raters`)
          more than ``BAD_MAX_FAILED`` = half of their bad checks failed (one slip in two is forgiven).
 
     2. ITU-R BT.500 outlier rejection on the remaining raters (ACR/DCR only; a paired choice is not a
-       score): :func:`bt500_outliers`, ITU-R BT.500-13 (01/2012) Annex 2 section 2.3.1, the procedure kept
-       in BT.500-14 (10/2019). For each presentation (here a real trial: method, image), over the N raters
-       who rated it: the mean ``u``, the standard deviation ``S`` (N-1), and the kurtosis
+       score): :func:`bt500_outliers`, ITU-R BT.500-13 (01/2012) Annex 2 section 2.3.1, section A1-2.3.1 of
+       BT.500-14 (10/2019). For each presentation (here a real trial: method, image), over the N raters
+       who rated it: the mean ``u``, the standard deviation ``S`` (N-1 in its denominator, as BT.500 defines
+       it in section 2.2.1; Netflix's sureal divides by N), and the kurtosis
        ``beta2 = m4 / m2**2`` with the moments ``m_x = sum((u_i - u)**x) / N``. If ``2 <= beta2 <= 4`` the
        scores are taken as normal and the limit is ``2 S``, else ``sqrt(20) S``. Rater i gets ``P_i += 1``
        for a score ``>= u + limit`` and ``Q_i += 1`` for a score ``<= u - limit``. Rater i is rejected when
@@ -227,7 +228,7 @@ class Bt500:
 
 
 def bt500_outliers(scores: np.ndarray) -> Bt500:
-    """ITU-R BT.500-13 Annex 2 section 2.3.1 on ``scores`` (raters x presentations, NaN where a rater did
+    """ITU-R BT.500-13 Annex 2 section 2.3.1 (BT.500-14 A1-2.3.1) on ``scores`` (raters x presentations, NaN where a rater did
     not rate a presentation); see the module docstring for the formula."""
     scores = np.asarray(scores, dtype=np.float64)
     rated = ~np.isnan(scores)
