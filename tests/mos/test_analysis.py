@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -256,6 +257,12 @@ def test_spearman_p_is_exact_for_few_methods():
 def test_correlations_undefined_are_none():
     assert correlations([1, 2], [2, 1])["pearson"] is None
     assert correlations([1, 2, 3], [2, 2, 2])["spearman"] is None
+
+
+def test_without_scipy_the_error_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import scipy.stats now raises ImportError
+    with pytest.raises(SrlabError, match=r"needs scipy: pip install scipy \(or pip install 'srlab\[mos\]'\)"):
+        mean_ci95([3, 4, 5])
 
 
 def test_unknown_design_is_refused():

@@ -76,6 +76,7 @@ Correlations with objective metrics (:func:`correlations`)
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 from collections import defaultdict
@@ -83,9 +84,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from srlab.errors import SrlabError
 from srlab.mos.records import DESIGNS, Rating
@@ -98,6 +96,14 @@ BT500_MAX_OUTSIDE = 0.05
 BT500_MAX_ASYMMETRY = 0.3
 PRIOR_WINS = 0.5
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def _scipy(module: str):
+    """scipy (the ``mos`` extra's dependency), imported when first needed, or a one-line error naming the fix."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SrlabError("the MOS analysis needs scipy: pip install scipy (or pip install 'srlab[mos]')") from None
 
 
 def check_design(design: str) -> None:
@@ -123,7 +129,7 @@ def mean_ci95(values: Sequence[float]) -> tuple[float | None, float | None]:
     mean = float(data.mean())
     if data.size < 2:
         return mean, None
-    half = stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size)
+    half = _scipy("scipy.stats").t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size)
     return mean, float(half)
 
 
@@ -327,7 +333,9 @@ class BradleyTerry:
 
 
 def _components(adjacency: np.ndarray, connection: str) -> tuple[int, np.ndarray]:
-    return connected_components(csr_matrix(adjacency > 0), directed=True, connection=connection)
+    sparse = _scipy("scipy.sparse")
+    return _scipy("scipy.sparse.csgraph").connected_components(
+        sparse.csr_matrix(adjacency > 0), directed=True, connection=connection)
 
 
 def bradley_terry(wins: np.ndarray, names: Sequence[str] | None = None, *, tol: float = 1e-10,
@@ -394,6 +402,7 @@ EXACT_SPEARMAN_MAX = 8
 def spearman_exact_p(x: Sequence[float], y: Sequence[float]) -> float:
     """Two-sided p-value of Spearman's rho under the permutation null: the share of the n! pairings of the
     ranks whose |rho| reaches the observed one (ties keep their average ranks)."""
+    stats = _scipy("scipy.stats")
     rx, ry = stats.rankdata(x), stats.rankdata(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     scale = math.sqrt(float(rx @ rx) * float(ry @ ry))
@@ -412,6 +421,7 @@ def correlations(x: Sequence[float], y: Sequence[float]) -> dict[str, float | No
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return dict.fromkeys(keys)
+    stats = _scipy("scipy.stats")
     pearson, spearman, kendall = stats.pearsonr(x, y), stats.spearmanr(x, y), stats.kendalltau(x, y)
     spearman_p = spearman_exact_p(x, y) if x.size <= EXACT_SPEARMAN_MAX else spearman.pvalue
     values = (pearson.statistic, pearson.pvalue, spearman.statistic, spearman_p, kendall.statistic, kendall.pvalue)
