@@ -100,6 +100,7 @@ def read_metric_results(path: Path, *, dataset: str | None = None,
 
 
 def _study_methods(trials: Sequence[Trial], design: str) -> list[str]:
+    """The methods of the real trials, in the order they first appear."""
     methods: dict[str, None] = {}
     for trial in trials:
         if trial.check is not None:
@@ -181,7 +182,8 @@ def build_report(study_dir: Path, trials: Sequence[Trial], ratings: Sequence[Rat
     if not ratings:
         raise SrlabError(f"study '{study_dir}' has no ratings yet: share the rater link that srlab mos serve "
                          "prints, then report")
-    methods = _study_methods(trials, design)
+    # The ratings' own trials too: a rating of a trial the list lacks still names its methods.
+    methods = _study_methods([*trials, *(r.trial for r in ratings)], design)
     verdicts = screen_raters(ratings, design)
     kept_raters = {v.id for v in verdicts if v.kept}
     real = [r for r in ratings if r.trial.check is None]
