@@ -142,11 +142,11 @@ def test_attention_checks_exclude_with_the_reason():
 def test_pair_attention_checks():
     real = Trial("p1", "img", "A", other="B")
     repeat = Trial("p1r", "img", "A", other="B", check="repeat", repeats="p1")
-    bad = Trial("pb", "img", "degraded", other="A", check="bad")  # ``method`` is the degraded side
+    bad = Trial("pb", "img", "A", other="_bad", check="bad")  # ``other`` is the degraded side (srlab mos create)
     ratings = [
         Rating("good", real, winner="A"), Rating("good", repeat, winner="A"), Rating("good", bad, winner="A"),
         Rating("flip", real, winner="A"), Rating("flip", repeat, winner="B"), Rating("flip", bad, winner="A"),
-        Rating("blind", real, winner="B"), Rating("blind", repeat, winner="B"), Rating("blind", bad, winner="degraded"),
+        Rating("blind", real, winner="B"), Rating("blind", repeat, winner="B"), Rating("blind", bad, winner="_bad"),
     ]
     failures = attention_failures(ratings, "pair")
     assert failures == {

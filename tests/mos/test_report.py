@@ -27,7 +27,7 @@ PANEL = {
 def acr_study() -> tuple[list[Trial], list[Rating]]:
     trials = [Trial(f"{m}-{i}", i, m) for m in METHODS for i in IMAGES]
     repeat = Trial("rep", "baby", "rdsr", check="repeat", repeats="rdsr-baby")
-    bad = Trial("bad", "bird", "bicubic", check="bad")
+    bad = Trial("bad", "bird", "_bad", check="bad")  # as srlab mos create makes it
     ratings = [Rating(r, t, score=s, time=k)
                for r, scores in PANEL.items() for k, (t, s) in enumerate(zip(trials, scores))]
     ratings += [Rating(r, repeat, score=PANEL[r][2]) for r in PANEL] + [Rating(r, bad, score=1) for r in PANEL]

@@ -30,7 +30,8 @@ Rater screening (:func:`screen_raters`)
          on a 5-point scale; two is not). Pair: the rater fails when they changed their choice on more than
          ``REPEAT_MAX_CHANGED`` = half of the repeats (chance is a half).
        - ``bad``: a deliberately degraded image. ACR/DCR: scored ``BAD_MIN_SCORE`` = 4 (good) or 5; pair:
-         the degraded side (the trial's ``method``; ``other`` is a real output) chosen. The rater fails when
+         the degraded side chosen, which is the trial's ``other`` (``method`` is a real output), as
+         ``srlab mos create`` makes these trials. The rater fails when
          more than ``BAD_MAX_FAILED`` = half of their bad checks failed (one slip in two is forgiven).
 
     2. ITU-R BT.500 outlier rejection on the remaining raters (ACR/DCR only; a paired choice is not a
@@ -206,7 +207,7 @@ def attention_failures(ratings: Iterable[Rating], design: str) -> dict[str, str]
             else:
                 repeats[rating.rater].append(abs(_score(rating) - _score(original)))
         elif trial.check == "bad":
-            failed = rating.winner == trial.method if design == "pair" else _score(rating) >= BAD_MIN_SCORE
+            failed = rating.winner == trial.other if design == "pair" else _score(rating) >= BAD_MIN_SCORE
             bad[rating.rater].append(failed)
     reasons: dict[str, list[str]] = defaultdict(list)
     for rater, values in repeats.items():
