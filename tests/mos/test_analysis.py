@@ -45,7 +45,7 @@ def test_method_ci_is_over_per_rater_means_and_image_ci_over_ratings():
     # s = sqrt((4/9 + 16/9 + 4/9) / 2) = sqrt(4/3); half-width t(0.975, 2) * sqrt(4/3) / sqrt(3) = t * 2/3.
     assert score.mos == pytest.approx(10 / 3)
     assert score.ci95 == pytest.approx(T_975_2DOF * 2 / 3, abs=1e-12)
-    assert (score.n, score.ratings) == (3, 6)
+    assert (score.n, score.raters) == (6, 3)
     per_image = {s.image: s for s in image_scores(ratings)}
     # image x: [3, 2, 4]: mean 3, s = 1, half-width t / sqrt(3)
     assert per_image["x"].mos == 3.0
@@ -55,7 +55,7 @@ def test_method_ci_is_over_per_rater_means_and_image_ci_over_ratings():
 
 def test_method_without_ratings_has_no_mos():
     (score,) = method_scores([], ["A"])
-    assert (score.mos, score.ci95, score.n) == (None, None, 0)
+    assert (score.mos, score.ci95, score.n, score.raters) == (None, None, 0, 0)
 
 
 def _panel() -> np.ndarray:

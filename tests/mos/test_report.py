@@ -42,7 +42,7 @@ def test_json_contract_and_values(tmp_path):
     report = write_report(tmp_path, trials, ratings, design="acr", json_out=out)
     assert json.loads(out.read_text()) == report
     assert [m["name"] for m in report["methods"]] == list(METHODS)
-    assert set(report["methods"][0]) >= {"name", "mos", "ci95", "n"}
+    assert set(report["methods"][0]) == {"name", "mos", "ci95", "n", "raters"}
     # bicubic, kept raters r1-r3: per-rater means 2, 1.5, 1.5; MOS (2+2+1+2+2+1)/6 = 10/6;
     # s of the means = sqrt(((1/3)^2 + 2 (1/6)^2) / 2) = sqrt(1/12),
     # half-width t(0.975, 2) sqrt(1/12) / sqrt(3) = t / 6.
@@ -50,7 +50,7 @@ def test_json_contract_and_values(tmp_path):
     bicubic = report["methods"][0]
     assert bicubic["mos"] == pytest.approx(10 / 6)
     assert bicubic["ci95"] == pytest.approx(t / 6)
-    assert (bicubic["n"], bicubic["ratings"]) == (3, 6)
+    assert (bicubic["n"], bicubic["raters"]) == (6, 3)
     raters = {r["id"]: r for r in report["raters"]}
     assert set(raters) == {"r1", "r2", "r3", "lazy"}
     assert set(raters["r1"]) == {"id", "n", "kept", "reason"}
@@ -97,7 +97,7 @@ def test_pair_report_has_bradley_terry(tmp_path):
     assert bt["B"]["ci95"] == pytest.approx(Z95 / math.sqrt(3))
     assert (bt["A"]["wins"], bt["A"]["comparisons"]) == (3, 4)
     assert not report["bradley_terry"]["regularised"]
-    assert report["methods"][0] == {"name": "A", "mos": None, "ci95": None, "n": 4, "ratings": 4, "wins": 3}
+    assert report["methods"][0] == {"name": "A", "mos": None, "ci95": None, "n": 4, "wins": 3}
     assert report["images"] == [{"method": "A", "image": "baby", "wins": 3, "n": 4},
                                 {"method": "B", "image": "baby", "wins": 1, "n": 4}]
     assert report["correlations"][0]["against"] == "bradley_terry" and report["correlations"][0]["pearson"] is None

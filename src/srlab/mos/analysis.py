@@ -11,16 +11,16 @@ MOS and its 95% confidence interval (:func:`mean_ci95`, :func:`method_scores`, :
     in its denominator), the interval ITU-T P.1401 gives for a MOS from few votes, and ``None`` when
     ``n < 2``.
 
-    - Per (method, image): over the ratings, one per rater, so ``n`` is the number of raters; these are
-      independent observations, as P.1401 assumes.
-    - Per method: over the **per-rater means** (each rater's mean of that method's images), ``n`` being the
-      number of raters. One rater's ratings of one method are not independent (a lenient rater is lenient
+    - Per (method, image): over the ratings, one per rater; these are independent observations, as P.1401
+      assumes.
+    - Per method: over the **per-rater means** (each rater's mean of that method's images), the sample
+      size being the number of raters (``raters``; ``n`` counts the ratings). One rater's ratings of one method are not independent (a lenient rater is lenient
       on every image), so an interval over all R x I ratings as if they were R x I independent votes
       (P.1401's per-condition practice, where a condition is one processing of one source) would be too
       narrow by up to sqrt(I); the per-rater means are independent across raters, and the interval then
       says how far the MOS would move with another panel of raters, which is what a MOS comparison of
       methods needs. When every rater rated every image (the app's design) the mean of the per-rater
-      means equals ``mos``. ``ratings`` reports the number of ratings as well.
+      means equals ``mos``.
 
 Rater screening (:func:`screen_raters`)
     1. Attention checks (:func:`attention_failures`), first, since they are direct evidence:
@@ -143,8 +143,8 @@ class Score:
     image: str | None
     mos: float | None
     ci95: float | None
-    n: int  # the observations of the interval: raters
-    ratings: int
+    n: int  # ratings
+    raters: int  # the interval's observations for a method (per-rater means)
 
 
 def _score(rating: Rating) -> int:
@@ -173,7 +173,7 @@ def method_scores(ratings: Iterable[Rating], methods: Sequence[str]) -> list[Sco
         every = [s for values in per_rater.values() for s in values]
         _, ci95 = mean_ci95([float(np.mean(values)) for values in per_rater.values()])
         mos = float(np.mean(every)) if every else None
-        scores.append(Score(method, None, mos, ci95, len(per_rater), len(every)))
+        scores.append(Score(method, None, mos, ci95, len(every), len(per_rater)))
     return scores
 
 

@@ -3,12 +3,12 @@
 :func:`write_report` screens the raters, scores the methods (:mod:`srlab.mos.analysis` documents every
 statistic) and writes whichever outputs it is given, each atomically. The JSON (also returned as a dict):
 
-- ``methods``: ``[{"name", "mos", "ci95", "n", "ratings"}]`` in the study's order: the MOS, the half-width
-  of its 95% interval (over per-rater means), ``n`` raters and the number of ratings. In a pair design
+- ``methods``: ``[{"name", "mos", "ci95", "n", "raters"}]`` in the study's order: the MOS, the half-width
+  of its 95% interval (over the per-rater means), ``n`` ratings from ``raters`` raters. In a pair design
   ``mos`` and ``ci95`` are null (a choice is not a score), ``n`` is the method's comparisons and ``wins``
   its wins; its scores are under ``bradley_terry``.
 - ``images``: per (method, image): ``{"method", "image", "mos", "ci95", "n"}`` (ACR/DCR) or
-  ``{"method", "image", "wins", "n"}`` (pair: ``n`` comparisons).
+  ``{"method", "image", "wins", "n"}`` (pair: ``n`` comparisons); ``n`` ratings, one per rater.
 - ``raters``: ``[{"id", "n", "kept", "reason"}]``, ``n`` the rater's answers (checks included), ``reason``
   why a rater was excluded (attention check or ITU-R BT.500), null for a kept rater.
 - ``bradley_terry`` (pair designs): ``{"methods": [{"name", "score", "ci95", "wins", "comparisons"}],
@@ -116,7 +116,7 @@ def _study_methods(trials: Sequence[Trial], design: str) -> list[str]:
 
 def _rated_summary(kept: list[Rating], methods: list[str]) -> dict[str, Any]:
     return {
-        "methods": [{"name": s.method, "mos": s.mos, "ci95": s.ci95, "n": s.n, "ratings": s.ratings}
+        "methods": [{"name": s.method, "mos": s.mos, "ci95": s.ci95, "n": s.n, "raters": s.raters}
                     for s in method_scores(kept, methods)],
         "images": [{"method": s.method, "image": s.image, "mos": s.mos, "ci95": s.ci95, "n": s.n}
                    for s in image_scores(kept)],
@@ -133,8 +133,8 @@ def _pair_summary(kept: list[Rating], methods: list[str]) -> dict[str, Any]:
             cell[0] += rating.winner == method
             cell[1] += 1
     summary: dict[str, Any] = {
-        "methods": [{"name": m, "mos": None, "ci95": None, "n": int(games[i].sum()), "ratings": int(games[i].sum()),
-                     "wins": int(wins[i].sum())} for i, m in enumerate(methods)],
+        "methods": [{"name": m, "mos": None, "ci95": None, "n": int(games[i].sum()), "wins": int(wins[i].sum())}
+                    for i, m in enumerate(methods)],
         "images": [{"method": m, "image": image, "wins": w, "n": n} for (m, image), (w, n) in sorted(cells.items())],
         "bradley_terry": None,
     }
@@ -248,7 +248,7 @@ def _methods_section(report: dict[str, Any]) -> list[str]:
             f"Intervals: {_e(bt['interval'])}{_e(note)}.</p>",
             _plots([bars_svg(marks, title="Bradley-Terry score", y_label="log strength")]),
         ]
-    rows = [(m["name"], _num(m["mos"]), _num(m["ci95"]), m["n"], m["ratings"]) for m in report["methods"]]
+    rows = [(m["name"], _num(m["mos"]), _num(m["ci95"]), m["raters"], m["n"]) for m in report["methods"]]
     marks = [Mark(m["name"], 0.0, m["mos"], m["ci95"]) for m in report["methods"] if m["mos"] is not None]
     return [
         "<h2>Mean opinion scores</h2>",
