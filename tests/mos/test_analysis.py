@@ -53,6 +53,17 @@ def test_method_ci_is_over_per_rater_means_and_image_ci_over_ratings():
     assert per_image["x"].n == 3
 
 
+def test_repeated_presentations_average_per_rater_first():
+    # A study made with --repeats 2: trials t1 and t1b show the same image of A. Rater means (2 + 4) / 2 = 3
+    # and (4 + 4) / 2 = 4: interval t(0.975, 1) * s / sqrt(2) with s = sqrt(0.5), i.e. 12.7062 * 0.5; MOS 14/4.
+    first, again = Trial("t1", "x", "A"), Trial("t1b", "x", "A")
+    ratings = [rate("r1", first, 2), rate("r1", again, 4), rate("r2", first, 4), rate("r2", again, 4)]
+    (score,) = image_scores(ratings)
+    assert (score.mos, score.n, score.raters) == (3.5, 4, 2)
+    assert score.ci95 == pytest.approx(stats.t.ppf(0.975, 1) * 0.5)
+    assert stats.t.ppf(0.975, 1) == pytest.approx(math.tan(math.pi * 0.475))  # Cauchy: t(p, 1) = tan(pi (p - 1/2))
+
+
 def test_method_without_ratings_has_no_mos():
     (score,) = method_scores([], ["A"])
     assert (score.mos, score.ci95, score.n, score.raters) == (None, None, 0, 0)

@@ -61,7 +61,7 @@ def test_json_contract_and_values(tmp_path):
     # safmn/bird: 4, 5, 4: mean 13/3, s = sqrt((2 (1/3)^2 + (2/3)^2) / 2) = sqrt(1/3),
     # half-width t sqrt(1/3) / sqrt(3) = t / 3
     assert image == {"method": "safmn", "image": "bird", "mos": pytest.approx(13 / 3), "ci95": pytest.approx(t / 3),
-                     "n": 3}
+                     "n": 3, "raters": 3}
     assert "bradley_terry" not in report and "correlations" not in report
 
 

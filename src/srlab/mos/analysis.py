@@ -11,16 +11,16 @@ MOS and its 95% confidence interval (:func:`mean_ci95`, :func:`method_scores`, :
     in its denominator), the interval ITU-T P.1401 gives for a MOS from few votes, and ``None`` when
     ``n < 2``.
 
-    - Per (method, image): over the ratings, one per rater; these are independent observations, as P.1401
-      assumes.
+    - Per (method, image): over the ratings, one per rater, independent observations as P.1401 assumes
+      (a study made with ``--repeats K`` shows a trial K times: then over each rater's mean of their K).
     - Per method: over the **per-rater means** (each rater's mean of that method's images), the sample
-      size being the number of raters (``raters``; ``n`` counts the ratings). One rater's ratings of one method are not independent (a lenient rater is lenient
-      on every image), so an interval over all R x I ratings as if they were R x I independent votes
-      (P.1401's per-condition practice, where a condition is one processing of one source) would be too
-      narrow by up to sqrt(I); the per-rater means are independent across raters, and the interval then
-      says how far the MOS would move with another panel of raters, which is what a MOS comparison of
-      methods needs. When every rater rated every image (the app's design) the mean of the per-rater
-      means equals ``mos``.
+      size being the number of raters (``raters``; ``n`` counts the ratings). One rater's ratings of one
+      method are not independent (a lenient rater is lenient on every image), so an interval over all
+      R x I ratings as if they were R x I independent votes (pooling a condition's votes, as P.1401's
+      per-condition interval does) would be too narrow by up to sqrt(I); the per-rater means are
+      independent across raters, and the interval then says how far the MOS would move with another panel
+      of raters, which is what a comparison of methods needs. When every rater rated every image (the
+      app's design) the mean of the per-rater means equals ``mos``.
 
 Rater screening (:func:`screen_raters`)
     1. Attention checks (:func:`attention_failures`), first, since they are direct evidence:
@@ -162,28 +162,28 @@ def _scored(ratings: Iterable[Rating]) -> list[Rating]:
     return real
 
 
+def _summary(method: str, image: str | None, per_rater: dict[str, list[int]]) -> Score:
+    """MOS of all the ratings, interval over the per-rater means."""
+    every = [s for values in per_rater.values() for s in values]
+    _, ci95 = mean_ci95([float(np.mean(values)) for values in per_rater.values()])
+    return Score(method, image, float(np.mean(every)) if every else None, ci95, len(every), len(per_rater))
+
+
 def method_scores(ratings: Iterable[Rating], methods: Sequence[str]) -> list[Score]:
     """Per method (in the order of ``methods``): MOS of the ratings, CI over the per-rater means."""
-    by_method: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    cells: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for rating in _scored(ratings):
-        by_method[rating.trial.method][rating.rater].append(rating.score)
-    scores = []
-    for method in methods:
-        per_rater = by_method.get(method, {})
-        every = [s for values in per_rater.values() for s in values]
-        _, ci95 = mean_ci95([float(np.mean(values)) for values in per_rater.values()])
-        mos = float(np.mean(every)) if every else None
-        scores.append(Score(method, None, mos, ci95, len(every), len(per_rater)))
-    return scores
+        cells[rating.trial.method][rating.rater].append(rating.score)
+    return [_summary(method, None, cells.get(method, {})) for method in methods]
 
 
 def image_scores(ratings: Iterable[Rating]) -> list[Score]:
-    """Per (method, image), sorted: MOS and CI over the ratings (one per rater)."""
-    cells: dict[tuple[str, str], list[int]] = defaultdict(list)
+    """Per (method, image), sorted: MOS of the ratings, CI over the per-rater means (a rater's one rating, or
+    the mean of their ratings of the study's repetitions of the trial)."""
+    cells: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for rating in _scored(ratings):
-        cells[(rating.trial.method, rating.trial.image)].append(rating.score)
-    return [Score(method, image, *mean_ci95(values), len(values), len(values))
-            for (method, image), values in sorted(cells.items())]
+        cells[(rating.trial.method, rating.trial.image)][rating.rater].append(rating.score)
+    return [_summary(method, image, per_rater) for (method, image), per_rater in sorted(cells.items())]
 
 
 # ---- rater screening -------------------------------------------------------------------------------
@@ -236,8 +236,8 @@ class Bt500:
 
 
 def bt500_outliers(scores: np.ndarray) -> Bt500:
-    """ITU-R BT.500-13 Annex 2 section 2.3.1 (BT.500-14 A1-2.3.1) on ``scores`` (raters x presentations, NaN where a rater did
-    not rate a presentation); see the module docstring for the formula."""
+    """ITU-R BT.500-13 Annex 2 section 2.3.1 (BT.500-14 A1-2.3.1) on ``scores`` (raters x presentations, NaN
+    where a rater did not rate a presentation); see the module docstring for the formula."""
     scores = np.asarray(scores, dtype=np.float64)
     rated = ~np.isnan(scores)
     p = np.zeros(scores.shape[0], dtype=np.int64)

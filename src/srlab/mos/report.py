@@ -7,8 +7,8 @@ statistic) and writes whichever outputs it is given, each atomically. The JSON (
   of its 95% interval (over the per-rater means), ``n`` ratings from ``raters`` raters. In a pair design
   ``mos`` and ``ci95`` are null (a choice is not a score), ``n`` is the method's comparisons and ``wins``
   its wins; its scores are under ``bradley_terry``.
-- ``images``: per (method, image): ``{"method", "image", "mos", "ci95", "n"}`` (ACR/DCR) or
-  ``{"method", "image", "wins", "n"}`` (pair: ``n`` comparisons); ``n`` ratings, one per rater.
+- ``images``: per (method, image): ``{"method", "image", "mos", "ci95", "n", "raters"}`` (ACR/DCR) or
+  ``{"method", "image", "wins", "n"}`` (pair: ``n`` comparisons).
 - ``raters``: ``[{"id", "n", "kept", "reason"}]``, ``n`` the rater's answers (checks included), ``reason``
   why a rater was excluded (attention check or ITU-R BT.500), null for a kept rater.
 - ``bradley_terry`` (pair designs): ``{"methods": [{"name", "score", "ci95", "wins", "comparisons"}],
@@ -118,7 +118,7 @@ def _rated_summary(kept: list[Rating], methods: list[str]) -> dict[str, Any]:
     return {
         "methods": [{"name": s.method, "mos": s.mos, "ci95": s.ci95, "n": s.n, "raters": s.raters}
                     for s in method_scores(kept, methods)],
-        "images": [{"method": s.method, "image": s.image, "mos": s.mos, "ci95": s.ci95, "n": s.n}
+        "images": [{"method": s.method, "image": s.image, "mos": s.mos, "ci95": s.ci95, "n": s.n, "raters": s.raters}
                    for s in image_scores(kept)],
     }
 
@@ -299,7 +299,7 @@ def render_report_html(report: dict[str, Any], metrics: dict[str, dict[str, floa
                            [(i["method"], i["image"], i["wins"], i["n"]) for i in report["images"]]))
     else:
         body.append(_table(("Method", "Image", "MOS", "95% CI ±", "Raters"),
-                           [(i["method"], i["image"], _num(i["mos"]), _num(i["ci95"]), i["n"])
+                           [(i["method"], i["image"], _num(i["mos"]), _num(i["ci95"]), i["raters"])
                             for i in report["images"]]))
     return render_page(TITLE, body)
 
