@@ -119,6 +119,12 @@ def test_no_ratings_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
+def test_an_output_that_is_a_folder_is_refused(tmp_path):
+    trials, ratings = acr_study()
+    with pytest.raises(SrlabError, match=r"report output '.*' is a folder: give a file name"):
+        write_report(tmp_path, trials, ratings, design="acr", json_out=tmp_path)
+
+
 def test_pair_study_without_pairs_is_refused(tmp_path):
     trial = Trial("t", "baby", "A")
     with pytest.raises(SrlabError, match="trial 't' of a pair study has no second method"):

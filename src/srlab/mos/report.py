@@ -306,6 +306,8 @@ def render_report_html(report: dict[str, Any], metrics: dict[str, dict[str, floa
 
 def _write_text(path: Path, text: str) -> None:
     path = Path(path)
+    if path.is_dir():
+        raise SrlabError(f"report output '{path}' is a folder: give a file name, e.g. {path / 'report.html'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
