@@ -8,6 +8,9 @@
   furthest value within 1.5 IQR) with every image drawn as a point beside it.
 - :func:`curves_svg`: trade-off curves, PSNR against a cost (MACs, latency) on linear axes, one line with
   markers per adaptive model (a marker per knob value), and reference models as labelled squares.
+- :func:`bars_svg`, :func:`xy_svg`: values with their confidence intervals as bars with error bars, and
+  labelled points on linear axes with vertical error bars (a MOS study: MOS per method, a metric against
+  the MOS).
 - :func:`series_svg`: plain line plots (a training run's losses, learning rate and validation scores
   against the iteration), one ``<g class="series">`` per line, named in a legend when there are several
   (in the right-hand corner the lines cross less).
@@ -440,5 +443,99 @@ def series_svg(series: Sequence[Series], *, title: str, x_label: str, y_label: s
         if len(series) > 1:
             lines += legend.entry(index, line.label, color,
                                   f'<line x1="-5" y1="0" x2="5" y2="0" stroke="{color}" stroke-width="2"/>')
+        lines.append("</g>")
+    return _close(lines, note)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One labelled value of :func:`bars_svg` (``x`` unused) or :func:`xy_svg`, with the half-width of its
+    interval (``error``, drawn as an error bar; None: none drawn)."""
+
+    label: str
+    x: float
+    y: float
+    error: float | None = None
+
+
+def _error_bar(x: float, low_y: float, high_y: float, color: str) -> list[str]:
+    """A vertical interval from ``high_y`` to ``low_y`` (SVG coordinates) with caps."""
+    return [
+        f'<line class="error" x1="{x:.1f}" y1="{high_y:.1f}" x2="{x:.1f}" y2="{low_y:.1f}" stroke="{color}"/>',
+        *(f'<line x1="{x - 5:.1f}" y1="{y:.1f}" x2="{x + 5:.1f}" y2="{y:.1f}" stroke="{color}"/>'
+          for y in (low_y, high_y)),
+    ]
+
+
+def bars_svg(marks: Sequence[Mark], *, title: str, y_label: str, x_label: str = "method",
+             y_range: tuple[float, float] | None = None, note: str = "") -> str:
+    """One bar per mark (its ``y``) with its error bar; bars rise from 0, or from the bottom of ``y_range``
+    (e.g. (1, 5) for a MOS) when 0 is outside it. One ``<g class="bar">`` carrying ``data-label`` each."""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    if y_range is not None:
+        y_low, y_high = y_range
+        y_ticks = [y_low + k * _nice_step(y_high - y_low) for k in range(100)]
+        y_ticks = [t for t in y_ticks if t <= y_high + 1e-9]
+    else:
+        ends = [v for m in marks for v in (m.y - (m.error or 0.0), m.y + (m.error or 0.0)) if math.isfinite(v)]
+        y_low, y_high, y_ticks = _linear_ticks(min(ends + [0.0]), max(ends + [0.0]))
+
+    def to_y(value: float) -> float:
+        return MARGIN_TOP + (y_high - min(max(value, y_low), y_high)) / (y_high - y_low) * plot_h
+
+    lines = _frame(title, x_label, y_label)
+    _y_axis(lines, y_ticks, to_y, digits=_tick_digits(y_ticks))
+    baseline = to_y(0.0)
+    slot = plot_w / max(1, len(marks))
+    bar_w = min(60.0, slot * 0.6)
+    bottom = MARGIN_TOP + plot_h
+    for index, mark in enumerate(marks):
+        color = PALETTE[index % len(PALETTE)]
+        centre = MARGIN_LEFT + slot * (index + 0.5)
+        lines.append(f'<g class="bar" data-label="{_attr(mark.label)}">')
+        interval = "" if mark.error is None else f" ± {mark.error:.3g}"
+        lines.append(f"<title>{escape(mark.label)}: {mark.y:.3f}{interval}</title>")
+        top = to_y(mark.y)
+        lines.append(
+            f'<rect x="{centre - bar_w / 2:.1f}" y="{min(top, baseline):.1f}" width="{bar_w:.1f}" '
+            f'height="{max(abs(baseline - top), 0.5):.1f}" fill="{color}" fill-opacity="0.6" stroke="{color}"/>'
+        )
+        if mark.error is not None:
+            lines += _error_bar(centre, to_y(mark.y - mark.error), to_y(mark.y + mark.error), "#222")
+        lines.append(f'<text class="tick" x="{centre:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                     f"{escape(mark.label)}</text>")
+        lines.append("</g>")
+    return _close(lines, note)
+
+
+def xy_svg(marks: Sequence[Mark], *, title: str, x_label: str, y_label: str, note: str = "") -> str:
+    """Labelled points on linear axes (a metric against the MOS), each with its vertical error bar; one
+    ``<g class="point">`` carrying ``data-label`` each."""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    xs = [m.x for m in marks]
+    x_low, x_high, x_ticks = _linear_ticks(min(xs, default=0.0), max(xs, default=1.0))
+    ends = [v for m in marks for v in (m.y - (m.error or 0.0), m.y + (m.error or 0.0))]
+    y_low, y_high, y_ticks = _linear_ticks(min(ends, default=0.0), max(ends, default=1.0))
+
+    def to_x(value: float) -> float:
+        return MARGIN_LEFT + (value - x_low) / (x_high - x_low) * plot_w
+
+    def to_y(value: float) -> float:
+        return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
+
+    lines = _frame(title, x_label, y_label)
+    _y_axis(lines, y_ticks, to_y, digits=_tick_digits(y_ticks))
+    _x_axis(lines, x_ticks, to_x, MARGIN_TOP + plot_h)
+    for index, mark in enumerate(marks):
+        color = PALETTE[index % len(PALETTE)]
+        x, y = to_x(mark.x), to_y(mark.y)
+        lines.append(f'<g class="point" data-label="{_attr(mark.label)}">')
+        lines.append(f"<title>{escape(mark.label)}: x {mark.x:.4g}, y {mark.y:.3f}</title>")
+        if mark.error is not None:
+            lines += _error_bar(x, to_y(mark.y - mark.error), to_y(mark.y + mark.error), color)
+        lines.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"/>')
+        anchor, label_x = ("end", x - 7) if x + 7 + 6.5 * len(mark.label) > WIDTH - MARGIN_RIGHT else ("start", x + 7)
+        lines.append(f'<text class="point-label" x="{label_x:.1f}" y="{y - 6:.1f}" text-anchor="{anchor}" '
+                     f'fill="{color}">{escape(mark.label)}</text>')
         lines.append("</g>")
     return _close(lines, note)
