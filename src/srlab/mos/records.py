@@ -21,7 +21,8 @@ CHECK_KINDS = ("repeat", "bad")
 class Trial:
     """One thing a rater is asked: rate ``method``'s ``image`` (acr/dcr), or choose between the images of
     methods ``method`` and ``other`` (pair). ``check`` is None for a real trial, else one of CHECK_KINDS;
-    ``repeats`` names the trial a repeat check repeats."""
+    ``repeats`` names the trial a repeat check repeats. In a pair trial with ``check == "bad"``, ``other``
+    is the deliberately degraded side (choosing it fails the check)."""
 
     id: str
     image: str
