@@ -181,7 +181,9 @@ def test_set5_heavy_fraction_at_the_default_knob(name):
 
 @needs_weights
 @needs_shared(SET5)
-@pytest.mark.parametrize(("name", "routing"), sorted(SET5_PSNR_Y))
+@pytest.mark.parametrize(("name", "routing"), [
+    key if key == ("carn", "classifier") else pytest.param(*key, marks=pytest.mark.slow) for key in sorted(SET5_PSNR_Y)
+])
 def test_set5_psnr_of_the_released_weights(name, routing):
     result = evaluate_folder(_released(name, routing=routing), discover_pairs(SET5, 4), progress=False)
     assert result.psnr_y == pytest.approx(SET5_PSNR_Y[(name, routing)], abs=2e-3)

@@ -135,7 +135,7 @@ MEASURED_AIM = {"Set5": (32.1607, 0.89459), "Set14": (28.6503, 0.78248)}
 
 
 @needs_weights
-@pytest.mark.parametrize("dataset", sorted(MEASURED_AIM))
+@pytest.mark.parametrize("dataset", ["Set5", pytest.param("Set14", marks=pytest.mark.slow)])
 def test_aim_weights_on_benchmarks(dataset):
     model = srlab.create_model("rfdn_aim", scale=4, checkpoint=WEIGHTS / "RFDN_AIM.pth")
     result = evaluate_folder(model, discover_pairs(BENCHMARKS / dataset, 4))

@@ -100,7 +100,9 @@ PUBLISHED = {
 
 
 @needs_weights
-@pytest.mark.parametrize(("name", "scale", "dataset"), sorted(PUBLISHED))
+@pytest.mark.parametrize(("name", "scale", "dataset"), [
+    pytest.param(*key, marks=pytest.mark.slow) if key[2] == "Set14" else key for key in sorted(PUBLISHED)
+])
 def test_official_weights_reproduce_published(name, scale, dataset):
     result = _evaluate(name, scale, dataset)
     psnr, ssim = PUBLISHED[(name, scale, dataset)]

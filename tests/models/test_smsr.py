@@ -203,6 +203,7 @@ def _evaluate(dataset, *, even_crop=False):
     return means["psnr_y"], means["ssim_y"]
 
 
+@pytest.mark.slow
 @needs_weights_and_benchmarks
 def test_official_weights_reproduce_published_set5():
     # Published (paper-results.md §1, SMSR x2): 38.00 / 0.9601; measured 37.9933 / 0.96023.

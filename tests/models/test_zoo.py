@@ -25,6 +25,11 @@ UNUSED_PARAMETERS = {
     + (".x_scale.scale",),
 }
 LIGHT_CASES = [c for c in CASES if c[0] not in HEAVY]
+# The default suite checks the heavy models' full size at x4 only (their other scales run with `-m slow`).
+ODD_SIZE_CASES = [
+    pytest.param(name, scale, marks=pytest.mark.slow) if name in HEAVY and scale != 4 else (name, scale)
+    for name, scale in CASES
+]
 # Reduced hyper-parameters of the heavy models, for the checks that only need their structure.
 SMALL_ARGS = {
     "edsr": {"channels": 16, "num_blocks": 2},
@@ -36,6 +41,14 @@ SMALL_ARGS = {
     "swin2sr": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
     "swin2sr_compressed": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
 }
+
+# Backward and state-dict round trip: every light model at every scale; the heavy ones at x4, at their
+# reduced size by default (same structure, every parameter kind) and at full size with `-m slow`.
+STRUCTURE_CASES = (
+    [(name, scale, None) for name, scale in LIGHT_CASES]
+    + [(name, 4, SMALL_ARGS[name]) for name in sorted(HEAVY)]
+    + [pytest.param(name, 4, None, marks=pytest.mark.slow) for name in sorted(HEAVY)]
+)
 
 # Parameters as the papers count them (srlab.models.paper_parameter_count: trainable parameters of the
 # inference form, less ModelInfo.uncounted_parameters), exact per scale, and the published figure they
@@ -179,7 +192,7 @@ def test_every_registered_model_has_its_paper_count():
     assert set(PAPER_PARAMS) == set(list_models())
 
 
-@pytest.mark.parametrize(("name", "scale"), CASES)
+@pytest.mark.parametrize(("name", "scale"), ODD_SIZE_CASES)
 def test_parameter_count_under_the_papers_convention(name, scale):
     exact, published = PAPER_PARAMS[name]
     model = srlab.create_model(name, scale=scale)
@@ -194,7 +207,7 @@ def test_published_figures_are_read_at_their_precision():
     assert _rounds_to(1_591_939, "1,592K")
 
 
-@pytest.mark.parametrize(("name", "scale"), CASES)
+@pytest.mark.parametrize(("name", "scale"), ODD_SIZE_CASES)
 def test_forward_at_an_odd_size(name, scale):
     torch.manual_seed(0)
     model = srlab.create_model(name, scale=scale).eval()
@@ -208,10 +221,10 @@ def test_forward_at_an_odd_size(name, scale):
     assert torch.equal(x, before)  # forward never mutates its input
 
 
-@pytest.mark.parametrize(("name", "scale"), LIGHT_CASES + [(name, 4) for name in sorted(HEAVY)])
-def test_backward_reaches_every_trainable_parameter(name, scale):
+@pytest.mark.parametrize(("name", "scale", "args"), STRUCTURE_CASES)
+def test_backward_reaches_every_trainable_parameter(name, scale, args):
     torch.manual_seed(0)
-    model = srlab.create_model(name, scale=scale).train()
+    model = srlab.create_model(name, scale=scale, args=args).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         pytest.skip(f"{name} has no parameters")
@@ -266,10 +279,10 @@ def test_deploy_form_computes_the_same_function(name, scale, tmp_path):
     assert is_deployed(loaded) and type(loaded) is type(fused)
 
 
-@pytest.mark.parametrize(("name", "scale"), LIGHT_CASES + [(name, 4) for name in sorted(HEAVY)])
-def test_state_dict_round_trip(name, scale, tmp_path):
+@pytest.mark.parametrize(("name", "scale", "args"), STRUCTURE_CASES)
+def test_state_dict_round_trip(name, scale, args, tmp_path):
     torch.manual_seed(0)
-    model = srlab.create_model(name, scale=scale).eval()
+    model = srlab.create_model(name, scale=scale, args=args).eval()
     path = tmp_path / f"{name}_x{scale}.safetensors"
     save_weights(path, model)
     loaded = srlab.create_model(checkpoint=path)

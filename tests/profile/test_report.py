@@ -144,6 +144,7 @@ def test_rss_growth_sees_torch_allocations():
     assert 60 <= int(float(growth)) / 2**20 <= 90, growth
 
 
+@pytest.mark.slow
 def test_cpu_peak_memory_in_a_fresh_process_scales_with_the_image():
     """Measured here (rdsr_s x4, 1 thread): 5.3 MiB at 45x80, 19.6 MiB at 90x160 LR; the output alone
     is 0.66 / 2.6 MiB. Four times the pixels: about four times the memory."""

@@ -223,6 +223,7 @@ def test_amp(tiny_photos, tmp_path, monkeypatch, capsys):
     assert yaml.safe_load((tmp_path / "bf16" / "config.yaml").read_text())["amp"] == "bf16"
 
 
+@pytest.mark.slow
 def test_two_process_gan_training_matches_one_process(tiny_photos, tmp_path):
     """Under torchrun the discriminator's gradients are averaged over the ranks like the model's (DDP).
 
