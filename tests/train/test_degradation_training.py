@@ -51,3 +51,59 @@ def test_unknown_preset_is_refused_before_training(tiny_photos, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.strip() == ("srlab: error: unknown degradation preset 'realesrgan3': "
                            "use one of bicubic, realesrgan, bsrgan")
+
+
+def test_gt_usm_sharpens_the_target_and_the_lr_is_made_from_it(tiny_photos):
+    from srlab.data.degrade.usm import usm_sharpen
+
+    pairs = discover_pairs(tiny_photos["train"], 2).pairs
+    plain = PatchDataset(pairs, scale=2, patch_size=48, seed=4, degradation=parse_degradation({"preset": "realesrgan"}, 2))
+    spec = {"preset": "realesrgan", "gt_usm": True}
+    sharpened = PatchDataset(pairs, scale=2, patch_size=48, seed=4, degradation=parse_degradation(spec, 2))
+    lr, hr = sharpened[5]
+    assert torch.equal(hr, usm_sharpen(plain[5][1]))  # the same crop, sharpened
+    assert torch.equal(lr, apply_ops(hr, sharpened.delta(5)))  # degraded from the sharpened patch
+    assert parse_degradation(spec, 2).describe() == spec
+
+
+def test_bad_gt_usm_and_unknown_keys_are_refused():
+    import pytest
+
+    from srlab.errors import SrlabError
+
+    with pytest.raises(SrlabError, match=r"^degradation gt_usm must be true or false, got 'yes'$"):
+        parse_degradation({"preset": "realesrgan", "gt_usm": "yes"}, 2)
+    with pytest.raises(SrlabError, match=r"a mapping may add gt_usm: true\), got \{'preset': 'bsrgan', 'usm': True\}"):
+        parse_degradation({"preset": "bsrgan", "usm": True}, 2)
+
+
+def test_degraded_validation_images_are_what_srlab_degrade_writes(tiny_photos, tmp_path):
+    from srlab.data.degrade.files import degrade_file
+    from srlab.data.io import read_rgb
+    from srlab.train.config import TrainConfig
+    from srlab.train.data import validation_image
+
+    config = TrainConfig(scale=2, seed=3, degradation={"preset": "realesrgan"})
+    config.data.val_degradation = True
+    degradation = parse_degradation(config.degradation, 2)
+    pair = discover_pairs(tiny_photos["val"], 2).pairs[0]
+    name, lr, hr = validation_image(pair, config, degradation)
+    png, _ = degrade_file(pair.hr, tmp_path, degradation, seed=3, version="test")
+    assert name == pair.name and torch.equal(lr, read_rgb(png)) and hr.shape == (3, 48, 60)
+    config.data.val_degradation = False  # the folder's clean pair
+    assert not torch.equal(validation_image(pair, config, degradation)[1], lr)
+
+
+def test_degraded_validation_needs_a_degradation(tiny_photos, tmp_path, capsys):
+    args = _args(tiny_photos, tmp_path / "run", "--set", "data.val_degradation=true")
+    args[args.index("degradation={preset: realesrgan}")] = "degradation=null"
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "srlab: error: data.val_degradation degrades the validation images by the run's degradation: "
+        "set degradation (e.g. {preset: realesrgan}) or drop data.val_degradation")
+
+
+def test_a_run_validates_on_degraded_images(tiny_photos, tmp_path):
+    out = tmp_path / "run"
+    assert main(_args(tiny_photos, out, "--set", "data.val_degradation=true", epochs=1)) == 0
+    assert "val LR degraded too" in (out / "train.log").read_text()

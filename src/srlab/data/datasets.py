@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from srlab.data.degrade import Degradation, sample_rng
+from srlab.data.degrade.usm import usm_sharpen
 from srlab.data.io import IMAGE_EXTENSIONS, list_images, read_rgb
 from srlab.data.resize import bicubic_downscale
 from srlab.errors import SrlabError
@@ -129,7 +130,8 @@ class PatchDataset(Dataset):
     is made from its HR patch (after the flips) by δ drawn from ``(seed, index)``: the index counts
     the epochs too, so every epoch degrades differently and a resumed run draws the same δ
     (:meth:`delta`). Real-ESRGAN degrades a 400x400 crop and then crops the LR image; here the patch
-    itself is degraded, so its blur and resizes see the patch's mirrored borders.
+    itself is degraded, so its blur and resizes see the patch's mirrored borders (and so does the USM
+    sharpening of ``gt_usm``, which then sharpens the target too).
     """
 
     def __init__(
@@ -184,6 +186,8 @@ class PatchDataset(Dataset):
         hr = patches[0].float().div_(255)
         if self.degradation is None:
             return patches[1].float().div_(255), hr
+        if self.degradation.gt_usm:
+            hr = usm_sharpen(hr)
         return self.degradation(hr, sample_rng(self.seed, index))[0], hr
 
 

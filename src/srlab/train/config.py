@@ -31,6 +31,10 @@ class DataConfig:
     num_workers: int = 0
     # Validate on at most this many images (0: all).
     val_max_images: int = 0
+    # Validate on LR images made from the validation HR images by the run's `degradation` (each image's δ
+    # from the seed and its file name, the LR image `srlab degrade --seed SEED` writes) instead of the
+    # folder's clean LR images: validation then measures the restoration the run trains for.
+    val_degradation: bool = False
     # Unpaired training (step: unpaired): LR images of the target domain, not paired with train_dir's HR
     # images; LR patches (patch_size / scale) are cropped from them independently of the HR patches.
     unpaired_lr_dir: str = ""

@@ -3,7 +3,9 @@
 The order of training samples and their crops depends only on the seed, the epoch and the position in
 the epoch, so a resumed run continues exactly where its last checkpoint left it, whether that was at
 the end of an epoch or in its middle (:meth:`TrainData.start_epoch`). So do the δ of a ``degradation``
-(the LR patches made on the fly from the HR ones); validation keeps the folder's LR images (or bicubic)."""
+(the LR patches made on the fly from the HR ones). Validation reads the folder's LR images (or makes them
+by MATLAB bicubic), or with ``data.val_degradation`` degrades each validation HR image once by the run's
+degradation, δ from (seed, file name): the same LR images at every validation and in every resume."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
-from srlab.data.datasets import EpochSampler, PatchDataset, discover_pairs, load_pair
-from srlab.data.degrade import parse_degradation
+from srlab.data.datasets import EpochSampler, ImagePair, PatchDataset, discover_pairs, load_pair, modcrop
+from srlab.data.degrade import Degradation, name_seed, parse_degradation, sample_rng
+from srlab.data.io import read_rgb
+from srlab.errors import SrlabError
 from srlab.data.unpaired import UnpairedPatchDataset
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
@@ -42,6 +46,22 @@ class TrainData:
         return None
 
 
+def validation_image(
+    pair: ImagePair, config: TrainConfig, degradation: Degradation | None
+) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """(name, LR, HR) of one validation image: the folder's pair, or with ``data.val_degradation`` the HR
+    image degraded as ``srlab degrade --seed SEED`` degrades it (LR rounded to 8 bits, as its PNG)."""
+    if not config.data.val_degradation:
+        return (pair.name, *load_pair(pair, config.scale))
+    if degradation is None:
+        raise SrlabError("data.val_degradation degrades the validation images by the run's degradation: "
+                         "set degradation (e.g. {preset: realesrgan}) or drop data.val_degradation")
+    hr = modcrop(read_rgb(pair.hr), config.scale)
+    lr, _ = degradation(hr, sample_rng(config.seed, name_seed(pair.hr.stem)))
+    # As write_image quantises the PNG: clamped, rounded half up.
+    return pair.name, torch.floor(lr.clamp(0, 1) * 255 + 0.5) / 255, hr
+
+
 def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainData:
     train_folder = discover_pairs(config.data.train_dir, config.scale)
     val_folder = discover_pairs(config.data.val_dir, config.scale)
@@ -58,7 +78,7 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         )
     val_pairs = val_folder.pairs[: config.data.val_max_images or None]
     # Each rank validates every world_size-th image; the per-image scores are gathered in rank 0's order.
-    val_images = [(p.name, *load_pair(p, config.scale)) for p in val_pairs[dist.rank::dist.world_size]]
+    val_images = [validation_image(p, config, degradation) for p in val_pairs[dist.rank::dist.world_size]]
     val_indices = list(range(len(val_pairs)))[dist.rank::dist.world_size]
     if config.curriculum.measure != "off":
         sampler = CurriculumSampler(
@@ -77,6 +97,7 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         generator=torch.Generator().manual_seed(config.seed),
     )
     made_by = f", LR by degradation {degradation.describe()}" if degradation else ""
+    made_by += ", val LR degraded too" if config.data.val_degradation else ""
     unpaired = (f" + {len(train_set.lr_images)} unpaired LR images" if config.data.unpaired_lr_dir else "")
     description = (
         f"train {len(train_folder.pairs)} images ({train_folder.layout}{made_by}){unpaired} val {len(val_pairs)} images "

@@ -50,10 +50,14 @@ class Degradation:
     scale: float
     preset: str = ""
     steps: tuple[dict[str, Any], ...] = ()
+    # Training only: the HR patch is USM-sharpened first (:mod:`srlab.data.degrade.usm`), and both the LR
+    # patch and the target are made from the sharpened patch (Real-ESRNet's ``gt_usm: True``).
+    gt_usm: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The plain mapping that configures this degradation (as in a training config)."""
-        return {"preset": self.preset} if self.preset else {"steps": list(self.steps)}
+        spec: dict[str, Any] = {"preset": self.preset} if self.preset else {"steps": list(self.steps)}
+        return {**spec, "gt_usm": True} if self.gt_usm else spec
 
     def sample(self, rng: np.random.Generator, hr_size: tuple[int, int]) -> list[dict[str, Any]]:
         """δ's operations for an HR image of ``hr_size`` (H, W); they end at the LR size."""
@@ -79,18 +83,22 @@ class Degradation:
 
 def parse_degradation(spec: Any, scale: float) -> Degradation | None:
     """``{preset: NAME}``, ``{steps: [...]}`` or a list of steps -> a Degradation; None/{}/[] -> None
-    (the paired or bicubic data of old)."""
+    (the paired or bicubic data of old). A mapping may add ``gt_usm: true`` (the training target
+    USM-sharpened first, as Real-ESRNet trains)."""
     if spec is None or spec == {} or spec == []:
         return None
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 1 <= scale < float("inf"):
         raise SrlabError(f"a degradation downscales: its scale must be a number >= 1, got {scale!r}")
     if isinstance(spec, list):
         spec = {"steps": spec}
-    if not isinstance(spec, dict) or len(spec) != 1 or not {"preset", "steps"} & set(spec):
-        raise SrlabError(f"degradation must be {{preset: NAME}}, {{steps: [...]}} or a list of steps, got {spec!r} "
-                         f"(presets: {', '.join(PRESETS)})")
+    if not isinstance(spec, dict) or len({"preset", "steps"} & set(spec)) != 1 or set(spec) - {"preset", "steps", "gt_usm"}:
+        raise SrlabError(f"degradation must be {{preset: NAME}}, {{steps: [...]}} or a list of steps (a mapping may "
+                         f"add gt_usm: true), got {spec!r} (presets: {', '.join(PRESETS)})")
+    gt_usm = spec.get("gt_usm", False)
+    if not isinstance(gt_usm, bool):
+        raise SrlabError(f"degradation gt_usm must be true or false, got {gt_usm!r}")
     if "steps" in spec:
-        degradation = Degradation(float(scale), steps=tuple(check_steps(spec["steps"])))
+        degradation = Degradation(float(scale), steps=tuple(check_steps(spec["steps"])), gt_usm=gt_usm)
         # A dry run: a bad value (a range of even kernel sizes, a quality of 0, no downscale) is refused
         # now, not in the middle of a run.
         degradation.sample(sample_rng(0), (240, 240))
@@ -100,4 +108,4 @@ def parse_degradation(spec: Any, scale: float) -> Degradation | None:
         raise SrlabError(f"unknown degradation preset {preset!r}: use one of {', '.join(PRESETS)}")
     if preset == "bsrgan" and not float(scale).is_integer():
         raise SrlabError(f"the bsrgan preset needs an integer scale, not x{scale:g}")
-    return Degradation(float(scale), preset=preset)
+    return Degradation(float(scale), preset=preset, gt_usm=gt_usm)

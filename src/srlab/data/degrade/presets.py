@@ -14,8 +14,9 @@ then .3/.4/.3 in [0.3, 1.2], by area, bilinear or bicubic), Gaussian noise (prob
 then [1, 25]) or Poisson noise (scale [0.05, 3] then [0.05, 2.5]), grey with probability 0.4, JPEG
 [30, 95]; then, in either order, JPEG [30, 95] and [resize to the LR size + a sinc filter (probability 0.8,
 cutoff [pi/3, pi])]. Differences: JPEG is Pillow's libjpeg at an integer quality where Real-ESRGAN uses a
-differentiable JPEG at a real one; the ground truth is not USM-sharpened (``gt_usm``: srlab's target stays
-the HR image); the degradation runs on each HR patch rather than on a 400x400 crop (in training).
+differentiable JPEG at a real one; the ground truth is USM-sharpened only when the training config asks
+(``degradation: {preset: realesrgan, gt_usm: true}``, Real-ESRNet's setting; :mod:`srlab.data.degrade.usm`);
+the degradation runs on each HR patch rather than on a 400x400 crop (in training).
 
 ``bsrgan``: BSRGAN's shuffled pipeline, cszn/BSRGAN@5ce1a9c ``utils/utils_blindsr.py::degradation_bsrgan``:
 at x4, with probability 0.25 first a x2 downscale (MATLAB bicubic or a random OpenCV-style resize);
