@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_flags(parser, path="eager", precision="fp32")
     flag(parser, "data", action="append", required=True, metavar="DIR",
          help="HR-only folder (LR made with MATLAB bicubic) or benchmark/DIV2K layout; repeatable")
+    flag(parser, "lr_dir", action="append", metavar="DIR",
+         help="read the LR images of the matching --data from DIR (<name>x<s>.png or <name>.png, e.g. srlab "
+              "degrade's output) instead of LR_bicubic/X<s> or bicubic; once per --data, in the same order")
     flag(parser, "json", metavar="OUT.json", help="write the results as JSON")
     flag(parser, "quiet", action="store_true", help="no progress bar")
     flag(parser, "self_ensemble", action="store_true",
@@ -65,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     scales = list(dict.fromkeys(args.scales)) if args.scales else [args.scale]
     if args.json:
         _check_json_path(args.json)
+    lr_dirs = args.lr_dir or [None] * len(args.data)
+    if len(lr_dirs) != len(args.data):
+        raise SrlabError(f"give --lr_dir once per --data (in the same order): {len(args.data)} --data, "
+                         f"{len(lr_dirs)} --lr_dir")
     # Every model and folder is checked before the long part: a bad one is a usage error (exit status 2).
     runs = []
     for scale in scales:
@@ -78,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
             model = model_on_path(model, args)
         else:
             refuse_path_for_adaptive(args)
-        runs.append((model, adaptive, [discover_pairs(d, spec_of(model).scale) for d in args.data]))
+        scale_of_model = spec_of(model).scale
+        runs.append((model, adaptive, [
+            discover_pairs(d, scale_of_model, lr_dir=lr) for d, lr in zip(args.data, lr_dirs, strict=True)
+        ]))
     results, failed = [], []
     for model, adaptive, folders in runs:
         if len(scales) > 1:

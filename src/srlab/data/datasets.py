@@ -41,12 +41,17 @@ class PairedFolder:
     pairs: tuple[ImagePair, ...]
 
 
-def discover_pairs(root: str | Path, scale: int) -> PairedFolder:
+def discover_pairs(root: str | Path, scale: int, *, lr_dir: str | Path | None = None) -> PairedFolder:
+    """The (HR, LR) pairs of a folder in one of the three layouts. ``lr_dir``: the LR images are read from
+    there (``<name>x{scale}.png`` or ``<name>.png``, e.g. what ``srlab degrade`` writes) instead of the
+    layout's ``LR_bicubic/X{scale}`` or bicubic downscaling; the set is then named ``<set>/<lr_dir's name>``."""
     root = Path(root)
     if not root.exists():
         raise SrlabError(f"data folder '{root}' does not exist: check the path")
     if not root.is_dir():
         raise SrlabError(f"'{root}' is not a folder: pass a folder of images")
+    if lr_dir is not None:
+        return _with_given_lr_folder(discover_pairs(root, scale), Path(lr_dir), scale)
     if (root / "HR").is_dir():
         return _with_lr_folder(root.name, "benchmark", root / "HR", root / "LR_bicubic" / f"X{scale}", scale)
     if root.name.endswith("_HR"):
@@ -63,21 +68,33 @@ def discover_pairs(root: str | Path, scale: int) -> PairedFolder:
     return PairedFolder(root.name, "hr_only", tuple(ImagePair(p.stem, p, None) for p in hr_images))
 
 
-def _with_lr_folder(name: str, layout: str, hr_dir: Path, lr_dir: Path, scale: int) -> PairedFolder:
-    hr_images = list_images(hr_dir)
+def _with_given_lr_folder(folder: PairedFolder, lr_dir: Path, scale: int) -> PairedFolder:
     if not lr_dir.is_dir():
-        return PairedFolder(name, "hr_only", tuple(ImagePair(p.stem, p, None) for p in hr_images))
+        raise SrlabError(f"LR folder '{lr_dir}' does not exist or is not a folder: check --lr_dir")
+    hr_images = [pair.hr for pair in folder.pairs]
+    paired = _lr_pairs(hr_images, lr_dir, scale, fix="add it, or give the LR folder that matches the HR images")
+    return PairedFolder(f"{folder.name}/{lr_dir.name}", folder.layout, paired)
+
+
+def _lr_pairs(hr_images: list[Path], lr_dir: Path, scale: int, *, fix: str) -> tuple[ImagePair, ...]:
     lr_by_stem = {p.stem: p for p in lr_dir.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS}
     pairs = []
     for hr in hr_images:
         lr = lr_by_stem.get(f"{hr.stem}x{scale}") or lr_by_stem.get(hr.stem)
         if lr is None:
             raise SrlabError(
-                f"no LR image for '{hr}' in '{lr_dir}' (expected {hr.stem}x{scale}.png or {hr.stem}.png): "
-                "add it, or remove the LR folder to make LR images with bicubic downscaling"
+                f"no LR image for '{hr}' in '{lr_dir}' (expected {hr.stem}x{scale}.png or {hr.stem}.png): {fix}"
             )
         pairs.append(ImagePair(hr.stem, hr, lr))
-    return PairedFolder(name, layout, tuple(pairs))
+    return tuple(pairs)
+
+
+def _with_lr_folder(name: str, layout: str, hr_dir: Path, lr_dir: Path, scale: int) -> PairedFolder:
+    hr_images = list_images(hr_dir)
+    if not lr_dir.is_dir():
+        return PairedFolder(name, "hr_only", tuple(ImagePair(p.stem, p, None) for p in hr_images))
+    fix = "add it, or remove the LR folder to make LR images with bicubic downscaling"
+    return PairedFolder(name, layout, _lr_pairs(hr_images, lr_dir, scale, fix=fix))
 
 
 def crop_multiple(scale: float) -> int:
