@@ -60,6 +60,7 @@ async function next() {
   const { data } = await api("GET", "/api/next");
   if (data.done) { show("finished"); busy = false; return; }
   current = data;
+  $("study").dataset.trial = data.trial;  // for end-to-end tests: which trial is on screen
   render(data);
   show("study");
   busy = false;
