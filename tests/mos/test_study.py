@@ -149,3 +149,40 @@ def test_a_symlink_out_of_the_study_is_refused(tmp_path):
 def test_a_folder_without_a_study_is_a_one_line_error(tmp_path):
     with pytest.raises(SrlabError, match="is not a MOS study .no study.json.: make one with `srlab mos create`"):
         load_study(tmp_path)
+
+
+def fake_benchmark_report(root, models=("bicubic", "rdsr_s", "net_HR")):
+    """The layout srlab.report.benchmark writes: results.json (its models) and crops/<stem>_<label>.png."""
+    from PIL import Image
+
+    (root / "crops").mkdir(parents=True)
+    (root / "results.json").write_text(json.dumps({"models": list(models)}))
+    for stem in ("Set5_baby_x4", "Set5_bird_x4"):
+        for k, label in enumerate(("HR", *models, "overview", "comparison")):
+            Image.new("RGB", (8, 8), (k * 20, 0, 0)).save(root / "crops" / f"{stem}_{label}.png")
+    return root
+
+
+def test_a_study_from_a_benchmark_reports_crops(tmp_path, capsys):
+    report = fake_benchmark_report(tmp_path / "report")
+    assert main(["mos", "create", str(tmp_path / "study"), "--from_benchmark", str(report), "--design", "dcr"]) == 0
+    study = load_study(tmp_path / "study")
+    assert study.methods == ("bicubic", "rdsr_s", "net_HR") and study.images == ("Set5_baby_x4", "Set5_bird_x4")
+    for t in study.trials:  # each method's crop, the HR crop as the reference (not net_HR's)
+        crop = report / "crops" / f"{t.trial.image}_{t.trial.method}.png"
+        assert (study.folder / t.first).read_bytes() == crop.read_bytes()
+        hr = report / "crops" / f"{t.trial.image}_HR.png"
+        assert (study.folder / t.reference).read_bytes() == hr.read_bytes()
+
+
+def test_from_benchmark_refuses_a_folder_that_is_not_a_report(tmp_path, capsys):
+    assert main(["mos", "create", str(tmp_path / "study"), "--from_benchmark", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--from_benchmark '{tmp_path}': no readable results.json" in err
+    (tmp_path / "results.json").write_text(json.dumps({"models": ["bicubic"]}))
+    assert main(["mos", "create", str(tmp_path / "study"), "--from_benchmark", str(tmp_path)]) == 2
+    assert "no crops of the models in crops/" in capsys.readouterr().err
+    assert main(["mos", "create", str(tmp_path / "study"), "--from_benchmark", str(tmp_path), "--method", "a=b"]) == 2
+    assert "drop --method/--reference" in capsys.readouterr().err
+    assert main(["mos", "create", str(tmp_path / "study")]) == 2
+    assert "needs --method NAME=FOLDER (one per method) or --from_benchmark" in capsys.readouterr().err

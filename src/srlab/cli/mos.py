@@ -2,7 +2,8 @@
 
 - ``srlab mos create STUDY_DIR --method NAME=FOLDER ... [--reference FOLDER] [--design acr|dcr|pair]
   [--repeats K] [--attention_checks N] [--seed S]``: a study folder from folders of SR outputs whose
-  images share names (a name missing from a folder is reported and left out).
+  images share names (a name missing from a folder is reported and left out); or ``--from_benchmark
+  REPORT_DIR``: from the crops of a ``srlab benchmark`` report (its models, and HR as the reference).
 - ``srlab mos serve STUDY_DIR [--host 127.0.0.1] [--port 8000] [--db URL]``: the rating web app; prints
   the raters' URL and the admin token.
 - ``srlab mos report STUDY_DIR [--json OUT] [--html OUT] [--csv OUT] [--db URL]``: the ratings as MOS
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from srlab.cli.common import flag, non_negative_int, positive_int
 from srlab.errors import SrlabError
-from srlab.mos.create import create_study
+from srlab.mos.create import benchmark_sources, create_study
 from srlab.mos.records import DESIGNS
 
 HELP = "MOS rating studies: create a study from SR outputs, serve the rating web app, report the scores"
@@ -34,9 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description="Make a MOS study: images matched by name across the --method folders are "
                                    "copied into STUDY_DIR with study.json (the trials).")
     p.add_argument("study_dir", metavar="STUDY_DIR", help="a new folder for the study")
-    flag(p, "method", action="append", required=True, metavar="NAME=FOLDER",
+    flag(p, "method", action="append", metavar="NAME=FOLDER",
          help="a method's SR outputs (repeat the flag for each method)")
     flag(p, "reference", metavar="FOLDER", help="the reference (HR) images; needed by --design dcr")
+    flag(p, "from_benchmark", metavar="REPORT_DIR",
+         help="instead of --method/--reference: the crops of a `srlab benchmark` report folder (its models, HR)")
     flag(p, "design", choices=DESIGNS, default="acr",
          help="acr: rate each image 1-5; dcr: rate 1-5 against the reference; pair: choose the better of two")
     flag(p, "repeats", type=positive_int, default=1, metavar="K", help="show every trial K times (default 1)")
@@ -93,7 +96,15 @@ def _parse_methods(values: list[str]) -> dict[str, str]:
 
 
 def _create(args: argparse.Namespace) -> int:
-    made = create_study(args.study_dir, _parse_methods(args.method), reference=args.reference, design=args.design,
+    if args.from_benchmark and (args.method or args.reference):
+        raise SrlabError("--from_benchmark takes the methods and the reference from the report: drop --method/--reference")
+    if args.from_benchmark:
+        methods, reference = benchmark_sources(args.from_benchmark)
+    elif args.method:
+        methods, reference = _parse_methods(args.method), args.reference
+    else:
+        raise SrlabError("srlab mos create needs --method NAME=FOLDER (one per method) or --from_benchmark REPORT_DIR")
+    made = create_study(args.study_dir, methods, reference=reference, design=args.design,
                         repeats=args.repeats, attention_checks=args.attention_checks, seed=args.seed)
     for image, missing in sorted(made.left_out.items()):
         print(f"srlab: warning: image '{image}' is missing from {', '.join(missing)}: left out", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``srlab mos create``: a study folder from folders of SR outputs (or a ``srlab benchmark`` report folder).
+"""``srlab mos create``: a study folder from folders of SR outputs (or a ``srlab benchmark`` report's crops).
 
 Images are matched by file stem across the method folders (and the reference folder); a name missing
 from one of them is reported and left out. Every image shown is copied into ``STUDY_DIR/images/`` so the
@@ -26,6 +26,7 @@ from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.mos.records import DESIGNS, Trial
 from srlab.mos.study import BAD_METHOD, METHOD_NAME, STUDY_FILE, StudyTrial, study_to_json
+from srlab.report.benchmark import safe_name
 
 REFERENCE = "_reference"
 IMAGES = "images"
@@ -42,15 +43,19 @@ class CreatedStudy:
     left_out: dict[str, list[str]]  # image name -> the folders it is missing from
 
 
+# A method's images: a folder, or (from a benchmark report) image name -> file.
+Source = str | Path | Mapping[str, Path]
+
+
 def create_study(
-    study_dir: str | Path, methods: Mapping[str, str | Path], *, reference: str | Path | None = None,
+    study_dir: str | Path, methods: Mapping[str, Source], *, reference: Source | None = None,
     design: str = "acr", repeats: int = 1, attention_checks: int = 0, seed: int = 0,
 ) -> CreatedStudy:
     study_dir = Path(study_dir)
     _check_arguments(study_dir, methods, reference, design, repeats, attention_checks)
-    folders = {name: Path(folder) for name, folder in methods.items()}
+    folders = dict(methods)
     if reference is not None:
-        folders[REFERENCE] = Path(reference)
+        folders[REFERENCE] = reference
     files, left_out = _match_images(folders)
     images = sorted(files)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -59,15 +64,21 @@ def create_study(
     trials = _real_trials(design, list(methods), images, shown, repeats)
     trials += _checks(study_dir, design, list(methods), images, shown, trials, attention_checks, rng)
     trials = _shuffled_ids(trials, rng)
-    source = {"methods": {name: str(folder) for name, folder in methods.items()},
-              "reference": None if reference is None else str(reference)}
+    source = {"methods": {name: _describe(folder) for name, folder in methods.items()},
+              "reference": None if reference is None else _describe(reference)}
     data = study_to_json(design, list(methods), images, trials, seed, source)
     with atomic_path(study_dir / STUDY_FILE) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return CreatedStudy(study_dir / STUDY_FILE, len(trials), images, left_out)
 
 
-def _check_arguments(study_dir: Path, methods: Mapping[str, str | Path], reference: str | Path | None, design: str,
+def _describe(source: Source) -> str:
+    if isinstance(source, Mapping):  # a benchmark report's crops: the folder they are in
+        return str(next(iter(source.values())).parent)
+    return str(source)
+
+
+def _check_arguments(study_dir: Path, methods: Mapping[str, Source], reference: Source | None, design: str,
                      repeats: int, attention_checks: int) -> None:
     if (study_dir / STUDY_FILE).exists():
         raise SrlabError(f"'{study_dir}' already holds a study ({STUDY_FILE}): choose a new folder or remove it first")
@@ -86,14 +97,17 @@ def _check_arguments(study_dir: Path, methods: Mapping[str, str | Path], referen
     if attention_checks < 0:
         raise SrlabError(f"--attention_checks must be 0 or more, got {attention_checks}")
     for name, folder in [*methods.items(), ("--reference", reference)]:
-        if folder is not None and not Path(folder).is_dir():
+        if folder is not None and not isinstance(folder, Mapping) and not Path(folder).is_dir():
             raise SrlabError(f"{name}: '{folder}' is not a folder of images")
 
 
-def _match_images(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]], dict[str, list[str]]]:
+def _match_images(folders: Mapping[str, Source]) -> tuple[dict[str, dict[str, Path]], dict[str, list[str]]]:
     """Image stem -> {folder name -> file} for the stems every folder has; and stem -> folders lacking it."""
     found = {}
     for name, folder in folders.items():
+        if isinstance(folder, Mapping):
+            found[name] = dict(folder)
+            continue
         by_stem: dict[str, Path] = {}
         for path in list_images(folder):
             if path.stem in by_stem:
@@ -190,3 +204,31 @@ def _shuffled_ids(trials: list[StudyTrial], rng: random.Random) -> list[StudyTri
         trial = Trial(ids[index], t.trial.image, t.trial.method, t.trial.other, t.trial.check, repeats)
         renamed.append(StudyTrial(trial, t.first, t.second, t.reference))
     return sorted(renamed, key=lambda t: t.trial.id)
+
+
+def benchmark_sources(report_dir: str | Path) -> tuple[dict[str, dict[str, Path]], dict[str, Path]]:
+    """The methods and the reference of a ``srlab benchmark`` report folder: its zoomed crops
+    (``crops/<data set>_<image>_x<scale>_<label>.png``, :mod:`srlab.report.benchmark`), one study image per
+    data set, image and scale; the methods are the report's models (``results.json``), the reference its HR
+    crops. Returns (method -> image -> file, image -> HR file)."""
+    report_dir = Path(report_dir)
+    try:
+        models = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))["models"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SrlabError(f"--from_benchmark '{report_dir}': no readable results.json ({e}): give a `srlab benchmark` "
+                         "report folder") from None
+    labels = {safe_name(str(model)): str(model) for model in models}
+    labels[safe_name("HR")] = REFERENCE
+    by_label: dict[str, dict[str, Path]] = {label: {} for label in labels.values()}
+    # Longest label first, so that a model named like "x_HR" is not taken for the HR crop of image "..._x".
+    suffixes = sorted(labels, key=len, reverse=True)
+    for path in sorted((report_dir / "crops").glob("*.png")):
+        for suffix in suffixes:
+            if path.stem.endswith(f"_{suffix}"):
+                by_label[labels[suffix]][path.stem[: -len(suffix) - 1]] = path
+                break
+    reference = by_label.pop(REFERENCE)
+    if not reference or not any(by_label.values()):
+        raise SrlabError(f"--from_benchmark '{report_dir}': no crops of the models in crops/: run `srlab benchmark` "
+                         "with --images N (or --crop) so that it writes them")
+    return {name: files for name, files in by_label.items() if files}, reference
