@@ -98,3 +98,16 @@ def test_cli_report_writes_the_mos_of_each_method(tmp_path, capsys):
     methods = {m["name"]: m for m in json.loads(out.read_text())["methods"]}
     assert methods["alpha"]["mos"] == pytest.approx(3.0) and methods["beta"]["mos"] == pytest.approx(3.0)
     assert methods["alpha"]["n"] == 4
+
+
+def test_instances_starting_together_migrate_once(db_url):  # noqa: F811
+    if db_url is None:
+        pytest.skip("one SQLite file serves one app instance; several instances are a PostgreSQL setup")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        engines = list(pool.map(db.open_database, [db_url] * 4))
+    with engines[0].connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+    for engine in engines:
+        engine.dispose()

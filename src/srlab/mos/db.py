@@ -33,6 +33,7 @@ from srlab.mos.study import Study, load_study
 
 DB_FILE = "ratings.sqlite"
 SQLITE_BUSY_TIMEOUT_S = 30
+MIGRATION_LOCK = 0x5121AB05  # PostgreSQL advisory lock id of srlab.mos migrations (any fixed 64-bit number)
 
 
 class Base(DeclarativeBase):
@@ -101,6 +102,9 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Several app instances starting at once: one migrates, the others wait here, then find it done.
+            connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
