@@ -111,3 +111,10 @@ def test_instances_starting_together_migrate_once(db_url):  # noqa: F811
         assert MigrationContext.configure(connection).get_current_revision() == "0001"
     for engine in engines:
         engine.dispose()
+
+
+def test_an_unreachable_database_is_a_one_line_error(tmp_path, capsys):
+    study_dir = make_study(tmp_path)
+    with pytest.raises(SrlabError, match=r"cannot open the database 'postgresql\+psycopg://x:\*\*\*@127.0.0.1:1/db' "
+                                         r"\(connection failed.*\): check --db"):
+        db.load_records(study_dir, "postgresql+psycopg://x:secret@127.0.0.1:1/db")

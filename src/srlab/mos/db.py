@@ -24,7 +24,7 @@ from alembic.config import Config
 from sqlalchemy import (
     Boolean, Engine, Float, ForeignKey, Integer, String, UniqueConstraint, create_engine, event, func, select,
 )
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from srlab.errors import SrlabError
@@ -84,7 +84,13 @@ def open_database(url: str) -> Engine:
         raise SrlabError(f"--db {url!r}: not a usable database URL ({e}); e.g. postgresql+psycopg://user@host/db") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as e:  # no server there, a wrong password, an unwritable SQLite file
+        engine.dispose()
+        reason = " ".join(str(e.orig).split())
+        raise SrlabError(f"cannot open the database {engine.url.render_as_string(hide_password=True)!r} ({reason}): "
+                         "check --db (server running? user, password, database name?)") from None
     return engine
 
 
