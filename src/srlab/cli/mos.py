@@ -6,8 +6,9 @@
   REPORT_DIR``: from the crops of a ``srlab benchmark`` report (its models, and HR as the reference).
 - ``srlab mos serve STUDY_DIR [--host 127.0.0.1] [--port 8000] [--db URL]``: the rating web app; prints
   the raters' URL and the admin token.
-- ``srlab mos report STUDY_DIR [--json OUT] [--html OUT] [--csv OUT] [--db URL]``: the ratings as MOS
-  tables (:mod:`srlab.mos.report`).
+- ``srlab mos report STUDY_DIR [--json OUT] [--html OUT] [--csv OUT] [--db URL] [--metrics FILE
+  [--metrics_dataset NAME] [--metrics_scale S]]``: the ratings as MOS tables, correlated with the
+  objective scores of ``--metrics`` when given (:mod:`srlab.mos.report`).
 
 The web app's libraries are the optional extra ``srlab[mos]``; without them ``serve`` and ``report`` say so.
 """
@@ -60,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(p, "json", metavar="OUT", help="write the report as JSON here")
     flag(p, "html", metavar="OUT", help="write the report as an HTML page here")
     flag(p, "csv", metavar="OUT", help="write the ratings' table as CSV here")
+    flag(p, "metrics", metavar="FILE",
+         help="objective scores to correlate with the MOS: `srlab eval --json` output or a benchmark's results.json")
+    flag(p, "metrics_dataset", metavar="NAME", help="the data set of --metrics to use (when it holds several)")
+    flag(p, "metrics_scale", type=positive_int, metavar="S", help="the scale of --metrics to use (when it holds several)")
     _db_flag(p)
 
 
@@ -121,11 +126,15 @@ def _serve(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if not (args.json or args.html or args.csv):
         raise SrlabError("srlab mos report: give at least one of --json OUT, --html OUT, --csv OUT")
+    report = _mos("report")
+    metrics = None
+    if args.metrics:
+        metrics = report.read_metric_results(Path(args.metrics), dataset=args.metrics_dataset, scale=args.metrics_scale)
     trials, ratings = _mos("db").load_records(args.study_dir, args.db)
     design = _mos("study").load_study(args.study_dir).design
-    _mos("report").write_report(
+    report.write_report(
         Path(args.study_dir), trials, ratings, design=design, json_out=_path(args.json), html_out=_path(args.html),
-        csv_out=_path(args.csv),
+        csv_out=_path(args.csv), metrics=metrics,
     )
     for out in (args.json, args.html, args.csv):
         if out:
