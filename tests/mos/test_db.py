@@ -118,3 +118,23 @@ def test_an_unreachable_database_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SrlabError, match=r"cannot open the database 'postgresql\+psycopg://x:\*\*\*@127.0.0.1:1/db' "
                                          r"\(connection failed.*\): check --db"):
         db.load_records(study_dir, "postgresql+psycopg://x:secret@127.0.0.1:1/db")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("srlab.mos.report") is None,
+                    reason="srlab.mos.report (branch mosreport) is not merged yet")
+def test_cli_report_correlates_with_the_metrics_file(tmp_path):
+    study_dir = make_study(tmp_path)
+    engine = db.open_database(db.default_url(study_dir))
+    study = load_study(study_dir)
+    for _ in range(3):
+        rater, _ = db.new_rater(engine, study)
+        for t in study.trials:
+            db.store_rating(engine, rater.id, t.trial.id, 4 if t.trial.method == "alpha" else 2, None)
+    engine.dispose()
+    metrics = tmp_path / "eval.json"
+    metrics.write_text(json.dumps({"results": [{"model": "alpha", "dataset": "x", "scale": 4, "psnr_y": 30.0},
+                                               {"model": "beta", "dataset": "x", "scale": 4, "psnr_y": 28.0}]}))
+    out = tmp_path / "report.json"
+    assert main(["mos", "report", str(study_dir), "--json", str(out), "--metrics", str(metrics)]) == 0
+    correlations = json.loads(out.read_text())["correlations"]
+    assert [(c["metric"], c["n"]) for c in correlations] == [("psnr_y", 2)]
