@@ -238,3 +238,17 @@ def test_records_for_the_report(tmp_path, db_url):  # noqa: F811
     assert len(trials) == 4
     assert [(r.trial.id, r.score, r.winner) for r in ratings] == [(trial, 2, None)]
     assert ratings[0].trial.method in ("alpha", "beta")
+
+
+def test_serve_on_a_taken_port_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    from srlab.cli.main import main
+
+    study_dir = make_study(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["mos", "serve", str(study_dir), "--port", str(port)]) == 2
+    assert f"cannot listen on --host 127.0.0.1 --port {port}" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import socket
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -39,6 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
+from srlab.errors import SrlabError
 from srlab.mos import db
 from srlab.mos.db import Assignment, Rater
 from srlab.mos.study import Study, StudyTrial, load_study
@@ -262,8 +264,23 @@ def serve(study_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, d
           admin_token: str | None = None) -> None:
     """Run the app with uvicorn until interrupted; prints the rater URL and the admin token first."""
     app = create_app(study_dir, db_url, admin_token=admin_token)
+    listening = _listen(host, port)
     print(f"MOS study '{study_dir}' ({app.state.study.design}, {len(app.state.study.trials)} trials)")
     print(f"raters: http://{host}:{port}/")
     print(f"admin token: {app.state.admin_token}  (Authorization: Bearer <token> on /api/admin/progress, /api/admin/export)",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port is a one-line error before anything is printed."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as e:
+        raise SrlabError(f"cannot listen on --host {host} --port {port} ({e.strerror or e}): "
+                         "choose another port, or stop what uses it") from None
+    listening.listen(2048)
+    return listening
