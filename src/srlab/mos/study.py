@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +50,13 @@ class Study:
     trials: tuple[StudyTrial, ...]
     seed: int
 
-    def trial(self, trial_id: str) -> StudyTrial | None:
-        return self._by_id().get(trial_id)
+    _by_id: dict[str, StudyTrial] = field(init=False, repr=False, compare=False)
 
-    def _by_id(self) -> dict[str, StudyTrial]:
-        cached = self.__dict__.get("_index")
-        if cached is None:
-            cached = {t.trial.id: t for t in self.trials}
-            object.__setattr__(self, "_index", cached)
-        return cached
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {t.trial.id: t for t in self.trials})
+
+    def trial(self, trial_id: str) -> StudyTrial | None:
+        return self._by_id.get(trial_id)
 
     def records(self) -> list[Trial]:
         return [t.trial for t in self.trials]
