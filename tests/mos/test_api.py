@@ -172,6 +172,17 @@ def test_ratings_need_the_raters_own_session_and_csrf_token(acr):
     assert acr.get(f"/api/trials/{trial}/images/image").status_code == 401
 
 
+def test_cross_origin_posts_are_refused(acr):
+    csrf = start(acr)
+    trial = acr.get("/api/next").json()["trial"]
+    evil = acr.post("/api/ratings", json={"trial": trial, "score": 3},
+                    headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"})
+    assert evil.status_code == 403 and "cross-origin request from http://evil.example refused" in evil.json()["detail"]
+    same = acr.post("/api/ratings", json={"trial": trial, "score": 3},
+                    headers={"X-CSRF-Token": csrf, "Origin": "http://testserver"})
+    assert same.status_code == 201
+
+
 def test_a_second_rater_cannot_use_the_first_raters_csrf_token(acr):
     first_csrf = start(acr)
     acr.cookies.clear()

@@ -18,7 +18,7 @@ The rater's page (``static/``) talks to a small JSON API (README, "MOS studies")
 
 Security: the session cookie is HttpOnly and SameSite=Strict, and every POST must be JSON (a
 cross-site form cannot send it without a CORS preflight, which this app never allows) and carry the
-session's CSRF token in a header. A rating is only ever stored for the cookie's rater and a trial
+session's CSRF token in a header; a browser's Origin header, when sent, must be the app's own. A rating is only ever stored for the cookie's rater and a trial
 assigned to them. Image URLs carry a trial id and a slot, never a path; the files come from
 ``study.json``, which is checked to stay inside the study folder. Bodies over 4 KiB are refused (413).
 """
@@ -31,6 +31,7 @@ import socket
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
@@ -134,7 +135,11 @@ def _routes(app: FastAPI, study: Study, engine: Engine) -> None:
             raise HTTPException(401, "no rater session: start one (POST /api/session with consent)")
         return rater
 
-    def checked_csrf(rater: Rater = Depends(current_rater), token: str | None = Header(None, alias="X-CSRF-Token")) -> Rater:
+    def checked_csrf(request: Request, rater: Rater = Depends(current_rater),
+                     token: str | None = Header(None, alias="X-CSRF-Token")) -> Rater:
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(403, f"cross-origin request from {origin} refused")
         if token is None or not hmac.compare_digest(token, rater.csrf):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header (it comes with the session)")
         return rater
