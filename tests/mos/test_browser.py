@@ -87,6 +87,32 @@ def test_a_rater_completes_an_acr_study_with_the_keyboard(tmp_path, browser):
     assert float(width.rstrip("%")) == pytest.approx(100 * (total - 1) / total, abs=1e-3)  # the last trial's bar
 
 
+def test_the_admin_page_shows_progress_with_the_token_only(tmp_path, browser):
+    study_dir = make_study(tmp_path, "acr")
+    with served_in_thread(study_dir, admin_token="s3cret") as (url, _):
+        page = browser.new_page()
+        consent(page, url)
+        trial_on_screen(page)
+        page.keyboard.press("4")
+        page.wait_for_function("() => document.getElementById('count').innerText.startsWith('Trial 2')")
+        admin = browser.new_page()
+        admin.goto(f"{url}/admin")
+        admin.locator("#token").fill("wrong")
+        admin.locator("#login button").click()
+        admin.locator("#error").wait_for(state="visible")
+        assert "Authorization: Bearer" in admin.locator("#error").inner_text()
+        assert admin.locator("#progress").is_hidden()
+        admin.locator("#token").fill("s3cret")
+        admin.locator("#login button").click()
+        admin.locator("#progress").wait_for(state="visible")
+        assert admin.locator("#summary").inner_text() == "1 raters, 0 finished, 1 ratings"
+        assert admin.locator("#raters tbody td").nth(2).inner_text() == "1"
+        with admin.expect_download() as download:
+            admin.locator("#export").click()
+        exported = json.loads(Path(download.value.path()).read_text())
+        assert [r["score"] for r in exported["ratings"]] == [4]
+
+
 def test_pairs_zoom_together_and_arrows_choose(tmp_path, browser):
     study_dir = make_study(tmp_path, "pair", repeats=2)
     files = {t["id"]: t for t in json.loads((study_dir / "study.json").read_text())["trials"]}

@@ -14,7 +14,8 @@ The rater's page (``static/``) talks to a small JSON API (README, "MOS studies")
   stored one (``"new": false``) and never adds a row.
 - ``GET /api/progress``: the rater's counts.
 - ``GET /api/admin/progress``, ``GET /api/admin/export`` with ``Authorization: Bearer <token>`` (the
-  token ``serve`` prints): every rater's counts; the study's trials and every rating.
+  token ``serve`` prints): every rater's counts; the study's trials and every rating. The page
+  ``/admin`` shows them (the token is typed in, kept in the page's memory only).
 
 Security: the session cookie is HttpOnly and SameSite=Strict, and every POST must be JSON (a
 cross-site form cannot send it without a CORS preflight, which this app never allows) and carry the
@@ -156,6 +157,10 @@ def _routes(app: FastAPI, study: Study, engine: Engine) -> None:
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=_HEADERS)
+
+    @app.get("/admin", include_in_schema=False)
+    def admin_page() -> FileResponse:
+        return FileResponse(STATIC / "admin.html", headers=_HEADERS)
 
     @app.get("/api/health")
     def health() -> JSONResponse:
