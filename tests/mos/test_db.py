@@ -138,3 +138,8 @@ def test_cli_report_correlates_with_the_metrics_file(tmp_path):
     assert main(["mos", "report", str(study_dir), "--json", str(out), "--metrics", str(metrics)]) == 0
     correlations = json.loads(out.read_text())["correlations"]
     assert [(c["metric"], c["n"]) for c in correlations] == [("psnr_y", 2)]
+
+
+def test_postgresql_urls_use_psycopg_3():
+    with pytest.raises(SrlabError, match=r"cannot open the database 'postgresql\+psycopg://x@127.0.0.1:1/db'"):
+        db.open_database("postgresql://x@127.0.0.1:1/db")  # psycopg2, SQLAlchemy's default, is not needed

@@ -22,7 +22,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
-    Boolean, Engine, Float, ForeignKey, Integer, String, UniqueConstraint, create_engine, event, func, select,
+    Boolean, Engine, Float, ForeignKey, Integer, String, UniqueConstraint, create_engine, event, func, make_url, select,
 )
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -77,9 +77,13 @@ def default_url(study_dir: str | Path) -> str:
 
 
 def open_database(url: str) -> Engine:
-    """An engine on ``url`` with the schema at the newest migration."""
+    """An engine on ``url`` with the schema at the newest migration. ``postgresql://`` means psycopg 3,
+    the driver of the extra ``srlab[mos]`` (SQLAlchemy's default for it is psycopg2)."""
     try:
-        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     except (ArgumentError, ImportError) as e:
         raise SrlabError(f"--db {url!r}: not a usable database URL ({e}); e.g. postgresql+psycopg://user@host/db") from None
     if engine.dialect.name == "sqlite":
