@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +12,8 @@ from srlab.layers.focal_separable import (
 )
 from srlab.models import count_parameters, paper_parameter_count
 from srlab.models.complexity import count_macs, measure_macs
+from srlab.models.detect import Detected, detect_model
+from srlab.models.weights import Checkpoint
 
 SCALES = (2, 3, 4)
 # sum(p.numel()) of the official LAMNet class (zononhzy/LAMNet 5b73a79, basicsr/archs/lamnet_arch.py) built
@@ -237,3 +241,20 @@ def test_cost_depends_on_the_input_size_only():
     with torch.no_grad():
         counts = {measure_macs(model, lambda x=x: model(x))[1] for x in (torch.rand(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))}
     assert counts == {count_macs(model, (8, 8))}
+
+
+def test_hyper_parameters_are_read_back_from_real_weights():
+    """The focal layout comes from the kernel map's values (tests/models/test_detect.py reads meta-device
+    state dicts, which hold shapes only). A changed group count fits lamnet and lamnet_large alike."""
+    cases = [
+        {"dim": 32, "num_blocks": 2, "num_head": 2, "expansion_factor": 2.0},
+        {"kernel_size": 9, "kernel_loc": (3, 4, 5), "kernel_stride": (1, 2, 3)},
+    ]
+    for args in cases:
+        model = srlab.create_model("lamnet", scale=3, args={**args, "dim": 16})
+        found = detect_model(Checkpoint(model.state_dict(), None, None, {}, Path("w.pth")))
+        assert found == Detected("lamnet", 3, {**args, "dim": 16}, "train")
+    large = srlab.create_model("lamnet_large", scale=2, args={"dim": 16})
+    assert detect_model(Checkpoint(large.state_dict(), None, None, {}, Path("w.pth"))) == Detected(
+        "lamnet_large", 2, {"dim": 16}, "train"
+    )

@@ -49,6 +49,10 @@ as the official: truncated normal (std 0.02, cut at +-2 absolute) for every conv
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -216,6 +220,35 @@ def _reach(a) -> int:
     return a["num_groups"] * a["num_blocks"] * (2 * (patch // 2) + 1) + 3
 
 
+def _focal_layout(kernel_map: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """``kernel_loc`` and ``kernel_stride`` back from a (K, 2) kernel map: one stride per run of equal
+    segment lengths right of the centre, each run's location the tap after it."""
+    lengths = [length for _, length in kernel_map.tolist()[kernel_map.shape[0] // 2 + 1 :]]
+    locs = [tap + 1 for tap in range(1, len(lengths) + 1) if tap == len(lengths) or lengths[tap] != lengths[tap - 1]]
+    return {"kernel_loc": tuple(locs), "kernel_stride": tuple(lengths[loc - 2] for loc in locs)}
+
+
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Width from the first conv, depths from the names, taps from the kernel map's shape (and the focal
+    layout from its values, where the state dict holds them), heads from the tap-weight conv."""
+    groups = {int(m[1]) for k in weights if (m := re.fullmatch(r"deep_feature_extraction\.(\d+)\.alpha", k))}
+    blocks = {int(m[1]) for k in weights if (m := re.fullmatch(r"deep_feature_extraction\.0\.mixers\.(\d+)\.alpha", k))}
+    mixer = "deep_feature_extraction.0.mixers.0.fn"
+    kernel_map = weights[f"{mixer}.kernel_map"]
+    dim = weights["shallow_feature_extraction.weight"].shape[0]
+    args: dict[str, Any] = {
+        "dim": dim,
+        "num_groups": len(groups),
+        "num_blocks": len(blocks) // 2,
+        "kernel_size": kernel_map.shape[0],
+        "num_head": weights[f"{mixer}.h_kernel.1.weight"].shape[0] // kernel_map.shape[0],
+        "expansion_factor": weights["deep_feature_extraction.0.mixers.1.fn.project_in.weight"].shape[0] / (2 * dim),
+    }
+    if kernel_map.device.type != "meta":  # a state dict built on the meta device has shapes only
+        args.update(_focal_layout(kernel_map))
+    return args
+
+
 INFO = ModelInfo(
     paper="Hu, Sun, Unifying Dimensions: A Linear Adaptive Mixer for Lightweight Image Super-Resolution "
     "(LAMNet), arXiv 2024 / IEEE TIP 2025",
@@ -223,6 +256,7 @@ INFO = ModelInfo(
     licence="CC-BY-NC-4.0",
     scales=(2, 3, 4),
     receptive_radius=_reach,
+    args_from_weights=_args_from_weights,
 )
 
 
