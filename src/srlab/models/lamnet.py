@@ -249,18 +249,19 @@ def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     return args
 
 
-INFO = ModelInfo(
-    paper="Hu, Sun, Unifying Dimensions: A Linear Adaptive Mixer for Lightweight Image Super-Resolution "
-    "(LAMNet), arXiv 2024 / IEEE TIP 2025",
-    origin="https://github.com/zononhzy/LAMNet",
-    licence="CC-BY-NC-4.0",
-    scales=(2, 3, 4),
-    receptive_radius=_reach,
-    args_from_weights=_args_from_weights,
-)
+def _info(variant: str) -> ModelInfo:
+    return ModelInfo(
+        paper="Hu, Sun, Unifying Dimensions: A Linear Adaptive Mixer for Lightweight Image Super-Resolution, "
+        f"arXiv 2024 / IEEE TIP 2025 ({variant})",
+        origin="https://github.com/zononhzy/LAMNet",
+        licence="CC-BY-NC-4.0",
+        scales=(2, 3, 4),
+        receptive_radius=_reach,
+        args_from_weights=_args_from_weights,
+    )
 
 
-@register_model(INFO)
+@register_model(_info("LAMNet"))
 def lamnet(
     *, scale: int, dim: int = 64, num_groups: int = 4, num_blocks: int = 6, kernel_size: int = 13,
     kernel_loc: tuple[int, ...] = (4, 6, 7), kernel_stride: tuple[int, ...] = (1, 2, 4), num_head: int = 4,
@@ -273,7 +274,7 @@ def lamnet(
     )
 
 
-@register_model(INFO)
+@register_model(_info("LAMNet-large"))
 def lamnet_large(
     *, scale: int, dim: int = 64, num_groups: int = 5, num_blocks: int = 6, kernel_size: int = 13,
     kernel_loc: tuple[int, ...] = (4, 6, 7), kernel_stride: tuple[int, ...] = (1, 2, 4), num_head: int = 4,
