@@ -138,6 +138,9 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "classsr_srresnet": ({2: 2_769_996, 3: 3_135_076, 4: 3_062_060}, {4: "3.1M"}),
     "pcsr_carn": ({4: 168_970}, {4: "168.97K"}),
     "pcsr_fsrcnn": ({4: 24_502}, None),
+    # LAMNet: all parameters of the official class (test_lamnet checks its listing); no paper figure read.
+    "lamnet": ({2: 828_364, 3: 837_019, 4: 849_136}, None),
+    "lamnet_large": ({2: 1_024_028, 3: 1_032_683, 4: 1_044_800}, None),
     # RAMiT: all parameters of the official classes (the paper's tables are images: no figure read).
     "ramit": ({2: 939_844, 3: 948_499, 4: 960_616}, None),
     "ramit_1": ({2: 823_164, 3: 831_819, 4: 843_936}, None),

@@ -24,6 +24,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     fsrcnn,
     imdn,
     ipt,
+    lamnet,
     lapsrn,
     liif,
     lte,
