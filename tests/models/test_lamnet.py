@@ -243,6 +243,7 @@ def test_cost_depends_on_the_input_size_only():
     assert counts == {count_macs(model, (8, 8))}
 
 
+@pytest.mark.slow  # ~6 s on an idle core: detection builds every candidate architecture
 def test_hyper_parameters_are_read_back_from_real_weights():
     """The focal layout comes from the kernel map's values (tests/models/test_detect.py reads meta-device
     state dicts, which hold shapes only). A changed group count fits lamnet and lamnet_large alike."""
