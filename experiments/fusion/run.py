@@ -1,0 +1,164 @@
+"""Network fusion (study 6.4): IMDN + RLFN + BSRN with their official x4 weights, a fusion layer trained
+on the proxy photos, scored on Set5/Set14 x4 against each single model and its x8 self-ensemble.
+
+    python experiments/fusion/run.py                       # train conv1x1 and softmax, evaluate, time
+    python experiments/fusion/run.py --kinds conv1x1,softmax,conv3x3 --set epochs=100 --set data.patch_size=192
+
+Steps: (1) 5 centre crops (192x192) of the proxy validation photos, so that validating three networks each
+epoch stays cheap; (2) `srlab train --config fusion_x4.yaml` per fusion kind (frozen members; a run that
+already has best.safetensors is reused); (3) every member's output on each Set5/Set14 image, plain and x8
+self-ensembled (srlab.inference.upscale_tensor), scored with srlab eval's MATLAB-exact protocol; the fusions
+are scored by applying their fusion layer to those cached member outputs, which is what the fusion's own
+forward computes (checked against evaluate_folder on Set5 for every trained kind); (4) params, MACs
+(srlab's counter, LR 320x180 = 720p output) and the CPU time per Set5 image (1 thread, interleaved).
+Writes results.json and results.md beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import srlab  # noqa: E402
+from machine import cpu_model, median_ms  # noqa: E402
+from srlab.data.datasets import discover_pairs  # noqa: E402
+from srlab.inference.evaluate import evaluate_folder, iter_folder  # noqa: E402
+from srlab.inference.upscale import upscale_tensor  # noqa: E402
+from srlab.metrics.accumulator import ScoreAccumulator  # noqa: E402
+from srlab.models import count_parameters, macs_720p  # noqa: E402
+
+MEMBERS = {"imdn": "imdn/IMDN_x4.pth", "rlfn": "rlfn/rlfn_x4.pth", "bsrn": "bsrn/net_g_BSRN_x4.pth"}
+SCALE = 4
+VAL_CROP = 192
+
+
+def members_arg() -> str:
+    return ",".join(f"{name}:{SHARED / 'official-weights' / file}" for name, file in MEMBERS.items())
+
+
+def val_crops(photos: Path, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted((photos / "val" / "HR").glob("*.png")):
+        image = Image.open(path).convert("RGB")
+        left, top = (image.width - VAL_CROP) // 2, (image.height - VAL_CROP) // 2
+        image.crop((left, top, left + VAL_CROP, top + VAL_CROP)).save(out / path.name)
+    return out
+
+
+def train(kind: str, photos: Path, val: Path, work: Path, overrides: list[str]) -> tuple[Path, float]:
+    run = work / f"run_{kind}"
+    best = run / "best.safetensors"
+    if best.is_file():
+        return best, float("nan")
+    command = [
+        sys.executable, "-m", "srlab", "train", "--config", str(HERE / "fusion_x4.yaml"),
+        "--model_arg", f"members={members_arg()}", "--model_arg", f"fusion={kind}",
+        "--train_dir", str(photos / "train" / "HR"), "--val_dir", str(val), "--out", str(run), "--quiet",
+        *[item for override in overrides for item in ("--set", override)],
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return best, time.perf_counter() - start
+
+
+def score(rows: dict, key: str, dataset: str, sr: torch.Tensor, hr: torch.Tensor) -> None:
+    rows.setdefault(key, {}).setdefault(dataset, ScoreAccumulator()).update(sr.float(), hr, SCALE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", default="conv1x1,softmax", help="fusion layers to train (comma-separated)")
+    parser.add_argument("--photos", type=Path, default=ROOT.parent / "photos", help="proxy photos (train/HR, val/HR)")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "fusion", help="run directories")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="srlab train override")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for evaluation and timing")
+    options = parser.parse_args()
+    kinds = options.kinds.split(",")
+
+    val = val_crops(options.photos, options.work / "val_crops")
+    trained, train_s = {}, {}
+    for kind in kinds:
+        trained[kind], train_s[kind] = train(kind, options.photos, val, options.work, options.set)
+
+    torch.set_num_threads(options.threads)
+    singles = {name: srlab.create_model(name, scale=SCALE, checkpoint=SHARED / "official-weights" / file)
+               for name, file in MEMBERS.items()}
+    fusions = {"fusion (untrained: average)": srlab.create_model("fusion", scale=SCALE,
+                                                                   args={"members": members_arg()}).eval()}
+    fusions.update({f"fusion {kind} (trained)": srlab.create_model(checkpoint=trained[kind]) for kind in kinds})
+
+    rows: dict[str, dict[str, ScoreAccumulator]] = {}
+    with torch.no_grad():
+        for dataset in ("Set5", "Set14"):
+            folder = discover_pairs(SHARED / "benchmarks" / dataset, SCALE)
+            for _, lr, hr in iter_folder(folder, SCALE):
+                outputs = []
+                for name, model in singles.items():
+                    outputs.append(upscale_tensor(model, lr))
+                    score(rows, name, dataset, outputs[-1], hr)
+                    score(rows, f"{name} x8 self-ensemble", dataset, upscale_tensor(model, lr, self_ensemble=True), hr)
+                for label, fusion in fusions.items():
+                    score(rows, label, dataset, fusion.fuse([o[None] for o in outputs])[0], hr)
+        set5 = discover_pairs(SHARED / "benchmarks" / "Set5", SCALE)
+        for kind in kinds:  # the cached route computes what the fusion's own forward computes
+            direct = evaluate_folder(fusions[f"fusion {kind} (trained)"], set5).scores
+            cached = rows[f"fusion {kind} (trained)"]["Set5"].compute()
+            assert abs(direct["psnr_y"] - cached["psnr_y"]) < 1e-9, (kind, direct, cached)
+
+    results = {label: {dataset: acc.compute() for dataset, acc in by_set.items()} for label, by_set in rows.items()}
+    cost = measure_cost(singles, fusions, kinds)
+    record = {"cpu": cpu_model(), "threads": options.threads, "train_s": train_s, "scores": results, "cost": cost,
+              "overrides": options.set}
+    (HERE / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    (HERE / "results.md").write_text(table(record))
+    print(table(record))
+
+
+def measure_cost(singles: dict, fusions: dict, kinds: list[str]) -> dict:
+    """Params, MACs at 720p output, and the median time over Set5 (per image) of each row, interleaved."""
+    images = [lr for _, lr, _ in iter_folder(discover_pairs(SHARED / "benchmarks" / "Set5", SCALE), SCALE)]
+    timed = {**{name: (m, False) for name, m in singles.items()},
+             **{f"{name} x8 self-ensemble": (m, True) for name, m in singles.items()}, **{
+                 label: (m, False) for label, m in fusions.items()}}
+
+    def run(model, ensemble):
+        return lambda: [upscale_tensor(model, lr, self_ensemble=ensemble) for lr in images]
+
+    with torch.no_grad():
+        times = median_ms({label: run(*entry) for label, entry in timed.items()}, runs=3, warmup=1)
+    return {
+        label: {
+            "params": count_parameters(model), "trainable": count_parameters(model, trainable_only=True),
+            "gmacs_720p": macs_720p(model) * (8 if ensemble else 1) / 1e9, "ms_per_set5_image": times[label] / len(images),
+        }
+        for label, (model, ensemble) in timed.items()
+    }
+
+
+def table(record: dict) -> str:
+    lines = [
+        "| model | Set5 PSNR-Y / SSIM-Y | Set14 PSNR-Y / SSIM-Y | params | GMACs (720p out) | ms / Set5 image |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, by_set in record["scores"].items():
+        cost = record["cost"][label]
+        cells = [f"{by_set[d]['psnr_y']:.2f} / {by_set[d]['ssim_y']:.4f}" for d in ("Set5", "Set14")]
+        params = f"{cost['params']:,}" + (f" ({cost['trainable']:,} trained)" if cost["trainable"] != cost["params"] else "")
+        lines.append(f"| {label} | {' | '.join(cells)} | {params} | {cost['gmacs_720p']:.1f} | {cost['ms_per_set5_image']:.0f} |")
+    return "\n".join(lines) + f"\n\nCPU: {record['cpu']}, {record['threads']} thread(s).\n"
+
+
+if __name__ == "__main__":
+    main()
