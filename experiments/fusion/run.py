@@ -1,7 +1,7 @@
 """Network fusion (study 6.4): IMDN + RLFN + BSRN with their official x4 weights, a fusion layer trained
 on the proxy photos, scored on Set5/Set14 x4 against each single model and its x8 self-ensemble.
 
-    python experiments/fusion/run.py                       # train conv1x1 and softmax, evaluate, time
+    python experiments/fusion/run.py                       # train conv1x1, softmax, conv3x3; evaluate; time
     python experiments/fusion/run.py --kinds conv1x1,softmax,conv3x3 --set epochs=100 --set data.patch_size=192
 
 Steps: (1) 5 centre crops (192x192) of the proxy validation photos, so that validating three networks each
@@ -10,7 +10,8 @@ already has best.safetensors is reused); (3) every member's output on each Set5/
 self-ensembled (srlab.inference.upscale_tensor), scored with srlab eval's MATLAB-exact protocol; the fusions
 are scored by applying their fusion layer to those cached member outputs, which is what the fusion's own
 forward computes (checked against evaluate_folder on Set5 for every trained kind); (4) params, MACs
-(srlab's counter, LR 320x180 = 720p output) and the CPU time per Set5 image (1 thread, interleaved).
+(srlab's counter, LR 320x180 = 720p output) and the CPU time per Set5 image (1 thread, interleaved;
+median of 3 rounds, the self-ensembles 1 round). Member outputs are cached under WORK/outputs.
 Writes results.json and results.md beside this file.
 """
 
@@ -73,17 +74,27 @@ def train(kind: str, photos: Path, val: Path, work: Path, overrides: list[str]) 
     return best, time.perf_counter() - start
 
 
+def cached(path: Path, compute) -> torch.Tensor:
+    """A member's output for one benchmark image, computed once (reruns that add a fusion kind reuse it)."""
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sr = compute()
+    torch.save(sr, path)
+    return sr
+
+
 def score(rows: dict, key: str, dataset: str, sr: torch.Tensor, hr: torch.Tensor) -> None:
     rows.setdefault(key, {}).setdefault(dataset, ScoreAccumulator()).update(sr.float(), hr, SCALE)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kinds", default="conv1x1,softmax", help="fusion layers to train (comma-separated)")
+    parser.add_argument("--kinds", default="conv1x1,softmax,conv3x3", help="fusion layers to train (comma-separated)")
     parser.add_argument("--photos", type=Path, default=ROOT.parent / "photos", help="proxy photos (train/HR, val/HR)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "fusion", help="run directories")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="srlab train override")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for evaluation and timing")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for scoring (timing uses 1)")
     options = parser.parse_args()
     kinds = options.kinds.split(",")
 
@@ -103,23 +114,27 @@ def main() -> None:
     with torch.no_grad():
         for dataset in ("Set5", "Set14"):
             folder = discover_pairs(SHARED / "benchmarks" / dataset, SCALE)
-            for _, lr, hr in iter_folder(folder, SCALE):
+            for image, lr, hr in iter_folder(folder, SCALE):
                 outputs = []
                 for name, model in singles.items():
-                    outputs.append(upscale_tensor(model, lr))
-                    score(rows, name, dataset, outputs[-1], hr)
-                    score(rows, f"{name} x8 self-ensemble", dataset, upscale_tensor(model, lr, self_ensemble=True), hr)
+                    for ensemble in (False, True):
+                        cache = options.work / "outputs" / dataset / f"{image}.{name}{'.x8' if ensemble else ''}.pt"
+                        sr = cached(cache, lambda: upscale_tensor(model, lr, self_ensemble=ensemble))
+                        score(rows, f"{name} x8 self-ensemble" if ensemble else name, dataset, sr, hr)
+                        if not ensemble:
+                            outputs.append(sr)
                 for label, fusion in fusions.items():
                     score(rows, label, dataset, fusion.fuse([o[None] for o in outputs])[0], hr)
         set5 = discover_pairs(SHARED / "benchmarks" / "Set5", SCALE)
         for kind in kinds:  # the cached route computes what the fusion's own forward computes
             direct = evaluate_folder(fusions[f"fusion {kind} (trained)"], set5).scores
-            cached = rows[f"fusion {kind} (trained)"]["Set5"].compute()
-            assert abs(direct["psnr_y"] - cached["psnr_y"]) < 1e-9, (kind, direct, cached)
+            cached_scores = rows[f"fusion {kind} (trained)"]["Set5"].compute()
+            assert abs(direct["psnr_y"] - cached_scores["psnr_y"]) < 1e-9, (kind, direct, cached_scores)
+    torch.set_num_threads(1)
 
     results = {label: {dataset: acc.compute() for dataset, acc in by_set.items()} for label, by_set in rows.items()}
     cost = measure_cost(singles, fusions, kinds)
-    record = {"cpu": cpu_model(), "threads": options.threads, "train_s": train_s, "scores": results, "cost": cost,
+    record = {"cpu": cpu_model(), "threads": 1, "train_s": train_s, "scores": results, "cost": cost,
               "overrides": options.set}
     (HERE / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     (HERE / "results.md").write_text(table(record))
@@ -136,8 +151,9 @@ def measure_cost(singles: dict, fusions: dict, kinds: list[str]) -> dict:
     def run(model, ensemble):
         return lambda: [upscale_tensor(model, lr, self_ensemble=ensemble) for lr in images]
 
-    with torch.no_grad():
-        times = median_ms({label: run(*entry) for label, entry in timed.items()}, runs=3, warmup=1)
+    with torch.no_grad():  # the self-ensembles (8 passes each) once, the rest 3 times (median), interleaved
+        times = median_ms({label: run(*entry) for label, entry in timed.items() if not entry[1]}, runs=3, warmup=1)
+        times.update(median_ms({label: run(*entry) for label, entry in timed.items() if entry[1]}, runs=1, warmup=0))
     return {
         label: {
             "params": count_parameters(model), "trainable": count_parameters(model, trainable_only=True),
