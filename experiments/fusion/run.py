@@ -2,6 +2,7 @@
 on the proxy photos, scored on Set5/Set14 x4 against each single model and its x8 self-ensemble.
 
     python experiments/fusion/run.py                       # train conv1x1, softmax, conv3x3; evaluate; time
+    python experiments/fusion/run.py --ensemble_sets Set5 --rounds 1 --no-time_ensembles  # the busy-CPU run
     python experiments/fusion/run.py --kinds conv1x1,softmax,conv3x3 --set epochs=100 --set data.patch_size=192
 
 Steps: (1) 5 centre crops (192x192) of the proxy validation photos, so that validating three networks each
@@ -9,9 +10,9 @@ epoch stays cheap; (2) `srlab train --config fusion_x4.yaml` per fusion kind (fr
 already has best.safetensors is reused); (3) every member's output on each Set5/Set14 image, plain and x8
 self-ensembled (srlab.inference.upscale_tensor), scored with srlab eval's MATLAB-exact protocol; the fusions
 are scored by applying their fusion layer to those cached member outputs, which is what the fusion's own
-forward computes (checked against evaluate_folder on Set5 for every trained kind); (4) params, MACs
-(srlab's counter, LR 320x180 = 720p output) and the CPU time per Set5 image (1 thread, interleaved;
-median of 3 rounds, the self-ensembles 1 round). Member outputs are cached under WORK/outputs.
+forward computes (`srlab eval --checkpoint RUN/best.safetensors` gives the same scores); (4) params, MACs
+(srlab's counter, LR 320x180 = 720p output) and the CPU time per Set5 image (1 thread; see measure_cost).
+Member outputs are cached under WORK/outputs (a rerun that adds a fusion kind computes none again).
 Writes results.json and results.md beside this file.
 """
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import srlab  # noqa: E402
 from machine import cpu_model, median_ms  # noqa: E402
 from srlab.data.datasets import discover_pairs  # noqa: E402
-from srlab.inference.evaluate import evaluate_folder, iter_folder  # noqa: E402
+from srlab.inference.evaluate import iter_folder  # noqa: E402
 from srlab.inference.upscale import upscale_tensor  # noqa: E402
 from srlab.metrics.accumulator import ScoreAccumulator  # noqa: E402
 from srlab.models import count_parameters, macs_720p  # noqa: E402
@@ -95,6 +96,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "fusion", help="run directories")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="srlab train override")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for scoring (timing uses 1)")
+    parser.add_argument("--ensemble_sets", default="Set5,Set14", help="data sets on which to score the x8 self-ensembles")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (median; the self-ensembles: 1 round)")
+    parser.add_argument("--time_ensembles", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the self-ensembles (8 passes each); without: 8 x the single model's time")
     options = parser.parse_args()
     kinds = options.kinds.split(",")
 
@@ -117,7 +122,7 @@ def main() -> None:
             for image, lr, hr in iter_folder(folder, SCALE):
                 outputs = []
                 for name, model in singles.items():
-                    for ensemble in (False, True):
+                    for ensemble in (False, True)[: 2 if dataset in options.ensemble_sets.split(",") else 1]:
                         cache = options.work / "outputs" / dataset / f"{image}.{name}{'.x8' if ensemble else ''}.pt"
                         sr = cached(cache, lambda: upscale_tensor(model, lr, self_ensemble=ensemble))
                         score(rows, f"{name} x8 self-ensemble" if ensemble else name, dataset, sr, hr)
@@ -125,41 +130,43 @@ def main() -> None:
                             outputs.append(sr)
                 for label, fusion in fusions.items():
                     score(rows, label, dataset, fusion.fuse([o[None] for o in outputs])[0], hr)
-        set5 = discover_pairs(SHARED / "benchmarks" / "Set5", SCALE)
-        for kind in kinds:  # the cached route computes what the fusion's own forward computes
-            direct = evaluate_folder(fusions[f"fusion {kind} (trained)"], set5).scores
-            cached_scores = rows[f"fusion {kind} (trained)"]["Set5"].compute()
-            assert abs(direct["psnr_y"] - cached_scores["psnr_y"]) < 1e-9, (kind, direct, cached_scores)
     torch.set_num_threads(1)
 
     results = {label: {dataset: acc.compute() for dataset, acc in by_set.items()} for label, by_set in rows.items()}
-    cost = measure_cost(singles, fusions, kinds)
+    cost = measure_cost(singles, fusions, options.rounds, options.time_ensembles)
     record = {"cpu": cpu_model(), "threads": 1, "train_s": train_s, "scores": results, "cost": cost,
-              "overrides": options.set}
+              "overrides": options.set, "argv": sys.argv[1:]}
     (HERE / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     (HERE / "results.md").write_text(table(record))
     print(table(record))
 
 
-def measure_cost(singles: dict, fusions: dict, kinds: list[str]) -> dict:
-    """Params, MACs at 720p output, and the median time over Set5 (per image) of each row, interleaved."""
+def measure_cost(singles: dict, fusions: dict, rounds: int, time_ensembles: bool) -> dict:
+    """Params, MACs at 720p output, and the time per Set5 image (1 thread) of each row: the single models and
+    one fusion (all fusions run the same members; their layers differ by < 0.1% of the MACs) interleaved,
+    median of ``rounds``; the self-ensembles one round, or 8 x the single model's time."""
     images = [lr for _, lr, _ in iter_folder(discover_pairs(SHARED / "benchmarks" / "Set5", SCALE), SCALE)]
-    timed = {**{name: (m, False) for name, m in singles.items()},
-             **{f"{name} x8 self-ensemble": (m, True) for name, m in singles.items()}, **{
-                 label: (m, False) for label, m in fusions.items()}}
 
-    def run(model, ensemble):
+    def run(model, ensemble=False):
         return lambda: [upscale_tensor(model, lr, self_ensemble=ensemble) for lr in images]
 
-    with torch.no_grad():  # the self-ensembles (8 passes each) once, the rest 3 times (median), interleaved
-        times = median_ms({label: run(*entry) for label, entry in timed.items() if not entry[1]}, runs=3, warmup=1)
-        times.update(median_ms({label: run(*entry) for label, entry in timed.items() if entry[1]}, runs=1, warmup=0))
+    timed_fusion = list(fusions)[-1]
+    with torch.no_grad():
+        times = median_ms({**{n: run(m) for n, m in singles.items()}, timed_fusion: run(fusions[timed_fusion])},
+                          runs=rounds, warmup=0)
+        if time_ensembles:
+            times.update(median_ms({f"{n} x8 self-ensemble": run(m, True) for n, m in singles.items()}, runs=1, warmup=0))
+        else:
+            times.update({f"{n} x8 self-ensemble": 8 * times[n] for n in singles})
+    rows = {**singles, **{f"{n} x8 self-ensemble": m for n, m in singles.items()}, **fusions}
     return {
         label: {
             "params": count_parameters(model), "trainable": count_parameters(model, trainable_only=True),
-            "gmacs_720p": macs_720p(model) * (8 if ensemble else 1) / 1e9, "ms_per_set5_image": times[label] / len(images),
+            "gmacs_720p": macs_720p(model) * (8 if "self-ensemble" in label else 1) / 1e9,
+            "ms_per_set5_image": times.get(label, times[timed_fusion]) / len(images),
+            "timed": label in times and ("self-ensemble" not in label or time_ensembles),
         }
-        for label, (model, ensemble) in timed.items()
+        for label, model in rows.items()
     }
 
 
@@ -170,10 +177,13 @@ def table(record: dict) -> str:
     ]
     for label, by_set in record["scores"].items():
         cost = record["cost"][label]
-        cells = [f"{by_set[d]['psnr_y']:.2f} / {by_set[d]['ssim_y']:.4f}" for d in ("Set5", "Set14")]
+        cells = [f"{by_set[d]['psnr_y']:.2f} / {by_set[d]['ssim_y']:.4f}" if d in by_set else "not run"
+                 for d in ("Set5", "Set14")]
         params = f"{cost['params']:,}" + (f" ({cost['trainable']:,} trained)" if cost["trainable"] != cost["params"] else "")
-        lines.append(f"| {label} | {' | '.join(cells)} | {params} | {cost['gmacs_720p']:.1f} | {cost['ms_per_set5_image']:.0f} |")
-    return "\n".join(lines) + f"\n\nCPU: {record['cpu']}, {record['threads']} thread(s).\n"
+        lines.append(f"| {label} | {' | '.join(cells)} | {params} | {cost['gmacs_720p']:.1f} | {cost['ms_per_set5_image']:.0f}{'' if cost['timed'] else '*'} |")
+    return "\n".join(lines) + (
+        f"\n\nCPU: {record['cpu']}, {record['threads']} thread(s). *: not timed separately (a fusion: the timed "
+        "fusion's time, same members; a self-ensemble without --time_ensembles: 8 x the single model's).\n")
 
 
 if __name__ == "__main__":
