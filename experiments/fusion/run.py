@@ -59,11 +59,12 @@ def val_crops(photos: Path, out: Path) -> Path:
     return out
 
 
-def train(kind: str, photos: Path, val: Path, work: Path, overrides: list[str]) -> tuple[Path, float]:
+def train(kind: str, photos: Path, val: Path, work: Path, overrides: list[str]) -> tuple[Path, float | None]:
+    """The run's best weights and the wall time of its training (None: an earlier run's, reused)."""
     run = work / f"run_{kind}"
     best = run / "best.safetensors"
     if best.is_file():
-        return best, float("nan")
+        return best, None
     command = [
         sys.executable, "-m", "srlab", "train", "--config", str(HERE / "fusion_x4.yaml"),
         "--model_arg", f"members={members_arg()}", "--model_arg", f"fusion={kind}",
