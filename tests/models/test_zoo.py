@@ -99,6 +99,9 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "fsrcnn": ({2: 12_809, 3: 12_809, 4: 12_809}, None),
     # FIWHN: the official code's count, its trained MeanShift included; no paper figure read.
     "fiwhn": ({2: 705_098, 3: 713_768, 4: 725_906}, None),
+    # Fusion (study 6.4) of its default members (imdn, rlfn, bsrn): they are frozen, and frozen parameters are
+    # left out of every count, so what is counted is the conv1x1 fusion layer (9 x 3 weights + 3 biases).
+    "fusion": ({2: 30, 3: 30, 4: 30}, None),
     "fsrcnn_etds": ({2: 24_683, 3: 24_683, 4: 24_683}, {2: "24.68K", 3: "24.68K", 4: "24.68K"}),
     # IPT: the single-task form its released checkpoints have (tasks="sr"); tasks="sr2+sr3+sr4" is the
     # 116.9M multi-tail model, tasks="all" adds denoising and deraining (test_ipt).

@@ -22,6 +22,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     fiwhn,
     scnet,
     fsrcnn,
+    fusion,
     imdn,
     ipt,
     lamnet,
