@@ -2,7 +2,7 @@
 colour-difference formula: implementation notes, supplementary test data, and mathematical
 observations", Color Res. Appl. 2005), and the mean over the pixels of two sRGB images.
 
-The image metric converts both images to CIE L*a*b* (sRGB, D65; :func:`srlab.data.color_spaces.rgb_to_lab`)
+The image metric converts both images to CIE L*a*b* (sRGB, D65; :func:`srlab.metrics.lab.rgb_to_lab`)
 and averages the per-pixel Delta E 00 with kL = kC = kH = 1. Lower is better; 0 = identical colours. A
 one-channel image is a grey image (R = G = B).
 """
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from srlab.data.color_spaces import rgb_to_lab
+from srlab.metrics.lab import rgb_to_lab
 from srlab.metrics.registry import register_metric
 
 if TYPE_CHECKING:

@@ -168,18 +168,11 @@ def check_scale(name: str, scale: float) -> int | float:
 
 
 def build_model(name: str, *, scale: int | float, args: Mapping[str, Any] | None = None) -> nn.Module:
-    """Build a freshly initialised model; ``args`` override the variant's hyper-parameters.
-
-    ``color_space`` (any model; :mod:`srlab.models.color_space`) wraps the model to work in that space."""
+    """Build a freshly initialised model; ``args`` override the variant's hyper-parameters."""
     entry = model_entry(name)
     scale = check_scale(name, scale)
     defaults = entry.defaults()
     args = dict(args or {})
-    if "color_space" in args:
-        from srlab.models.color_space import in_color_space  # it builds on this module
-
-        color_space = args.pop("color_space")
-        return in_color_space(build_model(name, scale=scale, args=args), color_space)
     unknown = sorted(set(args) - set(defaults))
     if unknown:
         raise SrlabError(

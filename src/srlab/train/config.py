@@ -13,11 +13,11 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from srlab.data.color_spaces import check_color_space
 from srlab.data.degrade import parse_degradation
 from srlab.errors import SrlabError
 from srlab.losses import LOSS_NAMES, objective_parameters
 from srlab.losses.gan import GAN_TYPES
+from srlab.models.color_space import check_color_space
 
 
 @dataclass
