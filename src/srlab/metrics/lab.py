@@ -1,12 +1,12 @@
 """CIE L*a*b* of sRGB images (IEC 61966-2-1 gamma, D65 white), exact and invertible, in torch.
 
 The CIE's exact constants, epsilon = (6/29)^3 and the linear slope 1/(3 (6/29)^2), make ``f`` continuous
-and so exactly invertible; scikit-image rounds them (0.008856, 7.787), so its Lab differs from this one
-by < 1e-4 in L, a and b (dark colours only). The sRGB matrix and the white point are scikit-image's (the
-6-decimal sRGB primaries, white (0.95047, 1, 1.08883)). The sRGB gamma's inverse switches branch at
-``0.04045 / 12.92``, the image of the forward's threshold, which keeps the round trip exact across the
-standard's 2e-9 seam. Every function is defined, finite and differentiable for any real input (out of
-gamut too), in the input's floating dtype.
+and so exactly invertible; scikit-image rounds them (0.008856, 7.787), so its Lab differs from this one by
+up to 2e-4 in L, a and b (where X, Y or Z over the white lies below the threshold). The sRGB matrix and
+the white point are scikit-image's (the 6-decimal sRGB primaries, white (0.95047, 1, 1.08883)). The sRGB
+gamma's inverse switches branch in the middle of the standard's 2.3e-9 gap at the threshold, which keeps
+the round trip exact there. Every function is defined, finite and differentiable for any real input (out
+of gamut too), in the input's floating dtype.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ _XYZ_FROM_RGB = (
 _WHITE = (0.95047, 1.0, 1.08883)
 # CIE Lab: f(t) = t^(1/3) above (6/29)^3, else t / (3 (6/29)^2) + 4/29.
 _DELTA = 6.0 / 29.0
-# The scaling of (L, a, b) to [0, 1] coordinates.
-_L_RANGE, _AB_RANGE = 100.0, 220.0
 
 
 def _matmul(matrix: Tensor, x: Tensor) -> Tensor:
@@ -40,10 +38,15 @@ def srgb_to_linear(x: Tensor) -> Tensor:
     return torch.where(x > _SRGB_THRESHOLD, power, x / _SRGB_SLOPE)
 
 
+# The forward jumps up by 2.3e-9 at the threshold, from 0.04045 / 12.92 (linear) to the power branch's
+# value: the inverse switches branch in the middle of that gap, so rounding errors of the linear values on
+# either side never pick the other branch.
+_SRGB_SEAM = (_SRGB_THRESHOLD / _SRGB_SLOPE + ((_SRGB_THRESHOLD + _SRGB_A) / (1 + _SRGB_A)) ** 2.4) / 2
+
+
 def linear_to_srgb(x: Tensor) -> Tensor:
-    seam = _SRGB_THRESHOLD / _SRGB_SLOPE
-    power = (1 + _SRGB_A) * x.clamp(min=seam) ** (1 / 2.4) - _SRGB_A
-    return torch.where(x > seam, power, x * _SRGB_SLOPE)
+    power = (1 + _SRGB_A) * x.clamp(min=_SRGB_SEAM) ** (1 / 2.4) - _SRGB_A
+    return torch.where(x > _SRGB_SEAM, power, x * _SRGB_SLOPE)
 
 
 def _lab_f(t: Tensor) -> Tensor:
