@@ -185,13 +185,16 @@ class ColorSpaceModel(nn.Module):
         self.scale = getattr(net, "scale", spec_of(net).scale)
 
     def forward(self, x: Tensor, *args, **kwargs) -> Tensor:
-        coords = self.space.to_space(x)
+        # The colours are converted in float32 at least (a half-precision network gets and gives 16-bit
+        # coordinates); the RGB output is in that wider dtype.
+        wide = torch.promote_types(x.dtype, torch.float32)
+        coords = self.space.to_space(x.to(wide))
         if len(self.space.predicted) == 3:
-            return self.space.to_rgb(self.net(coords, *args, **kwargs))
+            return self.space.to_rgb(self.net(coords.to(x.dtype), *args, **kwargs).to(wide))
         # One predicted coordinate (Y): fed as three equal channels, read as the mean of the three outputs.
         (index,) = self.space.predicted
-        luma = coords[:, index : index + 1]
-        predicted = self.net(luma.expand(-1, 3, -1, -1), *args, **kwargs).mean(dim=1, keepdim=True)
+        luma = coords[:, index : index + 1].to(x.dtype)
+        predicted = self.net(luma.expand(-1, 3, -1, -1), *args, **kwargs).to(wide).mean(dim=1, keepdim=True)
         rest = [c for c in range(3) if c != index]
         upscaled = imresize(coords[:, rest], size=tuple(predicted.shape[-2:]))
         channels = list(upscaled.unbind(dim=1))
