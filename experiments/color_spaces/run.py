@@ -2,7 +2,7 @@
 (``data.color_space=rgb|ycbcr|y|lab|learned``) under the same budget, then scored.
 
 For each space: ``srlab train`` (config.yaml + the space) on the proxy photos, then ``srlab eval`` of the
-final weights on Set5 and Set14 x4, twice: the papers' protocol (PSNR-Y, SSIM-Y, and the mean CIEDE2000
+final weights on Set5, Set14 and the proxy validation photos x4, twice: the papers' protocol (PSNR-Y, SSIM-Y, and the mean CIEDE2000
 colour difference over the shaved pixels) and all three channels (PSNR-RGB). A bicubic row gives the
 floor. The table goes to OUT/results.md and OUT/results.json. Run from the repository root:
 
@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SPACES = ("rgb", "ycbcr", "y", "lab", "learned")
-SETS = ("Set5", "Set14")
+# The test sets: the two benchmarks, and the 5 proxy validation photos (2K, the training photos' domain).
+SETS = ("Set5", "Set14", "val")
 
 
 def _srlab(*args: str) -> None:
@@ -31,16 +33,17 @@ def _srlab(*args: str) -> None:
 
 def _scores(model_flags: list[str], out: Path, opts: argparse.Namespace) -> dict[str, float]:
     """{"Set5_psnr_y": ..., "Set5_psnr_rgb": ..., "Set5_ciede2000": ..., ...} of one model."""
-    data = [item for name in SETS for item in ("--data", str(Path(opts.benchmarks) / name))]
+    folders = [str(Path(opts.benchmarks) / "Set5"), str(Path(opts.benchmarks) / "Set14"), opts.val_dir]
+    data = [item for folder in folders for item in ("--data", folder)]
     row: dict[str, float] = {}
     for protocol, metrics in (("y", "psnr,ssim,ciede2000"), ("rgb", "psnr")):
         path = out / f"eval_{protocol}.json"
         _srlab("eval", *model_flags, "--device", opts.device, *data, "--protocol", protocol,
                "--metrics", metrics, "--json", str(path), "--quiet")
-        for result in json.loads(path.read_text())["results"]:
+        for label, result in zip(SETS, json.loads(path.read_text())["results"], strict=True):
             for key in ("psnr_y", "ssim_y", "ciede2000", "psnr_rgb"):
                 if key in result:
-                    row[f"{result['dataset']}_{key}"] = result[key]
+                    row[f"{label}_{key}"] = result[key]
     return row
 
 
@@ -80,10 +83,12 @@ def main() -> None:
     parser.add_argument("--out", default="runs/color_spaces")
     opts = parser.parse_args()
     rows = [run_bicubic(opts)] + [run_space(space, opts) for space in opts.spaces]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = f"CPU time of this invocation's srlab commands: {children.ru_utime + children.ru_stime:.0f} s\n"
     out = Path(opts.out)
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "results.md").write_text(table(rows))
-    print(table(rows))
+    (out / "results.md").write_text(table(rows) + "\n" + cpu)
+    print(table(rows) + "\n" + cpu)
 
 
 if __name__ == "__main__":
