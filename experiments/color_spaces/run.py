@@ -2,9 +2,9 @@
 (``data.color_space=rgb|ycbcr|y|lab|learned``) under the same budget, then scored.
 
 For each space: ``srlab train`` (config.yaml + the space) on the proxy photos, then ``srlab eval`` of the
-final weights on Set5, Set14 and the proxy validation photos x4, twice: the papers' protocol (PSNR-Y, SSIM-Y, and the mean CIEDE2000
-colour difference over the shaved pixels) and all three channels (PSNR-RGB). A bicubic row gives the
-floor. The table goes to OUT/results.md and OUT/results.json. Run from the repository root:
+final weights on Set5, Set14 and the proxy validation photos x4, twice: the papers' protocol (PSNR-Y,
+SSIM-Y, and the mean CIEDE2000 colour difference over the shaved pixels) and all three channels
+(PSNR-RGB). A bicubic row gives the floor. The table goes to OUT/results.md and OUT/results.json. Run from the repository root:
 
     PYTHONPATH=src nice -n 15 python experiments/color_spaces/run.py              # the CPU budget of README.md
     PYTHONPATH=src python experiments/color_spaces/run.py --epochs 300 --device cuda --out runs/color-gpu
