@@ -66,7 +66,7 @@ def better(key: str, a: float, b: float) -> bool:
 
 
 def test_the_registry_holds_every_metric_srlab_documents():
-    assert set(ALL) == {"psnr", "ssim", "ms_ssim", "gmsd", "fsim", "fsimc", "lpips", "dists", "niqe"}
+    assert set(ALL) == {"psnr", "ssim", "ms_ssim", "gmsd", "fsim", "fsimc", "lpips", "dists", "niqe", "ciede2000"}
     assert ALL[:2] == ("psnr", "ssim")
 
 
@@ -84,7 +84,7 @@ def test_each_metric_declares_its_contract(key):
 
 def test_the_declared_properties():
     lower = {k for k in ALL if not get_metric(k).higher_is_better}
-    assert lower == {"gmsd", "lpips", "dists", "niqe"}
+    assert lower == {"gmsd", "lpips", "dists", "niqe", "ciede2000"}
     assert {k for k in ALL if get_metric(k).needs_weights} == {"lpips", "dists", "niqe"}
     assert {k for k in ALL if not get_metric(k).reference} == {"niqe"}
     assert get_metric("niqe").best is None  # a no-reference score has no "perfect pair"

@@ -17,6 +17,7 @@ from srlab.metrics import (  # noqa: F401  (explicit import list: registers the 
     lpips as _lpips,
     dists as _dists,
     niqe as _niqe,
+    ciede2000 as _ciede2000,
 )
 from srlab.metrics.accumulator import ScoreAccumulator, mean_scores
 from srlab.metrics.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb

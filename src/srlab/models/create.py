@@ -12,7 +12,8 @@ from torch import nn
 from srlab.errors import SrlabError
 from srlab.models import official
 from srlab.models.detect import detect_model
-from srlab.models.registry import build_model, model_entry, with_scale
+from srlab.models.color_space import build_in_color_space
+from srlab.models.registry import model_entry, with_scale
 from srlab.models.reparam import deploy, has_deploy_form
 from srlab.models.weights import fits, load_state_dict_strict, read_checkpoint
 
@@ -68,7 +69,7 @@ def create_model(
     if checkpoint is None:
         if name is None or scale is None:
             raise SrlabError("create_model needs a model name and a scale (or a checkpoint written by srlab)")
-        return build_model(name, scale=scale, args=args)
+        return build_in_color_space(name, scale=scale, args=args)
 
     ckpt = read_checkpoint(checkpoint)
     requested, rescale = scale, False
@@ -90,7 +91,7 @@ def create_model(
         found = detect_model(ckpt, name=name, scale=scale, args=args)
         name, scale, args = found.name, found.scale, found.args
     try:
-        model = build_model(name, scale=scale, args=args)
+        model = build_in_color_space(name, scale=scale, args=args)
     except SrlabError as e:
         if ckpt.model is None:  # built from the caller's name, scale and args: the message names them
             raise
@@ -178,7 +179,7 @@ def model_with_weights(
         raise SrlabError(f"no scale given: pass --scale S (or {checkpoint_flag} with weights that record it)")
     model = create_model(name, scale=scale, args=args)  # checks the name, the scale and the args
     defaults = model_entry(name).defaults()
-    at_defaults = all(value == defaults[key] for key, value in args.items())
+    at_defaults = all(key in defaults and value == defaults[key] for key, value in args.items())
     if bundled_weights(name, scale) is not None and at_defaults:
         return create_model(name, scale=scale, pretrained=True), BUNDLED
     if next(model.parameters(), None) is None:

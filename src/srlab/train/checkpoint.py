@@ -120,6 +120,7 @@ def check_resumable(config: TrainConfig, run_dir: Path) -> None:
         ("scale", saved.scale, config.scale),
         ("model.name", saved.model.name, config.model.name),
         ("model.args", saved.model.args, config.model.args),
+        ("data.color_space", saved.data.color_space, config.data.color_space),
     ):
         if old != new:
             raise SrlabError(

@@ -17,6 +17,7 @@ from srlab.data.degrade import parse_degradation
 from srlab.errors import SrlabError
 from srlab.losses import LOSS_NAMES, objective_parameters
 from srlab.losses.gan import GAN_TYPES
+from srlab.models.color_space import check_color_space
 
 
 @dataclass
@@ -38,6 +39,9 @@ class DataConfig:
     # Unpaired training (step: unpaired): LR images of the target domain, not paired with train_dir's HR
     # images; LR patches (patch_size / scale) are cropped from them independently of the HR patches.
     unpaired_lr_dir: str = ""
+    # The colour space the network works in: rgb, ycbcr, y (Y only, bicubic chroma), lab or learned (a
+    # learned 3x3 change of basis); the loss stays on RGB (srlab.models.color_space).
+    color_space: str = "rgb"
 
 
 @dataclass
@@ -432,6 +436,7 @@ def validate(config: TrainConfig) -> None:
     if config.curriculum.epochs < 0:
         raise SrlabError(f"curriculum.epochs must be >= 0, got {config.curriculum.epochs}")
     parse_degradation(config.degradation, config.scale)
+    check_color_space(config.data.color_space)
     if config.logging.every_iters < 1:
         raise SrlabError(f"logging.every_iters must be >= 1, got {config.logging.every_iters}")
     if config.logging.val_images < 0:

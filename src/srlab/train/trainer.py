@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
-from srlab.models.registry import build_model, count_parameters
+from srlab.models.color_space import COLOR_SPACE_ARG, build_in_color_space
+from srlab.models.registry import count_parameters
 from srlab.models.weights import load_matching, read_checkpoint
 from srlab.train import distributed
 from srlab.train.checkpoint import (
@@ -171,7 +172,9 @@ class _Trainer:
         # Every rank seeds alike, so the ranks start from the same weights (DDP checks it by broadcasting).
         _seed_everything(config.seed)
         data = build_data(config, dist, device)
-        model = build_model(config.model.name, scale=config.scale, args=config.model.args)
+        model = build_in_color_space(
+            config.model.name, scale=config.scale, args={**config.model.args, COLOR_SPACE_ARG: config.data.color_space}
+        )
         warm_start = None
         if config.init_from and not resume:
             warm_start = load_matching(model, read_checkpoint(config.init_from))
