@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--train_dir", default="../photos/train/HR")
     parser.add_argument("--val_dir", default="../photos/val/HR")
     parser.add_argument("--benchmarks", default="../shared/benchmarks")
-    parser.add_argument("--epochs", type=int, default=6, help="49 iterations each (default 6: 294 iterations)")
+    parser.add_argument("--epochs", type=int, default=4, help="49 iterations each (default 4: 196 iterations)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     parser.add_argument("--norms", nargs="+", default=list(NORMS), choices=NORMS)
