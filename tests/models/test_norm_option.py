@@ -142,3 +142,15 @@ def test_upscale_refuses_tiles_of_an_instance_norm_checkpoint_once(tmp_path, cap
     code, _, err = run_cli(capsys, *common)
     assert code == 0, err
     assert Image.open(tmp_path / "out" / "a_x2.png").size == (48, 40)
+
+
+def test_whole_image_norms_are_never_streamed(tmp_path):
+    from srlab.inference.files import upscale_file
+
+    image = tmp_path / "a.png"
+    Image.fromarray((np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)).save(image)
+    model = _build("rdsr_s", "instance").eval()
+    with pytest.raises(SrlabError, match=r"^--stream always: model 'rdsr_s' with norm=instance normalises"):
+        upscale_file(model, image, tmp_path / "s.png", stream="always")
+    assert not upscale_file(model, image, tmp_path / "w.png", stream="auto").streamed
+    assert upscale_file(_build("rdsr_s", "batch").eval(), image, tmp_path / "b.png", stream="always").streamed
