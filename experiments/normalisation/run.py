@@ -102,12 +102,13 @@ def bicubic_row(opts: argparse.Namespace) -> dict:
     scores = _benchmark_scores(Path(opts.out) / "bicubic.json", ["--model", "bicubic", "--scale", "4"], opts,
                                [opts.val_dir, *BENCHMARKS])
     val = scores.pop(f"{opts.val_dir}_psnr_y"), scores.pop(f"{opts.val_dir}_ssim_y")
-    return {"net": "bicubic", "norm": "-", "params": 0, "val_psnr_y": val[0], **scores,
-            "tiled_vs_whole_db": None}
+    return {"net": "bicubic", "norm": "-", "params": 0, "val_psnr_y": val[0], **scores}
 
 
-def _db(value: float | None) -> str:
-    return "identical" if value is None else f"{value:.1f}"
+def _db(row: dict) -> str:
+    if "tiled_vs_whole_db" not in row:
+        return "-"
+    return "identical" if row["tiled_vs_whole_db"] is None else f"{row['tiled_vs_whole_db']:.1f}"
 
 
 def table(rows: list[dict]) -> str:
@@ -116,7 +117,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['net']} | {r['norm']} | {r['params']:,} | {r['val_psnr_y']:.2f} | "
                      f"{r['Set5_psnr_y']:.2f} / {r['Set5_ssim_y']:.4f} | {r['Set14_psnr_y']:.2f} / "
-                     f"{r['Set14_ssim_y']:.4f} | {_db(r['tiled_vs_whole_db'])} |")
+                     f"{r['Set14_ssim_y']:.4f} | {_db(r)} |")
     return "\n".join(lines) + "\n"
 
 
