@@ -14,10 +14,12 @@ from torch import nn
 import srlab
 from srlab.errors import SrlabError
 from srlab.inference import upscale_tensor
+from srlab.inference.files import upscale_file
 from srlab.models.edsr import ResBlock
 from srlab.models.rdsr import ResidualDistillationBlock
 from srlab.models.weights import save_weights
-from conftest import run_cli
+from srlab.train.trainer import train
+from conftest import run_cli, tiny_train_config
 
 SMALL = {"rdsr_s": {"channels": 8, "num_blocks": 2}, "edsr_baseline": {"channels": 8, "num_blocks": 2}}
 NORMS = ("batch", "layer", "instance")
@@ -145,8 +147,6 @@ def test_upscale_refuses_tiles_of_an_instance_norm_checkpoint_once(tmp_path, cap
 
 
 def test_whole_image_norms_are_never_streamed(tmp_path):
-    from srlab.inference.files import upscale_file
-
     image = tmp_path / "a.png"
     Image.fromarray((np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)).save(image)
     model = _build("rdsr_s", "instance").eval()
@@ -154,3 +154,13 @@ def test_whole_image_norms_are_never_streamed(tmp_path):
         upscale_file(model, image, tmp_path / "s.png", stream="always")
     assert not upscale_file(model, image, tmp_path / "w.png", stream="auto").streamed
     assert upscale_file(_build("rdsr_s", "batch").eval(), image, tmp_path / "b.png", stream="always").streamed
+
+
+def test_training_with_batch_norm_saves_its_running_statistics(tiny_photos, tmp_path):
+    config = tiny_train_config(tiny_photos, tmp_path / "run", epochs=1)
+    config.model.args = {**config.model.args, "norm": "batch"}
+    train(config, progress=False)
+    model = srlab.create_model(checkpoint=tmp_path / "run" / "last.safetensors")
+    assert model.srlab_spec.args["norm"] == "batch"
+    norm = model.blocks[0].norm1
+    assert norm.num_batches_tracked.item() > 0 and norm.running_mean.abs().sum() > 0
