@@ -16,8 +16,8 @@ from srlab.layers.swin import RSTB, SwinTransformerBlock, WindowAttention, Windo
 from srlab.layers.upsamplers import ProgressiveUpsampler, SubPixelHead, build_upsampler, list_upsamplers
 
 __all__ = [
-    "DIV2K_RGB_MEAN", "ELAB", "EMHA", "ESA", "GMSA", "RSTB", "ChannelAttention", "ContrastChannelAttention",
-    "GatedFeedForward", "IDynamicDWConv", "LayerNorm2d", "MeanShift", "NORMS", "MixedAttention", "OSABlock",
+    "DIV2K_RGB_MEAN", "ELAB", "EMHA", "ESA", "GMSA", "NORMS", "RSTB", "ChannelAttention", "ContrastChannelAttention",
+    "GatedFeedForward", "IDynamicDWConv", "LayerNorm2d", "MeanShift", "MixedAttention", "OSABlock",
     "ProgressiveUpsampler", "ShiftConv2d", "SpatialGate", "SubPixelHead", "SwinTransformerBlock",
     "WindowAttention", "WindowAttentionV2", "build_norm", "build_upsampler", "dynamic_depthwise_conv2d",
     "list_upsamplers", "shifted_window_mask",

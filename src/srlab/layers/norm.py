@@ -1,4 +1,5 @@
-"""Channel LayerNorm of (N, C, H, W) feature maps, as the Restormer / ConvNeXt family of SR models use it.
+"""Normalisation of (N, C, H, W) feature maps: the channel LayerNorm that the Restormer / ConvNeXt family of
+SR models uses, and the registry of the norms a network takes as ``norm=`` (:func:`build_norm`).
 
 Omni-SR (``LayerNorm2d``), SAFMN (``LayerNorm``, ``channels_first``), DLGSANet (``WithBias_LayerNorm``)
 and ShuffleMixer (``BiasFree_LayerNorm``, which despite its name subtracts the mean) all normalise each
