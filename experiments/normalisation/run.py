@@ -5,7 +5,8 @@ For each network and norm: ``srlab train`` (config.yaml + the model's arguments)
 ``srlab eval`` of the final weights on Set5 and Set14 x4 (PSNR-Y / SSIM-Y, the papers' protocol); the table
 (results.md, results.json) adds the validation PSNR-Y of the last epoch on the proxy val photos, the
 trainable parameters, how far tiled inference (64 px tiles) lands from whole-image inference (PSNR between the
-two outputs of the central 256 x 256 of Set5's HR baby upscaled x4) and MATLAB bicubic as the floor. Run from the repository root:
+two outputs of the central 256 x 256 of Set5's HR baby upscaled x4) and MATLAB bicubic as the floor.
+Run from the repository root:
 
     PYTHONPATH=src nice -n 15 python experiments/normalisation/run.py            # the CPU budget of README.md
     PYTHONPATH=src python experiments/normalisation/run.py --epochs 200 --device cuda --out runs/norm-gpu
