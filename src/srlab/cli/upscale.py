@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         model = half_precision(model, device)
     else:
         model = model_on_path(model, args)
+    refusal = spec_of(model).info.tiling_refusal
+    if refusal and (args.tile is not None or args.stream == "always"):  # once, rather than for every image
+        raise SrlabError(f"--tile / --stream always: model {spec_of(model).name!r} with {refusal}")
     images = images_of(inputs)
     out_dir = results_folder(args.out)
     written: set[Path] = set()

@@ -50,6 +50,7 @@ class ExportedModel:
             "pad_mode": info.pad_mode,
             "receptive_radius": str(info.receptive_radius),
             "half_precision_safe": str(info.half_precision_safe).lower(),
+            "tiling_refusal": info.tiling_refusal,
             "precision": self.precision,
             "input": INPUT_CONVENTION,
             "output": OUTPUT_CONVENTION,
@@ -78,6 +79,7 @@ class ExportedModel:
                 pad_mode=own["pad_mode"],
                 receptive_radius=int(own["receptive_radius"]),
                 half_precision_safe=own.get("half_precision_safe", "true") == "true",
+                tiling_refusal=own.get("tiling_refusal", ""),
             )
             spec = ModelSpec(
                 name=own["model"], scale=scale, args=json.loads(own.get("args", "{}")), info=info,

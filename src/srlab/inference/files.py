@@ -104,6 +104,10 @@ def upscale_file(
         raise SrlabError(f"--outscale must be a positive number, not {outscale!r}")
     resize = outscale is not None and float(outscale) != float(scale)
     # Memory is checked for the larger of the model's output and the resized one.
+    refusal = spec_of(model).info.tiling_refusal
+    if refusal and stream == "always":
+        raise SrlabError(f"--stream always: model {spec_of(model).name!r} with {refusal}")
+    stream = "never" if refusal else stream
     streamed = _stream_or_not(source, destination, stream, max(scale, outscale) if resize else scale, resize=resize)
     try:
         if streamed:

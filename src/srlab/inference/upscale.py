@@ -82,6 +82,8 @@ def upscale_tensor(
     else:
         if tile <= 0:
             raise SrlabError(f"--tile must be positive, got {tile}")
+        if info.tiling_refusal:
+            raise SrlabError(f"--tile: model {spec.name!r} with {info.tiling_refusal}")
         overlap = info.receptive_radius if tile_overlap is None else tile_overlap
         if overlap < 0:
             raise SrlabError(f"--tile_overlap must be >= 0, got {overlap}")

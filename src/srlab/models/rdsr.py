@@ -24,6 +24,15 @@ Upsampler (``upsampler=NAME``, any of :func:`srlab.list_upsamplers`; default ``s
 (keys ``tail.*`` are then that upsampler's), so one backbone can be trained with each. With it,
 ``init="bicubic"`` initialises all but the upsampler (head copy, zero fusion) and the upsampler keeps
 PyTorch's init.
+
+Normalisation (``norm=NAME``, one of :data:`srlab.layers.norm.NORMS`; default ``none``, the drawn block,
+whose keys and outputs it leaves exactly as they are): inside each residual distillation block, where
+SRResNet put BatchNorm in its residual blocks (and EDSR's official ``ResBlock(bn=True)`` still does): after
+every convolution of the residual branch, before its activation, i.e. after conv1, conv2 and conv3 (keys
+``blocks.i.norm1..3``) and after the 1x1 fusion, before the channel attention (``blocks.i.fuse_norm``).
+The shortcut, the head, the trunk fusion, ESA and the tail stay unnormalised, as in SRResNet. With
+``norm=instance`` the model refuses tiles (its statistics are the whole image's). The bicubic start is
+unchanged by any norm: the trunk fusion starts at zero, so the blocks contribute nothing at first.
 """
 
 from __future__ import annotations
@@ -35,24 +44,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.layers import ESA, ChannelAttention
+from srlab.layers.norm import build_norm, norm_tiling_refusal
 from srlab.layers.upsamplers import build_upsampler, upsampler_entry
 from srlab.models.registry import ModelInfo, register_model
 
 
 class ResidualDistillationBlock(nn.Module):
-    def __init__(self, channels: int, *, ca_reduction: int) -> None:
+    def __init__(self, channels: int, *, ca_reduction: int, norm: str = "none") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv3 = nn.Conv2d(channels, channels, 3, padding=1)
         self.fuse = nn.Conv2d(3 * channels, channels, 1)
         self.attention = ChannelAttention(channels, reduction=ca_reduction)
+        # norm="none" makes these Identity: no keys, the same outputs.
+        self.norm1, self.norm2, self.norm3, self.fuse_norm = (build_norm(norm, channels) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f1 = F.relu(self.conv1(x))
-        f2 = F.relu(self.conv2(f1))
-        f3 = F.relu(self.conv3(f2))
-        return self.attention(self.fuse(torch.cat((f1, f2, f3), dim=1))) + x
+        f1 = F.relu(self.norm1(self.conv1(x)))
+        f2 = F.relu(self.norm2(self.conv2(f1)))
+        f3 = F.relu(self.norm3(self.conv3(f2)))
+        return self.attention(self.fuse_norm(self.fuse(torch.cat((f1, f2, f3), dim=1)))) + x
 
 
 def _keys_cubic(distance: float) -> float:
@@ -80,7 +92,8 @@ SUBPIXEL = "subpixel"
 
 class RDSR(nn.Module):
     def __init__(
-        self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, upsampler: str = SUBPIXEL
+        self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, upsampler: str = SUBPIXEL,
+        norm: str = "none",
     ) -> None:
         super().__init__()
         if init not in INITS:
@@ -90,7 +103,7 @@ class RDSR(nn.Module):
         self.scale = scale
         self.head = nn.Conv2d(3, channels, 3, padding=1)
         self.blocks = nn.ModuleList(
-            ResidualDistillationBlock(channels, ca_reduction=ca_reduction) for _ in range(num_blocks)
+            ResidualDistillationBlock(channels, ca_reduction=ca_reduction, norm=norm) for _ in range(num_blocks)
         )
         self.fuse = nn.Conv2d(num_blocks * channels, channels, 1)
         self.esa = ESA(channels, grid_aligned=True)
@@ -155,6 +168,7 @@ def _info() -> ModelInfo:
         size_multiple=6,
         # 3 convs per block + head + tail, plus ESA's ~60 px field; rounded up to the grid.
         receptive_radius=lambda a: 6 * ((3 * a["num_blocks"] + 2 + 60) // 6 + 1),
+        tiling_refusal=lambda a: norm_tiling_refusal(a["norm"]),
         args_from_weights=_args_from_weights,
     )
 
@@ -162,18 +176,18 @@ def _info() -> ModelInfo:
 @register_model(_info())
 def rdsr_s(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
-    upsampler: str = SUBPIXEL,
+    upsampler: str = SUBPIXEL, norm: str = "none",
 ) -> RDSR:
     """The CPU-friendly small variant."""
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
-                upsampler=upsampler)
+                upsampler=upsampler, norm=norm)
 
 
 @register_model(_info())
 def rdsr(
     *, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16, init: str = "bicubic",
-    upsampler: str = SUBPIXEL,
+    upsampler: str = SUBPIXEL, norm: str = "none",
 ) -> RDSR:
     """The base variant, ~0.5 M parameters like IMDN/RFDN."""
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
-                upsampler=upsampler)
+                upsampler=upsampler, norm=norm)

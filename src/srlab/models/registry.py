@@ -58,6 +58,10 @@ class ModelInfo:
     float32_modules: tuple[str, ...] = ()
     # How far (in LR pixels) one output pixel looks into the input; the default tile overlap.
     receptive_radius: int | Derived = 16
+    # Why tiled or streamed inference is refused ("" where tiles reproduce the whole image up to the known
+    # global poolings documented beside a model): set where an output pixel depends on statistics of the
+    # whole image that no overlap restores, e.g. instance normalisation (srlab.layers.norm).
+    tiling_refusal: str | Callable[[Mapping[str, Any]], str] = ""
     # Parameters the paper leaves out of its count (name substrings), beyond the frozen ones and the
     # training-only branches that every count leaves out (see paper_parameter_count).
     uncounted_parameters: tuple[str, ...] = ()
