@@ -17,7 +17,8 @@ def test_create_model_records_its_spec():
     model = srlab.create_model("rdsr_s", scale=3)
     spec = spec_of(model)
     assert (spec.name, spec.scale) == ("rdsr_s", 3)
-    assert spec.args == {"channels": 32, "num_blocks": 4, "ca_reduction": 8, "init": "bicubic", "upsampler": "subpixel"}
+    assert spec.args == {"channels": 32, "num_blocks": 4, "ca_reduction": 8, "init": "bicubic", "upsampler": "subpixel",
+                         "attention": "ca", "spatial_attention": "esa"}
     assert spec.info.size_multiple == 6
 
 
