@@ -36,7 +36,7 @@ from srlab.models.complexity import count_macs, paper_parameter_count
 from srlab.models.create import create_model
 from srlab.nas.space import SearchSpace, get_space
 from srlab.profile.latency import model_latency, torch_threads
-from srlab.train.config import TrainConfig, apply_overrides
+from srlab.train.config import TrainConfig, apply_overrides, validate
 from srlab.train.trainer import train
 
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -134,7 +134,7 @@ def check_settings(settings: SearchSettings) -> SearchSpace:
             f"--budget_macs {settings.budget_macs / 1e9:.3g}G is below the smallest architecture of space "
             f"{space.name!r} ({cheapest / 1e9:.3g}G on a {h}x{w} LR image): raise the budget or lower --lr_size"
         )
-    _proxy_config(settings, space, {}, settings.out / "trials" / "check")  # bad proxy keys fail here
+    validate(_proxy_config(settings, space, {}, settings.out / "trials" / "check"))  # a bad proxy fails here, not per trial
     return space
 
 
