@@ -139,3 +139,18 @@ def test_parallel_workers_share_the_study(capsys, data, tmp_path):
                         "--patch_size", "16", "--batch_size", "2", "--latency_repeats", "1")
     assert code == 0 and "complete trials" in out
     assert len(json.loads((tmp_path / "nas" / "pareto.json").read_text())) >= 1
+
+
+def test_an_architecture_drawn_again_is_not_trained_again(data, tmp_path):
+    settings = _settings(data, tmp_path / "nas", trials=2)
+    settings.out.mkdir()
+    architecture = {"channels": 16, "num_blocks": 1, "attention": "none", "spatial_attention": "none",
+                    "upsampler": "subpixel"}
+    study = open_study(settings)
+    study.enqueue_trial(architecture)
+    study.enqueue_trial(architecture)
+    result = search(settings)
+    first, again = _trials(settings, "COMPLETE")
+    assert again.user_attrs["twin_of"] == first.number and again.values == first.values
+    assert not (settings.out / "trials" / str(again.number)).exists()
+    assert [entry["trial"] for entry in result.pareto] == [first.number]

@@ -10,7 +10,8 @@ study's Pareto front is Optuna's own (``study.best_trials``).
 Scheduling is Optuna's: the trials live in an RDB storage (SQLite in ``OUT/study.db`` by default; a
 PostgreSQL URL for many machines, each running the same command), ``jobs`` worker processes on one machine
 share it, and each stops when the study holds ``trials`` complete trials (``MaxTrialsCallback``; workers
-running in parallel may finish a few more). Rerunning the command continues the study: the storage's
+running in parallel may finish a few more). An architecture drawn again completes with its first trial's
+values, untrained (a sampler learns from it like from any trial; the front lists it once). Rerunning the command continues the study: the storage's
 heartbeat marks a trial left running by a killed process as failed and ``RetryFailedTrialCallback``
 queues it again with the same architecture.
 """
@@ -167,6 +168,10 @@ def _objective(settings: SearchSettings, space: SearchSpace) -> Callable[[Any], 
         trial.set_user_attr("params", paper_parameter_count(model))
         if macs > settings.budget_macs:  # rejected before any training
             raise optuna.TrialPruned(f"{macs / 1e9:.3f}G MACs over the budget")
+        twin = _trained_twin(trial.study, args)
+        if twin is not None:  # a sampler may draw an architecture again: its score is known, not retrained
+            trial.set_user_attr("twin_of", twin.number)
+            return tuple(twin.values)
         latency = model_latency(model.eval(), settings.lr_size, repeats=settings.latency_repeats, warmup=1,
                                 threads=settings.threads)
         run_dir = settings.out / "trials" / str(trial.number)
@@ -176,6 +181,11 @@ def _objective(settings: SearchSettings, space: SearchSpace) -> Callable[[Any], 
         return result.best_psnr, float(macs), latency.median_ms
 
     return objective
+
+
+def _trained_twin(study, args: dict[str, Any]):  # noqa: ANN001, ANN202 - optuna.Study, FrozenTrial | None
+    complete = study.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.COMPLETE,))
+    return next((t for t in complete if t.user_attrs.get("model_args") == args and "twin_of" not in t.user_attrs), None)
 
 
 def _describe(args: dict[str, Any]) -> str:
@@ -276,11 +286,13 @@ def search(settings: SearchSettings) -> SearchResult:
 
 
 def pareto_front(study, model: str) -> list[dict[str, Any]]:  # noqa: ANN001 - optuna.Study
-    """The non-dominated complete trials (PSNR-Y up, MACs and latency down), cheapest first."""
+    """The non-dominated complete trials (PSNR-Y up, MACs and latency down), cheapest first; an architecture
+    drawn again (``twin_of``) appears once."""
     front = [
         {"trial": t.number, "model": model, "config": t.user_attrs["model_args"], "macs": t.user_attrs["macs"],
          "params": t.user_attrs["params"], "psnr_y": t.values[0], "latency_ms": t.values[2]}
         for t in study.best_trials
+        if "twin_of" not in t.user_attrs
     ]
     return sorted(front, key=lambda entry: (entry["macs"], -entry["psnr_y"]))
 
