@@ -98,6 +98,9 @@ def test_a_study_is_continued_only_with_its_own_settings(data, tmp_path):
     settings.budget_macs = 2 * BUDGET
     with pytest.raises(SrlabError, match=r"study 'rdsr_x2' .* was made with budget_macs 4000000 \(now 8000000\)"):
         open_study(settings)
+    settings.budget_macs, settings.proxy = BUDGET, {**TINY, "epochs": 2}  # scores of another proxy do not mix
+    with pytest.raises(SrlabError, match=r"was made with proxy .*'epochs': 1.* \(now .*'epochs': 2"):
+        open_study(settings)
 
 
 @pytest.mark.parametrize(("text", "macs"), [("2G", 2_000_000_000), ("800M", 800_000_000), ("2.5e9", 2_500_000_000),

@@ -51,7 +51,7 @@ PROXY_DEFAULTS: dict[str, Any] = {
     "epochs": 10, "data": {"patch_size": 96, "batch_size": 8}, "device": "cpu",
 }
 # Settings a resumed study must share with the command that continues it.
-_STUDY_KEYS = ("space", "budget_macs", "scale", "lr_size")
+_STUDY_KEYS = ("space", "budget_macs", "scale", "lr_size", "proxy")
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
@@ -228,7 +228,7 @@ def _sampler(settings: SearchSettings, seed: int):  # noqa: ANN202 - an optuna s
 
 def _study_attrs(settings: SearchSettings) -> dict[str, Any]:
     return {"space": settings.space, "budget_macs": settings.budget_macs, "scale": settings.scale,
-            "lr_size": list(settings.lr_size)}
+            "lr_size": list(settings.lr_size), "proxy": settings.proxy}
 
 
 def open_study(settings: SearchSettings):  # noqa: ANN201 - optuna.Study
