@@ -119,6 +119,7 @@ def _nas(capsys, data, tmp_path, *flags):
     (["--budget_macs", "2X"], "--budget_macs '2X' is not a MAC count: use e.g. 2G, 800M or 2.5e9"),
     (["--budget_macs", "1M"], "--budget_macs 0.001G is below the smallest architecture of space 'rdsr' (0.00138G "
                               "on a 12x12 LR image): raise the budget or lower --lr_size"),
+    (["--train_dir", "/nonexistent"], "--train_dir '/nonexistent' is not a folder"),
     (["--storage", "nonsense"], "--storage 'nonsense' cannot be opened"),
     (["--set", "optim.lr=-1"], "the learning rate (--lr, optim.lr) must be > 0, got -1"),
     (["--set", "data.colour=1"], "unknown config key 'data.colour'"),

@@ -72,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         proxy=_proxy(args),
     )
     result = search(settings)
-    print(format_table(result))
+    print(format_table(result, settings))
     print(f"Pareto front in {settings.out / 'pareto.json'}; best architecture in {settings.out / 'best.yaml'}")
     return 0

@@ -128,6 +128,9 @@ def check_settings(settings: SearchSettings) -> SearchSpace:
     for flag, value in (("--trials", settings.trials), ("--jobs", settings.jobs), ("--threads", settings.threads)):
         if value < 1:
             raise SrlabError(f"{flag} must be >= 1, got {value}")
+    for flag, folder in (("--train_dir", settings.train_dir), ("--val_dir", settings.val_dir)):
+        if not Path(folder).is_dir():
+            raise SrlabError(f"{flag} '{folder}' is not a folder: give the folder of the proxy's images")
     cheapest = min(architecture_macs(space, args, settings) for args in space.smallest)
     if settings.budget_macs < cheapest:
         h, w = settings.lr_size
@@ -323,8 +326,11 @@ def best_config(entry: dict[str, Any], scale: int) -> dict[str, Any]:
     return {"scale": scale, "model": {"name": entry["model"], "args": dict(entry["config"])}}
 
 
-def format_table(result: SearchResult) -> str:
-    lines = [f"{'trial':>5}  {'GMACs':>7}  {'params':>8}  {'PSNR-Y':>7}  {'ms':>8}  architecture"]
+def format_table(result: SearchResult, settings: SearchSettings) -> str:
+    h, w = settings.lr_size
+    lines = [f"Pareto front: MACs and CPU latency ({settings.threads} thread(s), median of {settings.latency_repeats}) "
+             f"of one {h}x{w} LR image at x{settings.scale}; PSNR-Y of the proxy on {settings.val_dir}",
+             f"{'trial':>5}  {'GMACs':>7}  {'params':>8}  {'PSNR-Y':>7}  {'ms':>8}  architecture"]
     for entry in result.pareto:
         mark = "  <- best" if entry is result.best else ""
         lines.append(
