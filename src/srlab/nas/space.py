@@ -46,11 +46,11 @@ def get_space(name: str) -> SearchSpace:
     return _SPACES[name]
 
 
-# srlab's fixed-scale upsamplers (srlab.list_upsamplers); the arbitrary-scale ones (liif, lte, meta) cost
-# 25-120x the MACs of the whole rdsr_s body at x4 and would only be drawn to be rejected by any budget.
+# srlab's fixed-scale upsamplers (srlab.list_upsamplers). Left out: the arbitrary-scale ones (liif, lte, meta),
+# which cost 25-120x the MACs of the whole rdsr_s body at x4 and would only be drawn to be rejected by any
+# budget, and `interpolate`, whose default mode makes it `nearest` again (its modes are listed by name).
 RDSR_UPSAMPLERS = (
     "subpixel", "subpixel_progressive", "decomposed", "transposed", "attention", "bicubic", "bilinear", "nearest",
-    "interpolate",
 )
 
 
