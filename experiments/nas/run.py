@@ -96,12 +96,13 @@ def main() -> None:
     contenders = {"rdsr_s": ("rdsr_s (hand-designed)", {"scale": SCALE, "model": {"name": "rdsr_s"}})}
     for sampler, found in searches.items():
         contenders[sampler] = (f"best of the {sampler} search", yaml.safe_load(Path(found["best_yaml"]).read_text()))
-    rows = {}
+    models = {"bicubic (reference, untrained)": srlab.create_model("bicubic", scale=SCALE)}
     for name, (label, config) in contenders.items():
-        weights = final_train(name, config, train, val, options.work, options.final_epochs)
-        model = srlab.create_model(checkpoint=weights)
+        models[label] = srlab.create_model(checkpoint=final_train(name, config, train, val, options.work,
+                                                                  options.final_epochs))
+    rows = {}
+    for label, model in models.items():
         rows[label] = {
-            "args": config["model"].get("args", {}),
             "macs": count_macs(model, LR_SIZE),
             "params": sum(p.numel() for p in model.parameters()),
             "scores": {name: evaluate_folder(model, discover_pairs(SHARED / "benchmarks" / name, SCALE)).scores
