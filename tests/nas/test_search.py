@@ -159,3 +159,10 @@ def test_an_architecture_drawn_again_is_not_trained_again(data, tmp_path):
     assert again.user_attrs["twin_of"] == first.number and again.values == first.values
     assert not (settings.out / "trials" / str(again.number)).exists()
     assert [entry["trial"] for entry in result.pareto] == [first.number]
+
+
+@pytest.mark.slow
+def test_an_nsga2_search_completes(data, tmp_path):
+    settings = _settings(data, tmp_path / "nas", trials=2, sampler="nsga2")
+    result = search(settings)
+    assert result.complete == 2 and (settings.out / "best.yaml").is_file()
