@@ -28,7 +28,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from srlab.errors import SrlabError
