@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from srlab import __version__
 from srlab.cli import (
     arm_table, benchmark, car, data, degrade, demo, dip, eval as eval_cmd, export, export_weights, lut, models, mos,
-    plot, profile, quantize, rdsr_router, tradeoff, train, upscale, weights, zssr,
+    nas, plot, profile, quantize, rdsr_router, tradeoff, train, upscale, weights, zssr,
 )
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.inference.threads import policy_threads
@@ -40,7 +40,7 @@ COMMANDS = {
     "profile": profile, "benchmark": benchmark, "tradeoff": tradeoff, "arm-table": arm_table, "lut": lut,
     "rdsr-router": rdsr_router, "weights": weights, "plot": plot, "export": export,
     "export-weights": export_weights, "quantize": quantize, "degrade": degrade, "dip": dip, "zssr": zssr,
-    "car": car, "mos": mos,
+    "car": car, "mos": mos, "nas": nas,
 }
 
 

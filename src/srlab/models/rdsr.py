@@ -33,6 +33,11 @@ every convolution of the residual branch, before its activation, i.e. after conv
 The shortcut, the head, the trunk fusion, ESA and the tail stay unnormalised, as in SRResNet. With
 ``norm=instance`` the model refuses tiles (its statistics are the whole image's). The bicubic start is
 unchanged by any norm: the trunk fusion starts at zero, so the blocks contribute nothing at first.
+
+Attention choices (for architecture search, :mod:`srlab.nas`): ``attention="none"`` leaves out the blocks'
+channel attention (no keys ``blocks.*.attention.*``), ``spatial_attention="none"`` leaves out ESA (no keys
+``esa.*``; the receptive radius shrinks to the convolutions'). The defaults (``ca``, ``esa``) are the drawn
+network, unchanged.
 """
 
 from __future__ import annotations
@@ -50,13 +55,13 @@ from srlab.models.registry import ModelInfo, register_model
 
 
 class ResidualDistillationBlock(nn.Module):
-    def __init__(self, channels: int, *, ca_reduction: int, norm: str = "none") -> None:
+    def __init__(self, channels: int, *, ca_reduction: int, norm: str = "none", attention: str = "ca") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv3 = nn.Conv2d(channels, channels, 3, padding=1)
         self.fuse = nn.Conv2d(3 * channels, channels, 1)
-        self.attention = ChannelAttention(channels, reduction=ca_reduction)
+        self.attention = ChannelAttention(channels, reduction=ca_reduction) if attention == "ca" else nn.Identity()
         # norm="none" makes these Identity: no keys, the same outputs.
         self.norm1, self.norm2, self.norm3, self.fuse_norm = (build_norm(norm, channels) for _ in range(4))
 
@@ -87,26 +92,33 @@ def _phase_weights(scale: int) -> torch.Tensor:
 
 
 INITS = ("bicubic", "default")
+ATTENTIONS = ("ca", "none")
+SPATIAL_ATTENTIONS = ("esa", "none")
 SUBPIXEL = "subpixel"
 
 
 class RDSR(nn.Module):
     def __init__(
         self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, upsampler: str = SUBPIXEL,
-        norm: str = "none",
+        norm: str = "none", attention: str = "ca", spatial_attention: str = "esa",
     ) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+        if spatial_attention not in SPATIAL_ATTENTIONS:
+            raise ValueError(f"spatial_attention must be one of {', '.join(SPATIAL_ATTENTIONS)}, got {spatial_attention!r}")
         if channels < 3:
             raise ValueError(f"channels must be >= 3, got {channels}")
         self.scale = scale
         self.head = nn.Conv2d(3, channels, 3, padding=1)
         self.blocks = nn.ModuleList(
-            ResidualDistillationBlock(channels, ca_reduction=ca_reduction, norm=norm) for _ in range(num_blocks)
+            ResidualDistillationBlock(channels, ca_reduction=ca_reduction, norm=norm, attention=attention)
+            for _ in range(num_blocks)
         )
         self.fuse = nn.Conv2d(num_blocks * channels, channels, 1)
-        self.esa = ESA(channels, grid_aligned=True)
+        self.esa = ESA(channels, grid_aligned=True) if spatial_attention == "esa" else nn.Identity()
         self.subpixel_tail = upsampler_entry(upsampler).name == SUBPIXEL
         if self.subpixel_tail:
             self.tail: nn.Module = nn.Conv2d(channels, 3 * scale * scale, 3, padding=1)
@@ -148,14 +160,27 @@ class RDSR(nn.Module):
         return self.upsample(self.tail(fused))
 
 
-def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """Width from the head, depth from the blocks' names, the attention's reduction from its squeeze."""
+def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int | str]:
+    """Width from the head, depth from the blocks' names, the attention's reduction from its squeeze;
+    an attention whose keys are absent was left out."""
     channels = weights["head.weight"].shape[0]
-    return {
+    args: dict[str, int | str] = {
         "channels": channels,
         "num_blocks": sum(1 for k in weights if k.startswith("blocks.") and k.endswith(".conv1.weight")),
-        "ca_reduction": channels // weights["blocks.0.attention.squeeze.weight"].shape[0],
     }
+    if "blocks.0.attention.squeeze.weight" in weights:
+        args["ca_reduction"] = channels // weights["blocks.0.attention.squeeze.weight"].shape[0]
+    else:
+        args["attention"] = "none"
+    if not any(k.startswith("esa.") for k in weights):
+        args["spatial_attention"] = "none"
+    return args
+
+
+def _receptive_radius(args: Mapping[str, int | str]) -> int:
+    """3 convs per block + head + tail, plus ESA's ~60 px field when present; rounded up to the grid."""
+    esa_field = 60 if args.get("spatial_attention", "esa") == "esa" else 0
+    return 6 * ((3 * args["num_blocks"] + 2 + esa_field) // 6 + 1)
 
 
 def _info() -> ModelInfo:
@@ -166,8 +191,7 @@ def _info() -> ModelInfo:
         scales=(2, 3, 4),
         # ESA works on a 6x coarser grid; aligning tiles to it makes tiled == untiled.
         size_multiple=6,
-        # 3 convs per block + head + tail, plus ESA's ~60 px field; rounded up to the grid.
-        receptive_radius=lambda a: 6 * ((3 * a["num_blocks"] + 2 + 60) // 6 + 1),
+        receptive_radius=_receptive_radius,
         tiling_refusal=lambda a: norm_tiling_refusal(a["norm"]),
         args_from_weights=_args_from_weights,
     )
@@ -176,18 +200,18 @@ def _info() -> ModelInfo:
 @register_model(_info())
 def rdsr_s(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
-    upsampler: str = SUBPIXEL, norm: str = "none",
+    upsampler: str = SUBPIXEL, norm: str = "none", attention: str = "ca", spatial_attention: str = "esa",
 ) -> RDSR:
     """The CPU-friendly small variant."""
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
-                upsampler=upsampler, norm=norm)
+                upsampler=upsampler, norm=norm, attention=attention, spatial_attention=spatial_attention)
 
 
 @register_model(_info())
 def rdsr(
     *, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16, init: str = "bicubic",
-    upsampler: str = SUBPIXEL, norm: str = "none",
+    upsampler: str = SUBPIXEL, norm: str = "none", attention: str = "ca", spatial_attention: str = "esa",
 ) -> RDSR:
     """The base variant, ~0.5 M parameters like IMDN/RFDN."""
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
-                upsampler=upsampler, norm=norm)
+                upsampler=upsampler, norm=norm, attention=attention, spatial_attention=spatial_attention)
