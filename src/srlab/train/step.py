@@ -70,13 +70,15 @@ def step_names() -> list[str]:
 
 def train_step(
     run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig, dist: Dist,
-    lr: float, d_lr: float,
+    lr: float, d_lr: float, labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One step of the kind ``config.step`` on one batch (see the module docstring)."""
+    """One step of the kind ``config.step`` on one batch (see the module docstring); ``labels``, the
+    batch's image categories (``data.labels``), go to the kinds that read them (``step: multitask``)."""
     step = _STEPS.get(config.step)
     if step is None:
         raise SrlabError(f"unknown training step {config.step!r}: set step to one of {', '.join(step_names())}")
-    return step(run, lr_batch, hr_batch, config=config, dist=dist, lr=lr, d_lr=d_lr)
+    extra = {} if labels is None else {"labels": labels}
+    return step(run, lr_batch, hr_batch, config=config, dist=dist, lr=lr, d_lr=d_lr, **extra)
 
 
 @register_step("supervised")
