@@ -2,14 +2,14 @@
 ``multitask.weight`` values (0: plain SR, the head only a probe on detached features) and seeds, on the
 labelled set of ``make_dataset.py``; then every run's last weights scored per category.
 
-    nice -n 15 python experiments/multitask/run.py [--data DIR] [--out DIR] [--weights 0 0.1]
-        [--seeds 0 1] [--epochs 4] [--jobs 2]
+    nice -n 15 python experiments/multitask/run.py [--data DIR] [--out DIR] [--weights 0 0.01 0.1]
+        [--seeds 0 1 2] [--epochs 25] [--jobs 2] [--set KEY=VALUE ...]
 
 (from the repository root, with ``PYTHONPATH=src`` in a checkout). Builds the data set into ``--data``
 when it is absent; a finished run is not trained again. ``--jobs`` runs that many trainings at once, each
 on one thread (torch.set_num_threads(1)). Writes ``results.md`` and ``results.json`` into
-``--out`` and prints the table. Larger budgets for a GPU: raise ``--epochs`` (and ``--set``-style edits of
-``multitask_x4.yaml``: patch size, batch, ``device``).
+``--out`` and prints the table. ``--set`` overrides ``multitask_x4.yaml`` as ``srlab train
+--set`` does (e.g. ``--set data.patch_size=96 --set device=cuda`` with more ``--epochs`` for a GPU).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,19 +29,20 @@ from srlab.data.datasets import discover_pairs
 from srlab.inference.evaluate import evaluate_folder
 from srlab.models.create import create_model
 from srlab.report.training_curves import parse_line
-from srlab.train.config import TrainConfig, apply_overrides, load_yaml
+from srlab.train.config import TrainConfig, apply_overrides, load_yaml, parse_set
 from srlab.train.trainer import train
 
 HERE = Path(__file__).resolve().parent
 
 
-def run_one(data: Path, out: Path, weight: float, seed: int, epochs: int) -> Path:
+def run_one(data: Path, out: Path, weight: float, seed: int, epochs: int, changes: list[str]) -> Path:
     run_dir = out / f"w{weight:g}_seed{seed}"
     state = run_dir / "state.pt"
     if state.exists() and torch.load(state, weights_only=True)["epoch"] >= epochs:
         return run_dir
     config = TrainConfig()
     apply_overrides(config, load_yaml(HERE / "multitask_x4.yaml"))
+    apply_overrides(config, parse_set(changes))
     apply_overrides(config, {"data": {"train_dir": str(data / "train"), "val_dir": str(data / "val")},
                              "multitask": {"weight": weight}, "seed": seed, "epochs": epochs, "out": str(run_dir)})
     train(config, resume=state.exists(), progress=False)
@@ -61,16 +63,21 @@ def scores(run_dir: Path, data: Path) -> dict:
     return result
 
 
-def train_and_score(job: tuple[Path, Path, float, int, int]) -> tuple[str, dict]:
-    data, out, weight, seed, epochs = job
+def train_and_score(job: tuple[Path, Path, float, int, int, list[str]]) -> tuple[str, dict]:
+    data, out, weight, seed, epochs, changes = job
     torch.set_num_threads(1)
-    run_dir = run_one(data, out, weight, seed, epochs)
-    return run_dir.name, scores(run_dir, data)
+    started = resource.getrusage(resource.RUSAGE_SELF)
+    run_dir = run_one(data, out, weight, seed, epochs, changes)
+    result = scores(run_dir, data)
+    ended = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of training and scoring (0 for a run trained earlier and only scored now: see its log)
+    result["cpu_s"] = ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime
+    return run_dir.name, result
 
 
 def table(results: dict[str, dict], weights: list[float], seeds: list[int]) -> str:
     """Mean over the seeds (and the seeds' spread: max - min) per weight."""
-    categories = [key for key in next(iter(results.values())) if key not in ("all", "acc")]
+    categories = [key for key in next(iter(results.values())) if key not in ("all", "acc", "cpu_s")]
     head = ["weight"] + [f"{c} PSNR-Y / SSIM-Y" for c in categories] + ["all PSNR-Y / SSIM-Y", "accuracy"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for weight in weights:
@@ -91,14 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("runs/multitask/data"))
     parser.add_argument("--out", type=Path, default=Path("runs/multitask"))
-    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.01, 0.1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
+                        help="override multitask_x4.yaml, as srlab train --set")
     args = parser.parse_args()
     if not (args.data / "train").is_dir():
         subprocess.run([sys.executable, str(HERE / "make_dataset.py"), str(args.data)], check=True)
-    jobs = [(args.data, args.out, weight, seed, args.epochs) for seed in args.seeds for weight in args.weights]
+    jobs = [(args.data, args.out, weight, seed, args.epochs, args.changes) for seed in args.seeds for weight in args.weights]
     results = {}
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for name, result in pool.imap(train_and_score, jobs):
