@@ -51,15 +51,20 @@ def run_one(data: Path, out: Path, weight: float, seed: int, epochs: int, change
 
 def scores(run_dir: Path, data: Path) -> dict:
     """PSNR-Y / SSIM-Y of the last weights per validation category and over all images; the log's accuracy."""
-    model = create_model(checkpoint=run_dir / "last.safetensors")
+    result = category_scores(create_model(checkpoint=run_dir / "last.safetensors"), data)
+    lines = [parse_line(line) for line in (run_dir / "train.log").read_text().splitlines()]
+    result["acc"] = [record for record in lines if record is not None][-1].accuracy
+    return result
+
+
+def category_scores(model: torch.nn.Module, data: Path) -> dict:
+    """PSNR-Y / SSIM-Y per validation category and over all validation images."""
     result, images = {}, []
     for folder in sorted(p for p in (data / "val").iterdir() if p.is_dir()):
         category = evaluate_folder(model, discover_pairs(folder, 4))
         result[folder.name] = {"psnr_y": category.scores["psnr_y"], "ssim_y": category.scores["ssim_y"]}
         images += category.images
     result["all"] = {key: statistics.fmean(i.scores[key] for i in images) for key in ("psnr_y", "ssim_y")}
-    lines = [parse_line(line) for line in (run_dir / "train.log").read_text().splitlines()]
-    result["acc"] = [record for record in lines if record is not None][-1].accuracy
     return result
 
 
@@ -75,11 +80,13 @@ def train_and_score(job: tuple[Path, Path, float, int, int, list[str]]) -> tuple
     return run_dir.name, result
 
 
-def table(results: dict[str, dict], weights: list[float], seeds: list[int]) -> str:
-    """Mean over the seeds (and the seeds' spread: max - min) per weight."""
-    categories = [key for key in next(iter(results.values())) if key not in ("all", "acc", "cpu_s")]
+def table(results: dict[str, dict], weights: list[float], seeds: list[int], bicubic: dict) -> str:
+    """Mean over the seeds (and half the seeds' spread: (max - min) / 2) per weight; bicubic's row first."""
+    categories = [key for key in bicubic if key != "all"]
     head = ["weight"] + [f"{c} PSNR-Y / SSIM-Y" for c in categories] + ["all PSNR-Y / SSIM-Y", "accuracy"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            "| bicubic | " + " | ".join(f"{bicubic[c]['psnr_y']:.3f} / {bicubic[c]['ssim_y']:.4f}"
+                                        for c in categories + ["all"]) + " | - |"]
     for weight in weights:
         runs = [results[f"w{weight:g}_seed{seed}"] for seed in seeds]
 
@@ -113,9 +120,12 @@ def main() -> None:
         for name, result in pool.imap(train_and_score, jobs):
             results[name] = result
             print(name, json.dumps(result), flush=True)
-    text = table(results, args.weights, args.seeds)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    (args.out / "results.md").write_text(text + "\n")
+    bicubic = category_scores(create_model("bicubic", scale=4), args.data)
+    text = table(results, args.weights, args.seeds, bicubic)
+    cpu = sum(r["cpu_s"] for r in results.values())
+    text += f"\n\nCPU time of this invocation (training the runs it had to train, scoring all {len(results)}): {cpu / 60:.1f} min.\n"
+    (args.out / "results.json").write_text(json.dumps({"runs": results, "bicubic": bicubic}, indent=1))
+    (args.out / "results.md").write_text(text)
     print(text)
 
 
