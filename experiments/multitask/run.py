@@ -114,7 +114,8 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data / "train").is_dir():
         subprocess.run([sys.executable, str(HERE / "make_dataset.py"), str(args.data)], check=True)
-    jobs = [(args.data, args.out, weight, seed, args.epochs, args.changes) for seed in args.seeds for weight in args.weights]
+    jobs = [(args.data, args.out, weight, seed, args.epochs, args.changes)
+            for seed in args.seeds for weight in args.weights]
     results = {}
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for name, result in pool.imap(train_and_score, jobs):
@@ -123,7 +124,8 @@ def main() -> None:
     bicubic = category_scores(create_model("bicubic", scale=4), args.data)
     text = table(results, args.weights, args.seeds, bicubic)
     cpu = sum(r["cpu_s"] for r in results.values())
-    text += f"\n\nCPU time of this invocation (training the runs it had to train, scoring all {len(results)}): {cpu / 60:.1f} min.\n"
+    text += (f"\n\nCPU time of this invocation (training the runs it had to train, scoring all {len(results)}): "
+             f"{cpu / 60:.1f} min.\n")
     (args.out / "results.json").write_text(json.dumps({"runs": results, "bicubic": bicubic}, indent=1))
     (args.out / "results.md").write_text(text)
     print(text)

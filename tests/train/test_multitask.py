@@ -9,8 +9,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import photo, tiny_train_config
-from srlab.data.labels import LabelledPatches, discover_labelled, label_classes
 from srlab.data.datasets import PatchDataset
+from srlab.data.labels import LabelledPatches, discover_labelled, label_classes
 from srlab.errors import SrlabError
 from srlab.models.registry import build_model
 from srlab.report.training_curves import parse_line
@@ -86,7 +86,8 @@ def test_folder_mistakes_are_one_line_errors(labelled, tmp_path):
     ({"step": "multitask"}, r"step multitask needs image categories: set data.labels: folders"),
     ({"data": {"labels": "folders"}}, r"data.labels is only read by step multitask, not by step supervised"),
     ({"data": {"labels": "names"}}, r"unknown data.labels 'names': use folders"),
-    ({"step": "multitask", "data": {"labels": "folders"}, "multitask": {"weight": -1}}, r"multitask.weight must be >= 0"),
+    ({"step": "multitask", "data": {"labels": "folders"}, "multitask": {"weight": -1}},
+     r"multitask.weight must be >= 0"),
     ({"step": "multitask", "data": {"labels": "folders"}, "losses": [{"name": "gan", "weight": 0.1}]},
      r"losses: step multitask trains no discriminator: remove the gan term"),
 ])

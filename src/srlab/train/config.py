@@ -469,7 +469,8 @@ def _validate_multitask(config: TrainConfig) -> None:
     if bool(config.data.labels) != multitask:
         raise SrlabError(
             "step multitask needs image categories: set data.labels: folders (one sub-folder per category)"
-            if multitask else f"data.labels is only read by step multitask, not by step {config.step}: set step: multitask"
+            if multitask
+            else f"data.labels is only read by step multitask, not by step {config.step}: set step: multitask"
         )
     if not multitask:
         return
