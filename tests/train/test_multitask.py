@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import photo, tiny_train_config
+from conftest import photo, run_cli, tiny_train_config
 from srlab.data.datasets import PatchDataset
 from srlab.data.labels import LabelledPatches, discover_labelled, label_classes
 from srlab.errors import SrlabError
@@ -82,12 +82,23 @@ def test_folder_mistakes_are_one_line_errors(labelled, tmp_path):
         label_classes(labelled["train"], only_photo)
 
 
+def test_the_cli_refuses_a_flat_folder_in_one_line(labelled, tmp_path, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(photo("coffee", (48, 48))).save(flat / "coffee.png")
+    code, _, err = run_cli(capsys, "train", "--train_dir", flat, "--val_dir", labelled["val"], "--out",
+                           tmp_path / "run", "--set", "step=multitask", "--set", "data.labels=folders", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"srlab: error: train_dir '{flat}' has no category sub-folders")
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"step": "multitask"}, r"step multitask needs image categories: set data.labels: folders"),
     ({"data": {"labels": "folders"}}, r"data.labels is only read by step multitask, not by step supervised"),
     ({"data": {"labels": "names"}}, r"unknown data.labels 'names': use folders"),
     ({"step": "multitask", "data": {"labels": "folders"}, "multitask": {"weight": -1}},
      r"multitask.weight must be >= 0"),
+    ({"step": "multitask", "data": {"labels": "folders"}, "compile": True}, r"forward hook.*set compile false"),
     ({"step": "multitask", "data": {"labels": "folders"}, "losses": [{"name": "gan", "weight": 0.1}]},
      r"losses: step multitask trains no discriminator: remove the gan term"),
 ])

@@ -478,6 +478,9 @@ def _validate_multitask(config: TrainConfig) -> None:
         raise SrlabError(f"multitask.weight must be >= 0, got {config.multitask.weight}")
     if config.multitask.head_channels < 1:
         raise SrlabError(f"multitask.head_channels must be >= 1, got {config.multitask.head_channels}")
+    if config.compile:  # the head's features come from a hook added around every forward
+        raise SrlabError("step multitask reads the model's features with a forward hook, which torch.compile "
+                         "would recompile for at every step: set compile false")
     for where, terms in [("losses", config.losses)] + [(f"stages.{i}.losses", st.losses)
                                                         for i, st in enumerate(config.stages)]:
         if any(term.name == "gan" for term in terms):
