@@ -32,8 +32,7 @@ class TrainData:
     iters_per_epoch: int
     # For the log's first line.
     description: str
-    # With data.labels: the categories, and the class index of each of this rank's validation images.
-    classes: tuple[str, ...] = ()
+    # With data.labels: the class index of each of this rank's validation images.
     val_labels: list[int] | None = None
 
     def start_epoch(self, epoch: int, *, skip_batches: int, batch_size: int) -> None:
@@ -95,4 +94,4 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         f"iters/epoch {len(loader)}"
     )
     val_labels = list(labelled_val.labels[: len(val_pairs)][dist.rank::dist.world_size]) if classes else None
-    return TrainData(loader, sampler, val_images, val_indices, len(loader), description, classes, val_labels)
+    return TrainData(loader, sampler, val_images, val_indices, len(loader), description, val_labels)

@@ -1,7 +1,8 @@
 """One training step, and the registry of step kinds.
 
 A step kind is a function ``step(run, lr_batch, hr_batch, *, config, dist, lr, d_lr) -> (loss, terms)``
-registered with :func:`register_step` under the name that the config's ``step`` field selects. A new
+registered with :func:`register_step` under the name that the config's ``step`` field selects (with
+``data.labels``, also ``labels=``: the batch's image categories, read by ``step: multitask``). A new
 kind (a mode whose step is not one forward of an LR/HR pair: ARM's sandwich rule, unsupervised,
 diffusion) is one module ``srlab/train/<kind>_step.py`` plus its import line in
 :mod:`srlab.train.steps`; it reuses :func:`backward_step` (or :func:`clip_and_step` after several
