@@ -3,7 +3,7 @@
 labelled set of ``make_dataset.py``; then every run's last weights scored per category.
 
     nice -n 15 python experiments/multitask/run.py [--data DIR] [--out DIR] [--weights 0 0.01 0.1]
-        [--seeds 0 1] [--epochs 25] [--jobs 2] [--set KEY=VALUE ...]
+        [--seeds 0 1 2] [--epochs 25] [--jobs 2] [--set KEY=VALUE ...]
 
 (from the repository root, with ``PYTHONPATH=src`` in a checkout). Builds the data set into ``--data``
 when it is absent; a finished run is not trained again. ``--jobs`` runs that many trainings at once, each
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/multitask/data"))
     parser.add_argument("--out", type=Path, default=Path("runs/multitask"))
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.01, 0.1])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
