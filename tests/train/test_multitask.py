@@ -10,8 +10,11 @@ from safetensors.torch import load_file
 
 from conftest import photo, run_cli, tiny_train_config
 from srlab.data.datasets import PatchDataset
+from srlab.data.io import read_rgb
 from srlab.data.labels import LabelledPatches, discover_labelled, label_classes
+from srlab.data.resize import bicubic_downscale
 from srlab.errors import SrlabError
+from srlab.models.create import create_model
 from srlab.models.registry import build_model
 from srlab.report.training_curves import parse_line
 from srlab.train.config import TrainConfig, apply_overrides, validate
@@ -138,6 +141,15 @@ def test_the_head_refuses_a_state_trained_on_other_categories():
         CategoryHead(8, ("drawing", "photo", "text"), width=4).load_state_dict(state)
 
 
+def _tail_input(model, lr):
+    """The features entering rdsr's upsampler (the tail's input) for one LR image."""
+    seen = []
+    handle = model.tail.register_forward_pre_hook(lambda _module, inputs: seen.append(inputs[0]))
+    model(lr.unsqueeze(0))
+    handle.remove()
+    return seen[0]
+
+
 def _validation_lines(run_dir):
     return [line for line in (run_dir / "train.log").read_text().splitlines() if "val_psnr_y" in line]
 
@@ -156,6 +168,18 @@ def test_a_run_reports_the_accuracy_and_trains_backbone_and_head(labelled, tmp_p
     assert state["step_modules"]["generators.classifier.linear.weight"].shape == (2, 8)
     log = (tmp_path / "run" / "train.log").read_text()
     assert "(categories photo, text)" in log
+    # The logged accuracy is the head's, on the last weights' tail features of each whole validation image.
+    model = create_model(checkpoint=tmp_path / "run" / "last.safetensors")
+    head = CategoryHead(8, ("photo", "text"), width=8)
+    prefix = "generators.classifier."
+    head.load_state_dict({k[len(prefix):]: v for k, v in state["step_modules"].items() if k.startswith(prefix)})
+    hits = []
+    for label, image in ((0, labelled["val"] / "photo" / "chelsea.png"), (1, labelled["val"] / "text" / "page.png")):
+        lr = bicubic_downscale(read_rgb(image), 2, quantize=True)
+        with torch.no_grad():
+            logits = head(_tail_input(model, lr))
+        hits.append(int(logits.argmax(dim=1).item() == label))
+    assert record.accuracy == pytest.approx(sum(hits) / 2, abs=1e-4)
 
 
 def test_weight_zero_trains_the_sr_network_exactly_as_supervised(labelled, tmp_path):
