@@ -43,6 +43,7 @@ _VALIDATION = re.compile(
 _LOSS = re.compile(rf"(?:^|\s)loss_([A-Za-z0-9_]+) {_NUMBER}(?=\s|$)")
 _SPEED = re.compile(rf"(?:^|\s)it/s {_NUMBER}(?=\s|$)")
 _DATA_WAIT = re.compile(rf"(?:^|\s)data_wait {_NUMBER}%(?=\s|$)")
+_ACCURACY = re.compile(rf"(?:^|\s)val_acc {_NUMBER}(?=\s|$)")
 
 
 @dataclass
@@ -57,6 +58,7 @@ class LogRecord:
     losses: dict[str, float] = field(default_factory=dict)
     iters_per_s: float | None = None
     data_wait: float | None = None  # fraction of the training loop's time spent waiting for batches
+    accuracy: float | None = None  # val_acc: the category accuracy of step multitask
 
 
 def parse_line(text: str) -> LogRecord | None:
@@ -69,12 +71,13 @@ def parse_line(text: str) -> LogRecord | None:
     if match is None:
         raise ValueError("a validation line without its epoch, iter, lr, val_psnr_y and val_ssim_y fields")
     epoch, iteration, lr, psnr, ssim = match.groups()
-    speed, wait = _SPEED.search(text), _DATA_WAIT.search(text)
+    speed, wait, accuracy = _SPEED.search(text), _DATA_WAIT.search(text), _ACCURACY.search(text)
     return LogRecord(
         int(epoch), int(iteration), float(lr), float(psnr), float(ssim),
         {name: float(value) for name, value in _LOSS.findall(text)},
         float(speed.group(1)) if speed else None,
         float(wait.group(1)) / 100 if wait else None,
+        float(accuracy.group(1)) if accuracy else None,
     )
 
 

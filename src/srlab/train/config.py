@@ -42,6 +42,9 @@ class DataConfig:
     # The colour space the network works in: rgb, ycbcr, y (Y only, bicubic chroma), lab or learned (a
     # learned 3x3 change of basis); the loss stays on RGB (srlab.models.color_space).
     color_space: str = "rgb"
+    # "folders": train_dir and val_dir hold one sub-folder per image category, and batches carry the
+    # category (step: multitask; srlab.data.labels). "": no labels.
+    labels: str = ""
 
 
 @dataclass
@@ -173,6 +176,20 @@ class CarConfig:
 
 
 @dataclass
+class MultitaskConfig:
+    """SR plus an image-category head on the model's features (``step: multitask``,
+    :mod:`srlab.train.multitask_step`): the objective is the run's ``losses`` + ``weight`` * cross-entropy."""
+
+    # 0: the head learns on detached features (a probe: accuracy is measured, the SR network is untouched).
+    weight: float = 0.1
+    # Width of the head's convolution (then global average pooling and a linear layer).
+    head_channels: int = 32
+    # The model's module whose INPUT the head reads ("": the model's last top-level module with weights,
+    # e.g. rdsr's tail: its fused features before the upsampler).
+    features: str = ""
+
+
+@dataclass
 class TrainConfig:
     scale: int = 2
     epochs: int = 100
@@ -194,6 +211,7 @@ class TrainConfig:
     degradation: Any = None
     unpaired: UnpairedConfig = field(default_factory=UnpairedConfig)
     car: CarConfig = field(default_factory=CarConfig)
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Width of the uncertainty head trained with the udl loss (stage estimate); see srlab.train.stages.
     udl_head_channels: int = 32
@@ -447,6 +465,35 @@ def validate(config: TrainConfig) -> None:
         raise SrlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     _validate_unpaired(config)
     _validate_car(config)
+    _validate_multitask(config)
+
+
+_LABELS = ("", "folders")
+
+
+def _validate_multitask(config: TrainConfig) -> None:
+    if config.data.labels not in _LABELS:
+        raise SrlabError(f"unknown data.labels {config.data.labels!r}: use folders (one sub-folder per category) or ''")
+    multitask = config.step == "multitask"
+    if bool(config.data.labels) != multitask:
+        raise SrlabError(
+            "step multitask needs image categories: set data.labels: folders (one sub-folder per category)"
+            if multitask
+            else f"data.labels is only read by step multitask, not by step {config.step}: set step: multitask"
+        )
+    if not multitask:
+        return
+    if config.multitask.weight < 0:
+        raise SrlabError(f"multitask.weight must be >= 0, got {config.multitask.weight}")
+    if config.multitask.head_channels < 1:
+        raise SrlabError(f"multitask.head_channels must be >= 1, got {config.multitask.head_channels}")
+    if config.compile:  # the head's features come from a hook added around every forward
+        raise SrlabError("step multitask reads the model's features with a forward hook, which torch.compile "
+                         "would recompile for at every step: set compile false")
+    for where, terms in [("losses", config.losses)] + [(f"stages.{i}.losses", st.losses)
+                                                        for i, st in enumerate(config.stages)]:
+        if any(term.name == "gan" for term in terms):
+            raise SrlabError(f"{where}: step multitask trains no discriminator: remove the gan term")
 
 
 def _validate_car(config: TrainConfig) -> None:

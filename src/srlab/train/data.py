@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from srlab.data.datasets import EpochSampler, ImagePair, PatchDataset, discover_pairs, load_pair, modcrop
 from srlab.data.degrade import Degradation, name_seed, parse_degradation, sample_rng
 from srlab.data.io import read_rgb
+from srlab.data.labels import LabelledPatches, discover_labelled, label_classes
 from srlab.errors import SrlabError
 from srlab.data.unpaired import UnpairedPatchDataset
 from srlab.train.config import TrainConfig
@@ -35,6 +36,8 @@ class TrainData:
     iters_per_epoch: int
     # For the log's first line.
     description: str
+    # With data.labels: the class index of each of this rank's validation images.
+    val_labels: list[int] | None = None
 
     def start_epoch(self, epoch: int, *, skip_batches: int, batch_size: int) -> None:
         """Make the loader yield ``epoch``'s batches from batch ``skip_batches`` on."""
@@ -63,8 +66,14 @@ def validation_image(
 
 
 def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainData:
-    train_folder = discover_pairs(config.data.train_dir, config.scale)
-    val_folder = discover_pairs(config.data.val_dir, config.scale)
+    classes = label_classes(config.data.train_dir, config.data.val_dir) if config.data.labels else ()
+    if classes:
+        labelled_train = discover_labelled(config.data.train_dir, config.scale, classes, "train_dir")
+        labelled_val = discover_labelled(config.data.val_dir, config.scale, classes, "val_dir")
+        train_folder, val_folder = labelled_train.folder, labelled_val.folder
+    else:
+        train_folder = discover_pairs(config.data.train_dir, config.scale)
+        val_folder = discover_pairs(config.data.val_dir, config.scale)
     degradation = parse_degradation(config.degradation, config.scale)
     if config.data.unpaired_lr_dir:
         train_set = UnpairedPatchDataset(
@@ -76,6 +85,8 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
             train_folder.pairs, scale=config.scale, patch_size=config.data.patch_size,
             repeat=config.data.repeat, seed=config.seed, degradation=degradation,
         )
+    if classes:  # batches carry the category of their images: (lr, hr, label)
+        train_set = LabelledPatches(train_set, labelled_train.labels)
     val_pairs = val_folder.pairs[: config.data.val_max_images or None]
     # Each rank validates every world_size-th image; the per-image scores are gathered in rank 0's order.
     val_images = [validation_image(p, config, degradation) for p in val_pairs[dist.rank::dist.world_size]]
@@ -103,4 +114,5 @@ def build_data(config: TrainConfig, dist: Dist, device: torch.device) -> TrainDa
         f"train {len(train_folder.pairs)} images ({train_folder.layout}{made_by}){unpaired} val {len(val_pairs)} images "
         f"iters/epoch {len(loader)}"
     )
-    return TrainData(loader, sampler, val_images, val_indices, len(loader), description)
+    val_labels = list(labelled_val.labels[: len(val_pairs)][dist.rank::dist.world_size]) if classes else None
+    return TrainData(loader, sampler, val_images, val_indices, len(loader), description, val_labels)

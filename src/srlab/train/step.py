@@ -1,7 +1,8 @@
 """One training step, and the registry of step kinds.
 
 A step kind is a function ``step(run, lr_batch, hr_batch, *, config, dist, lr, d_lr) -> (loss, terms)``
-registered with :func:`register_step` under the name that the config's ``step`` field selects. A new
+registered with :func:`register_step` under the name that the config's ``step`` field selects (with
+``data.labels``, also ``labels=``: the batch's image categories, read by ``step: multitask``). A new
 kind (a mode whose step is not one forward of an LR/HR pair: ARM's sandwich rule, unsupervised,
 diffusion) is one module ``srlab/train/<kind>_step.py`` plus its import line in
 :mod:`srlab.train.steps`; it reuses :func:`backward_step` (or :func:`clip_and_step` after several
@@ -70,13 +71,15 @@ def step_names() -> list[str]:
 
 def train_step(
     run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig, dist: Dist,
-    lr: float, d_lr: float,
+    lr: float, d_lr: float, labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One step of the kind ``config.step`` on one batch (see the module docstring)."""
+    """One step of the kind ``config.step`` on one batch (see the module docstring); ``labels``, the
+    batch's image categories (``data.labels``), go to the kinds that read them (``step: multitask``)."""
     step = _STEPS.get(config.step)
     if step is None:
         raise SrlabError(f"unknown training step {config.step!r}: set step to one of {', '.join(step_names())}")
-    return step(run, lr_batch, hr_batch, config=config, dist=dist, lr=lr, d_lr=d_lr)
+    extra = {} if labels is None else {"labels": labels}
+    return step(run, lr_batch, hr_batch, config=config, dist=dist, lr=lr, d_lr=d_lr, **extra)
 
 
 @register_step("supervised")

@@ -112,8 +112,9 @@ class Board:
                        timing: dict[str, float]) -> None:
         if self.writer is None:
             return
-        for key in ("psnr_y", "ssim_y"):
-            self.writer.add_scalar(f"val/{key}", scores[key], iteration)
+        for key in ("psnr_y", "ssim_y", "acc"):  # acc: the category accuracy of step multitask
+            if key in scores:
+                self.writer.add_scalar(f"val/{key}", scores[key], iteration)
         self.writer.add_scalar("val/best_psnr_y", best_psnr, iteration)
         for key, value in timing.items():
             self.writer.add_scalar(f"time/{key}", value, iteration)

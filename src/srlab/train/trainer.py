@@ -47,6 +47,7 @@ from srlab.train.checkpoint import (
 from srlab.train.config import TrainConfig, validate
 from srlab.train.data import TrainData, build_data
 from srlab.train.distributed import Dist
+from srlab.train.multitask_step import validation_accuracy
 from srlab.train.schedule import learning_rate, schedule_epochs
 from srlab.train.stages import Stage, check_stages, stage_at, stages
 from srlab.train.state import RunState, enter_stage, rng_state
@@ -286,7 +287,7 @@ class _Trainer:
         bar = tqdm(total=data.iters_per_epoch, initial=skip, disable=not self.progress, unit="it",
                    dynamic_ncols=True, leave=False, desc=f"epoch {run.epoch + 1}/{config.epochs}")
         waiting = time.perf_counter()
-        for index, (lr_batch, hr_batch) in enumerate(data.loader, start=skip):
+        for index, (lr_batch, hr_batch, *labels) in enumerate(data.loader, start=skip):
             fetched = time.perf_counter()
             lr_now = learning_rate(config, run.iteration, data.iters_per_epoch)
             loss, terms = train_step(
@@ -294,6 +295,7 @@ class _Trainer:
                 config=config, dist=self.dist, lr=lr_now,
                 # The discriminator's rate follows the generator's schedule.
                 d_lr=config.d_optim.lr * lr_now / stage.lr,
+                labels=labels[0].to(run.device) if labels else None,  # data.labels: the images' categories
             )
             values = {key: float(value) for key, value in terms.items()}
             self.add_terms(values)
@@ -321,6 +323,9 @@ class _Trainer:
         config, run, data = self.config, self.run_state, self.data
         images = self.validation_images()
         scores = validation_scores(run.evaluated, images, data.val_indices, self.dist)
+        if data.val_labels is not None:
+            scores.update(validation_accuracy(run.evaluated, run.step_modules, config, images, data.val_labels,
+                                              data.val_indices, self.dist))
         run.last_scores = scores
         run.validated_at = run.iteration
         improved = scores["psnr_y"] > run.best_psnr
@@ -333,7 +338,8 @@ class _Trainer:
             f"epoch {run.epoch} iter {run.iteration} "
             f"lr {learning_rate(config, run.iteration, data.iters_per_epoch):.3e} "
             f"val_psnr_y {scores['psnr_y']:.4f} val_ssim_y {scores['ssim_y']:.4f} "
-            f"best_psnr_y {run.best_psnr:.4f} (epoch {run.best_epoch}) time {time.perf_counter() - self.started:.1f}s"
+            + (f"val_acc {scores['acc']:.4f} " if "acc" in scores else "")
+            + f"best_psnr_y {run.best_psnr:.4f} (epoch {run.best_epoch}) time {time.perf_counter() - self.started:.1f}s"
             + (f" stage {run.stage + 1} ({stages(config)[run.stage].name})" if config.stages else "")
             + (f" curriculum_fraction {fraction:.3f}" if fraction is not None else "")
             + "".join(f" loss_{key} {total / count:.4g}" for key, (total, count) in self.term_sums.items())
