@@ -134,6 +134,16 @@ def test_the_head_reads_rdsrs_fused_features_and_its_gradient_reaches_the_backbo
     assert model.tail.weight.grad is None  # the upsampler is after the tapped features
 
 
+@pytest.mark.parametrize("space", ["ycbcr", "y"])
+def test_in_a_colour_space_the_head_reads_the_wrapped_networks_features(labelled, tmp_path, space):
+    config = _config(labelled, tmp_path / "run", epochs=1)
+    config.data.color_space = space
+    train(config, progress=False)
+    model = create_model(checkpoint=tmp_path / "run" / "last.safetensors")
+    assert feature_module_name(model, "") == "net.tail"  # not the wrapper's own network as a whole
+    assert "val_acc " in _validation_lines(tmp_path / "run")[-1]
+
+
 def test_the_head_refuses_a_state_trained_on_other_categories():
     state = CategoryHead(8, ("photo", "text"), width=4).state_dict()
     with pytest.raises(SrlabError, match=r"trained on the categories photo, text, but the data folders now give "

@@ -29,7 +29,7 @@ from torch import nn
 
 from srlab.data.labels import label_classes
 from srlab.errors import SrlabError
-from srlab.models.registry import build_model
+from srlab.models.color_space import COLOR_SPACE_ARG, ColorSpaceModel, build_in_color_space
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.state import RunState
@@ -64,12 +64,16 @@ class CategoryHead(nn.Module):
 
 
 def feature_module_name(model: nn.Module, name: str) -> str:
-    """The module whose input the head reads: ``name``, or the last top-level module with weights."""
+    """The module whose input the head reads: ``name``, or the last top-level module with weights of the
+    network (inside a colour-space wrapper, ``data.color_space``, the network it runs: ``net.tail``)."""
     if not name:
-        with_weights = [child for child, module in model.named_children() if any(True for _ in module.parameters())]
+        prefix, network = "", model
+        while isinstance(network, ColorSpaceModel):
+            prefix, network = f"{prefix}net.", network.net
+        with_weights = [child for child, module in network.named_children() if any(True for _ in module.parameters())]
         if not with_weights:
             raise SrlabError("the model has no module with weights to read features from: set multitask.features")
-        return with_weights[-1]
+        return prefix + with_weights[-1]
     try:
         model.get_submodule(name)
     except AttributeError:
@@ -108,7 +112,8 @@ def build_category_head(config: TrainConfig) -> StepModules:
     """The head, sized by one forward of the model on a small image (its feature width)."""
     classes = label_classes(config.data.train_dir, config.data.val_dir)
     with torch.random.fork_rng():  # the probe model's initialisation leaves the run's RNG alone
-        probe = build_model(config.model.name, scale=config.scale, args=config.model.args).eval()
+        args = {**config.model.args, COLOR_SPACE_ARG: config.data.color_space}  # the network the run trains
+        probe = build_in_color_space(config.model.name, scale=config.scale, args=args).eval()
         tap = FeatureTap(probe, config.multitask.features)
         with torch.no_grad(), tap.watching():
             probe(torch.zeros(1, 3, 48, 48))
