@@ -18,7 +18,7 @@ def test_create_model_records_its_spec():
     spec = spec_of(model)
     assert (spec.name, spec.scale) == ("rdsr_s", 3)
     assert spec.args == {"channels": 32, "num_blocks": 4, "ca_reduction": 8, "init": "bicubic", "upsampler": "subpixel",
-                         "norm": "none", "attention": "ca", "spatial_attention": "esa"}
+                         "norm": "none", "attention": "ca", "spatial_attention": "esa", "block": "distill"}
     assert spec.info.size_multiple == 6
 
 

@@ -78,8 +78,8 @@ def test_a_trial_left_running_by_a_killed_process_is_failed_and_retried(data, tm
     settings = _settings(data, tmp_path / "nas", trials=1, sampler="random")
     settings.out.mkdir()
     study = open_study(settings)
-    architecture = {"channels": 16, "num_blocks": 1, "attention": "none", "spatial_attention": "none",
-                    "upsampler": "subpixel"}
+    architecture = {"channels": 16, "num_blocks": 1, "block": "distill", "attention": "none",
+                    "spatial_attention": "none", "upsampler": "subpixel"}
     study.enqueue_trial(architecture)
     killed = study.ask()
     _storage(settings).record_heartbeat(killed._trial_id)
@@ -118,7 +118,7 @@ def _nas(capsys, data, tmp_path, *flags):
 @pytest.mark.parametrize(("flags", "message"), [
     (["--space", "vit"], "unknown search space 'vit' (--space): use one of rdsr"),
     (["--budget_macs", "2X"], "--budget_macs '2X' is not a MAC count: use e.g. 2G, 800M or 2.5e9"),
-    (["--budget_macs", "1M"], "--budget_macs 0.001G is below the smallest architecture of space 'rdsr' (0.00138G "
+    (["--budget_macs", "0.5M"], "--budget_macs 0.0005G is below the smallest architecture of space 'rdsr' (0.000934G "
                               "on a 12x12 LR image): raise the budget or lower --lr_size"),
     (["--train_dir", "/nonexistent"], "--train_dir '/nonexistent' is not a folder"),
     (["--storage", "nonsense"], "--storage 'nonsense' cannot be opened"),
@@ -149,8 +149,8 @@ def test_parallel_workers_share_the_study(capsys, data, tmp_path):
 def test_an_architecture_drawn_again_is_not_trained_again(data, tmp_path):
     settings = _settings(data, tmp_path / "nas", trials=2)
     settings.out.mkdir()
-    architecture = {"channels": 16, "num_blocks": 1, "attention": "none", "spatial_attention": "none",
-                    "upsampler": "subpixel"}
+    architecture = {"channels": 16, "num_blocks": 1, "block": "distill", "attention": "none",
+                    "spatial_attention": "none", "upsampler": "subpixel"}
     study = open_study(settings)
     study.enqueue_trial(architecture)
     study.enqueue_trial(architecture)

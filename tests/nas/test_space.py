@@ -57,3 +57,20 @@ def test_the_rdsr_space_draws_buildable_architectures_and_one_registration_adds_
     assert "tiny_test_space" in list_spaces()
     with pytest.raises(SrlabError, match="unknown search space 'vit' \\(--space\\): use one of rdsr, tiny_test_space"):
         get_space("vit")
+
+
+def test_the_residual_block_type_has_two_convolutions_and_names_itself():
+    model = create_model("rdsr_s", scale=2, args={"channels": 16, "num_blocks": 2, "block": "residual"})
+    keys = [k for k in model.state_dict() if k.startswith("blocks.0.")]
+    assert keys == ["blocks.0.conv1.weight", "blocks.0.conv1.bias", "blocks.0.conv2.weight", "blocks.0.conv2.bias",
+                    "blocks.0.attention.squeeze.weight", "blocks.0.attention.squeeze.bias",
+                    "blocks.0.attention.excite.weight", "blocks.0.attention.excite.bias"]
+    assert spec_of(model).info.receptive_radius == 6 * ((2 * 2 + 2 + 60) // 6 + 1)
+    (detected,) = matching_models(model.state_dict(), name="rdsr_s", scale=2)
+    assert {"channels": 16, "num_blocks": 2, "block": "residual"}.items() <= detected.args.items()
+    block = model.blocks[0].eval()
+    x = torch.rand(1, 16, 5, 7)
+    with torch.no_grad():  # conv-ReLU-conv, gated by the channel attention, plus the input
+        assert torch.allclose(block(x), block.attention(block.conv2(torch.relu(block.conv1(x)))) + x)
+    with pytest.raises(SrlabError, match="block must be one of distill, residual, got 'dense'"):
+        create_model("rdsr_s", scale=2, args={"block": "dense"})

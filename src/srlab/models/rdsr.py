@@ -36,8 +36,10 @@ unchanged by any norm: the trunk fusion starts at zero, so the blocks contribute
 
 Attention choices (for architecture search, :mod:`srlab.nas`): ``attention="none"`` leaves out the blocks'
 channel attention (no keys ``blocks.*.attention.*``), ``spatial_attention="none"`` leaves out ESA (no keys
-``esa.*``; the receptive radius shrinks to the convolutions'). The defaults (``ca``, ``esa``) are the drawn
-network, unchanged.
+``esa.*``; the receptive radius shrinks to the convolutions'). Block type: ``block="distill"`` (the drawn
+residual distillation block) or ``block="residual"`` (EDSR/SRResNet's conv-ReLU-conv residual block with
+the same channel attention; keys ``blocks.i.conv1/conv2/attention``). The defaults (``ca``, ``esa``,
+``distill``) are the drawn network, unchanged.
 """
 
 from __future__ import annotations
@@ -72,6 +74,26 @@ class ResidualDistillationBlock(nn.Module):
         return self.attention(self.fuse_norm(self.fuse(torch.cat((f1, f2, f3), dim=1)))) + x
 
 
+class ResidualBlock(nn.Module):
+    """The other block type of the search space (``block="residual"``): EDSR/SRResNet's residual block,
+    conv-ReLU-conv, gated by the same channel attention and added to its input; norms where SRResNet put
+    BatchNorm (after each convolution)."""
+
+    def __init__(self, channels: int, *, ca_reduction: int, norm: str = "none", attention: str = "ca") -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.attention = ChannelAttention(channels, reduction=ca_reduction) if attention == "ca" else nn.Identity()
+        self.norm1, self.norm2 = (build_norm(norm, channels) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.norm2(self.conv2(F.relu(self.norm1(self.conv1(x)))))) + x
+
+
+# Block types and their 3x3 convolutions in series (the receptive radius).
+BLOCKS = {"distill": (ResidualDistillationBlock, 3), "residual": (ResidualBlock, 2)}
+
+
 def _keys_cubic(distance: float) -> float:
     d = abs(distance)
     if d <= 1:
@@ -100,9 +122,11 @@ SUBPIXEL = "subpixel"
 class RDSR(nn.Module):
     def __init__(
         self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, upsampler: str = SUBPIXEL,
-        norm: str = "none", attention: str = "ca", spatial_attention: str = "esa",
+        norm: str = "none", attention: str = "ca", spatial_attention: str = "esa", block: str = "distill",
     ) -> None:
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {block!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if attention not in ATTENTIONS:
@@ -114,7 +138,7 @@ class RDSR(nn.Module):
         self.scale = scale
         self.head = nn.Conv2d(3, channels, 3, padding=1)
         self.blocks = nn.ModuleList(
-            ResidualDistillationBlock(channels, ca_reduction=ca_reduction, norm=norm, attention=attention)
+            BLOCKS[block][0](channels, ca_reduction=ca_reduction, norm=norm, attention=attention)
             for _ in range(num_blocks)
         )
         self.fuse = nn.Conv2d(num_blocks * channels, channels, 1)
@@ -174,13 +198,17 @@ def _args_from_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, int | s
         args["attention"] = "none"
     if not any(k.startswith("esa.") for k in weights):
         args["spatial_attention"] = "none"
+    if args["num_blocks"] and "blocks.0.conv3.weight" not in weights:
+        args["block"] = "residual"
     return args
 
 
 def _receptive_radius(args: Mapping[str, int | str]) -> int:
-    """3 convs per block + head + tail, plus ESA's ~60 px field when present; rounded up to the grid."""
+    """3 (distill) or 2 (residual) convs per block + head + tail, plus ESA's ~60 px field when present;
+    rounded up to the grid."""
     esa_field = 60 if args.get("spatial_attention", "esa") == "esa" else 0
-    return 6 * ((3 * args["num_blocks"] + 2 + esa_field) // 6 + 1)
+    convs = BLOCKS[args.get("block", "distill")][1]
+    return 6 * ((convs * args["num_blocks"] + 2 + esa_field) // 6 + 1)
 
 
 def _info() -> ModelInfo:
@@ -201,17 +229,19 @@ def _info() -> ModelInfo:
 def rdsr_s(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
     upsampler: str = SUBPIXEL, norm: str = "none", attention: str = "ca", spatial_attention: str = "esa",
+    block: str = "distill",
 ) -> RDSR:
     """The CPU-friendly small variant."""
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
-                upsampler=upsampler, norm=norm, attention=attention, spatial_attention=spatial_attention)
+                upsampler=upsampler, norm=norm, attention=attention, spatial_attention=spatial_attention, block=block)
 
 
 @register_model(_info())
 def rdsr(
     *, scale: int, channels: int = 50, num_blocks: int = 6, ca_reduction: int = 16, init: str = "bicubic",
     upsampler: str = SUBPIXEL, norm: str = "none", attention: str = "ca", spatial_attention: str = "esa",
+    block: str = "distill",
 ) -> RDSR:
     """The base variant, ~0.5 M parameters like IMDN/RFDN."""
     return RDSR(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init,
-                upsampler=upsampler, norm=norm, attention=attention, spatial_attention=spatial_attention)
+                upsampler=upsampler, norm=norm, attention=attention, spatial_attention=spatial_attention, block=block)

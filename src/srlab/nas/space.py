@@ -58,6 +58,7 @@ def _suggest_rdsr(trial: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "channels": trial.suggest_int("channels", 16, 64, step=8),
         "num_blocks": trial.suggest_int("num_blocks", 1, 8),
+        "block": trial.suggest_categorical("block", ["distill", "residual"]),
         "attention": trial.suggest_categorical("attention", ["ca", "none"]),
         "spatial_attention": trial.suggest_categorical("spatial_attention", ["esa", "none"]),
         "upsampler": trial.suggest_categorical("upsampler", list(RDSR_UPSAMPLERS)),
@@ -71,8 +72,8 @@ register_space(SearchSpace(
     name="rdsr",
     model="rdsr_s",
     suggest=_suggest_rdsr,
-    smallest=tuple({"channels": 16, "num_blocks": 1, "attention": "none", "spatial_attention": "none",
-                    "upsampler": upsampler} for upsampler in RDSR_UPSAMPLERS),
-    description="rdsr: width 16-64 (step 8), 1-8 residual distillation blocks, channel attention (reduction "
-                "4/8/16) or none, ESA or none, upsampler among srlab's fixed-scale ones",
+    smallest=tuple({"channels": 16, "num_blocks": 1, "block": "residual", "attention": "none",
+                    "spatial_attention": "none", "upsampler": upsampler} for upsampler in RDSR_UPSAMPLERS),
+    description="rdsr: width 16-64 (step 8), 1-8 blocks (residual distillation or plain residual), channel "
+                "attention (reduction 4/8/16) or none, ESA or none, upsampler among srlab's fixed-scale ones",
 ))
