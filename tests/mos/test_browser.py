@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the MOS app's libraries are the extra srlab[mos]")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install playwright)")
 
-from mos_fixtures import make_study  # noqa: E402
+from mos_fixtures import db_url, make_study  # noqa: E402,F401  (db_url: a fixture, SQLite and PostgreSQL)
 from mos_server import served_in_thread  # noqa: E402
 
 from srlab.mos import db  # noqa: E402
@@ -62,9 +62,9 @@ def trial_on_screen(page, previous=None) -> str:
     return page.locator("#study").get_attribute("data-trial")
 
 
-def test_a_rater_completes_an_acr_study_with_the_keyboard(tmp_path, browser):
+def test_a_rater_completes_an_acr_study_with_the_keyboard(tmp_path, browser, db_url):
     study_dir = make_study(tmp_path, "acr", attention_checks=2)
-    with served_in_thread(study_dir) as (url, app):
+    with served_in_thread(study_dir, db_url) as (url, app):
         page = browser.new_page()
         consent(page, url)
         pressed = {}
@@ -81,7 +81,7 @@ def test_a_rater_completes_an_acr_study_with_the_keyboard(tmp_path, browser):
             pressed[trial] = int(key)
         page.locator("#finished").wait_for(state="visible")
         width = page.locator("#fill").evaluate("e => e.style.width")
-    trials, ratings = db.load_records(study_dir)
+    trials, ratings = db.load_records(study_dir, db_url)
     assert {r.trial.id: r.score for r in ratings} == pressed
     assert len(ratings) == total
     assert float(width.rstrip("%")) == pytest.approx(100 * (total - 1) / total, abs=1e-3)  # the last trial's bar
