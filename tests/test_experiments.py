@@ -3,6 +3,7 @@ breaks here, not when someone reruns the experiment)."""
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-SCRIPTS = sorted(EXPERIMENTS.glob("*/*.py"))
+SCRIPTS = sorted(EXPERIMENTS.glob("*/*.py"))  # plot_results.py (no flags) is tested below
 
 
 def test_every_experiment_has_a_command_and_a_readme():
@@ -27,3 +28,17 @@ def test_the_command_parses_its_flags(script, monkeypatch, capsys):
         runpy.run_path(str(script), run_name="__main__")
     assert done.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_every_committed_result_has_its_plot():
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        import plot_results
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    for name, plot in plot_results.PLOTS.items():
+        results = EXPERIMENTS / name / "results.json"
+        if results.is_file():
+            svg = plot(json.loads(results.read_text()))
+            assert svg.startswith("<svg") and svg.count('class="point"') + svg.count('class="bar"') >= 3, name
+            assert (EXPERIMENTS / name / "results.svg").read_text() == svg, f"rerun experiments/plot_results.py ({name})"

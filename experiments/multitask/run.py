@@ -8,7 +8,7 @@ labelled set of ``make_dataset.py``; then every run's last weights scored per ca
 (from the repository root, with ``PYTHONPATH=src`` in a checkout). Builds the data set into ``--data``
 when it is absent; a finished run is not trained again. ``--jobs`` runs that many trainings at once, each
 on one thread (torch.set_num_threads(1)). Writes ``results.md`` and ``results.json`` into
-``--out`` and prints the table. ``--set`` overrides ``multitask_x4.yaml`` as ``srlab train
+``--out`` and beside this file, and prints the table. ``--set`` overrides ``multitask_x4.yaml`` as ``srlab train
 --set`` does (e.g. ``--set data.patch_size=96 --set device=cuda`` with more ``--epochs`` for a GPU).
 """
 
@@ -126,8 +126,10 @@ def main() -> None:
     cpu = sum(r["cpu_s"] for r in results.values())
     text += (f"\n\nCPU time of this invocation (training the runs it had to train, scoring all {len(results)}): "
              f"{cpu / 60:.1f} min.\n")
-    (args.out / "results.json").write_text(json.dumps({"runs": results, "bicubic": bicubic}, indent=1))
-    (args.out / "results.md").write_text(text)
+    record = json.dumps({"weights": args.weights, "seeds": args.seeds, "runs": results, "bicubic": bicubic}, indent=1)
+    for folder in (args.out, HERE):  # the experiment's folder keeps the latest table (experiments/plot_results.py)
+        (folder / "results.json").write_text(record + "\n")
+        (folder / "results.md").write_text(text)
     print(text)
 
 
