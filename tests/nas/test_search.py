@@ -166,3 +166,20 @@ def test_an_nsga2_search_completes(data, tmp_path):
     settings = _settings(data, tmp_path / "nas", trials=2, sampler="nsga2")
     result = search(settings)
     assert result.complete == 2 and (settings.out / "best.yaml").is_file()
+
+
+def test_a_search_on_a_postgresql_server_completes_and_resumes(data, tmp_path):
+    """Many machines share one study through a PostgreSQL storage (.ci/run starts a server and sets the
+    variable; SQLite is the single-machine default tested above)."""
+    import os
+    import uuid
+
+    url = os.environ.get("SRLAB_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SRLAB_TEST_POSTGRES_URL is not set: no PostgreSQL server for this run (.ci/run starts one)")
+    settings = _settings(data, tmp_path / "nas", trials=1)
+    settings.storage, settings.study_name = url, f"test_{uuid.uuid4().hex}"
+    assert search(settings).complete == 1
+    settings.trials, settings.out = 2, tmp_path / "second_machine"  # another machine: its own folder, the same study
+    assert search(settings).complete == 2
+    assert len(_trials(settings, "COMPLETE")) == 2
