@@ -63,3 +63,18 @@ def test_a_run_resumes_only_in_its_own_space(tiny_photos, tmp_path):
     with pytest.raises(SrlabError, match="cannot resume .* with data.color_space 'ycbcr': the run was trained with "
                                          "data.color_space 'lab'"):
         train(config, resume=True, progress=False)
+
+
+def test_a_run_in_a_space_warm_starts_from_rgb_weights_and_from_its_own(tiny_photos, tmp_path):
+    train(_config(tiny_photos, tmp_path / "rgb", "rgb"), progress=False)
+    rgb = srlab.create_model(checkpoint=tmp_path / "rgb" / "best.safetensors")
+    config = _config(tiny_photos, tmp_path / "lab", "lab")
+    config.init_from, config.optim.lr = str(tmp_path / "rgb" / "best.safetensors"), 1e-12
+    train(config, progress=False)  # the RGB network's weights go into the wrapped network
+    lab = srlab.create_model(checkpoint=tmp_path / "lab" / "best.safetensors")
+    assert all(torch.allclose(v, lab.net.state_dict()[k], atol=1e-9) for k, v in rgb.state_dict().items())
+    assert "kept the fresh init of 0: none" in (tmp_path / "lab" / "train.log").read_text()
+    again = _config(tiny_photos, tmp_path / "lab2", "lab")
+    again.init_from = str(tmp_path / "lab" / "best.safetensors")  # a wrapper's own weights: net.*
+    train(again, progress=False)
+    assert "kept the fresh init of 0: none" in (tmp_path / "lab2" / "train.log").read_text()

@@ -202,6 +202,14 @@ class ColorSpaceModel(nn.Module):
         return self.space.to_rgb(torch.stack(channels, dim=1))
 
 
+def warm_start_target(model: nn.Module, state_dict: Mapping[str, Tensor]) -> nn.Module:
+    """What a warm start (``init_from``) loads into: a wrapped network takes the weights of a bare one
+    (an RGB run's), a wrapper's weights (``net.*``, ``space.*``) go to the wrapper."""
+    if isinstance(model, ColorSpaceModel) and not any(k.startswith("net.") for k in state_dict):
+        return model.net
+    return model
+
+
 def in_color_space(model: nn.Module, color_space: str) -> nn.Module:
     """``model`` working in ``color_space``: the model itself for ``rgb``, else a :class:`ColorSpaceModel`
     whose spec records the space."""

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from srlab.errors import SrlabError
 from srlab.inference.upscale import resolve_device
-from srlab.models.color_space import COLOR_SPACE_ARG, build_in_color_space
+from srlab.models.color_space import COLOR_SPACE_ARG, build_in_color_space, warm_start_target
 from srlab.models.registry import count_parameters
 from srlab.models.weights import load_matching, read_checkpoint
 from srlab.train import distributed
@@ -178,7 +178,8 @@ class _Trainer:
         )
         warm_start = None
         if config.init_from and not resume:
-            warm_start = load_matching(model, read_checkpoint(config.init_from))
+            checkpoint = read_checkpoint(config.init_from)
+            warm_start = load_matching(warm_start_target(model, checkpoint.state_dict), checkpoint)
         model = model.to(device)
         ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay > 0 else None
         run = RunState(model, ema, rank=dist.rank, device=device)
