@@ -59,9 +59,9 @@ def test_a_denoiser_that_predicts_the_exact_noise_recovers_the_clean_image(sampl
     # DDPM's last posterior mean is the clean estimate: the sample is the clean image, whatever the noise.
     torch.manual_seed(0)
     model = srlab.create_model("sr3_tiny", scale=4, args={**SMALL, "sampler": sampler, "steps": steps}).double().eval()
-    clean = torch.rand(1, 3, 20, 28, dtype=torch.float64) * 2 - 1
+    clean = torch.rand(1, 3, 24, 32, dtype=torch.float64) * 2 - 1  # a multiple of the U-Net's 8: no padding
     model.denoiser = ExactNoise(clean)
-    out = model(torch.rand(1, 3, 5, 7, dtype=torch.float64))
+    out = model(torch.rand(1, 3, 6, 8, dtype=torch.float64))
     assert (out - (clean + 1) / 2).abs().max() <= 1e-9
 
 
@@ -128,3 +128,18 @@ def test_sampler_flags_and_tiles_are_refused_where_they_do_not_apply(sr3_files, 
         "srlab: error: --steps: model 'rdsr_s' is not a diffusion model (e.g. sr3): drop --steps")
     assert _upscale(sr3_files, tmp_path / "t", "--tile", "4") == 2
     assert "srlab: error: --tile / --stream always: model 'sr3_tiny' with diffusion sampling" in capsys.readouterr().err
+
+
+def test_macs_count_one_denoiser_evaluation():
+    from srlab.models import count_macs
+    from srlab.models.complexity import measure_macs
+
+    model = srlab.create_model("sr3_tiny", scale=4, args=SMALL)
+    one_step = count_macs(model, (8, 10))
+    model.set_sampler(steps=50)
+    assert count_macs(model, (8, 10)) == one_step > 0
+    meta = srlab.create_model("sr3_tiny", scale=4, args=SMALL).to("meta")
+    with torch.no_grad():
+        _, denoiser = measure_macs(meta, lambda: meta.denoiser(torch.empty(1, 6, 32, 40, device="meta"),
+                                                              torch.ones(1, device="meta")))
+    assert denoiser <= one_step < 1.01 * denoiser  # plus the bicubic upsampling's, if counted

@@ -192,7 +192,7 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # SR3 at the reimplementation's 16->128 U-Net (Janspiry/Image-Super-Resolution-via-Iterative-Refinement);
     # no paper figure read. sr3_tiny: srlab's CPU-sized configuration. The same network at every scale.
     "sr3": ({4: 97_807_491}, None),
-    "sr3_tiny": ({4: 164_371}, None),
+    "sr3_tiny": ({4: 275_811}, None),
 }
 
 
