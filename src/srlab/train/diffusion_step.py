@@ -16,8 +16,6 @@ hyper-parameters: sr3_tiny's are 4 DDIM steps, seed 1), so it stays cheap and th
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from srlab.errors import SrlabError
@@ -26,7 +24,7 @@ from srlab.models.sr3 import SR3
 from srlab.train.config import TrainConfig
 from srlab.train.distributed import Dist
 from srlab.train.state import RunState
-from srlab.train.step import _AMP_DTYPES, backward_step, register_step, update_ema
+from srlab.train.step import autocast, backward_step, register_step, update_ema
 
 
 @register_step("diffusion")
@@ -42,9 +40,7 @@ def diffusion_step(
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     noisy, level, noise = run.model.draw_training_noise(hr_batch)
-    dtype = _AMP_DTYPES.get(config.amp)
-    autocast = contextlib.nullcontext() if dtype is None else torch.autocast(run.device.type, dtype=dtype)
-    with autocast:
+    with autocast(config, run.device):
         predicted = run.net(lr_batch, noisy=noisy, noise_level=level)[0].float()
     g = level.view(-1, 1, 1, 1)
     clean = (((noisy - (1 - g.square()).sqrt() * predicted) / g + 1) / 2).clamp(0, 1)
