@@ -143,3 +143,16 @@ def test_macs_count_one_denoiser_evaluation():
         _, denoiser = measure_macs(meta, lambda: meta.denoiser(torch.empty(1, 6, 32, 40, device="meta"),
                                                               torch.ones(1, device="meta")))
     assert denoiser <= one_step < 1.01 * denoiser  # plus the bicubic upsampling's, if counted
+
+
+def test_eval_takes_the_sampler_flags(sr3_files, tmp_path):
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(hr / "a.png")
+    scores = []
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        out = tmp_path / f"{name}.json"
+        assert main(["eval", "--checkpoint", str(sr3_files / "sr3.safetensors"), "--data", str(hr), "--quiet",
+                     "--steps", "2", "--seed", seed, "--json", str(out)]) == 0
+        scores.append(out.read_text())
+    assert scores[0] == scores[1] and scores[0] != scores[2]
