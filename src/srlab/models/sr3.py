@@ -30,8 +30,9 @@ training schedule (steps ``round((i + 1) * T / steps)``, as the respacing of imp
 ending at the clean image; ``sampler="ddpm"``: ancestral sampling with the posterior variance of the
 respaced chain; ``sampler="ddim"``: DDIM (Song et al. 2021) with ``eta`` (0: deterministic given the
 start noise). The clean-image estimate is clipped to [-1, 1] at each step, as the reimplementation does.
-All noise is drawn from a ``torch.Generator`` seeded with ``seed`` on the input's device, so a sample is
-a pure function of (weights, LR batch, steps, seed, device); a batch's images draw their noise in order,
+All noise is drawn from a CPU ``torch.Generator`` seeded with ``seed`` (and moved to the input's device),
+so a sample is a pure function of (weights, LR batch, steps, seed), on any device up to its arithmetic's
+rounding; a batch's images draw their noise in order,
 so an image's sample depends on its place in the batch. ``srlab upscale --steps N --seed S`` sets them.
 
 Complexity: MACs (:func:`srlab.models.count_macs`, ``srlab models``) count ONE denoiser evaluation (and
@@ -302,10 +303,10 @@ class SR3(nn.Module):
             level = torch.ones(lr.shape[0], device=lr.device, dtype=condition.dtype)
             eps = self.denoiser(torch.cat([condition, torch.empty_like(condition)], dim=1), level)
             return eps[..., :h, :w]
-        generator = torch.Generator(lr.device).manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
 
-        def noise() -> Tensor:
-            return torch.randn(condition.shape, generator=generator, device=lr.device, dtype=condition.dtype)
+        def noise() -> Tensor:  # drawn on the CPU: the same noise on every device
+            return torch.randn(condition.shape, generator=generator, dtype=condition.dtype).to(lr.device)
 
         alpha_bar = noise_levels(self.betas).square().tolist()
         visited = respaced_steps(self.train_steps, self.steps)
