@@ -45,12 +45,14 @@ NOT_DYNAMIC = {
 # Of those, the ones that export with static shapes (one input size: the graph bakes in their output size,
 # patch grid or pooling windows); PCSR's full path does not export at all.
 STATIC_ONLY = tuple(sorted(set(NOT_DYNAMIC) - {"pcsr_carn", "pcsr_fsrcnn"}))
+# Diffusion samplers (a seeded loop of denoiser evaluations): refused, they run in PyTorch only.
+SAMPLERS = ("sr3", "sr3_tiny")
 # Export too, but take longer (big networks, or the dynamo exporter): @pytest.mark.slow.
-SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(NOT_DYNAMIC)))
+SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(NOT_DYNAMIC) - set(SAMPLERS)))
 
 
 def test_every_model_is_covered():
-    groups = [set(FAST), set(SLOW), set(NOT_DYNAMIC)]
+    groups = [set(FAST), set(SLOW), set(NOT_DYNAMIC), set(SAMPLERS)]
     assert set().union(*groups) == set(list_models())
     assert sum(map(len, groups)) == len(list_models())  # each model in one group
 
@@ -99,6 +101,13 @@ def test_fast_models_export_and_match_pytorch(name, tmp_path):
 @pytest.mark.parametrize("name", SLOW)
 def test_slow_models_export_and_match_pytorch(name, tmp_path):
     _export_and_compare(name, tmp_path)
+
+
+def test_diffusion_samplers_are_refused_in_one_line(tmp_path):
+    model = build_model("sr3_tiny", scale=4, args={"channels": 8, "groups": 4})
+    with pytest.raises(SrlabError, match="model 'sr3_tiny' is a diffusion sampler .*: it runs in PyTorch only"):
+        export_onnx(model, tmp_path / "sr3.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

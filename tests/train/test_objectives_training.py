@@ -38,6 +38,7 @@ MODELS = {"exit_l1": "rdsr_adaptive"}
 TRAINED_ELSEWHERE = {
     "class_loss": "tests/train/test_classsr_training.py", "average_loss": "tests/train/test_classsr_training.py",
     "aux_penalty": "tests/train/test_adaptive_recipes.py", "pcsr_average": "tests/train/test_adaptive_recipes.py",
+    "diffusion": "tests/train/test_diffusion_training.py",  # with step diffusion and an SR3 model
 }
 
 

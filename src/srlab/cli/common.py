@@ -117,9 +117,32 @@ def add_path_flags(parser: argparse.ArgumentParser, *, path: str = "auto", preci
               f"units and the model is half-precision safe (default {precision})")
 
 
+def add_sampler_flags(parser: argparse.ArgumentParser) -> None:
+    """``--steps --seed``: the sampler settings of diffusion models (sr3); other models refuse them."""
+    flag(parser, "steps", type=positive_int, metavar="N",
+         help="diffusion models (sr3): denoiser evaluations per image (default: the model's)")
+    flag(parser, "seed", type=non_negative_int, metavar="S",
+         help="diffusion models (sr3): seed of the sampler's noise; the output is a pure function of the weights, "
+              "the image, --steps and --seed (default: the model's)")
+
+
+def sampler_from_flags(args: argparse.Namespace, model: nn.Module) -> None:
+    """Set ``--steps``/``--seed`` on a diffusion model (one with ``set_sampler``); refuse them for the others."""
+    set_sampler = getattr(model, "set_sampler", None)
+    if set_sampler is not None:
+        set_sampler(steps=args.steps, seed=args.seed)
+        return
+    given = [f"--{name}" for name in ("steps", "seed") if getattr(args, name) is not None]
+    if given:
+        raise SrlabError(f"{given[0]}: model {spec_of(model).name!r} is not a diffusion model (e.g. sr3): drop {given[0]}")
+
+
 def model_on_path(model: nn.Module, args: argparse.Namespace) -> nn.Module:
-    """``model`` on the path ``--path``/``--precision`` ask for (eager: the model itself)."""
+    """``model`` on the path ``--path``/``--precision`` ask for (eager: the model itself). Diffusion samplers
+    stay eager under ``--path auto``: choosing a path would time the whole sampler on every candidate."""
     if args.path == "eager" or next(model.parameters(), None) is None:  # bicubic: nothing to speed up
+        return model
+    if args.path == "auto" and hasattr(model, "set_sampler"):
         return model
     return PathModel(model, path=args.path, precision=args.precision, cache=PathCache())
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from srlab.cli.common import (
-    add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, load_model_from_flags,
-    model_on_path, refuse_path_for_adaptive, scale_factor,
+    add_adaptive_flags, add_model_flags, add_path_flags, add_sampler_flags, adaptive_from_flags, flag,
+    load_model_from_flags, model_on_path, refuse_path_for_adaptive, sampler_from_flags, scale_factor,
 )
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
@@ -27,6 +27,7 @@ HELP = "evaluate a model on data sets (PSNR/SSIM on Y, the papers' protocol)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_flags(parser)
     add_adaptive_flags(parser)
+    add_sampler_flags(parser)
     # Scores must reproduce the official ones to the last printed digit: eager fp32 unless asked otherwise.
     add_path_flags(parser, path="eager", precision="fp32")
     flag(parser, "data", action="append", required=True, metavar="DIR",
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for scale in scales:
         args.scale = scale
         model, _ = load_model_from_flags(args)
+        sampler_from_flags(args, model)
         adaptive = adaptive_from_flags(args, model)
         if adaptive is not None and (args.tile or args.self_ensemble):
             raise SrlabError("adaptive inference routes whole images: drop --tile and --self_ensemble "

@@ -23,8 +23,9 @@ from pathlib import Path
 from srlab.adaptive import AdaptiveModel
 from srlab.cli import export as export_cmd
 from srlab.cli.common import (
-    add_adaptive_flags, add_model_flags, add_path_flags, adaptive_from_flags, flag, images_of, load_model_from_flags,
-    model_on_path, positive_float, process_each, refuse_path_for_adaptive, results_folder,
+    add_adaptive_flags, add_model_flags, add_path_flags, add_sampler_flags, adaptive_from_flags, flag, images_of,
+    load_model_from_flags, model_on_path, positive_float, process_each, refuse_path_for_adaptive, results_folder,
+    sampler_from_flags,
 )
 from srlab.data.io import PNG_COMPRESSION, check_not_overwriting
 from srlab.errors import SrlabError
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="half precision: float16 on CUDA, bfloat16 on CPU (refused on a CPU without bfloat16 units, "
               "and for models not verified in half precision)")
     add_adaptive_flags(parser)
+    add_sampler_flags(parser)
     add_path_flags(parser)
     export_cmd.add_onnx_flag(parser)
     flag(parser, "self_ensemble", action="store_true",
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx and args.half:
         raise SrlabError("--half converts a PyTorch model: drop it with --onnx (export with --fp16 instead)")
     model, device = (export_cmd.onnx_model_from_flags(args), None) if args.onnx else load_model_from_flags(args)
+    sampler_from_flags(args, model)
     adaptive = None if args.onnx else adaptive_from_flags(args, model)
     if adaptive is not None:
         if args.self_ensemble:

@@ -92,6 +92,9 @@ def export_onnx(
     """
     onnx = require("onnx")
     spec = spec_of(model)
+    if hasattr(model, "set_sampler"):  # srlab.models.sr3: a seeded loop of denoiser evaluations
+        raise SrlabError(f"model {spec.name!r} is a diffusion sampler (--steps denoiser evaluations on seeded noise): "
+                         "it runs in PyTorch only, ONNX export is not supported")
     _check_exportable(spec, fp16)
     was_training = model.training
     try:

@@ -15,6 +15,7 @@ from srlab.losses import (  # noqa: F401  (explicit import list: registers the l
     classsr,
     pcsr,
     exits,
+    diffusion,
 )
 from srlab.losses.base import (
     LossInputs,

@@ -43,6 +43,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     smsr,
     sr_net,
     span,
+    sr3,
     srcnn,
     swin2sr,
     swinir,

@@ -138,8 +138,10 @@ class TrainNet(nn.Module):
         super().__init__()
         self.model, self.head = model, head
 
-    def forward(self, lr: Tensor) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
-        out = self.model(lr)
+    def forward(self, lr: Tensor, **inputs: Tensor) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        # ``inputs``: what a step kind feeds the model besides the LR batch (step diffusion: the noisy HR
+        # image and its noise level), passed through the DDP / compile wrapper like ``lr``.
+        out = self.model(lr, **inputs)
         sr, aux = out if isinstance(out, tuple) else (out, {})
         if self.head is None:
             return sr, None, aux

@@ -111,10 +111,10 @@ def forward_objective(
     run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], LossInputs]:
     """The model's forward on ``lr_batch`` and the objective on it: (loss, terms, the objective's inputs)."""
-    with _autocast(config, run.device):
+    with autocast(config, run.device):
         sr, uncertainty, aux = run.net(lr_batch)
     if run.estimator is not None:  # udl stage 2: the frozen stage-1 estimate
-        with torch.no_grad(), _autocast(config, run.device):
+        with torch.no_grad(), autocast(config, run.device):
             uncertainty = run.estimator(lr_batch)[1]
     inputs = LossInputs(sr=sr.float(), hr=hr_batch, lr=lr_batch, scale=config.scale,
                         uncertainty=None if uncertainty is None else uncertainty.float(), aux=aux)
@@ -124,7 +124,8 @@ def forward_objective(
     return loss, terms, inputs
 
 
-def _autocast(config: TrainConfig, device: torch.device):
+def autocast(config: TrainConfig, device: torch.device):
+    """The autocast context of ``config.amp`` (none for fp32): what a step's forward runs under."""
     dtype = _AMP_DTYPES.get(config.amp)
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
