@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -156,8 +155,6 @@ def test_the_page_fits_a_phone(tmp_path, browser):
         assert scroll_width <= 375
 
 
-@pytest.mark.skipif(importlib.util.find_spec("srlab.mos.report") is None,
-                    reason="srlab.mos.report (branch mosreport) is not merged yet")
 def test_the_report_matches_the_keys_pressed(tmp_path, browser):
     from srlab.mos import report
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -24,11 +23,24 @@ from srlab.mos.study import load_study  # noqa: E402
 def test_the_migrations_make_exactly_the_models_schema(tmp_path, db_url):  # noqa: F811
     engine = db.open_database(db_url or f"sqlite:///{tmp_path / 'x.sqlite'}")
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), db.Base.metadata)
-        version = MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": db.VERSION_TABLE})
+        diff = compare_metadata(context, db.Base.metadata)
+        version = context.get_current_revision()
     assert diff == [] and version == "0001"
     db.upgrade(engine)  # opening it again (a restart) is a no-op
-    assert {"raters", "assignments", "ratings", "alembic_version"} <= set(inspect(engine).get_table_names())
+    tables = set(inspect(engine).get_table_names())
+    assert {"raters", "assignments", "ratings", db.VERSION_TABLE} <= tables and "alembic_version" not in tables
+    engine.dispose()
+
+
+def test_the_app_and_an_optuna_study_share_one_database(tmp_path, db_url):  # noqa: F811
+    optuna = pytest.importorskip("optuna")
+    url = db_url or f"sqlite:///{tmp_path / 'x.sqlite'}"
+    db.open_database(url).dispose()  # the app's schema at its revision
+    study = optuna.create_study(storage=url, study_name="shared")  # Optuna's own alembic_version beside it
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    engine = db.open_database(url)  # and the app opens it again
+    assert len(optuna.load_study(study_name="shared", storage=url).trials) == 1
     engine.dispose()
 
 
@@ -82,8 +94,6 @@ def test_cli_report_needs_an_output(tmp_path, capsys):
     assert "give at least one of --json OUT, --html OUT, --csv OUT" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("srlab.mos.report") is None,
-                    reason="srlab.mos.report (branch mosreport) is not merged yet")
 def test_cli_report_writes_the_mos_of_each_method(tmp_path, capsys):
     study_dir = make_study(tmp_path)
     engine = db.open_database(db.default_url(study_dir))
@@ -108,7 +118,8 @@ def test_instances_starting_together_migrate_once(db_url):  # noqa: F811
     with ThreadPoolExecutor(4) as pool:
         engines = list(pool.map(db.open_database, [db_url] * 4))
     with engines[0].connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        context = MigrationContext.configure(connection, opts={"version_table": db.VERSION_TABLE})
+        assert context.get_current_revision() == "0001"
     for engine in engines:
         engine.dispose()
 
@@ -120,8 +131,6 @@ def test_an_unreachable_database_is_a_one_line_error(tmp_path, capsys):
         db.load_records(study_dir, "postgresql+psycopg://x:secret@127.0.0.1:1/db")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("srlab.mos.report") is None,
-                    reason="srlab.mos.report (branch mosreport) is not merged yet")
 def test_cli_report_correlates_with_the_metrics_file(tmp_path):
     study_dir = make_study(tmp_path)
     engine = db.open_database(db.default_url(study_dir))

@@ -34,6 +34,9 @@ from srlab.mos.study import Study, load_study
 DB_FILE = "ratings.sqlite"
 SQLITE_BUSY_TIMEOUT_S = 30
 MIGRATION_LOCK = 0x5121AB05  # PostgreSQL advisory lock id of srlab.mos migrations (any fixed 64-bit number)
+# Alembic's record of the schema's revision, named for the app (not the default `alembic_version`, which
+# Optuna's storage in the same database would take for its own: see migrations/env.py).
+VERSION_TABLE = "srlab_mos_alembic_version"
 
 
 class Base(DeclarativeBase):
