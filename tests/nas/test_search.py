@@ -19,7 +19,7 @@ from srlab.errors import SrlabError  # noqa: E402
 from srlab.models.create import create_model  # noqa: E402
 from srlab.nas.search import SearchSettings, _storage, open_study, parse_macs, search  # noqa: E402
 from srlab.train.config import TrainConfig, apply_overrides, load_yaml  # noqa: E402
-from tests.conftest import run_cli  # noqa: E402
+from conftest import run_cli  # noqa: E402
 
 TINY = {"epochs": 1, "data": {"patch_size": 16, "batch_size": 2}}
 BUDGET = 4_000_000  # on a 12x12 LR image at x2: the smallest architectures fit, rdsr_s (9.6M) does not

@@ -23,7 +23,7 @@ Every model is one ``<g class="point">`` (scatter, curve references), ``<g class
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -332,14 +332,11 @@ class _Legend:
         ]
 
 
-def curves_svg(
-    curves: Sequence[Curve], references: Sequence[Point], *, title: str, x_label: str, y_label: str, note: str = ""
-) -> str:
-    """Trade-off curves (linear axes, a line through the markers in the order given) and reference
-    points (``Point.latency_ms`` is not drawn), named in a legend; returns the SVG document."""
+def _linear_plot(xs: Sequence[float], ys: Sequence[float], *, title: str, x_label: str, y_label: str,
+                 y_digits: int | None = None) -> tuple[list[str], Callable[[float], float], Callable[[float], float]]:
+    """The frame and both linear axes of a plot covering ``xs`` and ``ys``: (SVG lines, to_x, to_y).
+    ``y_digits``: the y ticks' decimals (None: as many as write every tick exactly)."""
     plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    xs = [x for c in curves for x in c.xs] + [p.x for p in references]
-    ys = [y for c in curves for y in c.ys] + [p.y for p in references]
     x_low, x_high, x_ticks = _linear_ticks(min(xs, default=0.0), max(xs, default=1.0))
     y_low, y_high, y_ticks = _linear_ticks(min(ys, default=0.0), max(ys, default=1.0))
 
@@ -350,9 +347,19 @@ def curves_svg(
         return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
 
     lines = _frame(title, x_label, y_label)
-    _y_axis(lines, y_ticks, to_y)
-    bottom = MARGIN_TOP + plot_h
-    _x_axis(lines, x_ticks, to_x, bottom)
+    _y_axis(lines, y_ticks, to_y, digits=_tick_digits(y_ticks) if y_digits is None else y_digits)
+    _x_axis(lines, x_ticks, to_x, MARGIN_TOP + plot_h)
+    return lines, to_x, to_y
+
+
+def curves_svg(
+    curves: Sequence[Curve], references: Sequence[Point], *, title: str, x_label: str, y_label: str, note: str = ""
+) -> str:
+    """Trade-off curves (linear axes, a line through the markers in the order given) and reference
+    points (``Point.latency_ms`` is not drawn), named in a legend; returns the SVG document."""
+    xs = [x for c in curves for x in c.xs] + [p.x for p in references]
+    ys = [y for c in curves for y in c.ys] + [p.y for p in references]
+    lines, to_x, to_y = _linear_plot(xs, ys, title=title, x_label=x_label, y_label=y_label, y_digits=2)
     legend = _Legend([c.label for c in curves] + [p.label for p in references])
     lines += legend.box()
     for index, curve in enumerate(curves):
@@ -511,21 +518,8 @@ def bars_svg(marks: Sequence[Mark], *, title: str, y_label: str, x_label: str = 
 def xy_svg(marks: Sequence[Mark], *, title: str, x_label: str, y_label: str, note: str = "") -> str:
     """Labelled points on linear axes (a metric against the MOS), each with its vertical error bar; one
     ``<g class="point">`` carrying ``data-label`` each."""
-    plot_w, plot_h = WIDTH - MARGIN_LEFT - MARGIN_RIGHT, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    xs = [m.x for m in marks]
-    x_low, x_high, x_ticks = _linear_ticks(min(xs, default=0.0), max(xs, default=1.0))
     ends = [v for m in marks for v in (m.y - (m.error or 0.0), m.y + (m.error or 0.0))]
-    y_low, y_high, y_ticks = _linear_ticks(min(ends, default=0.0), max(ends, default=1.0))
-
-    def to_x(value: float) -> float:
-        return MARGIN_LEFT + (value - x_low) / (x_high - x_low) * plot_w
-
-    def to_y(value: float) -> float:
-        return MARGIN_TOP + (y_high - value) / (y_high - y_low) * plot_h
-
-    lines = _frame(title, x_label, y_label)
-    _y_axis(lines, y_ticks, to_y, digits=_tick_digits(y_ticks))
-    _x_axis(lines, x_ticks, to_x, MARGIN_TOP + plot_h)
+    lines, to_x, to_y = _linear_plot([m.x for m in marks], ends, title=title, x_label=x_label, y_label=y_label)
     for index, mark in enumerate(marks):
         color = PALETTE[index % len(PALETTE)]
         x, y = to_x(mark.x), to_y(mark.y)
