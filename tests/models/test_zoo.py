@@ -52,7 +52,10 @@ SMALL_ARGS = {
 STRUCTURE_CASES = (
     [(name, scale, None) for name, scale in LIGHT_CASES]
     + [(name, 4, SMALL_ARGS[name]) for name in sorted(HEAVY)]
-    + [pytest.param(name, 4, None, marks=pytest.mark.slow) for name in sorted(HEAVY)]
+    # Not sr3 at full size: its forward is the 2000-step sampler, and differentiating through it held over
+    # 24 GB (the machine's memory) until the kernel killed the run; its training forward (one denoiser
+    # evaluation) is tested in tests/train/test_diffusion_training.py, its reduced size above.
+    + [pytest.param(name, 4, None, marks=pytest.mark.slow) for name in sorted(HEAVY - SAMPLED)]
 )
 
 # Parameters as the papers count them (srlab.models.paper_parameter_count: trainable parameters of the
