@@ -71,3 +71,12 @@ def test_mappings_merge_and_tuples_are_checked():
     assert config.model.args == {"channels": 16, "num_blocks": 1}
     with pytest.raises(SrlabError, match="must be a list of 2 numbers"):
         apply_overrides(config, parse_set(["optim.betas=[a, b]"]))
+
+
+def test_override_layers_merge_at_every_depth():
+    from srlab.train.config import merge_overrides
+
+    base = {"epochs": 2, "model": {"args": {"channels": 8, "num_blocks": 1}}, "data": {"repeat": 3}}
+    more = {"model": {"args": {"channels": 16}}, "data": 4}
+    assert merge_overrides(base, more) == {"epochs": 2, "model": {"args": {"channels": 16, "num_blocks": 1}}, "data": 4}
+    assert base["model"]["args"]["channels"] == 8  # the layers themselves are left as they were

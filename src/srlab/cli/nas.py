@@ -15,7 +15,7 @@ from srlab.models.complexity import lr_size_for_720p
 from srlab.nas.search import SAMPLERS, SearchSettings, format_table, parse_macs, search
 from srlab.nas.space import list_spaces
 from srlab.inference.threads import usable_cpus
-from srlab.train.config import load_yaml, parse_set
+from srlab.train.config import load_yaml, merge_overrides, parse_set
 
 HELP = ("architecture search under a MAC budget (Optuna: TPE / NSGA-II / random baseline; short proxy training "
         "per trial; Pareto front PSNR-Y vs MACs vs CPU latency; resumable, parallel, multi-machine)")
@@ -52,14 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _proxy(args: argparse.Namespace) -> dict:
+    data = {key: value for key, value in (("patch_size", args.patch_size), ("batch_size", args.batch_size))
+            if value is not None}
+    flags = {**({"epochs": args.epochs} if args.epochs is not None else {}), **({"data": data} if data else {})}
     proxy = load_yaml(args.proxy_config) if args.proxy_config else {}
-    for key, value in (("epochs", args.epochs), ("patch_size", args.patch_size), ("batch_size", args.batch_size)):
-        if value is not None:
-            section = proxy if key == "epochs" else proxy.setdefault("data", {})
-            section[key] = value
-    for key, value in parse_set(args.set).items():
-        proxy[key] = {**proxy[key], **value} if isinstance(value, dict) and isinstance(proxy.get(key), dict) else value
-    return proxy
+    return merge_overrides(merge_overrides(proxy, flags), parse_set(args.set))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -334,6 +334,15 @@ def apply_overrides(config: Any, overrides: dict[str, Any], prefix: str = "") ->
             setattr(config, key, _coerce(value, hint, path, getattr(config, key)))
 
 
+def merge_overrides(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Override mappings layered as applying them in turn would: ``more`` wins, mappings merge at every depth."""
+    merged = dict(base)
+    for key, value in more.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_overrides(merged[key], value) if both_mappings else value
+    return merged
+
+
 def parse_set(assignments: list[str]) -> dict[str, Any]:
     """``["optim.lr=1e-3", "model.args.channels=64"]`` -> nested mapping (values parsed as YAML)."""
     nested: dict[str, Any] = {}
