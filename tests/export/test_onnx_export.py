@@ -26,7 +26,7 @@ TOLERANCE = 1e-4
 FAST = (
     "arm_carn", "arm_fsrcnn", "bicubic", "car_edsr", "carn_m", "classsr_fsrcnn", "ditn", "ecbsr", "ecbsr_etds",
     "edsr_baseline",
-    "espcn", "espcn_etds", "etds_l", "etds_m", "etds_s", "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr",
+    "espcn", "qsrnet", "qsrnet_large", "qsrnet_small", "espcn_etds", "etds_l", "etds_m", "etds_s", "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr",
     "rdsr_adaptive", "rdsr_s", "rfdn", "rfdn_aim", "rlfn", "rlfn_ntire", "rlfn_s", "shufflemixer_tiny", "smsr",
     "span", "span_ch28", "sr_lut", "srcnn",
 )

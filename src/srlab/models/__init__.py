@@ -33,6 +33,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     metasr,
     omnisr,
     pcsr,
+    qsrnet,
     ramit,
     rdsr,
     rdsr_adaptive,
