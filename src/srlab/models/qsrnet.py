@@ -37,9 +37,10 @@ i reads input channel i, for i < min(in, out)), so that the first three feature 
 input channel o // s^2, so that the untrained network is nearest-neighbour upsampling plus a perturbation.
 
 Parameters (all trainable, none shared): Small 22,860 / 27,195 / 33,264 at x2 / x3 / x4, Medium 50,604 /
-54,939 / 61,008, Large 414,972 / 423,687 / 435,888; ``tests/models/test_qsrnet.py`` derives them by hand. Qualcomm's AI Hub model
-cards (quic/ai-hub-models, ``qai_hub_models/models/quicksrnet{small,medium,large}/info.yaml``) print
-33.3K, 61.0K and 436K: the x4 networks' counts (the cards name a x3 checkpoint, whose counts are lower).
+54,939 / 61,008, Large 414,972 / 423,687 / 435,888; ``tests/models/test_qsrnet.py`` derives them by hand.
+Qualcomm's AI Hub model cards (quic/ai-hub-models, ``qai_hub_models/models/quicksrnet{small,medium,large}/
+info.yaml``) print 33.3K, 61.0K and 436K: the x4 networks' counts (the cards name a x3 checkpoint, whose
+counts are lower).
 The paper's own tables were not reachable offline, so no figure of the paper is checked.
 
 Checked once against the official class (run from /tmp, never committed): equal state-dict listings at
