@@ -40,7 +40,7 @@ NOT_DYNAMIC = {
     "safmn_pp": "dynamo: differs from PyTorch",
     "ipt": "", "liif_edsr_baseline": "", "lte_edsr_baseline": "", "metasr_rdn": "",
     # per-image kernels folded into a grouped convolution whose group count is the batch
-    "adsrnet": "kernel of unknown shape",
+    "adsrnet": "kernel of unknown shape", "asconvsr": "kernel of unknown shape",
 }
 # Of those, the ones that export with static shapes (one input size: the graph bakes in their output size,
 # patch grid or pooling windows); PCSR's full path does not export at all.

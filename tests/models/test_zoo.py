@@ -72,6 +72,8 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "arm_carn": ({4: 294_147}, None),
     # MSRResNet's counts (= edsr_baseline's); the official train log prints 1,517,571 at x4.
     "arm_srresnet": ({2: 1_369_859, 3: 1_554_499, 4: 1_517_571}, None),
+    # AsConvSR: srlab's reconstruction (widths from an unofficial implementation); the paper's count was not read.
+    "asconvsr": ({2: 101_616}, None),
     "bsrn": ({2: 331_628, 3: 340_283, 4: 352_400}, {4: "352K"}),
     "bsrn_s": ({4: 156_288}, {4: "0.156M"}),
     # CAMixerSR light table (x4: 765K) and the large-image table (CAMixerSR-S: 351K).
