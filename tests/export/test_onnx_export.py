@@ -26,7 +26,7 @@ TOLERANCE = 1e-4
 FAST = (
     "arm_carn", "arm_fsrcnn", "bicubic", "car_edsr", "carn_m", "classsr_fsrcnn", "ditn", "ecbsr", "ecbsr_etds",
     "edsr_baseline",
-    "espcn", "espcn_etds", "etds_l", "etds_m", "etds_s", "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr",
+    "espcn", "qsrnet", "qsrnet_large", "qsrnet_small", "espcn_etds", "etds_l", "etds_m", "etds_s", "etds_t", "fsrcnn", "fsrcnn_etds", "imdn", "rdsr",
     "rdsr_adaptive", "rdsr_s", "rfdn", "rfdn_aim", "rlfn", "rlfn_ntire", "rlfn_s", "shufflemixer_tiny", "smsr",
     "span", "span_ch28", "sr_lut", "srcnn",
 )
@@ -40,7 +40,7 @@ NOT_DYNAMIC = {
     "safmn_pp": "dynamo: differs from PyTorch",
     "ipt": "", "liif_edsr_baseline": "", "lte_edsr_baseline": "", "metasr_rdn": "",
     # per-image kernels folded into a grouped convolution whose group count is the batch
-    "adsrnet": "kernel of unknown shape",
+    "adsrnet": "kernel of unknown shape", "asconvsr": "kernel of unknown shape",
 }
 # Of those, the ones that export with static shapes (one input size: the graph bakes in their output size,
 # patch grid or pooling windows); PCSR's full path does not export at all.

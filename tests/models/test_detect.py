@@ -78,6 +78,7 @@ def test_every_registered_model_is_detected_back(name):
         ("bsrn", 3, {"num_feat": 32, "num_block": 6}, "train"),
         ("safmn", 4, {"dim": 24}, "train"),
         ("safmn_l", 2, {"ffn_scale": 1.5}, "train"),
+        ("qsrnet_large", 3, {"channels": 24, "num_intermediate_layers": 4}, "train"),
     ],
 )
 def test_hyper_parameters_are_read_from_the_weights(name, scale, args, form):

@@ -72,6 +72,8 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     "arm_carn": ({4: 294_147}, None),
     # MSRResNet's counts (= edsr_baseline's); the official train log prints 1,517,571 at x4.
     "arm_srresnet": ({2: 1_369_859, 3: 1_554_499, 4: 1_517_571}, None),
+    # AsConvSR: srlab's reconstruction (widths from an unofficial implementation); the paper's count was not read.
+    "asconvsr": ({2: 101_616}, None),
     "bsrn": ({2: 331_628, 3: 340_283, 4: 352_400}, {4: "352K"}),
     "bsrn_s": ({4: 156_288}, {4: "0.156M"}),
     # CAMixerSR light table (x4: 765K) and the large-image table (CAMixerSR-S: 351K).
@@ -152,6 +154,11 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # LAMNet: all parameters of the official class (test_lamnet checks its listing); no paper figure read.
     "lamnet": ({2: 828_364, 3: 837_019, 4: 849_136}, None),
     "lamnet_large": ({2: 1_024_028, 3: 1_032_683, 4: 1_044_800}, None),
+    # QuickSRNet (QSRNet): the official class's counts (test_qsrnet); its paper's tables were not read. The
+    # published figures are Qualcomm's AI Hub model cards, which print the x4 networks' counts.
+    "qsrnet_small": ({2: 22_860, 3: 27_195, 4: 33_264}, {4: "33.3K"}),
+    "qsrnet": ({2: 50_604, 3: 54_939, 4: 61_008}, {4: "61.0K"}),
+    "qsrnet_large": ({2: 414_972, 3: 423_687, 4: 435_888}, {4: "436K"}),
     # RAMiT: all parameters of the official classes (the paper's tables are images: no figure read).
     "ramit": ({2: 939_844, 3: 948_499, 4: 960_616}, None),
     "ramit_1": ({2: 823_164, 3: 831_819, 4: 843_936}, None),
@@ -400,7 +407,10 @@ def test_every_model_states_its_origin_and_licence():
     for name in list_models():
         info = model_info(name)
         assert info.origin == "srlab" or info.origin.startswith(("https://", "http://")), name
-        assert info.licence in {"Apache-2.0", "BSD-3-Clause", "CC-BY-NC-4.0", "GPL-3.0", "MIT", "unknown"}, (name, info.licence)
+        assert info.licence in {
+            "Apache-2.0", "BSD-3-Clause", "CC-BY-NC-4.0", "GPL-3.0", "MIT", "unknown",
+            "LicenseRef-AIMET-Model-Zoo",  # Qualcomm's own terms of use (QuickSRNet)
+        }, (name, info.licence)
 
 
 @pytest.mark.parametrize(("name", "args", "multiple"), [

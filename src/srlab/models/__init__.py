@@ -3,6 +3,7 @@
 from srlab.models import (  # noqa: F401  (explicit import list: registers the models)
     adsrnet,
     arm,
+    asconvsr,
     bicubic,
     bsrn,
     camixersr,
@@ -33,6 +34,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     metasr,
     omnisr,
     pcsr,
+    qsrnet,
     ramit,
     rdsr,
     rdsr_adaptive,
