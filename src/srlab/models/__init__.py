@@ -37,6 +37,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     rdsr,
     rdsr_adaptive,
     rfdn,
+    resshift,
     rlfn,
     safmn,
     shufflemixer,
