@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srlab.errors import SrlabError
+from srlab.models.diffusion_training import DiffusionDraw
 from srlab.models.registry import ModelInfo, register_model
 
 SCHEDULES = ("linear", "cosine")
@@ -285,6 +286,18 @@ class SR3(nn.Module):
         noise = torch.randn_like(hr)
         g = level.view(-1, 1, 1, 1)
         return g * (hr * 2 - 1) + (1 - g.square()).sqrt() * noise, level, noise
+
+    def draw_training(self, lr: Tensor, hr: Tensor) -> DiffusionDraw:
+        """The training draw of ``step: diffusion`` (:mod:`srlab.models.diffusion_training`): the training
+        forward's ``noisy`` and ``noise_level`` from :meth:`draw_training_noise`, the noise as the target,
+        and the clean image ``(noisy - sqrt(1 - g^2) * eps) / g`` a predicted noise implies."""
+        noisy, level, noise = self.draw_training_noise(hr)
+        g = level.view(-1, 1, 1, 1)
+
+        def clean(predicted: Tensor) -> Tensor:
+            return (((noisy - (1 - g.square()).sqrt() * predicted) / g + 1) / 2).clamp(0, 1)
+
+        return DiffusionDraw(inputs={"noisy": noisy, "noise_level": level}, target=noise, clean=clean)
 
     def forward(self, lr: Tensor, noisy: Tensor | None = None, noise_level: Tensor | None = None) -> Tensor:
         if noisy is None:
