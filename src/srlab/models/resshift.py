@@ -30,7 +30,8 @@ the mean squared error between the predicted and the true ``x_0`` (the official 
 Steps. The number of diffusion steps T (``train_steps``) is part of what a model learnt. ``steps`` (``srlab
 upscale --steps``) may be T (the default) or fewer: then the chain is respaced as the official
 ``timestep_respacing`` does (steps ``int(T / S * i)`` for i < S, the denoiser given their original indices);
-more than T is refused. All noise is drawn from a CPU ``torch.Generator`` seeded with ``seed`` (moved to
+more than T is refused. One step (S = 1: ``x_0`` predicted once from ``y_0 + kappa sqrt(eta_1) eps``) runs
+here; the official respacing fails for it (its clipped posterior log-variance reads a second step). All noise is drawn from a CPU ``torch.Generator`` seeded with ``seed`` (moved to
 the input's device), so a sample is a pure function of (weights, LR batch, steps, seed).
 
 The denoiser: the official ``UNetModelSwin`` with its parameter and buffer names (``time_embed``,
@@ -65,6 +66,11 @@ extractor, as the official UNet builds it then). The official sampler pads the L
 multiple of 16; srlab pads ``y_0`` (replicate) to the U-Net's multiple inside the model and crops. The
 GroupNorm group count is a hyper-parameter (official: 32; resshift_tiny uses 8). The official training adds
 LPIPS in its journal version and uses Real-ESRGAN degradations; srlab trains on its own data pipeline.
+
+Checked against the official classes (random weights, float32; the official code run outside srlab with
+stubs for its timm and autoencoder imports): the same U-Net outputs (difference 0, shifted masks at the
+construction size and at others), the schedule to 4e-16, samples (all and respaced steps, the same noise) and
+the training ``x_t`` and forward to < 1e-6.
 
 Complexity: MACs (:func:`srlab.models.count_macs`, ``srlab models``) count ONE denoiser evaluation (and the
 bicubic upsampling): on the meta device the forward evaluates the denoiser once and returns shapes only. A
