@@ -275,18 +275,6 @@ class SR3(nn.Module):
         h, w = x.shape[-2:]
         return F.pad(x, (0, -w % self.multiple, 0, -h % self.multiple), mode="replicate")
 
-    def draw_training_noise(self, hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(noisy, noise_level, noise)`` for an HR batch in [0, 1], drawn from the global RNG of ``hr``'s
-        device (a training run's saved RNG): step t uniform in 1..T per image, the level uniform between
-        those of t - 1 and t."""
-        levels = noise_levels(self.betas).to(hr.device)
-        t = torch.randint(1, self.train_steps + 1, (hr.shape[0],), device=hr.device)
-        u = torch.rand(hr.shape[0], device=hr.device, dtype=torch.float64)
-        level = (levels[t] + u * (levels[t - 1] - levels[t])).to(hr.dtype)
-        noise = torch.randn_like(hr)
-        g = level.view(-1, 1, 1, 1)
-        return g * (hr * 2 - 1) + (1 - g.square()).sqrt() * noise, level, noise
-
     def draw_training(self, lr: Tensor, hr: Tensor) -> DiffusionDraw:
         """The training draw of ``step: diffusion`` (:mod:`srlab.models.diffusion_training`): the training
         forward's ``noisy`` and ``noise_level`` from :meth:`draw_training_noise`, the noise as the target,
@@ -298,6 +286,18 @@ class SR3(nn.Module):
             return (((noisy - (1 - g.square()).sqrt() * predicted) / g + 1) / 2).clamp(0, 1)
 
         return DiffusionDraw(inputs={"noisy": noisy, "noise_level": level}, target=noise, clean=clean)
+
+    def draw_training_noise(self, hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(noisy, noise_level, noise)`` for an HR batch in [0, 1], drawn from the global RNG of ``hr``'s
+        device (a training run's saved RNG): step t uniform in 1..T per image, the level uniform between
+        those of t - 1 and t."""
+        levels = noise_levels(self.betas).to(hr.device)
+        t = torch.randint(1, self.train_steps + 1, (hr.shape[0],), device=hr.device)
+        u = torch.rand(hr.shape[0], device=hr.device, dtype=torch.float64)
+        level = (levels[t] + u * (levels[t - 1] - levels[t])).to(hr.dtype)
+        noise = torch.randn_like(hr)
+        g = level.view(-1, 1, 1, 1)
+        return g * (hr * 2 - 1) + (1 - g.square()).sqrt() * noise, level, noise
 
     def forward(self, lr: Tensor, noisy: Tensor | None = None, noise_level: Tensor | None = None) -> Tensor:
         if noisy is None:
