@@ -167,7 +167,8 @@ def test_tiling_and_too_many_steps_are_refused():
     model = srlab.create_model("resshift_tiny", scale=4, args=SMALL).eval()
     with pytest.raises(SrlabError, match="--tile: model 'resshift_tiny' with diffusion sampling draws its noise"):
         upscale_tensor(model, torch.rand(3, 12, 12), tile=4)
-    with pytest.raises(SrlabError, match=r"--steps must be in 1..4 \(ResShift's trained chain; fewer respace it\), got 5"):
+    refusal = r"--steps must be in 1..4 \(ResShift's trained chain; fewer respace it\), got 5"
+    with pytest.raises(SrlabError, match=refusal):
         model.set_sampler(steps=5)
 
 

@@ -41,7 +41,9 @@ SMALL_ARGS = {
     "elan": {"c_elan": 12, "m_elan": 2},
     "ipt": {"num_layers": 1},
     "metasr_rdn": {"channels": 8, "num_blocks": 2, "num_convs": 2, "growth": 8},
-    "resshift": {"channels": 8, "groups": 4, "res_blocks": (1, 1, 1, 1), "swin_embed_dim": 16, "head_channels": 8, "steps": 2},
+    "resshift": {
+        "channels": 8, "groups": 4, "res_blocks": (1, 1, 1, 1), "swin_embed_dim": 16, "head_channels": 8, "steps": 2,
+    },
     "sr3": {"channels": 8, "groups": 4, "res_blocks": 1, "steps": 2},
     "swinir": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
     "swin2sr": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},

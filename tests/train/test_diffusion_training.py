@@ -55,7 +55,8 @@ def test_resshift_trains_on_the_clean_image_with_the_official_mse():
     predicted = model(lr, **draw.inputs)
     assert predicted.shape == hr.shape
     assert torch.equal(draw.clean(torch.tensor([-3.0, -1.0, 0.0, 1.0])), torch.tensor([0.0, 0.0, 0.5, 1.0]))
-    inputs = LossInputs(sr=draw.clean(predicted), hr=hr, lr=lr, scale=4, aux={"prediction": predicted, "target": draw.target})
+    inputs = LossInputs(sr=draw.clean(predicted), hr=hr, lr=lr, scale=4,
+                        aux={"prediction": predicted, "target": draw.target})
     expected = (predicted - draw.target).square().mean()
     assert torch.allclose(build_objective("diffusion", params={"norm": "l2"})(inputs), expected)
 
@@ -75,7 +76,8 @@ def test_sr3_draw_keeps_its_noise_target():
 def test_models_without_a_draw_are_refused(tiny_photos, tmp_path, capsys):
     args = _args(tiny_photos, tmp_path / "r", "sr3_tiny", "--set", "model.name=rdsr_s", "--set", "model.args={}")
     assert main(args) == 2
-    assert "step diffusion trains a diffusion model (sr3, sr3_tiny, resshift, resshift_tiny), not rdsr_s" in capsys.readouterr().err
+    refusal = "step diffusion trains a diffusion model (sr3, sr3_tiny, resshift, resshift_tiny), not rdsr_s"
+    assert refusal in capsys.readouterr().err
 
 
 def test_the_loss_compares_prediction_and_target():
@@ -84,7 +86,7 @@ def test_the_loss_compares_prediction_and_target():
                         aux={"prediction": predicted, "target": noise})
     assert build_objective("diffusion")(inputs).item() == 0.5
     assert build_objective("diffusion", params={"norm": "l2"})(inputs).item() == 0.25
-    with pytest.raises(SrlabError, match="loss diffusion needs the denoiser's prediction and target of `step: diffusion`"):
+    with pytest.raises(SrlabError, match="loss diffusion needs the denoiser's prediction and target of `step: diff"):
         build_objective("diffusion")(LossInputs(sr=predicted, hr=noise, lr=noise, scale=2))
 
 

@@ -31,8 +31,9 @@ Steps. The number of diffusion steps T (``train_steps``) is part of what a model
 upscale --steps``) may be T (the default) or fewer: then the chain is respaced as the official
 ``timestep_respacing`` does (steps ``int(T / S * i)`` for i < S, the denoiser given their original indices);
 more than T is refused. One step (S = 1: ``x_0`` predicted once from ``y_0 + kappa sqrt(eta_1) eps``) runs
-here; the official respacing fails for it (its clipped posterior log-variance reads a second step). All noise is drawn from a CPU ``torch.Generator`` seeded with ``seed`` (moved to
-the input's device), so a sample is a pure function of (weights, LR batch, steps, seed).
+here; the official respacing fails for it (its clipped posterior log-variance reads a second step). All
+noise is drawn from a CPU ``torch.Generator`` seeded with ``seed`` (moved to the input's device), so a
+sample is a pure function of (weights, LR batch, steps, seed).
 
 The denoiser: the official ``UNetModelSwin`` with its parameter and buffer names (``time_embed``,
 ``input_blocks``, ``middle_block``, ``output_blocks``, ``out``; Swin layers ``patch_embed.proj``,
