@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from torch import Tensor
 
@@ -26,11 +25,7 @@ class DiffusionDraw:
     clean: Callable[[Tensor], Tensor]
 
 
-class DiffusionModel(Protocol):
-    def draw_training(self, lr: Tensor, hr: Tensor) -> DiffusionDraw:
-        """A draw for an LR batch and its HR batch in [0, 1]."""
-        ...
-
-
 def is_diffusion_model(model: object) -> bool:
+    """Whether ``model`` makes training draws: ``model.draw_training(lr, hr) -> DiffusionDraw`` for an LR batch
+    and its HR batch in [0, 1]."""
     return callable(getattr(model, "draw_training", None))

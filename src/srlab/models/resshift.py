@@ -411,8 +411,9 @@ class ResShift(nn.Module):
         self.scale, self.kappa = scale, kappa
         self.sqrt_etas = eta_schedule(train_steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end,
                                       power=power)
-        self.steps, self.seed = train_steps, seed
-        self.set_sampler(steps=steps)
+        if not 1 <= steps <= train_steps:
+            raise ValueError(f"steps must be in 1..train_steps ({train_steps}), got {steps}")
+        self.steps, self.seed = steps, seed
         levels, swin_levels = len(channel_multipliers), tuple(swin_levels)
         self.multiple = unet_multiple(image_size, levels, swin_levels, window_size)
         self.denoiser = UNetSwin(
