@@ -60,13 +60,13 @@ def _argv(name, tiny_photos, out, *extra):
 # Configs of models with their own end-to-end tests (the generic one trains rdsr_s): ClassSR's three stages
 # (tests/train/test_classsr_training.py), ARM's supernets (below), the internally adaptive models' recipes
 # (tests/train/test_adaptive_recipes.py), unpaired training (tests/train/test_unpaired.py: it needs unpaired LR),
-# CAR (tests/train/test_car_training.py: its own model and step, scored by `srlab car eval`), SR3
-# (tests/train/test_diffusion_training.py: its own model, step and loss).
+# CAR (tests/train/test_car_training.py: its own model and step, scored by `srlab car eval`), SR3 and ResShift
+# (tests/train/test_diffusion_training.py: their own models, step and loss).
 TESTED_ELSEWHERE = (
     "classsr_fsrcnn_stage1", "classsr_fsrcnn_stage2", "classsr_fsrcnn_stage3",
     "arm_fsrcnn_x4", "arm_carn_x4", "arm_srresnet_x4",
     "camixersr_x4", "smsr_x2", "pcsr_carn_x4_phase0", "pcsr_carn_x4_phase1", "unpaired_x4", "car_x4",
-    "sr3_tiny_x4",
+    "sr3_tiny_x4", "resshift_tiny_x4",
 )
 
 

@@ -46,7 +46,7 @@ NOT_DYNAMIC = {
 # patch grid or pooling windows); PCSR's full path does not export at all.
 STATIC_ONLY = tuple(sorted(set(NOT_DYNAMIC) - {"pcsr_carn", "pcsr_fsrcnn"}))
 # Diffusion samplers (a seeded loop of denoiser evaluations): refused, they run in PyTorch only.
-SAMPLERS = ("sr3", "sr3_tiny")
+SAMPLERS = ("resshift", "resshift_tiny", "sr3", "sr3_tiny")
 # Export too, but take longer (big networks, or the dynamo exporter): @pytest.mark.slow.
 SLOW = tuple(sorted(set(list_models()) - set(FAST) - set(NOT_DYNAMIC) - set(SAMPLERS)))
 

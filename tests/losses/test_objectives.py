@@ -46,7 +46,7 @@ AUX = {
     "aux_penalty": {"ratio_loss": torch.tensor(0.01)},
     "pcsr_average": {"pcsr_probs": torch.full((2, 2, 32, 32), 0.5)},
     "exit_l1": {"exit_srs": torch.rand(2, 2, 3, 32, 32)},
-    "diffusion": {"predicted_noise": torch.zeros(2, 3, 32, 32), "noise": torch.ones(2, 3, 32, 32)},
+    "diffusion": {"prediction": torch.zeros(2, 3, 32, 32), "target": torch.ones(2, 3, 32, 32)},
 }
 
 

@@ -17,9 +17,9 @@ from srlab.models.weights import save_weights
 
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
 # 40M+ parameters (EDSR, IPT), 8-12M (ELAN, SwinIR / Swin2SR classical) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
-HEAVY = {"edsr", "drcn", "elan", "ipt", "metasr_rdn", "sr3", "swinir", "swin2sr", "swin2sr_compressed"}
+HEAVY = {"edsr", "drcn", "elan", "ipt", "metasr_rdn", "resshift", "sr3", "swinir", "swin2sr", "swin2sr_compressed"}
 # Diffusion samplers whose full-size forward (thousands of U-Net evaluations) runs with `-m slow` only.
-SAMPLED = {"sr3"}
+SAMPLED = {"resshift", "sr3"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {
     "esrt": ".weight1.scale",
@@ -41,6 +41,9 @@ SMALL_ARGS = {
     "elan": {"c_elan": 12, "m_elan": 2},
     "ipt": {"num_layers": 1},
     "metasr_rdn": {"channels": 8, "num_blocks": 2, "num_convs": 2, "growth": 8},
+    "resshift": {
+        "channels": 8, "groups": 4, "res_blocks": (1, 1, 1, 1), "swin_embed_dim": 16, "head_channels": 8, "steps": 2,
+    },
     "sr3": {"channels": 8, "groups": 4, "res_blocks": 1, "steps": 2},
     "swinir": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
     "swin2sr": {"embed_dim": 12, "num_groups": 1, "depth": 2, "num_heads": 2},
@@ -203,6 +206,11 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # no paper figure read. sr3_tiny: srlab's CPU-sized configuration. The same network at every scale.
     "sr3": ({4: 97_807_491}, None),
     "sr3_tiny": ({4: 275_811}, None),
+    # ResShift's UNetModelSwin at the official real-SR config (configs/realsr_swinunet_realesrgan256.yaml; the
+    # VQGAN autoencoder of the official latent pipeline is not part of srlab's pixel-space variant); no
+    # paper figure read. resshift_tiny: srlab's CPU-sized configuration. The same network at every scale.
+    "resshift": ({2: 118_593_583, 4: 118_593_583}, None),
+    "resshift_tiny": ({2: 346_795, 4: 346_795}, None),
 }
 
 
@@ -410,6 +418,7 @@ def test_every_model_states_its_origin_and_licence():
         assert info.licence in {
             "Apache-2.0", "BSD-3-Clause", "CC-BY-NC-4.0", "GPL-3.0", "MIT", "unknown",
             "LicenseRef-AIMET-Model-Zoo",  # Qualcomm's own terms of use (QuickSRNet)
+            "LicenseRef-S-Lab-1.0",  # NTU S-Lab License 1.0 (ResShift): not on SPDX's list
         }, (name, info.licence)
 
 

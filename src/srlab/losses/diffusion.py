@@ -1,10 +1,11 @@
-"""``diffusion``: the noise-prediction objective of a denoising diffusion model (SR3, Saharia et al. 2022).
+"""``diffusion``: the denoising objective of a diffusion model (SR3, Saharia et al. 2022; ResShift, Yue et al. 2023).
 
-It compares the noise the denoiser predicts with the noise that made its input, both handed over by
-``step: diffusion`` (:mod:`srlab.train.diffusion_step`) in ``LossInputs.aux`` (``predicted_noise``,
-``noise``); ``norm`` is ``l1`` (the default of the SR3 reimplementation Janspiry/Image-Super-Resolution-
-via-Iterative-Refinement) or ``l2`` (DDPM's simplified objective), averaged over elements (the
-reimplementation sums).
+It compares the denoiser's output with its target, both handed over by ``step: diffusion``
+(:mod:`srlab.train.diffusion_step`) in ``LossInputs.aux`` (``prediction``, ``target``): the noise for SR3,
+the clean image ``x_0`` for ResShift. ``norm`` is ``l1`` (the default of the SR3 reimplementation
+Janspiry/Image-Super-Resolution-via-Iterative-Refinement) or ``l2`` (DDPM's simplified objective; ResShift's
+official ``mse`` on ``x_0``), averaged over elements (the SR3 reimplementation sums; ResShift averages per
+image, then over the batch: the same for a batch of equal sizes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ NORMS = ("l1", "l2")
 
 @register_loss("diffusion")
 class DiffusionLoss(Objective):
-    """mean |eps_pred - eps| (``l1``) or mean (eps_pred - eps)^2 (``l2``)."""
+    """mean |prediction - target| (``l1``) or mean (prediction - target)^2 (``l2``)."""
 
     def __init__(self, *, norm: str = "l1") -> None:
         super().__init__()
@@ -29,7 +30,8 @@ class DiffusionLoss(Objective):
         self.norm = norm
 
     def forward(self, inputs: LossInputs) -> Tensor:
-        if "predicted_noise" not in inputs.aux or "noise" not in inputs.aux:
-            raise SrlabError("loss diffusion needs the predicted and true noise of `step: diffusion`: set step: diffusion")
-        predicted, noise = inputs.aux["predicted_noise"], inputs.aux["noise"]
-        return F.l1_loss(predicted, noise) if self.norm == "l1" else F.mse_loss(predicted, noise)
+        if "prediction" not in inputs.aux or "target" not in inputs.aux:
+            raise SrlabError("loss diffusion needs the denoiser's prediction and target of `step: diffusion`: "
+                             "set step: diffusion")
+        prediction, target = inputs.aux["prediction"], inputs.aux["target"]
+        return F.l1_loss(prediction, target) if self.norm == "l1" else F.mse_loss(prediction, target)

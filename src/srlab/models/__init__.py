@@ -39,6 +39,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     rdsr,
     rdsr_adaptive,
     rfdn,
+    resshift,
     rlfn,
     safmn,
     shufflemixer,

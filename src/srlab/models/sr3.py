@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srlab.errors import SrlabError
+from srlab.models.diffusion_training import DiffusionDraw
 from srlab.models.registry import ModelInfo, register_model
 
 SCHEDULES = ("linear", "cosine")
@@ -273,6 +274,18 @@ class SR3(nn.Module):
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         return F.pad(x, (0, -w % self.multiple, 0, -h % self.multiple), mode="replicate")
+
+    def draw_training(self, lr: Tensor, hr: Tensor) -> DiffusionDraw:
+        """The training draw of ``step: diffusion`` (:mod:`srlab.models.diffusion_training`): the training
+        forward's ``noisy`` and ``noise_level`` from :meth:`draw_training_noise`, the noise as the target,
+        and the clean image ``(noisy - sqrt(1 - g^2) * eps) / g`` a predicted noise implies."""
+        noisy, level, noise = self.draw_training_noise(hr)
+        g = level.view(-1, 1, 1, 1)
+
+        def clean(predicted: Tensor) -> Tensor:
+            return (((noisy - (1 - g.square()).sqrt() * predicted) / g + 1) / 2).clamp(0, 1)
+
+        return DiffusionDraw(inputs={"noisy": noisy, "noise_level": level}, target=noise, clean=clean)
 
     def draw_training_noise(self, hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(noisy, noise_level, noise)`` for an HR batch in [0, 1], drawn from the global RNG of ``hr``'s
