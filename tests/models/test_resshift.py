@@ -15,7 +15,8 @@ from srlab.models import count_macs
 from srlab.models.resshift import eta_schedule, respaced_steps, shifted_window_mask
 from srlab.models.weights import save_weights
 
-SMALL = {"channels": 8, "groups": 4, "swin_embed_dim": 16}
+# The official process (resshift_tiny's own defaults are kappa 0.5, min_noise_level 0.05, residual prediction).
+SMALL = {"channels": 8, "groups": 4, "swin_embed_dim": 16, "kappa": 2.0, "min_noise_level": 0.2, "prediction": "clean"}
 
 
 def _official_sqrt_etas(steps, kappa, min_noise_level, etas_end, power):
@@ -87,6 +88,19 @@ def test_a_denoiser_that_predicts_the_clean_image_makes_the_sampler_return_it(st
     assert (out - (clean + 1) / 2).abs().max() <= 1e-6
     # the respaced chain visits the official steps, last first, with their original indices
     assert model.denoiser.steps == [[t, t] for t in reversed(respaced_steps(4, steps))]
+
+
+def test_a_residual_model_predicts_the_correction_of_y0_and_starts_as_the_bicubic_upsampling():
+    torch.manual_seed(0)
+    lr = torch.rand(1, 3, 8, 16, dtype=torch.float64)  # a multiple of the U-Net's 32 at x4: no padding
+    model = srlab.create_model("resshift_tiny", scale=4, args={**SMALL, "prediction": "residual"}).double().eval()
+    y0 = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.equal(model(lr), ((y0 * 2 - 1).clamp(-1, 1) + 1) / 2)  # zero-initialised output conv
+    clean = torch.rand(1, 3, 32, 64, dtype=torch.float64) * 2 - 1
+    model.denoiser = Oracle(clean - (y0 * 2 - 1))  # the correction that makes y_0 the clean image
+    assert (model(lr) - (clean + 1) / 2).abs().max() <= 1e-6
+    with pytest.raises(SrlabError, match="prediction must be one of clean, residual, got .noise."):
+        srlab.create_model("resshift_tiny", scale=4, args={**SMALL, "prediction": "noise"})
 
 
 def test_the_sampler_starts_from_the_shifted_prior_and_scales_its_input():
