@@ -10,7 +10,7 @@ default sampler kind of the model and ``--steps``), timed with ``time.perf_count
 process's peak resident set size (``ru_maxrss`` from ``os.wait4``) less its resident size just before
 sampling (model, input, libraries loaded): what sampling itself adds. A sample whose time, estimated
 from the one-step run, would exceed ``--max_seconds`` is not run: its time is given as the per-step time
-(from the two smallest step counts measured, so the fixed cost is left out) times the steps, marked
+(from the two largest step counts measured, so the fixed cost is left out) times the steps, marked
 ``est.``, and its memory as that of the largest run (sampling keeps no per-step state, so the peak does
 not grow with the steps; the measured rows show it). One run per row: on a shared machine the times are
 noisy; compare rows of one run.
@@ -84,7 +84,7 @@ def bench_model(model: str, args: argparse.Namespace) -> list[dict]:
     for steps in sorted(args.steps):
         per_step = None
         if len(measured) >= 2:
-            (s1, a), (s2, b) = sorted(measured.items())[:2]
+            (s1, a), (s2, b) = sorted(measured.items())[-2:]
             per_step = (b["seconds"] - a["seconds"]) / (s2 - s1)
         elif measured:
             per_step = next(iter(measured.values()))["seconds"] / next(iter(measured))
