@@ -118,7 +118,8 @@ def main() -> None:
     models = args.models or diffusion_models(args.scale)
     side = args.lr_size * args.scale
     units = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in cpu_flags()]
-    print(f"CPU: {cpu_model()} ({', '.join(units) or 'no AVX-512'}), {os.cpu_count()} logical CPUs; {args.threads} thread(s); LR {args.lr_size}x{args.lr_size} -> x{args.scale} "
+    print(f"CPU: {cpu_model()} ({', '.join(units) or 'no AVX-512'}), {os.cpu_count()} logical CPUs; "
+          f"{args.threads} thread(s); LR {args.lr_size}x{args.lr_size} -> x{args.scale} "
           f"{side}x{side}; one run per row (noisy on a shared machine)")
     rows = [row for model in models for row in bench_model(model, args)]
     print("| model | steps | seconds | seconds per step | peak RSS added, MiB |")

@@ -25,7 +25,8 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("samples")
     torch.manual_seed(0)
     save_weights(root / "sr3.safetensors", srlab.create_model("sr3_tiny", scale=4, args=SMALL))
-    save_weights(root / "rdsr.safetensors", srlab.create_model("rdsr_s", scale=4, args={"channels": 8, "num_blocks": 1}))
+    rdsr = srlab.create_model("rdsr_s", scale=4, args={"channels": 8, "num_blocks": 1})
+    save_weights(root / "rdsr.safetensors", rdsr)
     (root / "hr").mkdir()
     rng = np.random.default_rng(1)
     for name in ("a", "b"):

@@ -18,7 +18,8 @@ from srlab.models.weights import save_weights
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
 # 40M+ parameters (EDSR, IPT), 8-12M (ELAN, SwinIR / Swin2SR classical) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
 HEAVY = {"edsr", "drcn", "elan", "ipt", "metasr_rdn", "sr3", "swinir", "swin2sr", "swin2sr_compressed"}
-# Diffusion samplers whose full-size forward (two sampler steps of a 98M-parameter U-Net, ~9 s) runs with `-m slow` only.
+# Diffusion samplers whose full-size forward (two sampler steps of a 98M-parameter U-Net, ~9 s) runs with
+# `-m slow` only.
 SAMPLED = {"sr3"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {

@@ -89,8 +89,9 @@ def test_two_process_diffusion_training_keeps_the_ranks_in_step(two_process_run)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="every rank seeds its RNG alike (srlab.train.trainer), so the two halves of "
-                   "a global batch get the same noise levels and noises: the step should draw them per rank")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="every rank seeds its RNG alike (srlab.train.trainer), so the two halves of a global "
+                          "batch get the same noise levels and noises: the step should draw them per rank")
 def test_the_ranks_draw_different_noise(two_process_run):
     root, _ = two_process_run
     first = [load_file(str(root / f"rank{r}.safetensors"))["first_levels"] for r in (0, 1)]

@@ -116,7 +116,7 @@ class SamplingSummary:
             "count": len(self.seeds), "seeds": self.seeds, "std": self.std,
             "min": {key: min(s[key] for s in self.per_seed) for key in self.std},
             "max": {key: max(s[key] for s in self.per_seed) for key in self.std},
-            "per_seed": [{"seed": seed, **scores} for seed, scores in zip(self.seeds, self.per_seed, strict=True)],
+            "per_seed": [{"seed": s, **scores} for s, scores in zip(self.seeds, self.per_seed, strict=True)],
             "mean_image": self.mean_image,
         }
 
