@@ -11,7 +11,7 @@ from srlab.cli.main import main
 
 TRAIN = ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "brick", "gravel")
 # Per model: the budget that replaces its config's (sr3_tiny: 280 iterations of batch 8, 64x64 HR patches; about
-# 400 s on the 2-core Xeon beside other jobs). A model joins with its row here and in MODELS.
+# 107 s to 400 s on the 2-core Xeon, with other jobs). A model joins with its row here and in MODELS.
 TRAINING = {
     "sr3_tiny": ["--epochs", "2", "--batch_size", "8", "--patch_size", "64", "--lr", "1e-3", "--set", "ema_decay=0",
                  "--set", "data.repeat=160", "--set", "val_every=2"],
