@@ -18,7 +18,8 @@ from srlab.models.weights import save_weights
 CASES = [(name, scale) for name in list_models() for scale in model_info(name).scales if scale in (2, 3, 4)]
 # 40M+ parameters (EDSR, IPT), 8-12M (ELAN, SwinIR / Swin2SR classical) / 19.5M MACs per HR pixel (DRCN): one scale is enough for the slower checks
 HEAVY = {"edsr", "drcn", "elan", "ipt", "metasr_rdn", "resshift", "sr3", "swinir", "swin2sr", "swin2sr_compressed"}
-# Diffusion samplers whose full-size forward (thousands of U-Net evaluations) runs with `-m slow` only.
+# Diffusion samplers whose full-size forward (two sampler steps of a 98M / 119M-parameter U-Net) runs with
+# `-m slow` only.
 SAMPLED = {"resshift", "sr3"}
 # Parameters the official code creates and never uses (kept so that official checkpoints load strictly).
 UNUSED_PARAMETERS = {
@@ -55,11 +56,20 @@ SMALL_ARGS = {
 STRUCTURE_CASES = (
     [(name, scale, None) for name, scale in LIGHT_CASES]
     + [(name, 4, SMALL_ARGS[name]) for name in sorted(HEAVY)]
-    # Not sr3 at full size: its forward is the 2000-step sampler, and differentiating through it held over
-    # 24 GB (the machine's memory) until the kernel killed the run; its training forward (one denoiser
-    # evaluation) is tested in tests/train/test_diffusion_training.py, its reduced size above.
-    + [pytest.param(name, 4, None, marks=pytest.mark.slow) for name in sorted(HEAVY - SAMPLED)]
+    + [pytest.param(name, 4, None, marks=pytest.mark.slow) for name in sorted(HEAVY)]
 )
+
+
+def _has_sampler(model: torch.nn.Module) -> bool:
+    """Diffusion models (sr3, resshift): ``forward(lr)`` is their sampler, run without autograd."""
+    return hasattr(model, "set_sampler")
+
+
+def _training_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What a diffusion model's training differentiates: the denoiser's prediction for a noisy HR image."""
+    hr = torch.rand(x.shape[0], 3, x.shape[-2] * model.scale, x.shape[-1] * model.scale)
+    return model(x, **model.draw_training(x, hr).inputs)
+
 
 # Parameters as the papers count them (srlab.models.paper_parameter_count: trainable parameters of the
 # inference form, less ModelInfo.uncounted_parameters), exact per scale, and the published figure they
@@ -245,6 +255,8 @@ def test_forward_at_an_odd_size(name, scale):
     torch.manual_seed(0)
     model = srlab.create_model(name, scale=scale).eval()
     assert model.scale == scale
+    if _has_sampler(model):  # two steps of the same per-step code: sr3's default 2000 take half an hour here
+        model.set_sampler(steps=2)
     x = torch.rand(2, 3, 17, 23)  # a batch of two, odd sides, still >= 15 for the unpadded ESA of RFDN/RLFN
     before = x.clone()
     with torch.no_grad():
@@ -262,7 +274,11 @@ def test_backward_reaches_every_trainable_parameter(name, scale, args):
     if not params:
         pytest.skip(f"{name} has no parameters")
     x = torch.rand(1, 3, 16, 18)
-    if "scale" in inspect.signature(model.forward).parameters:  # multi-scale (CARN): every branch once
+    if _has_sampler(model):
+        model.set_sampler(steps=2)
+        assert not model(x).requires_grad  # sampling keeps no graph (memory would grow with the steps)
+        _training_forward(model, x).square().mean().backward()
+    elif "scale" in inspect.signature(model.forward).parameters:  # multi-scale (CARN): every branch once
         sum(model(x, scale=s).square().mean() for s in model_info(name).scales).backward()
     else:
         out = model(x)  # a routing model's training forward returns (sr, aux): aux reaches the losses too
@@ -322,6 +338,9 @@ def test_state_dict_round_trip(name, scale, args, tmp_path):
     assert type(loaded) is type(model) and loaded.scale == scale
     assert loaded.srlab_spec.name == name
     x = torch.rand(1, 3, 16, 18)
+    if _has_sampler(model):  # two steps of the sampler (the full chain of sr3 would take minutes)
+        model.set_sampler(steps=2)
+        loaded.set_sampler(steps=2)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
 

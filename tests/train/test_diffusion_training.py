@@ -9,6 +9,7 @@ from conftest import CONFIGS, config_as_written
 from srlab.cli.main import main
 from srlab.errors import SrlabError
 from srlab.losses import LossInputs, build_objective
+from srlab.train.diffusion_step import draw_seed
 
 
 # Per model: its config and hyper-parameters made tiny (8 channels, 2 sampling steps where the model respaces).
@@ -101,3 +102,8 @@ def test_the_resshift_config_is_valid_as_written():
     assert config.step == "diffusion" and config.model.name == "resshift_tiny" and config.scale == 4
     assert [(t.name, t.params) for t in config.losses] == [("diffusion", {"norm": "l2"})]
     assert config.ema_decay == 0.999 and config.data.patch_size == 64
+
+
+def test_each_rank_and_iteration_draws_with_its_own_seed():
+    seeds = {draw_seed(seed, iteration, rank) for seed in (0, 1) for iteration in range(50) for rank in range(8)}
+    assert len(seeds) == 2 * 50 * 8

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from srlab.cli.common import (
     add_adaptive_flags, add_model_flags, add_path_flags, add_sampler_flags, adaptive_from_flags, flag,
-    load_model_from_flags, model_on_path, refuse_path_for_adaptive, sampler_from_flags, scale_factor,
+    load_model_from_flags, model_on_path, positive_int, refuse_path_for_adaptive, sampler_from_flags, scale_factor,
 )
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
-from srlab.inference.evaluate import ComputeSummary, evaluate_folder
+from srlab.inference.evaluate import ComputeSummary, DatasetResult, evaluate_folder, sample_seeds
 from srlab.metrics.protocol import PROTOCOLS
 from srlab.metrics.registry import MetricSet, metric_names, parse_metric_weights, parse_metrics, weight_keys
 from srlab.models.registry import spec_of
@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "protocol", default="y", choices=sorted(PROTOCOLS),
          help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
               "convention) or rgb (all three channels); the score names say which")
+    flag(parser, "samples", type=positive_int, default=1, metavar="K",
+         help="diffusion models (sr3): score K samples per image, seeds --seed .. --seed+K-1; the table shows "
+              "the mean over samples ± their standard deviation (averaged over images), and a row for the mean "
+              "of the K images; the JSON adds each seed's scores (default 1)")
     flag(parser, "scales", type=scale_factor, nargs="+", metavar="S",
          help="evaluate at several scales in one run, one table each (instead of --scale)")
 
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.scale = scale
         model, _ = load_model_from_flags(args)
         sampler_from_flags(args, model)
+        sample_seeds(model, args.samples)  # refuses --samples K > 1 for models without a sampler
         adaptive = adaptive_from_flags(args, model)
         if adaptive is not None and (args.tile or args.self_ensemble):
             raise SrlabError("adaptive inference routes whole images: drop --tile and --self_ensemble "
@@ -95,25 +100,21 @@ def run(args: argparse.Namespace) -> int:
     for model, adaptive, folders in runs:
         if len(scales) > 1:
             print(f"x{spec_of(model).scale}")
-        _print_header(columns)
+        _print_header(columns, args.samples)
         suffix = " (x8 self-ensemble)" if args.self_ensemble else ""
         for folder in folders:
             try:
                 result = evaluate_folder(
                     model, folder, protocol=protocol, tile=args.tile, tile_overlap=args.tile_overlap,
                     progress=not args.quiet, self_ensemble=args.self_ensemble, metrics=metric_set,
-                    adaptive=adaptive,
+                    adaptive=adaptive, samples=args.samples,
                 )
             except SrlabError as e:  # e.g. a corrupt image: a mean over the other images is not the set's score
                 failed.append(f"{folder.name} x{spec_of(model).scale}")
                 print(f"srlab: error: {e}", file=sys.stderr)
                 continue
             results.append(result)
-            values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in columns)
-            print(
-                f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6} {values}  "
-                f"{result.model}{suffix}{_compute_note(result.compute)}"
-            )
+            _print_rows(result, columns, f"{suffix}{_compute_note(result.compute)}")
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps({"results": [r.to_json() for r in results]}, indent=2) + "\n")
@@ -132,10 +133,26 @@ def _compute_note(compute: ComputeSummary | None) -> str:
             f"per image, {compute.macs_fraction:.1%})")
 
 
-def _width(key: str) -> int:
-    return max(8, len(key))
+def _print_rows(result: DatasetResult, columns: tuple[str, ...], note: str) -> None:
+    """The set's row; with several samples, mean ± std over samples, and a row for the mean image."""
+    sampling = result.sampling
+    if sampling is None:
+        values = " ".join(f"{result.scores[k]:>{_width(k)}.4f}" for k in columns)
+    else:
+        values = " ".join(f"{f'{result.scores[k]:.4f}±{sampling.std[k]:.4f}':>{_width(k, 2)}}" for k in columns)
+        seeds = f"{sampling.seeds[0]}..{sampling.seeds[-1]}"
+        note = f" ({len(sampling.seeds)} samples, seeds {seeds}: mean ± std over samples){note}"
+    start = f"{result.dataset:<16} {'x' + str(result.scale):>5} {len(result.images):>6}"
+    print(f"{start} {values}  {result.model}{note}")
+    if sampling is not None:
+        values = " ".join(f"{sampling.mean_image[k]:>{_width(k, 2)}.4f}" for k in columns)
+        print(f"{start} {values}  {result.model} (the mean image of the {len(sampling.seeds)} samples)")
 
 
-def _print_header(columns: tuple[str, ...]) -> None:
-    names = " ".join(f"{k.upper():>{_width(k)}}" for k in columns)
+def _width(key: str, samples: int = 1) -> int:
+    return max(8, len(key)) + (8 if samples > 1 else 0)  # room for "±0.0123"
+
+
+def _print_header(columns: tuple[str, ...], samples: int) -> None:
+    names = " ".join(f"{k.upper():>{_width(k, samples)}}" for k in columns)
     print(f"{'dataset':<16} {'scale':>5} {'images':>6} {names}  model")

@@ -25,10 +25,10 @@ drawn uniformly in 1..T per image and ``g`` uniformly between the noise levels o
 ``t`` (SR3's continuous noise-level sampling, so any sampling schedule may be used afterwards); the loss
 compares the predicted with the true noise.
 
-Sampling (``forward(lr)``, train or eval mode): ``steps`` denoiser evaluations on a sub-sequence of the
-training schedule (steps ``round((i + 1) * T / steps)``, as the respacing of improved DDPM / DDIM),
-ending at the clean image; ``sampler="ddpm"``: ancestral sampling with the posterior variance of the
-respaced chain; ``sampler="ddim"``: DDIM (Song et al. 2021) with ``eta`` (0: deterministic given the
+Sampling (``forward(lr)``, train or eval mode, always without autograd): ``steps`` denoiser evaluations on
+a sub-sequence of the training schedule (steps ``round((i + 1) * T / steps)``, as the respacing of improved
+DDPM / DDIM), ending at the clean image; ``sampler="ddpm"``: ancestral sampling with the posterior variance
+of the respaced chain; ``sampler="ddim"``: DDIM (Song et al. 2021) with ``eta`` (0: deterministic given the
 start noise). The clean-image estimate is clipped to [-1, 1] at each step, as the reimplementation does.
 All noise is drawn from a CPU ``torch.Generator`` seeded with ``seed`` (and moved to the input's device),
 so a sample is a pure function of (weights, LR batch, steps, seed), on any device up to its arithmetic's
@@ -308,8 +308,10 @@ class SR3(nn.Module):
         eps = self.denoiser(torch.cat([self.condition(lr), self._pad(noisy)], dim=1), noise_level)
         return eps[..., :h, :w]
 
+    @torch.no_grad()  # never differentiated: autograd would keep every step's activations (memory x steps)
     def sample(self, lr: Tensor) -> Tensor:
-        """A sample for ``lr`` with the model's sampler, ``steps`` and ``seed``; RGB in [0, 1]."""
+        """A sample for ``lr`` with the model's sampler, ``steps`` and ``seed``; RGB in [0, 1]. Runs without
+        autograd, in train mode too: training differentiates the training forward only."""
         condition = self.condition(lr)
         h, w = lr.shape[-2] * self.scale, lr.shape[-1] * self.scale
         if lr.device.type == "meta":  # MAC counting (module docstring): one denoiser evaluation, shapes only

@@ -1,8 +1,10 @@
 """``step: diffusion``: one training step of a denoising diffusion model (SR3, ResShift).
 
 The model makes the step's draw (:meth:`draw_training`, the contract of
-:mod:`srlab.models.diffusion_training`) from the global RNG of the batch's device, which the run saves with
-its state, so a resumed run draws the same: the inputs of its training forward (SR3: the noisy image and its
+:mod:`srlab.models.diffusion_training`) from the global RNG of the batch's device, which the step seeds for
+the draw alone from (run seed, iteration, rank) and then restores: every rank draws its own noise for its
+part of the global batch (with one seed for all, two ranks would train on the same noise levels and
+noises), and a resumed run draws what the uninterrupted one would have. The draw holds the inputs of its training forward (SR3: the noisy image and its
 noise level; ResShift: the residual-shifted noisy image and its step), the target of that forward (SR3: the
 noise; ResShift: the clean image ``x_0``) and how an output becomes a clean image. The step calls the
 training forward ``net(lr, **inputs)`` (through the DDP / compile wrapper, so gradients are averaged over
@@ -31,6 +33,11 @@ from srlab.train.state import RunState
 from srlab.train.step import autocast, backward_step, register_step, update_ema
 
 
+def draw_seed(seed: int, iteration: int, rank: int) -> int:
+    """The seed of one rank's draw at one iteration: distinct for every (seed, iteration, rank < 1009)."""
+    return (seed * 1_000_003 + iteration) * 1_009 + rank
+
+
 @register_step("diffusion")
 def diffusion_step(
     run: RunState, lr_batch: torch.Tensor, hr_batch: torch.Tensor, *, config: TrainConfig, dist: Dist,
@@ -45,7 +52,10 @@ def diffusion_step(
         raise SrlabError("step diffusion has no discriminator step: drop the gan loss")
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    draw = run.model.draw_training(lr_batch, hr_batch)
+    devices = [hr_batch.device] if hr_batch.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(draw_seed(config.seed, run.iteration, dist.rank))
+        draw = run.model.draw_training(lr_batch, hr_batch)
     with autocast(config, run.device):
         predicted = run.net(lr_batch, **draw.inputs)[0].float()
     inputs = LossInputs(sr=draw.clean(predicted), hr=hr_batch, lr=lr_batch, scale=config.scale,
