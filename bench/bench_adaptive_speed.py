@@ -225,14 +225,36 @@ def pcsr_cases(knobs: list[float]) -> list[Case]:
     return cases + [Case("PCSR-CARN all light (the floor)", None, all_light)]
 
 
-def rdsr_cases(knobs: list[float], weights: str | None) -> list[Case]:
-    """srlab's own ``rdsr_adaptive`` (bundled weights, or ``weights``): early exits routed per 32x32 block."""
+def rdsr_mode(spec: str) -> dict[str, object]:
+    """``EXECUTION[-bBLOCK][-raise]`` (e.g. ``shared-b32-raise``) -> RdsrExitRouting attributes."""
+    execution, *options = spec.split("-")
+    attributes: dict[str, object] = {"execution": execution, "raise_lone": "raise" in options}
+    attributes.update({"region_block": int(o[1:]) for o in options if o.startswith("b")})
+    return attributes
+
+
+def rdsr_cases(knobs: list[float], weights: str | None, modes: list[str]) -> list[Case]:
+    """srlab's own ``rdsr_adaptive`` (bundled weights, or ``weights``): early exits routed per block, run
+    in each of ``modes`` (:func:`rdsr_mode`)."""
     if weights:
         network = create_model("rdsr_adaptive", scale=SCALE, checkpoint=weights).eval()
     else:
         network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
     method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
-    return region_cases("rdsr_adaptive full path", network, method, knobs)
+    cases = region_cases("rdsr_adaptive full path", network, method, [])
+    defaults = {name: getattr(method, name) for name in ("execution", "raise_lone", "region_block")}
+
+    def adaptive(knob, attributes):
+        def run(lr):
+            for name, value in {**defaults, **attributes}.items():
+                setattr(method, name, value)
+            method.knob = knob
+            sr, stats = method.upscale(lr)  # MACs include the router
+            return sr, lambda: stats.macs_spent
+        return run
+
+    return cases + [Case(f"rdsr_adaptive {mode} loss {knob:g}", knob, adaptive(knob, rdsr_mode(mode)))
+                    for mode in modes for knob in knobs]
 
 
 def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,6 +350,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
+    parser.add_argument("--rdsr-modes", nargs="+", default=["regions", "shared"],
+                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise], EXECUTION regions or "
+                             "shared, BLOCK the routing block (default 64), raise: lone shallow blocks raised")
     parser.add_argument("--rdsr-weights", help="rdsr_adaptive x4 weights with a trained router (default: bundled)")
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
@@ -347,7 +372,7 @@ def main() -> None:
           + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
     for method in opts.methods:
         cases = {"arm": lambda: arm_cases(opts.arm_eta, opts.arm_protocol_eta), "pcsr": lambda: pcsr_cases(opts.pcsr_k),
-                 "rdsr": lambda: rdsr_cases(opts.rdsr_loss, opts.rdsr_weights)}[method]()
+                 "rdsr": lambda: rdsr_cases(opts.rdsr_loss, opts.rdsr_weights, opts.rdsr_modes)}[method]()
         measure(cases, photos, threads, repeats)
         report(cases, list(photos), threads)
 
