@@ -167,7 +167,7 @@ def _esa_macs(esa: nn.Module, channels: int, hw: tuple[int, int]) -> int:
     counts = _ESA_MACS.setdefault(esa, {})
     key = (channels, *hw)
     if key not in counts:
-        meta = copy.deepcopy(esa).to("meta").eval()
+        meta = copy.deepcopy(esa).float().to("meta").eval()  # counted on float32, whatever its dtype
         with torch.inference_mode(False), torch.no_grad():
             counts[key] = measure_macs(meta, lambda: meta(torch.empty(1, channels, *hw, device="meta")))[1]
     return counts[key]
