@@ -63,6 +63,13 @@ def _breaks(count: int, block: int, grow: int, size: int) -> list[int]:
     return sorted(edges)
 
 
+def _near(starts: list[int], count: int, block: int, grow: int) -> torch.Tensor:
+    """(len(starts), count): whether block ``j`` grown by ``grow`` holds pixel ``starts[i]``."""
+    pixel = torch.tensor(starts)[:, None]
+    first = torch.arange(count) * block
+    return (pixel >= first - grow) & (pixel < first + block + grow)
+
+
 def grown_cover(
     mask: torch.Tensor, *, block: int, height: int, width: int, grow: int, max_side: int
 ) -> list[tuple[int, int, int, int]]:
@@ -76,13 +83,13 @@ def grown_cover(
     """
     if not bool(mask.any()):
         return []
-    pixels = mask.repeat_interleave(block, 0)[:height].repeat_interleave(block, 1)[:, :width]
-    if grow:  # a separable max filter: the pixels within ``grow`` of a set pixel in both directions
-        spread = F.max_pool2d(pixels[None, None].float(), (2 * grow + 1, 1), stride=1, padding=(grow, 0))
-        pixels = F.max_pool2d(spread, (1, 2 * grow + 1), stride=1, padding=(0, grow))[0, 0] > 0
     ys = _breaks(mask.shape[0], block, grow, height)
     xs = _breaks(mask.shape[1], block, grow, width)
-    cells = pixels[ys[:-1]][:, xs[:-1]].tolist()  # each cell is wholly in or out: read its first pixel
+    # Each cell is wholly in or out: it is in where a set block lies within ``grow`` of its first pixel.
+    near_rows = _near(ys[:-1], mask.shape[0], block, grow)  # (cell rows, block rows)
+    near_cols = _near(xs[:-1], mask.shape[1], block, grow)
+    in_rows = (near_rows[:, :, None] & mask[None]).any(dim=1)  # (cell rows, block cols)
+    cells = (in_rows[:, None, :] & near_cols[None]).any(dim=2).tolist()
     done: list[tuple[int, int, int, int]] = []
     open_: dict[tuple[int, int], int] = {}  # (x0, x1) -> top of the open rectangle
     for row, in_row in enumerate(cells):
@@ -116,23 +123,21 @@ class _Counter:
     def __init__(self) -> None:
         self.total = 0
 
-    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pads: tuple[int, int, int, int]
+    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: tuple[int, int] = (0, 0)
              ) -> torch.Tensor:
-        """An unpadded convolution of ``x`` zero-padded by ``pads`` (left, right, top, bottom) first."""
-        if any(pads):
-            x = F.pad(x, pads)
-        out = F.conv2d(x, weight, bias)
+        out = F.conv2d(x, weight, bias, padding=padding)
         self.total += out.numel() * weight.shape[1] * weight.shape[2] * weight.shape[3]
         return out
 
 
 def _window(rect: tuple[int, int, int, int], context: int, height: int, width: int
-            ) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    """``rect`` grown by ``context`` and clipped to the image, and which of its sides (left, right, top,
-    bottom) lie on the image border (there each 3x3 convolution pads one zero, as the whole-image forward)."""
+            ) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """``rect`` grown by ``context`` and clipped to the image, and the zero padding (rows, columns) of each
+    3x3 convolution on it: one where a side lies on the image border (there the whole-image forward pads
+    a zero), none where both sides are inside the image."""
     y0, y1, x0, x1 = rect
     window = (max(y0 - context, 0), min(y1 + context, height), max(x0 - context, 0), min(x1 + context, width))
-    return window, (int(window[2] == 0), int(window[3] == width), int(window[0] == 0), int(window[1] == height))
+    return window, (int(window[0] == 0 or window[1] == height), int(window[2] == 0 or window[3] == width))
 
 
 def _crop(x: torch.Tensor, top: int, left: int, rect: tuple[int, int, int, int]) -> torch.Tensor:
@@ -144,17 +149,21 @@ def _crop(x: torch.Tensor, top: int, left: int, rect: tuple[int, int, int, int])
 def _convolved(source: torch.Tensor, convs: list[tuple[torch.Tensor, torch.Tensor]], rect: tuple[int, int, int, int],
                counter: _Counter, *, relu: bool) -> list[torch.Tensor]:
     """3x3 convolutions ``(weight, bias)`` in series (each followed by a ReLU if ``relu``) on ``rect``, from
-    a map ``source`` exact on ``rect`` grown by ``len(convs)``: each output cropped to ``rect``. Unpadded,
-    so an interior side loses a pixel per convolution; a border side is zero-padded and keeps its place."""
+    a map ``source`` exact on ``rect`` grown by ``len(convs)``: each output cropped to ``rect``.
+
+    Along a dimension inside the image, unpadded: each convolution loses a pixel on both sides. Along one
+    with a side on the image border, padded by one zero on both sides: exact on the border side, and on
+    an inner side the padding's wrong values reach one pixel further in per convolution, never the
+    ``len(convs)`` pixels of context around ``rect``."""
     height, width = source.shape[-2:]
-    (top, bottom, left, right), pads = _window(rect, len(convs), height, width)
+    (top, bottom, left, right), padding = _window(rect, len(convs), height, width)
     x = source[..., top:bottom, left:right]
     outputs = []
     for weight, bias in convs:
-        x = counter.conv(x, weight, bias, pads)
+        x = counter.conv(x, weight, bias, padding)
         if relu:
             x = F.relu(x)
-        top, left = top + 1 - pads[2], left + 1 - pads[0]
+        top, left = top + 1 - padding[0], left + 1 - padding[1]
         outputs.append(_crop(x, top, left, rect))
     return outputs
 
@@ -184,20 +193,20 @@ def _run_block(block: nn.Module, source: torch.Tensor, rects: list, counter: _Co
     Returns the new depth's map (defined on ``rects`` only)."""
     target = torch.empty_like(source)
     total = source.new_zeros(1, source.shape[1], 1, 1)
-    pixels = 0
+    branches = []
     for rect in rects:
         convs = [(conv.weight, conv.bias) for conv in (block.conv1, block.conv2, block.conv3)]
         branch = counter.conv(torch.cat(_convolved(source, convs, rect, counter, relu=True), dim=1),
-                              block.fuse.weight, block.fuse.bias, (0, 0, 0, 0))
-        _paste(target, rect, branch)
+                              block.fuse.weight, block.fuse.bias)
         total += branch.sum(dim=(2, 3), keepdim=True)
-        pixels += branch.shape[-2] * branch.shape[-1]
+        branches.append(branch)
+    pixels = sum(branch.shape[-2] * branch.shape[-1] for branch in branches)
     attention = block.attention
     counter.total += pixels * source.shape[1]  # the average pool: one per element, as count_macs counts it
-    hidden = F.relu(counter.conv(total / pixels, attention.squeeze.weight, attention.squeeze.bias, (0, 0, 0, 0)))
-    gate = torch.sigmoid(counter.conv(hidden, attention.excite.weight, attention.excite.bias, (0, 0, 0, 0)))
-    for y0, y1, x0, x1 in rects:
-        target[..., y0:y1, x0:x1].mul_(gate).add_(source[..., y0:y1, x0:x1])
+    hidden = F.relu(counter.conv(total / pixels, attention.squeeze.weight, attention.squeeze.bias))
+    gate = torch.sigmoid(counter.conv(hidden, attention.excite.weight, attention.excite.bias))
+    for (y0, y1, x0, x1), branch in zip(rects, branches):
+        torch.addcmul(source[..., y0:y1, x0:x1], branch, gate, out=target[..., y0:y1, x0:x1])
     return target
 
 
@@ -214,7 +223,7 @@ def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor
     def cover(mask: torch.Tensor, grow: int) -> list[tuple[int, int, int, int]]:
         return grown_cover(mask, block=block, height=height, width=width, grow=grow, max_side=region)
 
-    shallow = F.relu(counter.conv(lr, network.head.weight, network.head.bias, (1, 1, 1, 1)))
+    shallow = F.relu(counter.conv(lr, network.head.weight, network.head.bias, (1, 1)))
     maps, rectangles, areas = [shallow], [], []
     for j, layer in enumerate(network.blocks, start=1):
         rects = cover(routes >= j, BLOCK_RADIUS * (depth - j))
@@ -229,7 +238,7 @@ def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor
         weight, bias = (network.fuse.weight, network.fuse.bias) if k == depth else network.exit_fusion(k)
         for y0, y1, x0, x1 in rects:
             inputs = torch.cat([m[..., y0:y1, x0:x1] for m in (maps[1 : k + 1] or maps[:1])], dim=1)
-            _paste(fused, (y0, y1, x0, x1), counter.conv(inputs, weight, bias, (0, 0, 0, 0)))
+            _paste(fused, (y0, y1, x0, x1), counter.conv(inputs, weight, bias))
     features = network.esa(fused) + shallow
     counter.total += _esa_macs(network.esa, shallow.shape[1], (height, width))
     sr = None
