@@ -241,18 +241,18 @@ def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor
             _paste(fused, (y0, y1, x0, x1), counter.conv(inputs, weight, bias))
     features = network.esa(fused) + shallow
     counter.total += _esa_macs(network.esa, shallow.shape[1], (height, width))
-    sr = None
-    scale = network.scale
+    subpixels = None  # every exit's tail output, shuffled into the SR image once at the end
     for k, rects in exits:
         tail = (network.tail.weight, network.tail.bias)
         if k < depth:  # an early exit's tail: the network's plus its trained correction
             delta = network.exit_tail_delta[k]
             tail = (tail[0] + delta.weight, tail[1] + delta.bias)
         for rect in rects:
-            out = F.pixel_shuffle(_convolved(features, [tail], rect, counter, relu=False)[0], scale)
-            if sr is None:
-                sr = out.new_empty((1, out.shape[1], height * scale, width * scale))
-            y0, y1, x0, x1 = rect
-            _paste(sr, (y0 * scale, y1 * scale, x0 * scale, x1 * scale), out)
+            out = _convolved(features, [tail], rect, counter, relu=False)[0]
+            if subpixels is None:
+                subpixels = torch.empty((1, out.shape[1], height, width), dtype=out.dtype, device=out.device,
+                                        memory_format=torch.channels_last)
+            _paste(subpixels, rect, out)
         rectangles.append(len(rects))
+    sr = F.pixel_shuffle(subpixels, network.scale)
     return sr, SharedStats(macs=counter.total, rectangles=tuple(rectangles), area=tuple(areas))
