@@ -151,3 +151,19 @@ def test_an_unknown_execution_is_a_one_line_error(trained):
     method.execution = "tiles"
     with pytest.raises(SrlabError, match="execution must be one of regions, shared, got 'tiles'"):
         method.upscale(_image(20, 20, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("execution", ["regions", "shared"])
+def test_raised_lone_blocks_are_run_on_their_new_exit(trained, execution, monkeypatch):
+    method = rdsr_adaptive(trained, knob=1.0)
+    method.execution, method.raise_lone = execution, True
+    routed = torch.tensor([2, 2, 2, 2, 0, 2, 2, 2, 2])  # a 3x3 grid of 64x64 blocks, a lone exit 0 in the middle
+    monkeypatch.setattr(method, "route", lambda patches: routed.clone())
+    lr = _image(150, 160, dtype=torch.float32)
+    sr, stats = method.upscale(lr)
+    assert stats.route_counts == (0, 0, 9, 0)
+    method.raise_lone = False
+    plain, _ = method.upscale(lr)
+    monkeypatch.setattr(method, "route", lambda patches: torch.full((9,), 2))
+    everywhere, _ = method.upscale(lr)
+    assert torch.equal(sr, everywhere) and not torch.equal(sr, plain)

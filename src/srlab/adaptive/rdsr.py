@@ -22,6 +22,14 @@ more than its exits' MACs: on the 2K test photos at knob 0.03, 0.485 of the full
 routes taken but 0.666 in the windows run; on 64x64 blocks 0.566 and 0.668, for a loss of 0.028
 instead of 0.040 dB (``bench/rdsr_adaptive_oracle.py --regions``).
 
+Execution (:attr:`RdsrExitRouting.execution`, ``method.upscale`` and ``srlab upscale``): ``"regions"``
+runs the routes in the region mode; ``"shared"`` (:mod:`srlab.adaptive.rdsr_shared`) runs the network
+depth by depth over one feature map per depth, each block only on the union of the blocks that still
+need it with exact context paid once around each connected area, so a fragmented routing costs little
+more than its routes (every block on the full exit: the whole-image forward, to float rounding).
+:attr:`RdsrExitRouting.raise_lone` raises a block whose exit is below all of its neighbours' (either
+execution). Figures: ``bench/bench_adaptive_speed.py``.
+
 Why the difference to the full path and not the error against the ground truth: the difference is a
 function of the LR patch alone, so the router learns it from any image and without noise; the error
 against the ground truth that an exit adds is this difference on average (the full path's error is
