@@ -87,6 +87,28 @@ either method on these photos, and not for lack of engine speed:
   and the region mode's 4-pixel context makes fragmented routings expensive
   (``rdsr_adaptive_oracle.py --regions`` has the decomposition).
 
+  Shared-feature execution (``--rdsr-modes regions shared [shared-b32] [shared-raise]``: EXECUTION
+  ``regions`` or ``shared``, ``-bN`` routing blocks of N pixels, ``-raise`` lone shallow blocks raised;
+  ``RdsrExitRouting.execution``, :mod:`srlab.adaptive.rdsr_shared`): the network runs depth by depth,
+  each block only on the union of the blocks whose exit is that deep or deeper, grown by the exact
+  context the later blocks need, on rectangles of at most 128 pixels; each exit's fusion and tail on its
+  own blocks, ESA on the whole image. Measured 2026-12-06 (same weights and router; machine loaded by
+  other jobs, load 8-11 on the 2 cores: timings noisy, 2-thread timings meaningless), mean / worst dPSNR,
+  MACs with the router:
+  2K photos (13, ``--no-timing``): loss 0.02 regions -0.0185 / -0.0604 dB at 0.726, shared -0.0192 /
+  -0.0637 at 0.667; 0.03 regions -0.0305 / -0.0895 at 0.669, shared -0.0307 / -0.0912 at 0.615: the
+  same loss for 8 % fewer MACs (the routes themselves are worth ~0.62 / 0.57 here, oracle table).
+  SHARED_2K_B32
+  Validation photos (``--full --repeats 3``, 1 thread; times against the fastest static path): loss
+  0.01 regions -0.0202 dB 0.875 x1.06, shared -0.0211 0.815 x1.05, shared-b32 -0.0236 0.773 x1.05; 0.02
+  regions -0.0403 0.785 x1.17, shared -0.0414 0.733 x1.16, shared-b32 -0.0554 0.691 x1.13; 0.03
+  regions -0.0583 0.697 x1.26, shared -0.0594 0.667 x1.18, shared-b32 -0.0788 0.631 x1.20.
+  SHARED_TIMES
+  Lone blocks raised (``-raise``; validation photos, before a change of the border padding that adds
+  ~0.02 of the MACs on these small images): shared -0.0166 dB at 0.824 / -0.0394 at 0.734 against plain
+  shared -0.0211 at 0.792 / -0.0414 at 0.712 (knobs 0.01 / 0.02): about the same MACs at the same loss
+  along the curve, 32x32 blocks likewise (-0.0222 at 0.761 against -0.0236 at 0.754): no gain, off.
+
 What was made faster on the way (both sides of every comparison gain; same outputs unless said):
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
   and x0.5 time at full width (the protocol row above);

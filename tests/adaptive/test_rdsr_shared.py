@@ -32,7 +32,9 @@ def _grid(h, w, block):
     return -(-h // block), -(-w // block)
 
 
-@pytest.mark.parametrize(("h", "w", "block", "region"), [(37, 53, 8, 16), (40, 48, 16, 16), (37, 53, 16, 64), (5, 7, 16, 16)])
+@pytest.mark.parametrize(
+    ("h", "w", "block", "region"), [(37, 53, 8, 16), (40, 48, 16, 16), (37, 53, 16, 64), (5, 7, 16, 16)]
+)
 def test_every_block_on_one_exit_is_that_exits_whole_image_forward(h, w, block, region):
     network = _network()
     lr = _image(h, w)
@@ -108,7 +110,8 @@ def test_the_grown_cover_is_disjoint_exact_and_within_the_side(grow):
         covered[y0:y1, x0:x1] += 1
     expected = torch.zeros(height, width, dtype=torch.bool)
     for r, c in mask.nonzero().tolist():
-        expected[max(r * block - grow, 0) : (r + 1) * block + grow, max(c * block - grow, 0) : (c + 1) * block + grow] = True
+        top, left = max(r * block - grow, 0), max(c * block - grow, 0)
+        expected[top : (r + 1) * block + grow, left : (c + 1) * block + grow] = True
     assert torch.equal(covered, expected.long())
     assert grown_cover(torch.zeros(2, 2, dtype=torch.bool), block=8, height=16, width=16, grow=3, max_side=8) == []
 

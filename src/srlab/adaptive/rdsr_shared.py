@@ -9,10 +9,11 @@ for routes worth 0.485). Here the network runs depth by depth over one feature m
 * block ``j`` (``1 .. N``) on ``D_j``: the blocks whose exit is ``j`` or deeper, grown by ``3 (N - j)``
   pixels, so that block ``j + 1``'s three 3x3 convolutions find exact input around every pixel they must
   compute. ``D_j`` is cut into disjoint rectangles of at most ``region`` pixels a side; each runs its
-  convolutions without padding on its rectangle plus 3 pixels read from depth ``j - 1``'s map (zero
-  padding only at the image border, as the whole-image forward pads). So the context is paid once
-  around each connected area of ``D_j`` (and 1-2 pixels of redundant convolution per rectangle), not
-  around every region of every exit, and every value computed is the whole-image forward's value;
+  convolutions on its rectangle plus 3 pixels read from depth ``j - 1``'s map, unpadded but at the image
+  border (zero padding there, as the whole-image forward pads). So the context is paid once around each
+  connected area of ``D_j`` (plus a few pixels of convolution per rectangle side that the next
+  rectangle computes again), not around every region of every exit, and every value computed is the
+  whole-image forward's value;
 * the block's channel attention pools over all of ``D_j`` (two passes: the block's branch on every
   rectangle, then the gate): the whole image where every block goes that deep;
 * each exit's 1x1 fusion on its own blocks (no context needed), ESA on the whole fused map (its
@@ -52,7 +53,7 @@ class SharedStats:
 
     macs: int
     rectangles: tuple[int, ...]
-    area: tuple[int, ...]  # LR pixels each block depth computed (its D_j), all images together
+    area: tuple[int, ...]  # LR pixels each block depth computed (its D_j)
 
 
 def _breaks(count: int, block: int, grow: int, size: int) -> list[int]:
@@ -229,9 +230,8 @@ def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor
         rects = cover(routes >= j, BLOCK_RADIUS * (depth - j))
         rectangles.append(len(rects))
         areas.append(sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in rects))
-        if not rects:
-            break
-        maps.append(_run_block(layer, maps[-1], rects, counter))
+        if rects:  # (none: no block goes this deep, nor deeper)
+            maps.append(_run_block(layer, maps[-1], rects, counter))
     fused = torch.empty_like(shallow)
     exits = [(k, cover(routes == k, 0)) for k in range(network.num_exits)]
     for k, rects in exits:
