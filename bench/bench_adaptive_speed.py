@@ -103,11 +103,20 @@ either method on these photos, and not for lack of engine speed:
   0.01 regions -0.0202 dB 0.875 x1.06, shared -0.0211 0.815 x1.05, shared-b32 -0.0236 0.773 x1.05; 0.02
   regions -0.0403 0.785 x1.17, shared -0.0414 0.733 x1.16, shared-b32 -0.0554 0.691 x1.13; 0.03
   regions -0.0583 0.697 x1.26, shared -0.0594 0.667 x1.18, shared-b32 -0.0788 0.631 x1.20.
-  SHARED_TIMES
-  Lone blocks raised (``-raise``; validation photos, before a change of the border padding that adds
-  ~0.02 of the MACs on these small images): shared -0.0166 dB at 0.824 / -0.0394 at 0.734 against plain
-  shared -0.0211 at 0.792 / -0.0414 at 0.712 (knobs 0.01 / 0.02): about the same MACs at the same loss
-  along the curve, 32x32 blocks likewise (-0.0222 at 0.761 against -0.0236 at 0.754): no gain, off.
+  Times on 4 of the 2K photos (aitzgorri, Bridge, friends, Kleiber; ``--full --repeats 3``, 1 thread):
+  loss 0.02 regions -0.0167 dB 0.725 x1.38, shared -0.0172 0.669 x1.36; 0.03 regions -0.0348 0.678
+  x1.46, shared -0.0337 0.621 x1.43 (2 threads: the static paths themselves 3-6x apart between
+  repeats). So the shared execution spends ~8 % fewer MACs for the same loss but no less time: per MAC
+  it runs ~10 % slower than the region mode, which keeps each 136-pixel window in cache through the
+  whole network, where the shared mode sweeps whole-image feature maps depth by depth (a second pass
+  for the channel attention's global gate, window reads, the fusion's concatenation from four maps, ESA
+  and the tail over the whole image: with every block on the full exit, 1.63 s against 1.39 s for the
+  128-pixel tiles on Bridge, 1 thread, loaded). The region mode stays the default.
+  Lone blocks raised (``-raise``; validation photos, ``--no-timing``, with an earlier border padding
+  that spent ~0.02 fewer MACs on these small images): shared -0.0166 dB at 0.824 / -0.0394 at 0.734
+  against plain shared -0.0211 at 0.792 / -0.0414 at 0.712 (knobs 0.01 / 0.02): at -0.021 dB 0.806
+  against 0.792 along the curves; 32x32 blocks -0.0222 at 0.761 against -0.0236 at 0.754 (the same
+  curve): no gain, so ``raise_lone`` is off.
 
 What was made faster on the way (both sides of every comparison gain; same outputs unless said):
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
