@@ -98,7 +98,9 @@ either method on these photos, and not for lack of engine speed:
   2K photos (13, ``--no-timing``): loss 0.02 regions -0.0185 / -0.0604 dB at 0.726, shared -0.0192 /
   -0.0637 at 0.667; 0.03 regions -0.0305 / -0.0895 at 0.669, shared -0.0307 / -0.0912 at 0.615: the
   same loss for 8 % fewer MACs (the routes themselves are worth ~0.62 / 0.57 here, oracle table).
-  SHARED_2K_B32
+  On 32x32 routing blocks (``shared-b32``, 13 photos, ``--no-timing``): loss 0.01 -0.0113 / -0.0552 dB
+  at 0.698, 0.02 -0.0242 / -0.0961 at 0.617: at -0.024 dB ~0.027 fewer MACs than on 64x64 blocks (the
+  shared mode makes fragmentation cheap, and 32x32 routes are worth less), a worse worst photo.
   Validation photos (``--full --repeats 3``, 1 thread; times against the fastest static path): loss
   0.01 regions -0.0202 dB 0.875 x1.06, shared -0.0211 0.815 x1.05, shared-b32 -0.0236 0.773 x1.05; 0.02
   regions -0.0403 0.785 x1.17, shared -0.0414 0.733 x1.16, shared-b32 -0.0554 0.691 x1.13; 0.03
