@@ -100,7 +100,9 @@ either method on these photos, and not for lack of engine speed:
   same loss for 8 % fewer MACs (the routes themselves are worth ~0.62 / 0.57 here, oracle table).
   On 32x32 routing blocks (``shared-b32``, 13 photos, ``--no-timing``): loss 0.01 -0.0113 / -0.0552 dB
   at 0.698, 0.02 -0.0242 / -0.0961 at 0.617: at -0.024 dB ~0.027 fewer MACs than on 64x64 blocks (the
-  shared mode makes fragmentation cheap, and 32x32 routes are worth less), a worse worst photo.
+  shared mode makes fragmentation cheap, and 32x32 routes are worth less), a worse worst photo; timed on
+  the 4 photos above (1 thread, another run): shared-b32 0.02 -0.0217 dB 0.616 x1.33 against regions
+  -0.0167 0.725 x1.44: 15 % fewer MACs, 8 % more time (more, smaller rectangles).
   Validation photos (``--full --repeats 3``, 1 thread; times against the fastest static path): loss
   0.01 regions -0.0202 dB 0.875 x1.06, shared -0.0211 0.815 x1.05, shared-b32 -0.0236 0.773 x1.05; 0.02
   regions -0.0403 0.785 x1.17, shared -0.0414 0.733 x1.16, shared-b32 -0.0554 0.691 x1.13; 0.03
