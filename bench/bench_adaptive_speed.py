@@ -87,6 +87,41 @@ either method on these photos, and not for lack of engine speed:
   and the region mode's 4-pixel context makes fragmented routings expensive
   (``rdsr_adaptive_oracle.py --regions`` has the decomposition).
 
+  Shared-feature execution (``--rdsr-modes regions shared [shared-b32] [shared-raise]``: EXECUTION
+  ``regions`` or ``shared``, ``-bN`` routing blocks of N pixels, ``-raise`` lone shallow blocks raised;
+  ``RdsrExitRouting.execution``, :mod:`srlab.adaptive.rdsr_shared`): the network runs depth by depth,
+  each block only on the union of the blocks whose exit is that deep or deeper, grown by the exact
+  context the later blocks need, on rectangles of at most 128 pixels; each exit's fusion and tail on its
+  own blocks, ESA on the whole image. Measured 2026-12-06 (same weights and router; machine loaded by
+  other jobs, load 8-11 on the 2 cores: timings noisy, 2-thread timings meaningless), mean / worst dPSNR,
+  MACs with the router:
+  2K photos (13, ``--no-timing``): loss 0.02 regions -0.0185 / -0.0604 dB at 0.726, shared -0.0192 /
+  -0.0637 at 0.667; 0.03 regions -0.0305 / -0.0895 at 0.669, shared -0.0307 / -0.0912 at 0.615: the
+  same loss for 8 % fewer MACs (the routes themselves are worth ~0.62 / 0.57 here, oracle table).
+  On 32x32 routing blocks (``shared-b32``, 13 photos, ``--no-timing``): loss 0.01 -0.0113 / -0.0552 dB
+  at 0.698, 0.02 -0.0242 / -0.0961 at 0.617: at -0.024 dB ~0.027 fewer MACs than on 64x64 blocks (the
+  shared mode makes fragmentation cheap, and 32x32 routes are worth less), a worse worst photo; timed on
+  the 4 photos above (1 thread, another run): shared-b32 0.02 -0.0217 dB 0.616 x1.33 against regions
+  -0.0167 0.725 x1.44: 15 % fewer MACs, 8 % more time (more, smaller rectangles).
+  Validation photos (``--full --repeats 3``, 1 thread; times against the fastest static path): loss
+  0.01 regions -0.0202 dB 0.875 x1.06, shared -0.0211 0.815 x1.05, shared-b32 -0.0236 0.773 x1.05; 0.02
+  regions -0.0403 0.785 x1.17, shared -0.0414 0.733 x1.16, shared-b32 -0.0554 0.691 x1.13; 0.03
+  regions -0.0583 0.697 x1.26, shared -0.0594 0.667 x1.18, shared-b32 -0.0788 0.631 x1.20.
+  Times on 4 of the 2K photos (aitzgorri, Bridge, friends, Kleiber; ``--full --repeats 3``, 1 thread):
+  loss 0.02 regions -0.0167 dB 0.725 x1.38, shared -0.0172 0.669 x1.36; 0.03 regions -0.0348 0.678
+  x1.46, shared -0.0337 0.621 x1.43 (2 threads: the static paths themselves 3-6x apart between
+  repeats). So the shared execution spends ~8 % fewer MACs for the same loss but no less time: per MAC
+  it runs ~10 % slower than the region mode, which keeps each 136-pixel window in cache through the
+  whole network, where the shared mode sweeps whole-image feature maps depth by depth (a second pass
+  for the channel attention's global gate, window reads, the fusion's concatenation from four maps, ESA
+  and the tail over the whole image: with every block on the full exit, 1.63 s against 1.39 s for the
+  128-pixel tiles on Bridge, 1 thread, loaded). The region mode stays the default.
+  Lone blocks raised (``-raise``; validation photos, ``--no-timing``, with an earlier border padding
+  that spent ~0.02 fewer MACs on these small images): shared -0.0166 dB at 0.824 / -0.0394 at 0.734
+  against plain shared -0.0211 at 0.792 / -0.0414 at 0.712 (knobs 0.01 / 0.02): at -0.021 dB 0.806
+  against 0.792 along the curves; 32x32 blocks -0.0222 at 0.761 against -0.0236 at 0.754 (the same
+  curve): no gain, so ``raise_lone`` is off.
+
 What was made faster on the way (both sides of every comparison gain; same outputs unless said):
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
   and x0.5 time at full width (the protocol row above);
@@ -225,14 +260,36 @@ def pcsr_cases(knobs: list[float]) -> list[Case]:
     return cases + [Case("PCSR-CARN all light (the floor)", None, all_light)]
 
 
-def rdsr_cases(knobs: list[float], weights: str | None) -> list[Case]:
-    """srlab's own ``rdsr_adaptive`` (bundled weights, or ``weights``): early exits routed per 32x32 block."""
+def rdsr_mode(spec: str) -> dict[str, object]:
+    """``EXECUTION[-bBLOCK][-raise]`` (e.g. ``shared-b32-raise``) -> RdsrExitRouting attributes."""
+    execution, *options = spec.split("-")
+    attributes: dict[str, object] = {"execution": execution, "raise_lone": "raise" in options}
+    attributes.update({"region_block": int(o[1:]) for o in options if o.startswith("b")})
+    return attributes
+
+
+def rdsr_cases(knobs: list[float], weights: str | None, modes: list[str]) -> list[Case]:
+    """srlab's own ``rdsr_adaptive`` (bundled weights, or ``weights``): early exits routed per block, run
+    in each of ``modes`` (:func:`rdsr_mode`)."""
     if weights:
         network = create_model("rdsr_adaptive", scale=SCALE, checkpoint=weights).eval()
     else:
         network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
     method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
-    return region_cases("rdsr_adaptive full path", network, method, knobs)
+    cases = region_cases("rdsr_adaptive full path", network, method, [])
+    defaults = {name: getattr(method, name) for name in ("execution", "raise_lone", "region_block")}
+
+    def adaptive(knob, attributes):
+        def run(lr):
+            for name, value in {**defaults, **attributes}.items():
+                setattr(method, name, value)
+            method.knob = knob
+            sr, stats = method.upscale(lr)  # MACs include the router
+            return sr, lambda: stats.macs_spent
+        return run
+
+    return cases + [Case(f"rdsr_adaptive {mode} loss {knob:g}", knob, adaptive(knob, rdsr_mode(mode)))
+                    for mode in modes for knob in knobs]
 
 
 def load_photo(path: Path, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,6 +385,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
+    parser.add_argument("--rdsr-modes", nargs="+", default=["regions", "shared"],
+                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise], EXECUTION regions or "
+                             "shared, BLOCK the routing block (default 64), raise: lone shallow blocks raised")
     parser.add_argument("--rdsr-weights", help="rdsr_adaptive x4 weights with a trained router (default: bundled)")
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
@@ -347,7 +407,7 @@ def main() -> None:
           + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
     for method in opts.methods:
         cases = {"arm": lambda: arm_cases(opts.arm_eta, opts.arm_protocol_eta), "pcsr": lambda: pcsr_cases(opts.pcsr_k),
-                 "rdsr": lambda: rdsr_cases(opts.rdsr_loss, opts.rdsr_weights)}[method]()
+                 "rdsr": lambda: rdsr_cases(opts.rdsr_loss, opts.rdsr_weights, opts.rdsr_modes)}[method]()
         measure(cases, photos, threads, repeats)
         report(cases, list(photos), threads)
 

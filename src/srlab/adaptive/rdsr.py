@@ -22,6 +22,14 @@ more than its exits' MACs: on the 2K test photos at knob 0.03, 0.485 of the full
 routes taken but 0.666 in the windows run; on 64x64 blocks 0.566 and 0.668, for a loss of 0.028
 instead of 0.040 dB (``bench/rdsr_adaptive_oracle.py --regions``).
 
+Execution (:attr:`RdsrExitRouting.execution`, ``method.upscale`` and ``srlab upscale``): ``"regions"``
+runs the routes in the region mode; ``"shared"`` (:mod:`srlab.adaptive.rdsr_shared`) runs the network
+depth by depth over one feature map per depth, each block only on the union of the blocks that still
+need it with exact context paid once around each connected area, so a fragmented routing costs little
+more than its routes (every block on the full exit: the whole-image forward, to float rounding).
+:attr:`RdsrExitRouting.raise_lone` raises a block whose exit is below all of its neighbours' (either
+execution). Figures: ``bench/bench_adaptive_speed.py``.
+
 Why the difference to the full path and not the error against the ground truth: the difference is a
 function of the LR patch alone, so the router learns it from any image and without noise; the error
 against the ground truth that an exit adds is this difference on average (the full path's error is
@@ -43,9 +51,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.adaptive.costs import route_macs as counted_route_macs
 from srlab.adaptive.engine import PatchRoutedMethod
-from srlab.adaptive.method import register_adaptive
-from srlab.adaptive.patches import split_patches
+from srlab.adaptive.method import AdaptiveStats, register_adaptive
+from srlab.adaptive.patches import check_batch, split_patches
+from srlab.adaptive.rdsr_shared import shared_upscale
+from srlab.adaptive.regions import _routing_patches, adaptive_upscale_regions
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
@@ -78,6 +89,15 @@ class RdsrExitRouting(PatchRoutedMethod):
     # Cheap to expensive: the PSNR each image may lose, in dB; 0 is the full path everywhere.
     knob_sweep = (0.5, 0.2, 0.1, 0.05, 0.03, 0.0)
 
+    # How upscale() runs the routes (whole_image=True): "regions", the region mode (each merged rectangle
+    # of one exit from the input with 4 pixels of context), or "shared" (srlab.adaptive.rdsr_shared:
+    # depth by depth on one feature map, each block on the union of the blocks that need it).
+    executions = ("regions", "shared")
+    execution = "regions"
+    shared_region = 128  # the shared mode's rectangles, LR pixels a side at most
+    # Raise a block whose exit is below all of its (up to four) neighbours' to the lowest of theirs.
+    raise_lone = False
+
     def __init__(self, network: RDSRAdaptive, *, knob: float) -> None:
         super().__init__(scale=network.scale, num_routes=network.num_exits, knob=knob)
         self.network = network
@@ -101,6 +121,40 @@ class RdsrExitRouting(PatchRoutedMethod):
     def route_module(self, index: int) -> nn.Module:
         return self.exits[index]
 
+    def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
+        """``whole_image=False``: the ClassSR/ARM protocol (evaluation); True: :attr:`execution`'s way."""
+        if self.execution not in self.executions:
+            raise SrlabError(f"rdsr_adaptive execution must be one of {', '.join(self.executions)}, "
+                             f"got {self.execution!r}")
+        if not whole_image or (self.execution == "regions" and not self.raise_lone):
+            return super().upscale(lr, whole_image=whole_image)
+        check_batch(lr)
+        block, heaviest = self.region_block, self.num_routes - 1
+        outputs, counts, spent, router, full = [], torch.zeros(self.num_routes, dtype=torch.long), 0, 0, 0
+        with torch.no_grad():
+            for image in lr.split(1):
+                patches, rows, cols = _routing_patches(image, block)
+                routes = self.route(patches).view(rows, cols)
+                if self.raise_lone:
+                    routes = raise_lone_blocks(routes)
+                if self.execution == "shared":
+                    sr, shared = shared_upscale(self.network, image, routes, block=block, region=self.shared_region)
+                    macs = shared.macs
+                else:
+                    sr, regions = adaptive_upscale_regions(_FixedRoutes(self, routes.flatten()), image, block=block)
+                    macs = regions.macs_spent
+                outputs.append(sr)
+                counts += torch.bincount(routes.flatten(), minlength=self.num_routes)
+                spent += macs
+                router += rows * cols * counted_route_macs(self, -1, (block, block))
+                full += counted_route_macs(self, heaviest, tuple(image.shape[-2:]))
+        sr = torch.cat(outputs)
+        return sr, AdaptiveStats(
+            route_counts=tuple(counts.tolist()), route_macs=(0,) * self.num_routes, route_names=self.route_names(),
+            unit="block", out_hw=tuple(sr.shape[-2:]), router_macs=router, measured=(spent + router, full),
+            grid_hw=(rows, cols),
+        )
+
     def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
         patch_hw = tuple(patch_hw)
         if patch_hw not in self._macs:
@@ -122,6 +176,34 @@ class RdsrExitRouting(PatchRoutedMethod):
         """(exits,) MACs of each exit on a patch of ``patch_hw`` over the full network's."""
         macs = torch.tensor([self.route_macs(k, patch_hw) for k in range(self.num_routes)], dtype=torch.float64)
         return (macs / macs[-1]).float()
+
+
+def raise_lone_blocks(routes: torch.Tensor) -> torch.Tensor:
+    """A (rows, cols) exit map with every block whose exit is below all of its neighbours' (up, down,
+    left, right; those inside the grid) raised to the lowest of theirs: a lone shallow block among deeper
+    ones saves its MACs only by cutting the deeper areas around it."""
+    outside = int(routes.max()) + 1
+    padded = F.pad(routes[None, None].float(), (1, 1, 1, 1), value=outside)[0, 0]
+    neighbours = torch.stack((padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])).amin(dim=0)
+    lone = (routes < neighbours) & (neighbours < outside)
+    return torch.where(lone, neighbours.long(), routes)
+
+
+class _FixedRoutes(PatchRoutedMethod):
+    """``method``'s exits with routes decided beforehand (for the region mode after raising lone blocks)."""
+
+    def __init__(self, method: "RdsrExitRouting", routes: torch.Tensor) -> None:
+        super().__init__(scale=method.scale, num_routes=method.num_routes)
+        self.method, self.routes = method, routes
+
+    def route(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.routes
+
+    def route_module(self, index: int) -> nn.Module:
+        return self.method.route_module(index)
+
+    def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
+        return self.method.route_macs(index, patch_hw)
 
 
 def _router_starts(side: int) -> torch.Tensor:
