@@ -66,7 +66,7 @@ TESTED_ELSEWHERE = (
     "classsr_fsrcnn_stage1", "classsr_fsrcnn_stage2", "classsr_fsrcnn_stage3",
     "arm_fsrcnn_x4", "arm_carn_x4", "arm_srresnet_x4",
     "camixersr_x4", "smsr_x2", "pcsr_carn_x4_phase0", "pcsr_carn_x4_phase1", "unpaired_x4", "car_x4",
-    "sr3_tiny_x4", "resshift_tiny_x4",
+    "sr3_tiny_x4", "resshift_tiny_x4", "sr3_x4", "resshift_x4",
 )
 
 

@@ -45,6 +45,16 @@ def test_diffusion_run_in_two_parts_equals_one_run(tiny_photos, tmp_path, name):
     assert any(not torch.equal(initial.state_dict()[k], v) for k, v in state["model"].items())  # it trained
 
 
+@pytest.mark.parametrize(("config", "name"), [("sr3_x4.yaml", "sr3_tiny"), ("resshift_x4.yaml", "resshift_tiny")])
+def test_the_gpu_recipes_run_end_to_end_with_a_tiny_model(tiny_photos, tmp_path, config, name):
+    # Their step, loss, schedule (warm-up, constant) and EMA, on the CPU, with the tiny model of the same family.
+    args = _args(tiny_photos, tmp_path / "run", name, "--model", name, "--set", "amp='off'",
+                 "--set", "checkpoint_every_iters=0", "--set", "data.num_workers=0", epochs=1)
+    args[args.index("--config") + 1] = str(CONFIGS / config)
+    assert main(args) == 0
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
 def test_resshift_trains_on_the_clean_image_with_the_official_mse():
     # The draw's target is x_0 = 2 hr - 1, the training forward predicts it, and its clean image is the
     # prediction mapped back to [0, 1]; the loss is the mean squared error (official `mse`).
