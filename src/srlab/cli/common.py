@@ -118,11 +118,11 @@ def add_path_flags(parser: argparse.ArgumentParser, *, path: str = "auto", preci
 
 
 def add_sampler_flags(parser: argparse.ArgumentParser) -> None:
-    """``--steps --seed``: the sampler settings of diffusion models (sr3); other models refuse them."""
+    """``--steps --seed``: the sampler settings of diffusion models (sr3, resshift); other models refuse them."""
     flag(parser, "steps", type=positive_int, metavar="N",
-         help="diffusion models (sr3): denoiser evaluations per image (default: the model's)")
+         help="diffusion models (sr3, resshift): denoiser evaluations per image (default: the model's)")
     flag(parser, "seed", type=non_negative_int, metavar="S",
-         help="diffusion models (sr3): seed of the sampler's noise; the output is a pure function of the weights, "
+         help="diffusion models (sr3, resshift): seed of the sampler noise; the output is a pure function of the weights, "
               "the image, --steps and --seed (default: the model's)")
 
 

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
               "convention) or rgb (all three channels); the score names say which")
     flag(parser, "samples", type=positive_int, default=1, metavar="K",
-         help="diffusion models (sr3): score K samples per image, seeds --seed .. --seed+K-1; the table shows "
+         help="diffusion models: score K samples per image, seeds --seed .. --seed+K-1; the table shows "
               "the mean over samples ± their standard deviation (averaged over images), and a row for the mean "
               "of the K images; the JSON adds each seed's scores (default 1)")
     flag(parser, "scales", type=scale_factor, nargs="+", metavar="S",

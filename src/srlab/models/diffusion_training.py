@@ -1,8 +1,8 @@
 """The training contract of srlab's diffusion models (SR3, ResShift), read by ``step: diffusion``.
 
 A diffusion model trains on a draw: a noisy version of the HR batch made from the model's own forward
-process. The model makes the draw (:meth:`draw_training`, from the global RNG of the batch's device, which a
-training run saves, so a resumed run draws the same), and the draw says what the training forward takes
+process. The model makes the draw (:meth:`draw_training`, from the global RNG of the batch's device, which
+``step: diffusion`` seeds per run seed, iteration and rank), and the draw says what the training forward takes
 (``inputs``, keyword arguments of ``model(lr, **inputs)``), what its output is compared with (``target``:
 the noise for SR3, the clean image for ResShift) and what clean image an output implies (``clean``).
 """

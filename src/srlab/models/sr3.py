@@ -289,7 +289,7 @@ class SR3(nn.Module):
 
     def draw_training_noise(self, hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(noisy, noise_level, noise)`` for an HR batch in [0, 1], drawn from the global RNG of ``hr``'s
-        device (a training run's saved RNG): step t uniform in 1..T per image, the level uniform between
+        device (seeded by ``step: diffusion``): step t uniform in 1..T per image, the level uniform between
         those of t - 1 and t."""
         levels = noise_levels(self.betas).to(hr.device)
         t = torch.randint(1, self.train_steps + 1, (hr.shape[0],), device=hr.device)

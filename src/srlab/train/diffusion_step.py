@@ -2,17 +2,17 @@
 
 The model makes the step's draw (:meth:`draw_training`, the contract of
 :mod:`srlab.models.diffusion_training`) from the global RNG of the batch's device, which the step seeds for
-the draw alone from (run seed, iteration, rank) and then restores: every rank draws its own noise for its
-part of the global batch (with one seed for all, two ranks would train on the same noise levels and
-noises), and a resumed run draws what the uninterrupted one would have. The draw holds the inputs of its training forward (SR3: the noisy image and its
-noise level; ResShift: the residual-shifted noisy image and its step), the target of that forward (SR3: the
-noise; ResShift: the clean image ``x_0``) and how an output becomes a clean image. The step calls the
-training forward ``net(lr, **inputs)`` (through the DDP / compile wrapper, so gradients are averaged over
-ranks like any step's) and hands the output and the target to the objective in ``LossInputs.aux``
-(``prediction``, ``target``), which the ``diffusion`` loss (:mod:`srlab.losses.diffusion`) compares (SR3:
-``l1`` on the noise; ResShift: ``l2`` on ``x_0``, the official loss). ``LossInputs.sr`` is the clean image
-the output implies, in [0, 1] (clamped): other terms may read it, though for SR3 it is meaningless at high
-noise levels. Then the optimiser's step and the EMA update (EMA weights are what a diffusion model is
+the draw alone from (run seed, iteration, rank) and then restores: every rank draws its own noise for its part
+of the global batch (with one seed for all, two ranks would train on the same noise levels and noises), and a
+resumed run draws what the uninterrupted one would have. The draw holds the inputs of the training forward
+(SR3: the noisy image and its noise level; ResShift: the residual-shifted noisy image and its step), the
+target of that forward (SR3: the noise; ResShift: the clean image ``x_0``) and how an output becomes a clean
+image. The step calls the training forward ``net(lr, **inputs)`` (through the DDP / compile wrapper, so
+gradients are averaged over ranks like any step's) and hands the output and the target to the objective in
+``LossInputs.aux`` (``prediction``, ``target``), which the ``diffusion`` loss (:mod:`srlab.losses.diffusion`)
+compares (SR3: ``l1`` on the noise; ResShift: ``l2`` on ``x_0``, the official loss). ``LossInputs.sr`` is the
+clean image the output implies, in [0, 1] (clamped): other terms may read it, though for SR3 it is meaningless
+at high noise levels. Then the optimiser's step and the EMA update (EMA weights are what a diffusion model is
 usually sampled with: set ``ema_decay``).
 
 Validation samples the validation LR images with the model's own sampler settings (``steps`` and ``seed``
