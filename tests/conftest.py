@@ -180,3 +180,17 @@ def tiny_train_config(tiny_photos, out, **overrides):
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
+
+
+def assert_sample_is_a_function_of_the_seed(model: torch.nn.Module) -> None:
+    """A diffusion model's sample (``forward(lr)``, eval mode) repeats for its seed and changes with the seed
+    and with the step count (``set_sampler``); it is an image in [0, 1]."""
+    x = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        first, again = model(x), model(x)
+        model.set_sampler(seed=2)
+        other = model(x)
+        model.set_sampler(steps=2)
+        fewer = model(x)
+    assert torch.equal(first, again) and not torch.equal(first, other) and not torch.equal(other, fewer)
+    assert 0 <= first.min() and first.max() <= 1
