@@ -22,6 +22,12 @@ def test_unknown_keys_and_wrong_types_are_errors():
         apply_overrides(TrainConfig(), {"data": {"batch_size": "big"}})
     with pytest.raises(SrlabError, match="key=value"):
         parse_set(["optim.lr"])
+    # YAML 1.1 reads an unquoted off as False: the message says to quote it, and quoted it works
+    with pytest.raises(SrlabError, match="'amp' must be str, got False: YAML reads off, on, no and yes as booleans"):
+        apply_overrides(TrainConfig(), parse_set(["amp=off"]))
+    config = TrainConfig()
+    apply_overrides(config, parse_set(["amp='off'"]))
+    assert config.amp == "off"
 
 
 def test_yaml_file(tmp_path):

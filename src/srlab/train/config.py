@@ -292,6 +292,9 @@ def _coerce(value: Any, hint: Any, key: str, current: Any = None) -> Any:
         except ValueError:
             pass
     if hint in (int, float, str, bool):
+        if hint is str and isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans
+            raise SrlabError(f"config key '{key}' must be str, got {value!r}: YAML reads off, on, no and yes as "
+                             f"booleans, so quote the word ({key.rsplit('.', 1)[-1]}: 'off', or --set {key}=\"'off'\")")
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise SrlabError(f"config key '{key}' must be {hint.__name__}, got {value!r}")
         return value
