@@ -56,7 +56,7 @@ from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import AdaptiveStats, register_adaptive
 from srlab.adaptive.patches import check_batch, split_patches
 from srlab.adaptive.rdsr_shared import shared_upscale
-from srlab.adaptive.regions import _routing_patches, adaptive_upscale_regions
+from srlab.adaptive.regions import routing_patches, adaptive_upscale_regions
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
@@ -133,7 +133,7 @@ class RdsrExitRouting(PatchRoutedMethod):
         outputs, counts, spent, router, full = [], torch.zeros(self.num_routes, dtype=torch.long), 0, 0, 0
         with torch.no_grad():
             for image in lr.split(1):
-                patches, rows, cols = _routing_patches(image, block)
+                patches, rows, cols = routing_patches(image, block)
                 routes = self.route(patches).view(rows, cols)
                 if self.raise_lone:
                     routes = raise_lone_blocks(routes)

@@ -112,7 +112,7 @@ def _block_starts(size: int, block: int) -> torch.Tensor:
     return torch.arange(0, size, block).clamp(max=max(size - block, 0))
 
 
-def _routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int, int]:
+def routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int, int]:
     """(1, C, H, W) -> (rows * cols, C, b, b) patches, b = min(block, side), and the block grid."""
     _, c, h, w = image.shape
     bh, bw = min(block, h), min(block, w)
@@ -164,7 +164,7 @@ def adaptive_upscale_regions(
     jobs: dict[tuple[int, int, int], list[tuple[int, int, int, int, int, int]]] = defaultdict(list)
     with torch.no_grad():
         for image in range(n):
-            patches, rows, cols = _routing_patches(lr[image : image + 1], block)
+            patches, rows, cols = routing_patches(lr[image : image + 1], block)
             routes = method.route(patches)
             if routes.shape != (rows * cols,) or routes.dtype != torch.long:
                 raise ValueError(
