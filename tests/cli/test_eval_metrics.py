@@ -47,7 +47,7 @@ def test_each_metric_is_a_key_per_dataset_and_per_image(photos, tmp_path, capsys
 
 
 def test_protocol_variants_are_labelled(photos, tmp_path, capsys):
-    for protocol, key in (("y8", "psnr_y8"), ("rgb", "psnr_rgb")):
+    for protocol, key in (("y8", "psnr_y8"), ("rgb", "psnr_rgb"), ("liif-div2k", "psnr_rgb_liif")):
         code, stdout, stderr = _eval(capsys, "--scale", "3", "--data", photos, "--protocol", protocol,
                                      "--json", tmp_path / f"{protocol}.json")
         assert code == 0, stderr

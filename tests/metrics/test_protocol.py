@@ -221,3 +221,37 @@ def test_labelled_variants_y8_and_rgb() -> None:
     assert y8["psnr_y8"] != pytest.approx(PAPER_PROTOCOL.score(sr, hr, 2)["psnr_y"], abs=1e-6)
     with pytest.raises(SrlabError, match="round_y"):
         EvalProtocol(channel="rgb", round_y=True)
+
+
+def _liif_calc_psnr(sr: torch.Tensor, hr: torch.Tensor, *, dataset: str, scale: int) -> float:
+    """LIIF's test formula (yinboc/liif utils.calc_psnr) written out: the unrounded difference, Y by its
+    own weights on 'benchmark' with ``scale`` px shaved, RGB with ``scale + 6`` shaved on 'div2k'."""
+    diff = sr.clamp(0, 1) - hr
+    if dataset == "benchmark":
+        shave = scale
+        diff = (diff * torch.tensor([65.738, 129.057, 25.064], dtype=diff.dtype).view(3, 1, 1) / 256).sum(0)
+    else:
+        shave = scale + 6
+    valid = diff[..., shave:-shave, shave:-shave]
+    return float(-10 * torch.log10(valid.pow(2).mean()))
+
+
+def test_liif_protocols_equal_liifs_test_formula() -> None:
+    from srlab.metrics.protocol import PROTOCOLS
+
+    torch.manual_seed(1)
+    hr = torch.rand(3, 60, 72, dtype=torch.float64)
+    sr = hr + 0.02 * torch.randn_like(hr)  # unclamped: the protocol clamps, LIIF's test clamps
+    div2k, bench = PROTOCOLS["liif-div2k"], PROTOCOLS["liif-benchmark"]
+    assert div2k.keys == ("psnr_rgb_liif", "ssim_rgb_liif") and bench.keys == ("psnr_y_liif", "ssim_y_liif")
+    for scale in (2, 3, 4):
+        assert div2k.score(sr, hr, scale)["psnr_rgb_liif"] == pytest.approx(
+            _liif_calc_psnr(sr, hr, dataset="div2k", scale=scale), abs=1e-9)
+        # srlab's Y (MATLAB's weights) against LIIF's weights: equal to five significant digits
+        assert bench.score(sr, hr, scale)["psnr_y_liif"] == pytest.approx(
+            _liif_calc_psnr(sr, hr, dataset="benchmark", scale=scale), abs=2e-4)
+    # neither rounds the output: the paper protocol (rounded) reads differently
+    assert bench.score(sr, hr, 2)["psnr_y_liif"] != pytest.approx(PAPER_PROTOCOL.score(sr, hr, 2)["psnr_y"], abs=1e-3)
+    assert div2k.border(2.5) == 9 and PAPER_PROTOCOL.border(2.5) == 3
+    with pytest.raises(SrlabError, match="border_offset"):
+        EvalProtocol(border_offset=-1)

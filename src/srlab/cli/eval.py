@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help=f"weight files of the metrics that need them, keys {', '.join(weight_keys())}; repeatable")
     flag(parser, "protocol", default="y", choices=sorted(PROTOCOLS),
          help="PSNR/SSIM on y (the papers' protocol, default), y8 (Y rounded to 8 bits first, the older "
-              "convention) or rgb (all three channels); the score names say which")
+              "convention), rgb (all three channels), or LIIF/LTE's test script: liif-div2k (RGB, unrounded "
+              "output, scale+6 pixels shaved) and liif-benchmark (Y, unrounded, scale shaved); the score "
+              "names say which")
     flag(parser, "samples", type=positive_int, default=1, metavar="K",
          help="diffusion models: score K samples per image, seeds --seed .. --seed+K-1; the table shows "
               "the mean over samples ± their standard deviation (averaged over images), and a row for the mean "

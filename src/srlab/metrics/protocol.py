@@ -29,6 +29,13 @@ All arithmetic runs in float64 on the inputs' device. Two labelled variants: ``Y
 convention that rounds Y to 8 bits first (MATLAB ``rgb2ycbcr`` on uint8 images; keys ``psnr_y8``,
 ``ssim_y8``), and ``RGB_PROTOCOL``, all three channels (``psnr_rgb``, ``ssim_rgb``). The Y-only
 bicubic pipeline that produced the bicubic rows copied across papers is in :mod:`srlab.metrics.legacy`.
+
+LIIF's and LTE's published tables use their own test script (yinboc/liif ``utils.calc_psnr``, which LTE
+keeps): the output clamped to [0, 1] and not rounded, per-image PSNR averaged; on the DIV2K validation
+set all three channels with ``scale + 6`` pixels shaved (``LIIF_DIV2K_PROTOCOL``, ``psnr_rgb_liif``), on
+the benchmark sets Y with ``scale`` pixels shaved (``LIIF_BENCHMARK_PROTOCOL``, ``psnr_y_liif``; its Y
+weights 65.738/256, 129.057/256, 25.064/256 equal MATLAB's 65.481/255, 128.553/255, 24.966/255 to five
+significant digits, so srlab's Y stands in for them). Their SSIM is srlab's (LIIF reports none).
 """
 
 from __future__ import annotations
@@ -51,15 +58,21 @@ class EvalProtocol:
     """How an SR output is scored against its ground truth.
 
     Attributes:
-        crop_border: pixels shaved from each side; ``None`` means "the scale factor".
+        crop_border: pixels shaved from each side; ``None`` means "the scale factor" (rounded up) plus
+            ``border_offset``.
+        border_offset: pixels shaved beyond the scale factor when ``crop_border`` is ``None`` (LIIF's
+            DIV2K protocol shaves ``scale + 6``).
         channel: ``"y"`` (BT.601 luma, the paper protocol) or ``"rgb"`` (all three channels).
         round_output: round the SR output to 8-bit levels first, as saving it to PNG would.
         round_y: round Y to 8-bit levels too (both images), the older convention of scripts that
             call ``rgb2ycbcr`` on uint8 images; labelled ``y8`` in the score names.
         window_size, sigma, k1, k2: SSIM's Gaussian window and stabilising constants.
+        tag: appended to the score names' suffix (``psnr_rgb_liif``), so that scores of protocols that
+            differ in more than the channel never share a name.
     """
 
     crop_border: int | None = None
+    border_offset: int = 0
     channel: Literal["y", "rgb"] = "y"
     round_output: bool = True
     round_y: bool = False
@@ -67,19 +80,23 @@ class EvalProtocol:
     sigma: float = 1.5
     k1: float = 0.01
     k2: float = 0.03
+    tag: str = ""
 
     def __post_init__(self) -> None:
         if self.channel not in ("y", "rgb"):
             raise SrlabError(f"EvalProtocol.channel must be 'y' or 'rgb', got {self.channel!r}")
         if self.crop_border is not None and self.crop_border < 0:
             raise SrlabError(f"EvalProtocol.crop_border must be >= 0 or None, got {self.crop_border}")
+        if self.border_offset < 0:
+            raise SrlabError(f"EvalProtocol.border_offset must be >= 0, got {self.border_offset}")
         if self.round_y and self.channel != "y":
             raise SrlabError("EvalProtocol.round_y applies to the Y channel: use channel='y'")
 
     @property
     def label(self) -> str:
-        """``y``, ``y8`` (Y rounded to 8 bits) or ``rgb``: the suffix of the score names."""
-        return "y8" if self.round_y else self.channel
+        """``y``, ``y8`` (Y rounded to 8 bits) or ``rgb``, then ``_<tag>`` if tagged: the suffix of the score names."""
+        base = "y8" if self.round_y else self.channel
+        return f"{base}_{self.tag}" if self.tag else base
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -87,11 +104,11 @@ class EvalProtocol:
         return MetricSet(PROTOCOL_METRICS).keys(self)
 
     def border(self, scale: float) -> int:
-        return math.ceil(scale) if self.crop_border is None else self.crop_border
+        return math.ceil(scale) + self.border_offset if self.crop_border is None else self.crop_border
 
     def prepare(self, sr: Tensor, hr: Tensor, scale: int) -> tuple[Tensor, Tensor]:
-        """The pair every metric scores: (3, H, W) float64 on the inputs' device, the SR image rounded to
-        8-bit levels (``round_output``), ``border(scale)`` pixels shaved from each side.
+        """The pair every metric scores: (3, H, W) float64 on the inputs' device, the SR image clamped to
+        [0, 1] and rounded to 8-bit levels (``round_output``), ``border(scale)`` pixels shaved from each side.
 
         ``sr`` and ``hr`` are (3, H, W) or (1, H, W) float tensors in [0, 1] on any device, of the
         same size (mod-crop the HR image to a multiple of ``scale`` first). A (1, H, W) image is a
@@ -110,9 +127,11 @@ class EvalProtocol:
                 f"a {h}x{w} image is too small to score: after shaving {border} pixels per side "
                 f"it is smaller than the {self.window_size}x{self.window_size} SSIM window"
             )
+        # The SR image in the displayable range (every test script clamps), as saved to an 8-bit PNG
+        # (MATLAB im2uint8) when rounding.
+        sr_img = sr_img.clamp(0.0, 1.0)
         if self.round_output:
-            # the SR image as saved to an 8-bit PNG (MATLAB im2uint8)
-            sr_img = _round_8bit(sr_img.clamp(0.0, 1.0))
+            sr_img = _round_8bit(sr_img)
         if sr_img.shape[0] == 1:
             sr_img, hr_img = sr_img.expand(3, h, w), hr_img.expand(3, h, w)
         return shave(sr_img, border), shave(hr_img, border)
@@ -151,4 +170,9 @@ def _round_8bit(x: Tensor) -> Tensor:
 PAPER_PROTOCOL = EvalProtocol()
 Y8_PROTOCOL = EvalProtocol(round_y=True)
 RGB_PROTOCOL = EvalProtocol(channel="rgb")
-PROTOCOLS = {"y": PAPER_PROTOCOL, "y8": Y8_PROTOCOL, "rgb": RGB_PROTOCOL}
+LIIF_DIV2K_PROTOCOL = EvalProtocol(channel="rgb", round_output=False, border_offset=6, tag="liif")
+LIIF_BENCHMARK_PROTOCOL = EvalProtocol(round_output=False, tag="liif")
+PROTOCOLS = {
+    "y": PAPER_PROTOCOL, "y8": Y8_PROTOCOL, "rgb": RGB_PROTOCOL,
+    "liif-div2k": LIIF_DIV2K_PROTOCOL, "liif-benchmark": LIIF_BENCHMARK_PROTOCOL,
+}
