@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "srlab-bench-int8")
     parser.add_argument("--no-psnr", dest="psnr", action="store_false", help="latency only")
     args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu_model()}; onnxruntime, 1 thread, {args.size}x{args.size} LR, median of {args.runs} interleaved")
     print("| model | Set5 fp32 / int8 (drop) | Set14 fp32 / int8 (drop) | fp32 ms | int8 ms | speed-up | int8 file |")
     print("|---|---|---|---|---|---|---|")
