@@ -155,7 +155,8 @@ def test_a_preconditioned_model_adds_its_output_to_the_linear_estimate_and_tempe
         departures[temperature] = model(lr) * 2 - 1 - y0
     assert departures[0.0].abs().max() < 1e-12 and departures[1.0].abs().max() > 1e-3
     assert torch.allclose(departures[0.5], departures[1.0] / 2, atol=1e-12)
-    for bad, match in [({"residual_std": 0.0}, "residual_std must be > 0"), ({"temperature": -1.0}, "temperature must be >= 0")]:
+    refusals = [({"residual_std": 0.0}, "residual_std must be > 0"), ({"temperature": -1.0}, "temperature must be >= 0")]
+    for bad, match in refusals:
         with pytest.raises(SrlabError, match=match):
             srlab.create_model("resshift_tiny", scale=4, args={**args, **bad})
 

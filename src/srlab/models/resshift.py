@@ -25,7 +25,11 @@ which is the predicted ``x_0`` itself (``eta_0 = 0``).
 Training (``step: diffusion``, :mod:`srlab.train.diffusion_step`, loss ``diffusion`` with ``norm: l2``): a
 step uniform in 1..T per image and a noise from the run's RNG (in that order, as the official trainer), and
 the mean squared error between the predicted and the true ``x_0`` (the official ``mse`` loss;
-``weighted_mse: False``).
+``weighted_mse: False``). srlab's options, off by default: ``train_step_weights`` (one weight per step t = 1..T:
+how often a draw picks it, the same in expectation as weighting the loss per step; ``None``, uniform, draws
+exactly as before), ``prediction="preconditioned"`` (see ``PREDICTIONS``) and the sampler's ``temperature``
+(every noise the sampler draws, the start's included, is scaled by it: 1 is the official sampler, 0 follows the
+chain's posterior means from ``y_0`` and gives the same output for every seed).
 
 Steps. The number of diffusion steps T (``train_steps``) is part of what a model learnt. ``steps`` (``srlab
 upscale --steps``) may be T (the default) or fewer: then the chain is respaced as the official
@@ -538,7 +542,8 @@ class ResShift(nn.Module):
         generator = torch.Generator().manual_seed(self.seed)
 
         def noise() -> Tensor:  # drawn on the CPU: the same noise on every device; scaled by the temperature
-            return torch.randn(condition.shape, generator=generator, dtype=condition.dtype).to(lr.device) * self.temperature
+            drawn = torch.randn(condition.shape, generator=generator, dtype=condition.dtype)
+            return drawn.to(lr.device) * self.temperature
 
         etas = self.sqrt_etas.square().tolist()
         visited = respaced_steps(self.train_steps, self.steps)
