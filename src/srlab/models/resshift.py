@@ -622,7 +622,9 @@ def resshift_tiny(
     ``coffee`` x4, PSNR-Y / SSIM-Y, 4 steps): after 140 iterations (about a minute) 27.65 / 0.7718 with these
     values, 27.44 / 0.7451 with kappa 2 and min_noise_level 0.2; MATLAB bicubic 27.29 / 0.7648, the untrained
     model (its y_0) 27.38 / 0.7669. Both decline with longer training on those 7 photos (27.10 / 0.7228
-    and 27.31 / 0.7110 after 560 iterations; not investigated further)."""
+    and 27.31 / 0.7110 after 560 iterations). configs/resshift_tiny_x4.yaml trains it with kappa 0.1,
+    ``prediction="preconditioned"`` and samples at temperature 0: its 4-step chain then keeps its first step's
+    quality and stays near or above bicubic for longer (README, "Diffusion SR: ResShift")."""
     return ResShift(
         scale=scale, image_size=image_size, channels=channels, channel_multipliers=channel_multipliers,
         res_blocks=res_blocks, swin_levels=swin_levels, groups=groups, dropout=dropout, swin_depth=swin_depth,
