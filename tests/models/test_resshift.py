@@ -13,7 +13,7 @@ from srlab.cli.main import main
 from srlab.errors import SrlabError
 from srlab.inference.upscale import upscale_tensor
 from srlab.models import count_macs
-from srlab.models.resshift import eta_schedule, respaced_steps, shifted_window_mask
+from srlab.models.resshift import eta_schedule, respaced_steps, shifted_window_mask, skip_weights
 from srlab.models.weights import save_weights
 
 # The official process (resshift_tiny's own defaults are kappa 0.5, min_noise_level 0.05, residual prediction).
@@ -66,6 +66,26 @@ def test_the_forward_process_shifts_the_residual_and_adds_scaled_noise():
         assert abs(residual.mean().item()) < 0.02 and abs(residual.std().item() - 1) < 0.02
 
 
+def test_train_step_weights_set_how_often_each_step_is_drawn():
+    torch.manual_seed(0)
+    model = srlab.create_model("resshift_tiny", scale=4, args={**SMALL, "train_step_weights": (0, 1, 0, 3)})
+    hr, lr = torch.rand(4000, 3, 8, 8), torch.rand(4000, 3, 2, 2)
+    torch.manual_seed(1)
+    draw = model.draw_training(lr, hr)
+    step = draw.inputs["step"]
+    counts = torch.bincount(step, minlength=4).tolist()
+    assert counts[0] == counts[2] == 0  # weight 0: never drawn
+    assert abs(counts[3] / 4000 - 0.75) < 0.03 and counts[1] + counts[3] == 4000
+    # the drawn steps make x_t as the uniform draw does (the process is unchanged, only the steps' frequencies)
+    eta = model.sqrt_etas.square()[step].float().view(-1, 1, 1, 1)
+    x0, y0 = hr * 2 - 1, model.upsample(lr)
+    residual = (draw.inputs["noisy"] - x0 - eta * (y0 - x0)) / (2.0 * eta.sqrt())
+    assert abs(residual.mean().item()) < 0.01 and abs(residual.std().item() - 1) < 0.01
+    for bad in [(1, 1, 1), (0, 0, 0, 0), (1, -1, 1, 1), (1, float("nan"), 1, 1)]:
+        with pytest.raises(SrlabError, match="train_step_weights needs 4 finite weights >= 0"):
+            srlab.create_model("resshift_tiny", scale=4, args={**SMALL, "train_step_weights": bad})
+
+
 class Oracle(nn.Module):
     """A denoiser that knows the clean image: it returns it, and records the steps it is asked at."""
 
@@ -100,8 +120,45 @@ def test_a_residual_model_predicts_the_correction_of_y0_and_starts_as_the_bicubi
     clean = torch.rand(1, 3, 32, 64, dtype=torch.float64) * 2 - 1
     model.denoiser = Oracle(clean - (y0 * 2 - 1))  # the correction that makes y_0 the clean image
     assert (model(lr) - (clean + 1) / 2).abs().max() <= 1e-6
-    with pytest.raises(SrlabError, match="prediction must be one of clean, residual, got .noise."):
+    with pytest.raises(SrlabError, match="prediction must be one of clean, residual, preconditioned, got .noise."):
         srlab.create_model("resshift_tiny", scale=4, args={**SMALL, "prediction": "noise"})
+
+
+@pytest.mark.parametrize("kappa", [0.5, 2.0])
+def test_the_skip_weight_is_the_least_squares_estimate_of_the_residual(kappa):
+    residual_std = 0.1
+    sqrt_etas = eta_schedule(4, kappa=kappa, min_noise_level=0.05, etas_end=0.99, power=0.3)
+    weights = skip_weights(sqrt_etas, kappa=kappa, residual_std=residual_std)
+    generator = torch.Generator().manual_seed(0)
+    residual = torch.randn(400_000, generator=generator, dtype=torch.float64) * residual_std
+    noise = torch.randn(400_000, generator=generator, dtype=torch.float64)
+    for t, sqrt_eta in enumerate(sqrt_etas.tolist()):
+        shifted = (1 - sqrt_eta**2) * residual + kappa * sqrt_eta * noise  # x_t - y_0
+        fitted = (residual * shifted).sum() / shifted.square().sum()  # least squares: residual ~ c * shifted
+        assert weights[t].item() == pytest.approx(fitted.item(), abs=0.005)
+    assert (weights.diff() < 0).all() and weights[0] > 0.75 and weights[-1] < 0.01  # from near x_t to near y_0
+
+
+def test_a_preconditioned_model_adds_its_output_to_the_linear_estimate_and_temperature_scales_the_noise():
+    torch.manual_seed(0)
+    lr = 0.4 + 0.2 * torch.rand(1, 3, 8, 16, dtype=torch.float64)  # mid-grey: the samples below are not clipped
+    args = {**SMALL, "kappa": 0.5, "min_noise_level": 0.05, "prediction": "preconditioned"}
+    model = srlab.create_model("resshift_tiny", scale=4, args=args).double().eval()
+    y0 = model.upsample(lr)
+    noisy, step = y0 + 0.3 * torch.randn_like(y0), torch.tensor([1])
+    # zero-initialised output conv: the prediction is the linear estimate y_0 + c_t (x_t - y_0)
+    assert torch.allclose(model(lr, noisy=noisy, step=step), y0 + model.skip_weights[1] * (noisy - y0), atol=1e-12)
+    # the sample's departure from y_0 is then linear in the drawn noises, which the temperature scales
+    departures = {}
+    for temperature in (0.0, 0.5, 1.0):
+        model.temperature = temperature
+        departures[temperature] = model(lr) * 2 - 1 - y0
+    assert departures[0.0].abs().max() < 1e-12 and departures[1.0].abs().max() > 1e-3
+    assert torch.allclose(departures[0.5], departures[1.0] / 2, atol=1e-12)
+    refusals = [({"residual_std": 0.0}, "residual_std must be > 0"), ({"temperature": -1.0}, "temperature must be >= 0")]
+    for bad, match in refusals:
+        with pytest.raises(SrlabError, match=match):
+            srlab.create_model("resshift_tiny", scale=4, args={**args, **bad})
 
 
 def test_the_sampler_starts_from_the_shifted_prior_and_scales_its_input():

@@ -111,7 +111,8 @@ def test_the_resshift_config_is_valid_as_written():
     config = config_as_written("resshift_tiny_x4")
     assert config.step == "diffusion" and config.model.name == "resshift_tiny" and config.scale == 4
     assert [(t.name, t.params) for t in config.losses] == [("diffusion", {"norm": "l2"})]
-    assert config.ema_decay == 0.999 and config.data.patch_size == 64
+    assert config.ema_decay == 0.0 and config.data.patch_size == 64
+    assert dict(config.model.args) == {"prediction": "preconditioned", "temperature": 0.0, "kappa": 0.1}
 
 
 def test_each_rank_and_iteration_draws_with_its_own_seed():

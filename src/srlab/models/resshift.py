@@ -25,7 +25,11 @@ which is the predicted ``x_0`` itself (``eta_0 = 0``).
 Training (``step: diffusion``, :mod:`srlab.train.diffusion_step`, loss ``diffusion`` with ``norm: l2``): a
 step uniform in 1..T per image and a noise from the run's RNG (in that order, as the official trainer), and
 the mean squared error between the predicted and the true ``x_0`` (the official ``mse`` loss;
-``weighted_mse: False``).
+``weighted_mse: False``). srlab's options, off by default: ``train_step_weights`` (one weight per step t = 1..T:
+how often a draw picks it, the same in expectation as weighting the loss per step; ``None``, uniform, draws
+exactly as before), ``prediction="preconditioned"`` (see ``PREDICTIONS``) and the sampler's ``temperature``
+(every noise the sampler draws, the start's included, is scaled by it: 1 is the official sampler, 0 follows the
+chain's posterior means from ``y_0`` and gives the same output for every seed).
 
 Steps. The number of diffusion steps T (``train_steps``) is part of what a model learnt. ``steps`` (``srlab
 upscale --steps``) may be T (the default) or fewer: then the chain is respaced as the official
@@ -95,8 +99,14 @@ from srlab.models.registry import ModelInfo, register_model
 # What the denoiser's output is: "clean", x_0 itself (official); "residual", x_0 - y_0, the correction of the
 # bicubic upsampling (srlab's option, as SRDiff diffuses the residual over the upsampled LR): the same process,
 # sampler and loss on x_0, the output read as x_0 = y_0 + output, with the U-Net's last conv zero-initialised so
-# that an untrained model samples y_0 (the bicubic upsampling) and training starts from there.
-PREDICTIONS = ("clean", "residual")
+# that an untrained model samples y_0 (the bicubic upsampling) and training starts from there; "preconditioned"
+# (srlab's option), x_0 = y_0 + c_t (x_t - y_0) + output, where c_t (:func:`skip_weights`) is the least-squares
+# linear estimate of the residual x_0 - y_0 from x_t - y_0 for a residual of std ``residual_std`` (EDM's c_skip,
+# Karras et al. 2022, for this process): near 1 at the small-noise steps, where x_t nearly holds x_0, near 0 at
+# the top step. The network then learns corrections at every step rather than having to reproduce x_t at the
+# small-noise steps, which a small network does poorly, and the sampler's later steps keep what the earlier ones
+# predicted (README, "Diffusion SR: ResShift").
+PREDICTIONS = ("clean", "residual", "preconditioned")
 
 
 def eta_schedule(steps: int, *, kappa: float, min_noise_level: float, etas_end: float, power: float) -> Tensor:
@@ -114,6 +124,28 @@ def respaced_steps(train_steps: int, steps: int) -> list[int]:
     """The step indices (0-based, ascending) a ``steps``-step sampler visits: the official
     ``space_timesteps``, ``int(T / S * i)`` for i < S."""
     return sorted({int(train_steps / steps * i) for i in range(steps)})
+
+
+def skip_weights(sqrt_etas: Tensor, *, kappa: float, residual_std: float) -> Tensor:
+    """Per step, c_t = (1 - eta_t) s^2 / ((1 - eta_t)^2 s^2 + kappa^2 eta_t), s = ``residual_std``: the
+    least-squares c in ``x_0 - y_0 ~ c (x_t - y_0)`` when x_0 - y_0 has std s (x_t - y_0 = (1 - eta_t)(x_0 - y_0)
+    + kappa sqrt(eta_t) eps)."""
+    etas = sqrt_etas.square()
+    signal = (1 - etas) * residual_std**2
+    return signal / ((1 - etas) * signal + kappa**2 * etas)
+
+
+def step_probabilities(weights: tuple[float, ...] | None, train_steps: int) -> Tensor | None:
+    """How often a training draw picks each step t = 1..T: ``weights`` normalised to sum 1 (float64), or
+    ``None`` for the official uniform draw."""
+    if weights is None:
+        return None
+    weights = tuple(float(w) for w in weights)
+    if len(weights) != train_steps or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"train_step_weights needs {train_steps} finite weights >= 0 (one per step t = 1..T, "
+                         f"not all 0), got {weights}")
+    probabilities = torch.tensor(weights, dtype=torch.float64)
+    return probabilities / probabilities.sum()
 
 
 def timestep_embedding(steps: Tensor, dim: int, dtype: torch.dtype) -> Tensor:
@@ -413,13 +445,20 @@ class ResShift(nn.Module):
         res_blocks: tuple[int, ...], swin_levels: tuple[int, ...], groups: int, dropout: float, swin_depth: int,
         swin_embed_dim: int, head_channels: int, window_size: int, mlp_ratio: float, train_steps: int, kappa: float,
         min_noise_level: float, etas_end: float, power: float, steps: int, seed: int, prediction: str,
+        train_step_weights: tuple[float, ...] | None, residual_std: float, temperature: float,
     ) -> None:
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
-        self.scale, self.kappa, self.prediction = scale, kappa, prediction
+        if not residual_std > 0:
+            raise ValueError(f"residual_std must be > 0, got {residual_std}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.scale, self.kappa, self.prediction, self.temperature = scale, kappa, prediction, temperature
         self.sqrt_etas = eta_schedule(train_steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end,
                                       power=power)
+        self.skip_weights = skip_weights(self.sqrt_etas, kappa=kappa, residual_std=residual_std)
+        self.train_step_probabilities = step_probabilities(train_step_weights, train_steps)
         if not 1 <= steps <= train_steps:
             raise ValueError(f"steps must be in 1..train_steps ({train_steps}), got {steps}")
         self.steps, self.seed = steps, seed
@@ -431,7 +470,7 @@ class ResShift(nn.Module):
             swin_depth=swin_depth, swin_embed_dim=swin_embed_dim, head_channels=head_channels,
             window_size=window_size, mlp_ratio=mlp_ratio,
         )
-        if prediction == "residual":  # an untrained model returns y_0 (see PREDICTIONS)
+        if prediction != "clean":  # an untrained model returns y_0, or its linear estimate (see PREDICTIONS)
             nn.init.zeros_(self.denoiser.out[2].weight)
             nn.init.zeros_(self.denoiser.out[2].bias)
 
@@ -462,12 +501,20 @@ class ResShift(nn.Module):
         """The predicted ``x_0`` for padded ``x_t`` and ``y_0`` at 0-based steps ``step`` (B,)."""
         sqrt_eta = self.sqrt_etas.to(step.device)[step].to(noisy.dtype).view(-1, 1, 1, 1)
         output = self.denoiser(noisy / (3 * self.kappa * sqrt_eta + 1), step, condition)
-        return condition + output if self.prediction == "residual" else output
+        if self.prediction == "residual":
+            return condition + output
+        if self.prediction == "preconditioned":
+            skip = self.skip_weights.to(step.device)[step].to(noisy.dtype).view(-1, 1, 1, 1)
+            return condition + skip * (noisy - condition) + output
+        return output
 
     def draw_training(self, lr: Tensor, hr: Tensor) -> DiffusionDraw:
-        """A step uniform in 1..T per image and a noise, from the global RNG of ``hr``'s device; ``x_t`` from
-        them; the target is ``x_0`` (``hr`` in [-1, 1])."""
-        step = torch.randint(0, self.train_steps, (hr.shape[0],), device=hr.device)
+        """A step per image (uniform in 1..T, or drawn with ``train_step_weights``) and a noise, from the global
+        RNG of ``hr``'s device; ``x_t`` from them; the target is ``x_0`` (``hr`` in [-1, 1])."""
+        if self.train_step_probabilities is None:
+            step = torch.randint(0, self.train_steps, (hr.shape[0],), device=hr.device)
+        else:
+            step = torch.multinomial(self.train_step_probabilities.to(hr.device), hr.shape[0], replacement=True)
         noise = torch.randn_like(hr)
         sqrt_eta = self.sqrt_etas.to(hr.device)[step].to(hr.dtype).view(-1, 1, 1, 1)
         clean = hr * 2 - 1
@@ -494,8 +541,9 @@ class ResShift(nn.Module):
             return self.denoiser(condition, step, condition)[..., :h, :w]
         generator = torch.Generator().manual_seed(self.seed)
 
-        def noise() -> Tensor:  # drawn on the CPU: the same noise on every device
-            return torch.randn(condition.shape, generator=generator, dtype=condition.dtype).to(lr.device)
+        def noise() -> Tensor:  # drawn on the CPU: the same noise on every device; scaled by the temperature
+            drawn = torch.randn(condition.shape, generator=generator, dtype=condition.dtype)
+            return drawn.to(lr.device) * self.temperature
 
         etas = self.sqrt_etas.square().tolist()
         visited = respaced_steps(self.train_steps, self.steps)
@@ -537,7 +585,8 @@ def resshift(
     dropout: float = 0.0, swin_depth: int = 2, swin_embed_dim: int = 192, head_channels: int = 32,
     window_size: int = 8, mlp_ratio: float = 4.0, train_steps: int = 15, kappa: float = 2.0,
     min_noise_level: float = 0.04, etas_end: float = 0.99, power: float = 0.3, steps: int = 15, seed: int = 1,
-    prediction: str = "clean",
+    prediction: str = "clean", train_step_weights: tuple[float, ...] | None = None, residual_std: float = 0.1,
+    temperature: float = 1.0,
 ) -> ResShift:
     """ResShift at the official real-SR configuration (configs/realsr_swinunet_realesrgan256.yaml): 160
     channels, multipliers 1,2,2,4, two blocks per level, Swin layers (embedding 192, 6 heads, window 8,
@@ -548,7 +597,8 @@ def resshift(
         res_blocks=res_blocks, swin_levels=swin_levels, groups=groups, dropout=dropout, swin_depth=swin_depth,
         swin_embed_dim=swin_embed_dim, head_channels=head_channels, window_size=window_size, mlp_ratio=mlp_ratio,
         train_steps=train_steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end, power=power,
-        steps=steps, seed=seed, prediction=prediction,
+        steps=steps, seed=seed, prediction=prediction, train_step_weights=train_step_weights,
+        residual_std=residual_std, temperature=temperature,
     )
 
 
@@ -559,7 +609,8 @@ def resshift_tiny(
     dropout: float = 0.0, swin_depth: int = 2, swin_embed_dim: int = 32, head_channels: int = 8,
     window_size: int = 8, mlp_ratio: float = 2.0, train_steps: int = 4, kappa: float = 0.5,
     min_noise_level: float = 0.05, etas_end: float = 0.99, power: float = 0.3, steps: int = 4, seed: int = 1,
-    prediction: str = "residual",
+    prediction: str = "residual", train_step_weights: tuple[float, ...] | None = None, residual_std: float = 0.1,
+    temperature: float = 1.0,
 ) -> ResShift:
     """A small ResShift that trains on a CPU in minutes: 16 channels, three levels, one block per level, Swin
     layers (embedding 32, 4 heads, window 8) at the last level and in the middle, on 64x64 HR crops; 4 steps
@@ -571,11 +622,14 @@ def resshift_tiny(
     ``coffee`` x4, PSNR-Y / SSIM-Y, 4 steps): after 140 iterations (about a minute) 27.65 / 0.7718 with these
     values, 27.44 / 0.7451 with kappa 2 and min_noise_level 0.2; MATLAB bicubic 27.29 / 0.7648, the untrained
     model (its y_0) 27.38 / 0.7669. Both decline with longer training on those 7 photos (27.10 / 0.7228
-    and 27.31 / 0.7110 after 560 iterations; not investigated further)."""
+    and 27.31 / 0.7110 after 560 iterations). configs/resshift_tiny_x4.yaml trains it with kappa 0.1,
+    ``prediction="preconditioned"`` and samples at temperature 0: its 4-step chain then keeps its first step's
+    quality and stays near or above bicubic for longer (README, "Diffusion SR: ResShift")."""
     return ResShift(
         scale=scale, image_size=image_size, channels=channels, channel_multipliers=channel_multipliers,
         res_blocks=res_blocks, swin_levels=swin_levels, groups=groups, dropout=dropout, swin_depth=swin_depth,
         swin_embed_dim=swin_embed_dim, head_channels=head_channels, window_size=window_size, mlp_ratio=mlp_ratio,
         train_steps=train_steps, kappa=kappa, min_noise_level=min_noise_level, etas_end=etas_end, power=power,
-        steps=steps, seed=seed, prediction=prediction,
+        steps=steps, seed=seed, prediction=prediction, train_step_weights=train_step_weights,
+        residual_std=residual_std, temperature=temperature,
     )
