@@ -125,6 +125,11 @@ are, reduced x2 first and blurred, region mode MACs at 0.03 dB on 64x64 blocks: 
 0.828, against 0.669 / 0.846 for the same training on the photos as they are only; the bundled router
 0.663 / 0.798 under that prototype's block counting), nor one that fits d with a Poisson loss (its
 mean) instead of a squared error of its log (the same prototype, photos as they are: 0.708 / 0.805).
+The router of ``router_contrast=True`` (``srlab rdsr-router --router-contrast``, the bundled network,
+the 49 training photos; ``--weights``), measured 2026-12-06 the same way, 0.03 dB, 2K / validation:
+trained router 0.552 0.653 / 0.651 0.758, e exact 0.534 0.628 / 0.671 0.781, one price 0.530 0.624 /
+0.646 0.754, knob per photo in hindsight 0.505 0.587 / 0.624 0.698; predicted / actual sum of e on the
+2K photos 0.64-5.40 (greentock 5.40 instead of 9.16), validation 1.29-8.90 (1.47-10.20).
 """
 
 from __future__ import annotations
