@@ -1,6 +1,7 @@
 """How much an oracle router could save with ``rdsr_adaptive``'s exits: an upper bound for any router.
 
 Usage: python bench/rdsr_adaptive_oracle.py --photos DIR [--loss-db 0.03] [--weights FILE] [--regions]
+                                            [--decompose]
        (DIR: e.g. the proxy validation photos, or OUT/HR of scripts/make_photo_test2k.sh OUT)
 
 For each HR photo (x4, MATLAB bicubic LR, 8-bit), every exit of the network runs on the whole image;
@@ -89,6 +90,46 @@ region mode): 64x64 blocks, the bundled router 0.560 / 0.662, single routers 0.5
 two averaged 0.552 / 0.650, four 0.548 / 0.646 (32x32 blocks: 0.517 / 0.705 bundled, 0.514 / 0.695 four):
 averaging out the random start gains 1-2 % of the MACs for 2-4x the router's, not the gap to the
 difference-exact router's 0.41.
+
+With ``--decompose``: which prediction costs the MACs. Per photo, the router's predicted over the actual
+sum of the full path's error e and of each exit's difference d; then the MACs at a mean loss of
+``--loss-db`` (64x64 routing blocks, interpolated along a knob sweep; routes / the region mode's windows)
+with the trained router's predictions, with e exact, with e exact and d scaled per photo and exit to its
+exact sum, with both exact; the same with one price for all photos instead of each photo's budget
+(``argmin_k d + price * mean(e) * MACs_k``: equal marginal dB per MAC across photos, what a mean loss
+asks for); and the knob chosen per photo with hindsight (the most any per-photo cue could give).
+Measured 2026-12-06 (AMD EPYC, Zen 4, 1 thread; bundled weights), 0.03 dB:
+
+                                          2K photos        validation photos
+  trained router                          0.560  0.662     0.690  0.798
+  e exact                                 0.546  0.642     0.670  0.775
+  e exact, d scaled per photo and exit    0.519  0.608     0.642  0.746
+  d and e exact                           0.478  0.562     0.621  0.718
+  trained router, one price               0.541  0.638     0.697  0.802
+  e exact, one price                      0.530  0.621     0.680  0.773
+  d and e exact, one price                0.455  0.535     0.606  0.696
+  knob chosen per photo (hindsight)       0.502  0.585     0.633  0.704
+
+Predicted / actual sum of e per photo: 2K 0.75-9.16 (greentock 9.16, friends 3.57, Wine 3.25, Kleiber
+2.48, the other nine 0.75-1.32), validation 1.47-10.20; of d (exits 0-3): 2K 0.47-2.49, mostly 1-2,
+validation 0.53-5.68. So the full path's error e, the prediction that is off by 9-10x on the cleanest
+photos, costs 0.020 / 0.023 of the MACs (region mode), and the exits' differences d cost 0.080 / 0.057:
+a per-photo scale of d (0.034 / 0.029) and the per-block errors of d (0.046 / 0.028). A cue of how clean
+a photo is could at most correct e and the per-photo budget (hindsight: 0.585 / 0.704); none computed
+from the LR image predicts it (``bench/rdsr_router_cue.py``). Even with both predictions exact the
+region mode spends 0.562 (0.535 with one price) on the 2K photos, above the 0.5 target: the rest is the
+region mode's context and the exits themselves (the routes alone: 0.478 / 0.455).
+A router calibrated on more varied photos does not predict d better (prototype, not in srlab: the router
+trained as ``calibrate_router`` trains it on 32x32 blocks at stride 32 of the 49 training photos as they
+are, reduced x2 first and blurred, region mode MACs at 0.03 dB on 64x64 blocks: 2K 0.670, validation
+0.828, against 0.669 / 0.846 for the same training on the photos as they are only; the bundled router
+0.663 / 0.798 under that prototype's block counting), nor one that fits d with a Poisson loss (its
+mean) instead of a squared error of its log (the same prototype, photos as they are: 0.708 / 0.805).
+The router of ``router_contrast=True`` (``srlab rdsr-router --router-contrast``, the bundled network,
+the 49 training photos; ``--weights``), measured 2026-12-06 the same way, 0.03 dB, 2K / validation:
+trained router 0.552 0.653 / 0.651 0.758, e exact 0.534 0.628 / 0.671 0.781, one price 0.530 0.624 /
+0.646 0.754, knob per photo in hindsight 0.505 0.587 / 0.624 0.698; predicted / actual sum of e on the
+2K photos 0.64-5.40 (greentock 5.40 instead of 9.16), validation 1.29-8.90 (1.47-10.20).
 """
 
 from __future__ import annotations
@@ -97,10 +138,10 @@ import argparse
 import math
 from pathlib import Path
 
+import srlab  # before torch: srlab sets the OpenMP wait policy
 import torch
 import torch.nn.functional as F
 
-import srlab
 from srlab.adaptive.rdsr import budget_routes
 from srlab.adaptive.regions import merge_blocks
 from srlab.data.io import list_images, read_rgb
@@ -160,6 +201,8 @@ def main() -> None:
     parser.add_argument("--weights", help="rdsr_adaptive x4 weights (default: the bundled ones)")
     parser.add_argument("--regions", action="store_true",
                         help="also: the trained router's routing and what the region mode spends on it")
+    parser.add_argument("--decompose", action="store_true",
+                        help="also: the MACs with the router's predictions of e and d replaced by the exact ones")
     opts = parser.parse_args()
     if opts.weights:
         network = srlab.create_model("rdsr_adaptive", scale=SCALE, checkpoint=opts.weights).eval()
@@ -169,13 +212,14 @@ def main() -> None:
     shares = torch.tensor(exit_macs, dtype=torch.float64) / exit_macs[-1]
     print("exit MAC shares: " + " ".join(f"{s:.3f}" for s in shares.tolist()))
     spent, blocks, photos = 0.0, 0, []
-    lrs = []
+    lrs, names = [], []
     for path in list_images(opts.photos):
         hr = read_rgb(path)[None]
         hr = hr[..., : hr.shape[-2] // SCALE * SCALE, : hr.shape[-1] // SCALE * SCALE]
         errors, diffs, pixels = block_errors(network, hr)
         photos.append((errors, diffs))
         lrs.append(imresize(hr, scale=1 / SCALE, quantize=True))
+        names.append(path.stem)
         choice, added = oracle_routes(errors, shares, opts.loss_db)
         full = float(errors[:, -1].sum())
         psnr_full = 10 * math.log10(255**2 * pixels / full)
@@ -197,47 +241,144 @@ def main() -> None:
         print(f"  {budget:5.2f} dB  MACs {spent / blocks:.3f}  loss {sum(losses) / len(losses):.4f} / {max(losses):.4f} dB")
     if opts.regions:
         region_costs(network, photos, lrs, shares)
+    if opts.decompose:
+        decompose(network, photos, lrs, names, shares, opts.loss_db)
 
 
-def region_costs(network, photos, lrs, shares: torch.Tensor, margin: int = 4, region: int = 128) -> None:
+def block_predictions(router, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The router's predictions per 32x32 LR block (the image padded by replication to whole blocks):
+    (blocks, exits) squared differences and (blocks,) full-path errors (per pixel)."""
+    height, width = lr.shape[-2:]
+    rows, cols = math.ceil(height / BLOCK), math.ceil(width / BLOCK)
+    padded = F.pad(lr, (0, cols * BLOCK - width, 0, rows * BLOCK - height), mode="replicate")
+    patches = padded.unfold(2, BLOCK, BLOCK).unfold(3, BLOCK, BLOCK)[0].permute(1, 2, 0, 3, 4)
+    with torch.no_grad():
+        return router.predict(patches.reshape(-1, 3, BLOCK, BLOCK).contiguous())
+
+
+def routing_cost(errors, diffs, full, lr, shares: torch.Tensor, knob: float, group: int, margin: int = 4,
+                 region: int = 128, price: bool = False) -> tuple[float, float, float, int]:
+    """``budget_routes`` on routing blocks of ``group`` x ``group`` 32x32 blocks fed with ``diffs`` (blocks,
+    exits) and ``full`` (blocks,) (predicted or exact; per block, summed over each routing block): the
+    image's loss in dB from its per-block ``errors``, the MACs of the routes (area-weighted shares), the
+    MACs of the region mode's windows (merged blocks of one route, at most ``region`` pixels a side, with
+    ``margin`` pixels of context; counted from their areas, not run) and the image's LR area. ``price``:
+    instead of a budget, every routing block takes ``argmin_k diffs + knob * mean(full) * blocks * shares[k]``
+    (one price for all images, scaled by the image's mean ``full``: equal marginal loss in dB per MAC
+    saved across images, which is what a mean loss over images asks for)."""
+    height, width = lr.shape[-2:]
+    rows, cols = math.ceil(height / BLOCK), math.ceil(width / BLOCK)
+    group_cols = math.ceil(cols / group)
+    owner = (torch.arange(rows)[:, None] // group * group_cols + torch.arange(cols) // group).flatten()
+    groups = math.ceil(rows / group) * group_cols
+    grouped = torch.zeros(groups, diffs.shape[1], dtype=torch.float64).index_add_(0, owner, diffs.double())
+    grouped_full = torch.zeros(groups, dtype=torch.float64).index_add_(0, owner, full.double())
+    if price:
+        counts = torch.bincount(owner, minlength=groups).double()
+        steps = knob * float(full.double().mean()) * counts[:, None] * shares
+        routes = (len(shares) - 1 - torch.argmin((grouped + steps).flip(1), dim=1))[owner]
+    else:
+        routes = budget_routes(grouped, grouped_full, shares, knob)[owner]
+    loss = 10 * math.log10(float(errors.gather(1, routes[:, None]).sum() / errors[:, -1].sum()))
+    block_h = (height - torch.arange(rows) * BLOCK).clamp(max=BLOCK)
+    block_w = (width - torch.arange(cols) * BLOCK).clamp(max=BLOCK)
+    routed = float((shares[routes] * (block_h[:, None] * block_w).flatten()).sum())
+    windows = 0.0
+    for part in merge_blocks(routes.view(rows, cols), region // BLOCK):
+        top, bottom = part.row0 * BLOCK, min(part.row1 * BLOCK, height)
+        left, right = part.col0 * BLOCK, min(part.col1 * BLOCK, width)
+        windows += float(shares[part.route]) * (
+            (min(bottom + margin, height) - max(top - margin, 0)) * (min(right + margin, width) - max(left - margin, 0)))
+    return loss, routed, windows, height * width
+
+
+def region_costs(network, photos, lrs, shares: torch.Tensor) -> None:
     """The trained router's routing at each knob, on 32x32 blocks and on 64x64 blocks (the mean of their
     four 32x32 predictions, as the region mode runs it): the loss (from the per-block errors, so without
     the region borders' own effect), the MACs of the routes taken per block, and what the region mode
-    spends on that routing: windows of merged blocks of one route, at most ``region`` pixels a side, each
-    with ``margin`` pixels of context (MACs proportional to the window's area; counted, not run)."""
-    router = network.router
-    print(f"trained router, region mode (margin {margin}, regions <= {region}): knob, routing block, loss mean / "
+    spends on that routing (:func:`routing_cost`)."""
+    print("trained router, region mode (margin 4, regions <= 128): knob, routing block, loss mean / "
           "worst, MACs of the routes per block, MACs of the region mode's windows (router excluded)")
+    predictions = [block_predictions(network.router, lr) for lr in lrs]
     for knob in (0.01, 0.02, 0.03, 0.05):
         for group in (1, 2):
             losses, routed, windows, area = [], 0.0, 0.0, 0
-            for (errors, _), lr in zip(photos, lrs):
-                height, width = lr.shape[-2:]
-                rows, cols = math.ceil(height / BLOCK), math.ceil(width / BLOCK)
-                padded = F.pad(lr, (0, cols * BLOCK - width, 0, rows * BLOCK - height), mode="replicate")
-                patches = padded.unfold(2, BLOCK, BLOCK).unfold(3, BLOCK, BLOCK)[0].permute(1, 2, 0, 3, 4)
-                with torch.no_grad():
-                    diffs, full = router.predict(patches.reshape(-1, 3, BLOCK, BLOCK).contiguous())
-                # the routing blocks (group x group of the 32x32 ones) and which one each 32x32 block is in
-                group_cols = math.ceil(cols / group)
-                owner = (torch.arange(rows)[:, None] // group * group_cols + torch.arange(cols) // group).flatten()
-                groups = math.ceil(rows / group) * group_cols
-                grouped = torch.zeros(groups, diffs.shape[1], dtype=diffs.dtype).index_add_(0, owner, diffs)
-                routes = budget_routes(grouped, torch.zeros(groups, dtype=full.dtype).index_add_(0, owner, full),
-                                       shares, knob)[owner]
-                losses.append(10 * math.log10(float(errors.gather(1, routes[:, None]).sum() / errors[:, -1].sum())))
-                block_h = (height - torch.arange(rows) * BLOCK).clamp(max=BLOCK)
-                block_w = (width - torch.arange(cols) * BLOCK).clamp(max=BLOCK)
-                routed += float((shares[routes] * (block_h[:, None] * block_w).flatten()).sum())
-                for part in merge_blocks(routes.view(rows, cols), region // BLOCK):
-                    top, bottom = part.row0 * BLOCK, min(part.row1 * BLOCK, height)
-                    left, right = part.col0 * BLOCK, min(part.col1 * BLOCK, width)
-                    windows += float(shares[part.route]) * (
-                        (min(bottom + margin, height) - max(top - margin, 0))
-                        * (min(right + margin, width) - max(left - margin, 0)))
-                area += height * width
+            for (errors, _), lr, (diffs, full) in zip(photos, lrs, predictions):
+                loss, routes_macs, window_macs, pixels = routing_cost(errors, diffs, full, lr, shares, knob, group)
+                losses.append(loss)
+                routed, windows, area = routed + routes_macs, windows + window_macs, area + pixels
             print(f"  {knob:5.2f} dB  {BLOCK * group}x{BLOCK * group}  loss {sum(losses) / len(losses):.4f} / "
                   f"{max(losses):.4f} dB  MACs per block {routed / area:.3f}  region mode {windows / area:.3f}")
+
+
+DECOMPOSE_KNOBS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
+
+
+def decompose(network, photos, lrs, names, shares: torch.Tensor, loss_db: float) -> None:
+    """Which of the router's two predictions costs the MACs: per photo, its predicted over the actual sum
+    of the full path's error (e) and of each exit's difference to the full path (d); then the MACs at a
+    mean loss of ``loss_db`` (interpolated along a knob sweep; 64x64 routing blocks, as the region mode)
+    with each prediction replaced by the exact one, and with the best knob chosen per photo."""
+    pixels = (SCALE * BLOCK) ** 2  # HR pixels per block: the exact sums as per-pixel means, as predicted
+    predictions = [block_predictions(network.router, lr) for lr in lrs]
+    print("per photo: full path PSNR, predicted / actual sum of e, and of d for exits 0 ..", len(shares) - 2)
+    for name, (errors, diffs), (d_hat, e_hat) in zip(names, photos, predictions):
+        e_ratio = float(e_hat.sum()) * pixels / float(errors[:, -1].sum())
+        d_ratio = d_hat[:, :-1].sum(dim=0) * pixels / diffs[:, :-1].sum(dim=0)
+        print(f"  {name:<14} e {e_ratio:5.2f}  d " + " ".join(f"{float(r):5.2f}" for r in d_ratio))
+    variants = {"trained router": [], "e exact": [], "e exact, d scaled per photo and exit": [], "d and e exact": []}
+    for (errors, diffs), (d_hat, e_hat) in zip(photos, predictions):
+        e_true, d_true = errors[:, -1] / pixels, diffs / pixels
+        d_scaled = d_hat * torch.cat((d_true[:, :-1].sum(dim=0) / d_hat[:, :-1].sum(dim=0), torch.ones(1)))
+        variants["trained router"].append((d_hat, e_hat))
+        variants["e exact"].append((d_hat, e_true))
+        variants["e exact, d scaled per photo and exit"].append((d_scaled, e_true))
+        variants["d and e exact"].append((d_true, e_true))
+    print(f"MACs at a mean loss of {loss_db} dB over the photos (64x64 routing blocks): routes, region mode windows")
+    for label, inputs in variants.items():
+        points = []
+        for knob in DECOMPOSE_KNOBS:
+            costs = [routing_cost(errors, d, e, lr, shares, knob, 2) for (errors, _), (d, e), lr in zip(photos, inputs, lrs)]
+            area = sum(c[3] for c in costs)
+            points.append((sum(c[0] for c in costs) / len(costs), sum(c[1] for c in costs) / area,
+                           sum(c[2] for c in costs) / area))
+        routes, windows = _at_loss(points, loss_db)
+        print(f"  {label:<38} {routes:.3f}  {windows:.3f}")
+    for label in ("trained router", "e exact", "d and e exact"):
+        points = []
+        for knob in torch.linspace(-9, 1, 41).exp().tolist():
+            costs = [routing_cost(errors, d, e, lr, shares, knob, 2, price=True)
+                     for (errors, _), (d, e), lr in zip(photos, variants[label], lrs)]
+            area = sum(c[3] for c in costs)
+            points.append((sum(c[0] for c in costs) / len(costs), sum(c[1] for c in costs) / area,
+                           sum(c[2] for c in costs) / area))
+        routes, windows = _at_loss(points, loss_db)
+        print(f"  {label + ', one price':<38} {routes:.3f}  {windows:.3f}")
+    # The trained router's predictions with the knob chosen per photo (Lagrangian over a knob grid): the
+    # most any per-photo correction of the budget (a cue of how clean the photo is) could save.
+    table = [[routing_cost(errors, d, e, lr, shares, knob, 2) for knob in DECOMPOSE_KNOBS]
+             + [(0.0, float(lr.shape[-2] * lr.shape[-1]), float(lr.shape[-2] * lr.shape[-1]), lr.shape[-2] * lr.shape[-1])]
+             for (errors, _), (d, e), lr in zip(photos, predictions, lrs)]  # the last: knob 0, the full path
+    area, count = sum(row[0][3] for row in table), len(table)
+    for column, label in ((1, "routes"), (2, "region mode windows")):
+        best = None
+        for price in torch.logspace(-3, 4, 281).tolist():
+            chosen = [min(row, key=lambda c: c[column] / area + price * c[0] / count) for row in table]
+            loss = sum(c[0] for c in chosen) / count
+            macs = sum(c[column] for c in chosen) / area
+            if loss <= loss_db and (best is None or macs < best[1]):
+                best = (loss, macs)
+        print(f"  knob chosen per photo (oracle), {label}: {best[1]:.3f} at {best[0]:.4f} dB")
+
+
+def _at_loss(points: list[tuple[float, float, float]], loss_db: float) -> tuple[float, float]:
+    """(routes, windows) MACs at mean loss ``loss_db``, linear between the two sweep points around it."""
+    points = sorted(points)
+    for low, high in zip(points, points[1:]):
+        if low[0] <= loss_db <= high[0]:
+            t = (loss_db - low[0]) / max(high[0] - low[0], 1e-12)
+            return low[1] + t * (high[1] - low[1]), low[2] + t * (high[2] - low[2])
+    return math.nan, math.nan
 
 
 class _Exit(torch.nn.Module):

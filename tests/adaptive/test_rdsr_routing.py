@@ -16,9 +16,9 @@ from srlab.models import count_macs
 SMALL = {"channels": 8, "num_blocks": 2, "ca_reduction": 4, "router_width": 4}
 
 
-def _model(scale=2):
+def _model(scale=2, **args):
     torch.manual_seed(0)
-    model = srlab.create_model("rdsr_adaptive", scale=scale, args=SMALL)
+    model = srlab.create_model("rdsr_adaptive", scale=scale, args={**SMALL, **args})
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -97,8 +97,9 @@ def test_the_knob_sweep_runs_from_cheap_to_expensive(trained):
     assert spent == sorted(spent) and spent[0] < spent[-1]
 
 
-def test_the_router_learns_the_exits_differences_and_is_deterministic():
-    model = _model()
+@pytest.mark.parametrize("contrast", [False, True])
+def test_the_router_learns_the_exits_differences_and_is_deterministic(contrast):
+    model = _model(router_contrast=contrast)
     pairs = _pairs()
     patches, diffs, errors = exit_targets(model, pairs, patch=12, stride=6)
     assert patches.shape == (2 * 7 * 7, 3, 12, 12) and diffs.shape == (98, 3) and errors.shape == (98,)
@@ -112,7 +113,7 @@ def test_the_router_learns_the_exits_differences_and_is_deterministic():
     flat = patches.flatten(1).std(dim=1) < 1e-3
     assert predicted[flat, 0].mean() < predicted[~flat, 0].mean()
     assert full[flat].mean() < full[~flat].mean()
-    again = _model()
+    again = _model(router_contrast=contrast)
     calibrate_router(again, pairs, patch=12, stride=6, steps=300)
     assert all(torch.equal(a, b) for a, b in zip(model.router.state_dict().values(), again.router.state_dict().values()))
 

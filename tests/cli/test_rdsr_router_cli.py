@@ -39,6 +39,22 @@ def test_the_router_trains_from_a_folder_and_a_bad_image_is_reported(capsys, tmp
     assert 0 < scored["macs_spent"] and scored["adaptive"]["knob_name"] == "loss"
 
 
+def test_a_contrast_router_replaces_the_checkpoints_router(capsys, tmp_path, tiny_photos):
+    weights = _weights(tmp_path)
+    routed = tmp_path / "contrast.safetensors"
+    code, out, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                             "--out", routed, "--steps", 30, "--router-contrast")
+    assert code == 0, err
+    model, plain = srlab.create_model(checkpoint=routed), srlab.create_model(checkpoint=weights)
+    assert model.router.contrast and bool(model.router_trained) and not plain.router.contrast
+    assert torch.equal(model.fuse.weight, plain.fuse.weight)  # the network's own weights as they were
+    other = tmp_path / "rdsr_s.safetensors"
+    save_weights(other, srlab.create_model("rdsr_s", scale=2))
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", other, "--data", tiny_photos["train"],
+                           "--out", tmp_path / "c2.safetensors", "--router-contrast")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "holds no rdsr_adaptive weights" in err
+
+
 def test_bad_router_training_input_is_a_one_line_error(capsys, tmp_path, tiny_photos):
     weights = _weights(tmp_path)
     code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],

@@ -1,5 +1,7 @@
 """rdsr_adaptive: rdsr_s with early exits; its full path is rdsr_s, its exits share everything but a correction."""
 
+import math
+
 import pytest
 import torch
 
@@ -143,3 +145,25 @@ def test_the_router_starts_untrained_and_is_saved_with_the_weights(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(loaded.router.state_dict().values(), model.router.state_dict().values()))
     diffs, full = loaded.router.predict(torch.rand(5, 3, 16, 16))
     assert diffs.shape == (5, 4) and (diffs[:, -1] == 0).all() and (diffs >= 0).all() and full.shape == (5,)
+
+
+def test_the_contrast_router_adds_twice_the_log_contrast_and_is_saved(tmp_path):
+    model = srlab.create_model("rdsr_adaptive", scale=2, args={**SMALL, "router_contrast": True})
+    assert model.router.contrast and model.router.head.in_features == 4 * 16 + 1
+    with torch.no_grad():
+        model.router.head.weight[:, -1] = 0  # the log contrast reaches the outputs only through 2 log c
+    x = torch.rand(4, 3, 16, 16)
+    low = 0.5 + (x - 0.5) / 4  # the same patterns at a quarter of the contrast
+    with torch.no_grad():
+        shift = model.router(x) - model.router(low)
+    assert torch.allclose(shift, torch.full_like(shift, 2 * math.log(4)), atol=1e-3)
+    save_weights(tmp_path / "w.safetensors", model)
+    loaded = srlab.create_model(checkpoint=tmp_path / "w.safetensors")
+    assert loaded.router.contrast
+    with torch.no_grad():
+        assert torch.equal(loaded.router(x), model.router(x))
+
+
+def test_the_bundled_weights_load_with_the_plain_router():
+    model = srlab.create_model("rdsr_adaptive", scale=4, pretrained=True)
+    assert not model.router.contrast and model.router.head.in_features == 4 * 16 and bool(model.router_trained)

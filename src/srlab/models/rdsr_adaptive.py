@@ -69,25 +69,40 @@ from srlab.models.registry import ModelInfo, register_model
 
 
 ROUTER_EPS = 1e-3  # added to the predicted squared differences before the log (levels squared)
+CONTRAST_EPS = 1e-6  # added to a patch's mean square before the root: a flat patch's contrast is 1e-3
 
 
 class ExitRouter(nn.Module):
     """Three stride-2 3x3 convolutions on an LR patch (its mean removed), mean and max pooled, and a
     linear layer: ``num_exits`` outputs, the log of (each early exit's mean squared Y difference to the
-    full path + ``ROUTER_EPS``) and the log of the full path's mean squared Y error (8-bit levels)."""
+    full path + ``ROUTER_EPS``) and the log of the full path's mean squared Y error (8-bit levels).
 
-    def __init__(self, *, num_exits: int, width: int) -> None:
+    ``contrast=True``: the convolutions see the patch divided by its contrast (root mean square after the
+    mean is removed), the linear layer also gets the log contrast, and twice the log contrast is added to
+    every output: where the network is near linear the differences and errors scale with the contrast
+    squared, so the layers learn what they cannot get from the contrast alone (figures: the README's
+    "Content-adaptive compute" and ``bench/rdsr_adaptive_oracle.py``)."""
+
+    def __init__(self, *, num_exits: int, width: int, contrast: bool = False) -> None:
         super().__init__()
+        self.contrast = contrast
         self.body = nn.Sequential(
             nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
         )
-        self.head = nn.Linear(4 * width, num_exits)
+        self.head = nn.Linear(4 * width + int(contrast), num_exits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.body(x - x.mean(dim=(1, 2, 3), keepdim=True))
-        return self.head(torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3))), dim=1))
+        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+        if not self.contrast:
+            features = self.body(x)
+            return self.head(torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3))), dim=1))
+        contrast = x.square().mean(dim=(1, 2, 3), keepdim=True).add(CONTRAST_EPS).sqrt()
+        features = self.body(x / contrast)
+        log_contrast = contrast.flatten(1).log()
+        pooled = torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3)), log_contrast), dim=1)
+        return self.head(pooled) + 2 * log_contrast
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +117,8 @@ class RDSRAdaptive(RDSR):
     """RDSR whose exits ``0 .. num_blocks`` (``num_exits`` of them) share the head, blocks, ESA and tail."""
 
     def __init__(
-        self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, router_width: int
+        self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, router_width: int,
+        router_contrast: bool = False,
     ) -> None:
         super().__init__(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
         self.num_exits = num_blocks + 1
@@ -118,7 +134,8 @@ class RDSRAdaptive(RDSR):
             nn.init.zeros_(delta.bias)
         # The router learns from the exits' outputs, not from the SR loss: srlab train leaves it alone (no
         # gradient reaches it there) and srlab.adaptive.rdsr.calibrate_router trains it afterwards.
-        self.router = ExitRouter(num_exits=self.num_exits, width=router_width).requires_grad_(False)
+        self.router = ExitRouter(num_exits=self.num_exits, width=router_width,
+                                 contrast=router_contrast).requires_grad_(False)
         self.register_buffer("router_trained", torch.zeros((), dtype=torch.bool))
 
     def exit_fusion(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,8 +195,10 @@ def _info() -> ModelInfo:
 @register_model(_info())
 def rdsr_adaptive(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
-    router_width: int = 16,
+    router_width: int = 16, router_contrast: bool = False,
 ) -> RDSRAdaptive:
-    """``rdsr_s`` with an exit before and after every block (its weights load as they are)."""
+    """``rdsr_s`` with an exit before and after every block (its weights load as they are);
+    ``router_contrast``: the router of :class:`ExitRouter` ``contrast=True`` (weights written before it
+    existed record no value and load with the plain router)."""
     return RDSRAdaptive(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction,
-                        init=init, router_width=router_width)
+                        init=init, router_width=router_width, router_contrast=router_contrast)
