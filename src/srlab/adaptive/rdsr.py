@@ -60,7 +60,9 @@ from srlab.adaptive.regions import routing_patches, adaptive_upscale_regions
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
+from srlab.models.create import create_model
 from srlab.models.rdsr_adaptive import ROUTER_EPS, RDSRAdaptive
+from srlab.models.weights import load_matching, read_checkpoint
 
 LEVELS2 = 255.0**2  # squared errors of [0, 1] images in squared 8-bit levels
 ROUTER_PATCH = 32  # the LR patch size the router is calibrated on (calibrate_router's default)
@@ -350,6 +352,17 @@ def calibrate_router(
     network.router_trained.fill_(True)
     return float(loss.detach())
 
+
+
+def with_contrast_router(path: str | Path) -> RDSRAdaptive:
+    """The rdsr_adaptive network of the srlab checkpoint ``path`` with a router of ``router_contrast=True``
+    (untrained: :func:`calibrate_router` trains it); the network's other weights as they are."""
+    checkpoint = read_checkpoint(path)
+    if checkpoint.model != "rdsr_adaptive":
+        raise SrlabError(f"--router_contrast: '{path}' holds no rdsr_adaptive weights written by srlab")
+    model = create_model("rdsr_adaptive", scale=checkpoint.scale, args={**checkpoint.args, "router_contrast": True})
+    load_matching(model, checkpoint)  # all but the router's head, whose input grows by the log contrast
+    return model
 
 def _dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``x`` flipped left-right, up-down and transposed, each with probability 1/2 (the exits' errors are

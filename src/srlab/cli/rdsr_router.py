@@ -7,15 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from srlab.adaptive.rdsr import calibrate_router
+from srlab.adaptive.rdsr import calibrate_router, with_contrast_router
 from srlab.cli.common import flag, positive_int
 from srlab.data.datasets import discover_pairs, load_pair
 from srlab.errors import SrlabError
 from srlab.fileio import check_not_overwriting
 from srlab.models.create import create_model
-from srlab.models.weights import load_matching, read_checkpoint, save_weights
+from srlab.models.weights import save_weights
 
 HELP = "train the router of an rdsr_adaptive model (what each exit would lose, predicted per LR patch)"
 
@@ -38,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise SrlabError(f"--out '{out}' must end in .safetensors (the weights with their router)")
     check_not_overwriting(out, [args.checkpoint])
-    model = _with_contrast_router(args.checkpoint) if args.router_contrast else create_model(checkpoint=args.checkpoint)
+    model = with_contrast_router(args.checkpoint) if args.router_contrast else create_model(checkpoint=args.checkpoint)
     folder = discover_pairs(args.data, model.scale)
     failures: list[tuple[str, str]] = []
 
@@ -61,13 +59,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"router trained on {used} images ({args.steps} steps, final loss {loss:.3f}) in {time.perf_counter() - start:.0f} s")
     print(f"wrote {out}")
     return 1 if failures else 0
-
-
-def _with_contrast_router(path: str) -> torch.nn.Module:
-    """The rdsr_adaptive network of ``path`` with a router of ``router_contrast=True`` (to be calibrated)."""
-    checkpoint = read_checkpoint(path)
-    if checkpoint.model != "rdsr_adaptive":
-        raise SrlabError(f"--router_contrast: '{path}' holds no rdsr_adaptive weights written by srlab")
-    model = create_model("rdsr_adaptive", scale=checkpoint.scale, args={**checkpoint.args, "router_contrast": True})
-    load_matching(model, checkpoint)  # all but the router's head; the calibration trains the router anew
-    return model
