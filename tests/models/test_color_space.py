@@ -75,7 +75,9 @@ def _perturbed_learned():
 
 
 @pytest.mark.parametrize("name", SPACES)
-@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-12), (torch.float32, 4e-6)])
+# float32: Lab's cube roots and powers round differently per CPU's vector maths (4.02e-6 on an AMD Zen 4,
+# under 4e-6 on an Intel Xeon): 1e-5 is about 80 float32 steps at 1.0.
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_round_trips_are_exact(name, dtype, tolerance):
     rgb = _test_colours(dtype)
     space = _perturbed_learned() if name == "learned" else color_transform(name)

@@ -116,7 +116,10 @@ def test_forward_is_deterministic_and_chunking_changes_nothing(name):
         first, routing = model.upscale_routed(x)
         assert torch.equal(model(x), first)
         again, routing_chunked = chunked.upscale_routed(x)
-    assert torch.equal(first, again) and torch.equal(routing.heavy, routing_chunked.heavy)
+    # The same routes; the MLPs run on row blocks of other sizes, which some CPUs' matrix kernels round
+    # differently (bit-equal on an Intel Xeon with AMX, 1.2e-7 on an AMD Zen 4).
+    assert torch.equal(routing.heavy, routing_chunked.heavy)
+    torch.testing.assert_close(again, first, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(("name", "mean"), [("pcsr_carn", DIV2K_RGB_MEAN), ("pcsr_fsrcnn", (0.0, 0.0, 0.0))])
