@@ -26,7 +26,7 @@ Opset 18 is the first with ``Col2Im`` (``F.fold``). Every export is checked befo
 onnxruntime runs the graph on the example input and, with dynamic shapes, on a second size with odd sides
 (not a multiple of the size multiple for models that pad inside), and the largest absolute difference
 from PyTorch must stay within ``1e-4`` (fp32) or ``2e-2`` (fp16) times ``max(1, max |output|)`` (see
-``TOLERANCE``), unless it is no further from a float64 PyTorch run than 4 times PyTorch's own float32
+``TOLERANCE``), unless it is no further from a float64 PyTorch run than ``ROUNDING_FACTOR`` (8) times PyTorch's own float32
 output (float32 rounding in deep networks). A graph that fails the check, like one that does not export,
 is not written: the error names the operator or the difference.
 
@@ -72,6 +72,11 @@ _FORWARD_IS_FULL_PATH = ("arm",)
 # float64). Mistranslated graphs differ by more: SAFMN++'s adaptive pooling at sizes it does not divide,
 # 1.5e-4 even with random weights, whose residual is small.
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+# An output beyond TOLERANCE still passes as float32 rounding when it is no further from float64 than this many
+# times PyTorch's own float32 output: the ratio reached 4 for randomly initialised IPT and ELAN on an Intel Xeon,
+# 6.3 for ELAN-light on an AMD Zen 4 (onnxruntime's kernels sum in other orders there); a mistranslated graph
+# is orders of magnitude off (SAFMN's dynamo graph: 0.56).
+ROUNDING_FACTOR = 8
 
 
 def export_onnx(
@@ -299,7 +304,7 @@ def _float32_rounding(net: nn.Module, x: torch.Tensor, expected: torch.Tensor, g
     with torch.no_grad():
         reference = exact(x.double()).cpu()
     own = (expected.double() - reference).abs().max().item()
-    return (got.double() - reference).abs().max().item() <= 4 * own
+    return (got.double() - reference).abs().max().item() <= ROUNDING_FACTOR * own
 
 
 def _reason(error: Exception) -> str:
