@@ -245,15 +245,20 @@ def main() -> None:
         decompose(network, photos, lrs, names, shares, opts.loss_db)
 
 
-def block_predictions(router, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The router's predictions per 32x32 LR block (the image padded by replication to whole blocks):
-    (blocks, exits) squared differences and (blocks,) full-path errors (per pixel)."""
+def lr_blocks(lr: torch.Tensor) -> torch.Tensor:
+    """(1, 3, h, w) -> (n, 3, 32, 32): the image padded by replication to whole blocks, row-major."""
     height, width = lr.shape[-2:]
     rows, cols = math.ceil(height / BLOCK), math.ceil(width / BLOCK)
     padded = F.pad(lr, (0, cols * BLOCK - width, 0, rows * BLOCK - height), mode="replicate")
     patches = padded.unfold(2, BLOCK, BLOCK).unfold(3, BLOCK, BLOCK)[0].permute(1, 2, 0, 3, 4)
+    return patches.reshape(-1, 3, BLOCK, BLOCK).contiguous()
+
+
+def block_predictions(router, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The router's predictions per 32x32 LR block (:func:`lr_blocks`): (blocks, exits) squared differences
+    and (blocks,) full-path errors (per pixel)."""
     with torch.no_grad():
-        return router.predict(patches.reshape(-1, 3, BLOCK, BLOCK).contiguous())
+        return router.predict(lr_blocks(lr))
 
 
 def routing_cost(errors, diffs, full, lr, shares: torch.Tensor, knob: float, group: int, margin: int = 4,

@@ -56,7 +56,9 @@ from srlab.data.io import list_images, read_rgb
 from srlab.data.resize import imresize
 from srlab.metrics.color import rgb_to_y
 
-SCALE, BLOCK = 4, 32
+from rdsr_adaptive_oracle import lr_blocks  # bench/: scripts run as python bench/<name>.py
+
+SCALE = 4
 VARIANTS = ("as is", "reduced x2", "blurred", "noise 3")
 
 
@@ -76,15 +78,6 @@ def variant(hr: torch.Tensor, name: str, seed: int) -> torch.Tensor:
     return hr
 
 
-def blocks(lr: torch.Tensor) -> torch.Tensor:
-    """(1, 3, h, w) -> (n, 3, 32, 32): the image padded by replication to whole blocks."""
-    height, width = lr.shape[-2:]
-    rows, cols = math.ceil(height / BLOCK), math.ceil(width / BLOCK)
-    padded = F.pad(lr, (0, cols * BLOCK - width, 0, rows * BLOCK - height), mode="replicate")
-    return padded.unfold(2, BLOCK, BLOCK).unfold(3, BLOCK, BLOCK)[0].permute(1, 2, 0, 3, 4).reshape(
-        -1, 3, BLOCK, BLOCK).contiguous()
-
-
 def mse_y(sr: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean squared Y error (8-bit levels), output rounded to 8 bits, 4-pixel border shaved."""
     sr = sr.clamp(0, 1).mul(255).round() / 255
@@ -97,15 +90,15 @@ def photo_row(network, hr: torch.Tensor) -> tuple[float, dict[str, float]]:
     """``r`` and the cues of one HR photo."""
     hr = hr[..., : hr.shape[-2] // SCALE * SCALE, : hr.shape[-1] // SCALE * SCALE]
     lr = imresize(hr, scale=1 / SCALE, quantize=True)
-    _, e_hat = network.router.predict(blocks(lr))
+    _, e_hat = network.router.predict(lr_blocks(lr))
     ratio = math.log(mse_y(network(lr), hr) / float(e_hat.mean()))
-    y = rgb_to_y(blocks(lr))[:, 0] * 255
+    y = rgb_to_y(lr_blocks(lr))[:, 0] * 255
     a, b, c, d = y[:, 0::2, 0::2], y[:, 0::2, 1::2], y[:, 1::2, 0::2], y[:, 1::2, 1::2]
     hh = ((a - b - c + d) / 2).square().flatten(1).mean(1).add(1e-2).log()
     lh = (((a + b - c - d) / 2).square() + ((a - b + c - d) / 2).square()).flatten(1).mean(1).div(2).add(1e-2).log()
     coarse_hr = lr[..., : lr.shape[-2] // SCALE * SCALE, : lr.shape[-1] // SCALE * SCALE]
     coarse_lr = imresize(coarse_hr, scale=1 / SCALE, quantize=True)
-    _, coarse_e_hat = network.router.predict(blocks(coarse_lr))
+    _, coarse_e_hat = network.router.predict(lr_blocks(coarse_lr))
     cues = {"hh": float(hh.mean()), "hh_q10": float(hh.quantile(0.1)), "hh_lh": float((hh - lh).mean()),
             "xs": math.log(mse_y(network(coarse_lr), coarse_hr) / float(coarse_e_hat.mean())),
             "e_hat": math.log(float(e_hat.mean()))}
