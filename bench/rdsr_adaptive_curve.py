@@ -53,14 +53,14 @@ class _Static(StaticRoutes):
 
 
 class _Fixed(RdsrExitRouting):
-    """Every patch on one exit (the exit's own curve point)."""
+    """Every patch on one route (the route's own curve point)."""
 
-    def __init__(self, network, exit_index: int) -> None:
+    def __init__(self, network, route: int) -> None:
         super().__init__(network, knob=0.0)
-        self.exit_index = exit_index
+        self.fixed_route = route
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
-        return torch.full((len(patches),), self.exit_index, dtype=torch.long)
+        return torch.full((len(patches),), self.fixed_route, dtype=torch.long)
 
 
 def benchmark_pairs(root: Path, name: str, scale: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -114,9 +114,9 @@ def exit_times(network, batch: int = 128, repeats: int = 5) -> list[tuple[float,
     fractions = method.mac_fractions((32, 32))
     times = []
     with torch.no_grad():
-        for k in range(network.num_exits):
-            network.forward_exit(patches, k)  # warm-up
-            best = min(_seconds(lambda: network.forward_exit(patches, k)) for _ in range(repeats))
+        for k in range(network.num_routes):
+            network.forward_route(patches, k)  # warm-up
+            best = min(_seconds(lambda: network.forward_route(patches, k)) for _ in range(repeats))
             times.append((float(fractions[k]), best))
     return times
 
@@ -153,7 +153,7 @@ def main() -> None:
         if opts.save:
             save_weights(opts.save, network)
     print(f"{cpu_model()}, {opts.threads} thread(s); x{scale}; weights {opts.weights}")
-    print("exit  MAC fraction  seconds per 128 patches  time fraction")
+    print("route  MAC fraction  seconds per 128 patches  time fraction")
     times = exit_times(network)
     for k, (fraction, seconds) in enumerate(times):
         print(f"{k:4d}  {fraction:12.3f}  {seconds:23.3f}  {seconds / times[-1][1]:13.3f}")
@@ -161,8 +161,9 @@ def main() -> None:
     for name in opts.sets:
         pairs = benchmark_pairs(opts.benchmarks, name, scale)
         rows = [("rdsr_s (bundled)", reference)]
-        rows += [(f"exit {k}" + (" (full path)" if k == network.num_exits - 1 else ""), _Fixed(network, k))
-                 for k in range(network.num_exits)]
+        names = rdsr_adaptive(network, knob=0.0).route_names()
+        rows += [(names[k] + (" (full path)" if k == network.num_routes - 1 else ""), _Fixed(network, k))
+                 for k in range(network.num_routes)]
         rows += [(f"router loss {knob:g} dB", rdsr_adaptive(network, knob=knob)) for knob in opts.knobs]
         print(f"\n{name} x{scale} ({len(pairs)} images), patch-wise 32/28:")
         print(f"{'':22s} {'PSNR-Y':>8s} {'SSIM-Y':>7s} {'MACs':>6s} {'time s':>7s}  patches per exit")

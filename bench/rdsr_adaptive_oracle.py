@@ -153,7 +153,8 @@ SCALE, BLOCK = 4, 32
 
 
 def block_errors(network, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per 32x32 LR block and exit (blocks, exits): the summed squared Y error against the HR image, and
+    """Per 32x32 LR block and route (blocks, routes: the exits, after bicubic upscaling where the network
+    has that route): the summed squared Y error against the HR image, and
     the summed squared Y difference to the full path's output (8-bit levels); and the scored pixels."""
     lr = imresize(hr, scale=1 / SCALE, quantize=True)
     side = BLOCK * SCALE
@@ -168,8 +169,8 @@ def block_errors(network, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
         return squared.reshape(rows, side, cols, side).sum(dim=(1, 3)).flatten()
 
     with torch.no_grad():
-        ys = [rgb_to_y(network.forward_exit(lr, k).clamp(0, 1).mul(255).round() / 255) * 255
-              for k in range(network.num_exits)]
+        ys = [rgb_to_y(network.forward_route(lr, k).clamp(0, 1).mul(255).round() / 255) * 255
+              for k in range(network.num_routes)]
     y_hr = rgb_to_y(hr) * 255
     errors = torch.stack([per_block((y - y_hr) ** 2) for y in ys], dim=1).double()
     diffs = torch.stack([per_block((y - ys[-1]) ** 2) for y in ys], dim=1).double()
@@ -208,9 +209,9 @@ def main() -> None:
         network = srlab.create_model("rdsr_adaptive", scale=SCALE, checkpoint=opts.weights).eval()
     else:
         network = srlab.create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
-    exit_macs = [count_macs(_Exit(network, k), (BLOCK, BLOCK)) for k in range(network.num_exits)]
+    exit_macs = [count_macs(_Route(network, k), (BLOCK, BLOCK)) for k in range(network.num_routes)]
     shares = torch.tensor(exit_macs, dtype=torch.float64) / exit_macs[-1]
-    print("exit MAC shares: " + " ".join(f"{s:.3f}" for s in shares.tolist()))
+    print("route MAC shares: " + " ".join(f"{s:.3f}" for s in shares.tolist()))
     spent, blocks, photos = 0.0, 0, []
     lrs, names = [], []
     for path in list_images(opts.photos):
@@ -227,7 +228,7 @@ def main() -> None:
         share = float(shares[choice].mean())
         spent, blocks = spent + float(shares[choice].sum()), blocks + len(choice)
         print(f"{path.stem:<14} full path {psnr_full:.3f} dB, oracle {psnr:.3f} dB at {share:.3f} of the MACs; "
-              f"blocks per exit {torch.bincount(choice, minlength=network.num_exits).tolist()}")
+              f"blocks per route {torch.bincount(choice, minlength=network.num_routes).tolist()}")
     print(f"oracle, all {blocks} blocks: {spent / blocks:.3f} of the MACs within {opts.loss_db} dB")
     print("difference-exact router (each exit's difference to the full path and the full path's error known;"
           " budget_routes at each budget): budget, MACs, mean / worst loss over the photos")
@@ -386,13 +387,13 @@ def _at_loss(points: list[tuple[float, float, float]], loss_db: float) -> tuple[
     return math.nan, math.nan
 
 
-class _Exit(torch.nn.Module):
+class _Route(torch.nn.Module):
     def __init__(self, network, k: int) -> None:
         super().__init__()
         self.network, self.k = network, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network.forward_exit(x, self.k)
+        return self.network.forward_route(x, self.k)
 
 
 if __name__ == "__main__":

@@ -170,3 +170,56 @@ def test_the_region_mode_routes_64x64_blocks_and_counts_the_router_at_each_knob(
     method.knob = 0.0  # the same method at knob 0 runs no router, and says so (not a cached count)
     _, stats = method.upscale(lr)
     assert stats.router_macs == 0
+
+
+def test_a_bicubic_route_comes_first_and_the_router_predicts_it_too():
+    from srlab.data.resize import bicubic_upscale
+    from srlab.metrics.color import rgb_to_y
+
+    model = _model(bicubic_route=True)
+    assert (model.num_exits, model.num_routes, model.router.head.out_features) == (3, 4, 4)
+    lr = _image()
+    with torch.no_grad():
+        assert torch.equal(model.forward_route(lr, 0), bicubic_upscale(lr, 2))
+        assert all(torch.equal(model.forward_route(lr, k + 1), model.forward_exit(lr, k)) for k in range(3))
+    pairs = _pairs()
+    _, diffs, _ = exit_targets(model, pairs, patch=12, stride=6)
+    plain = _model()  # the same network without the bicubic route
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("router.")}, strict=False)
+    _, exit_diffs, _ = exit_targets(plain, pairs, patch=12, stride=6)
+    assert diffs.shape == (98, 4) and torch.equal(diffs[:, 1:], exit_diffs)
+    lr, hr = pairs[0]  # the first patch's bicubic column: its bicubic upscaling against the full path, Y, 8-bit levels
+    with torch.no_grad():
+        full = model(lr[None, :, :12, :12]).clamp(0, 1)
+    bicubic = bicubic_upscale(lr[None, :, :12, :12], 2).clamp(0, 1)
+    expected = (rgb_to_y(bicubic) - rgb_to_y(full)).square().mean() * 255**2
+    torch.testing.assert_close(diffs[0, 0], expected, rtol=1e-5, atol=1e-4)
+    method = rdsr_adaptive(model, knob=1.0)
+    assert method.route_names() == ("bicubic", "exit 0", "exit 1", "exit 2")
+    assert method.mac_fractions((32, 32))[0] == 0 and method.mac_fractions((32, 32))[1] > 0
+
+
+@pytest.mark.parametrize("execution", ["regions", "shared"])
+def test_blocks_on_the_bicubic_route_are_the_whole_images_bicubic_upscaling(execution, monkeypatch):
+    from srlab.data.resize import bicubic_upscale
+
+    model = _model(bicubic_route=True)
+    method = rdsr_adaptive(model, knob=1.0)
+    method.execution = execution
+    routed = torch.tensor([0, 3, 0, 2, 0, 1])  # a 2x3 grid of 64x64 blocks
+    monkeypatch.setattr(method, "route", lambda patches: routed.clone())
+    lr = _image(100, 150)
+    sr, stats = method.upscale(lr)
+    assert stats.route_counts == (3, 1, 1, 1) and sr.shape == (1, 3, 200, 300)
+    bicubic = bicubic_upscale(lr, 2)
+    for index in (0, 2, 4):
+        rows, cols = slice(index // 3 * 128, index // 3 * 128 + 128), slice(index % 3 * 128, index % 3 * 128 + 128)
+        torch.testing.assert_close(sr[..., rows, cols], bicubic[..., rows, cols], rtol=0, atol=1e-6)
+    with torch.no_grad():
+        deepest = model.forward_exit(lr, 2)  # block 1 (row 0, col 1) runs the full path
+    assert (sr[..., :128, 128:256] - deepest[..., :128, 128:256]).abs().max() < 0.05
+    assert not torch.allclose(sr[..., :128, 128:256], bicubic[..., :128, 128:256], atol=1e-3)
+    monkeypatch.setattr(method, "route", lambda patches: torch.zeros(6, dtype=torch.long))
+    everywhere, stats = method.upscale(lr)
+    torch.testing.assert_close(everywhere, bicubic, rtol=0, atol=1e-6)
+    assert stats.macs_spent == stats.router_macs  # bicubic costs no MAC in count_macs's convention

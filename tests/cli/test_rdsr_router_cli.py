@@ -55,6 +55,23 @@ def test_a_contrast_router_replaces_the_checkpoints_router(capsys, tmp_path, tin
     assert code != 0 and len(err.strip().splitlines()) == 1 and "holds no rdsr_adaptive weights" in err
 
 
+def test_a_bicubic_route_is_added_with_a_router_that_predicts_it(capsys, tmp_path, tiny_photos):
+    weights = _weights(tmp_path)
+    routed = tmp_path / "bicubic.safetensors"
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                           "--out", routed, "--steps", 30, "--bicubic-route")
+    assert code == 0, err
+    model, plain = srlab.create_model(checkpoint=routed), srlab.create_model(checkpoint=weights)
+    assert model.bicubic_route and model.num_routes == plain.num_routes + 1 and bool(model.router_trained)
+    assert model.router.head.out_features == model.num_routes and not model.router.contrast
+    assert torch.equal(model.fuse.weight, plain.fuse.weight)
+    result = tmp_path / "eval.json"
+    code, _, err = run_cli(capsys, "eval", "--checkpoint", routed, "--data", tiny_photos["val"], "--knob", "0.5",
+                           "--json", result, "--quiet")
+    assert code == 0, err
+    assert "bicubic" in json.loads(result.read_text())["results"][0]["adaptive"]["routes"]
+
+
 def test_bad_router_training_input_is_a_one_line_error(capsys, tmp_path, tiny_photos):
     weights = _weights(tmp_path)
     code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],

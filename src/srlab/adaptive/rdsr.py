@@ -1,8 +1,13 @@
 """``rdsr_adaptive`` through the adaptive engine: each LR patch leaves the network at one exit.
 
 Routes are the exits of :class:`srlab.models.rdsr_adaptive.RDSRAdaptive`: route ``k`` runs the head and
-the first ``k`` blocks, the last route is the full network. The engine runs every route's patches as
-one batch, and an exit keeps the shapes of the layers it runs, so the MACs it saves are CPU time saved.
+the first ``k`` blocks, the last route is the full network. A network built with ``bicubic_route`` has
+one more, cheapest route in front: route 0 is bicubic upscaling (no network; 0 MACs as
+:func:`~srlab.models.complexity.count_macs` counts; in fact 4 taps a pass, ~15 multiply-adds per output
+pixel over the three colours at x4, 0.2 % of the full path's), exit ``k`` is route ``k + 1``, and its
+router predicts the bicubic output's difference to the full path too. The engine runs every route's
+patches as one batch, and an exit keeps the shapes of the layers it runs, so the MACs it saves are CPU
+time saved.
 
 The knob is the PSNR an image may lose, in dB (``loss``): the router (the model's
 :class:`~srlab.models.rdsr_adaptive.ExitRouter`) predicts for each patch of the image the squared
@@ -68,16 +73,17 @@ LEVELS2 = 255.0**2  # squared errors of [0, 1] images in squared 8-bit levels
 ROUTER_PATCH = 32  # the LR patch size the router is calibrated on (calibrate_router's default)
 
 
-class _Exit(nn.Module):
-    """One exit of the network as a module of its own (shares the network's parameters)."""
+class _Route(nn.Module):
+    """One route of the network (an exit, or bicubic upscaling) as a module of its own (shares the
+    network's parameters)."""
 
-    def __init__(self, network: RDSRAdaptive, k: int) -> None:
+    def __init__(self, network: RDSRAdaptive, route: int) -> None:
         super().__init__()
         self.network = network
-        self.k = k
+        self.route = route
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network.forward_exit(x, self.k)
+        return self.network.forward_route(x, self.route)
 
 
 class RdsrExitRouting(PatchRoutedMethod):
@@ -101,9 +107,9 @@ class RdsrExitRouting(PatchRoutedMethod):
     raise_lone = False
 
     def __init__(self, network: RDSRAdaptive, *, knob: float) -> None:
-        super().__init__(scale=network.scale, num_routes=network.num_exits, knob=knob)
+        super().__init__(scale=network.scale, num_routes=network.num_routes, knob=knob)
         self.network = network
-        self.exits = nn.ModuleList(_Exit(network, k) for k in range(network.num_exits))
+        self.exits = nn.ModuleList(_Route(network, r) for r in range(network.num_routes))
         # MACs depend on the patch size only; counting traces the network, so once per size.
         self._macs: dict[tuple[int, int], tuple[int, ...]] = {}
         self._router_macs: dict[tuple[int, int], int] = {}
@@ -123,6 +129,10 @@ class RdsrExitRouting(PatchRoutedMethod):
     def route_module(self, index: int) -> nn.Module:
         return self.exits[index]
 
+    def route_names(self) -> tuple[str, ...]:
+        exits = tuple(f"exit {k}" for k in range(self.network.num_exits))
+        return ("bicubic", *exits) if self.network.bicubic_route else exits
+
     def upscale(self, lr: torch.Tensor, *, whole_image: bool = True) -> tuple[torch.Tensor, AdaptiveStats]:
         """``whole_image=False``: the ClassSR/ARM protocol (evaluation); True: :attr:`execution`'s way."""
         if self.execution not in self.executions:
@@ -140,8 +150,7 @@ class RdsrExitRouting(PatchRoutedMethod):
                 if self.raise_lone:
                     routes = raise_lone_blocks(routes)
                 if self.execution == "shared":
-                    sr, shared = shared_upscale(self.network, image, routes, block=block, region=self.shared_region)
-                    macs = shared.macs
+                    sr, macs = self._shared(image, routes, block)
                 else:
                     sr, regions = adaptive_upscale_regions(_FixedRoutes(self, routes.flatten()), image, block=block)
                     macs = regions.macs_spent
@@ -156,6 +165,21 @@ class RdsrExitRouting(PatchRoutedMethod):
             unit="block", out_hw=tuple(sr.shape[-2:]), router_macs=router, measured=(spent + router, full),
             grid_hw=(rows, cols),
         )
+
+    def _shared(self, image: torch.Tensor, routes: torch.Tensor, block: int) -> tuple[torch.Tensor, int]:
+        """The shared-feature execution of one image's (rows, cols) ``routes``, and the MACs it spent; the
+        bicubic route's blocks (route 0 where the network has one) leave the network out and take the
+        whole image's bicubic upscaling, which costs no MAC in ``count_macs``'s convention (the network's
+        head and ESA still run on the whole image where any block takes an exit)."""
+        offset = int(self.network.bicubic_route)
+        if offset and bool((routes == 0).all()):
+            return self.network.forward_route(image, 0), 0
+        sr, shared = shared_upscale(self.network, image, routes - offset, block=block, region=self.shared_region)
+        if offset and bool((routes == 0).any()):
+            bicubic = routes.eq(0).repeat_interleave(block * self.scale, 0).repeat_interleave(block * self.scale, 1)
+            height, width = sr.shape[-2:]
+            sr = torch.where(bicubic[:height, :width], self.network.forward_route(image, 0), sr)
+        return sr, shared.macs
 
     def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
         patch_hw = tuple(patch_hw)
@@ -281,8 +305,8 @@ def exit_targets(
     batch_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the router learns, per patch of the (LR (3, h, w), HR (3, h*s, w*s)) ``pairs``: the LR patches
-    (P, 3, patch, patch), the mean squared Y difference of every exit's clamped output to the full path's
-    (P, exits) and the full path's mean squared Y error against the HR patch (P,), in 8-bit levels squared."""
+    (P, 3, patch, patch), the mean squared Y difference of every route's clamped output to the full path's
+    (P, routes) and the full path's mean squared Y error against the HR patch (P,), in 8-bit levels squared."""
     network = _as_network(model)
     scale = network.scale
     lr_all, diffs, errors = [], [], []
@@ -294,8 +318,8 @@ def exit_targets(
         lr_patches, _ = split_patches(lr[None], patch, stride)
         hr_patches, _ = split_patches(hr[None], patch * scale, stride * scale)
         outputs = [
-            rgb_to_y(torch.cat([network.forward_exit(chunk, k) for chunk in lr_patches.split(batch_size)]).clamp(0, 1))
-            for k in range(network.num_exits)
+            rgb_to_y(torch.cat([network.forward_route(chunk, r) for chunk in lr_patches.split(batch_size)]).clamp(0, 1))
+            for r in range(network.num_routes)
         ]
         lr_all.append(lr_patches)
         diffs.append(torch.stack([(y - outputs[-1]).square().flatten(1).mean(dim=1) for y in outputs], dim=1))
@@ -354,15 +378,22 @@ def calibrate_router(
 
 
 
-def with_contrast_router(path: str | Path) -> RDSRAdaptive:
-    """The rdsr_adaptive network of the srlab checkpoint ``path`` with a router of ``router_contrast=True``
-    (untrained: :func:`calibrate_router` trains it); the network's other weights as they are."""
+def with_router(path: str | Path, *, contrast: bool = False, bicubic_route: bool = False) -> RDSRAdaptive:
+    """The rdsr_adaptive network of the srlab checkpoint ``path`` with a fresh router for these settings
+    (``router_contrast``, ``bicubic_route``; a setting left False keeps the checkpoint's): every other
+    weight as it is, for :func:`calibrate_router` to train the router."""
     checkpoint = read_checkpoint(path)
     if checkpoint.model != "rdsr_adaptive":
-        raise SrlabError(f"--router_contrast: '{path}' holds no rdsr_adaptive weights written by srlab")
-    model = create_model("rdsr_adaptive", scale=checkpoint.scale, args={**checkpoint.args, "router_contrast": True})
-    load_matching(model, checkpoint)  # all but the router's head, whose input grows by the log contrast
+        raise SrlabError(f"'{path}' holds no rdsr_adaptive weights written by srlab: give the weights of an "
+                         "rdsr_adaptive run to calibrate its router")
+    args = dict(checkpoint.args)
+    args["router_contrast"] = contrast or bool(args.get("router_contrast", False))
+    args["bicubic_route"] = bicubic_route or bool(args.get("bicubic_route", False))
+    model = create_model("rdsr_adaptive", scale=checkpoint.scale, args=args)
+    load_matching(model, checkpoint)  # all but a router's head whose inputs or outputs changed
+    model.router_trained.fill_(False)
     return model
+
 
 def _dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``x`` flipped left-right, up-down and transposed, each with probability 1/2 (the exits' errors are

@@ -215,7 +215,9 @@ def _run_block(block: nn.Module, source: torch.Tensor, rects: list, counter: _Co
 def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor, *, block: int, region: int
                    ) -> tuple[torch.Tensor, SharedStats]:
     """One LR image (1, 3, H, W) whose ``block`` x ``block`` blocks take the exits ``routes`` (rows, cols),
-    run depth by depth (see the module docstring); rectangles at most ``region`` pixels a side."""
+    run depth by depth (see the module docstring); rectangles at most ``region`` pixels a side. Blocks
+    whose route is -1 take no exit: the network leaves them out (their fused features are zero where ESA
+    reads them, as the region mode's zero padding) and their SR pixels are zero, for the caller to fill."""
     _, _, height, width = lr.shape
     depth = len(network.blocks)
     counter = _Counter()
@@ -232,7 +234,7 @@ def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor
         areas.append(sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in rects))
         if rects:  # (none: no block goes this deep, nor deeper)
             maps.append(_run_block(layer, maps[-1], rects, counter))
-    fused = torch.empty_like(shallow)
+    fused = torch.zeros_like(shallow)
     exits = [(k, cover(routes == k, 0)) for k in range(network.num_exits)]
     for k, rects in exits:
         weight, bias = (network.fuse.weight, network.fuse.bias) if k == depth else network.exit_fusion(k)
@@ -250,9 +252,10 @@ def shared_upscale(network: RDSRAdaptive, lr: torch.Tensor, routes: torch.Tensor
         for rect in rects:
             out = _convolved(features, [tail], rect, counter, relu=False)[0]
             if subpixels is None:
-                subpixels = torch.empty((1, out.shape[1], height, width), dtype=out.dtype, device=out.device,
-                                        memory_format=torch.channels_last)
+                subpixels = out.new_zeros((1, out.shape[1], height, width)).contiguous(memory_format=torch.channels_last)
             _paste(subpixels, rect, out)
         rectangles.append(len(rects))
+    if subpixels is None:  # every block left out
+        subpixels = shallow.new_zeros((1, network.tail.out_channels, height, width))
     sr = F.pixel_shuffle(subpixels, network.scale)
     return sr, SharedStats(macs=counter.total, rectangles=tuple(rectangles), area=tuple(areas))

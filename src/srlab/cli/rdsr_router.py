@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from srlab.adaptive.rdsr import calibrate_router, with_contrast_router
+from srlab.adaptive.rdsr import calibrate_router, with_router
 from srlab.cli.common import flag, positive_int
 from srlab.data.datasets import discover_pairs, load_pair
 from srlab.errors import SrlabError
@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "router_contrast", action="store_true",
          help="train a router that sees each patch over its contrast (model hyper-parameter router_contrast) "
               "in place of the checkpoint's; the network's other weights as they are")
+    flag(parser, "bicubic_route", action="store_true",
+         help="add bicubic upscaling as the cheapest route (model hyper-parameter bicubic_route; the router "
+              "predicts one more difference); the network's other weights as they are")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise SrlabError(f"--out '{out}' must end in .safetensors (the weights with their router)")
     check_not_overwriting(out, [args.checkpoint])
-    model = with_contrast_router(args.checkpoint) if args.router_contrast else create_model(checkpoint=args.checkpoint)
+    if args.router_contrast or args.bicubic_route:
+        model = with_router(args.checkpoint, contrast=args.router_contrast, bicubic_route=args.bicubic_route)
+    else:
+        model = create_model(checkpoint=args.checkpoint)
     folder = discover_pairs(args.data, model.scale)
     failures: list[tuple[str, str]] = []
 

@@ -43,7 +43,10 @@ the full path's, and the full path's own mean squared error. The first is a func
 alone (no ground truth: learnable exactly, from any image), and it is the error an exit adds where the
 full path is the best estimate it can be (the full path's error is then uncorrelated with anything
 computed from the input). :func:`srlab.adaptive.rdsr.calibrate_router` trains it on images other than
-the test sets; ``router_trained`` says it has been, and both are saved with the weights.
+the test sets; ``router_trained`` says it has been, and both are saved with the weights. With
+``bicubic_route`` (off by default; ``srlab rdsr-router --bicubic_route`` adds it to trained weights) the
+router also chooses bicubic upscaling, no network at all, for the patches where even exit 0 is not needed
+(sky, walls, blur), as ARM's cheapest route does; measured in the README ("Content-adaptive compute").
 
 Measured (``bench/rdsr_adaptive_curve.py``; the bundled weights: ``configs/rdsr_adaptive_x4.yaml``, 30
 epochs on the wallpaper proxy set from the bundled ``rdsr_s``, router trained on the proxy training
@@ -64,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srlab.data.resize import bicubic_upscale
 from srlab.models.rdsr import RDSR
 from srlab.models.registry import ModelInfo, register_model
 
@@ -74,7 +78,7 @@ CONTRAST_EPS = 1e-6  # added to a patch's mean square before the root: a flat pa
 
 class ExitRouter(nn.Module):
     """Three stride-2 3x3 convolutions on an LR patch (its mean removed), mean and max pooled, and a
-    linear layer: ``num_exits`` outputs, the log of (each early exit's mean squared Y difference to the
+    linear layer: ``num_routes`` outputs, the log of (each cheaper route's mean squared Y difference to the
     full path + ``ROUTER_EPS``) and the log of the full path's mean squared Y error (8-bit levels).
 
     ``contrast=True``: the convolutions see the patch divided by its contrast (root mean square after the
@@ -83,7 +87,7 @@ class ExitRouter(nn.Module):
     squared, so the layers learn what they cannot get from the contrast alone (figures: the README's
     "Content-adaptive compute" and ``bench/rdsr_adaptive_oracle.py``)."""
 
-    def __init__(self, *, num_exits: int, width: int, contrast: bool = False) -> None:
+    def __init__(self, *, num_routes: int, width: int, contrast: bool = False) -> None:
         super().__init__()
         self.contrast = contrast
         self.body = nn.Sequential(
@@ -91,7 +95,7 @@ class ExitRouter(nn.Module):
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
         )
-        self.head = nn.Linear(4 * width + int(contrast), num_exits)
+        self.head = nn.Linear(4 * width + int(contrast), num_routes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(dim=(1, 2, 3), keepdim=True)
@@ -106,7 +110,7 @@ class ExitRouter(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P, 3, h, w) LR patches -> (P, exits) predicted squared difference of each exit's output to the
+        """(P, 3, h, w) LR patches -> (P, routes) predicted squared difference of each route's output to the
         full path's (0 for the full path itself) and (P,) the full path's predicted squared error."""
         out = self(x).double()
         diffs = (out[:, :-1].exp() - ROUTER_EPS).clamp(min=0)
@@ -114,14 +118,19 @@ class ExitRouter(nn.Module):
 
 
 class RDSRAdaptive(RDSR):
-    """RDSR whose exits ``0 .. num_blocks`` (``num_exits`` of them) share the head, blocks, ESA and tail."""
+    """RDSR whose exits ``0 .. num_blocks`` (``num_exits`` of them) share the head, blocks, ESA and tail.
+
+    Its routes (what a router chooses from, ``num_routes``) are the exits, preceded where ``bicubic_route``
+    by bicubic upscaling (route 0: no network at all, ARM's cheapest route), for the flattest patches."""
 
     def __init__(
         self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, router_width: int,
-        router_contrast: bool = False,
+        router_contrast: bool = False, bicubic_route: bool = False,
     ) -> None:
         super().__init__(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
         self.num_exits = num_blocks + 1
+        self.bicubic_route = bicubic_route
+        self.num_routes = self.num_exits + int(bicubic_route)
         # The trained corrections of early exit k's fusion (input: max(k, 1) feature maps) and tail, zero at first.
         self.exit_fuse_delta = nn.ModuleList(
             nn.Conv2d(max(k, 1) * channels, channels, 1) for k in range(num_blocks)
@@ -134,7 +143,7 @@ class RDSRAdaptive(RDSR):
             nn.init.zeros_(delta.bias)
         # The router learns from the exits' outputs, not from the SR loss: srlab train leaves it alone (no
         # gradient reaches it there) and srlab.adaptive.rdsr.calibrate_router trains it afterwards.
-        self.router = ExitRouter(num_exits=self.num_exits, width=router_width,
+        self.router = ExitRouter(num_routes=self.num_routes, width=router_width,
                                  contrast=router_contrast).requires_grad_(False)
         self.register_buffer("router_trained", torch.zeros((), dtype=torch.bool))
 
@@ -168,6 +177,14 @@ class RDSRAdaptive(RDSR):
             outputs.append(features)
         return self._finish(shallow, outputs, k)
 
+    def forward_route(self, x: torch.Tensor, route: int) -> torch.Tensor:
+        """The SR image of route ``route``: bicubic upscaling for route 0 where :attr:`bicubic_route`, else
+        an exit (:meth:`forward_exit`)."""
+        if self.bicubic_route and route == 0:
+            # MATLAB's kernel, unrounded: a window with 2 pixels of context gives the whole image's values.
+            return bicubic_upscale(x, self.scale)
+        return self.forward_exit(x, route - int(self.bicubic_route))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not self.training:
             return super().forward(x)
@@ -195,10 +212,12 @@ def _info() -> ModelInfo:
 @register_model(_info())
 def rdsr_adaptive(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
-    router_width: int = 16, router_contrast: bool = False,
+    router_width: int = 16, router_contrast: bool = False, bicubic_route: bool = False,
 ) -> RDSRAdaptive:
     """``rdsr_s`` with an exit before and after every block (its weights load as they are);
-    ``router_contrast``: the router of :class:`ExitRouter` ``contrast=True`` (weights written before it
-    existed record no value and load with the plain router)."""
+    ``router_contrast``: the router of :class:`ExitRouter` ``contrast=True``; ``bicubic_route``: bicubic
+    upscaling as one more, cheapest route (the router predicts one more difference). Weights written
+    before either existed record no value and load with the plain router and the exits only."""
     return RDSRAdaptive(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction,
-                        init=init, router_width=router_width, router_contrast=router_contrast)
+                        init=init, router_width=router_width, router_contrast=router_contrast,
+                        bicubic_route=bicubic_route)
