@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
         if out.suffix:  # checked before the sampling, which takes a while
             raise SrlabError(_MULUT_FOLDER.format(out=out))
         try:
-            model = to_mulut(model, levels=args.levels)
+            tables = to_mulut(model, levels=args.levels)
         except SrlabError as e:
             raise SrlabError(f"--levels {args.levels}: {e}") from None
+        return _export_mulut(tables, out, prefix="LUT")  # the name MuLUT's transfer gives them
     if isinstance(model, MuLUT):
-        return _export_mulut(model, out)
+        return _export_mulut(model, out, prefix="LUT_ft")
     if out.suffix not in (".lut", ".npy"):
         raise SrlabError(f"-o '{out}' must end in .lut (safetensors, what srlab reads back) or .npy (SR-LUT's layout)")
     check_not_overwriting(out, [args.checkpoint])
@@ -77,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
 _MULUT_FOLDER = "-o '{out}': a mulut is written as a folder of tables, give a folder name (no suffix)"
 
 
-def _export_mulut(model: MuLUT, out: Path) -> int:
+def _export_mulut(model: MuLUT, out: Path, *, prefix: str) -> int:
     if out.suffix:
         raise SrlabError(_MULUT_FOLDER.format(out=out))
-    write_mulut_folder(out, dict(model.luts.items()), model.scale, 2 ** (8 - model.interval) + 1)
+    write_mulut_folder(out, dict(model.luts.items()), model.scale, 2 ** (8 - model.interval) + 1, prefix=prefix)
     print(f"mulut x{model.scale}: {len(model.luts)} tables -> wrote {out}")
     return 0
