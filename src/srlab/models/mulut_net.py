@@ -18,11 +18,13 @@ training forward; the tables (``mulut``, :mod:`srlab.models.lut`) compute the sa
 replaced by interpolated samples.
 
 Parameter names are the official ``SRNets`` state dict's (``s1_s.model.conv1.conv.weight``, ...), so the
-released ``Model_200000.pth`` loads strictly once its tensors are stored as safetensors. Run on Set5 and
-Set14 x4 (all 19 images, [0, 1] RGB input), srlab's forward with those weights and the official
-``SRNets`` + ``mulut_predict`` (run once from /tmp on CPU, float32) differ by at most {MAX_DIFF} in the
-255-scaled output: the float32 sums of the first layer are taken in another order, which moves a
-rounded value by one where the unrounded one lies on .5 (2026-12-06).
+released ``Model_200000.pth`` loads strictly once its tensors are stored as safetensors. Checked once
+(2026-12-06, CPU, float32) against the official ``SRNets`` and ``mulut_predict`` run from /tmp with those
+weights on Set5 and Set14 x4 (all 19 images, [0, 1] RGB): 290 of the 11,355,408 255-scaled output values
+differ, by at most 3. The units' outputs differ by at most 1.7e-6 (float32 sums taken in another order),
+which moves ``round(127 * out)`` by one where it lies that close to .5, and a first-stage pixel moved by
+one moves the second stage's outputs around it. ``tests/models/test_mulut_net.py`` compares the forward
+with a pixel-by-pixel float64 transcription of the official computation (equal).
 
 :func:`to_mulut` samples every unit at every ``levels`` input per tap (0, 16, ..., 240 and 255 for 17,
 as the official transfer does) and stores ``round(clamp(out, -1, 1) * 127)``: a ``mulut`` model of the
