@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 import srlab
 from conftest import OFFICIAL_WEIGHTS, needs_shared
 from srlab.models.mulut_net import to_mulut
+from srlab.models.registry import model_info
 from srlab.models.sr_net import sampled_inputs
 
 CHECKPOINT = OFFICIAL_WEIGHTS / "mulut" / "Model_200000.safetensors"
@@ -112,3 +113,12 @@ def test_the_official_checkpoint_loads_strictly_under_its_own_names():
     assert set(net.state_dict()) == set(weights)
     net.load_state_dict(weights, strict=True)
     assert sum(p.numel() for p in net.parameters()) == 265_587  # paper-results.md: MuLUT-SDY x4 network
+
+
+
+def test_the_hyper_parameters_are_read_from_a_state_dict():
+    # What detection builds and then checks (srlab.models.detect; the released x4 file: test_detect.py).
+    net = srlab.create_model("mulut_net", scale=3, args={"modes": "dy", "stages": 3, "channels": 8})
+    args = model_info("mulut_net").args_from_weights(net.state_dict())
+    assert args == {"modes": "dy", "stages": 3, "channels": 8}
+    srlab.create_model("mulut_net", scale=3, args=args).load_state_dict(net.state_dict(), strict=True)

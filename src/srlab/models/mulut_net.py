@@ -29,7 +29,10 @@ with a pixel-by-pixel float64 transcription of the official computation (equal).
 :func:`to_mulut` samples every unit at every ``levels`` input per tap (0, 16, ..., 240 and 255 for 17,
 as the official transfer does) and stores ``round(clamp(out, -1, 1) * 127)``: a ``mulut`` model of the
 same scale, modes and stages (``srlab lut export`` writes it as MuLUT's folder of ``.npy`` tables;
-``srlab train --model mulut --init_from`` that folder is MuLUT's LUT-aware fine-tuning).
+``srlab train --model mulut --init_from`` that folder is MuLUT's LUT-aware fine-tuning). Checked once
+against the official transfer (its ``get_input_tensor`` / ``get_mode_input_tensor`` through ``SRNets``,
+``Model_200000``): the tables are equal but for 0 to 7 entries per table, off by one (the float32 order
+again).
 
 Deviation: the first layer runs as a 1x1 convolution over the field's taps gathered as channels (the
 official 2x2, dilated 2x2 or 1x4 convolution over the patch: the same function, the weights kept in the
