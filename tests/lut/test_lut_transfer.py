@@ -9,6 +9,7 @@ from PIL import Image
 
 import srlab
 from conftest import OFFICIAL_WEIGHTS, needs_shared, photo, run_cli
+from srlab.models.mulut_net import to_mulut
 from srlab.models.sr_net import sampled_inputs, to_lut
 from srlab.models.weights import save_weights
 
@@ -68,7 +69,7 @@ def test_lut_export_writes_tables_that_upscale_reads(tmp_path, capsys):
 def test_lut_export_refuses_other_models_and_suffixes(tmp_path, capsys):
     save_weights(tmp_path / "espcn.safetensors", srlab.create_model("espcn", scale=4))
     code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "espcn.safetensors", "-o", tmp_path / "m.lut")
-    assert code == 2 and "holds a ESPCN, not an sr_net, sr_lut or mulut" in err
+    assert code == 2 and "holds a ESPCN, not an sr_net, mulut_net, sr_lut or mulut" in err
     code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "espcn.safetensors", "-o", tmp_path / "m.pt")
     assert code == 2 and "must end in .lut" in err
 
@@ -108,3 +109,36 @@ def test_a_mulut_checkpoint_exports_as_a_folder_of_released_tables(tmp_path, cap
     code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "mulut.safetensors",
                            "-o", tmp_path / "tables.lut")
     assert code == 2 and "give a folder name" in err
+
+
+def test_mulut_net_train_export_fine_tune_export(tiny_photos, tmp_path, capsys):
+    # MuLUT end to end on the CLI: train the network, sample it into tables (named as MuLUT's transfer names
+    # them), fine-tune the tables (--init_from the folder), write the fine-tuned tables.
+    common = ["--train_dir", tiny_photos["train"], "--val_dir", tiny_photos["val"], "--scale", "2", "--epochs", "1",
+              "--batch_size", "2", "--patch_size", "24", "--device", "cpu", "--seed", "3", "--quiet"]
+    code, _, err = run_cli(capsys, "train", "--model", "mulut_net", "--set", "model.args.channels=4", *common,
+                           "--out", tmp_path / "net")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "net" / "best.safetensors",
+                           "-o", tmp_path / "net.lut")
+    assert code == 2 and "give a folder name" in err
+    code, out, err = run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "net" / "best.safetensors",
+                             "-o", tmp_path / "tables")
+    assert code == 0 and "mulut x2: 6 tables" in out, err
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+        f"LUT_x2_4bit_int8_s{s}_{m}.npy" for s in (1, 2) for m in "dsy"
+    ]
+    net = srlab.create_model(checkpoint=tmp_path / "net" / "best.safetensors")
+    start = srlab.create_model(checkpoint=tmp_path / "tables")
+    for name, table in to_mulut(net).luts.items():
+        assert torch.equal(start.luts[name], table), name
+    code, _, err = run_cli(capsys, "train", "--model", "mulut", "--init_from", tmp_path / "tables", "--lr", "0.5",
+                           *common, "--out", tmp_path / "ft")
+    assert code == 0, err
+    tuned = srlab.create_model(checkpoint=tmp_path / "ft" / "last.safetensors")
+    moved = max((tuned.luts[k] - start.luts[k]).abs().max().item() for k in start.luts)
+    assert 0 < moved < 5  # moved from the transferred tables, not from zeros
+    assert run_cli(capsys, "lut", "export", "--checkpoint", tmp_path / "ft" / "last.safetensors",
+                   "-o", tmp_path / "tuned")[0] == 0
+    table = np.load(tmp_path / "tuned" / "LUT_ft_x2_4bit_int8_s2_y.npy", allow_pickle=False)
+    assert np.array_equal(table, tuned.luts["s2_y"].detach().round().clamp(-128, 127).numpy().astype(np.int8))

@@ -197,7 +197,7 @@ OFFICIAL = {
     **{f"etds-fsrcnn/FSRCNN_x{s}.pth": f"fsrcnn_etds x{s}" for s in (2, 3, 4)},  # the scale from the name
     **{f"fiwhn/model_best_x{s}.pt": f"fiwhn x{s}" for s in (2, 3, 4)},
     **{f"imdn/IMDN_x{s}.pth": f"imdn x{s}" for s in (2, 3, 4)},
-    "mulut/Model_200000.safetensors": "error: fits no registered model",  # MuLUT's network, not its tables
+    "mulut/Model_200000.safetensors": "mulut_net x4",  # MuLUT's network (the state dict of its SRNets)
     "pcsr/carn-pcsr-phase1_iter_last.pth": "pcsr_carn x4",
     "pcsr/fsrcnn-pcsr-phase1_iter_last.pth": "pcsr_fsrcnn x4",
     "pcsr/carn-x4_iter_last.pth": "error: fits no registered model",  # PCSR's own CARN (batch norms)

@@ -116,6 +116,9 @@ PAPER_PARAMS: dict[str, tuple[dict[int, int], dict[int, str] | None]] = {
     # SR-Net (S field, 64 channels): conv1 4x64+64, four 64x64+64, 64 x s**2 + s**2.
     "sr_net": ({2: 17_220, 3: 17_545, 4: 18_000}, None),
     "mulut": ({2: 1_252_815, 3: 2_505_630, 4: 4_259_571}, None),
+    # MuLUT's network (2 stages x s/d/y, 64 channels): the released x4 SRNets holds 265,587
+    # (../shared/reference/paper-results.md; tests/models/test_mulut_net.py loads it strictly).
+    "mulut_net": ({2: 254_031, 3: 258_846, 4: 265_587}, None),
     "espcn": ({2: 21_284, 3: 22_729, 4: 24_752}, {2: "21K", 4: "25K"}),
     "espcn_etds": ({2: 26_796, 3: 31_131, 4: 37_200}, {2: "26.80K", 3: "31.13K", 4: "37.20K"}),
     # The FSRCNN paper counts convolution weights only (12,464 -> "12K"): test_classic_cnns checks it.

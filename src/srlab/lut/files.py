@@ -149,13 +149,16 @@ def write_npy_table(path: str | Path, table: torch.Tensor, shape: tuple[int, ...
         np.save(f, values.reshape(shape), allow_pickle=False)
 
 
-def write_mulut_folder(folder: str | Path, tables: dict[str, torch.Tensor], scale: int, levels: int) -> None:
-    """Write a MuLUT cascade's tables (keyed ``s{stage}_{mode}``) into ``folder`` under the names MuLUT
-    gives its fine-tuned tables (what :func:`read_lut_file` reads back)."""
+def write_mulut_folder(
+    folder: str | Path, tables: dict[str, torch.Tensor], scale: int, levels: int, *, prefix: str = "LUT_ft"
+) -> None:
+    """Write a MuLUT cascade's tables (keyed ``s{stage}_{mode}``) into ``folder`` under MuLUT's names
+    (what :func:`read_lut_file` reads back): ``prefix`` ``LUT_ft`` for fine-tuned tables, ``LUT`` for
+    tables sampled from the network (``sr/2_transfer_to_lut.py``)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise SrlabError(f"'{folder}' exists and is not a folder: give a folder for the MuLUT tables")
     folder.mkdir(parents=True, exist_ok=True)
     bits = (levels - 1).bit_length() - 1
     for key, table in tables.items():
-        write_npy_table(folder / f"LUT_ft_x{scale}_{bits}bit_int8_{key}.npy", table, tuple(table.shape))
+        write_npy_table(folder / f"{prefix}_x{scale}_{bits}bit_int8_{key}.npy", table, tuple(table.shape))

@@ -32,6 +32,7 @@ from srlab.models import (  # noqa: F401  (explicit import list: registers the m
     lte,
     lut,
     metasr,
+    mulut_net,
     omnisr,
     pcsr,
     qsrnet,
