@@ -130,6 +130,11 @@ the 49 training photos; ``--weights``), measured 2026-12-06 the same way, 0.03 d
 trained router 0.552 0.653 / 0.651 0.758, e exact 0.534 0.628 / 0.671 0.781, one price 0.530 0.624 /
 0.646 0.754, knob per photo in hindsight 0.505 0.587 / 0.624 0.698; predicted / actual sum of e on the
 2K photos 0.64-5.40 (greentock 5.40 instead of 9.16), validation 1.29-8.90 (1.47-10.20).
+The weights bundled since 2026-12-06 (a second distillation stage, ``configs/rdsr_adaptive_x4_distill.yaml``,
+and bicubic upscaling as route 0, ``bicubic_route``), measured the same way, 0.03 dB, 2K / validation:
+trained router 0.529 0.626 / 0.651 0.760, e exact 0.500 0.588 / 0.611 0.717, d and e exact 0.421 0.498 /
+0.548 0.635; the second stage alone (its own router, no bicubic route): trained router 0.561 0.659 /
+0.660 0.765, d and e exact 0.445 0.526 / 0.563 0.649.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from conftest import CONFIGS, config_as_written
 from srlab.cli.main import main
 
 NAMES = ("esrgan_two_stage", "rlfn_contrastive", "rfdn_l1_then_l2", "udl_two_stage", "curriculum_difficulty",
-         "rdsr_adaptive_x4", "liif_edsr_baseline", "upsampler_compare_x4")
+         "rdsr_adaptive_x4", "rdsr_adaptive_x4_distill", "liif_edsr_baseline", "upsampler_compare_x4", "mulut_x4")
 
 # Tiny: a 3k-parameter model, 8 patches of 32 per epoch, one epoch per stage, no downloads.
 TINY = (
@@ -31,6 +31,10 @@ PER_CONFIG = {
     "curriculum_difficulty": ("--epochs", "2", "--set", "curriculum.epochs=1"),
     # its own model (exit_l1 needs exits), without the x4 warm start (the tiny model shares no shape with it)
     "rdsr_adaptive_x4": ("--epochs", "2", "--model", "rdsr_adaptive", "--init_from", ""),
+    "rdsr_adaptive_x4_distill": ("--epochs", "2", "--model", "rdsr_adaptive", "--init_from", ""),
+    # its own model (MuLUT's network), one stage of 4 channels
+    "mulut_x4": ("--epochs", "2", "--model", "mulut_net", "--set", "model.args={channels: 4, stages: 1}",
+                 "--set", "val_every=1", "--set", "data.num_workers=0"),
     # its own model and step (random scales in [1, 2] here, sampled HR pixels)
     "liif_edsr_baseline": ("--epochs", "2", "--model", "liif_edsr_baseline",
                            "--set", "model.args={channels: 8, num_blocks: 1, hidden: 16, depth: 2}"),
@@ -45,6 +49,8 @@ EXPECTED_TERMS = {
     "udl_two_stage": ["loss_udl"],
     "curriculum_difficulty": ["loss_l1", "curriculum_fraction 0.300"],
     "rdsr_adaptive_x4": ["loss_l1", "loss_exit_l1", "loss_exit_l1_2"],
+    "rdsr_adaptive_x4_distill": ["loss_l1", "loss_exit_l1", "loss_exit_l1_2"],
+    "mulut_x4": ["loss_l2"],
     "liif_edsr_baseline": ["loss_l1"],
     "upsampler_compare_x4": ["loss_l1"],
 }

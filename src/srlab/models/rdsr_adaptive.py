@@ -48,17 +48,19 @@ the test sets; ``router_trained`` says it has been, and both are saved with the 
 router also chooses bicubic upscaling, no network at all, for the patches where even exit 0 is not needed
 (sky, walls, blur), as ARM's cheapest route does; measured in the README ("Content-adaptive compute").
 
-Measured (``bench/rdsr_adaptive_curve.py``; the bundled weights: ``configs/rdsr_adaptive_x4.yaml``, 30
-epochs on the wallpaper proxy set from the bundled ``rdsr_s``, router trained on the proxy training
-photos; PSNR-Y of the patch-wise output, 32/28 patches, MACs as a share of the full path's, router
-included): Set5 / Set14 x4 full path 30.0701 / 27.4144 dB (bundled ``rdsr_s`` 29.9472 / 27.3948; whole
-image, ``srlab eval --adaptive off``: 30.5787 / 27.5664, ``rdsr_s`` 30.4861 / 27.5556); knob 0.03:
-29.9739 at 71.4 % / 27.3744 at 72.0 %; 0.1: 29.8329 at 50.7 % / 27.3105 at 52.7 %; 0.5: 29.3150 at
-20.6 % / 26.9028 at 23.2 %. Every patch on one exit instead (Set14): exit 3 27.3650 at 78.1 %, exit 2
-27.2720 at 55.8 %: routing spends less for more. On the proxy validation photos and the 2K test photos
-the knob's predicted loss is exceeded (the full path's error on very clean photos is over-predicted);
-the figures and the bounds any router has with these exits are in ``bench/bench_adaptive_speed.py``
-and ``bench/rdsr_adaptive_oracle.py``.
+Measured (``bench/rdsr_adaptive_curve.py``, 2026-12-06; the bundled weights: ``configs/rdsr_adaptive_x4.yaml``,
+30 epochs on the wallpaper proxy set from the bundled ``rdsr_s``, then ``configs/rdsr_adaptive_x4_distill.yaml``,
+30 more with the distillation weighted twice as much, the router with the bicubic route trained on the proxy
+training photos; PSNR-Y of the patch-wise output, 32/28 patches, MACs as a share of the full path's,
+router included): Set5 / Set14 x4 full path 30.1043 / 27.4438 dB (bundled ``rdsr_s`` 29.9472 / 27.3948;
+whole image, ``srlab eval --adaptive off``: 30.6080 / 27.5858, ``rdsr_s`` 30.4861 / 27.5556); knob 0.03:
+30.0311 at 66.2 % / 27.3979 at 67.6 %; 0.1: 29.8944 at 45.5 % / 27.3093 at 47.6 %; 0.5: 29.2115 at
+15.3 % / 26.8049 at 18.9 %. Every patch on one route instead (Set14): exit 3 27.4051 at 77.7 %, exit 2
+27.3296 at 55.4 %, bicubic 25.9243. On the proxy validation photos and the 2K test photos the knob's
+predicted loss is exceeded (the full path's error on very clean photos is over-predicted); the figures
+and the bounds any router has with these exits are in ``bench/bench_adaptive_speed.py`` and
+``bench/rdsr_adaptive_oracle.py``; the weights bundled before 2026-12-06 (first stage only, no bicubic
+route) in the README's "Content-adaptive compute".
 """
 
 from __future__ import annotations
