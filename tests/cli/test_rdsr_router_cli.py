@@ -39,13 +39,17 @@ def test_the_router_trains_from_a_folder_and_a_bad_image_is_reported(capsys, tmp
     assert 0 < scored["macs_spent"] and scored["adaptive"]["knob_name"] == "loss"
 
 
-def test_a_contrast_router_replaces_the_checkpoints_router(capsys, tmp_path, tiny_photos):
-    weights = _weights(tmp_path)
-    routed = tmp_path / "contrast.safetensors"
-    code, out, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
-                             "--out", routed, "--steps", 30, "--router-contrast")
+def _recalibrated(capsys, tmp_path, tiny_photos, flag):
+    """(the weights ``srlab rdsr-router ... flag`` writes, the weights it read), as models; the path written."""
+    weights, routed = _weights(tmp_path), tmp_path / f"{flag.strip('-')}.safetensors"
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                           "--out", routed, "--steps", 30, flag)
     assert code == 0, err
-    model, plain = srlab.create_model(checkpoint=routed), srlab.create_model(checkpoint=weights)
+    return srlab.create_model(checkpoint=routed), srlab.create_model(checkpoint=weights), routed
+
+
+def test_a_contrast_router_replaces_the_checkpoints_router(capsys, tmp_path, tiny_photos):
+    model, plain, _ = _recalibrated(capsys, tmp_path, tiny_photos, "--router-contrast")
     assert model.router.contrast and bool(model.router_trained) and not plain.router.contrast
     assert torch.equal(model.fuse.weight, plain.fuse.weight)  # the network's own weights as they were
     other = tmp_path / "rdsr_s.safetensors"
@@ -56,12 +60,7 @@ def test_a_contrast_router_replaces_the_checkpoints_router(capsys, tmp_path, tin
 
 
 def test_a_bicubic_route_is_added_with_a_router_that_predicts_it(capsys, tmp_path, tiny_photos):
-    weights = _weights(tmp_path)
-    routed = tmp_path / "bicubic.safetensors"
-    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
-                           "--out", routed, "--steps", 30, "--bicubic-route")
-    assert code == 0, err
-    model, plain = srlab.create_model(checkpoint=routed), srlab.create_model(checkpoint=weights)
+    model, plain, routed = _recalibrated(capsys, tmp_path, tiny_photos, "--bicubic-route")
     assert model.bicubic_route and model.num_routes == plain.num_routes + 1 and bool(model.router_trained)
     assert model.router.head.out_features == model.num_routes and not model.router.contrast
     assert torch.equal(model.fuse.weight, plain.fuse.weight)

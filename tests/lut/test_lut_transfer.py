@@ -74,11 +74,16 @@ def test_lut_export_refuses_other_models_and_suffixes(tmp_path, capsys):
     assert code == 2 and "must end in .lut" in err
 
 
+def _tiny_training(tiny_photos) -> list:
+    """``srlab train`` flags for one tiny, seeded epoch at x2 on the test photos."""
+    return ["--train_dir", tiny_photos["train"], "--val_dir", tiny_photos["val"], "--scale", "2", "--epochs", "1",
+            "--batch_size", "2", "--patch_size", "24", "--device", "cpu", "--seed", "3", "--quiet"]
+
+
 def test_train_export_fine_tune_export(tiny_photos, tmp_path, capsys):
     # SR-LUT end to end on the CLI: train an SR-Net, sample it into a table, fine-tune the table
     # (LUT-aware, from --init_from the exported file), write the fine-tuned table in SR-LUT's layout.
-    common = ["--train_dir", tiny_photos["train"], "--val_dir", tiny_photos["val"], "--scale", "2", "--epochs", "1",
-              "--batch_size", "2", "--patch_size", "24", "--device", "cpu", "--seed", "3", "--quiet"]
+    common = _tiny_training(tiny_photos)
     code, _, err = run_cli(capsys, "train", "--model", "sr_net", "--set", "model.args.channels=16", *common,
                            "--out", tmp_path / "net")
     assert code == 0, err
@@ -114,8 +119,7 @@ def test_a_mulut_checkpoint_exports_as_a_folder_of_released_tables(tmp_path, cap
 def test_mulut_net_train_export_fine_tune_export(tiny_photos, tmp_path, capsys):
     # MuLUT end to end on the CLI: train the network, sample it into tables (named as MuLUT's transfer names
     # them), fine-tune the tables (--init_from the folder), write the fine-tuned tables.
-    common = ["--train_dir", tiny_photos["train"], "--val_dir", tiny_photos["val"], "--scale", "2", "--epochs", "1",
-              "--batch_size", "2", "--patch_size", "24", "--device", "cpu", "--seed", "3", "--quiet"]
+    common = _tiny_training(tiny_photos)
     code, _, err = run_cli(capsys, "train", "--model", "mulut_net", "--set", "model.args.channels=4", *common,
                            "--out", tmp_path / "net")
     assert code == 0, err
