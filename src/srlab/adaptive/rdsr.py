@@ -109,7 +109,7 @@ class RdsrExitRouting(PatchRoutedMethod):
     def __init__(self, network: RDSRAdaptive, *, knob: float) -> None:
         super().__init__(scale=network.scale, num_routes=network.num_routes, knob=knob)
         self.network = network
-        self.exits = nn.ModuleList(_Route(network, r) for r in range(network.num_routes))
+        self.routes = nn.ModuleList(_Route(network, r) for r in range(network.num_routes))
         # MACs depend on the patch size only; counting traces the network, so once per size.
         self._macs: dict[tuple[int, int], tuple[int, ...]] = {}
         self._router_macs: dict[tuple[int, int], int] = {}
@@ -127,7 +127,7 @@ class RdsrExitRouting(PatchRoutedMethod):
         return routes.to(patches.device)
 
     def route_module(self, index: int) -> nn.Module:
-        return self.exits[index]
+        return self.routes[index]
 
     def route_names(self) -> tuple[str, ...]:
         exits = tuple(f"exit {k}" for k in range(self.network.num_exits))
