@@ -42,8 +42,15 @@ def _pixels(x: torch.Tensor) -> torch.Tensor:
     return (x.detach().float() * 255).round().clamp(0, 255).reshape(n * c, h, w)
 
 
-def _straight_through_round(x: torch.Tensor) -> torch.Tensor:
+def straight_through_round(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded in the forward pass, the identity in the backward pass (the LUT models' and MuLUT's network's)."""
     return x + (x.round() - x).detach()
+
+
+def check_mulut_modes(modes: str) -> None:
+    """MuLUT's modes: distinct letters of ``sdy`` (its tables and its network take the same)."""
+    if not modes or any(m not in "sdy" for m in modes) or len(set(modes)) != len(modes):
+        raise ValueError(f"modes must be distinct letters of 'sdy', got {modes!r}")
 
 
 class _QuantizeTable(nn.Module):
@@ -80,7 +87,7 @@ class _RotationStacks:
 def _as_int8(lut: torch.Tensor) -> torch.Tensor:
     """The table as the int8 file it stands for: a fine-tuned table runs rounded (straight through while
     training, as MuLUT's LUT-aware fine-tuning does) and clamped; integer tables pass unchanged."""
-    return _straight_through_round(lut).clamp(-128, 127)
+    return straight_through_round(lut).clamp(-128, 127)
 
 
 class SRLUT(nn.Module):
@@ -109,7 +116,7 @@ class SRLUT(nn.Module):
         )
         if total.requires_grad:
             q = 2**self.interval
-            out = _straight_through_round((total / (q * 255.0)).clamp(0, 1) * 255) / 255
+            out = straight_through_round((total / (q * 255.0)).clamp(0, 1) * 255) / 255
         else:
             out = self.to_image(total)
         return out.reshape(n, c, h * self.scale, w * self.scale).to(x.dtype)
@@ -118,8 +125,7 @@ class SRLUT(nn.Module):
 class MuLUT(nn.Module):
     def __init__(self, *, scale: int, modes: str, stages: int, levels: int) -> None:
         super().__init__()
-        if not modes or any(m not in "sdy" for m in modes) or len(set(modes)) != len(modes):
-            raise ValueError(f"modes must be distinct letters of 'sdy', got {modes!r}")
+        check_mulut_modes(modes)
         self.scale, self.modes, self.stages = scale, modes, stages
         self.interval = interval_of(levels)
         self.luts = nn.ParameterDict({
@@ -150,9 +156,9 @@ class MuLUT(nn.Module):
             )
             if total.requires_grad:  # LUT-aware fine-tuning: rounded forward, identity backward
                 if last:
-                    image = _straight_through_round((total / (q * len(self.modes))).clamp(0, 255)) / 255
+                    image = straight_through_round((total / (q * len(self.modes))).clamp(0, 255)) / 255
                 else:
-                    image = _straight_through_round((total / (q * 4 * len(self.modes)) + 127).clamp(0, 255))
+                    image = straight_through_round((total / (q * 4 * len(self.modes)) + 127).clamp(0, 255))
             else:
                 image = (self.to_image if last else self.to_pixels)(total)
         return image.reshape(n, c, h * self.scale, w * self.scale).to(x.dtype)

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.lut.interp import field_named
-from srlab.models.lut import MuLUT, _straight_through_round
+from srlab.models.lut import MuLUT, check_mulut_modes, straight_through_round
 from srlab.models.registry import ModelInfo, build_model, register_model
 from srlab.models.sr_net import sampled_inputs
 
@@ -118,8 +118,7 @@ class MuLUTBlock(nn.Module):
 class MuLUTNet(nn.Module):
     def __init__(self, *, scale: int, modes: str, stages: int, channels: int) -> None:
         super().__init__()
-        if not modes or any(m not in "sdy" for m in modes) or len(set(modes)) != len(modes):
-            raise ValueError(f"modes must be distinct letters of 'sdy', got {modes!r}")
+        check_mulut_modes(modes)
         if stages < 1:
             raise ValueError(f"stages must be at least 1, got {stages}")
         self.scale, self.modes, self.stages = scale, modes, stages
@@ -143,11 +142,11 @@ class MuLUTNet(nn.Module):
                 block = getattr(self, f"s{stage}_{mode}")
                 for turns in range(4):
                     out = block(torch.rot90(planes, turns, dims=(2, 3)))
-                    total = total + _straight_through_round(torch.rot90(out, -turns, dims=(2, 3)) * 127)
+                    total = total + straight_through_round(torch.rot90(out, -turns, dims=(2, 3)) * 127)
             if stage == self.stages:
-                planes = _straight_through_round(total / len(self.modes)) / 255
+                planes = straight_through_round(total / len(self.modes)) / 255
             else:
-                planes = _straight_through_round((total / (4 * len(self.modes)) + 127).clamp(0, 255)) / 255
+                planes = straight_through_round((total / (4 * len(self.modes)) + 127).clamp(0, 255)) / 255
         return planes.reshape(n, c, h * self.scale, w * self.scale)
 
 
