@@ -303,6 +303,17 @@ def test_rounding_is_half_up_with_clamping(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got[len(halves) :], [0, 255, 0, 255])
 
 
+def test_writing_leaves_the_callers_tensors_as_they_were(tmp_path: Path) -> None:
+    """The samples are rounded in place (for memory), on a copy of their own: never the caller's output."""
+    rgb = torch.tensor([-0.3, 0.25, 1.7, float("nan")]).view(1, 1, 4).repeat(3, 1, 1)
+    alpha = torch.tensor([[0.5, 2.0, -1.0, 0.1]])
+    kept_rgb, kept_alpha = rgb.clone(), alpha.clone()
+    write_image(tmp_path / "a.png", rgb, alpha=alpha)
+    write_image(tmp_path / "g.png", rgb, grayscale=True, bit_depth=16)
+    torch.testing.assert_close(rgb, kept_rgb, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(alpha, kept_alpha, rtol=0, atol=0)
+
+
 def test_grayscale_write_has_one_channel(tmp_path: Path) -> None:
     grey = torch.from_numpy(random_u8(5, 5) / np.float32(255))
     write_image(tmp_path / "g.png", grey.expand(3, 5, 5), grayscale=True)

@@ -58,7 +58,9 @@ def synthetic_png(path: Path, width: int, height: int) -> Path:
 @pytest.mark.slow
 def test_streamed_upscale_memory_does_not_grow_with_the_image(tmp_path):
     """x4 of 1024x512 (one strip) and of 1024x2048 (four strips): the same peak, well under the ~3 GiB
-    the whole-image path needs for the larger one (96 bytes per output pixel)."""
+    the whole-image path needs for the larger one (96 bytes per output pixel). Measured 2026-12-06 (AMD
+    EPYC): 497 / 523 MiB; 857 / 918 MiB before the samples were quantised in place, which the bound of
+    1024 now catches, and the strips' difference of 60 MiB then was this test's flake under load."""
     peaks = {}
     for height in (512, 2048):
         source = synthetic_png(tmp_path / f"in{height}.png", 1024, height)
@@ -66,7 +68,7 @@ def test_streamed_upscale_memory_does_not_grow_with_the_image(tmp_path):
                                      "--device", "cpu", "--stream", "always", "--png_compression", "1")
         with Image.open(tmp_path / "out" / f"in{height}_x4.png") as written:
             assert written.size == (4096, 4 * height)
-    assert peaks[2048] < peaks[512] + 64 and peaks[2048] < 1536, peaks
+    assert peaks[2048] < peaks[512] + 64 and peaks[2048] < 1024, peaks
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -184,6 +185,16 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def _strip_samples(model: nn.Module, reader: StripReader, first: int, last: int, keep: slice, *,
+                   tile: int | None, tile_overlap: int | None, self_ensemble: bool) -> np.ndarray:
+    """The output rows ``keep`` of LR rows ``[first, last)`` upscaled, as samples for the PNG writer."""
+    strip = reader.rows(first, last)
+    scale = spec_of(model).scale
+    sr = _run_model(model, strip.rgb, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble)[:, keep]
+    alpha = None if strip.alpha is None else bicubic_upscale(strip.alpha, scale)[:, keep].clamp(0, 1)
+    return to_samples(sr, alpha=alpha, bit_depth=reader.bit_depth, grayscale=reader.grayscale)
+
+
 def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile: int | None,
                       tile_overlap: int | None, self_ensemble: bool, strip_rows: int | None,
                       png_compression: int) -> UpscaledFile:
@@ -210,13 +221,11 @@ def _upscale_streamed(model: nn.Module, source: Path, destination: Path, *, tile
             for top in range(0, height, rows):
                 bottom = min(height, top + rows)
                 first, last = max(0, top - context), min(height, bottom + context + bottom_shift)
-                strip = reader.rows(first, last)
-                keep = slice((top - first) * scale, (bottom - first) * scale)
-                sr = _run_model(model, strip.rgb, tile=model_tile, tile_overlap=tile_overlap,
-                                self_ensemble=self_ensemble)[:, keep]
-                alpha = None if strip.alpha is None else bicubic_upscale(strip.alpha, scale)[:, keep].clamp(0, 1)
-                png.write_rows(to_samples(sr.clamp(0, 1), alpha=alpha, bit_depth=reader.bit_depth,
-                                          grayscale=reader.grayscale))
+                # Written straight from the call: no tensor of this strip is alive while the next one runs.
+                png.write_rows(_strip_samples(
+                    model, reader, first, last, slice((top - first) * scale, (bottom - first) * scale),
+                    tile=model_tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble,
+                ))
     except OSError as e:
         reason = e.strerror or " ".join(str(e).split())
         raise SrlabError(
