@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -80,6 +82,43 @@ def test_each_block_takes_its_route_s_whole_image_output():
     patches = method.seen[-1]
     assert patches.shape == (6, 3, 32, 32)
     torch.testing.assert_close(patches[4], lr[0, :, 38:70, :32], rtol=0, atol=0)
+
+
+class CountsThreads(nn.Module):
+    """Radius1 that records torch's thread count and the OS thread each batch of windows ran on."""
+
+    scale = 2
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.calls = net, []
+
+    def forward(self, x):
+        self.calls.append((torch.get_num_threads(), threading.get_ident()))
+        return self.net(x)
+
+
+def test_with_two_threads_windows_run_side_by_side_with_the_same_output():
+    light, heavy = CountsThreads(Radius1(1).double().eval()), CountsThreads(Radius1(2).double().eval())
+    method = RoutesByMean(light, heavy)
+    lr = _half_bright(200, 200)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, _ = adaptive_upscale_regions(method, lr, block=32, margin=1, region=32, batch_size=2)
+        serial = light.calls + heavy.calls
+        light.calls, heavy.calls = [], []
+        torch.set_num_threads(2)
+        two, _ = adaptive_upscale_regions(method, lr, block=32, margin=1, region=32, batch_size=2)
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(two, one, rtol=0, atol=0)
+    side_by_side = light.calls + heavy.calls
+    assert len(side_by_side) == len(serial) > 2
+    assert {n for n, _ in side_by_side} == {1}  # each window on one thread
+    workers = {ident for _, ident in side_by_side}  # a pool of two (which runs what is up to the OS)
+    assert len(workers) <= 2 and threading.get_ident() not in workers
 
 
 def test_the_macs_are_those_of_the_windows_run():

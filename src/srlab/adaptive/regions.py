@@ -23,7 +23,9 @@ and computes less and better:
   large as the network's receptive radius the output equals the whole-image forward of each block's
   route; the default 4 is within 0.002 dB of it for ARM-CARN on photos (a 32x32 block alone in its
   route costs (40/32)^2 = 1.56x its pixels; merged regions much less).
-* Runs of the same route and window shape are batched (at most ``batch_size`` windows a call).
+* Runs of the same route and window shape are batched (at most ``batch_size`` windows a call); with T
+  torch threads, T batches run side by side on one thread each (2026-12-06, AMD EPYC Zen 4, 4 2K photos,
+  rdsr_adaptive at knob 0.02: 1.50 -> 1.12 s at 2 threads, 1.82 s at 1; the outputs the same).
 
 With every block on one route the image is one region per ``region`` tile and the output is that
 route's tiled whole-image forward. The MACs are counted for the windows actually run (margins
@@ -33,6 +35,7 @@ included) and compared with the heaviest route on the whole image (:class:`Regio
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -125,6 +128,62 @@ def routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int,
     return patches, len(tops), len(lefts)
 
 
+def _window_workers(chunks: int) -> int:
+    """How many windows run at once: torch's thread count (at most one worker per chunk of windows)."""
+    return max(1, min(torch.get_num_threads(), chunks))
+
+
+def _run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_size: int,
+                 channels_last: bool) -> torch.Tensor:
+    """Run every chunk of windows on its route and paste each window's own pixels into the output.
+
+    With T torch threads the chunks run T at a time, each on one thread (torch's own threads set to 1
+    meanwhile): the windows are small, and a convolution over one 128-pixel window splits across two
+    threads far worse than two windows run side by side (measured in bench/bench_adaptive_speed.py).
+    Every window's output is computed exactly as on one thread; only the order they finish in differs."""
+    n, _, height, width = lr.shape
+    scale = method.scale
+    chunks = [(route, win_h, win_w, windows[start : start + batch_size])
+              for (route, win_h, win_w), windows in jobs.items() for start in range(0, len(windows), batch_size)]
+
+    def run(chunk: tuple) -> torch.Tensor:
+        route, win_h, win_w, windows = chunk
+        batch = torch.cat([lr[i : i + 1, :, y0 : y0 + win_h, x0 : x0 + win_w] for i, y0, x0, *_ in windows])
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            return method.run(route, batch)
+
+    workers = _window_workers(len(chunks))
+    if workers == 1:
+        outputs = map(run, chunks)
+        return _paste(outputs, chunks, n, height, width, scale)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return _paste(pool.map(run, chunks), chunks, n, height, width, scale)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _paste(outputs, chunks: list, n: int, height: int, width: int, scale: int) -> torch.Tensor:
+    """The output image from each chunk's window outputs (in ``chunks``' order), their own pixels only."""
+    sr = None
+    for out, (_, _, _, windows) in zip(outputs, chunks):
+        if len(chunks) == len(windows) == n == 1 and out.shape[-2:] == (height * scale, width * scale):
+            return out  # one window, the whole image: nothing to paste
+        if sr is None:
+            # in the outputs' memory order, so that pasting copies runs of memory, not scattered values
+            sr = torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
+                             device=out.device, memory_format=_memory_format(out))
+        for k, (i, y0, x0, dy, dx, h, w) in enumerate(windows):
+            sr[i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
+                out[k, :, dy * scale : (dy + h) * scale, dx * scale : (dx + w) * scale]
+            )
+    return sr
+
+
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
     """Channels-last for a channels-last tensor (one that is not also plainly contiguous), else the default."""
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
@@ -183,25 +242,7 @@ def adaptive_upscale_regions(
                 jobs[(part.route, y1 - y0, x1 - x0)].append(
                     (image, y0, x0, top - y0, left - x0, bottom - top, right - left)
                 )
-        sr = None
-        for (route, win_h, win_w), windows in jobs.items():
-            for start in range(0, len(windows), batch_size):
-                chunk = windows[start : start + batch_size]
-                batch = torch.cat([lr[i : i + 1, :, y0 : y0 + win_h, x0 : x0 + win_w] for i, y0, x0, *_ in chunk])
-                if channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                out = method.run(route, batch)
-                if len(chunk) == n * len(jobs) == 1 and out.shape[-2:] == (height * scale, width * scale):
-                    sr = out  # one window, the whole image: nothing to paste
-                    break
-                if sr is None:
-                    # in the outputs' memory order, so that pasting copies runs of memory, not scattered values
-                    sr = torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
-                                     device=out.device, memory_format=_memory_format(out))
-                for k, (i, y0, x0, dy, dx, h, w) in enumerate(chunk):
-                    sr[i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
-                        out[k, :, dy * scale : (dy + h) * scale, dx * scale : (dx + w) * scale]
-                    )
+    sr = _run_windows(method, lr, jobs, batch_size=batch_size, channels_last=channels_last)
     heaviest = method.num_routes - 1
     stats = RegionStats(
         route_counts=tuple(counts),
