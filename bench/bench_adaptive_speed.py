@@ -126,6 +126,11 @@ What was made faster on the way (both sides of every comparison gain; same outpu
 * the region mode itself (``adaptive_upscale_regions``), instead of the 32/28 protocol's 1.2-1.4x MACs
   and x0.5 time at full width (the protocol row above);
 * channels-last input: ARM-CARN 1.26x (width 64) to 1.5x (width 36) faster per forward;
+* at T threads the region mode runs T batches of windows side by side, one thread each (2026-12-06,
+  AMD EPYC Zen 4, 4 of the 2K photos, bundled rdsr_adaptive, 3 repeats): 2 threads, knob 0.02, 1.50 -> 1.12 s
+  for the 4 photos; against the tiles (which gain the same), x1.54 / x1.57 at 1 / 2 threads for knob
+  0.02 (-0.0135 dB, MACs 0.641), x1.72 / x1.73 for 0.03 (-0.0310, 0.588): the 2-thread ratio, 5-17 %
+  below the 1-thread one before, now equals it;
 * 128-pixel tiles with 4 pixels of context for the full path: 1.01-1.19x faster than the whole image;
 * PCSR: MLPs on 4096-query blocks (3x faster MLPs; one float32 ulp in a few outputs in 10^5), samplers
   gathering their own rows a block at a time, query features gathered as rows (identical values):
