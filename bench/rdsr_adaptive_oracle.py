@@ -135,6 +135,17 @@ and bicubic upscaling as route 0, ``bicubic_route``), measured the same way, 0.0
 trained router 0.529 0.626 / 0.651 0.760, e exact 0.500 0.588 / 0.611 0.717, d and e exact 0.421 0.498 /
 0.548 0.635; the second stage alone (its own router, no bicubic route): trained router 0.561 0.659 /
 0.660 0.765, d and e exact 0.445 0.526 / 0.563 0.649.
+Two more 30-epoch stages from the bundled network, measured 2026-12-06 (AMD EPYC Zen 4, one thread each, not
+bundled; d and e exact with the bicubic route, region-mode windows at 0.03 dB, 2K / validation; the full
+path's mean PSNR; bundled: 0.498 / 0.635):
+* the distillation config again (a third stage): 0.479 / 0.623, full path 36.5418 / 39.3997 dB; with its own
+  router (``srlab rdsr-router --bicubic_route``) ``bench_adaptive_speed.py --no-timing`` at -0.03 dB ~0.612 of
+  the MACs on the 2K photos (bundled 0.629) but ~0.78 on the validation photos (0.760): within the spread of
+  the router's random start, so not bundled;
+* the distillation as the mean over exits and patches of log(squared difference to the full output +
+  1e-6) (weight 0.02, a prototype loss, not in srlab), which pulls an exit hardest where it nearly
+  matches, the patches a router would stop there: 0.469 / 0.613, but the full path 36.5203 / 39.3711 dB,
+  0.02-0.03 dB below the third stage's: closer exits to a worse full path, no better at equal PSNR.
 """
 
 from __future__ import annotations
