@@ -153,7 +153,9 @@ def enter_stage(run: RunState, stage: Stage, config: TrainConfig, dist: Dist, *,
         run.head = UncertaintyHead(channels=config.udl_head_channels).to(device) if udl == "estimate" else None
     if run.objective.needs_uncertainty and udl is None:
         raise SrlabError(f"{stage.name}: a loss needs the uncertainty map, which only the udl loss provides")
-    params = [p for p in run.model.parameters() if p.requires_grad]  # not those of model.freeze
+    # Not those of model.freeze (parameters a model itself freezes stay listed, as state.pt files hold them).
+    frozen = tuple(config.model.freeze)
+    params = [p for name, p in run.model.named_parameters() if not name.startswith(frozen)]
     params += [] if run.head is None else list(run.head.parameters())
     d_params = [p for d in run.discriminators().values() for p in d.parameters()]
     if run.step_modules is not None:
