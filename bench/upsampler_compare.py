@@ -3,15 +3,20 @@ way, then tabulate parameters, MACs, CPU latency and PSNR on the benchmark sets,
 
 Usage: python bench/upsampler_compare.py --train_dir DIR --val_dir DIR \
            [--config configs/upsampler_compare_x4.yaml] [--upsamplers nearest bilinear ...] [--epochs N] \
-           [--from_scratch] \
+           [--from_scratch | --freeze_backbone] [--lr LR] [--val_every N] \
            [--benchmarks ../shared/benchmarks] [--sets Set5 Set14] [--latency_size 128 128] [--threads 1] \
            [--out runs/upsampler_compare_x4]
+
+The README's table: ``--freeze_backbone --epochs 100 --val_every 20`` on the proxy photos (the config's
+comment has the whole command).
 
 For each upsampler: ``srlab.train`` on the config with ``model.args.upsampler`` set (its own run folder,
 ``<out>/<upsampler>``; a finished run is reused, so an interrupted comparison goes on where it stopped),
 warm-started from the same trained backbone: srlab's bundled weights of the config's model and scale less
 the upsampler (``tail.*``), so every upsampler starts fresh on equal terms and a short run converges
-(``--from_scratch``: from the config's initialisation instead). Then its last weights are scored (PSNR /
+(``--from_scratch``: from the config's initialisation instead). ``--freeze_backbone`` trains the upsampler
+alone (``model.freeze``: every parameter outside ``tail.``), so every head learns on the same fixed, trained
+features and no short run can degrade the backbone. Then its last weights are scored (PSNR /
 SSIM on Y, the paper protocol) on each set's LR_bicubic/X<s> images.
 Parameters are counted as the papers count them, MACs at a 1280x720 output (srlab.models.complexity's
 convention, which each upsampler's docstring spells out) and latency is the median of whole-image runs on
@@ -25,11 +30,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import srlab  # before torch: srlab sets the OpenMP wait policy
 import torch
-
 from safetensors.torch import save_file
 
-import srlab
 from srlab.data.datasets import discover_pairs
 from srlab.fileio import atomic_path
 from srlab.inference.evaluate import evaluate_folder
@@ -66,14 +70,25 @@ def _backbone(config: TrainConfig, out: Path) -> Path:
     return path
 
 
+def _backbone_prefixes(config: TrainConfig) -> list[str]:
+    """The top-level modules of the config's model other than its upsampler (``tail``)."""
+    model = srlab.create_model(config.model.name, scale=config.scale, args=config.model.args)
+    return sorted({name.split(".", 1)[0] + "." for name, _ in model.named_parameters()} - {"tail."})
+
+
 def _config(path: Path, args: argparse.Namespace, upsampler: str) -> TrainConfig:
     config = TrainConfig()
     apply_overrides(config, load_yaml(path))
     config.data.train_dir, config.data.val_dir = args.train_dir, args.val_dir
     if args.epochs:
         config.epochs = args.epochs
-    config.val_every = config.epochs  # validate (and save) once, at the end: the runs are short
+    if args.lr:
+        config.optim.lr = args.lr
+    # 0: validate (and save) once, at the end; else every val_every epochs, to follow convergence in train.log.
+    config.val_every = args.val_every or config.epochs
     config.model.args = {**config.model.args, "upsampler": upsampler}
+    if args.freeze_backbone:
+        config.model.freeze = _backbone_prefixes(config)
     config.out = str(Path(args.out) / upsampler)
     return config
 
@@ -114,7 +129,12 @@ def main() -> None:
     parser.add_argument("--val_dir", required=True)
     parser.add_argument("--upsamplers", nargs="+", default=list(STUDY), choices=srlab.list_upsamplers())
     parser.add_argument("--epochs", type=int, default=0, help="override the config's epochs (0: keep)")
-    parser.add_argument("--from_scratch", action="store_true", help="no warm start from the bundled backbone")
+    parser.add_argument("--lr", type=float, default=0.0, help="override the config's optim.lr (0: keep)")
+    parser.add_argument("--val_every", type=int, default=0, help="validate every N epochs (0: at the end only)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--from_scratch", action="store_true", help="no warm start from the bundled backbone")
+    start.add_argument("--freeze_backbone", action="store_true",
+                       help="train only the upsampler (tail.*) on the bundled backbone, which stays fixed")
     parser.add_argument("--benchmarks", default="../shared/benchmarks")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
     parser.add_argument("--latency_size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
@@ -135,8 +155,9 @@ def main() -> None:
             rows.append(_measure(upsampler, weights, args))
             print(f"{upsampler}: done", flush=True)
     lr_h, lr_w = args.latency_size
-    start = "from scratch" if backbone is None else "from the bundled backbone"
-    note = (f"{first.model.name} x{first.scale}, {first.epochs} epochs each {start}; latency: LR {lr_h}x{lr_w}, "
+    start = ("from scratch" if backbone is None else
+             "on the frozen bundled backbone" if args.freeze_backbone else "from the bundled backbone")
+    note = (f"{first.model.name} x{first.scale}, {first.epochs} epochs each at lr {first.optim.lr:g} {start}; latency: LR {lr_h}x{lr_w}, "
             f"{args.threads} thread(s), {cpu_model()}")
     table = _table(rows, args.sets)
     print(note)

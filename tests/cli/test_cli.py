@@ -93,7 +93,7 @@ def test_train_end_to_end(tiny_photos, tmp_path, capsys):
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["scale"] == 2
     assert config["epochs"] == 2
-    assert config["model"] == {"name": "rdsr_s", "args": {"channels": 8, "num_blocks": 1}}
+    assert config["model"] == {"name": "rdsr_s", "args": {"channels": 8, "num_blocks": 1}, "freeze": []}
     assert config["data"]["patch_size"] == 24 and config["data"]["batch_size"] == 2
     assert config["seed"] == 3 and config["device"] == "cpu"
     assert config["optim"]["lr"] == 5e-4  # defaults are resolved into the file too

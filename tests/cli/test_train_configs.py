@@ -38,9 +38,11 @@ PER_CONFIG = {
     # its own model and step (random scales in [1, 2] here, sampled HR pixels)
     "liif_edsr_baseline": ("--epochs", "2", "--model", "liif_edsr_baseline",
                            "--set", "model.args={channels: 8, num_blocks: 1, hidden: 16, depth: 2}"),
-    # bench/upsampler_compare.py sets the upsampler per run: one that is not the default here
+    # bench/upsampler_compare.py sets the upsampler per run (one that is not the default here) and, with
+    # --freeze_backbone, freezes everything but tail.*
     "upsampler_compare_x4": ("--epochs", "2", "--set", "val_every=1",
-                             "--set", "model.args={channels: 8, num_blocks: 1, upsampler: decomposed}"),
+                             "--set", "model.args={channels: 8, num_blocks: 1, upsampler: decomposed}",
+                             "--set", "model.freeze=[blocks., esa., fuse., head.]"),
 }
 EXPECTED_TERMS = {
     "esrgan_two_stage": ["loss_l1", "loss_content", "loss_gan", "loss_discriminator"],
@@ -101,6 +103,8 @@ def test_example_config_trains_end_to_end(name, tiny_photos, tmp_path):
         assert "loss_l2" in last and "loss_contrastive" in first
     if name == "upsampler_compare_x4":
         assert saved["model"]["args"]["upsampler"] == "decomposed"
+        assert saved["model"]["freeze"] == ["blocks.", "esa.", "fuse.", "head."]
+        assert "frozen " in (out / "train.log").read_text()
 
 
 def test_esrgan_resume_in_the_gan_stage_restores_the_discriminator(tiny_photos, tmp_path, monkeypatch):

@@ -120,6 +120,8 @@ def check_resumable(config: TrainConfig, run_dir: Path) -> None:
         ("scale", saved.scale, config.scale),
         ("model.name", saved.model.name, config.model.name),
         ("model.args", saved.model.args, config.model.args),
+        # The optimiser's saved moments are those of the trainable parameters.
+        ("model.freeze", saved.model.freeze, config.model.freeze),
         ("data.color_space", saved.data.color_space, config.data.color_space),
     ):
         if old != new:

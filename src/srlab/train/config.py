@@ -52,6 +52,9 @@ class ModelConfig:
     name: str = "rdsr"
     # Overrides of the variant's hyper-parameters, e.g. {channels: 64}.
     args: dict[str, Any] = field(default_factory=dict)
+    # Parameter-name prefixes kept fixed (no gradient, not in the optimiser; still saved), e.g. [head., body.]
+    # to train only rdsr's tail on a warm-started backbone (init_from).
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -308,6 +311,10 @@ def _coerce(value: Any, hint: Any, key: str, current: Any = None) -> Any:
             raise SrlabError(wanted) from None
     if origin is list and dataclasses.is_dataclass(hint.__args__[0]):
         return _coerce_list(value, hint.__args__[0], key, current)
+    if origin is list and hint.__args__[0] is str:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            raise SrlabError(f"config key '{key}' must be a list of non-empty strings, got {value!r}")
+        return list(value)
     if origin is dict:
         if not isinstance(value, dict):
             raise SrlabError(f"config key '{key}' must be a mapping, got {value!r}")

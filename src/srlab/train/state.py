@@ -153,11 +153,16 @@ def enter_stage(run: RunState, stage: Stage, config: TrainConfig, dist: Dist, *,
         run.head = UncertaintyHead(channels=config.udl_head_channels).to(device) if udl == "estimate" else None
     if run.objective.needs_uncertainty and udl is None:
         raise SrlabError(f"{stage.name}: a loss needs the uncertainty map, which only the udl loss provides")
-    params = list(run.model.parameters()) + ([] if run.head is None else list(run.head.parameters()))
+    # Not those of model.freeze (parameters a model itself freezes stay listed, as state.pt files hold them).
+    frozen = tuple(config.model.freeze)
+    params = [p for name, p in run.model.named_parameters() if not name.startswith(frozen)]
+    params += [] if run.head is None else list(run.head.parameters())
     d_params = [p for d in run.discriminators().values() for p in d.parameters()]
     if run.step_modules is not None:
         params += list(run.step_modules.generators.parameters())
         d_params += list(run.step_modules.discriminators.parameters())
+    if not params:
+        raise SrlabError("model.freeze freezes every parameter: leave at least one module to train")
     run.optimizer = torch.optim.Adam(
         params, lr=stage.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
     )
@@ -177,6 +182,19 @@ def enter_stage(run: RunState, stage: Stage, config: TrainConfig, dist: Dist, *,
     if config.compile:
         net = torch.compile(net)
     run.net = net
+
+
+def freeze(model: nn.Module, prefixes: list[str]) -> None:
+    """Stop the gradient of the parameters whose names start with one of ``prefixes`` (model.freeze)."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name in names):
+            tops = sorted({name.split(".", 1)[0] + "." for name in names})
+            raise SrlabError(f"model.freeze: {prefix!r} starts no parameter name of the model: use prefixes of its "
+                             f"names, e.g. its top-level modules {', '.join(tops)}")
+    for name, parameter in model.named_parameters():
+        if name.startswith(tuple(prefixes)):
+            parameter.requires_grad_(False)
 
 
 def rng_state(device: torch.device) -> dict:

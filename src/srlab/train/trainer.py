@@ -50,7 +50,7 @@ from srlab.train.distributed import Dist
 from srlab.train.multitask_step import validation_accuracy
 from srlab.train.schedule import learning_rate, schedule_epochs
 from srlab.train.stages import Stage, check_stages, stage_at, stages
-from srlab.train.state import RunState, enter_stage, rng_state
+from srlab.train.state import RunState, enter_stage, freeze, rng_state
 from srlab.train.step_modules import validation_lr_maker
 from srlab.train.steps import step_names, train_step
 from srlab.train.tensorboard import Board, require_tensorboard
@@ -180,6 +180,7 @@ class _Trainer:
         if config.init_from and not resume:
             checkpoint = read_checkpoint(config.init_from)
             warm_start = load_matching(warm_start_target(model, checkpoint.state_dict), checkpoint)
+        freeze(model, config.model.freeze)
         model = model.to(device)
         ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay > 0 else None
         run = RunState(model, ema, rank=dist.rank, device=device)
@@ -217,6 +218,9 @@ class _Trainer:
             + (f" processes {dist.world_size} (batch {config.data.batch_size // dist.world_size} each)"
                if dist.enabled else "")
         )
+        if config.model.freeze:
+            frozen = sum(p.numel() for p in run.model.parameters() if not p.requires_grad)
+            self.log.write(f"frozen {frozen} parameters (model.freeze: {', '.join(config.model.freeze)})")
         if warm_start is not None:
             loaded, skipped = warm_start
             self.log.write(
