@@ -156,8 +156,7 @@ def _run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_
 
     workers = _window_workers(len(chunks))
     if workers == 1:
-        outputs = map(run, chunks)
-        return _paste(outputs, chunks, n, height, width, scale)
+        return _paste(map(run, chunks), chunks, n, height, width, scale)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
