@@ -157,8 +157,8 @@ def main() -> None:
     lr_h, lr_w = args.latency_size
     start = ("from scratch" if backbone is None else
              "on the frozen bundled backbone" if args.freeze_backbone else "from the bundled backbone")
-    note = (f"{first.model.name} x{first.scale}, {first.epochs} epochs each at lr {first.optim.lr:g} {start}; latency: LR {lr_h}x{lr_w}, "
-            f"{args.threads} thread(s), {cpu_model()}")
+    note = (f"{first.model.name} x{first.scale}, {first.epochs} epochs each at lr {first.optim.lr:g} {start}; "
+            f"latency: LR {lr_h}x{lr_w}, {args.threads} thread(s), {cpu_model()}")
     table = _table(rows, args.sets)
     print(note)
     print(table)
