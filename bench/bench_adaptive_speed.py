@@ -130,7 +130,9 @@ What was made faster on the way (both sides of every comparison gain; same outpu
   AMD EPYC Zen 4, 4 of the 2K photos, bundled rdsr_adaptive, 3 repeats): 2 threads, knob 0.02, 1.50 -> 1.12 s
   for the 4 photos; against the tiles (which gain the same), x1.54 / x1.57 at 1 / 2 threads for knob
   0.02 (-0.0135 dB, MACs 0.641), x1.72 / x1.73 for 0.03 (-0.0310, 0.588): the 2-thread ratio, 5-17 %
-  below the 1-thread one before, now equals it;
+  below the 1-thread one before, now equals it; all 13 2K photos, 5 repeats, idle machine: x1.51 / x1.56
+  (0.02, -0.0215 dB, 0.661) and x1.64 / x1.70 (0.03, -0.0367, 0.604), against x1.59 / x1.44 and x1.72 /
+  x1.55 in the run before the change (1-thread ratios move by ~5 % between runs on this machine);
 * 128-pixel tiles with 4 pixels of context for the full path: 1.01-1.19x faster than the whole image;
 * PCSR: MLPs on 4096-query blocks (3x faster MLPs; one float32 ulp in a few outputs in 10^5), samplers
   gathering their own rows a block at a time, query features gathered as rows (identical values):
