@@ -85,7 +85,7 @@ def test_each_block_takes_its_route_s_whole_image_output():
 
 
 class CountsThreads(nn.Module):
-    """Radius1 that records torch's thread count and the OS thread each batch of windows ran on."""
+    """A route that records torch's thread count and the OS thread each batch of windows ran on."""
 
     scale = 2
 
