@@ -2,6 +2,7 @@
 
 Usage: python bench/bench_latency.py [--models imdn rlfn ...] [--scale 4] [--lr_size 180x320]
                                      [--threads 1 2] [--repeats 5] [--precision auto|fp32] [--psnr]
+                                     [--compile_from SECONDS]
 
 For each thread count (1 first) and model: the path choice (made once and cached in $SRLAB_HOME, its
 first-call and compile time reported apart), then eager and the chosen path timed interleaved (A, B, A,
@@ -12,6 +13,10 @@ its vector/matrix flags head the output: machines change between sessions.
 
 Weights: the official ones where ../shared has them (the bf16 check depends on them), else srlab's
 bundled ones, else a random initialisation (speed does not depend on the weights).
+``--compile_from S``: ``auto`` tries the compiled paths (``compile``, ``bf16_compile``) where one eager
+forward takes S seconds or more (srlab's default, 2 s, spares a single image the compile; 0: as for a run
+of many inputs of one size, where the compile is paid once). The ``compile s`` column: the first call of
+each compiled path tried (tracing and compiling included).
 ``--psnr``: also the PSNR-Y drop of each reduced-precision path against fp32 eager on Set5 and Set14.
 
 ``--contention``: the thread policy (srlab.inference.threads) on a shared machine instead. A busy-loop
@@ -36,7 +41,7 @@ from torch import nn
 from machine import cpu_flags, cpu_model, median_ms  # bench/machine.py: scripts run as python bench/<name>.py
 from srlab.cli.profile import lr_size
 from srlab.inference.path_cache import PathCache
-from srlab.inference.paths import PATHS, OnPath, PathModel, build_path
+from srlab.inference.paths import COMPILE_MIN_EAGER_S, PATHS, OnPath, PathModel, build_path
 from srlab.models.complexity import count_macs
 from srlab.models.create import model_with_weights
 from srlab.models.reparam import deploy
@@ -110,14 +115,15 @@ def contention(name: str, scale: int, size: tuple[int, int], repeats: int) -> No
 
 
 def psnr_drops(model: nn.Module, scale: int) -> dict[str, dict[str, float]]:
-    """PSNR-Y drop of every reduced-precision path the hardware runs natively, on Set5 and Set14."""
+    """PSNR-Y drop of every reduced-precision path the hardware runs natively, on Set5 and Set14 (the compiled
+    ones left out: a compile per image size, and srlab judges them by their dtype's drop)."""
     from srlab.data.datasets import discover_pairs
     from srlab.inference.evaluate import evaluate_folder
     from srlab.inference.paths import unavailable_reason
 
     drops = {}
     for name, path in PATHS.items():
-        if path.exact or unavailable_reason(path, model, torch.device("cpu"), "auto"):
+        if path.exact or path.compiled or unavailable_reason(path, model, torch.device("cpu"), "auto"):
             continue
         on_path = OnPath(model, build_path(path, model))
         for data in ("Set5", "Set14"):
@@ -135,6 +141,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32"])
+    parser.add_argument("--compile_from", type=float, default=COMPILE_MIN_EAGER_S,
+                        help="auto tries compiling where eager takes this many seconds (0: always)")
     parser.add_argument("--psnr", action="store_true", help="PSNR-Y drops of reduced-precision paths on Set5/Set14")
     parser.add_argument("--contention", action="store_true", help="the thread policy beside a busy-loop process")
     args = parser.parse_args()
@@ -146,7 +154,8 @@ def main() -> None:
     flags = cpu_flags()
     print(f"CPU: {cpu_model()}; flags: {' '.join(f for f in FLAGS if f in flags) or 'none of ' + ', '.join(FLAGS)}")
     print(f"torch {torch.__version__}; LR {args.lr_size[0]}x{args.lr_size[1]} x{args.scale}; "
-          f"{args.repeats} interleaved runs per path; precision {args.precision}; SRLAB_HOME cache {PathCache().file}")
+          f"{args.repeats} interleaved runs per path; precision {args.precision}; compiling from {args.compile_from:g} s "
+          f"of eager; SRLAB_HOME cache {PathCache().file}")
     shape = (1, 3, *args.lr_size)
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     a, b = torch.rand(PEAK_N, PEAK_N), torch.rand(PEAK_N, PEAK_N)
@@ -158,7 +167,7 @@ def main() -> None:
             model, weights = load(name, args.scale)
             macs = count_macs(model, args.lr_size)
             torch.set_num_threads(threads)
-            on_path = PathModel(model, precision=args.precision, cache=PathCache())
+            on_path = PathModel(model, precision=args.precision, cache=PathCache(), compile_from=args.compile_from)
             started = time.perf_counter()
             with torch.inference_mode():
                 selection = on_path.selection(shape)
@@ -170,10 +179,11 @@ def main() -> None:
             share = {k: 2 * macs / (v / 1e3) / peak for k, v in ms.items()}
             skipped = "; ".join(f"{c.path}: {c.skipped}" for c in selection.candidates if c.skipped)
             cached = " (cached)" if selection.cached else ""
-            compiled = next((c.first_call_s for c in selection.candidates if c.path == "compile" and not c.skipped), None)
+            compiled = "/".join(f"{c.first_call_s:.0f}" for c in selection.candidates
+                                if PATHS.get(c.path, PATHS["eager"]).compiled and c.first_call_s is not None) or "-"
             print(f"{name:<13} {weights:<9} {macs / 1e9:6.2f} {peak / 1e9:9.0f} {ms['eager']:9.1f} {selection.path:<14} "
                   f"{ms['path']:9.1f} {ms['path'] / ms['eager']:6.2f} {share['eager']:8.1%} {share['path']:8.1%} "
-                  f"{choice_s:8.1f} {'-' if compiled is None else f'{compiled:.1f}':>9}{cached}  {skipped}", flush=True)
+                  f"{choice_s:8.1f} {compiled:>9}{cached}  {skipped}", flush=True)
             if args.psnr and threads == args.threads[0]:
                 for path, drops in psnr_drops(model, args.scale).items():
                     print(f"{'':<13} {path} PSNR-Y drop: " + ", ".join(f"{k} {v:.4f} dB" for k, v in drops.items()))

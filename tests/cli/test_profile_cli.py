@@ -93,3 +93,17 @@ def test_cuda(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["device"].startswith("cuda") and data["latency_ms"] > 0
     assert "max_memory_allocated" in data["peak_memory_method"] and data["peak_memory_mb"] > 10
+
+
+def test_compile_threshold_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SRLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(torch, "compile", lambda net, **kwargs: net)  # the flag is under test, not inductor
+    out = tmp_path / "p.json"
+    args = ["profile", "--model", "espcn", "--scale", "2", *FAST, "--path", "auto", "--precision", "fp32", "--json", out]
+    for threshold, tried in (("2", False), ("0", True)):
+        code, _, stderr = run_cli(capsys, *args, "--compile_from", threshold)
+        assert code == 0, stderr
+        compiled = next(c for c in json.loads(out.read_text())["path_selection"]["candidates"] if c["path"] == "compile")
+        assert (compiled["skipped"] is None) is tried, compiled
+    code, _, stderr = run_cli(capsys, *args, "--compile_from", "-1")
+    assert code == 2 and "--compile_from" in stderr and "a number >= 0" in stderr and len(stderr.strip().splitlines()) == 1

@@ -54,6 +54,30 @@ def test_compile_with_freezing_matches_eager(model, lr):
     assert (out - upscale_tensor(model, lr)).abs().max().item() <= FP32_MAX_ABS_DIFF
 
 
+@pytest.mark.slow
+def test_compiled_bf16_stays_within_bf16s_difference_to_eager(model, lr):
+    if reason := unavailable_reason(PATHS["bf16_compile"], model, CPU, "auto"):
+        pytest.skip(reason)
+    on_path = PathModel(model, path="bf16_compile")
+    out, eager = upscale_tensor(on_path, lr), upscale_tensor(model, lr)
+    assert on_path.selection((1, 3, 20, 28)).path == "bf16_compile"
+    assert out.dtype == torch.float32 and next(model.parameters()).dtype == torch.float32
+    assert 0 < (out - eager).abs().max().item() < 0.05
+
+
+def test_auto_compiles_only_from_its_threshold(model, lr, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda net, **kwargs: net)  # the gate is under test, not inductor
+    cache = PathCache(tmp_path / "paths.json")
+    default = PathModel(model, precision="fp32", cache=cache).selection((1, 3, 20, 28))
+    skipped = next(c.skipped for c in default.candidates if c.path == "compile")
+    assert skipped.startswith("eager takes ") and skipped.endswith("pays off from 2 s (--path compile forces it)")
+    always = PathModel(model, precision="fp32", cache=cache, compile_from=0).selection((1, 3, 20, 28))
+    tried = next(c for c in always.candidates if c.path == "compile")
+    assert tried.skipped is None and tried.latency_ms > 0
+    assert not always.cached  # a choice made under another threshold is not reused
+    assert PathModel(model, precision="fp32", cache=cache, compile_from=0).selection((1, 3, 20, 28)).cached
+
+
 def test_bf16_path_casts_at_the_boundary(model, lr):
     if reason := unavailable_reason(PATHS["bf16"], model, CPU, "auto"):
         pytest.skip(reason)
@@ -65,7 +89,8 @@ def test_bf16_path_casts_at_the_boundary(model, lr):
 
 def test_no_native_bf16_units_means_no_bf16_path(model, lr, monkeypatch):
     monkeypatch.setattr(paths_module, "cpu_has_bf16", lambda: False)  # an AMD Zen 3
-    assert unavailable_reason(PATHS["bf16"], model, CPU, "auto") == "no native bf16 units on this CPU"
+    for name in ("bf16", "bf16_compile"):
+        assert unavailable_reason(PATHS[name], model, CPU, "auto") == "no native bf16 units on this CPU"
     forced = PathModel(model, path="bf16")
     with pytest.warns(SrlabWarning, match=r"--path bf16 is not used for 20x28 inputs \(no native bf16 units"):
         out = upscale_tensor(forced, lr)
@@ -74,6 +99,7 @@ def test_no_native_bf16_units_means_no_bf16_path(model, lr, monkeypatch):
 
 def test_reduced_precision_needs_precision_auto_and_a_safe_model(model):
     assert unavailable_reason(PATHS["bf16"], model, CPU, "fp32") == "--precision fp32"
+    assert unavailable_reason(PATHS["bf16_compile"], model, CPU, "fp32") == "--precision fp32"
     omnisr = create_model("omnisr", scale=2)
     assert "not marked half-precision safe" in unavailable_reason(PATHS["bf16"], omnisr, CPU, "auto")
     assert unavailable_reason(PATHS["fp16"], model, CPU, "auto") == "no native fp16 units on this CPU"

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=metrics, metric_weights=metric_weights, images=args.images, crops=crops, threads=args.threads,
         repeats=args.repeats, warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
         knobs=knobs, progress=not args.quiet, path=args.path, precision=args.precision,
+        compile_from=args.compile_from,
     )
     out = Path(args.out)
     print((out / "results.md").read_text(encoding="utf-8"), end="")

@@ -18,7 +18,7 @@ from srlab.adaptive import AdaptiveMethod, adaptive_for, list_adaptive
 from srlab.data.io import list_images
 from srlab.errors import SrlabError
 from srlab.inference.path_cache import PathCache
-from srlab.inference.paths import PATHS, PRECISIONS, PathModel
+from srlab.inference.paths import COMPILE_MIN_EAGER_S, PATHS, PRECISIONS, PathModel
 from srlab.inference.upscale import resolve_device
 from srlab.models.create import DEFAULT_MODEL, model_with_weights
 from srlab.models.registry import spec_of
@@ -50,6 +50,10 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "a number >= 0")
 
 
 def positive_float(text: str) -> float:
@@ -115,6 +119,10 @@ def add_path_flags(parser: argparse.ArgumentParser, *, path: str = "auto", preci
     flag(parser, "precision", default=precision, choices=PRECISIONS,
          help="fp32 keeps --path auto on float32 paths; auto also allows bf16/fp16 where the hardware has native "
               f"units and the model is half-precision safe (default {precision})")
+    flag(parser, "compile_from", type=non_negative_float, default=COMPILE_MIN_EAGER_S, metavar="SECONDS",
+         help="--path auto tries the compiled paths (compile, bf16_compile) where one eager forward takes this long: "
+              "compiling costs seconds to minutes per input size and process; 0 for many inputs of one size "
+              f"(default {COMPILE_MIN_EAGER_S:g})")
 
 
 def add_sampler_flags(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +152,8 @@ def model_on_path(model: nn.Module, args: argparse.Namespace) -> nn.Module:
         return model
     if args.path == "auto" and hasattr(model, "set_sampler"):
         return model
-    return PathModel(model, path=args.path, precision=args.precision, cache=PathCache())
+    return PathModel(model, path=args.path, precision=args.precision, cache=PathCache(),
+                     compile_from=args.compile_from)
 
 
 def refuse_path_for_adaptive(args: argparse.Namespace) -> None:

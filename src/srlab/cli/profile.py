@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     lr = read_rgb(args.image) if args.image else None  # a bad image is refused before the long part
     profile = profile_model(
         model, device=device, threads=args.threads, repeats=args.repeats, warmup=args.warmup, lr_size=args.lr_size,
-        path=args.path, precision=args.precision,
+        path=args.path, precision=args.precision, compile_from=args.compile_from,
     )
     print(profile.table())
     print(f"weights          {weights}")

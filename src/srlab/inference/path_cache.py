@@ -61,13 +61,17 @@ class PathCache:
     def __init__(self, file: str | os.PathLike[str] | None = None) -> None:
         self.file = Path(file) if file is not None else srlab_home() / "inference_paths.json"
 
-    def key(self, model: nn.Module, shape: tuple[int, ...], precision: str, device: torch.device) -> str:
+    def key(self, model: nn.Module, shape: tuple[int, ...], precision: str, device: torch.device, *,
+            compile_from: float | None = None) -> str:
+        """``compile_from``: a compile threshold other than the default, which a choice also depends on."""
         spec = spec_of(model)
         fields = {
             "model": spec.name, "form": spec.form, "scale": spec.scale, "args": dict(spec.args), "weights": weights_fingerprint(model),
             "shape": list(shape), "threads": torch.get_num_threads(), "device": device_model(device),
             "torch": torch.__version__, "precision": precision,
         }
+        if compile_from is not None:
+            fields["compile_from"] = compile_from
         return json.dumps(fields, sort_keys=True, default=str)
 
     def get(self, key: str) -> Selection | None:

@@ -108,13 +108,15 @@ def profile_model(
     memory: bool = True,
     path: str = "eager",
     precision: str = "auto",
+    compile_from: float | None = None,
 ) -> ModelProfile:
     """Profile ``model`` (a registered model; left untouched: a copy runs on ``device``).
 
     ``threads``: CPU threads for the latency and memory runs (default: torch's current setting).
     ``latency=False`` / ``memory=False`` skip those measurements (their fields are then None).
     ``path``/``precision``: the inference path the latency is measured on (``auto``: the one ``srlab
-    upscale`` chooses, :mod:`srlab.inference.paths`); memory is the eager path's.
+    upscale`` chooses, :mod:`srlab.inference.paths`; ``compile_from``: its compile threshold, None for the
+    default); memory is the eager path's.
     """
     spec = spec_of(model)
     device = torch.device(device)
@@ -131,7 +133,7 @@ def profile_model(
     if latency or memory:
         runner = copy.deepcopy(fused).to(device).eval()
         if latency:
-            timed, selection = _on_path(runner, path, precision, size, used_threads)
+            timed, selection = _on_path(runner, path, precision, size, used_threads, compile_from)
             stats = model_latency(timed, size, device=device, repeats=repeats, warmup=warmup, threads=used_threads)
         if memory:
             if device.type == "cuda":
@@ -175,14 +177,15 @@ def profile_model(
     )
 
 
-def _on_path(model: nn.Module, path: str, precision: str, lr_size: tuple[int, int], threads: int):
+def _on_path(model: nn.Module, path: str, precision: str, lr_size: tuple[int, int], threads: int,
+             compile_from: float | None):
     """(``model`` on ``path``, how the path was chosen (None for eager)); the choice is made here, untimed."""
     if path == "eager":
         return model, None
     from srlab.inference.path_cache import PathCache
     from srlab.inference.paths import PathModel
 
-    runner = PathModel(model, path=path, precision=precision, cache=PathCache())
+    runner = PathModel(model, path=path, precision=precision, cache=PathCache(), compile_from=compile_from)
     with torch_threads(threads):
         selection = runner.selection((1, 3, *lr_size))
     return runner, selection

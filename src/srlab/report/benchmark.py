@@ -312,13 +312,15 @@ def run_benchmark(
     log: Callable[[str], None] | None = print,
     path: str = "eager",
     precision: str = "auto",
+    compile_from: float | None = None,
 ) -> BenchmarkResult:
     """Evaluate and profile every model at every scale and write the report folder ``out``.
 
     Content-adaptive models (``ModelInfo.adaptive``) are scored through their adaptive method at the
     knob ``knobs[name]`` (default: the method's), and their results carry the MACs actually spent; the
     profile (MACs, latency) is the full path's. Latency is measured on the inference path ``path``
-    (``auto``: :mod:`srlab.inference.paths`' choice, ``precision`` allowing); scores are always fp32 eager's.
+    (``auto``: :mod:`srlab.inference.paths`' choice, ``precision`` allowing, compiling from ``compile_from``
+    seconds of eager, None for the default); scores are always fp32 eager's.
 
     ``metrics``: registered metric names (PSNR and SSIM are always scored, first); ``metric_weights``: the
     weight files of those that need them (``--metric_weights`` keys), loaded once before the long part."""
@@ -374,7 +376,7 @@ def run_benchmark(
         model, weights = loaded[name, scale]
         profile = profile_model(
             model, device="cpu", threads=used_threads, repeats=repeats, warmup=warmup, lr_size=latency_lr_size,
-            memory=False, path=path, precision=precision,
+            memory=False, path=path, precision=precision, compile_from=compile_from,
         )
         runner, method = adaptive.get((name, scale), (deploy(model).to(eval_device).eval(), None))
         entry = ModelEntry(name, scale, weights, profile)
