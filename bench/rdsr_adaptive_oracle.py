@@ -146,14 +146,14 @@ path's mean PSNR; bundled: 0.498 / 0.635):
   1e-6) (weight 0.02, a prototype loss, not in srlab), which pulls an exit hardest where it nearly
   matches, the patches a router would stop there: 0.469 / 0.613, but the full path 36.5203 / 39.3711 dB,
   0.02-0.03 dB below the third stage's: closer exits to a worse full path, no better at equal PSNR.
-The region mode's geometry, the bundled weights and router, measured 2026-12-06 (session 16) in the region mode itself (a
-``/tmp`` script: ``adaptive_upscale_regions`` with the method's routes, 13 2K photos, mean dPSNR against the
-whole-image full path, MACs of the windows run and the router; AMD EPYC Zen 4, 1 thread): routing blocks of 64
-(regions of 128) -0.0215 / -0.0367 / -0.0575 dB at 0.656 / 0.599 / 0.554 of the MACs (knobs 0.02 / 0.03 /
-0.04), of 96 (regions 192) -0.0204 / -0.0332 / -0.0486 at 0.690 / 0.634 / 0.584, of 128 (regions 256)
--0.0142 / -0.0337 / -0.0394 at 0.718 / 0.660 / 0.610: at -0.03 dB 0.624 / 0.648 / 0.671, so 64 stays.
-Larger regions for the same 64-pixel blocks change nothing (regions of 256: 0.653 / 0.594 against 0.656 /
-0.599, the same losses): routes change too often for the 128-pixel cap to bind. A margin of 3 instead of 4
+The region mode's geometry, the bundled weights and router, measured 2026-12-06 (session 16) in the region
+mode itself (a ``/tmp`` script: ``adaptive_upscale_regions`` with the method's routes, 13 2K photos, mean
+dPSNR against the whole-image full path, MACs of the windows run and the router; AMD EPYC Zen 4, 1 thread):
+routing blocks of 64 (regions of 128) -0.0215 / -0.0367 / -0.0575 dB at 0.656 / 0.599 / 0.554 of the MACs
+(knobs 0.02 / 0.03 / 0.04), of 96 (regions 192) -0.0204 / -0.0332 / -0.0486 at 0.690 / 0.634 / 0.584, of 128
+(regions 256) -0.0142 / -0.0337 / -0.0394 at 0.718 / 0.660 / 0.610: at -0.03 dB 0.624 / 0.648 / 0.671, so 64
+stays. Larger regions for the same 64-pixel blocks change nothing (regions of 256: 0.653 / 0.594 against 0.656
+/ 0.599, the same losses): routes change too often for the 128-pixel cap to bind. A margin of 3 instead of 4
 moves along the same curve (knob 0.025: -0.0335 dB at 0.601 against -0.0315 at 0.625).
 """
 
