@@ -170,7 +170,7 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
     run = torch.compile(net, dynamic=False) if path.compiled else net
 
     def forward(x: torch.Tensor, **kwargs) -> torch.Tensor:
-        x = x.to(dtype=path.dtype).contiguous(memory_format=layout)
+        x = x.to(dtype=path.dtype, memory_format=layout)  # one copy (a cast, then a layout, would be two)
         if path.compiled:  # freezing folds the weights into the graph; it applies when a shape compiles
             import torch._inductor.config as inductor_config
 
@@ -178,7 +178,7 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
                 out = run(x, **kwargs)
         else:
             out = run(x, **kwargs)
-        return out.to(torch.float32).contiguous()
+        return out.to(dtype=torch.float32, memory_format=torch.contiguous_format)
 
     return forward
 
