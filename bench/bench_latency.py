@@ -16,7 +16,8 @@ bundled ones, else a random initialisation (speed does not depend on the weights
 ``--compile_from S``: ``auto`` tries the compiled paths (``compile``, ``bf16_compile``) where one eager
 forward takes S seconds or more (srlab's default, 2 s, spares a single image the compile; 0: as for a run
 of many inputs of one size, where the compile is paid once). The ``compile s`` column: the first call of
-each compiled path tried (tracing and compiling included).
+each compiled path tried (building its package, or loading it where $SRLAB_HOME/compiled holds it:
+srlab.inference.aot).
 ``--psnr``: also the PSNR-Y drop of each reduced-precision path against fp32 eager on Set5 and Set14.
 
 ``--contention``: the thread policy (srlab.inference.threads) on a shared machine instead. A busy-loop

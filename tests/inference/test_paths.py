@@ -12,6 +12,7 @@ from conftest import run_cli, write_folder
 
 from srlab import create_model
 from srlab.errors import SrlabError, SrlabWarning
+from srlab.inference import aot as aot_module
 from srlab.inference import path_cache as path_cache_module
 from srlab.inference import paths as paths_module
 from srlab.inference.path_cache import PathCache
@@ -65,8 +66,13 @@ def test_compiled_bf16_stays_within_bf16s_difference_to_eager(model, lr):
     assert 0 < (out - eager).abs().max().item() < 0.05
 
 
+def _no_package(*args, **kwargs):
+    raise RuntimeError("no package in this test")
+
+
 def test_auto_compiles_only_from_its_threshold(model, lr, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda net, **kwargs: net)  # the gate is under test, not inductor
+    monkeypatch.setattr(aot_module, "_build", _no_package)
     cache = PathCache(tmp_path / "paths.json")
     default = PathModel(model, precision="fp32", cache=cache).selection((1, 3, 20, 28))
     skipped = next(c.skipped for c in default.candidates if c.path == "compile")

@@ -5,9 +5,10 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
 
 - ``eager``: the model as it is (the reference every other path is checked against);
 - ``channels_last``: weights and activations in NHWC, which oneDNN's convolutions prefer;
-- ``compile``: ``torch.compile`` with freezing (weights folded into the graph as constants, prepacked
-  for oneDNN); needs a C++ compiler on CPU and compiles once per input shape (inductor caches the result
-  on disk); skipped, with the reason recorded, wherever it is unavailable or fails;
+- ``compile``: inductor with freezing (weights folded into the graph as constants, prepacked for oneDNN);
+  needs a C++ compiler on CPU and compiles once per input shape: on the CPU into a package kept in
+  ``$SRLAB_HOME/compiled`` that later processes load (:mod:`srlab.inference.aot`), elsewhere with
+  ``torch.compile`` in the process; skipped, with the reason recorded, wherever it is unavailable or fails;
 - ``onnxruntime``: the model exported to ONNX (:func:`srlab.export.onnx.export_onnx`, dynamic shapes,
   once per model and process: a second to a few seconds for the convolutional networks) and run by
   onnxruntime on the CPU (:class:`srlab.export.runtime.OnnxModel`); needs the ``onnxruntime`` and
@@ -26,9 +27,10 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
 probe image, is checked against fp32 eager (fp32 paths: largest absolute difference <= 1e-4;
 reduced-precision paths: PSNR of their output against eager's >= :data:`REDUCED_MIN_PSNR`, and a PSNR-Y
 drop within :data:`REDUCED_MAX_DROP_DB`, measured on Set5/Set14 or on srlab's sample photo), and the
-fastest that passes is kept, timed interleaved with the others. ``compile`` is tried by ``auto`` only
+fastest that passes is kept, timed interleaved with the others. ``auto`` tries the compiled paths
 (``compile``, ``bf16_compile``) only where an eager forward takes :data:`COMPILE_MIN_EAGER_S` or more
-(``compile_from`` sets another threshold: 0 for a run of many inputs of one size), ``onnxruntime`` only from
+(``compile_from`` sets another threshold: 0 for a run of many inputs of one size) or where their package
+for the input shape is on disk already, ``onnxruntime`` only from
 :data:`EXPORT_MIN_EAGER_S`. The choice is cached on disk per
 (model, weights, input size, threads, CPU/GPU model, torch version) by :mod:`srlab.inference.path_cache`.
 A forced path (``--path compile``) is checked the same way and falls back to eager, with a warning, if
@@ -53,6 +55,7 @@ from torch import nn
 
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
+from srlab.inference.aot import AotCompiled, package_file
 from srlab.inference.precision import cpu_has_bf16, to_reduced_precision
 
 PRECISIONS = ("auto", "fp32")
@@ -167,7 +170,10 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
     if path.channels_last:
         net = net.to(memory_format=torch.channels_last)
     layout = torch.channels_last if path.channels_last else torch.contiguous_format
-    run = torch.compile(net, dynamic=False) if path.compiled else net
+    run = net
+    if path.compiled:  # on the CPU, packages kept on disk (srlab.inference.aot); elsewhere compiled in this process
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        run = AotCompiled(net, model, path.name) if on_cpu else torch.compile(net, dynamic=False)
 
     def forward(x: torch.Tensor, **kwargs) -> torch.Tensor:
         x = x.to(dtype=path.dtype, memory_format=layout)  # one copy (a cast, then a layout, would be two)
@@ -404,6 +410,11 @@ class PathModel(nn.Module):
         drop = self._drops[basis]
         return drop <= REDUCED_MAX_DROP_DB, f"sample photo PSNR-Y drop {drop:.4f} dB (limit {REDUCED_MAX_DROP_DB:g})"
 
+    def _packaged(self, name: str, shape: tuple[int, ...]) -> bool:
+        """Whether a compiled path's package for ``shape`` is on disk already (loading it costs seconds, not a
+        compile), so that ``auto`` tries it whatever the threshold."""
+        return self.device.type == "cpu" and package_file(self.model, name, shape).is_file()
+
     def _still_available(self, name: str) -> bool:
         return name in PATHS and unavailable_reason(PATHS[name], self.model, self.device, self.precision) is None
 
@@ -421,7 +432,7 @@ class PathModel(nn.Module):
                 continue
             path = PATHS[name]
             candidate.skipped = unavailable_reason(path, self.model, self.device, self.precision)
-            if path.compiled and self.path == "auto" and eager_s < self.compile_from:
+            if path.compiled and self.path == "auto" and eager_s < self.compile_from and not self._packaged(name, shape):
                 candidate.skipped = (f"eager takes {1e3 * eager_s:.0f} ms at this size: compiling pays off from "
                                      f"{self.compile_from:g} s (--path {name} forces it)")
             if path.runtime == "onnxruntime" and self.path == "auto" and eager_s < EXPORT_MIN_EAGER_S:

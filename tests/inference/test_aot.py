@@ -1,0 +1,91 @@
+"""Compiled paths paid once (srlab.inference.aot): a package per input shape kept in $SRLAB_HOME, loaded by
+later processes without tracing; anything that cannot be packaged runs on torch.compile instead."""
+
+import pytest
+import torch
+
+from srlab import create_model
+from srlab.inference import aot as aot_module
+from srlab.inference import paths as paths_module
+from srlab.inference.aot import AotCompiled, package_file
+from srlab.inference.paths import FP32_MAX_ABS_DIFF, PATHS, PathModel, build_path, unavailable_reason
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return create_model("espcn", scale=2).eval()
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRLAB_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _aot_of(run) -> AotCompiled:
+    return next(c.cell_contents for c in run.__closure__ if isinstance(c.cell_contents, AotCompiled))
+
+
+def _no_export(*args, **kwargs):
+    raise RuntimeError("cannot capture this model")
+
+
+@pytest.mark.slow
+def test_a_package_is_built_once_and_loaded_without_tracing(monkeypatch):
+    # a narrow IMDN: ESPCN's in-graph bicubic upscaling of Cb/Cr plans its taps with data-dependent ops,
+    # which torch.export refuses (that model runs on torch.compile, the test below)
+    model = create_model("imdn", scale=2, args={"channels": 16, "num_modules": 1}).eval()
+    if reason := unavailable_reason(PATHS["compile"], model, CPU, "fp32"):
+        pytest.skip(reason)
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager = model(x)
+        first = build_path(PATHS["compile"], model)(x)
+        assert package_file(model, "compile", (1, 3, 20, 28)).is_file()
+        monkeypatch.setattr(torch.export, "export", _no_export)  # a later process: loads, never exports
+        run = build_path(PATHS["compile"], model)
+        again = run(x)
+    assert _aot_of(run).fallback is None
+    assert torch.equal(first, again) and (again - eager).abs().max().item() <= FP32_MAX_ABS_DIFF
+
+
+def test_what_cannot_be_packaged_runs_on_torch_compile(model, home, monkeypatch):
+    monkeypatch.setattr(torch.export, "export", _no_export)
+    monkeypatch.setattr(torch, "compile", lambda net, **kwargs: net)
+    run = build_path(PATHS["compile"], model)
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        assert (run(x) - model(x)).abs().max().item() <= FP32_MAX_ABS_DIFF
+    assert _aot_of(run).fallback == "RuntimeError: cannot capture this model"
+    assert not list(home.rglob("*.pt2")) and not list(home.rglob("*.tmp*"))  # nothing half-written left
+
+
+def test_the_package_key_follows_weights_path_and_shape(model):
+    shape = (1, 3, 20, 28)
+    same = package_file(model, "compile", shape)
+    torch.manual_seed(0)
+    assert package_file(create_model("espcn", scale=2).eval(), "compile", shape) == same  # the same weights
+    assert package_file(model, "bf16_compile", shape) != same
+    assert package_file(model, "compile", (1, 3, 20, 30)) != same
+    other = create_model("espcn", scale=2).eval()
+    with torch.no_grad():
+        other.load_state_dict(model.state_dict())
+        next(other.parameters()).add_(1e-3)
+    assert package_file(other, "compile", shape) != same
+
+
+def test_auto_tries_a_compiled_path_whose_package_is_on_disk(model, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda net, **kwargs: net)
+    monkeypatch.setattr(aot_module, "_build", _no_export)  # the damaged package below is not rebuilt here
+    shape = (1, 3, 20, 28)
+    skipped = {c.path: c.skipped for c in PathModel(model, precision="fp32").selection(shape).candidates}
+    assert skipped["compile"].startswith("eager takes ")  # a tiny input: not worth a compile
+    file = package_file(model, "compile", shape)
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"not a package")  # loading it fails: torch.compile runs instead, and is checked
+    tried = next(c for c in PathModel(model, precision="fp32").selection(shape).candidates if c.path == "compile")
+    assert tried.skipped is None and tried.check.startswith("max |diff|")
+    assert paths_module.PathModel(model, precision="fp32")._packaged("compile", shape)
