@@ -70,6 +70,12 @@ def test_the_package_key_follows_weights_path_and_shape(model):
     assert package_file(create_model("espcn", scale=2).eval(), "compile", shape) == same  # the same weights
     assert package_file(model, "bf16_compile", shape) != same
     assert package_file(model, "compile", (1, 3, 20, 30)) != same
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert package_file(model, "compile", shape) != same  # the kernels hold their thread count
+    finally:
+        torch.set_num_threads(threads)
     other = create_model("espcn", scale=2).eval()
     with torch.no_grad():
         other.load_state_dict(model.state_dict())

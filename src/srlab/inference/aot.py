@@ -7,7 +7,7 @@ package with AOTInductor and keep it in ``$SRLAB_HOME/compiled/<digest>.pt2``; a
 seconds without tracing (2026-12-06, AMD EPYC Zen 4, 1 thread, rdsr_s bf16 at LR 180x320: built in 39 s,
 loaded in 3.3 s, 132 ms a forward against eager's 340). The digest covers what the compiled code depends
 on: the architecture and its hyper-parameters, the weights (frozen into the package as constants), the
-path, the input shape, the CPU model and the torch version; a package is written atomically, so a killed
+path, the input shape, the thread count (written into the kernels), the CPU model and the torch version; a package is written atomically, so a killed
 build leaves none.
 
 A model that ``torch.export`` cannot capture, or a package that does not build or load, falls back to
@@ -41,6 +41,8 @@ def package_file(model: nn.Module, path_name: str, shape: tuple[int, ...]) -> Pa
         "model": spec.name, "form": spec.form, "scale": spec.scale, "args": dict(spec.args),
         "weights": weights_fingerprint(model), "path": path_name, "shape": list(shape),
         "cpu": device_model(torch.device("cpu")), "torch": torch.__version__,
+        # inductor writes the thread count into the kernels (#pragma omp parallel num_threads(T))
+        "threads": torch.get_num_threads(),
     }
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return srlab_home() / "compiled" / f"{spec.name}-{path_name}-{digest}.pt2"
