@@ -402,8 +402,9 @@ class PathModel(nn.Module):
         measured = BF16_MEASURED_DROP.get(self.srlab_spec.name) if path.dtype == torch.bfloat16 else None
         if measured is not None:  # an architecture over budget never gets here (unavailable_reason)
             return True, f"Set5 / Set14 x4 drop {measured[0]:.4f} / {measured[1]:.4f} dB measured"
-        # A compiled path is judged by its dtype's uncompiled path: the same operations in the same dtype (inductor's
-        # fused elementwise work computes in float32 between its loads and stores), and no compile for the sample photo's size.
+        # A compiled path is judged by its dtype's uncompiled path: the same operations in the same dtype
+        # (inductor's fused elementwise work computes in float32 between its loads and stores), and no compile
+        # for the sample photo's size.
         basis = next(name for name, other in PATHS.items() if other.dtype == path.dtype and not other.compiled)
         if basis not in self._drops:
             self._drops[basis] = photo_drop_db(self.model, self.callable_for(basis))
@@ -432,7 +433,8 @@ class PathModel(nn.Module):
                 continue
             path = PATHS[name]
             candidate.skipped = unavailable_reason(path, self.model, self.device, self.precision)
-            if path.compiled and self.path == "auto" and eager_s < self.compile_from and not self._packaged(name, shape):
+            if (path.compiled and self.path == "auto" and eager_s < self.compile_from
+                    and not self._packaged(name, shape)):
                 candidate.skipped = (f"eager takes {1e3 * eager_s:.0f} ms at this size: compiling pays off from "
                                      f"{self.compile_from:g} s (--path {name} forces it)")
             if path.runtime == "onnxruntime" and self.path == "auto" and eager_s < EXPORT_MIN_EAGER_S:
