@@ -55,7 +55,7 @@ from torch import nn
 
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
-from srlab.inference.aot import AotCompiled, package_file
+from srlab.inference.aot import AotCompiled, model_fingerprint, package_file
 from srlab.inference.precision import cpu_has_bf16, to_reduced_precision
 
 PRECISIONS = ("auto", "fp32")
@@ -345,6 +345,7 @@ class PathModel(nn.Module):
         self._chosen: dict[tuple[int, ...], Selection] = {}
         self._drops: dict[str, float] = {}
         self._ran: set[str] = set()  # paths that have run in this process
+        self._weights: str | None = None  # the model's weights_fingerprint, once a package is looked for
 
     @property
     def device(self) -> torch.device:
@@ -414,7 +415,11 @@ class PathModel(nn.Module):
     def _packaged(self, name: str, shape: tuple[int, ...]) -> bool:
         """Whether a compiled path's package for ``shape`` is on disk already (loading it costs seconds, not a
         compile), so that ``auto`` tries it whatever the threshold."""
-        return self.device.type == "cpu" and package_file(self.model, name, shape).is_file()
+        if self.device.type != "cpu":
+            return False
+        if self._weights is None:
+            self._weights = model_fingerprint(self.model)
+        return package_file(self.model, name, shape, weights=self._weights).is_file()
 
     def _still_available(self, name: str) -> bool:
         return name in PATHS and unavailable_reason(PATHS[name], self.model, self.device, self.precision) is None
