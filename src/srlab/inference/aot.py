@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from srlab.fileio import atomic_path
+from srlab.inference.cache_keys import device_model, srlab_home, weights_fingerprint
 from srlab.models.registry import spec_of
 
 
@@ -35,13 +36,10 @@ def package_file(model: nn.Module, path_name: str, shape: tuple[int, ...], *, we
     """Where the package of ``model`` (float32, as the caller holds it) on ``path_name`` for inputs of
     ``shape`` lives (present or not); ``weights``: the model's ``weights_fingerprint`` where the caller
     has it already (hashing every weight takes a while for the large models)."""
-    # here, not at the top: path_cache imports paths, which imports this module
-    from srlab.inference.path_cache import device_model, srlab_home
-
     spec = spec_of(model)
     fields = {
         "model": spec.name, "form": spec.form, "scale": spec.scale, "args": dict(spec.args),
-        "weights": weights or model_fingerprint(model), "path": path_name, "shape": list(shape),
+        "weights": weights or weights_fingerprint(model), "path": path_name, "shape": list(shape),
         "cpu": device_model(torch.device("cpu")), "torch": torch.__version__,
         # inductor writes the thread count into the kernels (#pragma omp parallel num_threads(T))
         "threads": torch.get_num_threads(),
@@ -76,7 +74,7 @@ class AotCompiled:
 
     def _package_runner(self, x: torch.Tensor) -> Callable:
         if self._weights is None:
-            self._weights = model_fingerprint(self.model)
+            self._weights = weights_fingerprint(self.model)
         file = package_file(self.model, self.path_name, tuple(x.shape), weights=self._weights)
         try:
             if file.is_file():
@@ -89,13 +87,6 @@ class AotCompiled:
         except Exception as e:  # noqa: BLE001 - any failure leaves the in-process compile, never an error
             self.fallback = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             return self._compiled_in_process()
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """:func:`srlab.inference.path_cache.weights_fingerprint` (for callers that cannot import that module)."""
-    from srlab.inference.path_cache import weights_fingerprint  # see package_file
-
-    return weights_fingerprint(model)
 
 
 def _build(net: nn.Module, x: torch.Tensor, file: Path) -> None:

@@ -15,7 +15,6 @@ alone), and such a choice would otherwise stay for good.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -26,10 +25,10 @@ from torch import nn
 
 from srlab.errors import SrlabWarning
 from srlab.fileio import atomic_path
+from srlab.inference.cache_keys import device_model, srlab_home, weights_fingerprint
 from srlab.inference.paths import Selection
 from srlab.inference.threads import busy_cpus, usable_cpus
 from srlab.models.registry import spec_of
-from srlab.machine import cpu_model
 
 FORMAT = 1
 BUSY_LOAD, QUIET_LOAD = 1.0, 0.5  # load average per usable CPU
@@ -40,21 +39,6 @@ def machine_load() -> float:
     return busy_cpus() / usable_cpus()
 
 
-def srlab_home() -> Path:
-    return Path(os.environ.get("SRLAB_HOME") or Path.home() / ".cache" / "srlab")
-
-
-def weights_fingerprint(model: nn.Module) -> str:
-    """A digest of the model's weights: other weights may pass or fail a reduced-precision check."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def device_model(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
 
 class PathCache:

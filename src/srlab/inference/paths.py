@@ -55,7 +55,8 @@ from torch import nn
 
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
-from srlab.inference.aot import AotCompiled, model_fingerprint, package_file
+from srlab.inference.aot import AotCompiled, package_file
+from srlab.inference.cache_keys import weights_fingerprint
 from srlab.inference.precision import cpu_has_bf16, to_reduced_precision
 
 PRECISIONS = ("auto", "fp32")
@@ -418,7 +419,7 @@ class PathModel(nn.Module):
         if self.device.type != "cpu":
             return False
         if self._weights is None:
-            self._weights = model_fingerprint(self.model)
+            self._weights = weights_fingerprint(self.model)
         return package_file(self.model, name, shape, weights=self._weights).is_file()
 
     def _still_available(self, name: str) -> bool:
