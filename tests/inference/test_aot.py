@@ -6,7 +6,6 @@ import torch
 
 from srlab import create_model
 from srlab.inference import aot as aot_module
-from srlab.inference import paths as paths_module
 from srlab.inference.aot import AotCompiled, package_file
 from srlab.inference.paths import FP32_MAX_ABS_DIFF, PATHS, PathModel, build_path, unavailable_reason
 
@@ -63,7 +62,7 @@ def test_what_cannot_be_packaged_runs_on_torch_compile(model, home, monkeypatch)
     assert not list(home.rglob("*.pt2")) and not list(home.rglob("*.tmp*"))  # nothing half-written left
 
 
-def test_the_package_key_follows_weights_path_and_shape(model):
+def test_the_package_key_follows_weights_path_shape_and_threads(model):
     shape = (1, 3, 20, 28)
     same = package_file(model, "compile", shape)
     torch.manual_seed(0)
@@ -94,4 +93,3 @@ def test_auto_tries_a_compiled_path_whose_package_is_on_disk(model, monkeypatch)
     file.write_bytes(b"not a package")  # loading it fails: torch.compile runs instead, and is checked
     tried = next(c for c in PathModel(model, precision="fp32").selection(shape).candidates if c.path == "compile")
     assert tried.skipped is None and tried.check.startswith("max |diff|")
-    assert paths_module.PathModel(model, precision="fp32")._packaged("compile", shape)
