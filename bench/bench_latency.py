@@ -181,7 +181,7 @@ def main() -> None:
             skipped = "; ".join(f"{c.path}: {c.skipped}" for c in selection.candidates if c.skipped)
             cached = " (cached)" if selection.cached else ""
             compiled = "/".join(f"{c.first_call_s:.0f}" for c in selection.candidates
-                                if PATHS.get(c.path, PATHS["eager"]).compiled and c.first_call_s is not None) or "-"
+                                if PATHS[c.path].compiled and c.first_call_s is not None) or "-"
             print(f"{name:<13} {weights:<9} {macs / 1e9:6.2f} {peak / 1e9:9.0f} {ms['eager']:9.1f} {selection.path:<14} "
                   f"{ms['path']:9.1f} {ms['path'] / ms['eager']:6.2f} {share['eager']:8.1%} {share['path']:8.1%} "
                   f"{choice_s:8.1f} {compiled:>9}{cached}  {skipped}", flush=True)
