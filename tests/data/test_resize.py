@@ -193,6 +193,30 @@ def test_strided_runs_equal_the_general_gather(in_len, out_len, scale):
     assert torch.equal(resize._resize_axis(xt, -1, plan), resize._resize_axis(xt, -1, general))
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4, 7, 8])
+def test_the_exporters_phase_kernel_is_the_plans_middle(scale):
+    # bicubic_upscale under torch.export / ONNX tracing runs the taps of _phase_kernel (numpy) as a convolution
+    plan = resize._plan(16, 16 * scale, float(scale))
+    rows = range(8 * scale, 9 * scale)  # q = 8, far from both borders
+    offsets = plan.indices[list(rows)] - 8
+    pad = int(offsets.abs().max())
+    expected = torch.zeros(scale, 2 * pad + 1, dtype=torch.float64)
+    expected.scatter_add_(1, offsets + pad, plan.weights[list(rows)])
+    kernel = torch.from_numpy(resize._phase_kernel(scale))
+    assert kernel.shape == expected.shape
+    torch.testing.assert_close(kernel, expected, rtol=0, atol=3e-16)  # the weights' sums in another order
+
+
+def test_bicubic_upscale_exports_with_torch_export():
+    class Upscale(torch.nn.Module):
+        def forward(self, x):
+            return bicubic_upscale(x, 3)
+
+    x = random_levels((1, 3, 10, 12), seed=2)
+    exported = torch.export.export(Upscale(), (x,))  # failed on _plan's data-dependent sizes before
+    torch.testing.assert_close(exported.module()(x), bicubic_upscale(x, 3), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("quantize", [False, True])
 @pytest.mark.parametrize("call", [lambda x, q: bicubic_downscale(x, 3, quantize=q),
                                   lambda x, q: bicubic_upscale(x, 2, quantize=q),

@@ -34,9 +34,8 @@ def _no_export(*args, **kwargs):
 
 @pytest.mark.slow
 def test_a_package_is_built_once_and_loaded_without_tracing(monkeypatch):
-    # a narrow IMDN: ESPCN's in-graph bicubic upscaling of Cb/Cr plans its taps with data-dependent ops,
-    # which torch.export refuses (that model runs on torch.compile, the test below)
-    model = create_model("imdn", scale=2, args={"channels": 16, "num_modules": 1}).eval()
+    # ESPCN: its in-graph MATLAB bicubic upscaling of Cb/Cr and YCbCr conversions export too
+    model = create_model("espcn", scale=2).eval()
     if reason := unavailable_reason(PATHS["compile"], model, CPU, "fp32"):
         pytest.skip(reason)
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(1))

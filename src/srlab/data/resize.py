@@ -24,6 +24,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,9 +33,9 @@ from srlab.errors import SrlabError
 __all__ = ["imresize", "bicubic_downscale", "bicubic_upscale", "downscaled_size"]
 
 
-def _cubic(x: Tensor) -> Tensor:
+def _cubic(x: Tensor | np.ndarray) -> Tensor | np.ndarray:
     # Keys' cubic convolution kernel with a = -0.5, in the form MATLAB's cubic() writes it.
-    ax = x.abs()
+    ax = abs(x)
     ax2 = ax * ax
     ax3 = ax2 * ax
     near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
@@ -379,15 +380,35 @@ def _upscale_as_convolutions(x: Tensor, scale: int, quantize: bool) -> Tensor:
     return x / 255 if quantize else x
 
 
+@functools.lru_cache(maxsize=16)
+def _phase_kernel(scale: int) -> np.ndarray:
+    """(scale, 2 * pad + 1) float64: output ``scale * q + r`` away from the borders is
+    ``sum_t kernel[r, t] * x[q - pad + t]``, MATLAB's contributions() for the middle of an axis.
+
+    numpy, not torch: ``torch.export`` traces torch's factory functions into fake tensors, and
+    :func:`_plan`'s search for repeating weights then fails on data-dependent sizes. The same arithmetic
+    as ``_plan``, the weights' sums in numpy's order (tests/data/test_resize.py: equal to 3e-16).
+    """
+    # Output j (1-based) samples u = j/s + (1 - 1/s)/2; its taps are floor(u - 2) + 0..5, as in _plan.
+    j = np.arange(1, scale + 1, dtype=np.float64) + 8 * scale  # the middle of a 16-pixel axis
+    u = j / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - 2.0)
+    taps = left[:, None] + np.arange(6, dtype=np.float64)
+    weights = _cubic(u[:, None] - taps)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    offsets = taps.astype(np.int64) - 1 - 8  # 0-based input index minus q
+    live = weights != 0
+    pad = int(np.abs(offsets[live]).max())
+    kernel = np.zeros((scale, 2 * pad + 1))
+    for r in range(scale):
+        for offset, weight in zip(offsets[r][live[r]], weights[r][live[r]]):
+            kernel[r, offset + pad] += weight
+    return kernel
+
+
 def _upscale_axis_as_convolution(x: Tensor, scale: int, dim: int) -> Tensor:
-    reference = 16  # an axis long enough that its middle output rows touch no border
-    plan = _plan(reference, reference * scale, float(scale))
-    middle = reference // 2
-    phases = range(middle * scale, middle * scale + scale)  # output rows scale*q + r, r = 0..scale-1
-    offsets = plan.indices[list(phases)] - middle
-    pad = int(offsets.abs().max())
-    kernel = torch.zeros(scale, 2 * pad + 1, dtype=torch.float64)
-    kernel.scatter_add_(1, offsets + pad, plan.weights[list(phases)])
+    kernel = torch.from_numpy(_phase_kernel(scale))
+    pad = kernel.shape[1] // 2
     *lead, height, width = x.shape
     v = x.reshape(-1, 1, height, width)
     if dim == -2:

@@ -20,6 +20,17 @@ _T = (
 _OFFSET = (16.0, 128.0, 128.0)
 
 
+def _inverse_rows() -> tuple[tuple[tuple[float, ...], float], ...]:
+    # MATLAB inverts the 8-bit matrix in double: rgb = 255 * T^-1 @ ycbcr - T^-1 @ offset. Computed once
+    # at import, as Python floats: under torch.export's tracer the tensors would be fake and .tolist() fail.
+    t_inv = torch.linalg.inv(torch.tensor(_T, dtype=torch.float64))
+    off = t_inv @ torch.tensor(_OFFSET, dtype=torch.float64)
+    return tuple((tuple((255.0 * t_inv[p]).tolist()), -float(off[p])) for p in range(3))
+
+
+_T_INV_ROWS = _inverse_rows()  # per RGB channel: (coefficients on Y, Cb, Cr; offset)
+
+
 def _check_channels(x: Tensor, name: str) -> None:
     if x.dim() < 3 or x.shape[-3] != 3:
         raise ValueError(f"{name} expects a (..., 3, H, W) tensor, got shape {tuple(x.shape)}")
@@ -57,10 +68,5 @@ def rgb_to_y(x: Tensor) -> Tensor:
 def ycbcr_to_rgb(x: Tensor) -> Tensor:
     """BT.601 YCbCr in [0, 1], shape (..., 3, H, W) -> RGB in [0, 1] (MATLAB ``ycbcr2rgb``; not clamped)."""
     _check_channels(x, "ycbcr_to_rgb")
-    # MATLAB inverts the 8-bit matrix in double: rgb = 255 * T^-1 @ ycbcr - T^-1 @ offset.
-    t_inv = torch.linalg.inv(torch.tensor(_T, dtype=torch.float64))
-    off = t_inv @ torch.tensor(_OFFSET, dtype=torch.float64)
-    channels = [
-        _lincomb(x, (255.0 * t_inv[p]).tolist(), -float(off[p])) for p in range(3)
-    ]
+    channels = [_lincomb(x, row, offset) for row, offset in _T_INV_ROWS]
     return torch.stack(channels, dim=-3)
