@@ -56,7 +56,7 @@ def main() -> None:
                 iterations.append(sum(result.iterations))
                 score = zssr_scores.update(result.image, hr, scale)
                 bicubic = bicubic_scores.update(bicubic_upscale(lr, scale).clamp(0, 1), hr, scale)
-                print(f"{name} x{scale} {pair.name}: ZSSR {score['psnr_y']:.2f} dB (bicubic {bicubic['psnr_y']:.2f}), "
+                print(f"{name} x{scale} {pair.name}: ZSSR {score['psnr_y']:.2f} dB / {score['ssim_y']:.4f} (bicubic {bicubic['psnr_y']:.2f}), "
                       f"{iterations[-1]} iterations ({', '.join(result.stopped_by)}), {seconds[-1]:.1f} s", flush=True)
             z, b = zssr_scores.compute(), bicubic_scores.compute()
             print(f"== {name} x{scale}: ZSSR PSNR-Y {z['psnr_y']:.2f} SSIM-Y {z['ssim_y']:.4f} | bicubic "

@@ -129,6 +129,7 @@ def test_a_path_that_fails_is_skipped_with_its_reason(model, lr, monkeypatch):
     def broken_compile(*args, **kwargs):
         raise RuntimeError("no inductor here")
 
+    monkeypatch.setattr(torch.export, "export", broken_compile)  # no package: torch.compile is tried next
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.warns(SrlabWarning, match="--path compile is not used .*RuntimeError: no inductor here"):
         out = upscale_tensor(PathModel(model, path="compile"), lr)
