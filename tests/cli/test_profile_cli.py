@@ -55,7 +55,7 @@ def test_checkpoint_and_defaults(tmp_path, capsys):
     ckpt = bundled_weights("rdsr_s", 4)
     out = tmp_path / "p.json"
     code, stdout, stderr = run_cli(capsys, "profile", "--checkpoint", ckpt, "--threads", "1", "--repeats", "1", "--warmup", "0",
-                                   "--json", out)
+                                   "--path", "eager", "--json", out)  # eager: the path choice is tested elsewhere
     assert code == 0, stderr
     data = json.loads(out.read_text())
     assert (data["model"], data["scale"]) == ("rdsr_s", 4)
