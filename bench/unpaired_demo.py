@@ -37,6 +37,7 @@ from srlab.data.io import list_images, read_rgb, write_image
 from srlab.data.datasets import modcrop
 from srlab.data.resize import imresize
 from srlab.machine import cpu_model
+from srlab.unsupervised.cycle import ClassicalDegrader
 
 SCALE, BLUR_SIGMA, NOISE_SIGMA = 4, 1.6, 10 / 255
 
@@ -86,11 +87,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--runs", nargs="+", default=["bicubic", "unpaired", "unpaired_classical"],
+                        help="bicubic (supervised on bicubic pairs), unpaired (F a network), unpaired_classical")
     args = parser.parse_args()
     data = build_data(args.photos, args.out / "data")
     common = ["--config", "configs/unpaired_x4.yaml", "--train_dir", str(data["hr"]), "--val_dir", str(data["val"]),
               "--epochs", str(args.epochs), "--set", f"data.repeat={args.repeat}", "--quiet"]
-    runs = {"bicubic": ["--set", "step=supervised"], "unpaired": ["--unpaired_lr_dir", str(data["lr"])]}
+    runs = {"bicubic": ["--set", "step=supervised"], "unpaired": ["--unpaired_lr_dir", str(data["lr"])],
+            "unpaired_classical": ["--unpaired_lr_dir", str(data["lr"]), "--set", "unpaired.degrader=classical"]}
+    runs = {name: runs[name] for name in args.runs}
     for name, extra in runs.items():
         run_dir = args.out / name
         resume = ["--resume"] if (run_dir / "state.pt").exists() else []
@@ -106,6 +111,16 @@ def main() -> None:
     for name, result in rows.items():
         score = result["results"][0] if "results" in result else result
         print(f"{name:32s} {score['psnr_y']:8.2f} {score['ssim_y']:8.4f}")
+    if "unpaired_classical" in runs:
+        print("classical F learned: " + learned_degradation(args.out / "unpaired_classical" / "state.pt")
+              + f" (the target: blur {BLUR_SIGMA} / {BLUR_SIGMA}, noise {NOISE_SIGMA:.4f} in each channel)")
+
+
+def learned_degradation(state_file: Path) -> str:
+    modules = torch.load(state_file, weights_only=True)["step_modules"]
+    blur = (modules["generators.degrader.log_blur"] * ClassicalDegrader.RATE).exp().tolist()
+    noise = (modules["generators.degrader.log_noise"] * ClassicalDegrader.RATE).exp().tolist()
+    return f"blur {blur[0]:.2f} / {blur[1]:.2f} HR pixels, noise " + " / ".join(f"{n:.4f}" for n in noise)
 
 
 if __name__ == "__main__":

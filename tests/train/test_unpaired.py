@@ -10,7 +10,7 @@ from srlab.data.resize import imresize
 from srlab.data.unpaired import UnpairedPatchDataset
 from srlab.errors import SrlabError
 from srlab.train.config import TrainConfig, apply_overrides, validate
-from srlab.unsupervised.cycle import Degrader
+from srlab.unsupervised.cycle import ClassicalDegrader, Degrader, cycle_loss
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,7 @@ def test_the_example_config_trains_end_to_end(tiny_photos, unpaired_lr, tmp_path
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "losses": [{"name": "gan"}]}, "remove the gan term"),
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"gan_type": "wgan"}}, "unknown unpaired.gan_type"),
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"cycle_weight": -1}}, "cycle_weight must be >= 0"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"degrader": "gan"}}, "unknown unpaired.degrader"),
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "degradation": {"preset": "bicubic"}}, "remove degradation"),
 ])
 def test_unpaired_settings_are_checked(overrides, message):
@@ -115,3 +116,45 @@ def test_the_degrader_starts_as_the_bicubic_degradation_and_learns_a_residual():
     assert degrader.tail.weight.grad.abs().sum() > 0  # the residual's path is trainable from zero
     with pytest.raises(ValueError, match="multiples of the scale 4"):
         degrader(torch.rand(1, 3, 30, 32))
+
+
+def test_the_classical_degrader_is_a_gaussian_kernel_bicubic_and_noise():
+    degrader = ClassicalDegrader(scale=2, radius=6)
+    with torch.no_grad():
+        degrader.log_blur.copy_(torch.log(torch.tensor([1.5, 0.8])) / degrader.RATE)
+        degrader.log_noise.copy_(torch.log(torch.tensor([0.02, 0.05, 0.1])) / degrader.RATE)
+    t = torch.arange(-6, 7, dtype=torch.float32)
+    along, across = torch.exp(-t ** 2 / (2 * 1.5 ** 2)), torch.exp(-t ** 2 / (2 * 0.8 ** 2))
+    expected = across[:, None] * along[None, :]  # angle 0: the first deviation runs along the width
+    torch.testing.assert_close(degrader.kernel(), expected / expected.sum())
+    with torch.no_grad():
+        degrader.angle.fill_(torch.pi / 2 / degrader.RATE)  # a quarter turn swaps the axes
+    torch.testing.assert_close(degrader.kernel(), (expected / expected.sum()).T, atol=1e-6, rtol=0)
+    hr = torch.full((1, 3, 64, 64), 0.5)
+    torch.manual_seed(0)
+    lr = degrader(hr)
+    assert lr.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(degrader(hr, noise=False), torch.full_like(lr, 0.5))  # blur and D keep a flat image
+    measured = (lr - 0.5).std(dim=(0, 2, 3))
+    torch.testing.assert_close(measured, torch.tensor([0.02, 0.05, 0.1]), rtol=0.15, atol=0)
+
+
+def test_the_classical_degrader_starts_near_bicubic_and_learns_by_the_adversarial_term_only():
+    degrader = ClassicalDegrader(scale=4)
+    hr = torch.rand(2, 3, 32, 32)
+    assert (degrader(hr, noise=False) - imresize(hr, scale=0.25)).abs().max() < 0.03
+    sr = torch.rand(1, 3, 32, 32, requires_grad=True)
+    cycle_loss(degrader, sr, torch.rand(1, 3, 8, 8)).backward()
+    assert sr.grad.abs().sum() > 0 and all(p.grad is None for p in degrader.parameters())  # held in the cycle
+    degrader(hr).std().backward()
+    assert all(p.grad is not None for p in degrader.parameters())  # the angle's is 0 while the kernel is round
+    assert degrader.log_blur.grad.abs().min() > 0 and degrader.log_noise.grad.abs().min() > 0
+
+
+def test_an_unpaired_run_trains_the_classical_degrader(tiny_photos, unpaired_lr, tmp_path):
+    out = tmp_path / "run"
+    assert main(_args(tiny_photos, unpaired_lr, out, "--set", "unpaired.degrader=classical")) == 0
+    modules = torch.load(out / "state.pt", weights_only=True)["step_modules"]
+    assert set(k for k in modules if k.startswith("generators.")) == {
+        "generators.degrader.log_blur", "generators.degrader.angle", "generators.degrader.log_noise"}
+    assert not torch.equal(modules["generators.degrader.log_noise"], ClassicalDegrader(scale=2).log_noise.detach())

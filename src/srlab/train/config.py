@@ -18,6 +18,7 @@ from srlab.errors import SrlabError
 from srlab.losses import LOSS_NAMES, objective_parameters
 from srlab.losses.gan import GAN_TYPES
 from srlab.models.color_space import check_color_space
+from srlab.unsupervised.cycle import DEGRADERS, LR_DISCRIMINATOR_INPUTS
 
 
 @dataclass
@@ -161,7 +162,12 @@ class UnpairedConfig:
     # vanilla, lsgan, ragan or hinge (srlab.losses.gan), for both domains.
     gan_type: str = "lsgan"
     discriminator_channels: int = 32
-    # F: bicubic downscaling plus a learned residual from the HR patch and a noise map.
+    # F: "network", bicubic downscaling plus a learned residual from the HR patch and noise maps (its size
+    # below), or "classical", the study's x = (y * k) downscaled + n with a Gaussian kernel and noise learned.
+    degrader: str = "network"
+    # What the LR discriminator sees of F(y) and x: the "image", or its "high_pass" (the image minus its 5x5
+    # box average: noise and blur without the content and colour the unpaired photos differ in).
+    lr_discriminator_input: str = "image"
     degrader_channels: int = 32
     degrader_blocks: int = 4
 
@@ -559,6 +565,11 @@ def _validate_unpaired(config: TrainConfig) -> None:
             raise SrlabError(f"unpaired.{key} must be >= 1, got {getattr(u, key)}")
     if u.gan_type not in GAN_TYPES:
         raise SrlabError(f"unknown unpaired.gan_type {u.gan_type!r}: use one of {', '.join(GAN_TYPES)}")
+    if u.degrader not in DEGRADERS:
+        raise SrlabError(f"unknown unpaired.degrader {u.degrader!r}: use one of {', '.join(DEGRADERS)}")
+    if u.lr_discriminator_input not in LR_DISCRIMINATOR_INPUTS:
+        raise SrlabError(f"unknown unpaired.lr_discriminator_input {u.lr_discriminator_input!r}: use one of "
+                         f"{', '.join(LR_DISCRIMINATOR_INPUTS)}")
     if (config.data.patch_size // config.scale) % 8:
         raise SrlabError(
             f"unpaired training discriminates LR patches of side patch_size / scale = "

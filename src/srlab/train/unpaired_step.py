@@ -28,14 +28,16 @@ from srlab.train.state import RunState
 from srlab.train.step import backward_step, register_step, update_ema
 from srlab.train.step_modules import StepModules
 from srlab.unsupervised.cycle import (
-    Degrader, adversarial_discriminator_loss, adversarial_generator_loss, build_discriminators, cycle_loss,
+    adversarial_discriminator_loss, adversarial_generator_loss, build_degrader, build_discriminators, cycle_loss,
+    high_pass,
 )
 
 
 def build_cycle_networks(config: TrainConfig) -> StepModules:
     u = config.unpaired
     return StepModules(
-        generators={"degrader": Degrader(scale=config.scale, channels=u.degrader_channels, blocks=u.degrader_blocks)},
+        generators={"degrader": build_degrader(u.degrader, scale=config.scale, channels=u.degrader_channels,
+                                               blocks=u.degrader_blocks)},
         discriminators=build_discriminators(u.discriminator_channels),
     )
 
@@ -63,7 +65,9 @@ def unpaired_step(
     loss = u.pseudo_pair_weight * pseudo + u.cycle_weight * terms["cycle"]
     # A term weighted 0 is not computed (nor its discriminator trained): "adversarial_hr_weight: 0" saves
     # the HR discriminator, the costliest network of the step.
-    adversarial = {"hr": (u.adversarial_hr_weight, d_hr, sr, y), "lr": (u.adversarial_lr_weight, d_lr_net, fake_lr, x)}
+    lr_seen = high_pass if u.lr_discriminator_input == "high_pass" else (lambda image: image)
+    adversarial = {"hr": (u.adversarial_hr_weight, d_hr, sr, y),
+                   "lr": (u.adversarial_lr_weight, d_lr_net, lr_seen(fake_lr), lr_seen(x))}
     adversarial = {domain: a for domain, a in adversarial.items() if a[0] > 0}
     for domain, (weight, discriminator, fake, real) in adversarial.items():
         terms[f"adversarial_{domain}"] = adversarial_generator_loss(u.gan_type, discriminator, fake, real)

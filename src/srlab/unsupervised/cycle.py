@@ -20,9 +20,20 @@ noise (so F can learn blur, signal-dependent colour noise and compression-like r
 to +-0.25; its last convolution starts at zero, so F starts as the bicubic D. F is trained by the LR adversarial term and the
 cycle term only: the pseudo pairs see F(y) detached, or G and F would collude towards degradations that
 are easy to invert (F staying bicubic) instead of the target domain's.
+
+``unpaired.degrader: classical`` makes F the study's classical degradation model instead,
+``x = (y * k) downscaled + n`` (:class:`ClassicalDegrader`): an anisotropic Gaussian kernel k (two standard
+deviations and an angle), MATLAB bicubic downscaling and Gaussian noise n with one standard deviation per
+channel, six numbers learned by the LR adversarial term alone (the blind-SR assumption of a kernel plus
+noise, whose parameters the unpaired LR images then estimate, as KernelGAN estimates a kernel from one
+image). The cycle term runs it without noise and with its parameters held (a noise it cannot redraw would
+pull its noise level to zero, and the cycle would fit the kernel to G's current output rather than to the
+domain).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +84,79 @@ class Degrader(nn.Module):
         return base + RESIDUAL_BOUND * torch.tanh(self.tail(self.body(features)))
 
 
+class ClassicalDegrader(nn.Module):
+    """F: HR (N, 3, H, W) -> LR = MATLAB-bicubic downscaling of (HR blurred by an anisotropic Gaussian) + noise.
+
+    Starts near the bicubic D (kernel deviations 0.3 HR pixels, noise 1/1000). Its parameters are stored
+    divided by ``RATE``: the optimiser's steps (Adam's, about the learning rate in size whatever the
+    gradient) then move the log-deviations ``RATE`` times as fast as the networks' weights, so F settles
+    within a few hundred iterations at the networks' learning rate.
+    """
+
+    RATE = 20.0
+
+    def __init__(self, *, scale: int, radius: int = 10) -> None:
+        super().__init__()
+        self.scale, self.radius = scale, radius
+        self.log_blur = nn.Parameter(torch.full((2,), math.log(0.3) / self.RATE))  # log HR pixels, / RATE
+        self.angle = nn.Parameter(torch.zeros(()))  # radians, / RATE
+        self.log_noise = nn.Parameter(torch.full((3,), math.log(1e-3) / self.RATE))  # per channel, / RATE
+
+    def blur_sigmas(self) -> Tensor:
+        return torch.exp(self.RATE * self.log_blur)
+
+    def noise_sigmas(self) -> Tensor:
+        return torch.exp(self.RATE * self.log_noise)
+
+    def kernel(self) -> Tensor:
+        """(2r+1, 2r+1), non-negative, summing to 1."""
+        t = torch.arange(-self.radius, self.radius + 1, dtype=self.log_blur.dtype, device=self.log_blur.device)
+        v, u = torch.meshgrid(t, t, indexing="ij")
+        theta = self.RATE * self.angle
+        along, across = u * torch.cos(theta) + v * torch.sin(theta), -u * torch.sin(theta) + v * torch.cos(theta)
+        sigma = self.blur_sigmas()
+        logits = -0.5 * ((along / sigma[0]) ** 2 + (across / sigma[1]) ** 2)
+        return torch.softmax(logits.flatten(), dim=0).view_as(logits)
+
+    def forward(self, hr: Tensor, *, noise: bool = True, hold: bool = False) -> Tensor:
+        """``noise=False``: the deterministic part; ``hold=True``: no gradient to F's parameters."""
+        kernel, sigmas = self.kernel(), self.noise_sigmas()
+        if hold:
+            kernel, sigmas = kernel.detach(), sigmas.detach()
+        r, channels = self.radius, hr.shape[1]
+        weight = kernel.to(hr.dtype).expand(channels, 1, -1, -1)
+        blurred = F.conv2d(F.pad(hr, (r, r, r, r), mode="replicate"), weight, groups=channels)
+        lr = imresize(blurred, scale=1 / self.scale)
+        if noise:
+            lr = lr + sigmas.to(hr.dtype).view(1, -1, 1, 1) * torch.randn_like(lr)
+        return lr
+
+    def cycle(self, sr: Tensor) -> Tensor:
+        """F as the cycle term applies it: no noise, parameters held (module docstring)."""
+        return self(sr, noise=False, hold=True)
+
+
+DEGRADERS = ("network", "classical")  # unpaired.degrader
+
+
+def build_degrader(name: str, *, scale: int, channels: int, blocks: int) -> nn.Module:
+    """``unpaired.degrader``: ``network`` (:class:`Degrader`, ``channels`` x ``blocks``) or ``classical``."""
+    if name == "classical":
+        return ClassicalDegrader(scale=scale)
+    return Degrader(scale=scale, channels=channels, blocks=blocks)
+
+
+LR_DISCRIMINATOR_INPUTS = ("image", "high_pass")  # unpaired.lr_discriminator_input
+
+
+def high_pass(x: Tensor) -> Tensor:
+    """``x`` minus its 5x5 box average (edges replicated): what the LR discriminator sees with
+    ``unpaired.lr_discriminator_input: high_pass``, the frequency separation of Fritsche, Gu and Timofte
+    (ICCVW 2019): unpaired LR and HR photos differ in content and colour, which F cannot and should not
+    match; their high frequencies carry the noise and blur F has to learn."""
+    return x - F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+
+
 def build_discriminators(channels: int) -> dict[str, nn.Module]:
     """One U-Net discriminator per domain: ``hr`` (G's outputs vs real HR), ``lr`` (F's outputs vs real LR)."""
     return {"hr": build_discriminator("unet", channels=channels), "lr": build_discriminator("unet", channels=channels)}
@@ -88,5 +172,5 @@ def adversarial_discriminator_loss(gan_type: str, discriminator: nn.Module, fake
 
 
 def cycle_loss(degrader: nn.Module, sr: Tensor, lr: Tensor) -> Tensor:
-    """The study's cycle content loss on the LR image: ``|F(G(x)) - x|_1``."""
-    return (degrader(sr) - lr).abs().mean()
+    """The study's cycle content loss on the LR image: ``|F(G(x)) - x|_1`` (F's own ``cycle`` form where it has one)."""
+    return (getattr(degrader, "cycle", degrader)(sr) - lr).abs().mean()
