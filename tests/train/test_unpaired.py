@@ -10,7 +10,8 @@ from srlab.data.resize import imresize
 from srlab.data.unpaired import UnpairedPatchDataset
 from srlab.errors import SrlabError
 from srlab.train.config import TrainConfig, apply_overrides, validate
-from srlab.unsupervised.cycle import ClassicalDegrader, Degrader, cycle_loss
+from srlab.train import unpaired_step
+from srlab.unsupervised.cycle import ClassicalDegrader, Degrader, cycle_loss, high_pass
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,8 @@ def test_the_example_config_trains_end_to_end(tiny_photos, unpaired_lr, tmp_path
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"gan_type": "wgan"}}, "unknown unpaired.gan_type"),
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"cycle_weight": -1}}, "cycle_weight must be >= 0"),
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"degrader": "gan"}}, "unknown unpaired.degrader"),
+    ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "unpaired": {"lr_discriminator_input": "fft"}},
+     "unknown unpaired.lr_discriminator_input"),
     ({"step": "unpaired", "data": {"unpaired_lr_dir": "lr"}, "degradation": {"preset": "bicubic"}}, "remove degradation"),
 ])
 def test_unpaired_settings_are_checked(overrides, message):
@@ -151,10 +154,22 @@ def test_the_classical_degrader_starts_near_bicubic_and_learns_by_the_adversaria
     assert degrader.log_blur.grad.abs().min() > 0 and degrader.log_noise.grad.abs().min() > 0
 
 
-def test_an_unpaired_run_trains_the_classical_degrader(tiny_photos, unpaired_lr, tmp_path):
+def test_an_unpaired_run_trains_the_classical_degrader(tiny_photos, unpaired_lr, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(unpaired_step, "high_pass", lambda x: seen.append(x.shape) or high_pass(x))
     out = tmp_path / "run"
-    assert main(_args(tiny_photos, unpaired_lr, out, "--set", "unpaired.degrader=classical")) == 0
+    argv = _args(tiny_photos, unpaired_lr, out, "--set", "unpaired.degrader=classical",
+                 "--set", "unpaired.lr_discriminator_input=high_pass")
+    assert main(argv) == 0
+    assert seen and all(shape[-2:] == (16, 16) for shape in seen)  # the LR discriminator's inputs, F(y) and x
     modules = torch.load(out / "state.pt", weights_only=True)["step_modules"]
     assert set(k for k in modules if k.startswith("generators.")) == {
         "generators.degrader.log_blur", "generators.degrader.angle", "generators.degrader.log_noise"}
     assert not torch.equal(modules["generators.degrader.log_noise"], ClassicalDegrader(scale=2).log_noise.detach())
+
+
+def test_the_high_pass_removes_flat_colour_and_keeps_detail():
+    flat = torch.full((1, 3, 12, 12), 0.3)
+    assert high_pass(flat).abs().max() < 1e-6
+    noise = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert 0.85 < high_pass(0.3 + noise).std() / noise.std() < 1  # white noise keeps 24/25 of its variance
