@@ -87,32 +87,35 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--runs", nargs="+", default=["bicubic", "unpaired", "unpaired_classical"],
-                        help="bicubic (supervised on bicubic pairs), unpaired (F a network), unpaired_classical")
+    parser.add_argument("--runs", nargs="+", default=["bicubic", "unpaired", "unpaired_network"],
+                        help="bicubic: supervised on bicubic pairs; unpaired: configs/unpaired_x4.yaml (the classical F, "
+                             "high-pass LR discriminator); unpaired_network: F a network, the discriminator on the image")
+    parser.add_argument("--seed", type=int, default=0, help="the runs' seed (their folders get a _seedN suffix)")
     args = parser.parse_args()
     data = build_data(args.photos, args.out / "data")
     common = ["--config", "configs/unpaired_x4.yaml", "--train_dir", str(data["hr"]), "--val_dir", str(data["val"]),
               "--epochs", str(args.epochs), "--set", f"data.repeat={args.repeat}", "--quiet"]
+    network_f = ["--set", "unpaired.degrader=network", "--set", "unpaired.lr_discriminator_input=image"]
     runs = {"bicubic": ["--set", "step=supervised"], "unpaired": ["--unpaired_lr_dir", str(data["lr"])],
-            "unpaired_classical": ["--unpaired_lr_dir", str(data["lr"]), "--set", "unpaired.degrader=classical"]}
-    runs = {name: runs[name] for name in args.runs}
+            "unpaired_network": ["--unpaired_lr_dir", str(data["lr"]), *network_f]}
+    runs = {name: [*runs[name], "--set", f"seed={args.seed}"] for name in args.runs}
+    run_dirs = {name: args.out / f"{name}_seed{args.seed}" for name in runs}
     for name, extra in runs.items():
-        run_dir = args.out / name
-        resume = ["--resume"] if (run_dir / "state.pt").exists() else []
-        assert srlab_main(["train", *common, *extra, "--out", str(run_dir), *resume]) == 0
+        resume = ["--resume"] if (run_dirs[name] / "state.pt").exists() else []
+        assert srlab_main(["train", *common, *extra, "--out", str(run_dirs[name]), *resume]) == 0
     rows = {"bicubic upscaling": evaluate(["--model", "bicubic", "--scale", str(SCALE), "--data", str(data["val"])],
                                          args.out / "eval_bicubic_upscaling.json")}
-    for name in runs:
+    for name, run_dir in run_dirs.items():
         rows[f"rdsr_s trained {name}"] = evaluate(
-            ["--model", "rdsr_s", "--scale", str(SCALE), "--checkpoint", str(args.out / name / "last.safetensors"),
-             "--data", str(data["val"])], args.out / f"eval_{name}.json")
+            ["--model", "rdsr_s", "--scale", str(SCALE), "--checkpoint", str(run_dir / "last.safetensors"),
+             "--data", str(data["val"])], run_dir.with_name(f"eval_{run_dir.name}.json"))
     print(f"CPU: {cpu_model()}; {args.epochs} epochs x {args.repeat} repeats of the HR half, batch 8, patch 64")
     print(f"{'model':32s} {'PSNR-Y':>8s} {'SSIM-Y':>8s}  (validation photos, blur {BLUR_SIGMA} + noise 10/255, x4)")
     for name, result in rows.items():
         score = result["results"][0] if "results" in result else result
         print(f"{name:32s} {score['psnr_y']:8.2f} {score['ssim_y']:8.4f}")
-    if "unpaired_classical" in runs:
-        print("classical F learned: " + learned_degradation(args.out / "unpaired_classical" / "state.pt")
+    if "unpaired" in runs:
+        print("classical F learned: " + learned_degradation(run_dirs["unpaired"] / "state.pt")
               + f" (the target: blur {BLUR_SIGMA} / {BLUR_SIGMA}, noise {NOISE_SIGMA:.4f} in each channel)")
 
 

@@ -37,7 +37,7 @@ def _args(tiny_photos, unpaired_lr, out, *extra, epochs=2):
 
 def test_unpaired_run_trains_the_model_the_degrader_and_both_discriminators(tiny_photos, unpaired_lr, tmp_path):
     out = tmp_path / "run"
-    assert main(_args(tiny_photos, unpaired_lr, out)) == 0
+    assert main(_args(tiny_photos, unpaired_lr, out, "--set", "unpaired.degrader=network")) == 0
     state = torch.load(out / "state.pt", weights_only=True)
     modules = state["step_modules"]
     assert {k.split(".")[1] for k in modules if k.startswith("generators.")} == {"degrader"}
@@ -158,9 +158,7 @@ def test_an_unpaired_run_trains_the_classical_degrader(tiny_photos, unpaired_lr,
     seen = []
     monkeypatch.setattr(unpaired_step, "high_pass", lambda x: seen.append(x.shape) or high_pass(x))
     out = tmp_path / "run"
-    argv = _args(tiny_photos, unpaired_lr, out, "--set", "unpaired.degrader=classical",
-                 "--set", "unpaired.lr_discriminator_input=high_pass")
-    assert main(argv) == 0
+    assert main(_args(tiny_photos, unpaired_lr, out)) == 0  # the defaults: classical F, high-pass LR discriminator
     assert seen and all(shape[-2:] == (16, 16) for shape in seen)  # the LR discriminator's inputs, F(y) and x
     modules = torch.load(out / "state.pt", weights_only=True)["step_modules"]
     assert set(k for k in modules if k.startswith("generators.")) == {

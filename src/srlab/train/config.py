@@ -162,12 +162,14 @@ class UnpairedConfig:
     # vanilla, lsgan, ragan or hinge (srlab.losses.gan), for both domains.
     gan_type: str = "lsgan"
     discriminator_channels: int = 32
-    # F: "network", bicubic downscaling plus a learned residual from the HR patch and noise maps (its size
-    # below), or "classical", the study's x = (y * k) downscaled + n with a Gaussian kernel and noise learned.
-    degrader: str = "network"
-    # What the LR discriminator sees of F(y) and x: the "image", or its "high_pass" (the image minus its 5x5
-    # box average: noise and blur without the content and colour the unpaired photos differ in).
-    lr_discriminator_input: str = "image"
+    # What the LR discriminator sees of F(y) and x: their "high_pass" (the image minus its 5x5 box average:
+    # noise and blur without the content and colour the unpaired photos differ in), or the "image".
+    lr_discriminator_input: str = "high_pass"
+    # F: "classical", the study's x = (y * k) downscaled + n with a Gaussian kernel and per-channel noise
+    # learned, or "network", bicubic downscaling plus a learned residual from the HR patch and noise maps (its
+    # size below). bench/unpaired_demo.py: only the classical F, seen through the high pass, learned the
+    # target domain's noise there.
+    degrader: str = "classical"
     degrader_channels: int = 32
     degrader_blocks: int = 4
 
