@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import yaml
 
 from conftest import CONFIGS
 from srlab.cli.main import main
@@ -171,3 +172,18 @@ def test_the_high_pass_removes_flat_colour_and_keeps_detail():
     assert high_pass(flat).abs().max() < 1e-6
     noise = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert 0.85 < high_pass(0.3 + noise).std() / noise.std() < 1  # white noise keeps 24/25 of its variance
+
+
+def test_a_run_saved_before_the_classical_degrader_resumes_with_its_network(tiny_photos, unpaired_lr, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_args(tiny_photos, unpaired_lr, out, "--set", "unpaired.degrader=network",
+                      "--set", "unpaired.lr_discriminator_input=image", epochs=1)) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    del config["unpaired"]["degrader"], config["unpaired"]["lr_discriminator_input"]  # as written before them
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert "generators.degrader.tail.weight" in torch.load(out / "state.pt", weights_only=True)["step_modules"]
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--quiet", "--set", "unpaired.degrader=classical"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot resume" in err and "unpaired.degrader 'classical'" in err and "\n" not in err

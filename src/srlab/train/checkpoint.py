@@ -103,13 +103,17 @@ def run_config(run_dir: Path) -> TrainConfig:
 
 
 def _migrated(saved: dict) -> dict:
-    """A config.yaml written before `losses` replaced `loss` names its loss as `loss: NAME`."""
-    if "loss" not in saved:
-        return saved
+    """A config.yaml in an older form, as today's keys: before `losses` replaced `loss`, it names its loss as
+    `loss: NAME`; before `unpaired.degrader` existed (2026-12-06), its F was the network one and its LR
+    discriminator saw the whole image (today's defaults are the classical F and the high pass)."""
     saved = dict(saved)
-    name = saved.pop("loss")
-    if not saved.get("losses"):
-        saved["losses"] = [{"name": name, "weight": 1.0}]
+    if "loss" in saved:
+        name = saved.pop("loss")
+        if not saved.get("losses"):
+            saved["losses"] = [{"name": name, "weight": 1.0}]
+    unpaired = saved.get("unpaired")
+    if isinstance(unpaired, dict) and "degrader_channels" in unpaired and "degrader" not in unpaired:
+        saved["unpaired"] = {**unpaired, "degrader": "network", "lr_discriminator_input": "image"}
     return saved
 
 
@@ -123,6 +127,7 @@ def check_resumable(config: TrainConfig, run_dir: Path) -> None:
         # The optimiser's saved moments are those of the trainable parameters.
         ("model.freeze", saved.model.freeze, config.model.freeze),
         ("data.color_space", saved.data.color_space, config.data.color_space),
+        ("unpaired.degrader", saved.unpaired.degrader, config.unpaired.degrader),  # F's saved weights
     ):
         if old != new:
             raise SrlabError(
