@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from srlab.layers import swin
 from srlab.layers.swin import (
     LOGIT_SCALE_MAX,
     MASK_VALUE,
@@ -117,6 +118,29 @@ def test_window_attention_equals_a_naive_computation_on_one_window(masked):
         out = _naive_attention(q, k, v, lambda qh, kh, h: qh @ kh.T / math.sqrt(d), bias, window_mask)
         expected = out @ attn.proj.weight.T + attn.proj.bias
     assert torch.allclose(got, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_bfloat16_window_attention_takes_the_form_fast_on_the_cpu(amx, monkeypatch):
+    """bf16 on a CPU without AMX: explicit_attention (CPU SDPA's bf16 kernel is slow there); with AMX and in
+    float32: SDPA. Both forms compute the same attention (float64 here)."""
+    monkeypatch.setattr(swin, "_CPU_HAS_AMX", amx)
+    calls = []
+    real = swin.explicit_attention
+    monkeypatch.setattr(swin, "explicit_attention", lambda *a: calls.append(a[0].dtype) or real(*a))
+    torch.manual_seed(0)
+    attn = WindowAttention(12, 4, 3)
+    mask = shifted_window_mask(8, 8, 4, 2)
+    x = torch.randn(4, 16, 12)
+    with torch.no_grad():
+        attn.relative_position_bias_table.normal_()
+        full = attn(x, mask)
+        half = attn.bfloat16()(x.bfloat16(), mask)
+    assert calls == ([] if amx else [torch.bfloat16])
+    assert (half.float() - full).abs().max().item() < 0.05
+    q, k, v = torch.randn(3, 8, 3, 16, 4, dtype=torch.float64).unbind(0)
+    bias = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(real(q, k, v, bias, 0.5), F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.5))
 
 
 def test_window_attention_repeats_the_window_masks_for_each_image_and_trains():
