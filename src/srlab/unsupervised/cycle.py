@@ -87,6 +87,10 @@ class Degrader(nn.Module):
         features = F.leaky_relu(self.head(torch.cat([F.pixel_unshuffle(hr, s), noise], dim=1)), 0.2)
         return base + RESIDUAL_BOUND * torch.tanh(self.tail(self.body(features)))
 
+    def cycle(self, sr: Tensor) -> Tensor:
+        """F as the cycle term applies it: as it is, noise maps and all (trained by that term too)."""
+        return self(sr)
+
 
 class ClassicalDegrader(nn.Module):
     """F: HR (N, 3, H, W) -> LR = MATLAB-bicubic downscaling of (HR blurred by an anisotropic Gaussian) + noise.
@@ -175,6 +179,6 @@ def adversarial_discriminator_loss(gan_type: str, discriminator: nn.Module, fake
     return discriminator_loss(gan_type, discriminator(real), discriminator(fake.detach()))
 
 
-def cycle_loss(degrader: nn.Module, sr: Tensor, lr: Tensor) -> Tensor:
-    """The study's cycle content loss on the LR image: ``|F(G(x)) - x|_1`` (F's own ``cycle`` form where it has one)."""
-    return (getattr(degrader, "cycle", degrader)(sr) - lr).abs().mean()
+def cycle_loss(degrader: Degrader | ClassicalDegrader, sr: Tensor, lr: Tensor) -> Tensor:
+    """The study's cycle content loss on the LR image: ``|F(G(x)) - x|_1``, F in its ``cycle`` form."""
+    return (degrader.cycle(sr) - lr).abs().mean()
