@@ -6,7 +6,9 @@ import torch
 
 from srlab import create_model
 from srlab.inference import aot as aot_module
+from srlab.inference import path_cache as path_cache_module
 from srlab.inference.aot import AotCompiled, package_file
+from srlab.inference.path_cache import PathCache
 from srlab.inference.paths import FP32_MAX_ABS_DIFF, PATHS, PathModel, build_path, unavailable_reason
 
 CPU = torch.device("cpu")
@@ -79,6 +81,16 @@ def test_the_package_key_follows_weights_path_shape_and_threads(model):
         other.load_state_dict(model.state_dict())
         next(other.parameters()).add_(1e-3)
     assert package_file(other, "compile", shape) != same
+
+
+
+def test_a_change_to_the_code_keys_new_packages_and_path_choices(model, monkeypatch):
+    shape = (1, 3, 20, 28)
+    package, choice = package_file(model, "compile", shape), PathCache().key(model, shape, "fp32", CPU)
+    monkeypatch.setattr(aot_module, "code_fingerprint", lambda: "edited")
+    monkeypatch.setattr(path_cache_module, "code_fingerprint", lambda: "edited")
+    assert package_file(model, "compile", shape) != package
+    assert PathCache().key(model, shape, "fp32", CPU) != choice
 
 
 def test_auto_tries_a_compiled_path_whose_package_is_on_disk(model, monkeypatch):

@@ -8,7 +8,8 @@ loads it without tracing (2026-12-06, AMD EPYC Zen 4, 1 thread, rdsr_s bf16 at L
 loaded in 0.2 s where ``torch.compile`` took 6.8 s with its cache warm, 103 ms a forward against
 ``torch.compile``'s 110 and eager's 294). The digest covers what the compiled code depends on: the
 architecture and its hyper-parameters, the weights (frozen into the package as constants), the path, the
-input shape, the thread count (written into the kernels), the CPU model and the torch version. A package is
+input shape, the thread count (written into the kernels), the CPU model, the torch version and srlab's own
+source (a changed forward is traced again). A package is
 written atomically, so a killed build leaves none.
 
 A model that ``torch.export`` cannot capture, a package that does not build or load, and a call with keyword
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from srlab.fileio import atomic_path
-from srlab.inference.cache_keys import device_model, srlab_home, weights_fingerprint
+from srlab.inference.cache_keys import code_fingerprint, device_model, srlab_home, weights_fingerprint
 from srlab.models.registry import spec_of
 
 
@@ -40,7 +41,7 @@ def package_file(model: nn.Module, path_name: str, shape: tuple[int, ...], *, we
     fields = {
         "model": spec.name, "form": spec.form, "scale": spec.scale, "args": dict(spec.args),
         "weights": weights or weights_fingerprint(model), "path": path_name, "shape": list(shape),
-        "cpu": device_model(torch.device("cpu")), "torch": torch.__version__,
+        "cpu": device_model(torch.device("cpu")), "torch": torch.__version__, "srlab": code_fingerprint(),
         # inductor writes the thread count into the kernels (#pragma omp parallel num_threads(T))
         "threads": torch.get_num_threads(),
     }

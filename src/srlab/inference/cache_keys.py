@@ -1,4 +1,5 @@
-"""What srlab's on-disk inference caches are keyed by: where they live, the weights' digest, the device.
+"""What srlab's on-disk inference caches are keyed by: where they live, the weights' digest, srlab's code,
+the device.
 
 Shared by the path-choice cache (:mod:`srlab.inference.path_cache`) and the compiled packages
 (:mod:`srlab.inference.aot`), which the path code (:mod:`srlab.inference.paths`) imports in turn.
@@ -6,6 +7,7 @@ Shared by the path-choice cache (:mod:`srlab.inference.path_cache`) and the comp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -26,6 +28,19 @@ def weights_fingerprint(model: nn.Module) -> str:
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of srlab's own Python source. A compiled package holds the graph the code traced, and a cached
+    path choice the checks that code passed: after any change to srlab (an upgrade, or an edit in a
+    development checkout, e.g. to a model's forward) both are made again rather than served stale."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from srlab.errors import SrlabWarning
 from srlab.fileio import atomic_path
-from srlab.inference.cache_keys import device_model, srlab_home, weights_fingerprint
+from srlab.inference.cache_keys import code_fingerprint, device_model, srlab_home, weights_fingerprint
 from srlab.inference.paths import Selection
 from srlab.inference.threads import busy_cpus, usable_cpus
 from srlab.models.registry import spec_of
@@ -52,7 +52,7 @@ class PathCache:
         fields = {
             "model": spec.name, "form": spec.form, "scale": spec.scale, "args": dict(spec.args), "weights": weights_fingerprint(model),
             "shape": list(shape), "threads": torch.get_num_threads(), "device": device_model(device),
-            "torch": torch.__version__, "precision": precision,
+            "torch": torch.__version__, "precision": precision, "srlab": code_fingerprint(),
         }
         if compile_from is not None:
             fields["compile_from"] = compile_from
