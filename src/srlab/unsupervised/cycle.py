@@ -22,7 +22,7 @@ to +-0.25; its last convolution starts at zero, so F starts as the bicubic D. F 
 cycle term only: the pseudo pairs see F(y) detached, or G and F would collude towards degradations that
 are easy to invert (F staying bicubic) instead of the target domain's.
 
-The ``classical`` F (the default) is the study's classical degradation model instead,
+The ``classical`` F (the default) is the study's classical degradation model,
 ``x = (y * k) downscaled + n`` (:class:`ClassicalDegrader`): an anisotropic Gaussian kernel k (two standard
 deviations and an angle), MATLAB bicubic downscaling and Gaussian noise n with one standard deviation per
 channel, six numbers learned by the LR adversarial term alone (the blind-SR assumption of a kernel plus
