@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--runs", nargs="+", default=["bicubic", "unpaired", "unpaired_network"],
+                        choices=["bicubic", "unpaired", "unpaired_network"],
                         help="bicubic: supervised on bicubic pairs; unpaired: configs/unpaired_x4.yaml (the classical F, "
                              "high-pass LR discriminator); unpaired_network: F a network, the discriminator on the image")
     parser.add_argument("--seed", type=int, default=0, help="the runs' seed (their folders get a _seedN suffix)")
@@ -124,8 +125,10 @@ def main() -> None:
 
 def learned_degradation(state_file: Path) -> str:
     modules = torch.load(state_file, weights_only=True)["step_modules"]
-    blur = (modules["generators.degrader.log_blur"] * ClassicalDegrader.RATE).exp().tolist()
-    noise = (modules["generators.degrader.log_noise"] * ClassicalDegrader.RATE).exp().tolist()
+    prefix = "generators.degrader."
+    degrader = ClassicalDegrader(scale=SCALE)
+    degrader.load_state_dict({k[len(prefix):]: v for k, v in modules.items() if k.startswith(prefix)})
+    blur, noise = degrader.blur_sigmas().tolist(), degrader.noise_sigmas().tolist()
     return f"blur {blur[0]:.2f} / {blur[1]:.2f} HR pixels, noise " + " / ".join(f"{n:.4f}" for n in noise)
 
 
