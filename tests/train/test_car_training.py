@@ -47,6 +47,15 @@ def test_offset_loss_weighs_each_tap_by_its_distance_from_k_over_2():
     torch.testing.assert_close(offset_loss(offsets_h, offsets_v), torch.tensor(1.0 * distance / 2))
 
 
+def test_offset_loss_has_a_finite_gradient_where_an_offset_is_zero():
+    """sqrt's gradient at 0 is NaN; an offset of exactly (0, 0) must not turn the resampler's weights to NaN."""
+    offsets_h, offsets_v = torch.zeros(1, 169, 1, 1), torch.zeros(1, 169, 1, 1, requires_grad=True)
+    offsets_h[0, 1] = 0.3
+    offsets_h.requires_grad_(True)
+    offset_loss(offsets_h, offsets_v).backward()
+    assert torch.isfinite(offsets_h.grad).all() and torch.isfinite(offsets_v.grad).all()
+    assert offsets_h.grad[0, 0].item() == 0 and offsets_h.grad[0, 1].item() > 0  # at rest 0; moved: its distance
+
 def test_tv_loss_takes_horizontal_steps_of_dy_and_vertical_steps_of_dx():
     kernels = torch.full((1, 1, 2, 2), 0.5)
     offsets_h = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]])  # dx changes from row to row only

@@ -46,7 +46,10 @@ def offset_loss(offsets_h: torch.Tensor, offsets_v: torch.Tensor) -> torch.Tenso
     grid = torch.arange(k, dtype=offsets_h.dtype, device=offsets_h.device)
     distance = torch.sqrt((grid.view(-1, 1) - k / 2) ** 2 + (grid.view(1, -1) - k / 2) ** 2) / k
     b, _, h, w = offsets_h.shape
-    magnitude = torch.sqrt(offsets_h.square() + offsets_v.square())
+    squared = offsets_h.square() + offsets_v.square()
+    # sqrt's gradient at 0 is 0 * inf = NaN: where an offset is exactly (0, 0) its magnitude (0) gets gradient 0.
+    moved = squared > 0
+    magnitude = torch.where(moved, torch.where(moved, squared, 1.0).sqrt(), 0.0)
     return (magnitude * distance.reshape(1, k * k, 1, 1)).sum() / (b * h * w)
 
 
