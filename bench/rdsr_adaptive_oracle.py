@@ -155,6 +155,15 @@ routing blocks of 64 (regions of 128) -0.0215 / -0.0367 / -0.0575 dB at 0.656 / 
 stays. Larger regions for the same 64-pixel blocks change nothing (regions of 256: 0.653 / 0.594 against 0.656
 / 0.599, the same losses): routes change too often for the 128-pixel cap to bind. A margin of 3 instead of 4
 moves along the same curve (knob 0.025: -0.0335 dB at 0.601 against -0.0315 at 0.625).
+The router's calibration targets, measured 2026-12-07 (AMD EPYC Zen 4, 1 thread; ``--decompose``, region-mode
+windows at -0.03 dB, 2K / validation photos): ``calibrate_router`` runs every route on each 32x32 LR patch alone
+(zero padding at its border, the attention pooled over the patch), while the region mode computes nearly the
+whole image's values; a prototype (a ``/tmp`` script, not in srlab) trained the same router, same loss and
+steps, on the whole image's per-block values instead (every route on each whole training photo, squared
+differences averaged over 32x32 blocks at stride 16: the same 23,649 patches). Seeds 0 / 1: whole-image targets
+0.625 / 0.735 and 0.602 / 0.745; patch targets (``srlab rdsr-router``) the bundled router (seed 0) 0.626 / 0.760
+and seed 1 0.598 / 0.751. The targets change nothing beyond the random start's spread (0.028 on the 2K photos
+between two seeds of the same calibration), so ``calibrate_router`` keeps the patch targets.
 """
 
 from __future__ import annotations
