@@ -10,7 +10,8 @@ CAR table comes from these two runs:
         --val PHOTOS/val/HR --eval ../shared/benchmarks/Set5/HR ../shared/benchmarks/Set14/HR --out runs/car_demo
 
 The README's figures (2026-12-07, AMD EPYC Zen 4, one thread per run, the two side by side: bicubic 15
-min, CAR 51 min; 5,880 iterations) are these two runs at seed 0, with the 13 photos of
+min, CAR 51 min; 5,880 iterations) are the two runs this script makes at seed 0 (run as ``srlab train`` with
+``--set`` overrides equal to the config as it now stands, then ``srlab car eval``), with the 13 photos of
 ``scripts/make_photo_test2k.sh`` as one more ``--eval`` folder; ``car eval`` scores the weights of the best
 validation (``--weights last`` for the last).
 """

@@ -56,6 +56,7 @@ def test_offset_loss_has_a_finite_gradient_where_an_offset_is_zero():
     assert torch.isfinite(offsets_h.grad).all() and torch.isfinite(offsets_v.grad).all()
     assert offsets_h.grad[0, 0].item() == 0 and offsets_h.grad[0, 1].item() > 0  # at rest 0; moved: its distance
 
+
 def test_tv_loss_takes_horizontal_steps_of_dy_and_vertical_steps_of_dx():
     kernels = torch.full((1, 1, 2, 2), 0.5)
     offsets_h = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]])  # dx changes from row to row only
