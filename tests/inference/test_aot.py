@@ -83,7 +83,6 @@ def test_the_package_key_follows_weights_path_shape_and_threads(model):
     assert package_file(other, "compile", shape) != same
 
 
-
 def test_a_change_to_the_code_keys_new_packages_and_path_choices(model, monkeypatch):
     shape = (1, 3, 20, 28)
     package, choice = package_file(model, "compile", shape), PathCache().key(model, shape, "fp32", CPU)

@@ -9,8 +9,7 @@ loaded in 0.2 s where ``torch.compile`` took 6.8 s with its cache warm, 103 ms a
 ``torch.compile``'s 110 and eager's 294). The digest covers what the compiled code depends on: the
 architecture and its hyper-parameters, the weights (frozen into the package as constants), the path, the
 input shape, the thread count (written into the kernels), the CPU model, the torch version and srlab's own
-source (a changed forward is traced again). A package is
-written atomically, so a killed build leaves none.
+source (a changed forward is traced again). A package is written atomically, so a killed build leaves none.
 
 A model that ``torch.export`` cannot capture, a package that does not build or load, and a call with keyword
 arguments run on ``torch.compile`` in the process instead (the reason kept in :attr:`AotCompiled.fallback`):
