@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned so that pip takes the CPU wheel on disk instead of a multi-GB CUDA build.
 TORCH := torch==2.13.0
+# pytest-xdist workers (one torch thread each, tests/conftest.py): `auto` is one per core.
+WORKERS ?= auto
 
 .PHONY: venv demo test test-slow bench clean
 
@@ -20,10 +22,10 @@ demo: venv
 	$(BIN)/srlab demo --out out/demo
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
 
 test-slow: venv
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadgroup
 
 bench: venv
 	$(BIN)/python bench/bench_resize.py

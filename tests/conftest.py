@@ -32,6 +32,14 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+def pytest_collection_modifyitems(items):
+    """`make test` runs on two pytest-xdist workers; the tests on the one PostgreSQL server empty its database
+    or share its schema, so they all go to one worker, one after another (``--dist loadgroup``)."""
+    for item in items:
+        if "db_url" in getattr(item, "fixturenames", ()) or "postgresql" in item.name:
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
 # ../shared holds the test oracles beside the repository (benchmarks, official weights, references); a
 # user's clone has none, and every test that reads it skips there. Tests reach it only through these names.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
