@@ -22,10 +22,10 @@ demo: venv
 	$(BIN)/srlab demo --out out/demo
 
 test: venv
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 test-slow: venv
-	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -m slow -n $(WORKERS)
 
 bench: venv
 	$(BIN)/python bench/bench_resize.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import urllib.error
 from pathlib import Path
 
@@ -32,12 +33,26 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-def pytest_collection_modifyitems(items):
-    """`make test` runs on two pytest-xdist workers; the tests on the one PostgreSQL server empty its database
-    or share its schema, so they all go to one worker, one after another (``--dist loadgroup``)."""
-    for item in items:
-        if "db_url" in getattr(item, "fixturenames", ()) or "postgresql" in item.name:
-            item.add_marker(pytest.mark.xdist_group("postgresql"))
+def pytest_configure(config):
+    """`make test` runs on pytest-xdist workers: each gets a PostgreSQL database of its own on the test
+    server (the MOS tests empty theirs before each test), before any test module reads the URL."""
+    url, worker = os.environ.get("SRLAB_TEST_POSTGRES_URL"), os.environ.get("PYTEST_XDIST_WORKER")
+    if url and worker:
+        os.environ["SRLAB_TEST_POSTGRES_URL"] = _database_of_its_own(url, worker)
+
+
+def _database_of_its_own(url: str, worker: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(url)
+    name = f"{server.database}_{worker}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
 
 
 # ../shared holds the test oracles beside the repository (benchmarks, official weights, references); a
