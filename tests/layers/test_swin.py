@@ -262,3 +262,30 @@ def test_mask_is_built_on_the_requested_device_and_size():
     # cached: the same tensor for the same size (callers must not modify it)
     assert shifted_window_mask(16, 24, 8, 4) is shifted_window_mask(16, 24, 8, 4)
     assert F.softmax(shifted_window_mask(16, 24, 8, 4)[-1], dim=-1).isfinite().all()
+
+
+def test_an_export_at_a_new_size_leaves_the_eager_forward_at_that_size_intact():
+    """torch.export (srlab's compiled paths, ONNX) at a size no eager forward has seen traces the mask
+    without caching the tracer's tensor (once cached, the next eager forward at that size failed); a size
+    an eager forward has seen exports its mask as one constant of the graph."""
+
+    class Shifted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = SwinTransformerBlock(12, 3, window_size=4, shift_size=2, mlp_ratio=2.0, version=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.block(x, (12, 20))
+
+    torch.manual_seed(0)
+    model = Shifted().eval()
+    x = torch.randn(1, 12 * 20, 12)
+    swin._MASKS.clear()
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        eager = model(x)
+        torch.testing.assert_close(exported.module()(x), eager)
+        swin._MASKS.clear()
+        torch.testing.assert_close(model(x), eager, rtol=0, atol=0)
+    warm = torch.export.export(model, (x,))
+    assert [tuple(c.shape) for c in warm.constants.values()] == [(15, 16, 16)]

@@ -32,8 +32,6 @@ to a small *construction* size (``img_size`` does not exist here: all sizes are 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,7 +69,6 @@ def relative_position_index(window_size: int) -> torch.Tensor:
     return dy * (2 * window_size - 1) + dx
 
 
-@lru_cache(maxsize=32)
 def _mask_cpu(height: int, width: int, window_size: int, shift_size: int) -> torch.Tensor:
     # Label the regions that the cyclic shift (by -shift) brings together: along each axis, the part
     # that stays, the last window before the wrap and the wrapped-around strip.
@@ -87,14 +84,32 @@ def _mask_cpu(height: int, width: int, window_size: int, shift_size: int) -> tor
     return torch.zeros(different.shape).masked_fill(different, MASK_VALUE)
 
 
+# Masks computed by eager forwards, per (height, width, window, shift); at most _MASKS_KEPT, oldest out first.
+_MASKS: dict[tuple[int, int, int, int], torch.Tensor] = {}
+_MASKS_KEPT = 32
+
+
 def shifted_window_mask(
     height: int, width: int, window_size: int, shift_size: int, *, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """(nW, ws^2, ws^2) additive attention mask (0 within a region, -100 across) of shifted windows for
-    an (H, W) feature map, H and W multiples of the window size. Cached per size; do not modify it."""
+    an (H, W) feature map, H and W multiples of the window size. Cached per size; do not modify it.
+
+    Under a tracer (``torch.compile``, ``torch.export``: srlab's compiled paths and ONNX export) a cached mask
+    becomes a constant of the graph; one not cached yet is traced, not cached (the cache once kept the tracer's
+    fake tensor, and the next eager forward at that size failed), so that sizes the tracer sees as symbols
+    (dynamic shapes) keep a mask of their own size."""
     if height % window_size or width % window_size:
         raise ValueError(f"size {height}x{width} is not a multiple of the window size {window_size}")
-    mask = _mask_cpu(height, width, window_size, shift_size)
+    key = (height, width, window_size, shift_size)
+    concrete = all(type(value) is int for value in key)
+    mask = _MASKS.get(key) if concrete else None
+    if mask is None:
+        mask = _mask_cpu(height, width, window_size, shift_size)
+        if concrete and not torch.compiler.is_compiling():
+            if len(_MASKS) >= _MASKS_KEPT:
+                del _MASKS[next(iter(_MASKS))]
+            _MASKS[key] = mask
     return mask if device is None else mask.to(device)
 
 
