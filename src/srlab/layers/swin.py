@@ -32,6 +32,7 @@ to a small *construction* size (``img_size`` does not exist here: all sizes are 
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
