@@ -1,10 +1,15 @@
 """Compiled paths paid once (srlab.inference.aot): a package per input shape kept in $SRLAB_HOME, loaded by
 later processes without tracing; anything that cannot be packaged runs on torch.compile instead."""
 
+import os
+
 import pytest
 import torch
+from PIL import Image
 
 from srlab import create_model
+from srlab.cli.main import main
+from srlab.errors import SrlabError
 from srlab.inference import aot as aot_module
 from srlab.inference import path_cache as path_cache_module
 from srlab.inference.aot import AotCompiled, package_file
@@ -44,11 +49,14 @@ def test_a_package_is_built_once_and_loaded_without_tracing(monkeypatch):
     with torch.no_grad():
         eager = model(x)
         first = build_path(PATHS["compile"], model)(x)
-        assert package_file(model, "compile", (1, 3, 20, 28)).is_file()
+        package = package_file(model, "compile", (1, 3, 20, 28))
+        assert package.is_file()
+        os.utime(package, (1e9, 1e9))
         monkeypatch.setattr(torch.export, "export", _no_export)  # a later process: loads, never exports
         run = build_path(PATHS["compile"], model)
         again = run(x)
     assert _aot_of(run).fallback is None
+    assert package.stat().st_mtime > 1e9  # the load marked it used: the last to go when the folder is trimmed
     assert torch.equal(first, again) and (again - eager).abs().max().item() <= FP32_MAX_ABS_DIFF
 
 
@@ -103,3 +111,36 @@ def test_auto_tries_a_compiled_path_whose_package_is_on_disk(model, monkeypatch)
     file.write_bytes(b"not a package")  # loading it fails: torch.compile runs instead, and is checked
     tried = next(c for c in PathModel(model, precision="fp32").selection(shape).candidates if c.path == "compile")
     assert tried.skipped is None and tried.check.startswith("max |diff|")
+
+
+def test_the_folder_is_trimmed_to_its_limit_least_recently_used_first(home, monkeypatch):
+    folder = home / "compiled"
+    folder.mkdir(parents=True)
+    packages = {}
+    for age, name in enumerate(("newest", "middle", "oldest", "just_built")):
+        packages[name] = folder / f"{name}.pt2"
+        packages[name].write_bytes(b"x" * 400)
+        os.utime(packages[name], (1e9 - 1000 * age, 1e9 - 1000 * age))  # just_built the oldest mtime: kept anyway
+    (folder / "notes.txt").write_bytes(b"x" * 4000)  # not a package: never counted or removed
+    monkeypatch.setenv("SRLAB_COMPILED_CACHE_GB", str(900 / 1e9))
+    removed = aot_module.trim_packages(keep=packages["just_built"], limit=aot_module.cache_limit_bytes())
+    assert removed == [packages["oldest"], packages["middle"]]
+    assert sorted(p.name for p in folder.iterdir()) == ["just_built.pt2", "newest.pt2", "notes.txt"]
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "lots"])
+def test_a_bad_cache_limit_is_a_one_line_error(value, model, monkeypatch):
+    monkeypatch.setenv("SRLAB_COMPILED_CACHE_GB", value)
+    monkeypatch.setattr(torch.export, "export", _no_export)
+    run = build_path(PATHS["compile"], model)
+    with pytest.raises(SrlabError, match=r"SRLAB_COMPILED_CACHE_GB=.* is not a size: give the compiled packages' limit in GB"):
+        run(torch.rand(1, 3, 20, 28))
+
+
+def test_a_bad_cache_limit_stops_upscale_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SRLAB_COMPILED_CACHE_GB", "lots")
+    image = tmp_path / "in.png"
+    Image.new("RGB", (16, 12)).save(image)
+    assert main(["upscale", str(image), "--scale", "2", "--model", "rdsr_s", "-o", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SRLAB_COMPILED_CACHE_GB='lots' is not a size" in err[0]

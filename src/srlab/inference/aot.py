@@ -15,12 +15,18 @@ A model that ``torch.export`` cannot capture, a package that does not build or l
 arguments run on ``torch.compile`` in the process instead (the reason kept in :attr:`AotCompiled.fallback`):
 the path's check against fp32 eager judges whichever ran. Packages are machine code that loading runs:
 srlab loads them only from its own cache folder, which only srlab writes.
+
+A package holds its frozen constants, which for some models grow with the input size (SwinIR-light's bf16
+package: 289 MB at LR 90x160, 1.1 GB at 180x320, each block's position bias expanded over the windows), and
+one is built per input size: after each build the folder is trimmed to ``SRLAB_COMPILED_CACHE_GB`` (default
+:data:`DEFAULT_CACHE_GB`) by removing the packages used least recently (a load marks a package used).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +35,10 @@ from torch import nn
 
 from srlab.fileio import atomic_path
 from srlab.inference.cache_keys import code_fingerprint, device_model, srlab_home, weights_fingerprint
+from srlab.errors import SrlabError
 from srlab.models.registry import spec_of
+
+DEFAULT_CACHE_GB = 8.0
 
 
 def package_file(model: nn.Module, path_name: str, shape: tuple[int, ...], *, weights: str | None = None) -> Path:
@@ -76,13 +85,17 @@ class AotCompiled:
         if self._weights is None:
             self._weights = weights_fingerprint(self.model)
         file = package_file(self.model, self.path_name, tuple(x.shape), weights=self._weights)
+        limit = cache_limit_bytes()  # a bad setting is the user's one-line error, not a silent fallback
         try:
             if file.is_file():
                 try:
-                    return torch._inductor.aoti_load_package(str(file))
+                    runner = torch._inductor.aoti_load_package(str(file))
+                    os.utime(file)  # used now: the last to go when the folder is trimmed
+                    return runner
                 except Exception:  # noqa: BLE001 - damaged, or built against another runtime: build it again
                     pass
             _build(self.net, x, file)
+            trim_packages(keep=file, limit=limit)
             return torch._inductor.aoti_load_package(str(file))
         except Exception as e:  # noqa: BLE001 - any failure leaves the in-process compile, never an error
             self.fallback = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -98,3 +111,40 @@ def _build(net: nn.Module, x: torch.Tensor, file: Path) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(file) as temporary, inductor_config.patch(freezing=True):
             torch._inductor.aoti_compile_and_package(exported, package_path=str(temporary))
+
+
+def cache_limit_bytes() -> int:
+    """The compiled packages' folder's size limit: ``SRLAB_COMPILED_CACHE_GB`` (GB, > 0), else the default."""
+    text = os.environ.get("SRLAB_COMPILED_CACHE_GB")
+    if text is None:
+        return int(DEFAULT_CACHE_GB * 1e9)
+    try:
+        limit = float(text)
+    except ValueError:
+        limit = -1.0
+    if not limit > 0:
+        raise SrlabError(f"SRLAB_COMPILED_CACHE_GB={text!r} is not a size: give the compiled packages' limit in GB, e.g. 8")
+    return int(limit * 1e9)
+
+
+def trim_packages(*, keep: Path, limit: int) -> list[Path]:
+    """Remove the least recently used packages (by modification time, which a load refreshes) from ``keep``'s
+    folder until the folder holds at most ``limit`` bytes; ``keep`` (the one just built) stays whatever its
+    size. Returns the packages removed."""
+    sizes = {}
+    for package in keep.parent.glob("*.pt2"):
+        try:
+            sizes[package] = package.stat()
+        except FileNotFoundError:  # another process removed it meanwhile
+            continue
+    total = sum(stat.st_size for stat in sizes.values())
+    removed = []
+    for package in sorted(sizes, key=lambda p: sizes[p].st_mtime):
+        if total <= limit:
+            break
+        if package == keep:
+            continue
+        package.unlink(missing_ok=True)
+        total -= sizes[package].st_size
+        removed.append(package)
+    return removed

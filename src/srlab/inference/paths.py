@@ -55,7 +55,7 @@ from torch import nn
 
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
-from srlab.inference.aot import AotCompiled, package_file
+from srlab.inference.aot import AotCompiled, cache_limit_bytes, package_file
 from srlab.inference.cache_keys import weights_fingerprint
 from srlab.inference.precision import cpu_has_bf16, to_reduced_precision
 
@@ -336,6 +336,8 @@ class PathModel(nn.Module):
             raise SrlabError(f"--precision {precision!r}: use {' or '.join(PRECISIONS)}")
         if path != "auto" and precision == "fp32" and not PATHS[path].exact:
             raise SrlabError(f"--path {path} computes in reduced precision: drop --precision fp32")
+        if path == "auto" or PATHS[path].compiled:
+            cache_limit_bytes()  # a bad SRLAB_COMPILED_CACHE_GB: the user's one-line error, not a path skipped
         self.model = model
         self.srlab_spec = spec_of(model)
         self.path, self.precision, self.repeats = path, precision, repeats
