@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.cache_keys import code_fingerprint, device_model, srlab_home, weights_fingerprint
-from srlab.errors import SrlabError
 from srlab.models.registry import spec_of
 
 DEFAULT_CACHE_GB = 8.0
@@ -131,20 +131,20 @@ def trim_packages(*, keep: Path, limit: int) -> list[Path]:
     """Remove the least recently used packages (by modification time, which a load refreshes) from ``keep``'s
     folder until the folder holds at most ``limit`` bytes; ``keep`` (the one just built) stays whatever its
     size. Returns the packages removed."""
-    sizes = {}
+    stats = {}
     for package in keep.parent.glob("*.pt2"):
         try:
-            sizes[package] = package.stat()
+            stats[package] = package.stat()
         except FileNotFoundError:  # another process removed it meanwhile
             continue
-    total = sum(stat.st_size for stat in sizes.values())
+    total = sum(stat.st_size for stat in stats.values())
     removed = []
-    for package in sorted(sizes, key=lambda p: sizes[p].st_mtime):
+    for package in sorted(stats, key=lambda p: stats[p].st_mtime):
         if total <= limit:
             break
         if package == keep:
             continue
         package.unlink(missing_ok=True)
-        total -= sizes[package].st_size
+        total -= stats[package].st_size
         removed.append(package)
     return removed
