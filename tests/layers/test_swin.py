@@ -138,9 +138,17 @@ def test_bfloat16_window_attention_takes_the_form_fast_on_the_cpu(amx, monkeypat
         half = attn.bfloat16()(x.bfloat16(), mask)
     assert calls == ([] if amx else [torch.bfloat16])
     assert (half.float() - full).abs().max().item() < 0.05
+    # Against SDPA in float64: two images of four shifted windows, three windows a step (so that steps
+    # cross the images' ends), and the same eight windows unmasked.
+    monkeypatch.setattr(swin, "ATTENTION_STEP_BYTES", 3 * 3 * 16 * 16 * 8)  # 3 windows of 3 heads, float64
     q, k, v = torch.randn(3, 8, 3, 16, 4, dtype=torch.float64).unbind(0)
-    bias = torch.randn(1, 3, 16, 16, dtype=torch.float64)
-    torch.testing.assert_close(real(q, k, v, bias, 0.5), F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.5))
+    position = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    window_mask = mask.double()
+    masked = (position + window_mask[:, None]).repeat(2, 1, 1, 1)
+    torch.testing.assert_close(real(q, k, v, position, window_mask, 0.5),
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=masked, scale=0.5))
+    torch.testing.assert_close(real(q, k, v, position, None, 0.5),
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=position, scale=0.5))
 
 
 def test_window_attention_repeats_the_window_masks_for_each_image_and_trains():
@@ -289,3 +297,25 @@ def test_an_export_at_a_new_size_leaves_the_eager_forward_at_that_size_intact():
         torch.testing.assert_close(model(x), eager, rtol=0, atol=0)
     warm = torch.export.export(model, (x,))
     assert [tuple(c.shape) for c in warm.constants.values()] == [(15, 16, 16)]
+
+
+def test_bfloat16_attention_steps_are_bounded_in_an_exported_graph(monkeypatch):
+    """explicit_attention's steps: as many as the byte budget asks in eager, at most ATTENTION_TRACED_STEPS
+    under torch.export (each step is code of its own in a package); the same outputs either way."""
+    monkeypatch.setattr(swin, "_CPU_HAS_AMX", False)
+    monkeypatch.setattr(swin, "ATTENTION_STEP_BYTES", 3 * 16 * 16 * 2)  # one window of 3 heads a step
+    torch.manual_seed(0)
+    attn = WindowAttention(12, 4, 3).bfloat16().eval()
+    x = torch.randn(64, 16, 12).bfloat16()
+    eager_steps = []
+    real = torch.baddbmm
+    monkeypatch.setattr(torch, "baddbmm", lambda *a, **k: eager_steps.append(1) or real(*a, **k))
+    with torch.no_grad():
+        expected = attn(x)
+    monkeypatch.setattr(torch, "baddbmm", real)
+    exported = torch.export.export(attn, (x,))
+    traced_steps = [node for node in exported.graph.nodes if node.target == torch.ops.aten.baddbmm.default]
+    assert len(eager_steps) == 64
+    assert len(traced_steps) == swin.ATTENTION_TRACED_STEPS
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(x), expected)
