@@ -382,13 +382,7 @@ def decompose(network, photos, lrs, names, shares: torch.Tensor, loss_db: float)
         variants["d and e exact"].append((d_true, e_true))
     print(f"MACs at a mean loss of {loss_db} dB over the photos (64x64 routing blocks): routes, region mode windows")
     for label, inputs in variants.items():
-        points = []
-        for knob in DECOMPOSE_KNOBS:
-            costs = [routing_cost(errors, d, e, lr, shares, knob, 2) for (errors, _), (d, e), lr in zip(photos, inputs, lrs)]
-            area = sum(c[3] for c in costs)
-            points.append((sum(c[0] for c in costs) / len(costs), sum(c[1] for c in costs) / area,
-                           sum(c[2] for c in costs) / area))
-        routes, windows = _at_loss(points, loss_db)
+        routes, windows = macs_at_loss(photos, inputs, lrs, shares, loss_db)
         print(f"  {label:<38} {routes:.3f}  {windows:.3f}")
     for label in ("trained router", "e exact", "d and e exact"):
         points = []
@@ -415,6 +409,18 @@ def decompose(network, photos, lrs, names, shares: torch.Tensor, loss_db: float)
             if loss <= loss_db and (best is None or macs < best[1]):
                 best = (loss, macs)
         print(f"  knob chosen per photo (oracle), {label}: {best[1]:.3f} at {best[0]:.4f} dB")
+
+
+def macs_at_loss(photos, predictions, lrs, shares: torch.Tensor, loss_db: float) -> tuple[float, float]:
+    """(routes, windows) MACs at a mean loss of ``loss_db`` over the photos with these per-block
+    ``predictions`` ((d, e) per photo), interpolated along the knob sweep; 64x64 routing blocks."""
+    points = []
+    for knob in DECOMPOSE_KNOBS:
+        costs = [routing_cost(errors, d, e, lr, shares, knob, 2) for (errors, _), (d, e), lr in zip(photos, predictions, lrs)]
+        area = sum(c[3] for c in costs)
+        points.append((sum(c[0] for c in costs) / len(costs), sum(c[1] for c in costs) / area,
+                       sum(c[2] for c in costs) / area))
+    return _at_loss(points, loss_db)
 
 
 def _at_loss(points: list[tuple[float, float, float]], loss_db: float) -> tuple[float, float]:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rdsr_adaptive_oracle import (  # bench/rdsr_adaptive_oracle.py: scripts run as python bench/<name>.py
-    DECOMPOSE_KNOBS, _at_loss, _Route, block_errors, block_predictions, routing_cost,
+    _Route, block_errors, block_predictions, macs_at_loss,
 )
 from srlab.data.io import list_images, read_rgb
 from srlab.data.resize import imresize
@@ -140,16 +140,6 @@ def train(router: BlockRouter, x: torch.Tensor, targets: torch.Tensor, *, steps:
         optimizer.step()
         schedule.step()
     router.eval()
-
-
-def macs_at_loss(photos, predictions, lrs, shares: torch.Tensor, loss_db: float) -> tuple[float, float]:
-    points = []
-    for knob in DECOMPOSE_KNOBS:
-        costs = [routing_cost(errors, d, e, lr, shares, knob, 2) for (errors, _), (d, e), lr in zip(photos, predictions, lrs)]
-        area = sum(c[3] for c in costs)
-        points.append((sum(c[0] for c in costs) / len(costs), sum(c[1] for c in costs) / area,
-                       sum(c[2] for c in costs) / area))
-    return _at_loss(points, loss_db)
 
 
 def read_photo(path: Path) -> torch.Tensor:
