@@ -28,10 +28,12 @@ the 13 2K photos), MACs at -0.03 dB, routes / region-mode windows (router exclud
   A: LR only, seed 0 / seed 1                  0.566  0.668  /  0.537  0.634
   B: LR + first block's features, seed 0 / 1   0.496  0.586  /  0.483  0.570
   both predictions exact                       0.421  0.498
+  --flips (each photo and three flips, stride 32; seed 0): A 0.534  0.630, B 0.463  0.549
 
 (seed 0 twice, the same figures.) On the same targets from the same start the features take 0.064-0.082 off
 the windows' MACs, about half of the LR-only router's distance to exact predictions, and 0.04-0.056 off the
-bundled router's (which also learnt from flipped patches); B's first convolution takes 35 channels instead
+bundled router's (which also learnt from flipped patches; with flips, A matches it and B is 0.081 below
+it on the windows, 60 % of the way to exact predictions); B's first convolution takes 35 channels instead
 of 3, 0.0119 of the full path's MACs per block instead of 0.0038. Not yet a cascade: blocks a cascade sends
 to bicubic or exit 0 never run the first block, and its execution would decide the deeper exits after
 the first block has run (the shared-feature execution, ``srlab.adaptive.rdsr_shared``, runs depth by depth
