@@ -1,6 +1,7 @@
 """Would ``rdsr_adaptive``'s router predict the exits' differences better from the network's own features?
 
 Usage: python bench/rdsr_feature_router.py --calibrate TRAIN_HR --photos DIR [--seeds 0 1] [--steps 4000]
+                                           [--flips]
        (TRAIN_HR: the proxy training photos, ``make_wallpaper_photos.sh OUT`` then ``OUT/train/HR``; DIR: the
        2K photos of ``scripts/make_photo_test2k.sh OUT2K``, ``OUT2K/HR``)
 
@@ -15,7 +16,8 @@ mean squared Y difference to the full path fitted by squares, the full path's er
 trained on the same targets from the same random start, A on the LR block, B on the LR block and the first
 block's output of the whole-image forward (35 channels in). Targets: the whole-image forward of every route
 on each calibration photo (x4, MATLAB bicubic LR, 8-bit), squared differences averaged over 32x32 LR blocks at
-stride 16 (no flips: a flipped feature map is not the features of the flipped image). Scored on ``--photos``
+stride 16; ``--flips``: each photo and three flips of it, each through the network (a flipped feature
+map is not the features of the flipped image), at stride 32. Scored on ``--photos``
 as the oracle bench scores routers: MACs of the routes and of the region mode's windows at a mean loss of
 0.03 dB (64x64 routing blocks, ``routing_cost``), beside the bundled router and both predictions exact.
 B's predictions use features on every block, including those a cascade would route to bicubic or exit 0
@@ -97,7 +99,8 @@ def image_blocks(network, lr: torch.Tensor) -> torch.Tensor:
 
 
 class BlockRouter(nn.Module):
-    """ExitRouter's shape on ``channels`` inputs (the first three an LR block, its mean removed)."""
+    """ExitRouter's shape on ``channels`` inputs (the first three an LR block, its mean removed); not an
+    ExitRouter, whose first convolution takes the 3 LR channels only."""
 
     def __init__(self, *, channels: int, routes: int, width: int = 16) -> None:
         super().__init__()
