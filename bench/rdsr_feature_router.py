@@ -39,7 +39,7 @@ it on the windows, 60 % of the way to exact predictions); B's first convolution 
 of 3, 0.0119 of the full path's MACs per block instead of 0.0038. Not yet a cascade: blocks a cascade sends
 to bicubic or exit 0 never run the first block, and its execution would decide the deeper exits after
 the first block has run (the shared-feature execution, ``srlab.adaptive.rdsr_shared``, runs depth by depth
-already).
+already). The cascade built on this: ``srlab.adaptive.rdsr_cascade`` (its figures in the README).
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def image_blocks(network, lr: torch.Tensor) -> torch.Tensor:
 
 
 class BlockRouter(nn.Module):
-    """ExitRouter's shape on ``channels`` inputs (the first three an LR block, its mean removed); not an
-    ExitRouter, whose first convolution takes the 3 LR channels only."""
+    """ExitRouter's shape on ``channels`` inputs (the first three an LR block, its mean removed): what
+    ``ExitRouter(features=channels - 3)`` now is; kept so that the figures above reproduce from the same
+    random start."""
 
     def __init__(self, *, channels: int, routes: int, width: int = 16) -> None:
         super().__init__()

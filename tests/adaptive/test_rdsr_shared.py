@@ -152,7 +152,7 @@ def test_the_method_runs_the_shared_mode_and_counts_its_router(trained, size):
 def test_an_unknown_execution_is_a_one_line_error(trained):
     method = rdsr_adaptive(trained, knob=0.0)
     method.execution = "tiles"
-    with pytest.raises(SrlabError, match="execution must be one of regions, shared, got 'tiles'"):
+    with pytest.raises(SrlabError, match="execution must be one of regions, shared, cascade, cascade_shared, got 'tiles'"):
         method.upscale(_image(20, 20, dtype=torch.float32))
 
 

@@ -84,3 +84,19 @@ def test_bad_router_training_input_is_a_one_line_error(capsys, tmp_path, tiny_ph
     code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
                            "--out", weights)
     assert code != 0 and len(err.strip().splitlines()) == 1
+
+
+def test_a_feature_router_is_added_beside_the_first_router_and_upscaling_runs_the_cascade(capsys, tmp_path, tiny_photos):
+    weights, routed, both = _weights(tmp_path), tmp_path / "routed.safetensors", tmp_path / "both.safetensors"
+    for source, target, extra in ((weights, routed, ()), (routed, both, ("--feature_router",))):
+        code, out, err = run_cli(capsys, "rdsr-router", "--checkpoint", source, "--data", tiny_photos["train"],
+                                 "--out", target, "--steps", 30, *extra)
+        assert code == 0, err
+    assert "feature router trained on" in out and "router trained on" not in out.replace("feature router", "")
+    model, first = srlab.create_model(checkpoint=both), srlab.create_model(checkpoint=routed)
+    assert bool(model.feature_router_trained) and bool(model.router_trained)
+    assert torch.equal(model.router.head.weight, first.router.head.weight)  # the first router as it was
+    code, _, err = run_cli(capsys, "upscale", next(tiny_photos["val"].iterdir()), "-o", tmp_path / "out",
+                           "--checkpoint", both, "--knob", "0.1")
+    assert code == 0, err
+    assert len(list((tmp_path / "out").iterdir())) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -51,11 +50,7 @@ class PatchRoutedMethod(AdaptiveMethod):
 
     def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
         """MACs route ``index`` spends on one patch of ``patch_hw`` LR pixels."""
-        module = self.route_module(index)
-        if any(p.dtype != torch.float32 for p in module.parameters()):
-            # count_macs traces a float32 input; a float64 (test) or half copy is counted as float32
-            module = copy.deepcopy(module).float()
-        return count_macs(module, patch_hw)
+        return count_macs(self.route_module(index), patch_hw)
 
     def router_macs(self, patch_hw: tuple[int, int]) -> int:
         """MACs the router spends on one patch (a classifier; 0 for rules such as ARM's edge score)."""

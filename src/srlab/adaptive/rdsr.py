@@ -31,7 +31,10 @@ Execution (:attr:`RdsrExitRouting.execution`, ``method.upscale`` and ``srlab ups
 runs the routes in the region mode; ``"shared"`` (:mod:`srlab.adaptive.rdsr_shared`) runs the network
 depth by depth over one feature map per depth, each block only on the union of the blocks that still
 need it with exact context paid once around each connected area, so a fragmented routing costs little
-more than its routes (every block on the full exit: the whole-image forward, to float rounding).
+more than its routes (every block on the full exit: the whole-image forward, to float rounding);
+``"cascade"`` (:mod:`srlab.adaptive.rdsr_cascade`, the default where the network has a trained feature
+router) runs the region mode's windows, but the blocks the router sends past exit 0 first run the head
+and the first block, and a second router that sees their output chooses their exit.
 :attr:`RdsrExitRouting.raise_lone` raises a block whose exit is below all of its neighbours' (either
 execution). Figures: ``bench/bench_adaptive_speed.py``.
 
@@ -49,7 +52,8 @@ trained; it is saved and loaded with the weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -60,8 +64,11 @@ from srlab.adaptive.costs import route_macs as counted_route_macs
 from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import AdaptiveStats, register_adaptive
 from srlab.adaptive.patches import check_batch, split_patches
+from srlab.adaptive.rdsr_cascade import (
+    CascadeRoutes, FirstBlock, deep_block_inputs, feature_router_macs, feature_targets, first_block_map,
+)
 from srlab.adaptive.rdsr_shared import shared_upscale
-from srlab.adaptive.regions import routing_patches, adaptive_upscale_regions
+from srlab.adaptive.regions import add_region_windows, adaptive_upscale_regions, routing_patches, run_windows
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
@@ -98,10 +105,14 @@ class RdsrExitRouting(PatchRoutedMethod):
     knob_sweep = (0.5, 0.2, 0.1, 0.05, 0.03, 0.0)
 
     # How upscale() runs the routes (whole_image=True): "regions", the region mode (each merged rectangle
-    # of one exit from the input with 4 pixels of context), or "shared" (srlab.adaptive.rdsr_shared:
-    # depth by depth on one feature map, each block on the union of the blocks that need it).
-    executions = ("regions", "shared")
+    # of one exit from the input with 4 pixels of context), "shared" (srlab.adaptive.rdsr_shared:
+    # depth by depth on one feature map, each block on the union of the blocks that need it), or "cascade"
+    # (srlab.adaptive.rdsr_cascade: the region mode with the deeper exits chosen by the feature router after
+    # the first block; the default where the network has a trained feature router).
+    executions = ("regions", "shared", "cascade", "cascade_shared")
     execution = "regions"
+    region_margin = 4  # the region mode's context, LR pixels (srlab.adaptive.regions' default)
+    region_side = 128  # the region mode's rectangles, LR pixels a side at most
     shared_region = 128  # the shared mode's rectangles, LR pixels a side at most
     # Raise a block whose exit is below all of its (up to four) neighbours' to the lowest of theirs.
     raise_lone = False
@@ -113,18 +124,26 @@ class RdsrExitRouting(PatchRoutedMethod):
         # MACs depend on the patch size only; counting traces the network, so once per size.
         self._macs: dict[tuple[int, int], tuple[int, ...]] = {}
         self._router_macs: dict[tuple[int, int], int] = {}
+        self._first_macs: dict[tuple[int, int], int] = {}
+        self._feature_router_macs: dict[tuple[int, int], int] = {}
+        self._after_first: dict[tuple[int, int], torch.Tensor] = {}
+        if network.feature_router is not None and bool(network.feature_router_trained):
+            self.execution = "cascade"
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
         if self.knob == 0:  # no loss allowed: the full path everywhere, nothing to predict
             return torch.full((len(patches),), self.num_routes - 1, dtype=torch.long, device=patches.device)
+        self._check_router()
+        diffs, full = _predict_per_patch(self.network.router, patches.float())
+        routes = budget_routes(diffs, full, self.mac_fractions(tuple(patches.shape[-2:])).double(), self.knob)
+        return routes.to(patches.device)
+
+    def _check_router(self) -> None:
         if not bool(self.network.router_trained):
             raise SrlabError(
                 "this rdsr_adaptive model's router is not trained: run srlab.adaptive.rdsr.calibrate_router "
                 "on calibration images (bench/rdsr_adaptive_curve.py --calibrate), or load weights saved after it"
             )
-        diffs, full = _predict_per_patch(self.network.router, patches.float())
-        routes = budget_routes(diffs, full, self.mac_fractions(tuple(patches.shape[-2:])).double(), self.knob)
-        return routes.to(patches.device)
 
     def route_module(self, index: int) -> nn.Module:
         return self.routes[index]
@@ -138,14 +157,28 @@ class RdsrExitRouting(PatchRoutedMethod):
         if self.execution not in self.executions:
             raise SrlabError(f"rdsr_adaptive execution must be one of {', '.join(self.executions)}, "
                              f"got {self.execution!r}")
-        if not whole_image or (self.execution == "regions" and not self.raise_lone):
+        if not whole_image or (self.execution == "regions" and not self.raise_lone) or (
+                self.execution.startswith("cascade") and self.knob == 0):  # knob 0: the full path everywhere, no router
             return super().upscale(lr, whole_image=whole_image)
+        if self.execution.startswith("cascade") and not (
+                self.network.feature_router is not None and bool(self.network.feature_router_trained)):
+            raise SrlabError("the cascade execution needs an rdsr_adaptive model with a trained feature router: "
+                             "run srlab rdsr-router --feature_router on calibration images, or use the "
+                             "regions execution")
         check_batch(lr)
         block, heaviest = self.region_block, self.num_routes - 1
         outputs, counts, spent, router, full = [], torch.zeros(self.num_routes, dtype=torch.long), 0, 0, 0
         with torch.no_grad():
             for image in lr.split(1):
                 patches, rows, cols = routing_patches(image, block)
+                if self.execution.startswith("cascade"):
+                    sr, routes, macs = self._cascade(image, patches, (rows, cols), block)
+                    outputs.append(sr)
+                    counts += torch.bincount(routes.flatten(), minlength=self.num_routes)
+                    spent += macs
+                    router += rows * cols * counted_route_macs(self, -1, (block, block))
+                    full += counted_route_macs(self, heaviest, tuple(image.shape[-2:]))
+                    continue
                 routes = self.route(patches).view(rows, cols)
                 if self.raise_lone:
                     routes = raise_lone_blocks(routes)
@@ -166,20 +199,103 @@ class RdsrExitRouting(PatchRoutedMethod):
             grid_hw=(rows, cols),
         )
 
-    def _shared(self, image: torch.Tensor, routes: torch.Tensor, block: int) -> tuple[torch.Tensor, int]:
+    def _shared(self, image: torch.Tensor, routes: torch.Tensor, block: int, *,
+                after_first: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
         """The shared-feature execution of one image's (rows, cols) ``routes``, and the MACs it spent; the
         bicubic route's blocks (route 0 where the network has one) leave the network out and take the
         whole image's bicubic upscaling, which costs no MAC in ``count_macs``'s convention (the network's
-        head and ESA still run on the whole image where any block takes an exit)."""
+        head and ESA still run on the whole image where any block takes an exit). ``after_first``: the
+        cascade's second stage, the routes (rows, cols) decided from the first block's output."""
         offset = int(self.network.bicubic_route)
+        shift = None if after_first is None else (lambda first: after_first(first) - offset)
         if offset and bool((routes == 0).all()):
             return self.network.forward_route(image, 0), 0
-        sr, shared = shared_upscale(self.network, image, routes - offset, block=block, region=self.shared_region)
+        sr, shared = shared_upscale(self.network, image, routes - offset, block=block, region=self.shared_region,
+                                    after_first=shift)
+        routes = shared.routes + offset
         if offset and bool((routes == 0).any()):
             bicubic = routes.eq(0).repeat_interleave(block * self.scale, 0).repeat_interleave(block * self.scale, 1)
             height, width = sr.shape[-2:]
             sr = torch.where(bicubic[:height, :width], self.network.forward_route(image, 0), sr)
         return sr, shared.macs
+
+    def _cascade(self, image: torch.Tensor, patches: torch.Tensor, grid: tuple[int, int], block: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The cascade (:mod:`srlab.adaptive.rdsr_cascade`) of one image and its (rows * cols) routing
+        ``patches``: the SR image, the (rows, cols) routes taken and the MACs spent (the LR router's not
+        included, as in the other executions)."""
+        self._check_router()
+        network, offset = self.network, int(self.network.bicubic_route)
+        router_dtype = network.router.head.weight.dtype
+        lr_diffs, lr_full = _predict_per_patch(network.router, patches.to(router_dtype))
+        flat = budget_routes(lr_diffs, lr_full, self.mac_fractions(tuple(patches.shape[-2:])).double(), self.knob)
+        deep = (flat > offset).view(grid)  # sent past exit 0: the head and the first block run there
+        kept = ~deep.flatten()
+        spent = 0
+
+        def second_stage(first: torch.Tensor) -> torch.Tensor:
+            """Route the deep blocks again from the first block's (1, C, H, W) output ``first`` (defined on
+            them) within what the kept blocks left of the budget; the (rows, cols) routes."""
+            nonlocal spent
+            groups = deep_block_inputs(image, first, deep, block=block)
+            predictions = [_predict_per_patch(network.feature_router, inputs.to(router_dtype)) for _, inputs in groups]
+            spent += sum(len(inputs) * self._feature_router_cost(tuple(inputs.shape[-2:])) for _, inputs in groups)
+            deep_full = torch.cat([e for _, e in predictions])
+            # The first router's predictions for the blocks it keeps, the feature router's for the others.
+            budget = (10 ** (self.knob / 10) - 1) * (float(lr_full[kept].sum()) + float(deep_full.sum()))
+            budget -= float(lr_diffs[kept].gather(1, flat[kept][:, None]).sum())
+            flat[torch.cat([index for index, _ in groups])] = routes_within(
+                torch.cat([d for d, _ in predictions]), self._costs_after_first(tuple(patches.shape[-2:])), budget)
+            return flat.view(grid)
+
+        if self.execution == "cascade_shared":
+            sr, macs = self._shared(image, flat.view(grid), block, after_first=second_stage)
+            return sr, flat.view(grid), spent + macs
+        margin, side = self.region_margin, self.region_side
+        sources: dict[int, torch.Tensor] = {}
+        if bool(deep.any()):
+            first, windows = first_block_map(network, image, deep, block=block, margin=margin, region=side,
+                                             batch_size=64)
+            spent += sum(self._first_block_macs(hw) for hw in windows)
+            second_stage(first[:, : network.fuse.out_channels])
+            sources = {route: first for route in range(offset + 1, self.num_routes)}
+        jobs: dict[tuple[int, int, int], list] = defaultdict(list)
+        routes = flat.view(grid)
+        height, width = image.shape[-2:]
+        add_region_windows(jobs, 0, routes, block=block, margin=margin, region=side, height=height, width=width)
+        cascade = CascadeRoutes(network)
+        sr = run_windows(cascade, image, jobs, batch_size=64, channels_last=True, sources=sources)
+        for (route, h, w), windows in jobs.items():
+            cost = counted_route_macs(self, route, (h, w))
+            if cascade.from_first_block(route):
+                cost -= self._first_block_macs((h, w))  # taken from the map
+            spent += len(windows) * cost
+        return sr, routes, spent
+
+    def _costs_after_first(self, hw: tuple[int, int]) -> torch.Tensor:
+        """(routes,) what each route still costs on a block of ``hw`` whose head and first block have run,
+        over the full path's MACs: nothing for bicubic, exit 0's fusion, ESA and tail, exit k's blocks
+        2 .. k and its exit."""
+        if hw not in self._after_first:
+            macs = torch.tensor([counted_route_macs(self, k, hw) for k in range(self.num_routes)], dtype=torch.float64)
+            offset = int(self.network.bicubic_route)
+            macs[offset] -= count_macs(self.network.head, hw)
+            macs[offset + 1 :] -= self._first_block_macs(hw)
+            self._after_first[hw] = macs / counted_route_macs(self, self.num_routes - 1, hw)
+        return self._after_first[hw]
+
+    def _first_block_macs(self, hw: tuple[int, int]) -> int:
+        if hw not in self._first_macs:
+            self._first_macs[hw] = count_macs(FirstBlock(self.network), hw)
+        return self._first_macs[hw]
+
+    def _feature_router_cost(self, hw: tuple[int, int]) -> int:
+        """The feature router's MACs on one deep block of ``hw``: on each of its ``ROUTER_PATCH`` sub-patches."""
+        if hw not in self._feature_router_macs:
+            rows, cols = (len(_router_starts(side)) for side in hw)
+            sub_hw = tuple(min(ROUTER_PATCH, side) for side in hw)
+            self._feature_router_macs[hw] = rows * cols * feature_router_macs(self.network.feature_router, sub_hw)
+        return self._feature_router_macs[hw]
 
     def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:
         patch_hw = tuple(patch_hw)
@@ -259,8 +375,13 @@ def budget_routes(diffs: torch.Tensor, full: torch.Tensor, costs: torch.Tensor, 
     last exit's squared error; ``costs`` (E,) increasing, the last the most. Each patch takes ``argmin_k
     diffs[p, k] + lam * costs[k]`` (ties to the costlier exit) for the largest ``lam`` (bisection, 60
     halvings) whose total added error is at most ``(10 ** (loss_db / 10) - 1) * full.sum()``."""
+    return routes_within(diffs, costs, (10 ** (loss_db / 10) - 1) * float(full.sum()))
+
+
+def routes_within(diffs: torch.Tensor, costs: torch.Tensor, budget: float) -> torch.Tensor:
+    """(P,) routes of least total ``costs`` whose summed ``diffs`` (P, E) stay within ``budget`` (squared
+    error), chosen as :func:`budget_routes` chooses them; a budget <= 0: the last route everywhere."""
     last = diffs.shape[1] - 1
-    budget = (10 ** (loss_db / 10) - 1) * float(full.sum())
     # Reversed so that argmin's first minimum is the costliest exit: an exit must earn its place.
     reversed_diffs, reversed_costs = diffs.flip(1), costs.flip(0)
 
@@ -276,7 +397,8 @@ def budget_routes(diffs: torch.Tensor, full: torch.Tensor, costs: torch.Tensor, 
     if added(cheapest) <= budget:
         return cheapest
     # At ``high`` every patch is on exit 0: a price above any saving in error per cost of a step.
-    low, high = 0.0, float(diffs.max()) / float((costs[1:] - costs[0]).min()) + 1.0
+    steps = costs[1:] - costs[0]  # (routes may cost what route 0 costs: the cascade's exits 0 and 1)
+    low, high = 0.0, float(diffs.max()) / float(steps[steps > 0].min()) + 1.0
     for _ in range(60):
         middle = (low + high) / 2
         low, high = (middle, high) if added(routes_at(middle)) <= budget else (low, middle)
@@ -341,13 +463,43 @@ def calibrate_router(
     is left as it was. Returns the last step's loss. The model is left in eval mode."""
     network = _as_network(model).eval()
     patches, diffs, errors = exit_targets(network, pairs, patch=patch, stride=stride)
-    if len(patches) < 2:
+    loss = _fit_router(network.router, patches, diffs[:, :-1], errors, patch=patch, steps=steps,
+                       batch_size=batch_size, lr=lr, seed=seed, flip=True)
+    network.router_trained.fill_(True)
+    return loss
+
+
+def calibrate_feature_router(
+    model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = ROUTER_PATCH,
+    stride: int = 32, flips: bool = True, steps: int = 4000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
+) -> float:
+    """Train the cascade's feature router of ``model`` (built with ``feature_router``) on calibration
+    ``pairs`` and mark it trained: :func:`srlab.adaptive.rdsr_cascade.feature_targets` (each image and, with
+    ``flips``, three flips of it through the network; ``patch`` x ``patch`` blocks at ``stride``), fitted as
+    :func:`calibrate_router` fits the first router (no random flips in training: a flipped feature map is
+    not the flipped image's). Returns the last step's loss; the model is left in eval mode."""
+    network = _as_network(model).eval()
+    if network.feature_router is None:
+        raise SrlabError("this rdsr_adaptive model has no feature router: build it with feature_router=True "
+                         "(srlab rdsr-router --feature_router)")
+    inputs, diffs, errors = feature_targets(network, pairs, patch=patch, stride=stride, flips=flips)
+    loss = _fit_router(network.feature_router, inputs, diffs, errors, patch=patch, steps=steps,
+                       batch_size=batch_size, lr=lr, seed=seed, flip=False)
+    network.feature_router_trained.fill_(True)
+    return loss
+
+
+def _fit_router(router: nn.Module, inputs: torch.Tensor, diffs: torch.Tensor, errors: torch.Tensor, *, patch: int,
+                steps: int, batch_size: int, lr: float, seed: int, flip: bool) -> float:
+    """Fit ``router`` (fresh weights from ``seed``) to each cheaper route's squared difference ``diffs``
+    (P, routes - 1) in log space and the full path's squared error ``errors`` (P,) by a Poisson loss, on
+    batches of ``inputs`` (randomly flipped where ``flip``). Returns the last step's loss."""
+    if len(inputs) < 2:
         raise SrlabError(
-            f"router calibration needs at least 2 patches of {patch}x{patch}, got {len(patches)}: "
+            f"router calibration needs at least 2 patches of {patch}x{patch}, got {len(inputs)}: "
             "give more or larger images"
         )
-    log_diffs = (diffs[:, :-1] + ROUTER_EPS).log()
-    router = network.router
+    log_diffs = (diffs + ROUTER_EPS).log()
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -362,8 +514,9 @@ def calibrate_router(
     try:
         with torch.enable_grad():
             for _ in range(steps):
-                index = torch.randint(len(patches), (min(batch_size, len(patches)),), generator=generator)
-                out = router(_dihedral(patches[index], generator))
+                index = torch.randint(len(inputs), (min(batch_size, len(inputs)),), generator=generator)
+                batch = inputs[index].float()
+                out = router(_dihedral(batch, generator) if flip else batch)
                 poisson = (out[:, -1].exp() - errors[index] * out[:, -1]).mean()
                 loss = F.mse_loss(out[:, :-1], log_diffs[index]) + poisson
                 optimizer.zero_grad()
@@ -373,15 +526,16 @@ def calibrate_router(
     finally:
         router.requires_grad_(False)
     router.eval()
-    network.router_trained.fill_(True)
     return float(loss.detach())
 
 
-
-def with_router(path: str | Path, *, contrast: bool = False, bicubic_route: bool = False) -> RDSRAdaptive:
+def with_router(path: str | Path, *, contrast: bool = False, bicubic_route: bool = False,
+                feature_router: bool = False) -> RDSRAdaptive:
     """The rdsr_adaptive network of the srlab checkpoint ``path`` with a fresh router for these settings
     (``router_contrast``, ``bicubic_route``; a setting left False keeps the checkpoint's): every other
-    weight as it is, for :func:`calibrate_router` to train the router."""
+    weight as it is, for :func:`calibrate_router` to train the router. ``feature_router`` alone: the
+    checkpoint's router as it is and a fresh feature router (the cascade's), for
+    :func:`calibrate_feature_router`."""
     checkpoint = read_checkpoint(path)
     if checkpoint.model != "rdsr_adaptive":
         raise SrlabError(f"'{path}' holds no rdsr_adaptive weights written by srlab: give the weights of an "
@@ -389,9 +543,13 @@ def with_router(path: str | Path, *, contrast: bool = False, bicubic_route: bool
     args = dict(checkpoint.args)
     args["router_contrast"] = contrast or bool(args.get("router_contrast", False))
     args["bicubic_route"] = bicubic_route or bool(args.get("bicubic_route", False))
+    args["feature_router"] = feature_router or bool(args.get("feature_router", False))
     model = create_model("rdsr_adaptive", scale=checkpoint.scale, args=args)
     load_matching(model, checkpoint)  # all but a router's head whose inputs or outputs changed
-    model.router_trained.fill_(False)
+    if contrast or bicubic_route or not feature_router:
+        model.router_trained.fill_(False)
+    if model.feature_router is not None and (feature_router or bicubic_route):
+        model.feature_router_trained.fill_(False)  # new, or its routes changed
     return model
 
 

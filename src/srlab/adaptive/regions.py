@@ -35,6 +35,7 @@ included) and compared with the heaviest route on the whole image (:class:`Regio
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -128,14 +129,30 @@ def routing_patches(image: torch.Tensor, block: int) -> tuple[torch.Tensor, int,
     return patches, len(tops), len(lefts)
 
 
+def add_region_windows(jobs: dict, image: int, routes: torch.Tensor, *, block: int, margin: int, region: int,
+                       height: int, width: int) -> None:
+    """Add to ``jobs`` ((route, window height, window width) -> windows) the windows that run image
+    ``image``'s (rows, cols) block ``routes``: merged rectangles of at most ``region`` pixels a side, each
+    with ``margin`` pixels of context cut at the image border; a window is (image, y0, x0, dy, dx, h, w):
+    where it is, and where in it the rectangle's own pixels are."""
+    for part in merge_blocks(routes, max(1, region // block)):
+        top, bottom = part.row0 * block, min(part.row1 * block, height)
+        left, right = part.col0 * block, min(part.col1 * block, width)
+        y0, y1 = max(top - margin, 0), min(bottom + margin, height)
+        x0, x1 = max(left - margin, 0), min(right + margin, width)
+        jobs[(part.route, y1 - y0, x1 - x0)].append((image, y0, x0, top - y0, left - x0, bottom - top, right - left))
+
+
 def _window_workers(chunks: int) -> int:
     """How many windows run at once: torch's thread count (at most one worker per chunk of windows)."""
     return max(1, min(torch.get_num_threads(), chunks))
 
 
-def _run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_size: int,
-                 channels_last: bool) -> torch.Tensor:
-    """Run every chunk of windows on its route and paste each window's own pixels into the output.
+def run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_size: int,
+                channels_last: bool, sources: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
+    """Run every chunk of windows of ``lr`` on its route (``method.run(route, batch)``, output ``method.scale``
+    times the window) and paste each window's own pixels into the output. ``sources``: where a route's
+    windows are cut from instead of ``lr`` (a map of ``lr``'s batch size, height and width).
 
     With T torch threads the chunks run T at a time, each on one thread (torch's own threads set to 1
     meanwhile): the windows are small, and a convolution over one 128-pixel window splits across two
@@ -148,7 +165,8 @@ def _run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_
 
     def run(chunk: tuple) -> torch.Tensor:
         route, win_h, win_w, windows = chunk
-        batch = torch.cat([lr[i : i + 1, :, y0 : y0 + win_h, x0 : x0 + win_w] for i, y0, x0, *_ in windows])
+        source = lr if sources is None else sources.get(route, lr)
+        batch = torch.cat([source[i : i + 1, :, y0 : y0 + win_h, x0 : x0 + win_w] for i, y0, x0, *_ in windows])
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
@@ -232,16 +250,9 @@ def adaptive_upscale_regions(
                 raise ValueError(f"{type(method).__name__}.route returned a route outside 0..{method.num_routes - 1}")
             for index, count in enumerate(torch.bincount(routes, minlength=method.num_routes).tolist()):
                 counts[index] += count
-            for part in merge_blocks(routes.view(rows, cols), max(1, region // block)):
-                top, bottom = part.row0 * block, min(part.row1 * block, height)
-                left, right = part.col0 * block, min(part.col1 * block, width)
-                y0, y1 = max(top - margin, 0), min(bottom + margin, height)
-                x0, x1 = max(left - margin, 0), min(right + margin, width)
-                # where the window is, and where in it the region's own pixels are
-                jobs[(part.route, y1 - y0, x1 - x0)].append(
-                    (image, y0, x0, top - y0, left - x0, bottom - top, right - left)
-                )
-    sr = _run_windows(method, lr, jobs, batch_size=batch_size, channels_last=channels_last)
+            add_region_windows(jobs, image, routes.view(rows, cols), block=block, margin=margin, region=region,
+                               height=height, width=width)
+    sr = run_windows(method, lr, jobs, batch_size=batch_size, channels_last=channels_last)
     heaviest = method.num_routes - 1
     stats = RegionStats(
         route_counts=tuple(counts),

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from srlab.adaptive.rdsr import calibrate_router, with_router
+from srlab.adaptive.rdsr import calibrate_feature_router, calibrate_router, with_router
 from srlab.cli.common import flag, positive_int
 from srlab.data.datasets import discover_pairs, load_pair
 from srlab.errors import SrlabError
@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "data", required=True, metavar="DIR",
          help="calibration images, never the test sets: HR only, HR + LR_bicubic/X<S>, or a DIV2K-style _HR folder")
     flag(parser, "out", required=True, metavar="FILE", help="FILE.safetensors: the weights with the trained router")
-    flag(parser, "stride", type=positive_int, default=16, metavar="T", help="between 32x32 LR patches (default 16)")
+    flag(parser, "stride", type=positive_int, metavar="T",
+         help="between 32x32 LR patches (default 16; 32 with --feature_router)")
     flag(parser, "steps", type=positive_int, default=4000, metavar="N", help="training steps (default 4000)")
     flag(parser, "seed", type=int, default=0, metavar="N", help="default 0 (the training is deterministic for a seed)")
     flag(parser, "router_contrast", action="store_true",
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "bicubic_route", action="store_true",
          help="add bicubic upscaling as the cheapest route (model hyper-parameter bicubic_route; the router "
               "predicts one more difference); the network's other weights as they are")
+    flag(parser, "feature_router", action="store_true",
+         help="train the cascade's second router (model hyper-parameter feature_router: it sees each block's LR "
+              "pixels and the first block's output, on each image and three flips of it; blocks at --stride, "
+              "default 32 here) and keep the checkpoint's first router (retrained only with "
+              "--router_contrast or --bicubic_route)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,29 +45,34 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise SrlabError(f"--out '{out}' must end in .safetensors (the weights with their router)")
     check_not_overwriting(out, [args.checkpoint])
-    if args.router_contrast or args.bicubic_route:
-        model = with_router(args.checkpoint, contrast=args.router_contrast, bicubic_route=args.bicubic_route)
+    first_router = args.router_contrast or args.bicubic_route or not args.feature_router
+    if args.router_contrast or args.bicubic_route or args.feature_router:
+        model = with_router(args.checkpoint, contrast=args.router_contrast, bicubic_route=args.bicubic_route,
+                            feature_router=args.feature_router)
     else:
         model = create_model(checkpoint=args.checkpoint)
     folder = discover_pairs(args.data, model.scale)
-    failures: list[tuple[str, str]] = []
+    failures: dict[str, str] = {}
 
     def readable_pairs():
         for pair in folder.pairs:
             try:
                 yield load_pair(pair, model.scale)
             except SrlabError as e:
-                failures.append((pair.name, str(e)))
+                failures[pair.name] = str(e)
 
-    start = time.perf_counter()
+    calibrations = [("router", calibrate_router, 16)] if first_router else []
+    calibrations += [("feature router", calibrate_feature_router, 32)] if args.feature_router else []
     try:
-        loss = calibrate_router(model, readable_pairs(), stride=args.stride, steps=args.steps, seed=args.seed)
+        for name, calibrate, stride in calibrations:
+            start = time.perf_counter()
+            loss = calibrate(model, readable_pairs(), stride=args.stride or stride, steps=args.steps, seed=args.seed)
+            print(f"{name} trained on {len(folder.pairs) - len(failures)} images ({args.steps} steps, final loss "
+                  f"{loss:.3f}) in {time.perf_counter() - start:.0f} s")
     finally:
-        for name, problem in failures:
+        for name, problem in failures.items():
             print(f"srlab: error: {name}: {problem}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(out, model)
-    used = len(folder.pairs) - len(failures)
-    print(f"router trained on {used} images ({args.steps} steps, final loss {loss:.3f}) in {time.perf_counter() - start:.0f} s")
     print(f"wrote {out}")
     return 1 if failures else 0

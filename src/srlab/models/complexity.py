@@ -128,7 +128,8 @@ class _Counter(TorchDispatchMode):
 
 def count_macs(model: nn.Module, lr_size: tuple[int, int]) -> int:
     """MACs of one inference (eval-mode) forward pass of a single RGB image of ``lr_size`` (height, width)."""
-    meta_model = copy.deepcopy(model).to("meta").eval()
+    # counted on float32 whatever the model's dtype (the input made here is float32)
+    meta_model = copy.deepcopy(model).to("meta").float().eval()
     # Outside inference mode every operation reaches the counter in its decomposed ATen form, whether or
     # not the caller runs under torch.inference_mode (the meta tensors are made here).
     with torch.inference_mode(False), torch.no_grad():

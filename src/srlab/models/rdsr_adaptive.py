@@ -47,6 +47,9 @@ the test sets; ``router_trained`` says it has been, and both are saved with the 
 ``bicubic_route`` (off by default; ``srlab rdsr-router --bicubic_route`` adds it to trained weights) the
 router also chooses bicubic upscaling, no network at all, for the patches where even exit 0 is not needed
 (sky, walls, blur), as ARM's cheapest route does; measured in the README ("Content-adaptive compute").
+With ``feature_router`` (``srlab rdsr-router --feature_router``) a second router of the same shape sees the
+LR patch and the first block's output, and the cascade execution (:mod:`srlab.adaptive.rdsr_cascade`)
+lets it choose the exit of every patch the first router sent past exit 0, once the first block has run.
 
 Measured (``bench/rdsr_adaptive_curve.py``, 2026-12-06; the bundled weights: ``configs/rdsr_adaptive_x4.yaml``,
 30 epochs on the wallpaper proxy set from the bundled ``rdsr_s``, then ``configs/rdsr_adaptive_x4_distill.yaml``,
@@ -87,33 +90,39 @@ class ExitRouter(nn.Module):
     mean is removed), the linear layer also gets the log contrast, and twice the log contrast is added to
     every output: where the network is near linear the differences and errors scale with the contrast
     squared, so the layers learn what they cannot get from the contrast alone (figures: the README's
-    "Content-adaptive compute" and ``bench/rdsr_adaptive_oracle.py``)."""
+    "Content-adaptive compute" and ``bench/rdsr_adaptive_oracle.py``).
 
-    def __init__(self, *, num_routes: int, width: int, contrast: bool = False) -> None:
+    ``features`` > 0: the input also holds that many feature channels after the 3 LR ones (the network's
+    first block's output, for the cascade's second router), which the first convolution sees as they are."""
+
+    def __init__(self, *, num_routes: int, width: int, contrast: bool = False, features: int = 0) -> None:
         super().__init__()
         self.contrast = contrast
+        self.features = features
         self.body = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3 + features, width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
         )
         self.head = nn.Linear(4 * width + int(contrast), num_routes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+        lr, extra = x[:, :3], x[:, 3:]
+        lr = lr - lr.mean(dim=(1, 2, 3), keepdim=True)
         if not self.contrast:
-            features = self.body(x)
+            features = self.body(torch.cat((lr, extra), dim=1) if self.features else lr)
             return self.head(torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3))), dim=1))
-        contrast = x.square().mean(dim=(1, 2, 3), keepdim=True).add(CONTRAST_EPS).sqrt()
-        features = self.body(x / contrast)
+        contrast = lr.square().mean(dim=(1, 2, 3), keepdim=True).add(CONTRAST_EPS).sqrt()
+        features = self.body(torch.cat((lr / contrast, extra), dim=1) if self.features else lr / contrast)
         log_contrast = contrast.flatten(1).log()
         pooled = torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3)), log_contrast), dim=1)
         return self.head(pooled) + 2 * log_contrast
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P, 3, h, w) LR patches -> (P, routes) predicted squared difference of each route's output to the
-        full path's (0 for the full path itself) and (P,) the full path's predicted squared error."""
+        """(P, 3 + features, h, w) LR patches (and their features) -> (P, routes) predicted squared
+        difference of each route's output to the full path's (0 for the full path itself) and (P,) the full
+        path's predicted squared error."""
         out = self(x).double()
         diffs = (out[:, :-1].exp() - ROUTER_EPS).clamp(min=0)
         return torch.cat((diffs, diffs.new_zeros(len(x), 1)), dim=1), out[:, -1].exp()
@@ -127,7 +136,7 @@ class RDSRAdaptive(RDSR):
 
     def __init__(
         self, *, scale: int, channels: int, num_blocks: int, ca_reduction: int, init: str, router_width: int,
-        router_contrast: bool = False, bicubic_route: bool = False,
+        router_contrast: bool = False, bicubic_route: bool = False, feature_router: bool = False,
     ) -> None:
         super().__init__(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction, init=init)
         self.num_exits = num_blocks + 1
@@ -148,6 +157,14 @@ class RDSRAdaptive(RDSR):
         self.router = ExitRouter(num_routes=self.num_routes, width=router_width,
                                  contrast=router_contrast).requires_grad_(False)
         self.register_buffer("router_trained", torch.zeros((), dtype=torch.bool))
+        # The cascade's second router (srlab.adaptive.rdsr_cascade): it sees the LR patch and the first block's
+        # output, and chooses the exit of the patches the first router sent deeper than exit 0.
+        self.feature_router = (
+            ExitRouter(num_routes=self.num_routes, width=router_width, features=channels).requires_grad_(False)
+            if feature_router else None
+        )
+        if feature_router:
+            self.register_buffer("feature_router_trained", torch.zeros((), dtype=torch.bool))
 
     def exit_fusion(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias of early exit ``k``'s 1x1 fusion: the full fusion with the columns of blocks
@@ -168,16 +185,28 @@ class RDSRAdaptive(RDSR):
         tail = self.exit_tail_delta[k]
         return self.upsample(F.conv2d(fused, self.tail.weight + tail.weight, self.tail.bias + tail.bias, padding=1))
 
+    def first_block(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shallow features of LR ``x`` and the first block's output (what every exit from 1 on runs)."""
+        shallow = F.relu(self.head(x))
+        return shallow, self.blocks[0](shallow)
+
+    def forward_exit_after_first(self, shallow: torch.Tensor, first: torch.Tensor, k: int) -> torch.Tensor:
+        """The SR image of exit ``k`` >= 1 from :meth:`first_block`'s outputs: blocks 2 .. ``k`` and the exit."""
+        if not 1 <= k < self.num_exits:
+            raise ValueError(f"exit after the first block must be in 1..{self.num_exits - 1}, got {k}")
+        features, outputs = first, [first]
+        for block in self.blocks[1:k]:
+            features = block(features)
+            outputs.append(features)
+        return self._finish(shallow, outputs, k)
+
     def forward_exit(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """The SR image of exit ``k`` (``num_blocks``: the full network); computes only what it needs."""
         if not 0 <= k < self.num_exits:
             raise ValueError(f"exit must be in 0..{self.num_exits - 1}, got {k}")
-        shallow = F.relu(self.head(x))
-        features, outputs = shallow, []
-        for block in self.blocks[:k]:
-            features = block(features)
-            outputs.append(features)
-        return self._finish(shallow, outputs, k)
+        if k == 0:
+            return self._finish(F.relu(self.head(x)), [], 0)
+        return self.forward_exit_after_first(*self.first_block(x), k)
 
     def forward_route(self, x: torch.Tensor, route: int) -> torch.Tensor:
         """The SR image of route ``route``: bicubic upscaling for route 0 where :attr:`bicubic_route`, else
@@ -214,12 +243,14 @@ def _info() -> ModelInfo:
 @register_model(_info())
 def rdsr_adaptive(
     *, scale: int, channels: int = 32, num_blocks: int = 4, ca_reduction: int = 8, init: str = "bicubic",
-    router_width: int = 16, router_contrast: bool = False, bicubic_route: bool = False,
+    router_width: int = 16, router_contrast: bool = False, bicubic_route: bool = False, feature_router: bool = False,
 ) -> RDSRAdaptive:
     """``rdsr_s`` with an exit before and after every block (its weights load as they are);
     ``router_contrast``: the router of :class:`ExitRouter` ``contrast=True``; ``bicubic_route``: bicubic
-    upscaling as one more, cheapest route (the router predicts one more difference). Weights written
-    before either existed record no value and load with the plain router and the exits only."""
+    upscaling as one more, cheapest route (the router predicts one more difference); ``feature_router``: a
+    second router on the LR patch and the first block's output, for the cascade execution
+    (:mod:`srlab.adaptive.rdsr_cascade`). Weights written before any of these existed record no value and
+    load with the plain router and the exits only."""
     return RDSRAdaptive(scale=scale, channels=channels, num_blocks=num_blocks, ca_reduction=ca_reduction,
                         init=init, router_width=router_width, router_contrast=router_contrast,
-                        bicubic_route=bicubic_route)
+                        bicubic_route=bicubic_route, feature_router=feature_router)

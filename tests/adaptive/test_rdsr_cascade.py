@@ -1,0 +1,174 @@
+"""rdsr_adaptive's cascade: exact where one window holds the image, bicubic blocks are the whole image's
+bicubic, MACs counted for what ran, the budget kept, the feature router calibrated, saved and chosen."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import srlab
+import srlab.adaptive.rdsr as rdsr_module
+from srlab.adaptive.rdsr import calibrate_feature_router, rdsr_adaptive, with_router
+from srlab.adaptive.rdsr_cascade import FirstBlock, feature_targets
+from srlab.data.resize import bicubic_upscale
+from srlab.errors import SrlabError
+from srlab.models.complexity import measure_macs
+from srlab.models.weights import save_weights
+
+SMALL = {"channels": 8, "num_blocks": 3, "ca_reduction": 4, "router_width": 4, "bicubic_route": True,
+         "feature_router": True}
+BLOCK = 16
+
+
+def _network(dtype=torch.float64, **args):
+    torch.manual_seed(0)
+    network = srlab.create_model("rdsr_adaptive", scale=2, args={**SMALL, **args})
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        network.router_trained.fill_(True)
+        if network.feature_router is not None:
+            network.feature_router_trained.fill_(True)
+    return network.to(dtype).eval()
+
+
+def _image(h, w, dtype=torch.float64, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return F.avg_pool2d(torch.rand(1, 3, h, w, generator=g), 3, stride=1, padding=1).to(dtype)
+
+
+def _method(network, *, knob=0.05, side=64, execution="cascade"):
+    method = rdsr_adaptive(network, knob=knob)
+    method.region_block, method.region_side, method.shared_region, method.execution = BLOCK, side, side, execution
+    return method
+
+
+def _force(monkeypatch, first, second):
+    """Route every block to ``first`` in the first stage (a (P,) tensor or one route) and the deep blocks to
+    ``second`` in the second, whatever the routers predict."""
+    def routes(count, chosen):
+        return chosen[:count].clone() if torch.is_tensor(chosen) else torch.full((count,), chosen)
+    monkeypatch.setattr(rdsr_module, "budget_routes", lambda diffs, *_: routes(len(diffs), first))
+    monkeypatch.setattr(rdsr_module, "routes_within", lambda diffs, *_: routes(len(diffs), second))
+
+
+def test_the_method_runs_the_cascade_where_the_feature_router_is_trained():
+    assert rdsr_adaptive(_network(), knob=0.1).execution == "cascade"
+    assert rdsr_adaptive(_network(feature_router=False), knob=0.1).execution == "regions"
+    untrained = _network()
+    untrained.feature_router_trained.fill_(False)
+    assert rdsr_adaptive(untrained, knob=0.1).execution == "regions"
+    method = _method(untrained)
+    with pytest.raises(SrlabError, match="trained feature router") as error:
+        method.upscale(_image(32, 32))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("execution", ["cascade", "cascade_shared"])
+@pytest.mark.parametrize("route", range(5))
+def test_every_block_on_one_route_in_one_window_is_that_routes_whole_image_forward(monkeypatch, route, execution):
+    network = _network()
+    lr = _image(40, 56)  # 3 x 4 blocks: one rectangle, one window at side 64
+    _force(monkeypatch, network.num_routes - 1 if route > 1 else route, route)
+    sr, stats = _method(network, execution=execution).upscale(lr)
+    with torch.no_grad():
+        expected = network.forward_route(lr, route)
+    torch.testing.assert_close(sr, expected, rtol=0, atol=1e-12)
+    assert stats.route_counts[route] == 12
+
+
+@pytest.mark.parametrize("execution", ["cascade", "cascade_shared"])
+def test_bicubic_blocks_are_the_whole_images_bicubic_and_macs_are_counted_for_what_ran(monkeypatch, execution):
+    network = _network(dtype=torch.float32)
+    lr = _image(45, 70, dtype=torch.float32)  # 3 x 5 blocks, the last row and column short
+    first = torch.tensor([0, 4, 4, 1, 4, 4, 0, 4, 4, 0, 1, 4, 4, 0, 4])
+    second = torch.tensor([2, 3, 4, 0, 1, 2, 3, 2, 4])  # the deep blocks' routes (in the method's order)
+    _force(monkeypatch, first, second)
+    method = _method(network, side=32, execution=execution)
+    method.upscale(lr)  # counts the MACs of each size once: the measured call runs the network only
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # run_windows' side-by-side threads would hide the work from the counter
+    try:
+        (sr, stats), measured = measure_macs(network, lambda: method.upscale(lr))
+    finally:
+        torch.set_num_threads(threads)
+    taken = torch.cat((first[first != 4], second))
+    assert stats.route_counts == tuple(torch.bincount(taken, minlength=5).tolist())
+    if execution == "cascade":  # (the shared execution's attention pools are sums the counter does not see)
+        assert stats.measured[0] == measured  # both routers, the first block's windows, every route's windows
+    bicubic = first.view(3, 5).eq(0).repeat_interleave(2 * BLOCK, 0).repeat_interleave(2 * BLOCK, 1)[:90, :140]
+    with torch.no_grad():
+        expected = bicubic_upscale(lr, 2)
+    torch.testing.assert_close(sr[..., bicubic], expected[..., bicubic], rtol=0, atol=1e-6)
+    assert bool(sr.isfinite().all())
+
+
+def test_the_deep_blocks_are_routed_within_what_the_first_stage_left_of_the_budget(monkeypatch):
+    network = _network(dtype=torch.float32)
+    lr = _image(48, 64, dtype=torch.float32)
+    seen = []
+    real = rdsr_module.routes_within
+
+    def within(diffs, costs, budget):
+        routes = real(diffs, costs, budget)
+        seen.append((float(diffs.gather(1, routes[:, None]).sum()), costs, budget))
+        return routes
+
+    monkeypatch.setattr(rdsr_module, "routes_within", within)
+    method = _method(network, knob=0.2)
+    for knob in (0.2, 0.5):
+        method.knob = knob
+        method.upscale(lr)
+    if len(seen) < 4:  # budget_routes calls routes_within too: the first stage, then the second, per image
+        pytest.skip("the first stage kept every block")
+    for added, _, budget in seen[1::2]:
+        assert added <= budget
+    costs = seen[1][1]
+    assert costs[0] == 0 and torch.isclose(costs[1], costs[2])  # exit 0 and exit 1 cost the same from here
+    assert bool((costs[2:].diff() > 0).all()) and costs[-1] < 1
+
+
+def test_the_feature_router_calibrates_saves_and_keeps_the_first_router(tmp_path):
+    network = _network(dtype=torch.float32, feature_router=False)
+    path = tmp_path / "plain.safetensors"
+    save_weights(path, network)
+    model = with_router(path, feature_router=True)
+    assert bool(model.router_trained) and not bool(model.feature_router_trained)
+    torch.testing.assert_close(model.router.head.weight, network.router.head.weight)
+    g = torch.Generator().manual_seed(3)
+    pairs = []
+    for _ in range(2):
+        hr = F.avg_pool2d(torch.rand(3, 128, 128, generator=g)[None], 5, stride=1, padding=2)[0]
+        pairs.append((F.avg_pool2d(hr[None], 2)[0], hr))
+    inputs, diffs, errors = feature_targets(model, pairs, patch=16, stride=16, flips=True)
+    assert inputs.shape == (2 * 4 * 16, 3 + 8, 16, 16) and diffs.shape == (128, model.num_routes - 1)
+    assert errors.shape == (128,) and bool((diffs >= 0).all())
+    before = model.feature_router.head.weight.clone()
+    calibrate_feature_router(model, pairs, patch=16, stride=16, steps=20)
+    assert bool(model.feature_router_trained) and not torch.equal(before, model.feature_router.head.weight)
+    saved = tmp_path / "cascade.safetensors"
+    save_weights(saved, model)
+    loaded = srlab.create_model(checkpoint=saved)
+    assert loaded.feature_router is not None and bool(loaded.feature_router_trained)
+    assert rdsr_adaptive(loaded, knob=0.1).execution == "cascade"
+    with pytest.raises(SrlabError, match="no feature router"):
+        calibrate_feature_router(network, pairs, patch=16, stride=16, steps=2)
+
+
+def test_the_first_block_module_continues_into_every_exit():
+    network = _network()
+    lr = _image(24, 20)
+    with torch.no_grad():
+        maps = FirstBlock(network)(lr)
+        for k in range(1, network.num_exits):
+            after = network.forward_exit_after_first(maps[:, 8:], maps[:, :8], k)
+            torch.testing.assert_close(after, network.forward_exit(lr, k), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        network.forward_exit_after_first(maps[:, 8:], maps[:, :8], 0)
+
+
+@pytest.mark.parametrize("size", [(7, 9), (16, 40), (33, 17)])
+def test_small_and_odd_images_run(size):
+    network = _network(dtype=torch.float32)
+    sr, stats = _method(network, knob=0.3).upscale(_image(*size, dtype=torch.float32))
+    assert sr.shape == (1, 3, 2 * size[0], 2 * size[1]) and bool(sr.isfinite().all())
+    assert 0 < stats.measured[0]
