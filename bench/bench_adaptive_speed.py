@@ -148,8 +148,19 @@ eta 4 on the 32/28 protocol -0.0489 / -0.1168, 1.054: within 0.03 dB eta 2 saves
 PCSR-CARN k -0.5 -0.0263 / -0.0643 dB, 0.883; k -0.25 -0.0409 / -0.1038, 0.762; k 0 -0.0585 / -0.1419,
 0.652; k 0.5 -0.0891 / -0.2426, 0.559; all light -0.4355 / -2.1288, 0.467: within 0.03 dB k -0.5 saves 12 %.
 
+The cascade (``--rdsr-modes regions cascade``, :mod:`srlab.adaptive.rdsr_cascade`: the blocks the LR router
+sends past exit 0 routed again by a feature router after the first block; the bundled weights since
+2026-12-07; AMD EPYC Zen 4, idle machine, ``--full --threads 1 2 --repeats 3 --methods rdsr --rdsr-loss 0.025
+0.045 0.05``): region mode knob 0.025 -0.0315 / -0.1253 dB, MACs 0.630, x1.63 / x1.58; cascade 0.025 -0.0149
+/ -0.0312, 0.666, x1.43 / x1.35; 0.045 -0.0284 / -0.0694, 0.572, x1.62 / x1.53; 0.05 -0.0332 / -0.0754, 0.552,
+x1.66 / x1.56 (an earlier run before three speed-ups, same figures otherwise: 0.045 x1.55 / x1.45; then
+``cascade_shared`` 0.045 -0.0296 / -0.0718, 0.532, x1.43 / x1.35). The 5 validation photos, ``--no-timing``:
+cascade 0.01 -0.0110 dB 0.911, 0.02 -0.0180 0.847, 0.03 -0.0339 0.792 (region mode 0.853 / 0.747 / 0.680 at
+-0.0176 / -0.0317 / -0.0413).
+
 What remains: cheaper ARM knobs need a table or subnets that lose
-less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone.
+less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone; rdsr_adaptive's
+cascade meets the time target at one thread only, and no execution spends half the MACs within 0.03 dB.
 """
 
 from __future__ import annotations
@@ -268,10 +279,12 @@ def pcsr_cases(knobs: list[float]) -> list[Case]:
 
 
 def rdsr_mode(spec: str) -> dict[str, object]:
-    """``EXECUTION[-bBLOCK][-raise]`` (e.g. ``shared-b32-raise``) -> RdsrExitRouting attributes."""
+    """``EXECUTION[-bBLOCK][-raise][-fSHARE]`` (e.g. ``shared-b32-raise``, ``cascade-f0.5``) -> RdsrExitRouting
+    attributes."""
     execution, *options = spec.split("-")
     attributes: dict[str, object] = {"execution": execution, "raise_lone": "raise" in options}
     attributes.update({"region_block": int(o[1:]) for o in options if o.startswith("b")})
+    attributes.update({"first_stage_share": float(o[1:]) for o in options if o.startswith("f")})
     return attributes
 
 
@@ -284,7 +297,7 @@ def rdsr_cases(knobs: list[float], weights: str | None, modes: list[str]) -> lis
         network = create_model("rdsr_adaptive", scale=SCALE, pretrained=True).eval()
     method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
     cases = region_cases("rdsr_adaptive full path", network, method, [])
-    defaults = {name: getattr(method, name) for name in ("execution", "raise_lone", "region_block")}
+    defaults = {name: getattr(method, name) for name in ("execution", "raise_lone", "region_block", "first_stage_share")}
 
     def adaptive(knob, attributes):
         def run(lr):
@@ -393,8 +406,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
     parser.add_argument("--rdsr-modes", nargs="+", default=["regions", "shared"],
-                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise], EXECUTION regions or "
-                             "shared, BLOCK the routing block (default 64), raise: lone shallow blocks raised")
+                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise][-fSHARE], EXECUTION "
+                             "regions, shared, cascade or cascade_shared, BLOCK the routing block (default 64), "
+                             "raise: lone shallow blocks raised, SHARE: the cascade's first-stage share of the knob")
     parser.add_argument("--rdsr-weights", help="rdsr_adaptive x4 weights with a trained router (default: bundled)")
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,

