@@ -34,6 +34,7 @@ included) and compared with the heaviest route on the whole image (:class:`Regio
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -166,51 +167,62 @@ def run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_s
     scale = method.scale
     chunks = [(route, win_h, win_w, windows[start : start + batch_size])
               for (route, win_h, win_w), windows in jobs.items() for start in range(0, len(windows), batch_size)]
+    outputs: list[torch.Tensor] = []  # the output, made by the first chunk that finishes
+    made = threading.Lock()
 
-    def run(chunk: tuple) -> torch.Tensor:
+    def run(chunk: tuple) -> None:
         route, win_h, win_w, windows = chunk
         source = lr if sources is None else sources.get(route, lr)
         batch = torch.cat([source[i : i + 1, :, y0 : y0 + win_h, x0 : x0 + win_w] for i, y0, x0, *_ in windows])
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            return method.run(route, batch)
+            out = method.run(route, batch)
+        if len(chunks) == len(windows) == n == 1 and out.shape[-2:] == (height * scale, width * scale):
+            outputs.append(out)  # one window, the whole image: nothing to paste
+            return
+        with made:
+            if not outputs:
+                # in the outputs' memory order, so that pasting copies runs of memory, not scattered values
+                outputs.append(torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
+                                           device=out.device, memory_format=_memory_format(out)))
+        # each worker pastes its own windows (disjoint pixels): the copies run side by side too
+        for k, (i, y0, x0, dy, dx, h, w) in enumerate(windows):
+            outputs[0][i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
+                out[k, :, dy * scale : (dy + h) * scale, dx * scale : (dx + w) * scale]
+            )
 
-    return _paste(side_by_side(run, chunks), chunks, n, height, width, scale)
+    for _ in side_by_side(run, chunks):
+        pass
+    return outputs[0]
 
 
 def side_by_side(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
     """``function`` of each item, in order, computed T at a time on one torch thread each (T: torch's thread
     count, at most one per item; torch's own threads set to 1 meanwhile): for many small pieces of work,
-    each of which splits across threads far worse than the pieces run side by side."""
+    each of which splits across threads far worse than the pieces run side by side. The worker threads
+    live as long as the process (starting them took ~1 ms each, several times per image)."""
     workers = _window_workers(len(items))
     if workers == 1:
         yield from map(function, items)
         return
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # before the pool's threads first run torch: they keep one thread
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(function, items)
+        yield from _pool(workers).map(function, items)
     finally:
         torch.set_num_threads(threads)
 
 
-def _paste(outputs, chunks: list, n: int, height: int, width: int, scale: int) -> torch.Tensor:
-    """The output image from each chunk's window outputs (in ``chunks``' order), their own pixels only."""
-    sr = None
-    for out, (_, _, _, windows) in zip(outputs, chunks):
-        if len(chunks) == len(windows) == n == 1 and out.shape[-2:] == (height * scale, width * scale):
-            return out  # one window, the whole image: nothing to paste
-        if sr is None:
-            # in the outputs' memory order, so that pasting copies runs of memory, not scattered values
-            sr = torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
-                             device=out.device, memory_format=_memory_format(out))
-        for k, (i, y0, x0, dy, dx, h, w) in enumerate(windows):
-            sr[i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
-                out[k, :, dy * scale : (dy + h) * scale, dx * scale : (dx + w) * scale]
-            )
-    return sr
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="srlab-windows")
+        return _POOLS[workers]
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
