@@ -25,7 +25,8 @@ and computes less and better:
   route costs (40/32)^2 = 1.56x its pixels; merged regions much less).
 * Runs of the same route and window shape are batched (at most ``batch_size`` windows a call); with T
   torch threads, T batches run side by side on one thread each (2026-12-06, AMD EPYC Zen 4, 4 2K photos,
-  rdsr_adaptive at knob 0.02: 1.50 -> 1.12 s at 2 threads, 1.82 s at 1; the outputs the same).
+  rdsr_adaptive at knob 0.02: 1.50 -> 1.12 s at 2 threads, 1.82 s at 1; the outputs the same), and each
+  pastes its own windows into the output.
 
 With every block on one route the image is one region per ``region`` tile and the output is that
 route's tiled whole-image forward. The MACs are counted for the windows actually run (margins
