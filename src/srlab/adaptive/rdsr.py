@@ -234,7 +234,10 @@ class RdsrExitRouting(PatchRoutedMethod):
         self._check_router()
         network, offset = self.network, int(self.network.bicubic_route)
         router_dtype = network.router.head.weight.dtype
-        lr_diffs, lr_full = _predict_per_patch(network.router, patches.to(router_dtype))
+        # in T parts side by side, one thread each (as the feature router below)
+        parts = [p for p in patches.to(router_dtype).tensor_split(torch.get_num_threads()) if len(p)]
+        predictions = list(side_by_side(lambda part: _predict_per_patch(network.router, part), parts))
+        lr_diffs, lr_full = (torch.cat(values) for values in zip(*predictions))
         flat = budget_routes(lr_diffs, lr_full, self.mac_fractions(tuple(patches.shape[-2:])).double(),
                              self.knob * self.first_stage_share)
         deep = (flat > offset).view(grid).clone()  # sent past exit 0: the head and the first block run there
