@@ -151,9 +151,10 @@ PCSR-CARN k -0.5 -0.0263 / -0.0643 dB, 0.883; k -0.25 -0.0409 / -0.1038, 0.762; 
 The cascade (``--rdsr-modes regions cascade``, :mod:`srlab.adaptive.rdsr_cascade`: the blocks the LR router
 sends past exit 0 routed again by a feature router after the first block; the bundled weights since
 2026-12-07; AMD EPYC Zen 4, idle machine, ``--full --threads 1 2 --repeats 3 --methods rdsr --rdsr-loss 0.025
-0.045 0.05``): region mode knob 0.025 -0.0315 / -0.1253 dB, MACs 0.630, x1.63 / x1.58; cascade 0.025 -0.0149
-/ -0.0312, 0.666, x1.43 / x1.36; 0.045 -0.0284 / -0.0694, 0.572, x1.62 / x1.54; 0.05 -0.0332 / -0.0754, 0.552,
-x1.68 / x1.57 (earlier runs before the speed-ups, same figures otherwise: 0.045 x1.55 / x1.45, x1.62 / x1.53; then
+0.045 0.05``): region mode knob 0.025 -0.0315 / -0.1253 dB, MACs 0.630, x1.62 / x1.59; cascade 0.025 -0.0149
+/ -0.0312, 0.666, x1.43 / x1.38; 0.045 -0.0284 / -0.0694, 0.572, x1.63 / x1.52; 0.05 -0.0332 / -0.0754, 0.552,
+x1.67 / x1.57 (earlier runs before the speed-ups, same figures otherwise: 0.045 x1.55 / x1.45, x1.62 / x1.53,
+x1.62 / x1.54; then
 ``cascade_shared`` 0.045 -0.0296 / -0.0718, 0.532, x1.43 / x1.35). The 5 validation photos, ``--no-timing``:
 cascade 0.01 -0.0110 dB 0.911, 0.02 -0.0180 0.847, 0.03 -0.0339 0.792 (region mode 0.853 / 0.747 / 0.680 at
 -0.0176 / -0.0317 / -0.0413).
