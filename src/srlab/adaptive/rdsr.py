@@ -164,11 +164,11 @@ class RdsrExitRouting(PatchRoutedMethod):
         if self.execution not in self.executions:
             raise SrlabError(f"rdsr_adaptive execution must be one of {', '.join(self.executions)}, "
                              f"got {self.execution!r}")
-        if not whole_image or (self.execution == "regions" and not self.raise_lone) or (
-                self.execution.startswith("cascade") and self.knob == 0):  # knob 0: the full path everywhere, no router
+        cascade = self.execution.startswith("cascade")
+        # (the cascade at knob 0: every block on the full path, no router to run, as in the region mode)
+        if not whole_image or (self.execution == "regions" and not self.raise_lone) or (cascade and self.knob == 0):
             return super().upscale(lr, whole_image=whole_image)
-        if self.execution.startswith("cascade") and not (
-                self.network.feature_router is not None and bool(self.network.feature_router_trained)):
+        if cascade and not (self.network.feature_router is not None and bool(self.network.feature_router_trained)):
             raise SrlabError("the cascade execution needs an rdsr_adaptive model with a trained feature router: "
                              "run srlab rdsr-router --feature_router on calibration images, or use the "
                              "regions execution")
@@ -178,22 +178,17 @@ class RdsrExitRouting(PatchRoutedMethod):
         with torch.no_grad():
             for image in lr.split(1):
                 patches, rows, cols = routing_patches(image, block)
-                if self.execution.startswith("cascade"):
+                if cascade:
                     sr, routes, macs = self._cascade(image, patches, (rows, cols), block)
-                    outputs.append(sr)
-                    counts += torch.bincount(routes.flatten(), minlength=self.num_routes)
-                    spent += macs
-                    router += rows * cols * counted_route_macs(self, -1, (block, block))
-                    full += counted_route_macs(self, heaviest, tuple(image.shape[-2:]))
-                    continue
-                routes = self.route(patches).view(rows, cols)
-                if self.raise_lone:
-                    routes = raise_lone_blocks(routes)
-                if self.execution == "shared":
-                    sr, macs = self._shared(image, routes, block)
                 else:
-                    sr, regions = adaptive_upscale_regions(_FixedRoutes(self, routes.flatten()), image, block=block)
-                    macs = regions.macs_spent
+                    routes = self.route(patches).view(rows, cols)
+                    if self.raise_lone:
+                        routes = raise_lone_blocks(routes)
+                    if self.execution == "shared":
+                        sr, macs = self._shared(image, routes, block)
+                    else:
+                        sr, regions = adaptive_upscale_regions(_FixedRoutes(self, routes.flatten()), image, block=block)
+                        macs = regions.macs_spent
                 outputs.append(sr)
                 counts += torch.bincount(routes.flatten(), minlength=self.num_routes)
                 spent += macs
