@@ -174,3 +174,19 @@ def test_the_bundled_weights_load_with_the_plain_router_and_a_trained_feature_ro
     lr = torch.rand(1, 3, 70, 90)
     sr, stats = method.upscale(lr)
     assert sr.shape == (1, 3, 280, 360) and 0 < stats.measured[0] < stats.measured[1] * 1.2
+
+
+def test_a_feature_router_removes_the_lr_mean_only_and_reads_either_memory_order():
+    from srlab.models.rdsr_adaptive import ExitRouter
+
+    torch.manual_seed(0)
+    router = ExitRouter(num_routes=3, width=4, features=2).eval()
+    x = torch.rand(5, 5, 16, 16)
+    shifted_lr, shifted_features = x.clone(), x.clone()
+    shifted_lr[:, :3] += 0.3
+    shifted_features[:, 3:] += 0.3
+    with torch.no_grad():
+        out = router(x)
+        torch.testing.assert_close(router(shifted_lr), out, rtol=0, atol=1e-5)  # the LR mean is removed
+        assert not torch.allclose(router(shifted_features), out, atol=1e-3)  # the features are seen as they are
+        torch.testing.assert_close(router(x.contiguous(memory_format=torch.channels_last)), out, rtol=0, atol=1e-5)

@@ -65,7 +65,7 @@ from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import AdaptiveStats, register_adaptive
 from srlab.adaptive.patches import check_batch, split_patches
 from srlab.adaptive.rdsr_cascade import (
-    CascadeRoutes, FirstBlock, deep_block_inputs, feature_router_macs, feature_targets, first_block_map,
+    CascadeRoutes, FirstBlock, deep_block_inputs, feature_targets, first_block_map,
 )
 from srlab.adaptive.rdsr_shared import shared_upscale
 from srlab.adaptive.regions import (
@@ -323,7 +323,8 @@ class RdsrExitRouting(PatchRoutedMethod):
         if hw not in self._feature_router_macs:
             rows, cols = (len(_router_starts(side)) for side in hw)
             sub_hw = tuple(min(ROUTER_PATCH, side) for side in hw)
-            self._feature_router_macs[hw] = rows * cols * feature_router_macs(self.network.feature_router, sub_hw)
+            router = self.network.feature_router
+            self._feature_router_macs[hw] = rows * cols * count_macs(router, sub_hw, channels=3 + router.features)
         return self._feature_router_macs[hw]
 
     def route_macs(self, index: int, patch_hw: tuple[int, int]) -> int:

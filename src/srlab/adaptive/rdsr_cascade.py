@@ -35,7 +35,6 @@ from 1 on without the first block it took from the map).
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -46,7 +45,6 @@ from torch import nn
 from srlab.adaptive.rdsr_shared import grown_cover
 from srlab.adaptive.regions import run_windows
 from srlab.metrics.color import rgb_to_y
-from srlab.models.complexity import measure_macs
 from srlab.models.rdsr_adaptive import RDSRAdaptive
 
 FIRST_RADIUS = 4  # pixels of context the head (one 3x3 convolution) and the first block (three) need
@@ -126,13 +124,6 @@ def deep_block_inputs(lr: torch.Tensor, first: torch.Tensor, blocks: torch.Tenso
             patches[row, 3:] = first[0, :, y0 : y0 + h, x0 : x0 + w]
         inputs.append((torch.tensor([index for index, _, _ in members]), patches))
     return inputs
-
-
-def feature_router_macs(router: nn.Module, hw: tuple[int, int]) -> int:
-    """MACs of the feature router on one (3 + features, h, w) input, counted on the meta device."""
-    meta = copy.deepcopy(router).float().to("meta").eval()
-    with torch.inference_mode(False), torch.no_grad():
-        return measure_macs(meta, lambda: meta(torch.empty(1, 3 + router.features, *hw, device="meta")))[1]
 
 
 DIHEDRAL: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = (

@@ -33,7 +33,6 @@ image.
 
 from __future__ import annotations
 
-import copy
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srlab.models.complexity import measure_macs
+from srlab.models.complexity import count_macs
 from srlab.models.rdsr_adaptive import RDSRAdaptive
 
 BLOCK_RADIUS = 3  # the three 3x3 convolutions of a residual distillation block
@@ -175,13 +174,11 @@ _ESA_MACS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, int, int], int]]
 
 
 def _esa_macs(esa: nn.Module, channels: int, hw: tuple[int, int]) -> int:
-    """MACs of ESA on one (channels, h, w) map, traced once per module and size on the meta device."""
+    """MACs of ESA on one (channels, h, w) map, counted once per module and size."""
     counts = _ESA_MACS.setdefault(esa, {})
     key = (channels, *hw)
     if key not in counts:
-        meta = copy.deepcopy(esa).float().to("meta").eval()  # counted on float32, whatever its dtype
-        with torch.inference_mode(False), torch.no_grad():
-            counts[key] = measure_macs(meta, lambda: meta(torch.empty(1, channels, *hw, device="meta")))[1]
+        counts[key] = count_macs(esa, hw, channels=channels)
     return counts[key]
 
 

@@ -126,14 +126,15 @@ class _Counter(TorchDispatchMode):
         return out
 
 
-def count_macs(model: nn.Module, lr_size: tuple[int, int]) -> int:
-    """MACs of one inference (eval-mode) forward pass of a single RGB image of ``lr_size`` (height, width)."""
+def count_macs(model: nn.Module, lr_size: tuple[int, int], *, channels: int = 3) -> int:
+    """MACs of one inference (eval-mode) forward pass of a single RGB image of ``lr_size`` (height, width);
+    ``channels``: of the input, for a part of a network that takes feature maps."""
     # counted on float32 whatever the model's dtype (the input made here is float32)
     meta_model = copy.deepcopy(model).to("meta").float().eval()
     # Outside inference mode every operation reaches the counter in its decomposed ATen form, whether or
     # not the caller runs under torch.inference_mode (the meta tensors are made here).
     with torch.inference_mode(False), torch.no_grad():
-        return measure_macs(meta_model, lambda: meta_model(torch.empty(1, 3, *lr_size, device="meta")))[1]
+        return measure_macs(meta_model, lambda: meta_model(torch.empty(1, channels, *lr_size, device="meta")))[1]
 
 
 def measure_macs(model: nn.Module, call: Callable[[], T]) -> tuple[T, int]:
