@@ -76,14 +76,15 @@ def test_every_block_on_one_route_in_one_window_is_that_routes_whole_image_forwa
     assert stats.route_counts[route] == 12
 
 
-@pytest.mark.parametrize("execution", ["cascade", "cascade_shared"])
-def test_bicubic_blocks_are_the_whole_images_bicubic_and_macs_are_counted_for_what_ran(monkeypatch, execution):
+@pytest.mark.parametrize(("execution", "margin"), [("cascade", 2), ("cascade", 4), ("cascade_shared", 2)])
+def test_bicubic_blocks_are_the_whole_images_bicubic_and_macs_are_counted_for_what_ran(monkeypatch, execution, margin):
     network = _network(dtype=torch.float32)
     lr = _image(45, 70, dtype=torch.float32)  # 3 x 5 blocks, the last row and column short
     first = torch.tensor([0, 4, 4, 1, 4, 4, 0, 4, 4, 0, 1, 4, 4, 0, 4])
     second = torch.tensor([2, 3, 4, 0, 1, 2, 3, 2, 4])  # the deep blocks' routes (in the method's order)
     _force(monkeypatch, first, second)
     method = _method(network, side=32, execution=execution)
+    method.region_margin = margin  # the windows' context (the shared execution computes exact context instead)
     method.upscale(lr)  # counts the MACs of each size once: the measured call runs the network only
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # run_windows' side-by-side threads would hide the work from the counter

@@ -192,3 +192,13 @@ def test_a_patch_routed_method_upscales_whole_images_in_region_mode_and_evaluate
     assert stats.macs_full == count_macs(build_model("fsrcnn_etds", scale=2, args={"d": 8, "s": 4, "m": 1}), (70, 90)) and stats.macs_spent >= stats.macs_full  # margins
     protocol, grid_stats = method.upscale(lr, whole_image=False)  # the 32/28 grid covers 60x88
     assert protocol.shape[-2:] == (120, 176) and grid_stats.unit == "patch" and grid_stats.units == 2 * 3
+
+
+def test_the_region_mode_runs_with_the_method_s_margin():
+    method = RoutesByMean(Radius1(1).double().eval(), Radius1(2).double().eval())
+    lr = _half_bright(70, 64)
+    method.region_margin = 0
+    sr, stats = method.upscale(lr)
+    without, _ = adaptive_upscale_regions(method, lr, block=32, margin=0)
+    with_margin, _ = adaptive_upscale_regions(method, lr, block=32, margin=1)
+    assert torch.equal(sr, without) and not torch.equal(sr, with_margin)

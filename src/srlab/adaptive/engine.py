@@ -28,6 +28,9 @@ class PatchRoutedMethod(AdaptiveMethod):
     # The blocks the region mode (upscaling) routes; a method whose routes fragment the image less on
     # larger blocks says so here (rdsr_adaptive: 64).
     region_block: int = 32
+    # The context (LR pixels) each region-mode window runs with; a method whose routes lose little at window
+    # borders with less says so here (rdsr_adaptive: 2).
+    region_margin: int = 4
 
     def __init__(self, *, scale: int, num_routes: int, knob: float | None = None) -> None:
         super().__init__(scale=scale, knob=knob)
@@ -63,7 +66,7 @@ class PatchRoutedMethod(AdaptiveMethod):
         the fast way to upscale)."""
         if not whole_image:
             return adaptive_upscale(self, lr, patch=self.patch, stride=self.stride, batch_size=self.batch_size)
-        sr, regions = adaptive_upscale_regions(self, lr, block=self.region_block)
+        sr, regions = adaptive_upscale_regions(self, lr, block=self.region_block, margin=self.region_margin)
         router = regions.blocks * route_macs(self, -1, (self.region_block, self.region_block))
         return sr, AdaptiveStats(
             route_counts=regions.route_counts, route_macs=(0,) * self.num_routes, route_names=self.route_names(),

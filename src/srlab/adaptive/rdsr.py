@@ -21,8 +21,9 @@ path without running the router. The budget is per call of :meth:`RdsrExitRoutin
 
 Blocks. ``srlab eval`` routes the 32x32 patches of the ClassSR/ARM protocol; the region mode
 (``srlab upscale``, ``method.upscale``) routes 64x64 blocks, each predicted as the mean of its four
-32x32 patches (the size the router is calibrated on). Each region the region mode runs costs 4 pixels
-of context on every side, so a routing that changes exit from one 32x32 block to the next spends far
+32x32 patches (the size the router is calibrated on). Each region the region mode runs costs
+:attr:`RdsrExitRouting.region_margin` pixels of context on every side (4 until 2026-12-07, 2 since; the
+figures here at 4), so a routing that changes exit from one 32x32 block to the next spends far
 more than its exits' MACs: on the 2K test photos at knob 0.03, 0.485 of the full path's MACs in the
 routes taken but 0.666 in the windows run; on 64x64 blocks 0.566 and 0.668, for a loss of 0.028
 instead of 0.040 dB (``bench/rdsr_adaptive_oracle.py --regions``).
@@ -107,7 +108,7 @@ class RdsrExitRouting(PatchRoutedMethod):
     knob_sweep = (0.5, 0.2, 0.1, 0.05, 0.03, 0.0)
 
     # How upscale() runs the routes (whole_image=True): "regions", the region mode (each merged rectangle
-    # of one exit from the input with 4 pixels of context), "shared" (srlab.adaptive.rdsr_shared:
+    # of one exit from the input with region_margin pixels of context), "shared" (srlab.adaptive.rdsr_shared:
     # depth by depth on one feature map, each block on the union of the blocks that need it), or "cascade"
     # (srlab.adaptive.rdsr_cascade: the region mode with the deeper exits chosen by the feature router after
     # the first block; the default where the network has a trained feature router).
@@ -118,7 +119,11 @@ class RdsrExitRouting(PatchRoutedMethod):
     # at -0.03 dB, cascade_shared, interpolated: share 1 0.540, 0.5 0.531, 0.25 0.533; share 2 loses
     # 0.079 dB at knob 0.04: the first stage spends the budget on blocks it is wrong about).
     first_stage_share = 0.5
-    region_margin = 4  # the region mode's context, LR pixels (srlab.adaptive.regions' default)
+    # The windows' context (LR pixels) in the region mode and the cascade: 2K test photos, MACs at -0.03 dB
+    # (interpolated between knobs, 2026-12-07): cascade 4 pixels 0.566, 3 0.554, 2 0.544 (1: -0.08 dB at
+    # any knob); region mode 4 0.635, 2 0.610. Per-route margins (2 for the cheap routes, 3-4 for the deep
+    # ones) measured worse than 2 for all (0.549-0.556): the deep windows' context costs the most MACs.
+    region_margin = 2
     region_side = 128  # the region mode's rectangles, LR pixels a side at most
     shared_region = 128  # the shared mode's rectangles, LR pixels a side at most
     # Raise a block whose exit is below all of its (up to four) neighbours' to the lowest of theirs.
@@ -187,14 +192,16 @@ class RdsrExitRouting(PatchRoutedMethod):
                     if self.execution == "shared":
                         sr, macs = self._shared(image, routes, block)
                     else:
-                        sr, regions = adaptive_upscale_regions(_FixedRoutes(self, routes.flatten()), image, block=block)
+                        sr, regions = adaptive_upscale_regions(_FixedRoutes(self, routes.flatten()), image, block=block,
+                                                                   margin=self.region_margin)
                         macs = regions.macs_spent
                 outputs.append(sr)
                 counts += torch.bincount(routes.flatten(), minlength=self.num_routes)
                 spent += macs
                 router += rows * cols * counted_route_macs(self, -1, (block, block))
                 full += counted_route_macs(self, heaviest, tuple(image.shape[-2:]))
-        sr = torch.cat(outputs)
+        # (one image: its output as it is; copying a 2K photo's output took ~4 % of the cascade's time at 2 threads)
+        sr = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         return sr, AdaptiveStats(
             route_counts=tuple(counts.tolist()), route_macs=(0,) * self.num_routes, route_names=self.route_names(),
             unit="block", out_hw=tuple(sr.shape[-2:]), router_macs=router, measured=(spent + router, full),

@@ -20,9 +20,10 @@ feature router calibrated, :func:`srlab.adaptive.rdsr.calibrate_feature_router`)
    (the budget's full-path error summed with the feature router's predictions on the deep blocks),
    each route priced at what it still costs: nothing for bicubic, the exit's fusion, ESA and tail for
    exit 0, blocks 2 .. k and the exit for exit k (the head and the first block are paid);
-4. the routes run as the region mode runs them (merged rectangles, 4 pixels of context), bicubic and
-   exit 0 from the LR image, the deeper exits from windows of the first block's map (which also holds
-   the LR pixels: the head runs again there, 1 % of the MACs, rather than its output being stored).
+4. the routes run as the region mode runs them (merged rectangles with ``region_margin`` pixels of
+   context, 2), bicubic and exit 0 from the LR image, the deeper exits from windows of the first block's
+   map (which also holds the LR pixels: the head runs again there, 1 % of the MACs, rather than its
+   output being stored).
 
 ``"cascade_shared"`` runs the same two stages in the shared-feature execution
 (:mod:`srlab.adaptive.rdsr_shared`): the first block on the deep blocks grown by the context the later
