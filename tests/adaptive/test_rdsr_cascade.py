@@ -103,6 +103,19 @@ def test_bicubic_blocks_are_the_whole_images_bicubic_and_macs_are_counted_for_wh
     assert bool(sr.isfinite().all())
 
 
+def test_the_cascade_s_windows_run_with_the_method_s_margin(monkeypatch):
+    network = _network(dtype=torch.float32)
+    lr = _image(45, 70, dtype=torch.float32)
+    _force(monkeypatch, torch.tensor([0, 4, 4, 1, 4, 4, 0, 4, 4, 0, 1, 4, 4, 0, 4]), torch.tensor([2, 3, 4, 0, 1, 2, 3, 2, 4]))
+    method = _method(network, side=32)
+    assert method.region_margin == 2  # rdsr_adaptive's default (the README's "Two pixels of context")
+    spent = {}
+    for margin in (2, 4):
+        method.region_margin = margin
+        spent[margin] = method.upscale(lr)[1].measured[0]
+    assert spent[4] > spent[2]
+
+
 def test_the_deep_blocks_are_routed_within_what_the_first_stage_left_of_the_budget(monkeypatch):
     network = _network(dtype=torch.float32)
     lr = _image(48, 64, dtype=torch.float32)

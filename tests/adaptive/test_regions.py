@@ -198,7 +198,7 @@ def test_the_region_mode_runs_with_the_method_s_margin():
     method = RoutesByMean(Radius1(1).double().eval(), Radius1(2).double().eval())
     lr = _half_bright(70, 64)
     method.region_margin = 0
-    sr, stats = method.upscale(lr)
+    sr, _ = method.upscale(lr)
     without, _ = adaptive_upscale_regions(method, lr, block=32, margin=0)
     with_margin, _ = adaptive_upscale_regions(method, lr, block=32, margin=1)
     assert torch.equal(sr, without) and not torch.equal(sr, with_margin)
