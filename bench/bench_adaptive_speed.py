@@ -164,8 +164,11 @@ Two pixels of context (``RdsrExitRouting.region_margin``, 4 until 2026-12-07, 2 
 0.055`` (2026-12-07, session 22, AMD EPYC Zen 4, idle machine): region mode 0.02 -0.0292 / -0.0878 dB, MACs
 0.612, x1.67 / x1.58; 0.03 -0.0447 / -0.1516, 0.557, x1.79 / x1.73; cascade 0.03 -0.0199 / -0.0453, 0.602,
 x1.53 / x1.37; 0.045 -0.0311 / -0.0799, 0.539, x1.68 / x1.50; 0.055 -0.0403 / -0.0861, 0.506, x1.73 / x1.57.
-Again with the final code (the output no longer copied at the end, ``--rdsr-loss 0.02 0.045 0.055``): region
-mode 0.02 x1.65 / x1.59; cascade 0.045 x1.66 / x1.49, 0.055 x1.74 / x1.55.
+Again with the output no longer copied at the end (``--rdsr-loss 0.02 0.045 0.055``): region mode 0.02 x1.65 /
+x1.59; cascade 0.045 x1.66 / x1.49, 0.055 x1.74 / x1.55; then with the kept blocks' windows run beside the
+first block's (``run_window_sets``): region mode 0.02 x1.63 / x1.52 (its code unchanged: the machine drifted),
+cascade 0.045 x1.66 / x1.45, 0.055 x1.75 / x1.51; in interleaved A/Bs of that change at 2 threads the cascade
+took 5 % less time (13 photos, knob 0.045, medians of 5 pairs: 1.923 -> 1.825 s).
 MACs at -0.03 dB (interpolated between knobs, ``--no-timing`` runs): cascade margin 4 0.566, 3 0.554, 2 0.544,
 1 loses 0.08 dB at any knob; per-route margins 2 for bicubic to exit 1 and 3-4 deeper 0.556, 4 for bicubic and
 exit 0 and 2 deeper 0.549; region mode 4 0.635, 2 0.610. The same comparison on 13 of the training photos

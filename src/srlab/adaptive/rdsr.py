@@ -66,11 +66,11 @@ from srlab.adaptive.engine import PatchRoutedMethod
 from srlab.adaptive.method import AdaptiveStats, register_adaptive
 from srlab.adaptive.patches import check_batch, split_patches
 from srlab.adaptive.rdsr_cascade import (
-    CascadeRoutes, FirstBlock, deep_block_inputs, feature_targets, first_block_map,
+    CascadeRoutes, FirstBlock, deep_block_inputs, feature_targets, first_block_jobs,
 )
 from srlab.adaptive.rdsr_shared import shared_upscale
 from srlab.adaptive.regions import (
-    add_region_windows, adaptive_upscale_regions, routing_patches, run_windows, side_by_side,
+    WindowSet, add_region_windows, adaptive_upscale_regions, routing_patches, run_window_sets, side_by_side,
 )
 from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
@@ -279,29 +279,46 @@ class RdsrExitRouting(PatchRoutedMethod):
     def _cascade_windows(self, image: torch.Tensor, routes: torch.Tensor, block: int,
                          second_stage: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, int]:
         """The cascade in the region mode's windows: the first block on the blocks the first stage's
-        (rows, cols) ``routes`` send past exit 0, ``second_stage`` on its output (which updates ``routes``),
-        then every route's windows; the SR image and the MACs of what ran (routers aside)."""
-        network, margin, side = self.network, self.region_margin, self.region_side
-        offset = int(network.bicubic_route)
+        (rows, cols) ``routes`` send past exit 0 and, side by side with it, the windows of the blocks it
+        keeps (their routes are final: their windows fill the threads while the first block's last windows
+        run); ``second_stage`` on the first block's output (which updates ``routes``), then the windows of the
+        blocks it routed; the SR image and the MACs of what ran (routers aside)."""
+        network, offset = self.network, int(self.network.bicubic_route)
         deep = routes > offset
-        spent, sources = 0, {}
-        if bool(deep.any()):
-            first, windows = first_block_map(network, image, deep, block=block, margin=margin, region=side,
-                                             batch_size=64)
-            spent += sum(self._first_block_macs(hw) for hw in windows)
-            routes = second_stage(first[:, 3:])
-            sources = {route: first for route in range(offset + 1, self.num_routes)}
+        cascade = CascadeRoutes(network)
+        kept = WindowSet(cascade, image, self._region_jobs(image, routes, ~deep, block))
+        if not bool(deep.any()):
+            sr = run_window_sets([kept], batch_size=64, channels_last=True)[0]
+            return sr, self._windows_macs(cascade, kept.jobs)
+        first_jobs = first_block_jobs(image, deep, block=block, margin=self.region_margin, region=self.region_side)
+        first, sr = run_window_sets([WindowSet(FirstBlock(network), image, first_jobs), kept], batch_size=64,
+                                    channels_last=True)
+        routes = second_stage(first[:, 3:])
+        sources = {route: first for route in range(offset + 1, self.num_routes)}
+        routed = WindowSet(cascade, image, self._region_jobs(image, routes, deep, block), sources, out=sr)
+        sr = run_window_sets([routed], batch_size=64, channels_last=True)[0]
+        spent = sum(len(windows) * self._first_block_macs((h, w)) for (_, h, w), windows in first_jobs.items())
+        return sr, spent + self._windows_macs(cascade, kept.jobs) + self._windows_macs(cascade, routed.jobs)
+
+    def _region_jobs(self, image: torch.Tensor, routes: torch.Tensor, blocks: torch.Tensor, block: int) -> dict:
+        """The region mode's windows (rectangles of at most :attr:`region_side`, :attr:`region_margin` pixels
+        of context) of the (rows, cols) ``routes`` of the ``blocks`` (a mask of them) only."""
         jobs: dict[tuple[int, int, int], list] = defaultdict(list)
         height, width = image.shape[-2:]
-        add_region_windows(jobs, 0, routes, block=block, margin=margin, region=side, height=height, width=width)
-        cascade = CascadeRoutes(network)
-        sr = run_windows(cascade, image, jobs, batch_size=64, channels_last=True, sources=sources)
+        add_region_windows(jobs, 0, routes.masked_fill(~blocks, -1), block=block, margin=self.region_margin,
+                           region=self.region_side, height=height, width=width)
+        return {key: windows for key, windows in jobs.items() if key[0] >= 0}
+
+    def _windows_macs(self, cascade: CascadeRoutes, jobs: dict) -> int:
+        """MACs of the cascade's route windows ``jobs`` (an exit from 1 on without the first block it takes
+        from the map; the head runs again)."""
+        spent = 0
         for (route, h, w), windows in jobs.items():
             cost = counted_route_macs(self, route, (h, w))
             if cascade.from_first_block(route):
-                cost -= self._block_one_macs((h, w))  # taken from the map (the head runs again)
+                cost -= self._block_one_macs((h, w))
             spent += len(windows) * cost
-        return sr, spent
+        return spent
 
     def _costs_after_first(self, hw: tuple[int, int]) -> torch.Tensor:
         """(routes,) what each route still costs on a block of ``hw`` whose first block has run, over the

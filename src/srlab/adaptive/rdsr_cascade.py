@@ -14,16 +14,18 @@ feature router calibrated, :func:`srlab.adaptive.rdsr.calibrate_feature_router`)
 2. the others (the *deep* blocks) run the head and the first block: on disjoint rectangles covering them
    grown by ``margin`` pixels (at most ``region`` a side), each computed from a window with
    :data:`FIRST_RADIUS` pixels of context (the head's 3x3 convolution and the block's three), so the
-   map is as exact as the region mode's windows are;
+   map is as exact as the region mode's windows are; the kept blocks' windows (step 4) run side by side
+   with these, their routes being final (at 2 threads they fill the time the first block's last windows
+   leave one thread idle: 4-7 % faster at 2 threads in interleaved A/Bs on 7 of the 2K photos);
 3. the feature router predicts each deep block's routes from its LR pixels and the first block's output
    on it, and the deep blocks are routed again by the same rule under what is left of the budget
    (the budget's full-path error summed with the feature router's predictions on the deep blocks),
    each route priced at what it still costs: nothing for bicubic, the exit's fusion, ESA and tail for
    exit 0, blocks 2 .. k and the exit for exit k (the head and the first block are paid);
 4. the routes run as the region mode runs them (merged rectangles with ``region_margin`` pixels of
-   context, 2), bicubic and exit 0 from the LR image, the deeper exits from windows of the first block's
-   map (which also holds the LR pixels: the head runs again there, 1 % of the MACs, rather than its
-   output being stored).
+   context, 2; the kept blocks and the deep ones merged apart), bicubic and exit 0 from the LR image, the
+   deeper exits from windows of the first block's map (which also holds the LR pixels: the head runs again
+   there, 1 % of the MACs, rather than its output being stored).
 
 ``"cascade_shared"`` runs the same two stages in the shared-feature execution
 (:mod:`srlab.adaptive.rdsr_shared`): the first block on the deep blocks grown by the context the later
@@ -44,7 +46,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from srlab.adaptive.rdsr_shared import grown_cover
-from srlab.adaptive.regions import run_windows
 from srlab.metrics.color import rgb_to_y
 from srlab.models.rdsr_adaptive import RDSRAdaptive
 
@@ -55,7 +56,7 @@ class FirstBlock(nn.Module):
     """The network's head and first block as one module: LR (N, 3, h, w) -> (N, 3 + C, h, w), the LR input
     and the first block's output (what the feature router sees, and what the deeper exits start from;
     they run the head again, 1 % of the MACs, rather than read the shallow features from memory).
-    ``scale`` and :meth:`run` make it a route for :func:`srlab.adaptive.regions.run_windows` (output at the
+    ``scale`` and :meth:`run` make it a route for :func:`srlab.adaptive.regions.run_window_sets` (output at the
     LR size)."""
 
     scale = 1
@@ -72,7 +73,7 @@ class FirstBlock(nn.Module):
 
 
 class CascadeRoutes:
-    """The routes as :func:`~srlab.adaptive.regions.run_windows` runs them in the cascade: bicubic and exit 0
+    """The routes as :func:`~srlab.adaptive.regions.run_window_sets` runs them in the cascade: bicubic and exit 0
     on windows of the LR image, exit ``k`` >= 1 on windows of :class:`FirstBlock`'s map."""
 
     def __init__(self, network: RDSRAdaptive) -> None:
@@ -90,18 +91,18 @@ class CascadeRoutes:
         return self.network.forward_exit_after_first(shallow, batch[:, 3:], route - self.offset)
 
 
-def first_block_map(network: RDSRAdaptive, lr: torch.Tensor, deep: torch.Tensor, *, block: int, margin: int,
-                    region: int, batch_size: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """:class:`FirstBlock`'s (1, 3 + C, H, W) map of the LR image (1, 3, H, W), computed on the (rows, cols)
-    blocks ``deep`` grown by ``margin`` pixels (undefined elsewhere), and the sizes of the windows it ran."""
+def first_block_jobs(lr: torch.Tensor, deep: torch.Tensor, *, block: int, margin: int, region: int) -> dict:
+    """The windows (:func:`srlab.adaptive.regions.run_window_sets`' jobs, route 0) whose :class:`FirstBlock`
+    outputs make its (1, 3 + C, H, W) map of the LR image (1, 3, H, W) on the (rows, cols) blocks ``deep``
+    grown by ``margin`` pixels (undefined elsewhere): rectangles of at most ``region`` pixels a side, each
+    computed with :data:`FIRST_RADIUS` pixels of context."""
     height, width = lr.shape[-2:]
     jobs: dict[tuple[int, int, int], list] = defaultdict(list)
     for y0, y1, x0, x1 in grown_cover(deep, block=block, height=height, width=width, grow=margin, max_side=region):
         top, bottom = max(y0 - FIRST_RADIUS, 0), min(y1 + FIRST_RADIUS, height)
         left, right = max(x0 - FIRST_RADIUS, 0), min(x1 + FIRST_RADIUS, width)
         jobs[(0, bottom - top, right - left)].append((0, top, left, y0 - top, x0 - left, y1 - y0, x1 - x0))
-    first = run_windows(FirstBlock(network), lr, jobs, batch_size=batch_size, channels_last=True)
-    return first, [(h, w) for (_, h, w), windows in jobs.items() for _ in windows]
+    return jobs
 
 
 def deep_block_inputs(lr: torch.Tensor, first: torch.Tensor, blocks: torch.Tensor, *, block: int, cols: int

@@ -26,7 +26,8 @@ and computes less and better:
 * Runs of the same route and window shape are batched (at most ``batch_size`` windows a call); with T
   torch threads, T batches run side by side on one thread each (2026-12-06, AMD EPYC Zen 4, 4 2K photos,
   rdsr_adaptive at knob 0.02: 1.50 -> 1.12 s at 2 threads, 1.82 s at 1; the outputs the same), and each
-  pastes its own windows into the output.
+  pastes its own windows into the output; :func:`run_window_sets` runs several kinds of windows (each
+  with its method, source and output) on the same threads in one pass.
 
 With every block on one route the image is one region per ``region`` tile and the output is that
 route's tiled whole-image forward. The MACs are counted for the windows actually run (margins
@@ -154,48 +155,77 @@ def _window_workers(chunks: int) -> int:
     return max(1, min(torch.get_num_threads(), chunks))
 
 
+@dataclass
+class WindowSet:
+    """Windows of one kind for :func:`run_window_sets`: ``jobs`` ((route, window height, window width) ->
+    windows, as :func:`add_region_windows` makes them) of ``lr`` run by ``method`` (``method.run(route,
+    batch)``, output ``method.scale`` times the window); ``sources``: where a route's windows are cut from
+    instead of ``lr`` (a map of ``lr``'s batch size, height and width); ``out``: an output to paste into (made
+    by the first window that finishes where None)."""
+
+    method: AdaptiveMethod
+    lr: torch.Tensor
+    jobs: Mapping
+    sources: Mapping[int, torch.Tensor] | None = None
+    out: torch.Tensor | None = None
+
+
 def run_windows(method: AdaptiveMethod, lr: torch.Tensor, jobs: dict, *, batch_size: int,
                 channels_last: bool, sources: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
-    """Run every chunk of windows of ``lr`` on its route (``method.run(route, batch)``, output ``method.scale``
-    times the window) and paste each window's own pixels into the output. ``sources``: where a route's
-    windows are cut from instead of ``lr`` (a map of ``lr``'s batch size, height and width).
+    """Run every chunk of windows of ``lr`` on its route and paste each window's own pixels into the output
+    (:class:`WindowSet`'s arguments; :func:`run_window_sets` for one set)."""
+    return run_window_sets([WindowSet(method, lr, jobs, sources)], batch_size=batch_size,
+                           channels_last=channels_last)[0]
+
+
+def run_window_sets(sets: Sequence[WindowSet], *, batch_size: int, channels_last: bool) -> list[torch.Tensor | None]:
+    """Run the chunks of windows (at most ``batch_size`` windows of one route and shape a chunk) of every
+    set, in the sets' order, and paste each window's own pixels into its set's output; the outputs (None for
+    a set without windows and without ``out``).
 
     With T torch threads the chunks run T at a time, each on one thread (torch's own threads set to 1
     meanwhile): the windows are small, and a convolution over one 128-pixel window splits across two
-    threads far worse than two windows run side by side (measured in bench/bench_adaptive_speed.py).
+    threads far worse than two windows run side by side (measured in bench/bench_adaptive_speed.py); the
+    sets share the threads, so a later set's chunks fill the time an earlier set's last chunks leave.
     Every window's output is computed exactly as on one thread; only the order they finish in differs."""
-    n, _, height, width = lr.shape
-    scale = method.scale
-    chunks = [(route, win_h, win_w, windows[start : start + batch_size])
-              for (route, win_h, win_w), windows in jobs.items() for start in range(0, len(windows), batch_size)]
-    outputs: list[torch.Tensor] = []  # the output, made by the first chunk that finishes
+    chunks = [(index, route, win_h, win_w, windows[start : start + batch_size])
+              for index, window_set in enumerate(sets) for (route, win_h, win_w), windows in window_set.jobs.items()
+              for start in range(0, len(windows), batch_size)]
+    outputs = [window_set.out for window_set in sets]
+    chunk_counts = [sum(chunk[0] == index for chunk in chunks) for index in range(len(sets))]
     made = threading.Lock()
 
     def run(chunk: tuple) -> None:
-        route, win_h, win_w, windows = chunk
-        source = lr if sources is None else sources.get(route, lr)
+        index, route, win_h, win_w, windows = chunk
+        window_set = sets[index]
+        lr, method = window_set.lr, window_set.method
+        n, _, height, width = lr.shape
+        scale = method.scale
+        source = lr if window_set.sources is None else window_set.sources.get(route, lr)
         batch = torch.cat([source[i : i + 1, :, y0 : y0 + win_h, x0 : x0 + win_w] for i, y0, x0, *_ in windows])
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             out = method.run(route, batch)
-        if len(chunks) == len(windows) == n == 1 and out.shape[-2:] == (height * scale, width * scale):
-            outputs.append(out)  # one window, the whole image: nothing to paste
+        whole = len(windows) == n == 1 and out.shape[-2:] == (height * scale, width * scale)
+        if whole and outputs[index] is None and chunk_counts[index] == 1:
+            outputs[index] = out  # one window, the whole image: nothing to paste
             return
         with made:
-            if not outputs:
+            if outputs[index] is None:
                 # in the outputs' memory order, so that pasting copies runs of memory, not scattered values
-                outputs.append(torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
-                                           device=out.device, memory_format=_memory_format(out)))
+                outputs[index] = torch.empty((n, out.shape[1], height * scale, width * scale), dtype=out.dtype,
+                                             device=out.device, memory_format=_memory_format(out))
+        target = outputs[index]
         # each worker pastes its own windows (disjoint pixels): the copies run side by side too
         for k, (i, y0, x0, dy, dx, h, w) in enumerate(windows):
-            outputs[0][i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
+            target[i, :, (y0 + dy) * scale : (y0 + dy + h) * scale, (x0 + dx) * scale : (x0 + dx + w) * scale] = (
                 out[k, :, dy * scale : (dy + h) * scale, dx * scale : (dx + w) * scale]
             )
 
     for _ in side_by_side(run, chunks):
         pass
-    return outputs[0]
+    return outputs
 
 
 def side_by_side(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
