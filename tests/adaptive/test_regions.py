@@ -1,4 +1,5 @@
 import threading
+from collections import defaultdict
 
 import pytest
 import torch
@@ -6,7 +7,9 @@ from torch import nn
 
 from srlab.adaptive import PatchRoutedMethod
 from srlab.adaptive.reference import StaticRoutes
-from srlab.adaptive.regions import Region, adaptive_upscale_regions, merge_blocks
+from srlab.adaptive.regions import (
+    Region, WindowSet, add_region_windows, adaptive_upscale_regions, merge_blocks, run_window_sets,
+)
 from srlab.errors import SrlabError
 from srlab.models.complexity import count_macs
 
@@ -202,3 +205,22 @@ def test_the_region_mode_runs_with_the_method_s_margin():
     without, _ = adaptive_upscale_regions(method, lr, block=32, margin=0)
     with_margin, _ = adaptive_upscale_regions(method, lr, block=32, margin=1)
     assert torch.equal(sr, without) and not torch.equal(sr, with_margin)
+
+
+def test_window_sets_run_in_one_pass_as_each_alone_and_paste_into_a_given_output():
+    method = RoutesByMean(Radius1(1).double().eval(), Radius1(2).double().eval())
+    lr = _half_bright(70, 64)  # 3 x 2 blocks of 32: the left column on route 0, the right one on route 1
+    expected, _ = adaptive_upscale_regions(method, lr, block=32, margin=1)
+    left, right = defaultdict(list), defaultdict(list)
+    for jobs, routes in ((left, [[0, -1]] * 3), (right, [[-1, 1]] * 3)):
+        add_region_windows(jobs, 0, torch.tensor(routes), block=32, margin=1, region=128, height=70, width=64)
+        del jobs[next(key for key in jobs if key[0] == -1)]
+    both = run_window_sets([WindowSet(method, lr, left), WindowSet(method, lr, right), WindowSet(method, lr, {})],
+                           batch_size=2, channels_last=False)
+    assert both[2] is None  # no windows, no output given
+    torch.testing.assert_close(both[0][..., :64], expected[..., :64], rtol=0, atol=1e-13)
+    torch.testing.assert_close(both[1][..., 64:], expected[..., 64:], rtol=0, atol=1e-13)
+    given = both[0].clone()
+    pasted = run_window_sets([WindowSet(method, lr, right, out=given)], batch_size=2, channels_last=False)[0]
+    assert pasted is given
+    torch.testing.assert_close(given, expected, rtol=0, atol=1e-13)
