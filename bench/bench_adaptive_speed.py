@@ -177,8 +177,8 @@ cascade margin 4 0.632, 2 0.600 at -0.03 dB; at equal knobs margin 2 loses 0.001
 fewer MACs, in both modes. Validation photos: region mode 0.01 -0.0195 dB 0.796, 0.02 -0.0328 0.699, 0.03
 -0.0445 0.633; cascade 0.01 -0.0111 0.871, 0.02 -0.0191 0.804, 0.03 -0.0353 0.749.
 Where the cascade's time goes at 2 threads (4 of the photos, knob 0.045, instrumented): the windows' own
-computation takes 25 % more thread time than at 1 thread (the routers' 47 % more; the static tiles' ~10 %:
-larger batches), the two windows phases keep both threads 89-90 % busy, and the rest (routing, bookkeeping,
+computation takes 25 % more thread time than at 1 thread (the routers' 47 % more; the static tiles, larger
+batches, not instrumented), the two windows phases keep both threads 89-90 % busy, and the rest (routing, bookkeeping,
 until then a copy of the whole output) is 8 % of the time. Over the 13 photos the second thread makes the
 cascade x1.58 faster (knob 0.045), the region mode x1.66 (knob 0.02), the static tiles x1.75.
 

@@ -211,10 +211,12 @@ def test_window_sets_run_in_one_pass_as_each_alone_and_paste_into_a_given_output
     method = RoutesByMean(Radius1(1).double().eval(), Radius1(2).double().eval())
     lr = _half_bright(70, 64)  # 3 x 2 blocks of 32: the left column on route 0, the right one on route 1
     expected, _ = adaptive_upscale_regions(method, lr, block=32, margin=1)
-    left, right = defaultdict(list), defaultdict(list)
-    for jobs, routes in ((left, [[0, -1]] * 3), (right, [[-1, 1]] * 3)):
+    def column_jobs(routes):  # the windows of the blocks off route -1
+        jobs = defaultdict(list)
         add_region_windows(jobs, 0, torch.tensor(routes), block=32, margin=1, region=128, height=70, width=64)
-        del jobs[next(key for key in jobs if key[0] == -1)]
+        return {key: windows for key, windows in jobs.items() if key[0] >= 0}
+
+    left, right = column_jobs([[0, -1]] * 3), column_jobs([[-1, 1]] * 3)
     both = run_window_sets([WindowSet(method, lr, left), WindowSet(method, lr, right), WindowSet(method, lr, {})],
                            batch_size=2, channels_last=False)
     assert both[2] is None  # no windows, no output given

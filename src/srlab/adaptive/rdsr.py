@@ -305,6 +305,7 @@ class RdsrExitRouting(PatchRoutedMethod):
         of context) of the (rows, cols) ``routes`` of the ``blocks`` (a mask of them) only."""
         jobs: dict[tuple[int, int, int], list] = defaultdict(list)
         height, width = image.shape[-2:]
+        # the other blocks on a route of their own (-1), merged apart and dropped
         add_region_windows(jobs, 0, routes.masked_fill(~blocks, -1), block=block, margin=self.region_margin,
                            region=self.region_side, height=height, width=width)
         return {key: windows for key, windows in jobs.items() if key[0] >= 0}
