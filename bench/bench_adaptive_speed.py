@@ -303,13 +303,14 @@ def pcsr_cases(knobs: list[float]) -> list[Case]:
 
 
 def rdsr_mode(spec: str) -> dict[str, object]:
-    """``EXECUTION[-bBLOCK][-raise][-fSHARE][-mMARGIN]`` (e.g. ``shared-b32-raise``, ``cascade-f0.5-m3``) ->
-    RdsrExitRouting attributes."""
+    """``EXECUTION[-bBLOCK][-raise][-fSHARE][-mMARGIN][-cCONTEXT][-sSIDE][-gSIDE]`` (e.g. ``shared-b32-raise``,
+    ``cascade-f0.5-m3-c4-s128-g128``) -> RdsrExitRouting attributes."""
     execution, *options = spec.split("-")
     attributes: dict[str, object] = {"execution": execution, "raise_lone": "raise" in options}
-    attributes.update({"region_block": int(o[1:]) for o in options if o.startswith("b")})
-    attributes.update({"first_stage_share": float(o[1:]) for o in options if o.startswith("f")})
-    attributes.update({"region_margin": int(o[1:]) for o in options if o.startswith("m")})
+    for prefix, name, kind in (("b", "region_block", int), ("f", "first_stage_share", float),
+                               ("m", "region_margin", int), ("c", "first_block_context", int),
+                               ("s", "region_side", int), ("g", "first_block_side", int)):
+        attributes.update({name: kind(o[1:]) for o in options if o.startswith(prefix)})
     return attributes
 
 
@@ -323,7 +324,8 @@ def rdsr_cases(knobs: list[float], weights: str | None, modes: list[str]) -> lis
     method = build_adaptive("rdsr_adaptive", network, knob=0.0).eval()
     cases = region_cases("rdsr_adaptive full path", network, method, [])
     defaults = {name: getattr(method, name) for name in ("execution", "raise_lone", "region_block", "first_stage_share",
-                                                            "region_margin")}
+                                                            "region_margin", "first_block_context", "region_side",
+                                                            "first_block_side")}
 
     def adaptive(knob, attributes):
         def run(lr):
@@ -432,10 +434,12 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
     parser.add_argument("--rdsr-modes", nargs="+", default=["regions", "shared"],
-                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise][-fSHARE][-mMARGIN], EXECUTION "
-                             "regions, shared, cascade or cascade_shared, BLOCK the routing block (default 64), "
-                             "raise: lone shallow blocks raised, SHARE: the cascade's first-stage share of the knob, "
-                             "MARGIN: the windows' context in LR pixels (default 4)")
+                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise][-fSHARE][-mMARGIN][-cCONTEXT]"
+                             "[-sSIDE], EXECUTION regions, shared, cascade or cascade_shared, BLOCK the routing block "
+                             "(default 64), raise: lone shallow blocks raised, SHARE: the cascade's first-stage share of "
+                             "the knob, MARGIN: the windows' context in LR pixels (default 2), CONTEXT: the cascade's "
+                             "first-block windows' context (default 2), SIDE: the cascade's route windows' rectangles "
+                             "(default 128), -gSIDE: its first-block map's (default 256)")
     parser.add_argument("--rdsr-weights", help="rdsr_adaptive x4 weights with a trained router (default: bundled)")
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,

@@ -1,7 +1,7 @@
 """The quality/compute curve of rdsr_adaptive under the ClassSR/ARM patch protocol, against rdsr_s.
 
 Usage: python bench/rdsr_adaptive_curve.py --weights runs/rdsr_adaptive_x4/last.safetensors \
-           [--calibrate data/wallpaper/train [--crop 0] [--stride 16] [--steps 4000] \
+           [--calibrate data/wallpaper/train [--crop 0] [--stride 16] [--steps 16000] \
             --save runs/rdsr_adaptive_x4/calibrated.safetensors] \
            [--benchmarks ../shared/benchmarks] [--sets Set5 Set14] [--knobs 0.5 0.1 0.03 0] [--threads 1]
 
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=0,
                         help="calibrate on one random crop of this many LR pixels a side per image (0: whole images)")
     parser.add_argument("--stride", type=int, default=16, help="calibration patches' stride (LR pixels)")
-    parser.add_argument("--steps", type=int, default=4000, help="router training steps")
+    parser.add_argument("--steps", type=int, default=16000, help="router training steps")
     parser.add_argument("--save", type=Path)
     parser.add_argument("--benchmarks", type=Path, default=Path("../shared/benchmarks"))
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])

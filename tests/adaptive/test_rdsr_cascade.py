@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import srlab
 import srlab.adaptive.rdsr as rdsr_module
 from srlab.adaptive.rdsr import calibrate_feature_router, rdsr_adaptive, with_router
-from srlab.adaptive.rdsr_cascade import FirstBlock, feature_targets
+from srlab.adaptive.rdsr_cascade import FIRST_RADIUS, FirstBlock, feature_targets
 from srlab.data.resize import bicubic_upscale
 from srlab.errors import SrlabError
 from srlab.models.complexity import measure_macs
@@ -38,7 +38,8 @@ def _image(h, w, dtype=torch.float64, seed=1):
 
 def _method(network, *, knob=0.05, side=64, execution="cascade"):
     method = rdsr_adaptive(network, knob=knob)
-    method.region_block, method.region_side, method.shared_region, method.execution = BLOCK, side, side, execution
+    method.region_block, method.execution = BLOCK, execution
+    method.region_side = method.first_block_side = method.shared_region = side
     return method
 
 
@@ -114,6 +115,38 @@ def test_the_cascade_s_windows_run_with_the_method_s_margin(monkeypatch):
         method.region_margin = margin
         spent[margin] = method.upscale(lr)[1].measured[0]
     assert spent[4] > spent[2]
+
+
+def test_the_first_block_map_is_exact_with_its_full_context_or_in_one_rectangle_and_cheaper_by_default(monkeypatch):
+    network = _network()
+    lr = _image(45, 70)
+    first = torch.tensor([0, 4, 4, 1, 4, 4, 0, 4, 4, 0, 1, 4, 4, 0, 4])
+    _force(monkeypatch, first, torch.tensor([2, 3, 4, 0, 1, 2, 3, 2, 4]))
+    maps = []
+    real = rdsr_module.deep_block_inputs
+
+    def inputs(lr, first_map, *args, **kwargs):
+        maps.append(first_map)  # the first block's map, as the feature router gets it
+        return real(lr, first_map, *args, **kwargs)
+
+    monkeypatch.setattr(rdsr_module, "deep_block_inputs", inputs)
+    method = _method(network, side=32)  # several rectangles: their borders inside the image
+    assert method.first_block_context == 2  # rdsr_adaptive's default
+    deep = (first > 1).view(3, 5).repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1)[:45, :70]  # past exit 0
+    with torch.no_grad():
+        whole = network.first_block(lr)[1]
+    spent, error = {}, {}
+    for context in (2, FIRST_RADIUS):
+        method.first_block_context = context
+        maps.clear()
+        spent[context] = method.upscale(lr)[1].measured[0]
+        error[context] = float((maps[0] - whole)[..., deep].abs().max())
+    assert error[FIRST_RADIUS] < 1e-12 < error[2]
+    assert spent[2] < spent[FIRST_RADIUS]
+    method.first_block_side = 128  # the map's own rectangles: one for the whole image, no border inside it
+    maps.clear()
+    method.upscale(lr)
+    assert float((maps[0] - whole)[..., deep].abs().max()) < 1e-12
 
 
 def test_the_deep_blocks_are_routed_within_what_the_first_stage_left_of_the_budget(monkeypatch):

@@ -124,7 +124,16 @@ class RdsrExitRouting(PatchRoutedMethod):
     # any knob); region mode 4 0.635, 2 0.610. Per-route margins (2 for the cheap routes, 3-4 for the deep
     # ones) measured worse than 2 for all (0.549-0.556): the deep windows' context costs the most MACs.
     region_margin = 2
-    region_side = 128  # the region mode's rectangles, LR pixels a side at most
+    # The cascade's first-block map: its windows' context (LR pixels; FIRST_RADIUS, 4, makes the map exact,
+    # but the deeper exits' windows read it with region_margin pixels of context anyway) and its rectangles'
+    # side (LR pixels at most). 2K test photos, cascade, MACs at -0.03 dB (interpolated between knobs,
+    # 2026-12-07, the 4,000-step routers): context 4 0.545, 2 0.534 (on 13 of the training photos 0.627,
+    # 0.620); the map's and the route windows' rectangles 256 instead of 128: 0.539, and with context 2 0.531
+    # (training photos 0.615), but at 2 threads the route windows of 256 ran ~10 % slower than of 128 (fewer,
+    # longer chunks leave a thread idle at the end); the map's alone of 256 cost no time.
+    first_block_context = 2
+    first_block_side = 256
+    region_side = 128  # the cascade's route windows: rectangles of at most this many LR pixels a side
     shared_region = 128  # the shared mode's rectangles, LR pixels a side at most
     # Raise a block whose exit is below all of its (up to four) neighbours' to the lowest of theirs.
     raise_lone = False
@@ -290,7 +299,8 @@ class RdsrExitRouting(PatchRoutedMethod):
         if not bool(deep.any()):
             sr = run_window_sets([kept], batch_size=64, channels_last=True)[0]
             return sr, self._windows_macs(cascade, kept.jobs)
-        first_jobs = first_block_jobs(image, deep, block=block, margin=self.region_margin, region=self.region_side)
+        first_jobs = first_block_jobs(image, deep, block=block, margin=self.region_margin, region=self.first_block_side,
+                                      context=self.first_block_context)
         first, sr = run_window_sets([WindowSet(FirstBlock(network), image, first_jobs), kept], batch_size=64,
                                     channels_last=True)
         routes = second_stage(first[:, 3:])
@@ -508,13 +518,14 @@ def exit_targets(
 
 def calibrate_router(
     model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = ROUTER_PATCH, stride: int = 16,
-    steps: int = 4000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
+    steps: int = 16000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
 ) -> float:
     """Train ``model``'s router on calibration ``pairs`` (see :func:`exit_targets`; overlapping patches,
     ``stride``) and mark it trained: Adam with a cosine schedule, random flips and transposes of the
     patches; the squared differences are fitted in log space (they are exact functions of the patch), the
     full path's error with a Poisson loss (its prediction is then its mean: the ground truth's
-    unpredictable part averages out over an image). Deterministic for a ``seed``; the global random state
+    unpredictable part averages out over an image). Deterministic for a ``seed`` and a thread count (1 and
+    2 threads round differently, and over 16,000 steps the weights drift apart); the global random state
     is left as it was. Returns the last step's loss. The model is left in eval mode."""
     network = _as_network(model).eval()
     patches, diffs, errors = exit_targets(network, pairs, patch=patch, stride=stride)
@@ -526,7 +537,7 @@ def calibrate_router(
 
 def calibrate_feature_router(
     model: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, patch: int = ROUTER_PATCH,
-    stride: int = 32, flips: bool = True, steps: int = 4000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
+    stride: int = 32, flips: bool = True, steps: int = 16000, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
 ) -> float:
     """Train the cascade's feature router of ``model`` (built with ``feature_router``) on calibration
     ``pairs`` and mark it trained: :func:`srlab.adaptive.rdsr_cascade.feature_targets` (each image and, with

@@ -13,8 +13,9 @@ feature router calibrated, :func:`srlab.adaptive.rdsr.calibrate_feature_router`)
    upscaling or exit 0 keep that route;
 2. the others (the *deep* blocks) run the head and the first block: on disjoint rectangles covering them
    grown by ``margin`` pixels (at most ``region`` a side), each computed from a window with
-   :data:`FIRST_RADIUS` pixels of context (the head's 3x3 convolution and the block's three), so the
-   map is as exact as the region mode's windows are; the kept blocks' windows (step 4) run side by side
+   :attr:`~srlab.adaptive.rdsr.RdsrExitRouting.first_block_context` pixels of context (2; the map is
+   exact with :data:`FIRST_RADIUS`, 4: the head's 3x3 convolution and the block's three, but the deeper
+   exits run from it with 2 pixels of context anyway); the kept blocks' windows (step 4) run side by side
    with these, their routes being final (at 2 threads they fill the time the first block's last windows
    leave one thread idle: 4-7 % faster at 2 threads in interleaved A/Bs on 7 of the 2K photos);
 3. the feature router predicts each deep block's routes from its LR pixels and the first block's output
@@ -49,7 +50,7 @@ from srlab.adaptive.rdsr_shared import grown_cover
 from srlab.metrics.color import rgb_to_y
 from srlab.models.rdsr_adaptive import RDSRAdaptive
 
-FIRST_RADIUS = 4  # pixels of context the head (one 3x3 convolution) and the first block (three) need
+FIRST_RADIUS = 4  # pixels of context for an exact map: the head (one 3x3 convolution) and the first block (three)
 
 
 class FirstBlock(nn.Module):
@@ -91,16 +92,17 @@ class CascadeRoutes:
         return self.network.forward_exit_after_first(shallow, batch[:, 3:], route - self.offset)
 
 
-def first_block_jobs(lr: torch.Tensor, deep: torch.Tensor, *, block: int, margin: int, region: int) -> dict:
+def first_block_jobs(lr: torch.Tensor, deep: torch.Tensor, *, block: int, margin: int, region: int,
+                     context: int) -> dict:
     """The windows (:func:`srlab.adaptive.regions.run_window_sets`' jobs, route 0) whose :class:`FirstBlock`
     outputs make its (1, 3 + C, H, W) map of the LR image (1, 3, H, W) on the (rows, cols) blocks ``deep``
     grown by ``margin`` pixels (undefined elsewhere): rectangles of at most ``region`` pixels a side, each
-    computed with :data:`FIRST_RADIUS` pixels of context."""
+    computed with ``context`` pixels of context (exact with :data:`FIRST_RADIUS`)."""
     height, width = lr.shape[-2:]
     jobs: dict[tuple[int, int, int], list] = defaultdict(list)
     for y0, y1, x0, x1 in grown_cover(deep, block=block, height=height, width=width, grow=margin, max_side=region):
-        top, bottom = max(y0 - FIRST_RADIUS, 0), min(y1 + FIRST_RADIUS, height)
-        left, right = max(x0 - FIRST_RADIUS, 0), min(x1 + FIRST_RADIUS, width)
+        top, bottom = max(y0 - context, 0), min(y1 + context, height)
+        left, right = max(x0 - context, 0), min(x1 + context, width)
         jobs[(0, bottom - top, right - left)].append((0, top, left, y0 - top, x0 - left, y1 - y0, x1 - x0))
     return jobs
 
