@@ -54,11 +54,12 @@ lets it choose the exit of every patch the first router sent past exit 0, once t
 Measured (``bench/rdsr_adaptive_curve.py``, 2026-12-06; the bundled weights: ``configs/rdsr_adaptive_x4.yaml``,
 30 epochs on the wallpaper proxy set from the bundled ``rdsr_s``, then ``configs/rdsr_adaptive_x4_distill.yaml``,
 30 more with the distillation weighted twice as much, the router with the bicubic route trained on the proxy
-training photos; PSNR-Y of the patch-wise output, 32/28 patches, MACs as a share of the full path's,
-router included): Set5 / Set14 x4 full path 30.1043 / 27.4438 dB (bundled ``rdsr_s`` 29.9472 / 27.3948;
-whole image, ``srlab eval --adaptive off``: 30.6080 / 27.5858, ``rdsr_s`` 30.4861 / 27.5556); knob 0.03:
-30.0311 at 66.2 % / 27.3979 at 67.6 %; 0.1: 29.8944 at 45.5 % / 27.3093 at 47.6 %; 0.5: 29.2115 at
-15.3 % / 26.8049 at 18.9 %. Every patch on one route instead (Set14): exit 3 27.4051 at 77.7 %, exit 2
+training photos (16,000 steps since 2026-12-07); PSNR-Y of the patch-wise output, 32/28 patches, MACs as a
+share of the full path's, router included): Set5 / Set14 x4 full path 30.1043 / 27.4438 dB (bundled
+``rdsr_s`` 29.9472 / 27.3948; whole image, ``srlab eval --adaptive off``: 30.6080 / 27.5858, ``rdsr_s``
+30.4861 / 27.5556); knob 0.03: 30.0701 at 70.7 % / 27.4136 at 69.7 %; 0.1: 29.9819 at 50.3 % / 27.3578 at
+49.3 %; 0.5: 29.4708 at 21.1 % / 26.9563 at 19.9 % (the 4,000-step router before: 0.03 30.0311 at 66.2 % /
+27.3979 at 67.6 %, 0.1 29.8944 at 45.5 % / 27.3093 at 47.6 %). Every patch on one route instead (Set14): exit 3 27.4051 at 77.7 %, exit 2
 27.3296 at 55.4 %, bicubic 25.9243. On the proxy validation photos and the 2K test photos the knob's
 predicted loss is exceeded (the full path's error on very clean photos is over-predicted); the figures
 and the bounds any router has with these exits are in ``bench/bench_adaptive_speed.py`` and
