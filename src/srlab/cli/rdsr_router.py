@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="between 32x32 LR patches (default 16; 32 with --feature_router)")
     flag(parser, "steps", type=positive_int, default=16000, metavar="N",
          help="training steps (default 16000; the bundled routers' count: 4000 spent more MACs at the same loss)")
-    flag(parser, "seed", type=int, default=0, metavar="N", help="default 0 (the training is deterministic for a seed and a thread count)")
+    flag(parser, "seed", type=int, default=0, metavar="N",
+         help="default 0 (the training is deterministic for a seed and a thread count)")
     flag(parser, "router_contrast", action="store_true",
          help="train a router that sees each patch over its contrast (model hyper-parameter router_contrast) "
               "in place of the checkpoint's; the network's other weights as they are")
