@@ -185,19 +185,19 @@ cascade x1.58 faster (knob 0.045), the region mode x1.66 (knob 0.02), the static
 Both routers calibrated with 16,000 steps (bundled since session 23), the cascade's first-block map with 2
 pixels of context (``first_block_context``, ``-cCONTEXT``) in rectangles of up to 256 (``first_block_side``,
 ``-gSIDE``; the route windows 128, ``region_side``, ``-sSIDE``): ``--methods rdsr --rdsr-modes cascade
---rdsr-loss 0.04 0.045``, three runs (2026-12-07, AMD EPYC Zen 4): cascade 0.04 -0.0274 / -0.0477 dB, MACs
-0.518, x1.73 / x1.50, x1.74 / x1.49, x1.77 / x1.63; 0.045 -0.0313 / -0.0487, 0.499, x1.78 / x1.56, x1.77 /
-x1.53, x1.82 / x1.68 (the first run with ``regions`` too: 0.02 -0.0203 / -0.0464, 0.610, x1.64 / x1.54); MACs
+--rdsr-loss 0.04 0.045``, three runs and one with ``--repeats 5`` (2026-12-07, AMD EPYC Zen 4): cascade 0.04
+-0.0274 / -0.0477 dB, MACs 0.518, x1.73 / x1.50, x1.74 / x1.49, x1.77 / x1.63, x1.72 / x1.62; 0.045 -0.0313 /
+-0.0487, 0.499, x1.78 / x1.56, x1.77 / x1.53, x1.82 / x1.68, x1.80 / x1.64 (the first run with ``regions`` too: 0.02 -0.0203 / -0.0464, 0.610, x1.64 / x1.54); MACs
 at -0.03 dB 0.506 (4,000-step routers in the same configuration 0.531; before the map's changes 0.545);
 validation photos (``--no-timing``) cascade 0.02 -0.0178 dB 0.766, 0.03 -0.0287 0.714, 0.04 -0.0409 0.660.
-Sums over the 13 photos at two threads from run to run: static whole image 2.99-3.77 s, static tiles
-3.00-3.28 s, cascade 1.85-2.08 s; route windows of 256 instead of 128 ran ~10 % slower at two threads in
+Sums over the 13 photos at two threads from run to run: static whole image 2.99-3.98 s, static tiles
+3.00-3.30 s, cascade 1.85-2.08 s; route windows of 256 instead of 128 ran ~10 % slower at two threads in
 interleaved pairs. The README's "Routers trained four times longer" has the rest (exact-prediction bounds,
 what was tried).
 
 What remains: cheaper ARM knobs need a table or subnets that lose
 less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone; rdsr_adaptive's
-cascade meets the time target at one thread (x1.73-1.77) and at two in one run of three (x1.49-1.63), and
+cascade meets the time target at one thread (x1.72-1.77) and at two in two runs of four (x1.49-1.63), and
 spends 0.506 of the MACs at -0.03 dB (0.499 at -0.031), the target 0.5.
 """
 
