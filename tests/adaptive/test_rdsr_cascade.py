@@ -117,7 +117,7 @@ def test_the_cascade_s_windows_run_with_the_method_s_margin(monkeypatch):
     assert spent[4] > spent[2]
 
 
-def test_the_first_block_map_is_exact_with_its_full_context_or_in_one_rectangle_and_cheaper_by_default(monkeypatch):
+def test_the_first_block_map_is_exact_with_its_full_context_cheaper_by_default_and_takes_its_side(monkeypatch):
     network = _network()
     lr = _image(45, 70)
     first = torch.tensor([0, 4, 4, 1, 4, 4, 0, 4, 4, 0, 1, 4, 4, 0, 4])
@@ -143,10 +143,19 @@ def test_the_first_block_map_is_exact_with_its_full_context_or_in_one_rectangle_
         error[context] = float((maps[0] - whole)[..., deep].abs().max())
     assert error[FIRST_RADIUS] < 1e-12 < error[2]
     assert spent[2] < spent[FIRST_RADIUS]
-    method.first_block_side = 128  # the map's own rectangles: one for the whole image, no border inside it
-    maps.clear()
-    method.upscale(lr)
-    assert float((maps[0] - whole)[..., deep].abs().max()) < 1e-12
+    jobs = []
+    real_jobs = rdsr_module.first_block_jobs
+
+    def first_jobs(*args, **kwargs):
+        jobs.append(real_jobs(*args, **kwargs))  # (route, window height, width) -> windows
+        return jobs[-1]
+
+    monkeypatch.setattr(rdsr_module, "first_block_jobs", first_jobs)
+    for side in (32, 128):  # the map's rectangles take first_block_side, not the route windows' region_side (32)
+        method.first_block_side = side
+        method.upscale(lr)
+    widest = [max(max(h, w) for _, h, w in found) for found in jobs]
+    assert widest[0] <= 32 + 2 * (method.region_margin + FIRST_RADIUS) < widest[1]
 
 
 def test_the_deep_blocks_are_routed_within_what_the_first_stage_left_of_the_budget(monkeypatch):
