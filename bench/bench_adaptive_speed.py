@@ -187,7 +187,8 @@ pixels of context (``first_block_context``, ``-cCONTEXT``) in rectangles of up t
 ``-gSIDE``; the route windows 128, ``region_side``, ``-sSIDE``): ``--methods rdsr --rdsr-modes cascade
 --rdsr-loss 0.04 0.045``, three runs and one with ``--repeats 5`` (2026-12-07, AMD EPYC Zen 4): cascade 0.04
 -0.0274 / -0.0477 dB, MACs 0.518, x1.73 / x1.50, x1.74 / x1.49, x1.77 / x1.63, x1.72 / x1.62; 0.045 -0.0313 /
--0.0487, 0.499, x1.78 / x1.56, x1.77 / x1.53, x1.82 / x1.68, x1.80 / x1.64 (the first run with ``regions`` too: 0.02 -0.0203 / -0.0464, 0.610, x1.64 / x1.54); MACs
+-0.0487, 0.499, x1.78 / x1.56, x1.77 / x1.53, x1.82 / x1.68, x1.80 / x1.64
+(the first run with ``regions`` too: 0.02 -0.0203 / -0.0464, 0.610, x1.64 / x1.54); MACs
 at -0.03 dB 0.506 (4,000-step routers in the same configuration 0.531; before the map's changes 0.545);
 validation photos (``--no-timing``) cascade 0.02 -0.0178 dB 0.766, 0.03 -0.0287 0.714, 0.04 -0.0409 0.660.
 Sums over the 13 photos at two threads from run to run: static whole image 2.99-3.98 s, static tiles
@@ -448,12 +449,14 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-loss", type=float, nargs="+", default=[0.03, 0.05, 0.1, 0.2])
     parser.add_argument("--rdsr-modes", nargs="+", default=["regions", "shared"],
-                        help="how rdsr_adaptive runs its routes: EXECUTION[-bBLOCK][-raise][-fSHARE][-mMARGIN][-cCONTEXT]"
-                             "[-sSIDE], EXECUTION regions, shared, cascade or cascade_shared, BLOCK the routing block "
-                             "(default 64), raise: lone shallow blocks raised, SHARE: the cascade's first-stage share of "
-                             "the knob, MARGIN: the windows' context in LR pixels (default 2), CONTEXT: the cascade's "
-                             "first-block windows' context (default 2), SIDE: the cascade's route windows' rectangles "
-                             "(default 128), -gSIDE: its first-block map's (default 256)")
+                        help="how rdsr_adaptive runs its routes: "
+                             "EXECUTION[-bBLOCK][-raise][-fSHARE][-mMARGIN][-cCONTEXT][-sSIDE][-gSIDE], EXECUTION "
+                             "regions, shared, cascade or cascade_shared, BLOCK the routing block (default 64), "
+                             "raise: lone shallow blocks raised, SHARE: the cascade's first-stage share of the knob, "
+                             "MARGIN: the windows' context in LR pixels (default 2), CONTEXT: the cascade's "
+                             "first-block windows' context (default 2), SIDE: the largest side of the cascade's "
+                             "route windows after -s (default 128), of its first-block map's windows after -g "
+                             "(default 256)")
     parser.add_argument("--rdsr-weights", help="rdsr_adaptive x4 weights with a trained router (default: bundled)")
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
