@@ -230,3 +230,34 @@ def test_small_and_odd_images_run(size):
     sr, stats = _method(network, knob=0.3).upscale(_image(*size, dtype=torch.float32))
     assert sr.shape == (1, 3, 2 * size[0], 2 * size[1]) and bool(sr.isfinite().all())
     assert 0 < stats.measured[0]
+
+
+def test_the_rate_rule_prices_the_first_stage_by_its_share_and_the_deep_blocks_by_all_blocks(monkeypatch):
+    """The rate method's cascade: the first stage at the knob times ``first_stage_share`` over the LR router's
+    predictions of all blocks; the deep blocks at the knob itself, with the full-path error of the image's
+    blocks (the kept ones as the LR router predicts it, the deep ones as the feature router does) over all
+    of its blocks, not only the deep ones."""
+    network = _network(dtype=torch.float32)
+    lr = _image(48, 64, dtype=torch.float32)
+    calls = []
+    real_first, real_deep = rdsr_module.RdsrRateRouting.choose_routes, rdsr_module.RdsrRateRouting.choose_deep_routes
+
+    def first(self, diffs, full, costs, knob):
+        calls.append(("first", knob, full))
+        routes = real_first(self, diffs, full, costs, knob)
+        routes[::2] = 0  # every other block kept on the bicubic route: the deep blocks are not all blocks
+        return routes
+
+    def deep(self, diffs, costs, *, errors, blocks, added):
+        calls.append(("deep", errors, blocks))
+        return real_deep(self, diffs, costs, errors=errors, blocks=blocks, added=added)
+
+    monkeypatch.setattr(rdsr_module.RdsrRateRouting, "choose_routes", first)
+    monkeypatch.setattr(rdsr_module.RdsrRateRouting, "choose_deep_routes", deep)
+    method = rdsr_module.rdsr_adaptive_rate(network, knob=0.8)
+    method.region_block, method.first_stage_share = BLOCK, 0.25
+    method.region_side = method.first_block_side = 64
+    sr, stats = method.upscale(lr)
+    (_, knob, lr_full), (_, errors, blocks) = calls
+    assert knob == pytest.approx(0.8 * 0.25) and blocks == len(lr_full) == (48 // BLOCK) * (64 // BLOCK)
+    assert errors > 0 and sr.shape[-2:] == (96, 128) and sum(stats.route_counts) == blocks

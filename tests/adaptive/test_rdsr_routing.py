@@ -1,5 +1,7 @@
-"""rdsr_adaptive through the adaptive engine: routing within a PSNR budget, router training, exactness."""
+"""rdsr_adaptive through the adaptive engine: routing within a PSNR budget or at one rate, router training,
+exactness."""
 
+import itertools
 import math
 
 import pytest
@@ -8,7 +10,11 @@ import torch.nn.functional as F
 
 import srlab
 from srlab.adaptive import adaptive_upscale, blend_patches, split_patches
-from srlab.adaptive.rdsr import RdsrExitRouting, budget_routes, calibrate_router, exit_targets, rdsr_adaptive
+from srlab.adaptive.method import build_adaptive
+from srlab.adaptive.rdsr import (
+    DB_PER_RELATIVE_ERROR, RdsrExitRouting, RdsrRateRouting, budget_routes, calibrate_router, exit_targets,
+    rdsr_adaptive, rdsr_adaptive_rate,
+)
 from srlab.adaptive.reference import StaticRoutes
 from srlab.errors import SrlabError
 from srlab.models import count_macs
@@ -88,6 +94,44 @@ def test_budget_routes_spend_the_fewest_macs_within_the_budget():
         assert float(diffs.gather(1, routes[:, None]).sum()) <= (10 ** (loss / 10) - 1) * 100 + 1e-9
 
 
+def test_the_rate_rule_minimises_the_predicted_loss_plus_the_rate_times_the_share_of_macs(trained):
+    """Against every routing of five blocks: the predicted PSNR change to first order (each block's squared
+    difference over the image's predicted full-path error) plus the rate times the image's MAC share."""
+    g = torch.Generator().manual_seed(0)
+    costs = torch.tensor([0.1, 0.5, 1.0], dtype=torch.float64)
+    method = rdsr_adaptive_rate(trained, knob=0.35)
+    for rate in (0.05, 0.35, 2.0):
+        diffs = torch.cat((torch.rand(5, 2, generator=g, dtype=torch.float64).sort(dim=1, descending=True).values
+                           * 40, torch.zeros(5, 1, dtype=torch.float64)), dim=1)
+        full = 20 * torch.rand(5, generator=g, dtype=torch.float64)
+
+        def objective(routes):
+            added = sum(float(diffs[p, k]) for p, k in enumerate(routes))
+            return DB_PER_RELATIVE_ERROR * added / float(full.sum()) + rate * float(costs[list(routes)].mean())
+
+        best = min(itertools.product(range(3), repeat=5), key=objective)
+        assert method.choose_routes(diffs, full, costs, rate).tolist() == list(best)
+        # the cascade's second stage: the same rule, the image's error summed over all its blocks
+        assert method.choose_deep_routes(diffs, costs, errors=float(full.sum()), blocks=5, added=0.0).tolist() \
+            == method.choose_routes(diffs, full, costs, method.knob).tolist()
+
+
+def test_the_rate_method_is_registered_and_routes_cheaper_as_the_rate_grows(trained):
+    method = build_adaptive("rdsr_adaptive_rate", trained, knob=0.5)
+    assert isinstance(method, RdsrRateRouting) and (method.knob_name, method.knob) == ("rate", 0.5)
+    lr = _image(64, 64)
+    spent = []
+    for knob in RdsrRateRouting.knob_sweep:
+        method.knob = knob
+        sr, stats = adaptive_upscale(method, lr, patch=12, stride=10)
+        spent.append(stats.macs_spent - stats.router_macs)
+    assert spent == sorted(spent) and spent[0] < spent[-1]
+    full, _ = adaptive_upscale(rdsr_adaptive(trained, knob=0.0), lr, patch=12, stride=10)
+    assert torch.equal(sr, full)  # rate 0: the full path everywhere
+    with pytest.raises(SrlabError, match=r"rate of adaptive method RdsrRateRouting must be a number in \[0.0, 100.0\]"):
+        method.knob = -1.0
+
+
 def test_the_knob_sweep_runs_from_cheap_to_expensive(trained):
     lr = _image(64, 64)
     spent = []  # by the exits taken (the router's own MACs are the same at every knob but 0, where it does not run)
@@ -139,7 +183,7 @@ def test_an_untrained_router_and_another_model_are_one_line_errors():
     model = _model()
     with pytest.raises(SrlabError, match="router is not trained: run srlab.adaptive.rdsr.calibrate_router"):
         adaptive_upscale(rdsr_adaptive(model, knob=1.0), _image(), patch=12, stride=10)
-    with pytest.raises(SrlabError, match="adaptive method rdsr_adaptive runs an rdsr_adaptive model, got RDSR"):
+    with pytest.raises(SrlabError, match="adaptive methods rdsr_adaptive and rdsr_adaptive_rate run an rdsr_adaptive model, got RDSR"):
         rdsr_adaptive(srlab.create_model("rdsr_s", scale=2), knob=1.0)
     with pytest.raises(SrlabError, match=r"loss of adaptive method RdsrExitRouting must be a number in \[0.0, 10.0\]"):
         rdsr_adaptive(model, knob=-1.0)

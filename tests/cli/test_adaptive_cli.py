@@ -115,6 +115,20 @@ def test_the_bundled_adaptive_rdsr_reproduces_its_measured_curve(capsys, tmp_pat
         assert result["macs_spent"] / result["macs_full"] == pytest.approx(share, abs=5e-4 if knob == "0" else 5e-3)
 
 
+def test_the_bundled_adaptive_rdsr_routes_at_one_rate_with_its_measured_curve(capsys, tmp_path):
+    """The same weights through ``--adaptive rdsr_adaptive_rate``: Set5 x4 at two rates (knob: dB per full
+    path's MACs), each cheaper than the loss budget's curve at its PSNR (test above)."""
+    for knob, psnr, share in (("0.32", 30.0425, 0.607), ("1", 29.8696, 0.389)):
+        out = tmp_path / f"rate_{knob}.json"
+        code, _, _ = run_cli(capsys, "eval", "--model", "rdsr_adaptive", "--adaptive", "rdsr_adaptive_rate",
+                             "--scale", "4", "--data", SET5, "--knob", knob, "--json", out, "--quiet")
+        result = json.loads(out.read_text())["results"][0]
+        assert code == 0 and result["adaptive"]["method"] == "rdsr_adaptive_rate"
+        assert result["adaptive"]["knob_name"] == "rate"
+        assert result["psnr_y"] == pytest.approx(psnr, abs=5e-3)
+        assert result["macs_spent"] / result["macs_full"] == pytest.approx(share, abs=5e-3)
+
+
 def test_upscale_and_eval_refuse_an_inference_path_for_adaptive_inference(capsys, tmp_path, two_images):
     lr = SET5 / "LR_bicubic" / "X4" / "birdx4.png"
     code, _, err = run_cli(capsys, "upscale", lr, "-o", tmp_path / "out", "--model", "pcsr_fsrcnn", "--scale", "4",

@@ -80,7 +80,7 @@ def test_bad_router_training_input_is_a_one_line_error(capsys, tmp_path, tiny_ph
     save_weights(other, srlab.create_model("rdsr_s", scale=2))
     code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", other, "--data", tiny_photos["train"],
                            "--out", tmp_path / "routed.safetensors")
-    assert code != 0 and len(err.strip().splitlines()) == 1 and "runs an rdsr_adaptive model, got RDSR" in err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "run an rdsr_adaptive model, got RDSR" in err
     code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
                            "--out", weights)
     assert code != 0 and len(err.strip().splitlines()) == 1
