@@ -423,7 +423,7 @@ class RdsrRateRouting(RdsrExitRouting):
     knob_name = "rate"
     knob_range = (0.0, 100.0)
     # Cheap to expensive: dB per full path's MACs; 0 is the full path everywhere.
-    knob_sweep = (2.0, 1.0, 0.5, 0.35, 0.2, 0.1, 0.0)
+    knob_sweep = (2.0, 1.0, 0.5, 0.32, 0.2, 0.1, 0.0)
 
     def choose_routes(self, diffs: torch.Tensor, full: torch.Tensor, costs: torch.Tensor, knob: float) -> torch.Tensor:
         return routes_at_price(diffs, costs, knob * float(full.mean()) / DB_PER_RELATIVE_ERROR)
@@ -539,7 +539,7 @@ def rdsr_adaptive(model: nn.Module, *, checkpoint: Path | None = None, knob: flo
 
 
 @register_adaptive
-def rdsr_adaptive_rate(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 0.35) -> RdsrRateRouting:
+def rdsr_adaptive_rate(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 0.32) -> RdsrRateRouting:
     """The exits of a built ``rdsr_adaptive`` model (its router trained), routed at one exchange rate: a
     block takes a cheaper exit where the PSNR it loses, as predicted, is less than ``knob`` dB times the
     share of the image's full-path MACs it saves."""
