@@ -525,8 +525,8 @@ def routes_at_price(diffs: torch.Tensor, costs: torch.Tensor, price: float) -> t
 def _as_network(model: nn.Module) -> RDSRAdaptive:
     if not isinstance(model, RDSRAdaptive):
         raise SrlabError(
-            f"adaptive methods rdsr_adaptive and rdsr_adaptive_rate run an rdsr_adaptive model, got {type(model).__name__}: "
-            "build it with --model rdsr_adaptive"
+            "adaptive methods rdsr_adaptive and rdsr_adaptive_rate run an rdsr_adaptive model, "
+            f"got {type(model).__name__}: build it with --model rdsr_adaptive"
         )
     return model
 
