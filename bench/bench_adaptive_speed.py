@@ -204,8 +204,9 @@ last with ``--repeats 5`` and rate 0.32 only (2026-12-07, session 24, AMD EPYC Z
 x1.89 / x1.66, x1.78 / x1.65, x1.83 / x1.62**: the targets met on the 2K photos. Validation photos: rate 0.15
 -0.0137 dB 0.788 x1.16 / x0.94, 0.2 -0.0310 0.705 x1.23 / x0.98, 0.25 -0.0437 0.645 x1.41 / x1.10.
 
-What remains: cheaper ARM knobs need a table or subnets that lose
-less than the 36-wide one on photos; PCSR's saving is capped by its shared backbone; rdsr_adaptive on the
+What remains: cheaper ARM knobs need better routing than the table's (``bench/arm_routing_bounds.py``: the
+released supernet routed by the ground truth reaches -0.03 dB at ~0.29 of the MACs on the 2K photos, srlab's
+learned router at ~0.74, the table at eta 2 -0.021 dB for 0.842); PCSR's saving is capped by its shared backbone; rdsr_adaptive on the
 validation photos (0.71 of the MACs at -0.03 dB at either rule; at rate 0.2 x1.23 at one thread and x0.98 at
 two: their LR images are a quarter of the 2K photos' and the cascade's fixed costs weigh more).
 """
