@@ -35,22 +35,16 @@ from srlab.adaptive import build_adaptive
 from srlab.adaptive.arm import _Bicubic
 from srlab.adaptive.patches import split_patches
 from srlab.adaptive.rdsr import DB_PER_RELATIVE_ERROR, LEVELS2, _fit_router, _predict_per_patch, routes_at_price
-from srlab.data.io import list_images, read_rgb
-from srlab.data.resize import imresize
+from srlab.data.io import list_images
 from srlab.metrics.color import rgb_to_y
-from srlab.metrics.psnr import psnr
 from srlab.models.arm import Subnet
 from srlab.models.create import create_model
 from srlab.models.rdsr_adaptive import ExitRouter
+from bench_adaptive_speed import load_photo, psnr_y  # bench/: scripts run as python bench/<name>.py
+from machine import cpu_model
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "official-weights" / "arm" / "arm-carn.pth"
 SCALE, BLOCK = 4, 32
-
-
-def photo(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    hr = read_rgb(path)[None]
-    hr = hr[..., : hr.shape[-2] // SCALE * SCALE, : hr.shape[-1] // SCALE * SCALE]
-    return hr, imresize(hr, scale=1 / SCALE, quantize=True)
 
 
 def route_outputs(routes: list, lr: torch.Tensor) -> list[torch.Tensor]:
@@ -87,7 +81,7 @@ def fit_router(train: Path, routes: list, steps: int) -> ExitRouter:
     inputs, diffs, errors = [], [], []
     with torch.no_grad():
         for path in list_images(train):
-            hr, lr = photo(path)
+            hr, lr = load_photo(path, None)
             patches = [split_patches(y, BLOCK * SCALE, 16 * SCALE)[0].flatten(1) for y in route_outputs(routes, lr)]
             truth = split_patches(rgb_to_y(hr), BLOCK * SCALE, 16 * SCALE)[0].flatten(1)
             inputs.append(split_patches(lr, BLOCK, 16)[0])
@@ -108,11 +102,6 @@ def learned(photos: list, supernet, router: ExitRouter, costs: torch.Tensor, rat
         return routes_at_price(diffs, costs, rate[0] * float(full.mean()) / DB_PER_RELATIVE_ERROR)
 
     method.route = route
-
-    def psnr_y(sr: torch.Tensor, hr: torch.Tensor) -> float:
-        sr = torch.round(sr.clamp(0, 1) * 255) / 255
-        return psnr(rgb_to_y(sr.double()), rgb_to_y(hr.double()), crop_border=SCALE).item()
-
     print("learned router, ARM's region mode at one rate: rate, mean / worst dPSNR, MACs (router included)")
     with torch.no_grad():
         full = [psnr_y(supernet(lr), hr) for hr, lr in photos]
@@ -135,13 +124,14 @@ def main() -> None:
     opts = parser.parse_args()
     if not WEIGHTS.exists():
         sys.exit(f"arm_routing_bounds: error: {WEIGHTS} is missing (the released ARM-CARN weights, ../shared)")
-    photos = [photo(path) for path in list_images(opts.photos)]
+    photos = [load_photo(path, None) for path in list_images(opts.photos)]
     if not photos:
         sys.exit(f"arm_routing_bounds: error: no images in {opts.photos} (bash scripts/make_photo_test2k.sh OUT)")
     supernet = create_model("arm_carn", scale=SCALE, checkpoint=WEIGHTS).eval()
     routes = [_Bicubic(SCALE), *(Subnet(supernet, width) for width in supernet.widths)]
     table = build_adaptive("arm", supernet, checkpoint=WEIGHTS, knob=1.0).table
     costs = torch.tensor(table.cost, dtype=torch.float64) / float(table.cost[-1])
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"ARM-CARN (released), x{SCALE}, {len(photos)} photos from {opts.photos}; route costs {costs.tolist()}")
     oracle(photos, routes, costs, [float(p) for p in opts.prices.split(",")])
     if opts.train:
