@@ -495,9 +495,10 @@ def routes_within(diffs: torch.Tensor, costs: torch.Tensor, budget: float) -> to
     """(P,) routes of least total ``costs`` whose summed ``diffs`` (P, E) stay within ``budget`` (squared
     error), chosen as :func:`budget_routes` chooses them; a budget <= 0: the last route everywhere."""
     last = diffs.shape[1] - 1
+    reversed_diffs, reversed_costs = diffs.flip(1), costs.flip(0)  # once, not at each of the 60 halvings
 
     def routes_at(lam: float) -> torch.Tensor:
-        return routes_at_price(diffs, costs, lam)
+        return _costliest_argmin(reversed_diffs, reversed_costs, lam)
 
     def added(routes: torch.Tensor) -> float:
         return float(diffs.gather(1, routes[:, None]).sum())
@@ -518,8 +519,13 @@ def routes_within(diffs: torch.Tensor, costs: torch.Tensor, budget: float) -> to
 
 def routes_at_price(diffs: torch.Tensor, costs: torch.Tensor, price: float) -> torch.Tensor:
     """(P,) ``argmin_k diffs[p, k] + price * costs[k]`` over the (P, E) ``diffs``, ties to the costlier route."""
-    # Reversed so that argmin's first minimum is the costliest exit: an exit must earn its place.
-    return diffs.shape[1] - 1 - torch.argmin(diffs.flip(1) + price * costs.flip(0), dim=1)
+    return _costliest_argmin(diffs.flip(1), costs.flip(0), price)
+
+
+def _costliest_argmin(reversed_diffs: torch.Tensor, reversed_costs: torch.Tensor, price: float) -> torch.Tensor:
+    """:func:`routes_at_price` of the routes in reversed order (costliest first), so that argmin's first
+    minimum is the costliest route: an exit must earn its place."""
+    return reversed_diffs.shape[1] - 1 - torch.argmin(reversed_diffs + price * reversed_costs, dim=1)
 
 
 def _as_network(model: nn.Module) -> RDSRAdaptive:
