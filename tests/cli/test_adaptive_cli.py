@@ -81,6 +81,34 @@ def test_benchmark_scores_adaptive_models_through_their_method(capsys, tmp_path,
     row = json.loads((tmp_path / "bm" / "results.json").read_text())["results"][0]
     assert code == 0 and row["knob"] == 2.0 and row["macs_spent"] < row["macs_full"]
     assert "macs_spent" in (tmp_path / "bm" / "results.csv").read_text().splitlines()[0]
+    assert row["adaptive_method"] == "pcsr"
+
+
+def test_benchmark_scores_a_model_through_the_method_it_is_given(capsys, tmp_path, two_images):
+    """``--adaptive NAME=METHOD``: another method (a static network through the patch engine) or ``off``."""
+    code, _, _ = run_cli(capsys, "benchmark", "--models", "bicubic", "pcsr_fsrcnn",
+                         "--checkpoint", f"pcsr_fsrcnn={PCSR_FSRCNN}", "--adaptive", "bicubic=static", "pcsr_fsrcnn=off",
+                         "--data", two_images, "--scales", "4", "--out", tmp_path / "bm", "--repeats", "1",
+                         "--warmup", "0", "--latency_size", "16x16", "--images", "0", "--quiet")
+    rows = {row["model"]: row for row in json.loads((tmp_path / "bm" / "results.json").read_text())["results"]}
+    assert code == 0 and rows["bicubic"]["adaptive_method"] == "static" and "macs_spent" not in rows["pcsr_fsrcnn"]
+    folder = discover_pairs(two_images, 4)
+    model = srlab.create_model("pcsr_fsrcnn", scale=4, checkpoint=PCSR_FSRCNN).eval()
+    assert rows["pcsr_fsrcnn"]["psnr_y"] == pytest.approx(evaluate_folder(model, folder).psnr_y, abs=1e-9)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--adaptive", "bicubic=classy"], r"--adaptive bicubic=classy: unknown adaptive method; choose one of .*static"),
+    (["--adaptive", "rdsr_s=static"], "--adaptive names model 'rdsr_s', which is not in --models"),
+    (["--adaptive", "bicubic=static", "bicubic=off"], "--adaptive bicubic= is given 2 times"),
+    (["--adaptive", "bicubic"], "--adaptive expects NAME=METHOD"),
+    (["--adaptive", "bicubic=off", "--knob", "bicubic=1"], "--knob bicubic= needs adaptive inference"),
+])
+def test_bad_benchmark_adaptive_flags_are_one_line_errors(capsys, tmp_path, two_images, argv, message):
+    code, _, stderr = run_cli(capsys, "benchmark", "--models", "bicubic", "--data", two_images, "--scales", "4",
+                              "--out", tmp_path / "bm", "--quiet", *argv)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert re.search(message, stderr), stderr
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from srlab.cli.common import add_path_flags, flag, non_negative_int, parse_model_args, positive_int
+from srlab.adaptive import list_adaptive
 from srlab.cli.profile import lr_size
 from srlab.errors import SrlabError
 from srlab.metrics.registry import metric_names, parse_metric_weights, parse_metrics, weight_keys
@@ -48,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "knob", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
          help="the knob of a content-adaptive model (ARM eta, PCSR k, CAMixerSR ratio; default: the method's), "
               "e.g. arm_carn=1.0; adaptive models are scored through their adaptive method")
+    flag(parser, "adaptive", nargs="+", action="extend", default=[], metavar="NAME=METHOD",
+         help="the adaptive method that scores a model instead of its own, e.g. "
+              f"rdsr_adaptive=rdsr_adaptive_rate; one of {', '.join(list_adaptive())}, or off (the plain forward)")
     flag(parser, "quiet", action="store_true", help="no progress bars")
     add_path_flags(parser)  # of the latency runs; scores are always fp32 eager's
 
@@ -71,6 +75,15 @@ def _knob(name: str, values: list[str]) -> float:
         raise SrlabError(f"--knob {name}={values[0]}: the knob must be a number (e.g. --knob {name}=1.0)") from None
 
 
+def _method(name: str, values: list[str]) -> str:
+    if len(values) > 1:
+        raise SrlabError(f"--adaptive {name}= is given {len(values)} times: give one method per model")
+    if values[0] not in (*list_adaptive(), "off"):
+        raise SrlabError(f"--adaptive {name}={values[0]}: unknown adaptive method; choose one of "
+                         f"{', '.join(list_adaptive())}, off")
+    return values[0]
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     metrics = parse_metrics(args.metrics)
@@ -82,11 +95,15 @@ def run(args: argparse.Namespace) -> int:
     }
     crops = [parse_crop(text) for text in args.crop]
     knobs = {name: _knob(name, values) for name, values in _per_model(args.knob, "--knob", "NAME=VALUE arm_carn=1.0").items()}
+    methods = {
+        name: _method(name, values)
+        for name, values in _per_model(args.adaptive, "--adaptive", "NAME=METHOD rdsr_adaptive=rdsr_adaptive_rate").items()
+    }
     result = run_benchmark(
         args.models, args.data, args.scales, args.out, checkpoints=checkpoints, model_args=model_args,
         metrics=metrics, metric_weights=metric_weights, images=args.images, crops=crops, threads=args.threads,
         repeats=args.repeats, warmup=args.warmup, latency_lr_size=args.latency_size, device=args.device, tile=args.tile,
-        knobs=knobs, progress=not args.quiet, path=args.path, precision=args.precision,
+        knobs=knobs, adaptive_methods=methods, progress=not args.quiet, path=args.path, precision=args.precision,
         compile_from=args.compile_from,
     )
     out = Path(args.out)

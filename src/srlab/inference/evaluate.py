@@ -85,7 +85,8 @@ class ComputeSummary:
 
     @property
     def macs_fraction(self) -> float:
-        return self.macs_spent / self.macs_full
+        # a network without MACs (bicubic through the patch engine) spends all of its nothing
+        return self.macs_spent / self.macs_full if self.macs_full else 1.0
 
     def to_json(self) -> dict:
         return {

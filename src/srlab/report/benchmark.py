@@ -308,6 +308,7 @@ def run_benchmark(
     device: str = "cpu",
     tile: int | None = None,
     knobs: Mapping[str, float] | None = None,
+    adaptive_methods: Mapping[str, str] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     path: str = "eager",
@@ -316,8 +317,9 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Evaluate and profile every model at every scale and write the report folder ``out``.
 
-    Content-adaptive models (``ModelInfo.adaptive``) are scored through their adaptive method at the
-    knob ``knobs[name]`` (default: the method's), and their results carry the MACs actually spent; the
+    Content-adaptive models (``ModelInfo.adaptive``) are scored through their adaptive method, or the one
+    ``adaptive_methods[name]`` names (``"off"``: the plain forward), at the knob ``knobs[name]`` (default:
+    the method's), and their results carry the MACs actually spent; the
     profile (MACs, latency) is the full path's. Latency is measured on the inference path ``path``
     (``auto``: :mod:`srlab.inference.paths`' choice, ``precision`` allowing, compiling from ``compile_from``
     seconds of eager, None for the default); scores are always fp32 eager's.
@@ -333,7 +335,9 @@ def run_benchmark(
     if not models or not scales or not data:
         raise SrlabError("benchmark needs at least one model (--models), scale (--scales) and data set (--data)")
     knobs = dict(knobs or {})
-    for flag_name, given in (("--checkpoint", checkpoints), ("--model_arg", model_args), ("--knob", knobs)):
+    adaptive_methods = dict(adaptive_methods or {})
+    for flag_name, given in (("--checkpoint", checkpoints), ("--model_arg", model_args), ("--knob", knobs),
+                             ("--adaptive", adaptive_methods)):
         for name in given:
             if name not in models:
                 raise SrlabError(f"{flag_name} names model {name!r}, which is not in --models: add it to --models")
@@ -361,10 +365,15 @@ def run_benchmark(
             loaded[name, scale] = model, weights = load_benchmark_model(
                 name, scale, checkpoints=checkpoints.get(name, ()), args=model_args.get(name)
             )
-            if spec_of(model).info.adaptive or name in knobs:
+            method = adaptive_methods.get(name)
+            if method == "off":
+                if name in knobs:
+                    raise SrlabError(f"--knob {name}= needs adaptive inference: drop --adaptive {name}=off")
+            elif spec_of(model).info.adaptive or name in knobs or method:
                 runner = deploy(model).to(eval_device).eval()
                 checkpoint = Path(weights) if Path(weights).is_file() else None
-                adaptive[name, scale] = (runner, adaptive_for(runner, checkpoint=checkpoint, knob=knobs.get(name)))
+                adaptive[name, scale] = (runner, adaptive_for(runner, method=method, checkpoint=checkpoint,
+                                                              knob=knobs.get(name)))
 
     out.mkdir(parents=True, exist_ok=True)
     score_keys = metric_set.keys(PAPER_PROTOCOL)

@@ -47,7 +47,7 @@ def records(result: BenchmarkResult) -> list[dict]:
                     # adaptive models: mean MACs per image actually spent, and the same weights' full path
                     **({} if scores.compute is None else {
                         "macs_spent": scores.compute.macs_spent, "macs_full": scores.compute.macs_full,
-                        "knob": scores.compute.knob,
+                        "adaptive_method": scores.compute.method, "knob": scores.compute.knob,
                     }),
                 })
     return rows
@@ -73,7 +73,7 @@ def results_json(result: BenchmarkResult) -> dict:
 
 def results_csv(result: BenchmarkResult) -> str:
     rows = records(result)
-    adaptive = ["macs_spent", "macs_full", "knob"] if any("macs_spent" in row for row in rows) else []
+    adaptive = ["macs_spent", "macs_full", "adaptive_method", "knob"] if any("macs_spent" in row for row in rows) else []
     fields = list(CSV_FIELDS) + adaptive + list(result.score_keys)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
