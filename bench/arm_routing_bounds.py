@@ -52,12 +52,13 @@ def route_outputs(routes: list, lr: torch.Tensor) -> list[torch.Tensor]:
     return [rgb_to_y(torch.round(route(lr).clamp(0, 1) * 255) / 255) for route in routes]
 
 
-def block_errors(ys: list[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
-    """(blocks, routes) summed squared Y error against ``hr`` per 32x32 LR block, 4 border pixels left out."""
+def block_errors(ys: list[torch.Tensor], reference: torch.Tensor) -> torch.Tensor:
+    """(blocks, routes) summed squared difference of each route's Y to ``reference`` (Y) per 32x32 LR block, 4
+    border pixels left out."""
     side = BLOCK * SCALE
     errors = []
     for y in ys:
-        d = (y.double() - rgb_to_y(hr.double()))[0, 0].square()
+        d = (y.double() - reference.double())[0, 0].square()
         d[:SCALE], d[-SCALE:], d[:, :SCALE], d[:, -SCALE:] = 0, 0, 0, 0
         d = F.pad(d, (0, -d.shape[1] % side, 0, -d.shape[0] % side))
         errors.append(d.unfold(0, side, side).unfold(1, side, side).sum(dim=(-1, -2)).flatten())
@@ -65,16 +66,23 @@ def block_errors(ys: list[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
 
 
 def oracle(photos: list, routes: list, costs: torch.Tensor, prices: list[float]) -> None:
+    """Both oracles: routed by the exact error against the ground truth, and by the exact difference to the full
+    width (what a router that sees the LR image alone can learn); each scored against the ground truth."""
+    errors, diffs = [], []
     with torch.no_grad():
-        errors = [block_errors(route_outputs(routes, lr), hr) for hr, lr in photos]
-    print("oracle (ground truth per block, no window overhead): price, mean / worst dPSNR, MACs")
-    for price in prices:
-        deltas, spent, count = [], 0.0, 0
-        for e in errors:
-            chosen = routes_at_price(e, costs, price * float(e[:, -1].mean()))
-            deltas.append(-10 * torch.log10(e.gather(1, chosen[:, None]).sum() / e[:, -1].sum()).item())
-            spent, count = spent + float(costs[chosen].sum()), count + len(chosen)
-        print(f"  {price:g}: {sum(deltas) / len(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {spent / count:.3f}")
+        for hr, lr in photos:
+            ys = route_outputs(routes, lr)
+            errors.append(block_errors(ys, rgb_to_y(hr)))
+            diffs.append(block_errors(ys, ys[-1]))
+    for title, routed_by in (("ground truth", errors), ("difference to the full width", diffs)):
+        print(f"oracle ({title} per block, no window overhead): price, mean / worst dPSNR, MACs")
+        for price in prices:
+            deltas, spent, count = [], 0.0, 0
+            for e, by in zip(errors, routed_by):
+                chosen = routes_at_price(by, costs, price * float(e[:, -1].mean()))
+                deltas.append(-10 * torch.log10(e.gather(1, chosen[:, None]).sum() / e[:, -1].sum()).item())
+                spent, count = spent + float(costs[chosen].sum()), count + len(chosen)
+            print(f"  {price:g}: {sum(deltas) / len(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {spent / count:.3f}")
 
 
 def fit_router(train: Path, routes: list, steps: int) -> ExitRouter:

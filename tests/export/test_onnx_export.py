@@ -13,7 +13,8 @@ import torch
 
 from srlab.errors import SrlabError
 from srlab.export.metadata import INPUT_NAME, OUTPUT_NAME
-from srlab.export.onnx import ROUNDING_FACTOR, export_onnx, inference_form
+from srlab.export.onnx import export_onnx, inference_form
+from srlab.inference.rounding import ROUNDING_FACTOR
 from srlab.export.runtime import OnnxModel
 from srlab.inference import upscale_tensor
 from srlab.models.create import create_model

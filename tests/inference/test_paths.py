@@ -1,6 +1,7 @@
 """Inference paths (srlab.inference.paths): every path keeps the model's contract and is checked against
 fp32 eager; ``auto`` chooses once per shape and caches the choice; the thread policy's decisions."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -134,6 +135,21 @@ def test_a_path_that_fails_is_skipped_with_its_reason(model, lr, monkeypatch):
     with pytest.warns(SrlabWarning, match="--path compile is not used .*RuntimeError: no inductor here"):
         out = upscale_tensor(PathModel(model, path="compile"), lr)
     assert torch.equal(out, upscale_tensor(model, lr))
+
+
+@pytest.mark.parametrize(("offset", "passes"), [(2e-3, True), (5e-2, False)])
+def test_an_fp32_path_beyond_1e4_passes_where_eager_itself_is_as_far_from_float64(model, lr, monkeypatch, offset,
+                                                                                    passes):
+    """An ill-conditioned network (eager float32 1e-3 from float64 here): a path within rounding of that
+    passes, one further off (a different function) is skipped."""
+    monkeypatch.setattr(paths_module, "float64_reference", lambda net, x: net(x).double() - 1e-3)
+    monkeypatch.setattr(paths_module, "build_path", lambda path, net: lambda x: net(x) + offset)
+    on_path = PathModel(model, path="channels_last")
+    with contextlib.nullcontext() if passes else pytest.warns(SrlabWarning, match="from float64"):
+        upscale_tensor(on_path, lr)
+    candidate = next(c for c in on_path.selection((1, 3, 20, 28)).candidates if c.path == "channels_last")
+    assert "from float64 against eager's 1.0e-03" in candidate.check
+    assert on_path.selection((1, 3, 20, 28)).path == ("channels_last" if passes else "eager")
 
 
 def test_onnxruntime_path_exports_once_and_matches_eager(model, lr):

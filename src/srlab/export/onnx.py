@@ -58,6 +58,7 @@ from srlab.errors import SrlabError
 from srlab.export.metadata import INPUT_NAME, OUTPUT_NAME, ExportedModel
 from srlab.export.runtime import require, onnxruntime_session
 from srlab.fileio import atomic_path
+from srlab.inference.rounding import float32_rounding
 from srlab.layers.padding import round_up
 from srlab.models.registry import ModelSpec, spec_of
 from srlab.models.reparam import deploy
@@ -72,11 +73,6 @@ _FORWARD_IS_FULL_PATH = ("arm",)
 # float64). Mistranslated graphs differ by more: SAFMN++'s adaptive pooling at sizes it does not divide,
 # 1.5e-4 even with random weights, whose residual is small.
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
-# An output beyond TOLERANCE still passes as float32 rounding when it is no further from float64 than this many
-# times PyTorch's own float32 output: the ratio reached 4 for randomly initialised IPT and ELAN on an Intel Xeon,
-# 6.3 for ELAN-light on an AMD Zen 4 (onnxruntime's kernels sum in other orders there); a mistranslated graph
-# is orders of magnitude off (SAFMN's dynamo graph: 0.56).
-ROUNDING_FACTOR = 8
 
 
 def export_onnx(
@@ -289,22 +285,9 @@ def _compare(proto, net: nn.Module, example: torch.Tensor, sizes: list[tuple[int
             return f"output {tuple(got.shape)} instead of {tuple(expected.shape)} on a {height}x{width} input"
         diff = (got - expected).abs().max().item()
         allowed = tolerance * max(1.0, expected.abs().max().item())
-        if not diff <= allowed and not _float32_rounding(net, x, expected, got):
+        if not diff <= allowed and not float32_rounding(net, x, expected, got)[0]:
             return f"differs from PyTorch by {diff:.3g} (> {allowed:.3g}) on a {height}x{width} input"
     return None
-
-
-def _float32_rounding(net: nn.Module, x: torch.Tensor, expected: torch.Tensor, got: torch.Tensor) -> bool:
-    """Whether onnxruntime's float32 output is about as far from the float64 result as PyTorch's own
-    float32 output: rounding in another summation order (deep transformers computing at 255 scale, like
-    IPT, reach 2e-4), not a different function. Float16 graphs are not judged this way."""
-    if got.dtype != torch.float32 or any(p.dtype != torch.float32 for p in net.parameters()):
-        return False
-    exact = copy.deepcopy(net).double()
-    with torch.no_grad():
-        reference = exact(x.double()).cpu()
-    own = (expected.double() - reference).abs().max().item()
-    return (got.double() - reference).abs().max().item() <= ROUNDING_FACTOR * own
 
 
 def _reason(error: Exception) -> str:
