@@ -5,21 +5,32 @@ Usage: python bench/arm_routing_bounds.py --photos DIR [--train DIR --steps N] [
 Two curves over the photos in DIR (x4, PSNR-Y against the full width's on the whole image, MACs as a share of
 the full width's), against ARM's own table (``bench_adaptive_speed.py --methods arm``):
 
-* oracle: every 32x32 LR block takes the route (bicubic, width 36 / 52 / 64, each computed on the whole image,
+* oracles: every 32x32 LR block takes the route (bicubic, width 36 / 52 / 64, each computed on the whole image,
   8-bit rounded as ARM's test rounds) that minimises its exact squared error against the ground truth plus
   ``price`` times its MACs (``price`` relative to the image's mean full-width block error, as
-  ``rdsr_adaptive_rate`` prices); no window overhead: a bound no router reaches, since it sees the ground truth;
-* ``--train DIR``: srlab's learned router (:class:`srlab.models.rdsr_adaptive.ExitRouter`, fitted as
-  ``rdsr_adaptive``'s by ``srlab.adaptive.rdsr._fit_router`` on the whole-image outputs of the photos in DIR,
-  32x32 patches at stride 16) routing ARM's region mode (32x32 blocks, 4 pixels of context) at one rate.
+  ``rdsr_adaptive_rate`` prices); no window overhead: a bound no router reaches, since it sees the ground truth
+  (and profits from its noise: below price 0.05 it beats the full width); and the same routed by each block's
+  exact squared difference to the full width's output instead, what a router that sees the LR image alone
+  learns (``rdsr_adaptive``'s router predicts it), scored against the ground truth;
+* ``--train DIR``: the adaptive method ``arm_learned`` (:mod:`srlab.adaptive.arm_learned`: srlab's learned
+  router, fitted as ``rdsr_adaptive``'s on the whole-image outputs of the photos in DIR, 32x32 patches at
+  stride 16, as ``srlab arm-router`` fits it) routing ARM's region mode (32x32 blocks, 4 pixels of context) at
+  one rate.
 
 Measured (2026-12-07, AMD EPYC Zen 4, 2 threads; the 13 2K photos of ``scripts/make_photo_test2k.sh``; the
 router fitted with ``--train`` the 49 proxy training photos, ``--steps 4000``; the run ~15 minutes): oracle price 0.01
 +0.0311 dB 0.561, 0.02 +0.0267 0.490, 0.05 +0.0130 0.394, 0.1 -0.0111 0.316, 0.2 -0.0473 0.256 (~0.29 of the MACs
 at -0.03 dB); learned router rate 0.05 -0.0043 dB 0.931, 0.1 -0.0092 0.855, 0.2 -0.0227 0.771, 0.4 -0.0588 0.623
-(~0.74 at -0.03 dB; ARM's table: eta 2 -0.0209 dB at 0.842, eta 1 -0.38 dB at 0.287). So the released supernet's
-widths are not what keeps ARM-CARN from half the MACs: its routing is (the table's edge score, and a router
-that predicts each block's loss from the LR block alone, as rdsr_adaptive's first router).
+(~0.74 at -0.03 dB; ARM's table: eta 2 -0.0209 dB at 0.842, eta 1 -0.38 dB at 0.287).
+Again (2026-12-07, session 25, same machine and photos): the difference oracle, price 0.005 -0.0002 dB 0.865, 0.01
+-0.0011 0.776, 0.02 -0.0039 0.643, 0.05 -0.0152 0.489, 0.1 -0.0393 0.372, 0.2 -0.0770 0.288 (~0.42 at -0.03 dB,
+no window overhead); the learned router with ``--steps 16000`` (the count ``rdsr_adaptive``'s routers are
+calibrated with), rate 0.1 -0.0083 dB 0.834, 0.2 -0.0172 0.746, 0.3 -0.0334 0.669, 0.4 -0.0469 0.620 (~0.69 at
+-0.03 dB; the run ~25 minutes). So the released supernet's widths are not what keeps ARM-CARN from half the
+MACs: even routed by exact differences it would spend ~0.42 before the region mode's context; its routing is
+(the table's edge score, and a router that predicts each block's loss from the LR block alone, as
+rdsr_adaptive's first router; a width-slimmed supernet has no cheap first stage whose features a second
+router could see and reuse, as ``rdsr_adaptive``'s cascade does).
 """
 
 from __future__ import annotations
@@ -32,14 +43,12 @@ import torch
 import torch.nn.functional as F
 
 from srlab.adaptive import build_adaptive
-from srlab.adaptive.arm import _Bicubic
-from srlab.adaptive.patches import split_patches
-from srlab.adaptive.rdsr import DB_PER_RELATIVE_ERROR, LEVELS2, _fit_router, _predict_per_patch, routes_at_price
+from srlab.adaptive.arm import arm_routes
+from srlab.adaptive.arm_learned import ArmLearnedRouting, calibrate_arm_router
+from srlab.adaptive.rdsr import routes_at_price
 from srlab.data.io import list_images
 from srlab.metrics.color import rgb_to_y
-from srlab.models.arm import Subnet
 from srlab.models.create import create_model
-from srlab.models.rdsr_adaptive import ExitRouter
 from bench_adaptive_speed import load_photo, psnr_y  # bench/: scripts run as python bench/<name>.py
 from machine import cpu_model
 
@@ -85,41 +94,22 @@ def oracle(photos: list, routes: list, costs: torch.Tensor, prices: list[float])
             print(f"  {price:g}: {sum(deltas) / len(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {spent / count:.3f}")
 
 
-def fit_router(train: Path, routes: list, steps: int) -> ExitRouter:
-    inputs, diffs, errors = [], [], []
-    with torch.no_grad():
-        for path in list_images(train):
-            hr, lr = load_photo(path, None)
-            patches = [split_patches(y, BLOCK * SCALE, 16 * SCALE)[0].flatten(1) for y in route_outputs(routes, lr)]
-            truth = split_patches(rgb_to_y(hr), BLOCK * SCALE, 16 * SCALE)[0].flatten(1)
-            inputs.append(split_patches(lr, BLOCK, 16)[0])
-            diffs.append(torch.stack([(p - patches[-1]).square().mean(1) for p in patches], dim=1) * LEVELS2)
-            errors.append((patches[-1] - truth).square().mean(1) * LEVELS2)
-    router = ExitRouter(num_routes=len(routes), width=16)
-    _fit_router(router, torch.cat(inputs), torch.cat(diffs)[:, :-1], torch.cat(errors), patch=BLOCK, steps=steps,
-                batch_size=256, lr=2e-3, seed=0, flip=True)
-    return router
-
-
-def learned(photos: list, supernet, router: ExitRouter, costs: torch.Tensor, rates: list[float]) -> None:
-    method = build_adaptive("arm", supernet, checkpoint=WEIGHTS, knob=1.0).eval()
-    rate = [0.0]
-
-    def route(patches: torch.Tensor) -> torch.Tensor:
-        diffs, full = _predict_per_patch(router, patches.float())
-        return routes_at_price(diffs, costs, rate[0] * float(full.mean()) / DB_PER_RELATIVE_ERROR)
-
-    method.route = route
-    print("learned router, ARM's region mode at one rate: rate, mean / worst dPSNR, MACs (router included)")
+def learned(photos: list, supernet, train: Path, steps: int, rates: list[float]) -> None:
+    """The adaptive method ``arm_learned`` with a router calibrated on the photos in ``train``."""
+    pairs = ((lr[0], hr[0]) for hr, lr in (load_photo(path, None) for path in list_images(train)))
+    router, _ = calibrate_arm_router(supernet, pairs, steps=steps)
+    method = ArmLearnedRouting(supernet, router, knob=0.0).eval()
+    print("learned router (arm_learned), ARM's region mode at one rate: rate, mean / worst dPSNR, MACs (router included)")
     with torch.no_grad():
         full = [psnr_y(supernet(lr), hr) for hr, lr in photos]
-        for rate[0] in rates:
+        for rate in rates:
+            method.knob = rate
             deltas, spent, total = [], 0, 0
             for (hr, lr), reference in zip(photos, full):
                 sr, stats = method.upscale(lr)
                 deltas.append(psnr_y(sr, hr) - reference)
                 spent, total = spent + stats.macs_spent, total + stats.macs_full
-            print(f"  {rate[0]:g}: {sum(deltas) / len(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {spent / total:.3f}")
+            print(f"  {rate:g}: {sum(deltas) / len(deltas):+.4f} / {min(deltas):+.4f} dB  MACs {spent / total:.3f}")
 
 
 def main() -> None:
@@ -136,15 +126,14 @@ def main() -> None:
     if not photos:
         sys.exit(f"arm_routing_bounds: error: no images in {opts.photos} (bash scripts/make_photo_test2k.sh OUT)")
     supernet = create_model("arm_carn", scale=SCALE, checkpoint=WEIGHTS).eval()
-    routes = [_Bicubic(SCALE), *(Subnet(supernet, width) for width in supernet.widths)]
+    routes = list(arm_routes(supernet))
     table = build_adaptive("arm", supernet, checkpoint=WEIGHTS, knob=1.0).table
     costs = torch.tensor(table.cost, dtype=torch.float64) / float(table.cost[-1])
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"ARM-CARN (released), x{SCALE}, {len(photos)} photos from {opts.photos}; route costs {costs.tolist()}")
     oracle(photos, routes, costs, [float(p) for p in opts.prices.split(",")])
     if opts.train:
-        learned(photos, supernet, fit_router(opts.train, routes, opts.steps), costs,
-                [float(r) for r in opts.rates.split(",")])
+        learned(photos, supernet, opts.train, opts.steps, [float(r) for r in opts.rates.split(",")])
 
 
 if __name__ == "__main__":

@@ -190,17 +190,17 @@ def test_an_untrained_router_and_another_model_are_one_line_errors():
 
 
 def test_a_larger_patch_is_predicted_as_the_mean_of_its_32x32_patches(trained):
-    from srlab.adaptive.rdsr import ROUTER_PATCH, _predict_per_patch
+    from srlab.adaptive.rdsr import ROUTER_PATCH, predict_per_patch
 
     torch.manual_seed(5)
     patches = torch.rand(3, 3, 64, 50)  # 2 x 2 router patches, the last column ending at the border
-    diffs, full = _predict_per_patch(trained.router, patches)
+    diffs, full = predict_per_patch(trained.router, patches)
     subs = [patches[..., t : t + ROUTER_PATCH, l : l + ROUTER_PATCH] for t in (0, 32) for l in (0, 18)]
     predictions = [trained.router.predict(sub) for sub in subs]
     assert torch.allclose(diffs, torch.stack([d for d, _ in predictions]).mean(dim=0))
     assert torch.allclose(full, torch.stack([f for _, f in predictions]).mean(dim=0))
     small = torch.rand(2, 3, 20, 24)  # shorter than one router patch: predicted as it is
-    assert all(torch.equal(a, b) for a, b in zip(_predict_per_patch(trained.router, small), trained.router.predict(small)))
+    assert all(torch.equal(a, b) for a, b in zip(predict_per_patch(trained.router, small), trained.router.predict(small)))
     method = rdsr_adaptive(trained, knob=1.0)
     assert method.router_macs((64, 50)) == 4 * count_macs(trained.router, (32, 32))
 

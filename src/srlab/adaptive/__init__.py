@@ -7,7 +7,7 @@
 See :mod:`srlab.adaptive.method` for the contract and :mod:`srlab.adaptive.engine` for patch routing.
 """
 
-from srlab.adaptive import arm, camixersr, classsr, pcsr, rdsr, reference, smsr  # noqa: F401  (registers the methods)
+from srlab.adaptive import arm, arm_learned, camixersr, classsr, pcsr, rdsr, reference, smsr  # noqa: F401  (registers the methods)
 from srlab.adaptive.engine import PatchRoutedMethod, adaptive_upscale
 from srlab.adaptive.method import (
     AdaptiveMethod, AdaptiveModel, AdaptiveStats, adaptive_for, build_adaptive, list_adaptive, register_adaptive,

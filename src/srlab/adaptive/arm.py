@@ -37,20 +37,18 @@ class _Bicubic(nn.Module):
         return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-class ArmRouting(PatchRoutedMethod):
-    knob_name = "eta"
-    # In units of the full network's cost: below 1e-3 every patch goes bicubic, above 1e3 to its best subnet.
-    knob_range = (1e-3, 1e3)
-    knob_sweep = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0, 100.0)
+def arm_routes(supernet: nn.Module) -> nn.ModuleList:
+    """The supernet's routes, cheapest first: bicubic (PyTorch's, unclamped), then its subnets by width."""
+    return nn.ModuleList([_Bicubic(supernet.scale), *(Subnet(supernet, w) for w in supernet.widths)])
 
-    def __init__(self, supernet: nn.Module, table: ArmTable, *, knob: float) -> None:
-        super().__init__(scale=supernet.scale, num_routes=table.subnets, knob=knob)
-        self.table = table
-        self.routes = nn.ModuleList([_Bicubic(supernet.scale), *(Subnet(supernet, w) for w in supernet.widths)])
 
-    def route(self, patches: torch.Tensor) -> torch.Tensor:
-        chosen = choose_subnets(self.table, edge_scores(patches), self.knob * float(self.table.cost[-1]))
-        return torch.from_numpy(chosen).to(patches.device)
+class ArmRoutes(PatchRoutedMethod):
+    """A supernet's routes as ARM's test runs them: bicubic, then the subnets from the narrowest to the full
+    width, each SR patch clamped and rounded to 8-bit levels. Subclasses choose the routes (:meth:`route`)."""
+
+    def __init__(self, supernet: nn.Module, *, knob: float) -> None:
+        super().__init__(scale=supernet.scale, num_routes=len(supernet.widths) + 1, knob=knob)
+        self.routes = arm_routes(supernet)
 
     def route_module(self, index: int) -> nn.Module:
         return self.routes[index]
@@ -62,15 +60,35 @@ class ArmRouting(PatchRoutedMethod):
         return torch.round(self.routes[index](patches).clamp(0, 1) * 255.0) / 255.0
 
 
+class ArmRouting(ArmRoutes):
+    knob_name = "eta"
+    # In units of the full network's cost: below 1e-3 every patch goes bicubic, above 1e3 to its best subnet.
+    knob_range = (1e-3, 1e3)
+    knob_sweep = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0, 100.0)
+
+    def __init__(self, supernet: nn.Module, table: ArmTable, *, knob: float) -> None:
+        super().__init__(supernet, knob=knob)
+        self.table = table
+
+    def route(self, patches: torch.Tensor) -> torch.Tensor:
+        chosen = choose_subnets(self.table, edge_scores(patches), self.knob * float(self.table.cost[-1]))
+        return torch.from_numpy(chosen).to(patches.device)
+
+
+def check_supernet(model: nn.Module, method: str) -> None:
+    """A one-line error unless ``model`` is an ARM supernet."""
+    if getattr(model, "widths", None) is None:
+        raise SrlabError(f"adaptive method {method} runs ARM supernets (arm_carn, arm_fsrcnn, arm_srresnet), "
+                         f"not {type(model).__name__}")
+
+
 @register_adaptive
 def arm(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 4.0) -> ArmRouting:
     """An ARM supernet (``arm_carn``, ``arm_fsrcnn``, ``arm_srresnet``) with the lookup table of its
     ``checkpoint``: the one an srlab checkpoint carries, else ``<stem>.hmap.json`` beside it (released ``.pth``)."""
-    widths = getattr(model, "widths", None)
-    if widths is None:
-        raise SrlabError(f"adaptive method arm runs ARM supernets (arm_carn, arm_fsrcnn, arm_srresnet), not {type(model).__name__}")
+    check_supernet(model, "arm")
     if checkpoint is None:
         raise SrlabError("adaptive method arm needs the supernet's lookup table: give --checkpoint FILE (an srlab "
                          "checkpoint carrying its table, or a released FILE.pth with FILE.hmap.json beside it)")
-    table = find_arm_table(Path(checkpoint), subnets=len(widths) + 1, model=spec_of(model).name)
+    table = find_arm_table(Path(checkpoint), subnets=len(model.widths) + 1, model=spec_of(model).name)
     return ArmRouting(model, table, knob=knob)

@@ -160,7 +160,7 @@ class RdsrExitRouting(PatchRoutedMethod):
         if self.knob == 0:  # no loss allowed: the full path everywhere, nothing to predict
             return torch.full((len(patches),), self.num_routes - 1, dtype=torch.long, device=patches.device)
         self._check_router()
-        diffs, full = _predict_per_patch(self.network.router, patches.float())
+        diffs, full = predict_per_patch(self.network.router, patches.float())
         routes = self.choose_routes(diffs, full, self.mac_fractions(tuple(patches.shape[-2:])).double(), self.knob)
         return routes.to(patches.device)
 
@@ -265,7 +265,7 @@ class RdsrExitRouting(PatchRoutedMethod):
         router_dtype = network.router.head.weight.dtype
         # in T parts side by side, one thread each (as the feature router below)
         parts = [p for p in patches.to(router_dtype).tensor_split(torch.get_num_threads()) if len(p)]
-        predictions = list(side_by_side(lambda part: _predict_per_patch(network.router, part), parts))
+        predictions = list(side_by_side(lambda part: predict_per_patch(network.router, part), parts))
         lr_diffs, lr_full = (torch.cat(values) for values in zip(*predictions))
         flat = self.choose_routes(lr_diffs, lr_full, self.mac_fractions(tuple(patches.shape[-2:])).double(),
                                   self.knob * self.first_stage_share)
@@ -281,7 +281,7 @@ class RdsrExitRouting(PatchRoutedMethod):
             def predict(blocks: torch.Tensor) -> list[tuple[torch.Tensor, tuple[int, int], torch.Tensor, torch.Tensor]]:
                 groups = deep_block_inputs(image, first, blocks, block=block, cols=grid[1])
                 return [(index, tuple(inputs.shape[-2:]),
-                         *_predict_per_patch(network.feature_router, inputs.to(router_dtype)))
+                         *predict_per_patch(network.feature_router, inputs.to(router_dtype)))
                         for index, inputs in groups]
 
             # The blocks in T parts side by side on one thread each: small convolutions and copies split
@@ -467,7 +467,7 @@ def _router_starts(side: int) -> torch.Tensor:
     return torch.arange(0, side, ROUTER_PATCH).clamp(max=max(side - ROUTER_PATCH, 0))
 
 
-def _predict_per_patch(router: nn.Module, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_per_patch(router: nn.Module, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``router.predict`` for (P, 3, h, w) patches of any size: the mean of its predictions (per-pixel
     mean squares) over each patch's ``ROUTER_PATCH`` sub-patches, the size it is calibrated on."""
     height, width = patches.shape[-2:]
@@ -595,7 +595,7 @@ def calibrate_router(
     is left as it was. Returns the last step's loss. The model is left in eval mode."""
     network = _as_network(model).eval()
     patches, diffs, errors = exit_targets(network, pairs, patch=patch, stride=stride)
-    loss = _fit_router(network.router, patches, diffs[:, :-1], errors, patch=patch, steps=steps,
+    loss = fit_router(network.router, patches, diffs[:, :-1], errors, patch=patch, steps=steps,
                        batch_size=batch_size, lr=lr, seed=seed, flip=True)
     network.router_trained.fill_(True)
     return loss
@@ -615,13 +615,13 @@ def calibrate_feature_router(
         raise SrlabError("this rdsr_adaptive model has no feature router: build it with feature_router=True "
                          "(srlab rdsr-router --feature_router)")
     inputs, diffs, errors = feature_targets(network, pairs, patch=patch, stride=stride, flips=flips)
-    loss = _fit_router(network.feature_router, inputs, diffs, errors, patch=patch, steps=steps,
+    loss = fit_router(network.feature_router, inputs, diffs, errors, patch=patch, steps=steps,
                        batch_size=batch_size, lr=lr, seed=seed, flip=False)
     network.feature_router_trained.fill_(True)
     return loss
 
 
-def _fit_router(router: nn.Module, inputs: torch.Tensor, diffs: torch.Tensor, errors: torch.Tensor, *, patch: int,
+def fit_router(router: nn.Module, inputs: torch.Tensor, diffs: torch.Tensor, errors: torch.Tensor, *, patch: int,
                 steps: int, batch_size: int, lr: float, seed: int, flip: bool) -> float:
     """Fit ``router`` (fresh weights from ``seed``) to each cheaper route's squared difference ``diffs``
     (P, routes - 1) in log space and the full path's squared error ``errors`` (P,) by a Poisson loss, on

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 from srlab import __version__
 from srlab.cli import (
-    arm_table, benchmark, car, data, degrade, demo, dip, eval as eval_cmd, export, export_weights, lut, models, mos,
-    nas, plot, profile, quantize, rdsr_router, tradeoff, train, upscale, weights, zssr,
+    arm_router, arm_table, benchmark, car, data, degrade, demo, dip, eval as eval_cmd, export, export_weights, lut,
+    models, mos, nas, plot, profile, quantize, rdsr_router, tradeoff, train, upscale, weights, zssr,
 )
 from srlab.errors import SrlabError, SrlabWarning
 from srlab.inference.threads import policy_threads
@@ -37,7 +37,7 @@ from srlab.profile.latency import torch_threads
 
 COMMANDS = {
     "train": train, "eval": eval_cmd, "upscale": upscale, "models": models, "demo": demo, "data": data,
-    "profile": profile, "benchmark": benchmark, "tradeoff": tradeoff, "arm-table": arm_table, "lut": lut,
+    "profile": profile, "benchmark": benchmark, "tradeoff": tradeoff, "arm-table": arm_table, "arm-router": arm_router, "lut": lut,
     "rdsr-router": rdsr_router, "weights": weights, "plot": plot, "export": export,
     "export-weights": export_weights, "quantize": quantize, "degrade": degrade, "dip": dip, "zssr": zssr,
     "car": car, "mos": mos, "nas": nas,

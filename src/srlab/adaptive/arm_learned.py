@@ -1,0 +1,148 @@
+"""``arm_learned``: an ARM supernet routed by srlab's learned router at one exchange rate (issue 12).
+
+ARM routes each patch by its edge score through a lookup table built on a validation set
+(:mod:`srlab.adaptive.arm`). This method keeps the supernet and its routes (bicubic, then the subnets; each
+SR patch rounded to 8-bit levels as ARM's test rounds) and routes instead as ``rdsr_adaptive_rate`` does:
+a small CNN on the LR patch (:class:`srlab.models.rdsr_adaptive.ExitRouter`) predicts each cheaper
+route's mean squared Y difference to the full width's output and the full width's own squared error, and
+each patch takes ``argmin_k d[k] + rate * mean(e) / DB_PER_RELATIVE_ERROR * macs[k]`` (``macs`` as shares of
+the full width's; the knob ``rate``: the PSNR in dB an image's full-width MACs are worth; 0 runs the full
+width everywhere without the router). Not ARM's method: srlab's router on ARM's released supernets.
+
+The router lives beside the supernet's weights, ``<stem>.router.safetensors`` (as ARM's lookup table
+lives in ``<stem>.hmap.json``), written by :func:`calibrate_arm_router` (``srlab arm-router``) from the
+whole-image outputs of every route on calibration photos (never the test sets), 32x32 LR patches at
+stride 16. Measured (``bench/arm_routing_bounds.py``): the released ARM-CARN on the 13 2K test photos,
+AMD EPYC Zen 4, router fitted on the 49 proxy training photos with 16,000 steps: ~0.69 of the MACs at
+-0.03 dB in the region mode, against the lookup table's 0.842 at -0.0209 dB (eta 2).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+from torch import nn
+
+from srlab.adaptive.arm import ArmRoutes, check_supernet
+from srlab.adaptive.costs import route_macs
+from srlab.adaptive.method import register_adaptive
+from srlab.adaptive.patches import split_patches
+from srlab.adaptive.rdsr import (
+    DB_PER_RELATIVE_ERROR, LEVELS2, ROUTER_PATCH, fit_router, predict_per_patch, routes_at_price,
+)
+from srlab.errors import SrlabError
+from srlab.fileio import atomic_write_bytes
+from srlab.metrics.color import rgb_to_y
+from srlab.models.complexity import count_macs
+from srlab.models.rdsr_adaptive import ExitRouter
+from srlab.models.registry import spec_of
+
+ROUTER_SUFFIX = ".router.safetensors"
+ROUTER_WIDTH = 16  # rdsr_adaptive's router width: 0.4 % of rdsr_adaptive's MACs per patch, less of ARM-CARN's
+
+
+class ArmLearnedRouting(ArmRoutes):
+    knob_name = "rate"
+    knob_range = (0.0, 100.0)
+    # Cheap to expensive; 0 is the full width everywhere.
+    knob_sweep = (2.0, 1.0, 0.5, 0.3, 0.2, 0.1, 0.0)
+
+    def __init__(self, supernet: nn.Module, router: ExitRouter, *, knob: float) -> None:
+        super().__init__(supernet, knob=knob)
+        self.router = router
+
+    def route(self, patches: torch.Tensor) -> torch.Tensor:
+        if self.knob == 0:
+            return torch.full((len(patches),), self.num_routes - 1, dtype=torch.long, device=patches.device)
+        diffs, full = predict_per_patch(self.router, patches.float())
+        costs = torch.tensor([route_macs(self, i, tuple(patches.shape[-2:])) for i in range(self.num_routes)],
+                             dtype=torch.float64)
+        price = self.knob * float(full.mean()) / DB_PER_RELATIVE_ERROR
+        return routes_at_price(diffs, costs / costs[-1], price).to(patches.device)
+
+    def router_macs(self, patch_hw: tuple[int, int]) -> int:
+        return 0 if self.knob == 0 else count_macs(self.router, patch_hw)
+
+
+def router_file(checkpoint: Path) -> Path:
+    """Where the router of the supernet weights ``checkpoint`` lives."""
+    return checkpoint.with_name(checkpoint.stem + ROUTER_SUFFIX)
+
+
+def _fresh_router(supernet: nn.Module) -> ExitRouter:
+    return ExitRouter(num_routes=len(supernet.widths) + 1, width=ROUTER_WIDTH)
+
+
+def save_arm_router(path: Path, router: ExitRouter, supernet: nn.Module) -> None:
+    """Write ``router`` (atomically) with the supernet it routes: its registry name and widths."""
+    meta = {"srlab": "arm_learned router", "model": spec_of(supernet).name, "widths": json.dumps(list(supernet.widths))}
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in router.state_dict().items()}, metadata=meta))
+
+
+def load_arm_router(path: Path, supernet: nn.Module) -> ExitRouter:
+    """The router in ``path`` for ``supernet``; a one-line error if it is missing, corrupt or another's."""
+    fix = f"train one with `srlab arm-router --model {spec_of(supernet).name} --checkpoint WEIGHTS --data PHOTOS`"
+    if not path.is_file():
+        raise SrlabError(f"adaptive method arm_learned needs the router '{path}' beside the weights: {fix}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta, tensors = f.metadata() or {}, {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SrlabError(f"'{path}' is not a readable router ({type(e).__name__}): {fix}") from None
+    if meta.get("srlab") != "arm_learned router" or meta.get("model") != spec_of(supernet).name \
+            or meta.get("widths") != json.dumps(list(supernet.widths)):
+        raise SrlabError(f"'{path}' is not a router of {spec_of(supernet).name} with widths {list(supernet.widths)} "
+                         f"(it says model {meta.get('model')!r}, widths {meta.get('widths')}): {fix}")
+    router = _fresh_router(supernet)
+    try:
+        router.load_state_dict(tensors, strict=True)
+    except RuntimeError:
+        raise SrlabError(f"'{path}' holds tensors of another router shape: {fix}") from None
+    return router.eval()
+
+
+def calibrate_arm_router(
+    supernet: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, stride: int = 16,
+    steps: int = 16000, seed: int = 0,
+) -> tuple[ExitRouter, float]:
+    """A router for ``supernet`` trained on the (LR, HR) ``pairs`` (calibration images, never test sets):
+    every route runs on the whole LR image (rounded as ARM's test rounds); per 32x32 LR patch at ``stride``,
+    each route's mean squared Y difference to the full width and the full width's error against HR, in
+    8-bit levels squared; fitted as ``rdsr_adaptive``'s router (:func:`srlab.adaptive.rdsr.fit_router`).
+    Returns the router (eval mode) and the last step's loss."""
+    check_supernet(supernet, "arm_learned")
+    routes = ArmLearnedRouting(supernet.eval(), _fresh_router(supernet), knob=0.0)  # its router: the one trained here
+    scale, side = supernet.scale, ROUTER_PATCH
+    inputs, diffs, errors = [], [], []
+    with torch.no_grad():
+        for lr, hr in pairs:
+            if tuple(hr.shape[-2:]) != (lr.shape[-2] * scale, lr.shape[-1] * scale) or min(lr.shape[-2:]) < side:
+                raise SrlabError(f"calibration pair: LR {tuple(lr.shape[-2:])} must be at least {side}x{side} and HR "
+                                 f"{tuple(hr.shape[-2:])} the LR times {scale}")
+            outputs = [split_patches(rgb_to_y(routes.run(i, lr[None])), side * scale, stride * scale)[0].flatten(1)
+                       for i in range(routes.num_routes)]
+            truth = split_patches(rgb_to_y(hr[None]), side * scale, stride * scale)[0].flatten(1)
+            inputs.append(split_patches(lr[None], side, stride)[0])
+            diffs.append(torch.stack([(y - outputs[-1]).square().mean(1) for y in outputs[:-1]], dim=1) * LEVELS2)
+            errors.append((outputs[-1] - truth).square().mean(1) * LEVELS2)
+    if not inputs:
+        raise SrlabError("router calibration needs at least one calibration image")
+    router = routes.router
+    loss = fit_router(router, torch.cat(inputs), torch.cat(diffs), torch.cat(errors), patch=side, steps=steps,
+                      batch_size=256, lr=2e-3, seed=seed, flip=True)
+    return router, loss
+
+
+@register_adaptive
+def arm_learned(model: nn.Module, *, checkpoint: Path | None = None, knob: float = 0.3) -> ArmLearnedRouting:
+    """An ARM supernet with the learned router ``<stem>.router.safetensors`` beside its ``checkpoint``."""
+    check_supernet(model, "arm_learned")
+    if checkpoint is None:
+        raise SrlabError("adaptive method arm_learned needs the supernet's weights and their router: give "
+                         f"--checkpoint FILE (FILE's router: <stem>{ROUTER_SUFFIX} beside it)")
+    return ArmLearnedRouting(model, load_arm_router(router_file(Path(checkpoint)), model), knob=knob)

@@ -1,0 +1,106 @@
+"""``arm_learned``: an ARM supernet routed by a learned router at one rate; ``srlab arm-router`` trains it."""
+
+import json
+import re
+
+import pytest
+import torch
+
+import srlab
+from conftest import run_cli, write_folder
+from srlab.adaptive import build_adaptive
+from srlab.adaptive.arm_learned import (
+    ArmLearnedRouting, calibrate_arm_router, load_arm_router, router_file, save_arm_router,
+)
+from srlab.adaptive.costs import route_macs
+from srlab.adaptive.rdsr import DB_PER_RELATIVE_ERROR
+from srlab.data.datasets import discover_pairs, load_pair
+from srlab.errors import SrlabError
+from srlab.models.weights import save_weights
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Two HR photos whose x4 LR images hold a few 32x32 patches."""
+    return write_folder(tmp_path_factory.mktemp("arm") / "HR", {
+        "astronaut": ("astronaut", (192, 160)), "coffee": ("coffee", (160, 128)),
+    })
+
+
+@pytest.fixture(scope="module")
+def weights(photos):
+    """A randomly initialised ARM-FSRCNN supernet saved by srlab, and its router trained for a few steps."""
+    torch.manual_seed(0)
+    supernet = srlab.create_model("arm_fsrcnn", scale=4).eval()
+    path = photos.parent / "arm_fsrcnn.safetensors"
+    save_weights(path, supernet)
+    folder = discover_pairs(photos, 4)
+    router, _ = calibrate_arm_router(supernet, (load_pair(p, 4) for p in folder.pairs), steps=40)
+    save_arm_router(router_file(path), router, supernet)
+    return path
+
+
+def _method(weights, knob):
+    supernet = srlab.create_model(checkpoint=weights).eval()
+    return supernet, build_adaptive("arm_learned", supernet, checkpoint=weights, knob=knob)
+
+
+def test_the_router_round_trips_and_rate_zero_is_the_full_width_without_the_router(weights):
+    supernet, method = _method(weights, 0.0)
+    assert isinstance(method, ArmLearnedRouting) and method.route_names() == ("bicubic", "width 16", "width 36", "width 56")
+    lr = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(1))
+    sr, stats = method.upscale(lr)
+    assert stats.route_counts[:-1] == (0, 0, 0) and stats.router_macs == 0
+    assert torch.equal(sr, torch.round(supernet(lr).clamp(0, 1) * 255) / 255)  # the full width, rounded as ARM's test
+
+
+def test_each_patch_takes_the_route_of_least_predicted_loss_plus_the_rate_times_its_share(weights):
+    supernet, method = _method(weights, 0.5)
+    patches = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * torch.linspace(0, 1, 12)[:, None, None, None]
+    diffs, full = method.router.predict(patches)
+    costs = torch.tensor([route_macs(method, i, (32, 32)) for i in range(4)], dtype=torch.float64)
+    price = 0.5 * float(full.mean()) / DB_PER_RELATIVE_ERROR
+    expected = torch.argmin(diffs + price * costs / costs[-1], dim=1)
+    assert torch.equal(method.route(patches), expected) and costs[0] == 0 and costs[1] < costs[2] < costs[3]
+    spent = []
+    for rate in (0.1, 1.0, 10.0):
+        method.knob = rate
+        spent.append(float(costs[method.route(patches)].sum()))
+    assert spent[0] >= spent[1] >= spent[2]
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "other model"])
+def test_a_missing_corrupt_or_foreign_router_is_a_one_line_error(weights, tmp_path, problem):
+    supernet = srlab.create_model(checkpoint=weights).eval()
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(weights.read_bytes())
+    if problem == "corrupt":
+        router_file(copy).write_bytes(b"not safetensors")
+    if problem == "other model":
+        carn = srlab.create_model("arm_carn", scale=4)
+        save_arm_router(router_file(copy), load_arm_router(router_file(weights), supernet), carn)
+    message = {"missing": "needs the router", "corrupt": "is not a readable router",
+               "other model": "is not a router of arm_fsrcnn"}[problem]
+    with pytest.raises(SrlabError, match=message) as error:
+        build_adaptive("arm_learned", supernet, checkpoint=copy)
+    assert "srlab arm-router" in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(SrlabError, match="runs ARM supernets"):
+        build_adaptive("arm_learned", srlab.create_model("rdsr_s", scale=4), checkpoint=copy)
+
+
+def test_cli_trains_the_router_beside_the_weights_and_eval_routes_with_it(capsys, tmp_path, photos, weights):
+    copy = tmp_path / "supernet.safetensors"
+    copy.write_bytes(weights.read_bytes())
+    code, out, _ = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--steps", "20")
+    assert code == 0 and "router trained on 2 images (20 steps" in out and router_file(copy).is_file()
+    code, _, err = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--out", tmp_path / "r.pt")
+    assert code == 2 and re.search(r"--out .* must end in \.router\.safetensors", err)
+    spent = []
+    for knob in ("0", "2"):
+        out_json = tmp_path / f"eval_{knob}.json"
+        code, stdout, _ = run_cli(capsys, "eval", "--checkpoint", copy, "--adaptive", "arm_learned", "--knob", knob,
+                                  "--data", photos, "--json", out_json, "--quiet")
+        result = json.loads(out_json.read_text())["results"][0]
+        assert code == 0 and result["adaptive"]["method"] == "arm_learned" and result["adaptive"]["knob_name"] == "rate"
+        spent.append(result["macs_spent"] / result["macs_full"])
+    assert spent[0] == pytest.approx(1.0) and spent[1] < 1.0
