@@ -1,7 +1,7 @@
 """Content-adaptive inference against the full path of the same weights: PSNR, MACs and wall-clock.
 
 Usage: python bench/bench_adaptive_speed.py --photos DIR [--full] [--threads 1 2] [--repeats N]
-                                            [--methods arm pcsr rdsr] [--crop N] [--no-timing]
+                                            [--methods arm arm_learned pcsr rdsr] [--crop N] [--no-timing]
 
 DIR holds HR photographs not used for training, e.g. the five validation photos of the proxy set:
 ``bash ../shared/datasets/make_wallpaper_photos.sh OUT`` then ``--photos OUT/val/HR``, or the 2K photos of
@@ -19,6 +19,9 @@ Methods, x4, released weights (../shared/official-weights):
   path: the full-width supernet, (a) on the whole image in one forward and (b) on the same 128-pixel
   regions as the adaptive mode (StaticRoutes through the region mode); the time reference is the
   faster of the two on each photo and thread count, PSNR and MACs are (a)'s.
+* ``arm_learned``: the same supernet and region mode routed by srlab's learned router at one rate
+  (``--arm-rate``; ``--arm-checkpoint``: a copy of ``arm-carn.pth`` with the router ``srlab arm-router``
+  wrote beside it).
 * PCSR-CARN (``pcsr/carn-pcsr-phase1_iter_last.pth``) at several k (negative k sends more pixels
   heavy). Full path: the same network with every pixel on the heavy sampler (``routing="heavy"``, no
   classifier), the same whole-image forward. "all light" (every pixel light) is the floor of its MACs.
@@ -205,8 +208,11 @@ x1.89 / x1.66, x1.78 / x1.65, x1.83 / x1.62**: the targets met on the 2K photos.
 -0.0137 dB 0.788 x1.16 / x0.94, 0.2 -0.0310 0.705 x1.23 / x0.98, 0.25 -0.0437 0.645 x1.41 / x1.10.
 
 What remains: cheaper ARM knobs need better routing than the table's (``bench/arm_routing_bounds.py``: the
-released supernet routed by the ground truth reaches -0.03 dB at ~0.29 of the MACs on the 2K photos, srlab's
-learned router at ~0.74, the table at eta 2 -0.021 dB for 0.842); PCSR's saving is capped by its shared backbone; rdsr_adaptive on the
+released supernet routed by the ground truth reaches -0.03 dB at ~0.29 of the MACs on the 2K photos, by exact
+differences to the full width ~0.42 before the windows' context, srlab's learned router at ~0.74, the table at eta
+2 -0.021 dB for 0.842; ``--methods arm_learned``, the router as a method since session 25, calibrated with 16,000
+steps: rate 0.2 -0.0172 dB 0.747, 0.25 -0.0215 0.710, 0.3 -0.0334 0.670, 0.4 -0.0469 0.621, 2K photos,
+``--no-timing``, AMD EPYC Zen 4); PCSR's saving is capped by its shared backbone; rdsr_adaptive on the
 validation photos (0.71 of the MACs at -0.03 dB at either rule; at rate 0.2 x1.23 at one thread and x0.98 at
 two: their LR images are a quarter of the 2K photos' and the cascade's fixed costs weigh more).
 """
@@ -299,6 +305,15 @@ def arm_cases(knobs: list[float], protocol_knob: float | None) -> list[Case]:
     if protocol_knob is not None:
         cases.append(Case(f"ARM-CARN eta {protocol_knob:g} 32/28 protocol", protocol_knob, protocol))
     return cases
+
+
+def arm_learned_cases(rates: list[float], checkpoint: str | None) -> list[Case]:
+    """ARM-CARN routed by srlab's learned router (``arm_learned``; its router beside ``checkpoint``, a copy of
+    the released weights: ``srlab arm-router --checkpoint COPY --data TRAIN`` writes it there)."""
+    checkpoint = Path(checkpoint) if checkpoint else WEIGHTS / "arm" / "arm-carn.pth"
+    supernet = create_model("arm_carn", scale=SCALE, checkpoint=checkpoint).eval()
+    method = build_adaptive("arm_learned", supernet, checkpoint=checkpoint, knob=0.0).eval()
+    return region_cases("ARM-CARN full width", supernet, method, rates)
 
 
 def pcsr_cases(knobs: list[float]) -> list[Case]:
@@ -456,7 +471,8 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true",
                         help="PSNR and MACs only, no times (for a machine that other jobs load)")
     parser.add_argument("--repeats", type=int)
-    parser.add_argument("--methods", nargs="+", choices=["arm", "pcsr", "rdsr"], default=["arm", "pcsr", "rdsr"])
+    parser.add_argument("--methods", nargs="+", choices=["arm", "arm_learned", "pcsr", "rdsr"],
+                        default=["arm", "pcsr", "rdsr"])
     parser.add_argument("--rdsr-knob", "--rdsr-loss", dest="rdsr_knob", type=float, nargs="+",
                         default=[0.03, 0.05, 0.1, 0.2], help="rdsr_adaptive's knobs (the --rdsr-rule's: loss or rate)")
     parser.add_argument("--rdsr-rule", choices=["rdsr_adaptive", "rdsr_adaptive_rate"], default="rdsr_adaptive",
@@ -475,6 +491,10 @@ def main() -> None:
     parser.add_argument("--arm-eta", type=float, nargs="+", default=[1.0, 1.5, 2.0, 4.0])
     parser.add_argument("--arm-protocol-eta", type=float, default=4.0,
                         help="also run the 32/28 evaluation protocol at this eta (for comparison)")
+    parser.add_argument("--arm-rate", type=float, nargs="+", default=[0.2, 0.3, 0.4],
+                        help="arm_learned's knobs (dB per full width's MACs)")
+    parser.add_argument("--arm-checkpoint", help="ARM-CARN weights with <stem>.router.safetensors beside them "
+                                                 "(arm_learned; default: the released weights, which have none)")
     parser.add_argument("--pcsr-k", type=float, nargs="+", default=[-0.5, -0.25, 0.0, 0.5])
     opts = parser.parse_args()
     threads = [] if opts.no_timing else opts.threads or ([1, 2] if opts.full else [1])
@@ -490,6 +510,7 @@ def main() -> None:
           + f"), x{SCALE}, {repeats} interleaved repeats, {'whole photos' if opts.full else f'centre crops {opts.crop} LR'}")
     for method in opts.methods:
         cases = {"arm": lambda: arm_cases(opts.arm_eta, opts.arm_protocol_eta), "pcsr": lambda: pcsr_cases(opts.pcsr_k),
+                 "arm_learned": lambda: arm_learned_cases(opts.arm_rate, opts.arm_checkpoint),
                  "rdsr": lambda: rdsr_cases(opts.rdsr_knob, opts.rdsr_weights, opts.rdsr_modes, opts.rdsr_rule)}[method]()
         measure(cases, photos, threads, repeats)
         report(cases, list(photos), threads)
