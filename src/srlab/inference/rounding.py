@@ -22,7 +22,7 @@ from torch import nn
 # (onnxruntime's kernels sum in other orders there).
 ROUNDING_FACTOR = 8
 # Beyond one 8-bit level from float64, eager float32 has lost the output itself (randomly initialised ELAN-light
-# at LR 180x320: 0.75) and no path can be judged by it: then only the 1e-4 rule holds.
+# at LR 180x320: 0.52-0.75) and no path can be judged by it: then only the 1e-4 rule holds.
 MAX_OWN_ERROR = 1 / 255
 
 
