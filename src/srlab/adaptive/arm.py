@@ -10,6 +10,7 @@ cost`` for the patch's edge score. The knob is ``eta`` in units of the full netw
 As the official test, each SR patch is clamped to [0, 1] and rounded to 8-bit levels before the
 patches are merged (:meth:`ArmRouting.run`), so the merged image equals the official loop's
 (`tests/adaptive/test_arm_routing.py`, against :func:`srlab.models.arm_lookup.arm_upscale_patches`).
+The same routes chosen by srlab's learned router instead of the table: :mod:`srlab.adaptive.arm_learned`.
 """
 
 from __future__ import annotations

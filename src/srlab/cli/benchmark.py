@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from srlab.cli.common import add_path_flags, flag, non_negative_int, parse_model_args, positive_int
 from srlab.adaptive import list_adaptive
+from srlab.cli.common import add_path_flags, flag, non_negative_int, parse_model_args, positive_int
 from srlab.cli.profile import lr_size
 from srlab.errors import SrlabError
 from srlab.metrics.registry import metric_names, parse_metric_weights, parse_metrics, weight_keys
