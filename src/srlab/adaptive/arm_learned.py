@@ -12,9 +12,10 @@ width everywhere without the router). Not ARM's method: srlab's router on ARM's 
 The router lives beside the supernet's weights, ``<stem>.router.safetensors`` (as ARM's lookup table
 lives in ``<stem>.hmap.json``), written by :func:`calibrate_arm_router` (``srlab arm-router``) from the
 whole-image outputs of every route on calibration photos (never the test sets), 32x32 LR patches at
-stride 16. Measured (``bench/arm_routing_bounds.py``): the released ARM-CARN on the 13 2K test photos,
-AMD EPYC Zen 4, router fitted on the 49 proxy training photos with 16,000 steps: ~0.69 of the MACs at
--0.03 dB in the region mode, against the lookup table's 0.842 at -0.0209 dB (eta 2).
+stride 16. Measured (``bench/bench_adaptive_speed.py --methods arm_learned``, 2026-12-07): the released
+ARM-CARN on the 13 2K test photos, AMD EPYC Zen 4, router fitted on the 49 proxy training photos with 16,000
+steps, region mode: rate 0.25 -0.0215 dB at 0.710 of the MACs, x1.60 / x1.69 faster than the full width at 1 / 2
+threads (~0.69 of the MACs at -0.03 dB), against the lookup table's 0.842 at -0.0209 dB (eta 2).
 """
 
 from __future__ import annotations
