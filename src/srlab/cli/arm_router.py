@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from srlab.adaptive.arm_learned import ROUTER_SUFFIX, calibrate_arm_router, router_file, save_arm_router
-from srlab.cli.common import flag, parse_model_args, positive_int
-from srlab.data.datasets import discover_pairs, load_pair
+from srlab.cli.common import flag, parse_model_args, positive_int, readable_pairs
+from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import check_not_overwriting
 from srlab.models.create import create_model
@@ -41,16 +41,10 @@ def run(args: argparse.Namespace) -> int:
     folder = discover_pairs(args.data, model.scale)
     failures: dict[str, str] = {}
 
-    def readable_pairs():
-        for pair in folder.pairs:
-            try:
-                yield load_pair(pair, model.scale)
-            except SrlabError as e:
-                failures[pair.name] = str(e)
-
     start = time.perf_counter()
     try:
-        router, loss = calibrate_arm_router(model, readable_pairs(), stride=args.stride, steps=args.steps, seed=args.seed)
+        router, loss = calibrate_arm_router(model, readable_pairs(folder, model.scale, failures), stride=args.stride,
+                                            steps=args.steps, seed=args.seed)
     finally:
         for name, problem in failures.items():
             print(f"srlab: error: {name}: {problem}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from srlab.adaptive import AdaptiveMethod, adaptive_for, list_adaptive
+from srlab.data.datasets import PairedFolder, load_pair
 from srlab.data.io import list_images
 from srlab.errors import SrlabError
 from srlab.inference.path_cache import PathCache
@@ -187,6 +188,18 @@ def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveM
     if not float(spec_of(model).scale).is_integer():  # patches would not map to whole output pixels
         raise SrlabError(f"adaptive inference needs an integer scale, not x{spec_of(model).scale}: drop --adaptive")
     return adaptive_for(model, method=method or None, checkpoint=args.checkpoint, knob=args.knob)
+
+
+def readable_pairs(
+    folder: PairedFolder, scale: float, failures: dict[str, str]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The (LR, HR) pairs of ``folder`` that load; each that does not goes into ``failures`` (name: why), for
+    the command to report in one line each while the others are used."""
+    for pair in folder.pairs:
+        try:
+            yield load_pair(pair, scale)
+        except SrlabError as e:
+            failures[pair.name] = str(e)
 
 
 def images_of(inputs: Sequence[str | Path]) -> list[Path]:

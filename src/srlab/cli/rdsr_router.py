@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from srlab.adaptive.rdsr import calibrate_feature_router, calibrate_router, with_router
-from srlab.cli.common import flag, positive_int
-from srlab.data.datasets import discover_pairs, load_pair
+from srlab.cli.common import flag, positive_int, readable_pairs
+from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import check_not_overwriting
 from srlab.models.create import create_model
@@ -56,19 +56,13 @@ def run(args: argparse.Namespace) -> int:
     folder = discover_pairs(args.data, model.scale)
     failures: dict[str, str] = {}
 
-    def readable_pairs():
-        for pair in folder.pairs:
-            try:
-                yield load_pair(pair, model.scale)
-            except SrlabError as e:
-                failures[pair.name] = str(e)
-
     calibrations = [("router", calibrate_router, 16)] if first_router else []
     calibrations += [("feature router", calibrate_feature_router, 32)] if args.feature_router else []
     try:
         for name, calibrate, stride in calibrations:
             start = time.perf_counter()
-            loss = calibrate(model, readable_pairs(), stride=args.stride or stride, steps=args.steps, seed=args.seed)
+            loss = calibrate(model, readable_pairs(folder, model.scale, failures), stride=args.stride or stride,
+                             steps=args.steps, seed=args.seed)
             print(f"{name} trained on {len(folder.pairs) - len(failures)} images ({args.steps} steps, final loss "
                   f"{loss:.3f}) in {time.perf_counter() - start:.0f} s")
     finally:
