@@ -5,7 +5,7 @@ Usage: python bench/rdsr_feature_router.py --calibrate TRAIN_HR --photos DIR [--
        (TRAIN_HR: the proxy training photos, ``make_wallpaper_photos.sh OUT`` then ``OUT/train/HR``; DIR: the
        2K photos of ``scripts/make_photo_test2k.sh OUT2K``, ``OUT2K/HR``)
 
-The router (:class:`srlab.models.rdsr_adaptive.ExitRouter`) sees the LR patch only, and with both of its
+The router (:class:`srlab.layers.router.ExitRouter`) sees the LR patch only, and with both of its
 predictions exact the region mode would spend under half the MACs at -0.03 dB on the 2K photos, where the
 trained router spends ~0.63 (``bench/rdsr_adaptive_oracle.py --decompose``). A block that leaves at exit 1
 or deeper runs the network's head and first block anyway, so their features (32 channels at LR resolution)
@@ -61,7 +61,7 @@ from srlab.data.io import list_images, read_rgb
 from srlab.data.resize import imresize
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
-from srlab.models.rdsr_adaptive import ROUTER_EPS
+from srlab.layers.router import ROUTER_EPS
 
 SCALE, BLOCK, STRIDE = 4, 32, 16
 

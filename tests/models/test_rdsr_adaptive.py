@@ -177,7 +177,7 @@ def test_the_bundled_weights_load_with_the_plain_router_and_a_trained_feature_ro
 
 
 def test_a_feature_router_removes_the_lr_mean_only_and_reads_either_memory_order():
-    from srlab.models.rdsr_adaptive import ExitRouter
+    from srlab.layers.router import ExitRouter
 
     torch.manual_seed(0)
     router = ExitRouter(num_routes=3, width=4, features=2).eval()

@@ -3,7 +3,7 @@
 ARM routes each patch by its edge score through a lookup table built on a validation set
 (:mod:`srlab.adaptive.arm`). This method keeps the supernet and its routes (bicubic, then the subnets; each
 SR patch rounded to 8-bit levels as ARM's test rounds) and routes instead as ``rdsr_adaptive_rate`` does:
-a small CNN on the LR patch (:class:`srlab.models.rdsr_adaptive.ExitRouter`) predicts each cheaper
+a small CNN on the LR patch (:class:`srlab.layers.router.ExitRouter`) predicts each cheaper
 route's mean squared Y difference to the full width's output and the full width's own squared error, and
 each patch takes ``argmin_k d[k] + rate * mean(e) / DB_PER_RELATIVE_ERROR * macs[k]`` (``macs`` as shares of
 the full width's; the knob ``rate``: the PSNR in dB an image's full-width MACs are worth; 0 runs the full
@@ -38,9 +38,9 @@ from srlab.adaptive.rdsr import (
 )
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_write_bytes
+from srlab.layers.router import ExitRouter
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
-from srlab.models.rdsr_adaptive import ExitRouter
 from srlab.models.registry import spec_of
 
 ROUTER_SUFFIX = ".router.safetensors"

@@ -10,7 +10,7 @@ patches as one batch, and an exit keeps the shapes of the layers it runs, so the
 time saved.
 
 The knob is the PSNR an image may lose, in dB (``loss``): the router (the model's
-:class:`~srlab.models.rdsr_adaptive.ExitRouter`) predicts for each patch of the image the squared
+:class:`~srlab.layers.router.ExitRouter`) predicts for each patch of the image the squared
 difference each exit's output would have to the full path's, ``d[p, k]``, and the full path's own
 squared error ``e[p]``; the image may add ``(10 ** (loss / 10) - 1) * sum(e)`` of squared error, and the
 patches take the exits that spend the fewest MACs within that budget: ``argmin_k d[p, k] + lam *
@@ -81,7 +81,8 @@ from srlab.errors import SrlabError
 from srlab.metrics.color import rgb_to_y
 from srlab.models.complexity import count_macs
 from srlab.models.create import create_model
-from srlab.models.rdsr_adaptive import ROUTER_EPS, RDSRAdaptive
+from srlab.layers.router import ROUTER_EPS
+from srlab.models.rdsr_adaptive import RDSRAdaptive
 from srlab.models.weights import load_matching, read_checkpoint
 
 LEVELS2 = 255.0**2  # squared errors of [0, 1] images in squared 8-bit levels

@@ -1,6 +1,6 @@
 """Cascade execution of ``rdsr_adaptive``: a second router decides the deeper exits after the first block.
 
-The router of the region mode (:class:`~srlab.models.rdsr_adaptive.ExitRouter`) sees the LR block only.
+The router of the region mode (:class:`~srlab.layers.router.ExitRouter`) sees the LR block only.
 A block that leaves at exit 1 or deeper runs the head and the first block anyway, so a router that
 decides the deeper exits after them sees their 32 feature channels for free; measured before this was
 built (``bench/rdsr_feature_router.py``, 2K test photos, routes / region-mode windows at -0.03 dB), such
