@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -104,3 +105,16 @@ def test_cli_trains_the_router_beside_the_weights_and_eval_routes_with_it(capsys
         assert code == 0 and result["adaptive"]["method"] == "arm_learned" and result["adaptive"]["knob_name"] == "rate"
         spent.append(result["macs_spent"] / result["macs_full"])
     assert spent[0] == pytest.approx(1.0) and spent[1] < 1.0
+
+
+def test_an_image_smaller_than_the_routers_patch_is_reported_and_the_others_used(capsys, tmp_path, photos, weights):
+    data = tmp_path / "data"
+    shutil.copytree(photos, data)
+    write_folder(data, {"tiny": ("chelsea", (64, 64))})  # 16x16 LR at x4
+    copy = tmp_path / "supernet.safetensors"
+    copy.write_bytes(weights.read_bytes())
+    code, out, err = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", data, "--steps", "5")
+    assert code == 1 and "router trained on 2 images" in out and router_file(copy).is_file()
+    assert err.strip().splitlines() == [
+        "srlab: error: tiny: LR 16x16 is smaller than the 32x32 patches the router learns from: give larger images"
+    ]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from srlab.adaptive.arm_learned import ROUTER_SUFFIX, calibrate_arm_router, router_file, save_arm_router
+from srlab.adaptive.rdsr import ROUTER_PATCH
 from srlab.cli.common import flag, parse_model_args, positive_int, readable_pairs
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
@@ -43,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        router, loss = calibrate_arm_router(model, readable_pairs(folder, model.scale, failures), stride=args.stride,
-                                            steps=args.steps, seed=args.seed)
+        pairs = readable_pairs(folder, model.scale, failures, min_lr_side=ROUTER_PATCH)
+        router, loss = calibrate_arm_router(model, pairs, stride=args.stride, steps=args.steps, seed=args.seed)
     finally:
         for name, problem in failures.items():
             print(f"srlab: error: {name}: {problem}", file=sys.stderr)

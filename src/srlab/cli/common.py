@@ -191,15 +191,21 @@ def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveM
 
 
 def readable_pairs(
-    folder: PairedFolder, scale: float, failures: dict[str, str]
+    folder: PairedFolder, scale: float, failures: dict[str, str], *, min_lr_side: int = 1
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The (LR, HR) pairs of ``folder`` that load; each that does not goes into ``failures`` (name: why), for
-    the command to report in one line each while the others are used."""
+    """The (LR, HR) pairs of ``folder`` that load, with LR sides of at least ``min_lr_side``; each other goes
+    into ``failures`` (name: why), for the command to report in one line each while the others are used."""
     for pair in folder.pairs:
         try:
-            yield load_pair(pair, scale)
+            lr, hr = load_pair(pair, scale)
         except SrlabError as e:
             failures[pair.name] = str(e)
+            continue
+        if min(lr.shape[-2:]) < min_lr_side:
+            failures[pair.name] = (f"LR {lr.shape[-2]}x{lr.shape[-1]} is smaller than the {min_lr_side}x{min_lr_side} "
+                                   "patches the router learns from: give larger images")
+            continue
+        yield lr, hr
 
 
 def images_of(inputs: Sequence[str | Path]) -> list[Path]:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from srlab.adaptive.rdsr import calibrate_feature_router, calibrate_router, with_router
+from srlab.adaptive.rdsr import ROUTER_PATCH, calibrate_feature_router, calibrate_router, with_router
 from srlab.cli.common import flag, positive_int, readable_pairs
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for name, calibrate, stride in calibrations:
             start = time.perf_counter()
-            loss = calibrate(model, readable_pairs(folder, model.scale, failures), stride=args.stride or stride,
-                             steps=args.steps, seed=args.seed)
+            pairs = readable_pairs(folder, model.scale, failures, min_lr_side=ROUTER_PATCH)
+            loss = calibrate(model, pairs, stride=args.stride or stride, steps=args.steps, seed=args.seed)
             print(f"{name} trained on {len(folder.pairs) - len(failures)} images ({args.steps} steps, final loss "
                   f"{loss:.3f}) in {time.perf_counter() - start:.0f} s")
     finally:
