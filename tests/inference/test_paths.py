@@ -94,6 +94,34 @@ def test_bf16_path_casts_at_the_boundary(model, lr):
     assert 0 < (out - upscale_tensor(model, lr)).abs().max().item() < 0.05
 
 
+def test_a_compiled_path_compiles_its_boundary_casts_with_the_network(model, monkeypatch):
+    """The casts in and out run inside the compiled graph: outside it, the output's change of layout (a
+    3-channel channels_last image back to NCHW) was a copy of its own (10 ms of SPAN-ch28's 105 ms)."""
+    compiled = []
+
+    class Recorder:
+        def __init__(self, net, original, path_name):
+            compiled.append(net)
+            self.net = net
+
+        def __call__(self, x):
+            return self.net(x)
+
+    monkeypatch.setattr(paths_module, "AotCompiled", Recorder)
+    run = paths_module.build_path(PATHS["bf16_compile"], model)
+    out = run(torch.rand(1, 3, 10, 12))
+    net = compiled[0]
+    assert out.dtype == torch.float32 and out.is_contiguous()
+    # the module handed to the compiler takes and returns float32 NCHW: the casts are in its graph
+    seen = []
+    inner = net.net
+    handle = inner.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    result = net(torch.rand(1, 3, 10, 12))
+    handle.remove()
+    assert result.dtype == torch.float32 and result.is_contiguous()
+    assert seen[0].dtype == torch.bfloat16 and seen[0].is_contiguous(memory_format=torch.channels_last)
+
+
 def test_no_native_bf16_units_means_no_bf16_path(model, lr, monkeypatch):
     monkeypatch.setattr(paths_module, "cpu_has_bf16", lambda: False)  # an AMD Zen 3
     for name in ("bf16", "bf16_compile"):

@@ -59,8 +59,8 @@ def test_span_output_convolution_stays_float32(dtype):
     x = torch.rand(1, 3, 12, 12).to(dtype)
     seen, out = _dtypes_seen(mixed, x, ["block_1.attention", "conv_cat", "upsampler"])
     assert seen["block_1.attention"] == (dtype, dtype)
-    assert seen["conv_cat"] == (dtype, dtype)
-    assert seen["upsampler"] == (torch.float32, torch.float32)  # its input cast up, its output the image
+    assert "conv_cat" not in seen  # in 16 bits its weights run per concatenated part, summed in float32
+    assert seen["upsampler"] == (torch.float32, torch.float32)  # the float32 sum, its output the image
     assert out.dtype == torch.float32
     with torch.inference_mode():
         ref = model(x.float())
@@ -78,6 +78,14 @@ def test_a_float32_module_output_flows_on_until_a_16_bit_module_casts_it():
     assert seen["block_3"] == (torch.float32, torch.float32)
     assert seen["block_4.c1_r.eval_conv"] == (torch.bfloat16, torch.bfloat16)
     assert seen["block_4.attention"] == (torch.bfloat16, torch.float32)  # out3 + x: x is block_3's float32 output
+
+
+def test_span_cast_whole_to_16_bits_runs_in_16_bits():
+    """Without srlab's float32 upsampler (``model.to(dtype)``), conv_cat's float32 sum is cast back for it."""
+    model = deploy(create_model("span_ch28", scale=4).eval()).to(torch.bfloat16)
+    with torch.inference_mode():
+        out = model(torch.rand(1, 3, 8, 8, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 3, 32, 32)
 
 
 def test_span_attention_in_16_bits_keeps_its_precision_near_zero():
