@@ -217,3 +217,24 @@ def test_max_pool_to_is_adaptive_max_pooling(dtype, size, out):
     for layout in (torch.contiguous_format, torch.channels_last):
         x = x.contiguous(memory_format=layout)
         assert torch.equal(max_pool_to(x, out), torch.nn.functional.adaptive_max_pool2d(x, out))
+
+
+@pytest.mark.parametrize(("size", "out"), [((7, 9), (3, 4)), ((13, 5), (13, 5)), ((10, 10), (1, 1)), ((5, 3), (2, 2)),
+                                           ((180, 320), (22, 40)), ((23, 40), (11, 20))])
+def test_adaptive_max_pool_by_sliding_windows_is_adaptive_max_pooling(size, out):
+    """The compiled graphs' form (windows of k and k + 1 positions, the longer ones wherever they fall)."""
+    from srlab.models.safmn import _adaptive_max_pool_by_sliding_windows as along
+
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(along(along(x, out[0], 2), out[1], 3), torch.nn.functional.adaptive_max_pool2d(x, out))
+
+
+def test_max_pool_to_takes_the_sliding_form_when_compiling(monkeypatch):
+    from srlab.models.safmn import max_pool_to
+
+    x = torch.randn(1, 9, 23, 40, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    monkeypatch.setattr(torch.nn.functional, "adaptive_max_pool2d", None)  # must not be called
+    pooled = max_pool_to(x, (11, 20))
+    monkeypatch.undo()
+    assert torch.equal(pooled, torch.nn.functional.adaptive_max_pool2d(x, (11, 20)))
