@@ -263,9 +263,9 @@ def _info(scales: tuple[int, ...]) -> ModelInfo:
         receptive_radius=24,
         reparameterizable=True,
         half_precision_safe=True,
-        # The output convolution in float32 (its float32 output is the image): with the attention's
-        # tanh form, bfloat16 loses 0.0166 / 0.0126 dB on Set5 / Set14 x4 (SPAN-ch28's weights) instead
-        # of 0.0195 / 0.0126 with it in 16 bits too (srlab.inference.paths.BF16_MEASURED_DROP).
+        # The output convolution in float32 (its float32 output is the image): bfloat16 loses 0.0172 /
+        # 0.0111 dB on Set5 / Set14 x4 (SPAN-ch28's weights, AMD EPYC Zen 4), against 0.0237 on Set5 with it
+        # in 16 bits too (srlab.inference.paths.BF16_MEASURED_DROP).
         float32_modules=("upsampler",),
         args_from_weights=_args_from_weights,
     )
