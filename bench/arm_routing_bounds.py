@@ -26,7 +26,8 @@ Again (2026-12-07, session 25, same machine and photos): the difference oracle, 
 -0.0011 0.776, 0.02 -0.0039 0.643, 0.05 -0.0152 0.489, 0.1 -0.0393 0.372, 0.2 -0.0770 0.288 (~0.42 at -0.03 dB,
 no window overhead); the learned router with ``--steps 16000`` (the count ``rdsr_adaptive``'s routers are
 calibrated with), rate 0.1 -0.0083 dB 0.834, 0.2 -0.0172 0.746, 0.3 -0.0334 0.669, 0.4 -0.0469 0.620 (~0.69 at
--0.03 dB; the run ~25 minutes). So the released supernet's widths are not what keeps ARM-CARN from half the
+-0.03 dB; the run ~25 minutes; ``rdsr_adaptive``'s router shape, width 16, the default until session 26,
+which trains width 32 on contrast-normalised patches: README). So the released supernet's widths are not what keeps ARM-CARN from half the
 MACs: even routed by exact differences it would spend ~0.42 before the region mode's context; its routing is
 (the table's edge score, and a router that predicts each block's loss from the LR block alone, as
 rdsr_adaptive's first router; a width-slimmed supernet has no cheap first stage whose features a second

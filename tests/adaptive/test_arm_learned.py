@@ -55,6 +55,27 @@ def test_the_router_round_trips_and_rate_zero_is_the_full_width_without_the_rout
     assert torch.equal(sr, torch.round(supernet(lr).clamp(0, 1) * 255) / 255)  # the full width, rounded as ARM's test
 
 
+def test_the_router_file_records_its_shape_and_older_files_load_with_the_first_shape(weights, tmp_path):
+    from safetensors import safe_open
+    from srlab.adaptive.arm_learned import ROUTER_CONTRAST, ROUTER_WIDTH, UNRECORDED_SHAPE, _fresh_router
+
+    supernet = srlab.create_model(checkpoint=weights).eval()
+    with safe_open(str(router_file(weights)), framework="pt") as f:
+        meta = f.metadata()
+    assert (meta["router_width"], meta["router_contrast"]) == (str(ROUTER_WIDTH), json.dumps(ROUTER_CONTRAST))
+    router = load_arm_router(router_file(weights), supernet)
+    assert router.body[0].out_channels == ROUTER_WIDTH and router.contrast == ROUTER_CONTRAST
+    # a session-25 file: no shape in its metadata, rdsr_adaptive's router shape
+    from safetensors.torch import save_file
+
+    old = _fresh_router(supernet, **UNRECORDED_SHAPE)
+    path = tmp_path / "old.router.safetensors"
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, str(path), metadata={
+        "srlab": "arm_learned router", "model": "arm_fsrcnn", "widths": json.dumps(list(supernet.widths))})
+    loaded = load_arm_router(path, supernet)
+    assert loaded.body[0].out_channels == UNRECORDED_SHAPE["width"] and not loaded.contrast
+
+
 def test_each_patch_takes_the_route_of_least_predicted_loss_plus_the_rate_times_its_share(weights):
     supernet, method = _method(weights, 0.5)
     patches = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * torch.linspace(0, 1, 12)[:, None, None, None]

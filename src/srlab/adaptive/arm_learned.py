@@ -12,10 +12,13 @@ width everywhere without the router). Not ARM's method: srlab's router on ARM's 
 The router lives beside the supernet's weights, ``<stem>.router.safetensors`` (as ARM's lookup table
 lives in ``<stem>.hmap.json``), written by :func:`calibrate_arm_router` (``srlab arm-router``) from the
 whole-image outputs of every route on calibration photos (never the test sets), 32x32 LR patches at
-stride 16. Measured (``bench/bench_adaptive_speed.py --methods arm_learned``, 2026-12-07): the released
-ARM-CARN on the 13 2K test photos, AMD EPYC Zen 4, router fitted on the 49 proxy training photos with 16,000
-steps, region mode: rate 0.25 -0.0215 dB at 0.710 of the MACs, x1.60 / x1.69 faster than the full width at 1 / 2
-threads (~0.69 of the MACs at -0.03 dB), against the lookup table's 0.842 at -0.0209 dB (eta 2).
+stride 16; the file's metadata records the supernet (name, widths) and the router's shape (width, contrast).
+Measured (``bench/bench_adaptive_speed.py --methods arm_learned``, 2026-12-07): the released ARM-CARN on the 13 2K
+test photos, AMD EPYC Zen 4, router fitted on the 49 proxy training photos with 16,000 steps, region mode: with
+``rdsr_adaptive``'s router shape (width 16, no contrast) rate 0.25 -0.0215 dB at 0.710 of the MACs, x1.60 / x1.69
+faster than the full width at 1 / 2 threads (~0.69 of the MACs at -0.03 dB), against the lookup table's 0.842 at
+-0.0209 dB (eta 2); with the default shape since (width 32, contrast) rate 0.3 -0.0251 dB at 0.654 (~0.63 at
+-0.03 dB; not timed).
 """
 
 from __future__ import annotations
@@ -44,7 +47,15 @@ from srlab.models.complexity import count_macs
 from srlab.models.registry import spec_of
 
 ROUTER_SUFFIX = ".router.safetensors"
-ROUTER_WIDTH = 16  # rdsr_adaptive's router width: 0.4 % of rdsr_adaptive's MACs per patch, less of ARM-CARN's
+# The router trained by default: twice rdsr_adaptive's width, on contrast-normalised patches (ExitRouter's
+# ``contrast``). On the 13 2K test photos with the released ARM-CARN (router fitted on the 49 proxy training photos,
+# 16,000 steps; AMD EPYC Zen 4, 2026-12-07) it spends ~0.63 of the MACs at -0.03 dB (rate 0.3 -0.0251 dB at 0.654,
+# worst photo -0.0515) where rdsr_adaptive's shape (width 16, no contrast) spent ~0.68 (rate 0.3 -0.0334 at 0.670,
+# worst -0.1146); its cost, ~0.35 % of ARM-CARN's MACs per patch, is counted in the MACs spent.
+ROUTER_WIDTH = 32
+ROUTER_CONTRAST = True
+# Router files written before the shape was recorded in their metadata (session 25) hold this one.
+UNRECORDED_SHAPE = {"width": 16, "contrast": False}
 
 
 class ArmLearnedRouting(ArmRoutes):
@@ -75,13 +86,14 @@ def router_file(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ROUTER_SUFFIX)
 
 
-def _fresh_router(supernet: nn.Module) -> ExitRouter:
-    return ExitRouter(num_routes=len(supernet.widths) + 1, width=ROUTER_WIDTH)
+def _fresh_router(supernet: nn.Module, *, width: int = ROUTER_WIDTH, contrast: bool = ROUTER_CONTRAST) -> ExitRouter:
+    return ExitRouter(num_routes=len(supernet.widths) + 1, width=width, contrast=contrast)
 
 
 def save_arm_router(path: Path, router: ExitRouter, supernet: nn.Module) -> None:
-    """Write ``router`` (atomically) with the supernet it routes: its registry name and widths."""
-    meta = {"srlab": "arm_learned router", "model": spec_of(supernet).name, "widths": json.dumps(list(supernet.widths))}
+    """Write ``router`` (atomically) with the supernet it routes (its registry name and widths) and its own shape."""
+    meta = {"srlab": "arm_learned router", "model": spec_of(supernet).name, "widths": json.dumps(list(supernet.widths)),
+            "router_width": str(router.body[0].out_channels), "router_contrast": json.dumps(router.contrast)}
     atomic_write_bytes(path, save({k: v.contiguous() for k, v in router.state_dict().items()}, metadata=meta))
 
 
@@ -99,10 +111,12 @@ def load_arm_router(path: Path, supernet: nn.Module) -> ExitRouter:
             or meta.get("widths") != json.dumps(list(supernet.widths)):
         raise SrlabError(f"'{path}' is not a router of {spec_of(supernet).name} with widths {list(supernet.widths)} "
                          f"(it says model {meta.get('model')!r}, widths {meta.get('widths')}): {fix}")
-    router = _fresh_router(supernet)
     try:
+        width = int(meta.get("router_width", UNRECORDED_SHAPE["width"]))
+        contrast = json.loads(meta.get("router_contrast", json.dumps(UNRECORDED_SHAPE["contrast"])))
+        router = _fresh_router(supernet, width=width, contrast=bool(contrast))
         router.load_state_dict(tensors, strict=True)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise SrlabError(f"'{path}' holds tensors of another router shape: {fix}") from None
     return router.eval()
 
