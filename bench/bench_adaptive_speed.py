@@ -214,7 +214,9 @@ differences to the full width ~0.42 before the windows' context, srlab's learned
 steps: rate 0.2 -0.0172 dB 0.747, 0.25 -0.0215 0.710, 0.3 -0.0334 0.670, 0.4 -0.0469 0.621, 2K photos,
 ``--no-timing``, AMD EPYC Zen 4; timed on 4 of them, Bridge, Kleiber, sunset and Wine, ``--threads 1 2 --repeats
 3``: rate 0.25 -0.0264 dB 0.615, x1.96 / x1.90 at 1 / 2 threads; all 13 timed: rate 0.2 x1.56 / x1.64, 0.25
-x1.60 / x1.69); PCSR's saving is capped by its shared backbone; rdsr_adaptive on the
+x1.60 / x1.69; since session 27, 3 pixels of context and margin-aware routing, the router of width 32 with
+contrast: rate 0.35 -0.0295 / -0.0634 dB 0.573, x1.99 / x2.02, all 13 timed; the 5 validation photos, not timed:
+rate 0.4 -0.0234 dB 0.724); PCSR's saving is capped by its shared backbone; rdsr_adaptive on the
 validation photos (0.71 of the MACs at -0.03 dB at either rule; at rate 0.2 x1.23 at one thread and x0.98 at
 two: their LR images are a quarter of the 2K photos' and the cascade's fixed costs weigh more).
 """

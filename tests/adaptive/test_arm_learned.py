@@ -91,6 +91,25 @@ def test_each_patch_takes_the_route_of_least_predicted_loss_plus_the_rate_times_
     assert spent[0] >= spent[1] >= spent[2]
 
 
+def test_the_region_mode_weighs_the_margins_a_lone_block_would_cost(weights, monkeypatch):
+    supernet, method = _method(weights, 1.0)
+    costs = torch.tensor([0.0, 0.3, 0.6, 1.0], dtype=torch.float64)
+    # every block's full width is clearly worth it, but the centre one's bicubic route saves 0.1 of a price
+    diffs = torch.tensor([[2.0, 2.0, 2.0, 0.0]], dtype=torch.float64).repeat(9, 1)
+    diffs[4] = torch.tensor([0.9, 2.0, 2.0, 0.0])
+    monkeypatch.setattr(method, "_priced", lambda patches: (diffs, costs, 1.0))
+    patches = torch.zeros(9, 3, 32, 32)
+    assert method.route(patches).tolist() == [3] * 4 + [0] + [3] * 4  # alone, bicubic
+    method.region_margin = 0
+    assert method.route_blocks(patches, (3, 3)).tolist() == [3] * 4 + [0] + [3] * 4
+    method.region_margin = 3  # 4 sides x 3/32 of (0 + 1) = 0.375 > 0.1 saved: the full width
+    assert method.route_blocks(patches, (3, 3)).tolist() == [3] * 9
+    seen = []
+    monkeypatch.setattr(method, "route_blocks", lambda p, grid: seen.append(grid) or torch.full((len(p),), 3))
+    method.upscale(torch.rand(1, 3, 70, 40))
+    assert seen == [(3, 2)]  # the region mode routes through route_blocks, with its block grid
+
+
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "other model"])
 def test_a_missing_corrupt_or_foreign_router_is_a_one_line_error(weights, tmp_path, problem):
     supernet = srlab.create_model(checkpoint=weights).eval()
@@ -115,6 +134,10 @@ def test_cli_trains_the_router_beside_the_weights_and_eval_routes_with_it(capsys
     copy.write_bytes(weights.read_bytes())
     code, out, _ = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--steps", "20")
     assert code == 0 and "router trained on 2 images (20 steps" in out and router_file(copy).is_file()
+    narrow = tmp_path / "narrow.safetensors"
+    narrow.write_bytes(weights.read_bytes())
+    code, _, _ = run_cli(capsys, "arm-router", "--checkpoint", narrow, "--data", photos, "--steps", "2", "--router-width", "8")
+    assert code == 0 and load_arm_router(router_file(narrow), srlab.create_model(checkpoint=narrow)).body[0].out_channels == 8
     code, _, err = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--out", tmp_path / "r.pt")
     assert code == 2 and re.search(r"--out .* must end in \.router\.safetensors", err)
     spent = []

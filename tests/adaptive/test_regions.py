@@ -8,7 +8,7 @@ from torch import nn
 from srlab.adaptive import PatchRoutedMethod
 from srlab.adaptive.reference import StaticRoutes
 from srlab.adaptive.regions import (
-    Region, WindowSet, add_region_windows, adaptive_upscale_regions, merge_blocks, run_window_sets,
+    Region, WindowSet, add_region_windows, adaptive_upscale_regions, merge_blocks, routes_with_seams, run_window_sets,
 )
 from srlab.errors import SrlabError
 from srlab.models.complexity import count_macs
@@ -226,3 +226,38 @@ def test_window_sets_run_in_one_pass_as_each_alone_and_paste_into_a_given_output
     pasted = run_window_sets([WindowSet(method, lr, right, out=given)], batch_size=2, channels_last=False)[0]
     assert pasted is given
     torch.testing.assert_close(given, expected, rtol=0, atol=1e-13)
+
+
+def _seam_energy(unary, costs, seam, routes):
+    """The objective of routes_with_seams, written out pair by pair."""
+    rows, cols, _ = unary.shape
+    grid = routes.view(rows, cols)
+    total = sum(float(unary[y, x, grid[y, x]]) for y in range(rows) for x in range(cols))
+    for y in range(rows):
+        for x in range(cols):
+            for ny, nx in ((y, x + 1), (y + 1, x)):
+                if ny < rows and nx < cols and grid[y, x] != grid[ny, nx]:
+                    total += seam * float(costs[grid[y, x]] + costs[grid[ny, nx]])
+    return total
+
+
+def test_routes_with_seams_start_from_each_blocks_best_route_and_never_raise_the_total():
+    generator = torch.Generator().manual_seed(3)
+    costs = torch.tensor([0.0, 0.33, 0.67, 1.0], dtype=torch.float64)
+    unary = torch.rand(7, 9, 4, generator=generator, dtype=torch.float64) + 0.5 * costs
+    alone = routes_with_seams(unary, costs, 0.0)
+    assert torch.equal(alone, torch.argmin(unary, dim=-1).flatten())
+    for seam in (0.05, 0.2, 1.0):
+        routes = routes_with_seams(unary, costs, seam)
+        assert routes.shape == (63,) and routes.dtype == torch.long
+        assert _seam_energy(unary, costs, seam, routes) < _seam_energy(unary, costs, seam, alone)
+
+
+def test_routes_with_seams_leave_alone_a_block_whose_saving_outweighs_its_margins():
+    costs = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    unary = torch.tensor([0.0, 0.0], dtype=torch.float64) + costs  # every block: route 1 costs 1 more
+    unary = unary.repeat(3, 3, 1)
+    unary[..., 0] += 0.5  # ... and route 0 loses 0.5: route 0 everywhere
+    unary[1, 1, 0] += 1.0  # the centre: route 1 is better by 0.5, and its 4 sides cost 4 x seam x 1
+    assert routes_with_seams(unary, costs, 0.1).view(3, 3)[1, 1] == 1  # 0.4 < 0.5: stays apart
+    assert routes_with_seams(unary, costs, 0.2).view(3, 3)[1, 1] == 0  # 0.8 > 0.5: joins its neighbours

@@ -18,7 +18,9 @@ test photos, AMD EPYC Zen 4, router fitted on the 49 proxy training photos with 
 ``rdsr_adaptive``'s router shape (width 16, no contrast) rate 0.25 -0.0215 dB at 0.710 of the MACs, x1.60 / x1.69
 faster than the full width at 1 / 2 threads (~0.69 of the MACs at -0.03 dB), against the lookup table's 0.842 at
 -0.0209 dB (eta 2); with the default shape since (width 32, contrast) rate 0.3 -0.0251 dB at 0.654 (~0.63 at
--0.03 dB), x1.74 / x1.80 at 1 / 2 threads.
+-0.03 dB), x1.74 / x1.80 at 1 / 2 threads. Since session 27 the region mode runs the windows with 3 pixels of
+context instead of 4 and routes the blocks knowing what their windows' margins cost
+(:meth:`ArmLearnedRouting.route_blocks`): rate 0.35 -0.0295 dB at 0.573 of the MACs, x1.99 / x2.02 at 1 / 2 threads.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from srlab.adaptive.arm import ArmRoutes, check_supernet
 from srlab.adaptive.costs import route_macs
 from srlab.adaptive.method import register_adaptive
 from srlab.adaptive.patches import split_patches
+from srlab.adaptive.regions import routes_with_seams
 from srlab.adaptive.rdsr import (
     DB_PER_RELATIVE_ERROR, LEVELS2, ROUTER_PATCH, fit_router, predict_per_patch, routes_at_price,
 )
@@ -52,7 +55,8 @@ ROUTER_SUFFIX = ".router.safetensors"
 # 16,000 steps; AMD EPYC Zen 4, 2026-12-07) it spends ~0.63 of the MACs at -0.03 dB (rate 0.3 -0.0251 dB at 0.654,
 # worst photo -0.0515) where rdsr_adaptive's shape (width 16, no contrast) spent ~0.68 (rate 0.3 -0.0334 at 0.670,
 # worst -0.1146); its cost, 0.34 % of ARM-CARN's MACs on a 32x32 LR patch (count_macs: 1.99 M against 577.6 M;
-# width 16: 0.10 %), is counted in the MACs spent.
+# width 16: 0.10 %), is counted in the MACs spent. Twice as wide again (width 64, 1.3 % of the MACs; 2974 s to train
+# at 1 thread, final loss -52.924 against -52.681) spent the same (~0.57 at -0.03 dB, margin-aware routing both).
 ROUTER_WIDTH = 32
 ROUTER_CONTRAST = True
 # Router files written before the shape was recorded in their metadata (session 25) hold this one.
@@ -61,6 +65,9 @@ UNRECORDED_SHAPE = {"width": 16, "contrast": False}
 
 class ArmLearnedRouting(ArmRoutes):
     knob_name = "rate"
+    # Context of the region mode's windows: 3 LR pixels, not 4 (13 2K photos, released ARM-CARN, width-32
+    # router, rate 0.3: -0.0253 dB at 0.616 of the MACs against -0.0251 at 0.654; 2: -0.0326 at 0.580).
+    region_margin = 3
     knob_range = (0.0, 100.0)
     # Cheap to expensive; 0 is the full width everywhere.
     knob_sweep = (2.0, 1.0, 0.5, 0.3, 0.2, 0.1, 0.0)
@@ -71,12 +78,30 @@ class ArmLearnedRouting(ArmRoutes):
 
     def route(self, patches: torch.Tensor) -> torch.Tensor:
         if self.knob == 0:
-            return torch.full((len(patches),), self.num_routes - 1, dtype=torch.long, device=patches.device)
+            return self._full_width(patches)
+        diffs, costs, price = self._priced(patches)
+        return routes_at_price(diffs, costs, price).to(patches.device)
+
+    def route_blocks(self, patches: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """:meth:`route` with the margins the region mode's windows add where neighbouring blocks differ
+        (:func:`srlab.adaptive.regions.routes_with_seams`, each such side at ``region_margin / region_block``
+        of the block's MACs, priced as the MACs are)."""
+        if self.knob == 0:
+            return self._full_width(patches)
+        diffs, costs, price = self._priced(patches)
+        seam = price * self.region_margin / self.region_block
+        return routes_with_seams((diffs + price * costs).view(*grid_hw, -1), costs, seam).to(patches.device)
+
+    def _priced(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Each patch's predicted squared difference per route, the routes' MACs (shares of the full width's) and
+        the price of the full width's MACs in squared difference."""
         diffs, full = predict_per_patch(self.router, patches.float())
         costs = torch.tensor([route_macs(self, i, tuple(patches.shape[-2:])) for i in range(self.num_routes)],
                              dtype=torch.float64)
-        price = self.knob * float(full.mean()) / DB_PER_RELATIVE_ERROR
-        return routes_at_price(diffs, costs / costs[-1], price).to(patches.device)
+        return diffs, costs / costs[-1], self.knob * float(full.mean()) / DB_PER_RELATIVE_ERROR
+
+    def _full_width(self, patches: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(patches),), self.num_routes - 1, dtype=torch.long, device=patches.device)
 
     def router_macs(self, patch_hw: tuple[int, int]) -> int:
         return 0 if self.knob == 0 else count_macs(self.router, patch_hw)
@@ -124,15 +149,15 @@ def load_arm_router(path: Path, supernet: nn.Module) -> ExitRouter:
 
 def calibrate_arm_router(
     supernet: nn.Module, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], *, stride: int = 16,
-    steps: int = 16000, seed: int = 0,
+    steps: int = 16000, seed: int = 0, width: int = ROUTER_WIDTH,
 ) -> tuple[ExitRouter, float]:
     """A router for ``supernet`` trained on the (LR, HR) ``pairs`` (calibration images, never test sets):
     every route runs on the whole LR image (rounded as ARM's test rounds); per 32x32 LR patch at ``stride``,
     each route's mean squared Y difference to the full width and the full width's error against HR, in
-    8-bit levels squared; fitted as ``rdsr_adaptive``'s router (:func:`srlab.adaptive.rdsr.fit_router`).
-    Returns the router (eval mode) and the last step's loss."""
+    8-bit levels squared; fitted as ``rdsr_adaptive``'s router (:func:`srlab.adaptive.rdsr.fit_router`),
+    ``width`` channels in its first convolution (contrast-normalised). Returns the router (eval mode) and the last step's loss."""
     check_supernet(supernet, "arm_learned")
-    routes = ArmLearnedRouting(supernet.eval(), _fresh_router(supernet), knob=0.0)  # its router: the one trained here
+    routes = ArmLearnedRouting(supernet.eval(), _fresh_router(supernet, width=width), knob=0.0)  # its router: the one trained here
     scale, side = supernet.scale, ROUTER_PATCH
     inputs, diffs, errors = [], [], []
     with torch.no_grad():

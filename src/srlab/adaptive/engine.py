@@ -40,6 +40,12 @@ class PatchRoutedMethod(AdaptiveMethod):
     def route(self, patches: torch.Tensor) -> torch.Tensor:
         """(P, C, h, w) LR patches -> (P,) int64 route per patch; a pure function of the patches and knob."""
 
+    def route_blocks(self, patches: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """The region mode's (rows * cols,) routes for the blocks of a ``grid_hw`` grid, ``patches`` in row-major
+        order: :meth:`route`, unless a method also weighs what its routes' windows cost side by side (their
+        margins of context; :func:`srlab.adaptive.regions.routes_with_seams`)."""
+        return self.route(patches)
+
     @abc.abstractmethod
     def route_module(self, index: int) -> nn.Module:
         """The network route ``index`` runs (used by :meth:`run` and :meth:`route_macs`)."""

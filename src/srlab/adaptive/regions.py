@@ -10,7 +10,8 @@ and computes less and better:
 
 * Blocks: the LR image is cut into ``block`` x ``block`` blocks without overlap (the last row/column of
   blocks is shorter where the image is not a multiple of ``block``). Each block is routed by the
-  method's own ``route`` on a full-size ``block`` x ``block`` patch: the block itself, or for a short
+  method's own ``route_blocks`` (its ``route``, unless it also weighs its windows' margins:
+  :func:`routes_with_seams`) on a full-size ``block`` x ``block`` patch: the block itself, or for a short
   last block the patch that ends at the image border (so a method calibrated on 32x32 patches, like
   ARM's lookup table, always sees 32x32 patches).
 * Regions: the blocks of one route are merged into rectangles (runs of neighbouring blocks in a row,
@@ -41,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -49,6 +50,9 @@ from srlab.adaptive.costs import route_macs
 from srlab.adaptive.method import AdaptiveMethod
 from srlab.adaptive.patches import check_batch
 from srlab.errors import SrlabError
+
+if TYPE_CHECKING:  # the engine imports this module
+    from srlab.adaptive.engine import PatchRoutedMethod
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -116,6 +120,35 @@ def merge_blocks(routes: torch.Tensor, max_blocks: int) -> list[Region]:
         open_ = still_open
     done += [Region(route, first, rows, c0, c1) for (route, c0, c1), first in open_.items()]
     return done
+
+
+def routes_with_seams(unary: torch.Tensor, costs: torch.Tensor, seam: float, *, sweeps: int = 4) -> torch.Tensor:
+    """(rows * cols,) block routes (row-major) that lower ``sum(unary[block, route]) + seam * sum over
+    neighbouring blocks on different routes (a, b) of (costs[a] + costs[b])`` for the (rows, cols, R) per-block
+    costs ``unary`` and the (R,) ``costs`` of a block on each route: where two neighbours take different routes,
+    each one's window runs a strip of context on that side (``margin / block`` of its own MACs), which
+    ``unary`` (the routes' costs for a block alone) leaves out. Iterated conditional modes from the per-block
+    argmin (ties to the costlier route), the two colours of a checkerboard in turn, ``sweeps`` times."""
+    rows, cols, count = unary.shape
+    routes = count - 1 - torch.argmin(unary.flip(-1), dim=-1)
+    if seam == 0:
+        return routes.flatten()
+    colour = (torch.arange(rows)[:, None] + torch.arange(cols)) % 2
+    every = torch.arange(count)
+    for _ in range(sweeps):
+        for turn in (0, 1):
+            energy = unary.clone()
+            for neighbour in _neighbours(routes):  # -1 beyond the border: no context cut there
+                differs = (neighbour[..., None] >= 0) & (every != neighbour[..., None])
+                energy += seam * differs * (costs + costs[neighbour.clamp(min=0)][..., None])
+            routes = torch.where(colour == turn, count - 1 - torch.argmin(energy.flip(-1), dim=-1), routes)
+    return routes.flatten()
+
+
+def _neighbours(grid: torch.Tensor) -> list[torch.Tensor]:
+    """The (rows, cols) ``grid``'s value at each cell's right, left, lower and upper neighbour (-1 past the border)."""
+    padded = torch.nn.functional.pad(grid, (1, 1, 1, 1), value=-1)
+    return [padded[1:-1, 2:], padded[1:-1, :-2], padded[2:, 1:-1], padded[:-2, 1:-1]]
 
 
 def _block_starts(size: int, block: int) -> torch.Tensor:
@@ -264,7 +297,7 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
 
 
 def adaptive_upscale_regions(
-    method: AdaptiveMethod,
+    method: PatchRoutedMethod,
     lr: torch.Tensor,
     *,
     block: int = 32,
@@ -296,7 +329,7 @@ def adaptive_upscale_regions(
     with torch.no_grad():
         for image in range(n):
             patches, rows, cols = routing_patches(lr[image : image + 1], block)
-            routes = method.route(patches)
+            routes = method.route_blocks(patches, (rows, cols))
             if routes.shape != (rows * cols,) or routes.dtype != torch.long:
                 raise ValueError(
                     f"{type(method).__name__}.route must return {rows * cols} int64 routes, got {routes.shape}"

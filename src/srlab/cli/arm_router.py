@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from srlab.adaptive.arm_learned import ROUTER_SUFFIX, calibrate_arm_router, router_file, save_arm_router
+from srlab.adaptive.arm_learned import ROUTER_SUFFIX, ROUTER_WIDTH, calibrate_arm_router, router_file, save_arm_router
 from srlab.adaptive.rdsr import ROUTER_PATCH
 from srlab.cli.common import flag, parse_model_args, positive_int, readable_pairs
 from srlab.data.datasets import discover_pairs
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "stride", type=positive_int, default=16, metavar="T", help="between 32x32 LR patches (default 16)")
     flag(parser, "steps", type=positive_int, default=16000, metavar="N",
          help="training steps (default 16000; 4000 spent ~0.05 more of ARM-CARN's MACs at the same loss)")
+    flag(parser, "router_width", type=positive_int, default=ROUTER_WIDTH, metavar="C",
+         help=f"channels of the router's first convolution (default {ROUTER_WIDTH})")
     flag(parser, "seed", type=int, default=0, metavar="N", help="default 0 (deterministic for a seed and a thread count)")
 
 
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         pairs = readable_pairs(folder, model.scale, failures, min_lr_side=ROUTER_PATCH)
-        router, loss = calibrate_arm_router(model, pairs, stride=args.stride, steps=args.steps, seed=args.seed)
+        router, loss = calibrate_arm_router(model, pairs, stride=args.stride, steps=args.steps, seed=args.seed,
+                                             width=args.router_width)
     finally:
         for name, problem in failures.items():
             print(f"srlab: error: {name}: {problem}", file=sys.stderr)
