@@ -136,8 +136,10 @@ def test_cli_trains_the_router_beside_the_weights_and_eval_routes_with_it(capsys
     assert code == 0 and "router trained on 2 images (20 steps" in out and router_file(copy).is_file()
     narrow = tmp_path / "narrow.safetensors"
     narrow.write_bytes(weights.read_bytes())
-    code, _, _ = run_cli(capsys, "arm-router", "--checkpoint", narrow, "--data", photos, "--steps", "2", "--router-width", "8")
-    assert code == 0 and load_arm_router(router_file(narrow), srlab.create_model(checkpoint=narrow)).body[0].out_channels == 8
+    code, _, _ = run_cli(capsys, "arm-router", "--checkpoint", narrow, "--data", photos, "--steps", "2",
+                         "--router-width", "8")
+    router = load_arm_router(router_file(narrow), srlab.create_model(checkpoint=narrow))
+    assert code == 0 and router.body[0].out_channels == 8
     code, _, err = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--out", tmp_path / "r.pt")
     assert code == 2 and re.search(r"--out .* must end in \.router\.safetensors", err)
     spent = []

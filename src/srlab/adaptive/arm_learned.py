@@ -155,9 +155,11 @@ def calibrate_arm_router(
     every route runs on the whole LR image (rounded as ARM's test rounds); per 32x32 LR patch at ``stride``,
     each route's mean squared Y difference to the full width and the full width's error against HR, in
     8-bit levels squared; fitted as ``rdsr_adaptive``'s router (:func:`srlab.adaptive.rdsr.fit_router`),
-    ``width`` channels in its first convolution (contrast-normalised). Returns the router (eval mode) and the last step's loss."""
+    ``width`` channels in its first convolution (contrast-normalised). Returns the router (eval mode) and the
+    last step's loss."""
     check_supernet(supernet, "arm_learned")
-    routes = ArmLearnedRouting(supernet.eval(), _fresh_router(supernet, width=width), knob=0.0)  # its router: the one trained here
+    # its router: the one trained here
+    routes = ArmLearnedRouting(supernet.eval(), _fresh_router(supernet, width=width), knob=0.0)
     scale, side = supernet.scale, ROUTER_PATCH
     inputs, diffs, errors = [], [], []
     with torch.no_grad():

@@ -42,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -50,9 +50,6 @@ from srlab.adaptive.costs import route_macs
 from srlab.adaptive.method import AdaptiveMethod
 from srlab.adaptive.patches import check_batch
 from srlab.errors import SrlabError
-
-if TYPE_CHECKING:  # the engine imports this module
-    from srlab.adaptive.engine import PatchRoutedMethod
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -297,7 +294,7 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
 
 
 def adaptive_upscale_regions(
-    method: PatchRoutedMethod,
+    method: AdaptiveMethod,
     lr: torch.Tensor,
     *,
     block: int = 32,
