@@ -127,7 +127,7 @@ def routes_with_seams(unary: torch.Tensor, costs: torch.Tensor, seam: float, *, 
     ``unary`` (the routes' costs for a block alone) leaves out. Iterated conditional modes from the per-block
     argmin (ties to the costlier route), the two colours of a checkerboard in turn, ``sweeps`` times."""
     rows, cols, count = unary.shape
-    routes = count - 1 - torch.argmin(unary.flip(-1), dim=-1)
+    routes = _cheapest_costliest_first(unary)
     if seam == 0:
         return routes.flatten()
     colour = (torch.arange(rows)[:, None] + torch.arange(cols)) % 2
@@ -138,8 +138,14 @@ def routes_with_seams(unary: torch.Tensor, costs: torch.Tensor, seam: float, *, 
             for neighbour in _neighbours(routes):  # -1 beyond the border: no context cut there
                 differs = (neighbour[..., None] >= 0) & (every != neighbour[..., None])
                 energy += seam * differs * (costs + costs[neighbour.clamp(min=0)][..., None])
-            routes = torch.where(colour == turn, count - 1 - torch.argmin(energy.flip(-1), dim=-1), routes)
+            routes = torch.where(colour == turn, _cheapest_costliest_first(energy), routes)
     return routes.flatten()
+
+
+def _cheapest_costliest_first(energy: torch.Tensor) -> torch.Tensor:
+    """The route (last axis) of least ``energy``, ties to the costlier (later) route: a cheaper route must earn
+    its place, as in :func:`srlab.adaptive.rdsr.routes_at_price`."""
+    return energy.shape[-1] - 1 - torch.argmin(energy.flip(-1), dim=-1)
 
 
 def _neighbours(grid: torch.Tensor) -> list[torch.Tensor]:
@@ -329,10 +335,10 @@ def adaptive_upscale_regions(
             routes = method.route_blocks(patches, (rows, cols))
             if routes.shape != (rows * cols,) or routes.dtype != torch.long:
                 raise ValueError(
-                    f"{type(method).__name__}.route must return {rows * cols} int64 routes, got {routes.shape}"
+                    f"{type(method).__name__}.route_blocks must return {rows * cols} int64 routes, got {routes.shape}"
                 )
             if routes.min() < 0 or routes.max() >= method.num_routes:
-                raise ValueError(f"{type(method).__name__}.route returned a route outside 0..{method.num_routes - 1}")
+                raise ValueError(f"{type(method).__name__}.route_blocks returned a route outside 0..{method.num_routes - 1}")
             for index, count in enumerate(torch.bincount(routes, minlength=method.num_routes).tolist()):
                 counts[index] += count
             add_region_windows(jobs, image, routes.view(rows, cols), block=block, margin=margin, region=region,
