@@ -153,6 +153,30 @@ def test_cli_trains_the_router_beside_the_weights_and_eval_routes_with_it(capsys
     assert spent[0] == pytest.approx(1.0) and spent[1] < 1.0
 
 
+def test_calibration_adds_each_photos_downscaled_copies_whose_lr_holds_a_patch(photos, weights, monkeypatch, capsys,
+                                                                               tmp_path):
+    from srlab.cli import arm_router
+    from srlab.cli.common import readable_pairs
+    folder = discover_pairs(photos, 4)
+    sizes = [tuple(lr.shape[-2:]) for lr, _ in readable_pairs(folder, 4, {}, min_lr_side=32, downscales=(0.9, 0.5))]
+    # astronaut 160x192 -> x0.9 144x173 (modcropped 144x172); coffee 128x160 -> x0.9 LR 29 rows: too small
+    assert sizes == [(40, 48), (36, 43), (32, 40)]
+    seen = {}
+
+    def calibrate(model, pairs, **kw):
+        seen["sizes"] = [tuple(lr.shape[-2:]) for lr, _ in pairs]
+        raise SrlabError("stop here")
+    monkeypatch.setattr(arm_router, "calibrate_arm_router", calibrate)
+    copy = tmp_path / "supernet.safetensors"
+    copy.write_bytes(weights.read_bytes())
+    run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--downscales", "0.9")
+    assert seen["sizes"] == [(40, 48), (36, 43), (32, 40)]
+    run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--downscales")
+    assert seen["sizes"] == [(40, 48), (32, 40)]
+    code, _, err = run_cli(capsys, "arm-router", "--checkpoint", copy, "--data", photos, "--downscales", "1.5")
+    assert code == 2 and "must be a number between 0 and 1 (exclusive), got '1.5'" in err
+
+
 def test_an_image_smaller_than_the_routers_patch_is_reported_and_the_others_used(capsys, tmp_path, photos, weights):
     data = tmp_path / "data"
     shutil.copytree(photos, data)

@@ -3,9 +3,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import BENCHMARKS, needs_benchmarks, photo, write_folder
-from srlab.data.datasets import EpochSampler, PatchDataset, crop_multiple, discover_pairs, load_pair, modcrop
-from srlab.data.resize import bicubic_downscale
+from conftest import BENCHMARKS, needs_benchmarks, photo, photo_tensor, write_folder
+from srlab.data.datasets import (
+    EpochSampler, PatchDataset, crop_multiple, discover_pairs, downscaled_pair, load_pair, modcrop,
+)
+from srlab.data.resize import bicubic_downscale, imresize
 from srlab.errors import SrlabError
 
 
@@ -74,6 +76,17 @@ def test_modcrop():
     x = torch.rand(3, 13, 10)
     assert modcrop(x, 4).shape == (3, 12, 8)
     assert torch.equal(modcrop(x, 4), x[:, :12, :8])
+
+
+def test_a_downscaled_pair_is_the_photo_resized_then_modcropped_with_its_lr_made_by_d():
+    hr = photo_tensor(photo("astronaut", (130, 101))).float()
+    lr, small = downscaled_pair(hr, 0.75, 4)
+    resized = imresize(hr, scale=0.75, quantize=True)  # 76 x 98 (MATLAB's ceil)
+    assert small.shape == (3, 76, 96) and torch.equal(small, resized[:, :76, :96])
+    assert torch.equal(lr, bicubic_downscale(small, 4, quantize=True)) and lr.shape == (3, 19, 24)
+    for factor in (0, 1, 1.5):
+        with pytest.raises(SrlabError, match="between 0 and 1"):
+            downscaled_pair(hr, factor, 4)
 
 
 def _dataset(tiny_photos, **kw):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from srlab.adaptive import AdaptiveMethod, adaptive_for, list_adaptive
-from srlab.data.datasets import PairedFolder, load_pair
+from srlab.data.datasets import PairedFolder, downscaled_pair, load_pair
 from srlab.data.io import list_images
 from srlab.errors import SrlabError
 from srlab.inference.path_cache import PathCache
@@ -59,6 +59,10 @@ def non_negative_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a positive number")
+
+
+def open_fraction(text: str) -> float:
+    return _number(text, float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 
 
 def scale_factor(text: str) -> int | float:
@@ -191,10 +195,13 @@ def adaptive_from_flags(args: argparse.Namespace, model: nn.Module) -> AdaptiveM
 
 
 def readable_pairs(
-    folder: PairedFolder, scale: float, failures: dict[str, str], *, min_lr_side: int = 1
+    folder: PairedFolder, scale: float, failures: dict[str, str], *, min_lr_side: int = 1,
+    downscales: Sequence[float] = (),
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The (LR, HR) pairs of ``folder`` that load, with LR sides of at least ``min_lr_side``; each other goes
-    into ``failures`` (name: why), for the command to report in one line each while the others are used."""
+    into ``failures`` (name: why), for the command to report in one line each while the others are used.
+    After each pair, its HR image downscaled by each of ``downscales`` (:func:`downscaled_pair`), where its LR
+    still has ``min_lr_side``."""
     for pair in folder.pairs:
         try:
             lr, hr = load_pair(pair, scale)
@@ -206,6 +213,10 @@ def readable_pairs(
                                    "patches the router learns from: give larger images")
             continue
         yield lr, hr
+        for factor in downscales:
+            small_lr, small_hr = downscaled_pair(hr, factor, scale)
+            if min(small_lr.shape[-2:]) >= min_lr_side:
+                yield small_lr, small_hr
 
 
 def images_of(inputs: Sequence[str | Path]) -> list[Path]:

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler
 from srlab.data.degrade import Degradation, sample_rng
 from srlab.data.degrade.usm import usm_sharpen
 from srlab.data.io import IMAGE_EXTENSIONS, list_images, read_rgb
-from srlab.data.resize import bicubic_downscale
+from srlab.data.resize import bicubic_downscale, imresize
 from srlab.errors import SrlabError
 
 
@@ -130,6 +130,16 @@ def load_pair(pair: ImagePair, scale: float) -> tuple[torch.Tensor, torch.Tensor
             f"needs {expected[1]}x{expected[0]} at x{scale}: check the scale or the files"
         )
     return lr, hr
+
+
+def downscaled_pair(hr: torch.Tensor, factor: float, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR, HR) of the HR image ``hr`` first downscaled by ``factor`` in (0, 1) (MATLAB bicubic, 8-bit) and
+    modcropped: the same photo at a smaller content scale, denser in detail per pixel. Calibration data for
+    the routers (more kinds of patches from the same photos); the LR is made with D as :func:`load_pair`'s."""
+    if not 0 < factor < 1:
+        raise SrlabError(f"downscale factor {factor} must be between 0 and 1 (exclusive)")
+    small = modcrop(imresize(hr, scale=factor, quantize=True), scale)
+    return bicubic_downscale(small, scale, quantize=True), small
 
 
 def _to_uint8(image: torch.Tensor) -> torch.Tensor:
