@@ -61,7 +61,7 @@ ROUTER_WIDTH = 32
 ROUTER_CONTRAST = True
 # `srlab arm-router` also learns from each calibration photo downscaled by these factors (1.8x the patches, of
 # denser detail): held-out errors were the router's limit (its log-difference error on the 2K test photos 3x its
-# training one, stride 8 instead of 16 no help). Measured below (README: "More calibration data").
+# training one; stride 8 instead of 16 no help). Measured in the README, "More calibration data".
 CALIBRATION_DOWNSCALES = (0.75, 0.5)
 # Router files written before the shape was recorded in their metadata (session 25) hold this one.
 UNRECORDED_SHAPE = {"width": 16, "contrast": False}
