@@ -100,3 +100,24 @@ def test_a_feature_router_is_added_beside_the_first_router_and_upscaling_runs_th
                            "--checkpoint", both, "--knob", "0.1")
     assert code == 0, err
     assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_the_router_can_learn_from_downscaled_copies_of_each_image(capsys, tmp_path, tiny_photos, monkeypatch):
+    from srlab.cli import rdsr_router
+
+    seen = []
+
+    def calibrate(model, pairs, **kwargs):
+        seen.append([tuple(lr.shape[-2:]) for lr, _ in pairs])
+        return 0.0
+    monkeypatch.setattr(rdsr_router, "calibrate_router", calibrate)
+    weights = _weights(tmp_path)
+    for flags in ((), ("--downscales", "0.9", "0.5")):
+        code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                               "--out", tmp_path / f"r{len(flags)}.safetensors", *flags)
+        assert code == 0, err
+    # HR 72x96 (rows x columns) at x2: LR 36x48; downscaled by 0.9 LR 32x43; by 0.5 LR 18x24, under one 32x32 patch
+    assert seen[0] == [(36, 48)] * 4 and seen[1] == [(36, 48), (32, 43)] * 4
+    code, _, err = run_cli(capsys, "rdsr-router", "--checkpoint", weights, "--data", tiny_photos["train"],
+                           "--out", tmp_path / "bad.safetensors", "--downscales", "0")
+    assert code == 2 and "between 0 and 1" in err

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from srlab.adaptive.rdsr import ROUTER_PATCH, calibrate_feature_router, calibrate_router, with_router
-from srlab.cli.common import flag, positive_int, readable_pairs
+from srlab.cli.common import flag, open_fraction, positive_int, readable_pairs
 from srlab.data.datasets import discover_pairs
 from srlab.errors import SrlabError
 from srlab.fileio import check_not_overwriting
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "out", required=True, metavar="FILE", help="FILE.safetensors: the weights with the trained router")
     flag(parser, "stride", type=positive_int, metavar="T",
          help="between 32x32 LR patches (default 16; 32 with --feature_router)")
+    flag(parser, "downscales", type=open_fraction, nargs="*", default=[], metavar="F",
+         help="also learn from each image downscaled by these factors, its content denser per pixel (default: the "
+              "images as they are, the bundled routers' recipe)")
     flag(parser, "steps", type=positive_int, default=16000, metavar="N",
          help="training steps (default 16000; the bundled routers' count: 4000 spent more MACs at the same loss)")
     flag(parser, "seed", type=int, default=0, metavar="N",
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for name, calibrate, stride in calibrations:
             start = time.perf_counter()
-            pairs = readable_pairs(folder, model.scale, failures, min_lr_side=ROUTER_PATCH)
+            pairs = readable_pairs(folder, model.scale, failures, min_lr_side=ROUTER_PATCH,
+                                   downscales=args.downscales)
             loss = calibrate(model, pairs, stride=args.stride or stride, steps=args.steps, seed=args.seed)
             print(f"{name} trained on {len(folder.pairs) - len(failures)} images ({args.steps} steps, final loss "
                   f"{loss:.3f}) in {time.perf_counter() - start:.0f} s")

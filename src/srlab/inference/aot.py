@@ -36,6 +36,7 @@ from torch import nn
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.cache_keys import code_fingerprint, device_model, srlab_home, weights_fingerprint
+from srlab.inference.fusion import compile_settings
 from srlab.models.registry import spec_of
 
 DEFAULT_CACHE_GB = 8.0
@@ -104,12 +105,10 @@ class AotCompiled:
 
 def _build(net: nn.Module, x: torch.Tensor, file: Path) -> None:
     """Export ``net`` for inputs like ``x`` and compile it into the package ``file`` (weights frozen in)."""
-    import torch._inductor.config as inductor_config
-
     with torch.no_grad():
         exported = torch.export.export(net, (x,))
         file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(file) as temporary, inductor_config.patch(freezing=True):
+        with atomic_path(file) as temporary, compile_settings():
             torch._inductor.aoti_compile_and_package(exported, package_path=str(temporary))
 
 

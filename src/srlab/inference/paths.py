@@ -5,8 +5,8 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
 
 - ``eager``: the model as it is (the reference every other path is checked against);
 - ``channels_last``: weights and activations in NHWC, which oneDNN's convolutions prefer;
-- ``compile``: inductor with freezing (weights folded into the graph as constants, prepacked for oneDNN);
-  needs a C++ compiler on CPU and compiles once per input shape: on the CPU into a package kept in
+- ``compile``: inductor with freezing (weights folded into the graph as constants, prepacked for oneDNN)
+  and srlab's fusion pass (:mod:`srlab.inference.fusion`); needs a C++ compiler on CPU and compiles once per input shape: on the CPU into a package kept in
   ``$SRLAB_HOME/compiled`` that later processes load (:mod:`srlab.inference.aot`), elsewhere with
   ``torch.compile`` in the process; skipped, with the reason recorded, wherever it is unavailable or fails;
 - ``onnxruntime``: the model exported to ONNX (:func:`srlab.export.onnx.export_onnx`, dynamic shapes,
@@ -59,6 +59,7 @@ from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
 from srlab.inference.aot import AotCompiled, cache_limit_bytes, package_file
 from srlab.inference.cache_keys import weights_fingerprint
+from srlab.inference.fusion import compile_settings
 from srlab.inference.precision import cpu_has_bf16, to_reduced_precision
 from srlab.inference.rounding import float32_rounding, float64_reference
 
@@ -83,7 +84,8 @@ BF16_MEASURED_DROP = {
     "rlfn": (0.0031, 0.0021),
     "bsrn": (0.0089, 0.0138),
     # SPAN-ch28's weights (the same blocks for span), its attention and conv_cat's sum in float32 (AMD EPYC Zen 4;
-    # 0.0166 / 0.0126 on the Xeon with the attention's earlier tanh form, 0.0361 / 0.0158 all in bf16)
+    # the Xeon's AMX 0.0172 / 0.0107; 0.0166 / 0.0126 there with the attention's earlier tanh form, 0.0361 / 0.0158
+    # all in bf16)
     "span": (0.0172, 0.0111),
     "span_ch28": (0.0172, 0.0111),
     "safmn_pp": (0.0115, 0.0051),
@@ -189,10 +191,7 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
     run = AotCompiled(bounded, model, path.name) if on_cpu else torch.compile(bounded, dynamic=False)
 
     def compiled_forward(x: torch.Tensor, **kwargs) -> torch.Tensor:
-        import torch._inductor.config as inductor_config
-
-        # freezing folds the weights into the graph; it applies when a shape compiles
-        with inductor_config.patch(freezing=True):
+        with compile_settings():
             return run(x.to(torch.float32), **kwargs)
 
     return compiled_forward
