@@ -36,7 +36,6 @@ from torch import nn
 from srlab.errors import SrlabError
 from srlab.fileio import atomic_path
 from srlab.inference.cache_keys import code_fingerprint, device_model, srlab_home, weights_fingerprint
-from srlab.inference.fusion import compile_settings
 from srlab.models.registry import spec_of
 
 DEFAULT_CACHE_GB = 8.0
@@ -105,6 +104,8 @@ class AotCompiled:
 
 def _build(net: nn.Module, x: torch.Tensor, file: Path) -> None:
     """Export ``net`` for inputs like ``x`` and compile it into the package ``file`` (weights frozen in)."""
+    from srlab.inference.fusion import compile_settings  # imports inductor: 0.8 s, paid only to compile
+
     with torch.no_grad():
         exported = torch.export.export(net, (x,))
         file.parent.mkdir(parents=True, exist_ok=True)

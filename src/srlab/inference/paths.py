@@ -6,9 +6,10 @@ out, so that :func:`srlab.inference.upscale.upscale_tensor` pads, tiles and crop
 - ``eager``: the model as it is (the reference every other path is checked against);
 - ``channels_last``: weights and activations in NHWC, which oneDNN's convolutions prefer;
 - ``compile``: inductor with freezing (weights folded into the graph as constants, prepacked for oneDNN)
-  and srlab's fusion pass (:mod:`srlab.inference.fusion`); needs a C++ compiler on CPU and compiles once per input shape: on the CPU into a package kept in
-  ``$SRLAB_HOME/compiled`` that later processes load (:mod:`srlab.inference.aot`), elsewhere with
-  ``torch.compile`` in the process; skipped, with the reason recorded, wherever it is unavailable or fails;
+  and srlab's fusion pass (:mod:`srlab.inference.fusion`); needs a C++ compiler on CPU and compiles once per
+  input shape: on the CPU into a package kept in ``$SRLAB_HOME/compiled`` that later processes load
+  (:mod:`srlab.inference.aot`), elsewhere with ``torch.compile`` in the process; skipped, with the reason
+  recorded, wherever it is unavailable or fails;
 - ``onnxruntime``: the model exported to ONNX (:func:`srlab.export.onnx.export_onnx`, dynamic shapes,
   once per model and process: a second to a few seconds for the convolutional networks) and run by
   onnxruntime on the CPU (:class:`srlab.export.runtime.OnnxModel`); needs the ``onnxruntime`` and
@@ -59,7 +60,6 @@ from srlab.errors import SrlabError, SrlabWarning
 from srlab.models.registry import spec_of
 from srlab.inference.aot import AotCompiled, cache_limit_bytes, package_file
 from srlab.inference.cache_keys import weights_fingerprint
-from srlab.inference.fusion import compile_settings
 from srlab.inference.precision import cpu_has_bf16, to_reduced_precision
 from srlab.inference.rounding import float32_rounding, float64_reference
 
@@ -191,6 +191,8 @@ def build_path(path: InferencePath, model: nn.Module) -> Callable[[torch.Tensor]
     run = AotCompiled(bounded, model, path.name) if on_cpu else torch.compile(bounded, dynamic=False)
 
     def compiled_forward(x: torch.Tensor, **kwargs) -> torch.Tensor:
+        from srlab.inference.fusion import compile_settings  # imports inductor: paid only where a path compiles
+
         with compile_settings():
             return run(x.to(torch.float32), **kwargs)
 
