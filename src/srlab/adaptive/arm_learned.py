@@ -61,7 +61,9 @@ ROUTER_WIDTH = 32
 ROUTER_CONTRAST = True
 # `srlab arm-router` also learns from each calibration photo downscaled by these factors (1.8x the patches, of
 # denser detail): held-out errors were the router's limit (its log-difference error on the 2K test photos 3x its
-# training one; stride 8 instead of 16 no help). Measured in the README, "More calibration data".
+# training one; stride 8 instead of 16 no help). Measured in the README, "More calibration data": one router so
+# trained (AMD EPYC Zen 4) ~0.55 of ARM-CARN's MACs at -0.03 dB on the 2K photos against ~0.57 without, but the
+# CLI's own run on an Intel Xeon ~0.58: trainings spread as much as that gain, so the default is not settled.
 CALIBRATION_DOWNSCALES = (0.75, 0.5)
 # Router files written before the shape was recorded in their metadata (session 25) hold this one.
 UNRECORDED_SHAPE = {"width": 16, "contrast": False}
